@@ -1,0 +1,165 @@
+"""The ``raoutcome`` command line: parse arguments, call the library, print.
+
+No logic lives here. Library errors caused by user input derive from
+:class:`raoutcome.errors.InputError` and become a message on stderr and exit
+code 2. Heavy imports (torch) happen inside the commands so ``--help`` is fast.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from raoutcome.errors import InputError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Outcome prediction from longitudinal rheumatology radiographs, beyond the Sharp score.",
+)
+
+
+def _fail(err: Exception) -> None:
+    typer.echo(f"error: {err}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def validate(path: Path = typer.Argument(..., help="Cohort folder or cohort.toml")) -> None:
+    """Check a cohort manifest; print a summary, or every problem found (exit 2)."""
+    from raoutcome.cohort import load
+
+    try:
+        cohort = load(path)
+    except InputError as err:
+        _fail(err)
+    typer.echo(cohort.summary())
+
+
+@app.command()
+def simulate(
+    config: Path = typer.Option(..., "--config", help="Simulator TOML, e.g. cohorts/demo.toml"),
+    out: Path = typer.Option(..., "--out", help="Folder to write the cohort into"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Overrides the config's seed"),
+    format: Optional[str] = typer.Option(None, "--format", help="dicom (default) or png"),
+) -> None:
+    """Simulate a synthetic longitudinal RA cohort with known truth."""
+    from raoutcome.synth import simulate as run_simulation
+
+    try:
+        path = run_simulation(config, out, seed=seed, image_format=format)
+    except InputError as err:
+        _fail(err)
+    typer.echo(f"cohort written to {path}")
+
+
+@app.command()
+def train(
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort folder or cohort.toml"),
+    config: Path = typer.Option(..., "--config", help="Training TOML"),
+    out: Path = typer.Option(..., "--out", help="Run folder (resumed if it holds checkpoints)"),
+) -> None:
+    """Train the longitudinal multitask model (cross-fitted folds if configured)."""
+    from raoutcome.cohort import load
+    from raoutcome.training import train_run
+
+    try:
+        run = train_run(load(cohort), config, out)
+    except InputError as err:
+        _fail(err)
+    typer.echo(f"run written to {run}")
+
+
+@app.command()
+def predict(
+    run: Path = typer.Option(..., "--run", help="Run folder written by `raoutcome train`"),
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort folder or cohort.toml"),
+    out: Path = typer.Option(..., "--out", help="Predictions file (.nc or .zarr)"),
+) -> None:
+    """Write a Predictions dataset (patient_id x visit_id) for every visit of a cohort."""
+    from raoutcome.cohort import load
+    from raoutcome.training import predict_run
+
+    try:
+        path = predict_run(run, load(cohort), out)
+    except InputError as err:
+        _fail(err)
+    typer.echo(f"predictions written to {path}")
+
+
+@app.command()
+def analyze(
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort folder or cohort.toml"),
+    predictions: Path = typer.Option(..., "--predictions", help="Predictions file (.nc or .zarr)"),
+    out: Path = typer.Option(..., "--out", help="Folder for tables (CSV) and figures (PNG)"),
+) -> None:
+    """Metrics, survival, longitudinal, incremental-value and endpoint analyses."""
+    from raoutcome.cohort import load
+    from raoutcome.workflows.analyze import analyze as run_analysis
+
+    try:
+        path = run_analysis(load(cohort), predictions, out)
+    except InputError as err:
+        _fail(err)
+    typer.echo(f"analysis written to {path}")
+
+
+@app.command()
+def attribute(
+    run: Path = typer.Option(..., "--run", help="Run folder written by `raoutcome train`"),
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort folder or cohort.toml"),
+    out: Path = typer.Option(..., "--out", help="Folder for overlays, region table and maps"),
+    method: str = typer.Option("integrated_gradients", "--method", help="integrated_gradients | gradcam | occlusion"),
+    max_images: int = typer.Option(64, "--max-images", help="Attribute at most this many images"),
+) -> None:
+    """Captum attribution per head, summarised over anatomical regions."""
+    from raoutcome.cohort import load
+    from raoutcome.workflows.attribute import attribute as run_attribution
+
+    try:
+        path = run_attribution(run, load(cohort), out, method=method, max_images=max_images)
+    except InputError as err:
+        _fail(err)
+    typer.echo(f"attribution written to {path}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the whole demo study"),
+    force: bool = typer.Option(False, "--force", help="Re-run finished stages"),
+) -> None:
+    """The whole study on the embedded synthetic cohort, as one HTML report."""
+    from raoutcome.workflows.study import run_demo
+
+    try:
+        report = run_demo(out, force=force)
+    except InputError as err:
+        _fail(err)
+    typer.echo(f"report: {report}")
+
+
+@app.command()
+def study(
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort folder or cohort.toml"),
+    config: Path = typer.Option(..., "--config", help="Study TOML (training + analysis settings)"),
+    out: Path = typer.Option(..., "--out", help="Folder for the whole study"),
+    force: bool = typer.Option(False, "--force", help="Re-run finished stages"),
+) -> None:
+    """The demo pipeline on a user's own cohort (no simulator, no truth section)."""
+    from raoutcome.workflows.study import run_study
+
+    try:
+        report = run_study(cohort, config, out, force=force)
+    except InputError as err:
+        _fail(err)
+    typer.echo(f"report: {report}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
