@@ -1,0 +1,215 @@
+"""The :class:`Cohort`: validated, typed manifest tables plus the views everything else uses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from raoutcome.anatomy import DEFORMITY_EVENT
+from raoutcome.cohort import schema, splits
+from raoutcome.cohort.validation import check, read_all
+from raoutcome.errors import CohortValidationError, InputError
+
+
+@dataclass(eq=False)
+class Cohort:
+    """A validated cohort.
+
+    Tables are pandas DataFrames with string IDs:
+
+    - ``patients``: ``patient_id`` + covariates, sorted by patient_id.
+    - ``visits``: ``patient_id, visit_id, time_years`` (float, years since the patient's
+      first visit) and every outcome in :data:`raoutcome.anatomy.OUTCOMES` (float, NaN
+      when missing), plus ``date`` if given; sorted by patient_id, time_years.
+    - ``images``: ``patient_id, visit_id, view, path`` (posix path relative to ``root``).
+    - ``events``: ``patient_id, event, time_years, observed`` (int 0/1).
+    - ``joints`` (or None): ``patient_id, visit_id, joint, kind, score``.
+    - ``landmarks`` (or None): ``path, landmark, x, y``.
+    """
+
+    root: Path
+    patients: pd.DataFrame
+    visits: pd.DataFrame
+    images: pd.DataFrame
+    events: pd.DataFrame
+    joints: pd.DataFrame | None = None
+    landmarks: pd.DataFrame | None = None
+    source: Path | None = None
+
+    # ------------------------------------------------------------ basics
+    def __repr__(self) -> str:
+        return (f"Cohort(root={str(self.root)!r}, patients={len(self.patients)}, visits={len(self.visits)}, "
+                f"images={len(self.images)}, events={len(self.events)})")
+
+    @property
+    def patient_ids(self) -> list[str]:
+        """Every patient id, sorted."""
+        return self.patients["patient_id"].tolist()
+
+    def image_path(self, rel: str | Path) -> Path:
+        """Absolute path of an image given its ``images.path`` (relative to ``root``)."""
+        return self.root / Path(rel)
+
+    def subset(self, patient_ids: Iterable[str]) -> "Cohort":
+        """A cohort with only these patients (every table filtered; order kept)."""
+        wanted = pd.Index([str(p) for p in patient_ids]).unique()
+        unknown = wanted.difference(pd.Index(self.patients["patient_id"]))
+        if len(unknown):
+            shown = ", ".join(map(repr, unknown[:10]))
+            raise KeyError(f"subset: {len(unknown)} patient id(s) not in the cohort: {shown}")
+
+        def keep(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+            if frame is None:
+                return None
+            return frame[frame["patient_id"].isin(wanted)].reset_index(drop=True)
+
+        images = keep(self.images)
+        landmarks = None
+        if self.landmarks is not None:
+            landmarks = self.landmarks[self.landmarks["path"].isin(images["path"])].reset_index(drop=True)
+        return replace(
+            self,
+            patients=keep(self.patients),
+            visits=keep(self.visits),
+            images=images,
+            events=keep(self.events),
+            joints=keep(self.joints),
+            landmarks=landmarks,
+        )
+
+    # ------------------------------------------------------------ views
+    def to_xarray(self) -> xr.Dataset:
+        """Dataset with dims ``patient_id`` x ``visit`` (0, 1, ... in time order).
+
+        Variables: ``visit_id`` (str, "" where the patient has fewer visits),
+        ``time_years`` and every outcome (float, NaN where absent), and
+        ``n_visits`` (per patient). Patients without visits keep an all-NaN row.
+        """
+        patients = pd.Index(self.patients["patient_id"], name="patient_id")
+        v = self.visits
+        pi = patients.get_indexer(v["patient_id"])
+        vi = v.groupby("patient_id", sort=False).cumcount().to_numpy()
+        n_vis = int(vi.max()) + 1 if len(v) else 0
+        shape = (len(patients), n_vis)
+        data_vars: dict[str, tuple] = {}
+        ids = np.full(shape, "", dtype=object)
+        ids[pi, vi] = v["visit_id"].to_numpy(dtype=object)
+        data_vars["visit_id"] = (("patient_id", "visit"), ids.astype(str) if ids.size else ids.astype("<U1"))
+        for name in ("time_years", *schema.OUTCOMES):
+            grid = np.full(shape, np.nan, dtype=np.float64)
+            grid[pi, vi] = v[name].to_numpy(dtype=np.float64)
+            data_vars[name] = (("patient_id", "visit"), grid)
+        counts = np.bincount(pi, minlength=len(patients)) if len(v) else np.zeros(len(patients), dtype=np.int64)
+        data_vars["n_visits"] = (("patient_id",), counts.astype(np.int64))
+        return xr.Dataset(
+            data_vars,
+            coords={"patient_id": patients.to_numpy(dtype=str), "visit": np.arange(n_vis)},
+            attrs={"root": str(self.root)},
+        )
+
+    def event_table(self, event: str = DEFORMITY_EVENT, censor_missing: bool = True) -> pd.DataFrame:
+        """One row per patient: ``patient_id, time_years, observed`` for ``event``.
+
+        Patients with no row for the event are, with ``censor_missing`` (default),
+        censored at their last visit (observed 0); patients with neither an event row
+        nor any visit are left out. Without ``censor_missing`` only the event rows are used.
+        """
+        ev = self.events[self.events["event"] == event][["patient_id", "time_years", "observed"]]
+        if censor_missing:
+            last = self.visits.groupby("patient_id", sort=True)["time_years"].max()
+            missing = last.index.difference(pd.Index(ev["patient_id"]))
+            extra = pd.DataFrame({"patient_id": missing, "time_years": last.loc[missing].to_numpy(),
+                                  "observed": 0})
+            ev = pd.concat([ev, extra], ignore_index=True) if len(extra) else ev
+        ev = ev.astype({"time_years": float, "observed": np.int64})
+        return ev.sort_values("patient_id").reset_index(drop=True)
+
+    def event_status(self, event: str | None = DEFORMITY_EVENT) -> pd.Series:
+        """Per patient (all patients, sorted): 1 if ``event`` was observed, else 0."""
+        status = pd.Series(0, index=pd.Index(self.patients["patient_id"], name="patient_id"), dtype=np.int64)
+        if event is None:
+            return status
+        ev = self.events[(self.events["event"] == event) & (self.events["observed"] == 1)]
+        status[status.index.isin(ev["patient_id"])] = 1
+        return status
+
+    # ------------------------------------------------------------ splits
+    def kfold(self, k: int = 5, seed: int = 0,
+              stratify_event: str | None = DEFORMITY_EVENT) -> list[tuple[list[str], list[str]]]:
+        """``k`` (train_ids, test_ids) patient lists; each patient is tested exactly once.
+
+        Stratified on whether ``stratify_event`` was observed (None: not stratified).
+        """
+        status = self.event_status(stratify_event)
+        return splits.kfold(status.index.tolist(), status.to_numpy(), k, seed=seed)
+
+    def split(self, test: float = 0.2, val: float = 0.1, seed: int = 0,
+              stratify_event: str | None = DEFORMITY_EVENT) -> splits.Split:
+        """(train, validation, test) patient id lists, stratified on event status."""
+        status = self.event_status(stratify_event)
+        return splits.split(status.index.tolist(), status.to_numpy(), test=test, val=val, seed=seed)
+
+    # ------------------------------------------------------------ text
+    def summary(self) -> str:
+        """A readable text summary (patients, visits, images per view, completeness, events)."""
+        from raoutcome.cohort.summary import summarize
+
+        return summarize(self)
+
+
+# ---------------------------------------------------------------- loading
+
+_LEADING = {
+    "patients": ["patient_id"],
+    "visits": ["patient_id", "visit_id", "time_years", *schema.OUTCOMES],
+    "images": ["patient_id", "visit_id", "view", "path"],
+    "events": ["patient_id", "event", "time_years", "observed"],
+    "joints": ["patient_id", "visit_id", "joint", "kind", "score"],
+    "landmarks": ["path", "landmark", "x", "y"],
+}
+
+
+def _finish(frame: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
+    """Final types, column order (ours first, then the user's extras) and row order."""
+    if frame is None:
+        return None
+    if name == "patients":
+        frame = frame.sort_values("patient_id", kind="stable")
+    elif name == "visits":
+        frame = frame.sort_values(["patient_id", "time_years"], kind="stable")
+    elif name == "events":
+        frame = frame.assign(observed=frame["observed"].astype(np.int64))
+    lead = _LEADING[name]
+    frame = frame[lead + [c for c in frame.columns if c not in lead]]
+    return frame.reset_index(drop=True)
+
+
+def load(path: str | Path, check_files: bool = True) -> Cohort:
+    """Read and validate a cohort (folder or cohort.toml).
+
+    Raises :class:`~raoutcome.errors.CohortValidationError` listing every problem
+    (file, row, column, value). ``check_files=False`` skips the image-file checks.
+    Nothing is written.
+    """
+    if path is None:
+        raise InputError("no cohort path given")
+    spec, tables, problems = read_all(path)
+    if spec.table_dir.is_dir():
+        found, clean = check(spec, tables, check_files=check_files)
+        problems = problems + found
+    if problems:
+        raise CohortValidationError(problems)
+    return Cohort(
+        root=spec.root.resolve(),
+        patients=_finish(clean["patients"], "patients"),
+        visits=_finish(clean["visits"], "visits"),
+        images=_finish(clean["images"], "images"),
+        events=_finish(clean["events"], "events"),
+        joints=_finish(clean["joints"], "joints"),
+        landmarks=_finish(clean["landmarks"], "landmarks"),
+        source=Path(path),
+    )
