@@ -98,10 +98,6 @@ class RegionMap:
         return RegionMap(resize_nearest(self.labels, shape), self.source,
                          {k: resize_nearest(v.astype(np.uint8), shape).astype(bool) for k, v in self.sites.items()})
 
-    def flipped(self) -> "RegionMap":
-        """Mirrored left <-> right (to follow an image flipped to canonical orientation)."""
-        return RegionMap(self.labels[:, ::-1].copy(), self.source, {k: v[:, ::-1].copy() for k, v in self.sites.items()})
-
 
 def resize_nearest(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of a 2-D label array to ``shape`` (rows, cols)."""
@@ -191,10 +187,11 @@ def foreground_mask(image: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------- (c) fallback
-def fallback_regions(image: np.ndarray, name: str = "image") -> RegionMap:
+def fallback_regions(image: np.ndarray, name: str = "image", warn: bool = True) -> RegionMap:
     """Foreground / background only, with a warning (no truth label map, no landmarks)."""
-    warnings.warn(f"{name}: no region label map and no landmarks; attribution regions fall back to "
-                  "foreground/background only", stacklevel=2)
+    if warn:
+        warnings.warn(f"{name}: no region label map and no landmarks; attribution regions fall back to "
+                      "foreground/background only", stacklevel=2)
     labels = np.where(foreground_mask(image), FOREGROUND, REGIONS["background"]).astype(np.uint8)
     return RegionMap(labels, "fallback")
 
@@ -358,7 +355,7 @@ def regions_from_landmarks(image: np.ndarray, landmarks) -> RegionMap:
 
 # --------------------------------------------------------------------------------------------- dispatcher
 def image_regions(image: np.ndarray, label_map_path: str | Path | None = None, landmarks=None,
-                  name: str = "image") -> RegionMap:
+                  name: str = "image", warn: bool = True) -> RegionMap:
     """Best available regions for one image: truth label map, else landmarks, else the fallback.
 
     ``image`` is the radiograph in the frame the label map / landmarks refer to (the stored image).
@@ -370,4 +367,50 @@ def image_regions(image: np.ndarray, label_map_path: str | Path | None = None, l
         return rm
     if landmarks is not None and len(landmarks) >= 2:
         return regions_from_landmarks(image, landmarks)
-    return fallback_regions(image, name=name)
+    return fallback_regions(image, name=name, warn=warn)
+
+
+# ------------------------------------------------------------------------------------- model input frame
+#: Region maps are computed at most this many pixels on the long side (landmarks scaled alike): the
+#: masks end up at the model's input size anyway, and full-size DICOMs would cost seconds per image.
+WORK_SIDE = 1024
+
+
+def model_frame_regions(pixels: np.ndarray, view: str | None, size: int, label_map_path: str | Path | None = None,
+                        landmarks=None, name: str = "image", work_side: int = WORK_SIDE,
+                        warn: bool = True) -> RegionMap:
+    """Regions of a stored image, carried into the model's input frame.
+
+    ``pixels`` is the decoded stored image (``read_image(path).pixels``); label maps and landmarks refer
+    to its pixels. The result matches :func:`raoutcome.imaging.transforms.preprocess` exactly:
+    right-side views mirrored, long side scaled to ``size``, the short side padded (as background).
+    """
+    from raoutcome.imaging.transforms import ResizeGeometry, canonical_orientation, resize_pad
+
+    pixels = np.asarray(pixels, dtype=np.float32)
+    rows, cols = pixels.shape
+    scale = min(1.0, work_side / max(rows, cols))
+    if landmarks is not None and len(landmarks) >= 2 and scale < 1.0:
+        side = max(1, round(max(rows, cols) * scale))
+        geom = ResizeGeometry.fit(rows, cols, side)
+        work = resize_pad(pixels, side)[geom.pad_top:geom.pad_top + geom.new_rows,
+                                geom.pad_left:geom.pad_left + geom.new_columns]
+        pts = _as_points(landmarks)
+        xs, ys = geom.to_square(*np.array(list(pts.values())).T)
+        landmarks = {k: (x - geom.pad_left, y - geom.pad_top) for k, x, y in zip(pts, xs, ys)}
+        rm = image_regions(work, label_map_path, landmarks, name=name, warn=warn)
+    else:
+        rm = image_regions(pixels, label_map_path, landmarks, name=name, warn=warn)
+    rm = RegionMap(np.ascontiguousarray(canonical_orientation(rm.labels, view)), rm.source,
+                   {k: np.ascontiguousarray(canonical_orientation(v, view)) for k, v in rm.sites.items()})
+    geom = ResizeGeometry.fit(rows, cols, size)
+    inner = rm.resized((geom.new_rows, geom.new_columns))
+
+    def place(a: np.ndarray, fill) -> np.ndarray:
+        out = np.full((size, size), fill, dtype=a.dtype)
+        out[geom.pad_top:geom.pad_top + geom.new_rows, geom.pad_left:geom.pad_left + geom.new_columns] = a
+        return out
+
+    return RegionMap(place(inner.labels, REGIONS["background"]), rm.source,
+                     {k: place(v, False) for k, v in inner.sites.items()})
+
