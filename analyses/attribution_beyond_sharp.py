@@ -59,12 +59,13 @@ def train(cohort, config: Path, out: Path) -> Path:
     return Path(train_run(cohort, config, out))
 
 
-def attribute(run: Path, cohort, out: Path, method: str, max_images: int, n_boot: int, seed: int) -> pd.DataFrame:
+def attribute(run: Path, cohort, out: Path, method: str, max_images: int, n_boot: int, seed: int,
+              settings: dict | None = None) -> pd.DataFrame:
     """Attribute the HAQ and SvdH heads; returns the per-image region table."""
     from raoutcome.workflows.attribute import attribute as run_attribution
 
     run_attribution(run, cohort, out, method=method, max_images=max_images, heads=list(HEADS), n_boot=n_boot,
-                    seed=seed)
+                    seed=seed, settings=settings)
     return pd.read_csv(out / "regions.csv", dtype={"patient_id": str, "visit_id": str})
 
 
@@ -128,7 +129,7 @@ def real_hand_regions_figure(n: int = 4):
     return fig
 
 
-def real_hand_attribution_figure(run: Path, method: str):
+def real_hand_attribution_figure(run: Path, method: str, settings: dict | None = None):
     """The demo model's HAQ and SvdH attribution on one real hand, landmark regions outlined."""
     from raoutcome.attribution.methods import attribute_images, settings_from
     from raoutcome.attribution.regions import model_frame_regions
@@ -146,7 +147,7 @@ def real_hand_attribution_figure(run: Path, method: str):
     x = preprocess(pixels, view, prep["size"], contrast=prep["contrast"], pad_value=prep["pad_value"])
     lm = pd.read_csv(REAL_HANDS / "landmarks.csv")
     rm = model_frame_regions(pixels, view, prep["size"], landmarks=lm[lm["image"] == name])
-    maps = attribute_images(models, x[None], view, list(HEADS), settings_from(method))
+    maps = attribute_images(models, x[None], view, list(HEADS), settings_from(method, settings))
     return attribution_overlay_figure(x, {h: m[0] for h, m in maps.items()}, rm.labels,
                                       title=f"{name}: demo model ({method}); SvdH sites outlined from landmarks")
 
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--null-config", type=Path, default=COHORTS["null"])
     ap.add_argument("--method", default="integrated_gradients")
     ap.add_argument("--max-images", type=int, default=96)
+    ap.add_argument("--n-steps", type=int, default=32, help="Integrated Gradients steps")
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--docs", action="store_true", help="also copy the real-hand figures to docs/img/")
@@ -170,13 +172,14 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
+    settings = {"n_steps": args.n_steps} if args.method == "integrated_gradients" else None
     results, runs = [], {}
     for name, config in (("demo", args.demo_config), ("null_cohort", args.null_config)):
         print(f"== {name} cohort ({config})", flush=True)
         cohort = load(simulate(config, out / name / "cohort", seed=None))
         runs[name] = train(cohort, args.train_config, out / name / "run")
         table = attribute(runs[name], cohort, out / name / "attribution", args.method, args.max_images,
-                          args.n_boot, args.seed)
+                          args.n_boot, args.seed, settings)
         results += density_ratios(table, name, args.n_boot, args.seed)
     judged = judge(pd.DataFrame(results))
     judged.to_csv(out / "results.csv", index=False)
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(judged[[c for c in cols if c in judged]].to_string(index=False))
 
     figures = {"real_hand_regions.png": real_hand_regions_figure(),
-               "real_hand_attribution.png": real_hand_attribution_figure(runs["demo"], args.method)}
+               "real_hand_attribution.png": real_hand_attribution_figure(runs["demo"], args.method, settings)}
     for fname, fig in figures.items():
         if fig is None:
             print(f"(skipped {fname}: {REAL_HANDS} not found)")
