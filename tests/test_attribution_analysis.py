@@ -61,7 +61,7 @@ def test_script_end_to_end_on_stand_ins(script, tmp_path, monkeypatch):
     monkeypatch.setattr(script, "simulate", fake_simulate)
     monkeypatch.setattr(script, "train", fake_train)
     monkeypatch.setattr(script, "real_hand_regions_figure", lambda: None)  # covered by the region tests (slow)
-    monkeypatch.setattr(wf, "load_run", lambda run: ([model], {"image_size": 32}))
+    monkeypatch.setattr(wf, "load_run", lambda run: ([model], {"model": {"image_size": 32}}))
     code = script.main(["--out", str(tmp_path / "out"), "--max-images", "8", "--n-boot", "50",
                         "--n-steps", "4"])
     assert code in (0, 1)  # a random stand-in may pass or fail the expectations; the outputs must exist

@@ -38,7 +38,7 @@ def run(tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     models = [StandIn(heads=("svdh", "haq", "pain"), seed=s).eval() for s in (0, 1)]
-    monkeypatch.setattr(wf, "load_run", lambda path: (models, {"data": {"image_size": SIZE}}))
+    monkeypatch.setattr(wf, "load_run", lambda path: (models, {"model": {"image_size": SIZE}, "data": {"contrast": []}}))
     return run_dir
 
 
@@ -131,3 +131,32 @@ def test_cli_exit_code_2_on_bad_input(cohort, run, tmp_path):
     res = CliRunner().invoke(app, ["attribute", "--run", str(tmp_path / "nope"), "--cohort", str(cohort.root),
                                    "--out", str(tmp_path / "a")])
     assert res.exit_code == 2 and "run folder not found" in res.output
+
+
+def test_cross_fitted_run_attributes_each_patient_with_the_model_that_never_saw_it(cohort, tmp_path, monkeypatch):
+    import raoutcome.workflows.attribute as wf
+    from raoutcome.attribution.methods import attribute_images, settings_from
+    from raoutcome.predictions import from_frame, save_predictions
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    models = [StandIn(seed=s).eval() for s in (0, 1)]
+    for fold, m in enumerate(models):
+        m.fold = fold
+    visits = cohort.visits[["patient_id", "visit_id", "time_years"]].assign(haq=0.5)
+    folds = {p: (0 if p in ("p1", "p2", "p3") else 1) for p in cohort.patient_ids if p != "p6"}  # p6: not in the run
+    save_predictions(from_frame(visits, folds=folds), run_dir / "cv_predictions.nc")
+    monkeypatch.setattr(wf, "load_run", lambda path: (models, {"model": {"image_size": SIZE}}))
+    out = tmp_path / "attr"
+    with pytest.warns(UserWarning):
+        wf.attribute(run_dir, cohort, out, max_images=6, n_boot=20, settings={"n_steps": 4}, progress=False)
+    table = pd.read_csv(out / "regions.csv").drop_duplicates("image").set_index("patient_id")
+    assert table.loc["p1", "models"] == "fold 0" and table.loc["p5", "models"] == "fold 1"
+    assert table.loc["p6", "models"] == "ensemble"
+    assert json.loads((out / "attribution.json").read_text())["models_used"] == {"fold 0": 3, "fold 1": 2,
+                                                                                 "ensemble": 1}
+    ds = xr.load_dataset(out / "maps.nc", engine="h5netcdf")
+    i = int(np.flatnonzero(ds["patient_id"].values == "p1")[0])
+    direct = attribute_images([models[0]], ds["radiograph"].values[i:i + 1], str(ds["view"].values[i]), ["haq"],
+                              settings_from("integrated_gradients", {"n_steps": 4}))["haq"][0]
+    np.testing.assert_allclose(ds["attribution"].sel(head="haq").values[i], direct, rtol=1e-4, atol=1e-7)

@@ -1,15 +1,18 @@
 """``raoutcome attribute``: attribution maps of a trained run, summarised over anatomical regions.
 
 For up to ``max_images`` radiographs of a cohort (one per patient first, then a second per patient,
-... — a seeded choice, so the patient bootstrap has as many patients as possible), every head of
-every model of the run is attributed with one method (:mod:`raoutcome.attribution.methods`; the
-run's fold models are averaged), each image gets its region map (:mod:`raoutcome.attribution.regions`:
+... — a seeded choice, so the patient bootstrap has as many patients as possible), every head is
+attributed with one method (:mod:`raoutcome.attribution.methods`). Models: a patient the run was
+cross-fitted on (listed in its ``cv_predictions.nc``) is attributed by the fold model(s) that never saw
+that patient — attribution on held-out images, as the out-of-fold predictions, and a third of the cost;
+any other patient (a new cohort) by all the run's models, averaged. Each image gets its region map (:mod:`raoutcome.attribution.regions`:
 simulator truth, else landmarks, else the foreground fallback) in the model's input frame, and the
 region statistics (:mod:`raoutcome.attribution.stats`) are computed.
 
 Output folder (written to a temporary folder beside it, then renamed into place):
 
-- ``regions.csv`` — one row per image × head × region: area, mass, shares, density, relative density.
+- ``regions.csv`` — one row per image × head × region: area, mass, shares, density, relative density
+  (plus ``models``: ``fold k`` or ``ensemble``).
 - ``summary.csv`` — one row per head × region: pooled relative density, ratio to the SvdH sites with
   a 95 % patient-bootstrap CI, attribution and area shares outside the SvdH sites.
 - ``maps.nc`` — xarray Dataset (netCDF): ``attribution`` (image × head × y × x), ``radiograph`` and
@@ -50,24 +53,20 @@ def select_images(images: pd.DataFrame, max_images: int, seed: int = 0) -> pd.Da
     return frame.loc[chosen].sort_values(["patient_id", "visit_id", "view"]).reset_index(drop=True)
 
 
-def _lookup(config: Mapping, keys: Sequence[str]):
-    """First value found for any of ``keys`` at the top level or one table down."""
-    tables = [config] + [v for v in config.values() if isinstance(v, Mapping)]
-    for key in keys:
-        for table in tables:
-            if key in table:
-                return table[key]
-    return None
+def preprocessing(config) -> dict:
+    """Image size, contrast percentiles and pad value the run was trained with.
 
-
-def preprocessing(config: Mapping) -> dict:
-    """Image size, contrast percentiles and pad value the run was trained with."""
-    size = _lookup(config, ("image_size", "size"))
-    contrast = _lookup(config, ("contrast",))
-    pad = _lookup(config, ("pad_value",))
-    return {"size": int(size) if size is not None else DEFAULT_SIZE,
-            "contrast": tuple(contrast) if contrast else None,
-            "pad_value": float(pad) if pad is not None else 0.0}
+    ``config`` is the run's config (a ``TrainConfig``, whose ``.values`` are read, or a plain mapping):
+    ``[model] image_size`` and ``[data] contrast`` / ``pad_value``, as the trainer's image cache uses them.
+    """
+    values = config.values if isinstance(getattr(config, "values", None), Mapping) else config  # TrainConfig
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"run config: expected a mapping of tables, got {type(config).__name__}")
+    model, data = values.get("model", {}), values.get("data", {})
+    size = model.get("image_size", values.get("image_size", DEFAULT_SIZE))
+    contrast = data.get("contrast") or None
+    return {"size": int(size), "contrast": tuple(contrast) if contrast else None,
+            "pad_value": float(data.get("pad_value", 0.0))}
 
 
 def _image_name(path: str) -> str:
@@ -151,9 +150,17 @@ def attribute(run_dir, cohort, out_dir, method: str = "integrated_gradients", ma
     if missing:
         raise InputError(f"run {run_dir} has no head(s) {missing} (heads: {', '.join(available)})")
     x, labels, sources = prepare_images(cohort, rows, prep["size"], prep["contrast"], prep["pad_value"], progress)
-    maps = methods.attribute_images(models, x, list(rows["view"]), heads, s, device=device,
-                                    batch_size=batch_size, progress=progress)
-    ident = rows[["patient_id", "visit_id", "view"]].assign(image=rows["path"], region_source=sources)
+    members = assign_models(models, rows["patient_id"], fold_of_patients(run_dir))
+    maps = {h: np.zeros_like(x) for h in heads}
+    for key, idx in members.groupby(members).groups.items():
+        idx = np.asarray(idx)
+        chosen = models if key == "ensemble" else [m for m in models if getattr(m, "fold", None) == int(key[5:])]
+        part = methods.attribute_images(chosen, x[idx], list(rows["view"].iloc[idx]), heads, s, device=device,
+                                        batch_size=batch_size, progress=progress)
+        for h in heads:
+            maps[h][idx] = part[h]
+    ident = rows[["patient_id", "visit_id", "view"]].assign(image=rows["path"], region_source=sources,
+                                                            models=members.to_numpy())
     table = stats.region_table(maps, labels, ident)
     summary = stats.summarise(table, heads, n_boot=n_boot, seed=seed)
     with atomic_path(out_dir) as tmp:
@@ -161,9 +168,31 @@ def attribute(run_dir, cohort, out_dir, method: str = "integrated_gradients", ma
         _write_outputs(tmp, rows, x, labels, sources, maps, table, summary, progress)
         meta = {"method": method, "settings": asdict(s), "run": str(run_dir), "heads": heads,
                 "n_images": len(rows), "n_models": len(models), "image_size": prep["size"],
-                "region_sources": pd.Series(sources).value_counts().to_dict(), "seed": seed, "n_boot": n_boot}
+                "region_sources": pd.Series(sources).value_counts().to_dict(),
+                "models_used": members.value_counts().to_dict(), "seed": seed, "n_boot": n_boot}
         (tmp / MARKER).write_text(json.dumps(meta, indent=2))
     return out_dir
+
+
+def fold_of_patients(run_dir: Path) -> dict[str, int]:
+    """patient_id -> the cross-fitting fold whose model never saw the patient (from ``cv_predictions.nc``)."""
+    path = Path(run_dir) / "cv_predictions.nc"
+    if not path.exists():
+        return {}
+    from raoutcome.predictions import load_predictions
+
+    ds = load_predictions(path)
+    if "fold" not in ds:
+        return {}
+    return {str(p): int(f) for p, f in zip(ds["patient_id"].values, ds["fold"].values) if int(f) >= 0}
+
+
+def assign_models(models, patient_ids: pd.Series, folds: Mapping[str, int]) -> pd.Series:
+    """Which models attribute each image: ``"fold k"`` — the fold models that never saw the patient — when
+    the run is cross-fitted and the patient is one of its training patients, else ``"ensemble"`` (all)."""
+    have = {getattr(m, "fold", None) for m in models}
+    return pd.Series([f"fold {folds[p]}" if p in folds and folds[p] in have else "ensemble"
+                      for p in patient_ids.astype(str)], index=patient_ids.index)
 
 
 def load_run(run_dir: Path):
