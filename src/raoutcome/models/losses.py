@@ -1,0 +1,127 @@
+"""Multitask loss with per-task masks for missing labels, fixed or learned weights.
+
+Targets arrive as NaN where a label is missing; every term only averages over the
+entries that exist (existing visit *and* finite label), so a masked label can take any
+value without changing the loss or its gradients. A task with no label in the batch
+contributes an exact zero that is still connected to the graph (DDP needs every
+parameter to receive a gradient).
+
+* Regression terms are mean squared errors on a sensible scale: SvdH (total, JSN,
+  erosion) in ``log1p`` space, HAQ divided by 3, pain by 100.
+* Survival: Cox negative partial log-likelihood (torchsurv, Efron ties) of one risk
+  per patient, read at the visit ``risk_visit`` (the last visit at or before the event or
+  censoring time, chosen by the dataset) against ``event_time`` / ``event_observed``.
+* Weighting: ``"fixed"`` (``sum_k w_k L_k``) or ``"uncertainty"`` (Kendall, Gal & Cipolla
+  2018: ``sum_k w_k (exp(-s_k) L_k + s_k) / 2`` with learned ``s_k = log sigma_k^2``).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from torchsurv.loss.cox import neg_partial_log_likelihood
+
+from raoutcome.models.heads import HEAD_NAMES
+
+WEIGHTINGS: tuple[str, ...] = ("fixed", "uncertainty")
+# svdh term: total counts fully, each subscore half.
+_SVDH_TERMS: tuple[tuple[str, float], ...] = (("svdh", 1.0), ("jsn", 0.5), ("erosion", 0.5))
+_SCALE: dict[str, float] = {"haq": 3.0, "pain": 100.0}
+
+
+def _zero(like: Tensor) -> Tensor:
+    return like.sum() * 0.0
+
+
+def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """(mean squared error over entries where ``mask`` and ``target`` is finite, their count)."""
+    valid = mask & torch.isfinite(target)
+    n = valid.sum()
+    if int(n) == 0:
+        return _zero(pred), n
+    diff = torch.where(valid, pred - torch.nan_to_num(target), torch.zeros_like(pred))
+    return diff.pow(2).sum() / n, n
+
+
+def svdh_loss(out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
+    mask = batch["visit_mask"]
+    total, weight = _zero(out["svdh"]), 0.0
+    for name, w in _SVDH_TERMS:
+        target = batch[f"target_{name}"]
+        loss, n = masked_mse(torch.log1p(out[name].clamp_min(0)), torch.log1p(target.clamp_min(0)), mask)
+        if int(n) > 0:
+            total, weight = total + w * loss, weight + w
+    return total / weight if weight else total
+
+
+def scaled_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
+    scale = _SCALE[name]
+    return masked_mse(out[name] / scale, batch[f"target_{name}"] / scale, batch["visit_mask"])[0]
+
+
+def patient_risk(risk: Tensor, risk_visit: Tensor) -> Tensor:
+    """One risk per patient: ``risk[b, risk_visit[b]]``."""
+    return risk.gather(1, risk_visit.long()[:, None]).squeeze(1)
+
+
+def cox_loss(out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
+    risk = patient_risk(out["risk"], batch["risk_visit"])
+    time, observed = batch["event_time"], batch["event_observed"]
+    valid = torch.isfinite(time) & torch.isfinite(observed)
+    if int(valid.sum()) < 2 or float(observed[valid].sum()) == 0:
+        return _zero(risk)
+    return neg_partial_log_likelihood(risk[valid].float(), observed[valid] > 0.5, time[valid].float(),
+                                      ties_method="efron", reduction="mean")
+
+
+def task_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
+    if name == "svdh":
+        return svdh_loss(out, batch)
+    if name in _SCALE:
+        return scaled_loss(name, out, batch)
+    if name == "risk":
+        return cox_loss(out, batch)
+    raise ValueError(f"unknown task {name!r}")
+
+
+class MultitaskLoss(nn.Module):
+    """Weighted sum of the per-head losses; ``forward`` returns ``(total, parts)``.
+
+    ``parts`` holds each head's unweighted loss (detached floats for logging).
+    """
+
+    def __init__(self, heads: Sequence[str], weighting: str = "uncertainty",
+                 weights: Mapping[str, float] | None = None):
+        super().__init__()
+        unknown = [h for h in heads if h not in HEAD_NAMES]
+        if unknown:
+            raise ValueError(f"unknown head(s) {unknown}")
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
+        self.heads = tuple(heads)
+        self.weighting = weighting
+        weights = dict(weights or {})
+        self.register_buffer("weights", torch.tensor([float(weights.get(h, 1.0)) for h in self.heads]))
+        if weighting == "uncertainty":
+            self.log_vars = nn.Parameter(torch.zeros(len(self.heads)))
+
+    def forward(self, out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
+        losses = [task_loss(h, out, batch) for h in self.heads]
+        stacked = torch.stack([loss.float() for loss in losses])
+        if self.weighting == "uncertainty":
+            total = (0.5 * self.weights * (torch.exp(-self.log_vars) * stacked + self.log_vars)).sum()
+        else:
+            total = (self.weights * stacked).sum()
+        parts = {h: float(loss.detach()) for h, loss in zip(self.heads, losses)}
+        return total, parts
+
+    def task_weights(self) -> dict[str, float]:
+        """The effective weight on each task loss (for logs)."""
+        w = self.weights.detach()
+        if self.weighting == "uncertainty":
+            w = 0.5 * w * torch.exp(-self.log_vars.detach())
+        return {h: float(v) for h, v in zip(self.heads, w)}
+
+
+__all__ = ["MultitaskLoss", "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS"]

