@@ -160,3 +160,42 @@ def test_cross_fitted_run_attributes_each_patient_with_the_model_that_never_saw_
     direct = attribute_images([models[0]], ds["radiograph"].values[i:i + 1], str(ds["view"].values[i]), ["haq"],
                               settings_from("integrated_gradients", {"n_steps": 4}))["haq"][0]
     np.testing.assert_allclose(ds["attribution"].sel(head="haq").values[i], direct, rtol=1e-4, atol=1e-7)
+
+
+TINY_TRAIN = """
+[model]
+encoder = "resnet10t"
+image_size = 32
+d_model = 16
+layers = 1
+[train]
+epochs = 1
+batch_patients = 4
+num_workers = 0
+[cv]
+folds = 2
+[predict]
+num_workers = 0
+"""
+
+
+def test_cli_on_a_real_tiny_run(cohort, tmp_path):
+    try:
+        from raoutcome.training import train_run
+    except ImportError:
+        pytest.skip("raoutcome.training is not available")
+    from typer.testing import CliRunner
+
+    from raoutcome.cli import app
+
+    (tmp_path / "train.toml").write_text(TINY_TRAIN)
+    run = train_run(cohort, tmp_path / "train.toml", tmp_path / "run")
+    out = tmp_path / "attr"
+    res = CliRunner().invoke(app, ["attribute", "--run", str(run), "--cohort", str(cohort.root), "--out", str(out),
+                                   "--method", "gradcam", "--max-images", "4"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((out / "attribution.json").read_text())
+    assert meta["n_models"] == 2 and set(meta["models_used"]) <= {"fold 0", "fold 1"}
+    assert {"svdh", "haq"} <= set(meta["heads"])
+    assert len(list((out / "overlays").glob("*.png"))) == 4
+    assert xr.load_dataset(out / "maps.nc", engine="h5netcdf")["attribution"].shape[2:] == (32, 32)

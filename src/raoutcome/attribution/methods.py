@@ -48,6 +48,7 @@ this equals the attribution of the ensemble mean (the method is linear in the mo
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -110,6 +111,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+#: The Grad-CAM layer found for each encoder (one probe pass per encoder, not per batch).
+_GRADCAM_LAYERS: "weakref.WeakKeyDictionary[nn.Module, nn.Module]" = weakref.WeakKeyDictionary()
 _POOLING = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d)
 
 
@@ -233,7 +236,10 @@ def gradcam(
     dev = resolve_device(device)
     model = model.to(dev).eval()
     x = _as_batch(images, dev)
-    layer = layer if layer is not None else find_gradcam_layer(model.encoder, in_chans=1)
+    if layer is None:
+        layer = _GRADCAM_LAYERS.get(model.encoder)
+        if layer is None:
+            layer = _GRADCAM_LAYERS[model.encoder] = find_gradcam_layer(model.encoder, 1, probe_size=x.shape[-1])
     cam = LayerGradCam(HeadOutput(model, view, head), layer)
     relu = not s.signed
     with torch.enable_grad():

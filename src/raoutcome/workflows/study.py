@@ -1,0 +1,389 @@
+"""The whole study as one resumable pipeline, ending in one self-contained HTML report.
+
+``run_demo(out_dir)`` (``raoutcome demo`` / ``make demo``) runs, on the embedded synthetic cohort::
+
+    simulate -> validate -> train (cross-fitted) -> predict (out-of-fold) -> analyze -> attribute -> report
+
+``run_study(cohort, config, out_dir)`` (``raoutcome study``) runs the same chain on a user's own cohort,
+without the simulator and without a truth section. Each stage writes into ``<out_dir>/<stage>/`` and
+leaves a ``DONE.json`` marker once its outputs are atomically in place; re-running skips finished stages
+(``force=True`` re-runs everything), an interrupted training resumes from its checkpoints, and
+``<out_dir>/run_record.json`` records the resolved configuration, package versions, seeds, hardware and
+stage timings (see :mod:`raoutcome.workflows.stages`).
+
+Where the demo's configuration comes from: inside a source checkout (``make demo``), the repository's
+``cohorts/demo.toml`` and ``cohorts/train_demo.toml``; from an installed package, the copies shipped in
+``raoutcome/data/`` (a test keeps them identical to the ``cohorts/`` files).
+
+Study TOML (``cohorts/study_example.toml`` documents every key)::
+
+    [study]       title, seed
+    [train]       config = "train.toml"          (relative to the study file)
+    [attribution] enabled, method, max_images
+    [report]      example_views, example_patient
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from raoutcome.errors import ConfigError, InputError
+from raoutcome.workflows.stages import RUN_RECORD, Stage, StageContext, StageRunner
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+REPO_COHORTS = Path(__file__).resolve().parents[3] / "cohorts"
+ATTRIBUTION_METHODS = ("integrated_gradients", "gradcam", "occlusion")
+REPORT_NAME = "report.html"
+
+
+# --------------------------------------------------------------------------------------------- settings
+@dataclass
+class StudySettings:
+    """Resolved study settings (defaults = the demo's)."""
+
+    title: str = "raoutcome study"
+    seed: int = 0
+    train_config: Path | None = None
+    attribution: bool = True
+    attribution_method: str = "integrated_gradients"
+    max_images: int = 24
+    example_views: tuple[str, ...] = ("hand_left", "hand_right")
+    example_patient: str | None = None
+    source: Path | None = None  # the study TOML, if any
+
+    def as_record(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["train_config"] = str(self.train_config) if self.train_config else None
+        out["source"] = str(self.source) if self.source else None
+        out["example_views"] = list(self.example_views)
+        return out
+
+
+_KNOWN = {
+    "study": {"title", "seed"},
+    "train": {"config"},
+    "attribution": {"enabled", "method", "max_images"},
+    "report": {"example_views", "example_patient"},
+}
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from err
+
+
+def load_study_config(path: str | Path) -> StudySettings:
+    """Read and check a study TOML; every bad key or value raises :class:`ConfigError` naming it."""
+    path = Path(path)
+    raw = read_toml(path)
+    for section, value in raw.items():
+        if section not in _KNOWN:
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sorted(_KNOWN))})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: '{section}' must be a table [{section}], got {value!r}")
+        for key in value:
+            if key not in _KNOWN[section]:
+                raise ConfigError(f"{path}: unknown key '{section}.{key}' (known: {', '.join(sorted(_KNOWN[section]))})")
+
+    def get(section: str, key: str, kind, default):
+        value = raw.get(section, {}).get(key, default)
+        if value is default:
+            return value
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{path}: '{section}.{key}' must be an integer, got {value!r}")
+        if kind is not int and not isinstance(value, kind):
+            raise ConfigError(f"{path}: '{section}.{key}' must be {kind.__name__}, got {value!r}")
+        return value
+
+    s = StudySettings(source=path.resolve())
+    s.title = get("study", "title", str, s.title)
+    s.seed = get("study", "seed", int, s.seed)
+    train = get("train", "config", str, None)
+    if train is None:
+        raise ConfigError(f"{path}: missing key 'train.config' (the training TOML, e.g. cohorts/train_demo.toml)")
+    tpath = Path(train)
+    s.train_config = (tpath if tpath.is_absolute() else path.parent / tpath).resolve()
+    if not s.train_config.is_file():
+        raise ConfigError(f"{path}: 'train.config' = {train!r}: file not found ({s.train_config})")
+    s.attribution = get("attribution", "enabled", bool, s.attribution)
+    s.attribution_method = get("attribution", "method", str, s.attribution_method)
+    if s.attribution_method not in ATTRIBUTION_METHODS:
+        raise ConfigError(f"{path}: 'attribution.method' = {s.attribution_method!r}; "
+                          f"expected one of {', '.join(ATTRIBUTION_METHODS)}")
+    s.max_images = get("attribution", "max_images", int, s.max_images)
+    if s.max_images < 1:
+        raise ConfigError(f"{path}: 'attribution.max_images' must be >= 1, got {s.max_images!r}")
+    views = get("report", "example_views", list, list(s.example_views))
+    from raoutcome.anatomy import VIEWS
+
+    bad = [v for v in views if v not in VIEWS]
+    if bad or not views:
+        raise ConfigError(f"{path}: 'report.example_views' = {views!r}; each must be one of {', '.join(VIEWS)}")
+    s.example_views = tuple(views)
+    patient = get("report", "example_patient", str, "")
+    s.example_patient = patient or None
+    return s
+
+
+def demo_config_paths() -> tuple[Path, Path]:
+    """(simulator TOML, training TOML) for the demo: the repository's ``cohorts/`` in a source checkout,
+    else the copies packaged in ``raoutcome/data``."""
+    sim, train = REPO_COHORTS / "demo.toml", REPO_COHORTS / "train_demo.toml"
+    if sim.is_file() and train.is_file():
+        return sim, train
+    data = Path(str(resources.files("raoutcome") / "data"))
+    sim, train = data / "demo.toml", data / "train_demo.toml"
+    if not (sim.is_file() and train.is_file()):
+        raise ConfigError(f"demo configuration not found in {REPO_COHORTS} nor in {data}")
+    return sim, train
+
+
+# ------------------------------------------------------------------------------------------------ stages
+def _load_cohort(path: Path):
+    from raoutcome.cohort import load
+
+    return load(path)
+
+
+def _stage_simulate(sim_config: Path, seed: int | None):
+    def run(ctx: StageContext):
+        from raoutcome.synth import simulate
+
+        target = ctx.stage_dir / "cohort"
+        if target.exists() and not (target / "visits.csv").exists():
+            shutil.rmtree(target)  # an interrupted write; the simulator builds atomically beside it
+        path = simulate(sim_config, target, seed=seed)
+        return {"cohort": Path(path)}
+
+    return run
+
+
+def _stage_validate(source: Path | None, settings: StudySettings):
+    """Load + validate the cohort; write the cohort summary, overview and example radiographs."""
+
+    def cohort_path(ctx: StageContext) -> Path:
+        return ctx.path("simulate", "cohort") if source is None else source
+
+    def reload(ctx: StageContext) -> None:
+        ctx.state["cohort"] = _load_cohort(cohort_path(ctx))
+
+    def run(ctx: StageContext):
+        from raoutcome.io_utils import atomic_write
+        from raoutcome.reporting import cohort_figures as cf
+
+        cohort = _load_cohort(cohort_path(ctx))
+        ctx.state["cohort"] = cohort
+        out: dict[str, Any] = {}
+        with atomic_write(ctx.stage_dir / "summary.txt") as fh:
+            fh.write(cohort.summary())
+        out["summary"] = ctx.stage_dir / "summary.txt"
+        table = cf.cohort_table(cohort)
+        with atomic_write(ctx.stage_dir / "cohort_table.csv") as fh:
+            table.to_csv(fh, index=False)
+        out["table"] = ctx.stage_dir / "cohort_table.csv"
+        pid = settings.example_patient or cf.pick_rapid_progressor(cohort, settings.example_views)
+        if settings.example_patient and settings.example_patient not in set(cohort.patients["patient_id"]):
+            raise ConfigError(f"'report.example_patient' = {settings.example_patient!r} is not in the cohort")
+        out["overview"] = cf.save_figure(cf.cohort_overview_figure(cohort, highlight=pid),
+                                         ctx.stage_dir / "cohort_overview.png")
+        if pid is not None:
+            out["examples"] = cf.save_figure(cf.example_radiographs_figure(cohort, pid, settings.example_views),
+                                             ctx.stage_dir / "example_radiographs.png", dpi=130)
+        out["example_patient"] = pid
+        out["cohort"] = str(Path(cohort_path(ctx)).resolve())
+        return out
+
+    return run, reload
+
+
+def _stage_train(train_config: Path):
+    def run(ctx: StageContext):
+        from raoutcome.training import train_run
+
+        # The run folder is kept between attempts: train_run resumes from its checkpoints.
+        run_dir = train_run(ctx.state["cohort"], train_config, ctx.stage_dir / "run")
+        return {"run": Path(run_dir)}
+
+    return run
+
+
+def _stage_predict():
+    """The out-of-fold predictions of the cross-fitted training; in-sample predictions only as a
+    (flagged) fallback when the training was not cross-fitted."""
+
+    def run(ctx: StageContext):
+        from raoutcome.io_utils import atomic_write
+        from raoutcome.predictions import load_predictions, save_predictions, to_frame
+
+        run_dir = ctx.path("train", "run")
+        target = ctx.stage_dir / "predictions.nc"
+        cv = run_dir / "cv_predictions.nc"
+        if cv.exists():
+            ds = load_predictions(cv)
+            save_predictions(ds, target)
+        else:
+            from raoutcome.training import predict_run
+
+            predict_run(run_dir, ctx.state["cohort"], target)
+            ds = load_predictions(target)
+        frame = to_frame(ds)
+        with atomic_write(ctx.stage_dir / "predictions.csv") as fh:
+            frame.to_csv(fh, index=False)
+        folds = ds["fold"].values if "fold" in ds else []
+        cross_fitted = bool(int(ds.attrs.get("cross_fitted", 0))) and len(folds) > 0 and bool((folds >= 0).all())
+        return {"predictions": target, "table": ctx.stage_dir / "predictions.csv",
+                "cross_fitted": cross_fitted, "n_folds": int(len(set(int(f) for f in folds if f >= 0)))}
+
+    return run
+
+
+def _stage_analyze():
+    def run(ctx: StageContext):
+        from raoutcome.workflows.analyze import analyze
+
+        path = analyze(ctx.state["cohort"], ctx.path("predict", "predictions"), ctx.stage_dir / "analysis")
+        return {"analysis": Path(path)}
+
+    return run
+
+
+def _stage_attribute(settings: StudySettings):
+    def run(ctx: StageContext):
+        from raoutcome.workflows.attribute import attribute
+
+        path = attribute(ctx.path("train", "run"), ctx.state["cohort"], ctx.stage_dir / "attribution",
+                         method=settings.attribution_method, max_images=settings.max_images)
+        return {"attribution": Path(path)}
+
+    return run
+
+
+def _stage_report(settings: StudySettings, demo: bool, record: Mapping[str, Any]):
+    def run(ctx: StageContext):
+        from raoutcome.reporting.study_report import build_report
+
+        path = build_report(ctx, settings=settings, demo=demo, record=record, target=ctx.out_dir / REPORT_NAME)
+        return {"report": Path(path)}
+
+    return run
+
+
+def build_stages(settings: StudySettings, *, cohort_source: Path | None, sim_config: Path | None,
+                 demo: bool, record: Mapping[str, Any]) -> list[Stage]:
+    """The chain of stages for a demo (``sim_config`` given) or a user's cohort (``cohort_source``)."""
+    stages: list[Stage] = []
+    if sim_config is not None:
+        stages.append(Stage("simulate", _stage_simulate(sim_config, None), "simulate the synthetic cohort",
+                            config={"config": Path(sim_config).read_text(encoding="utf-8")}))
+    v_run, v_reload = _stage_validate(cohort_source, settings)
+    stages.append(Stage("validate", v_run, "validate the cohort and describe it",
+                        needs=("simulate",) if sim_config is not None else (),
+                        config={"cohort": str(cohort_source), "views": settings.example_views,
+                                "patient": settings.example_patient},
+                        reload=v_reload))
+    train_text = Path(settings.train_config).read_text(encoding="utf-8")
+    stages.append(Stage("train", _stage_train(settings.train_config), "train the model (cross-fitted folds)",
+                        needs=("validate",), config={"config": train_text}))
+    stages.append(Stage("predict", _stage_predict(), "collect out-of-fold predictions", needs=("train",)))
+    stages.append(Stage("analyze", _stage_analyze(), "statistics: accuracy, survival, beyond-Sharp, endpoints",
+                        needs=("validate", "predict")))
+    if settings.attribution:
+        stages.append(Stage("attribute", _stage_attribute(settings), "attribution maps and regions",
+                            needs=("validate", "train"),
+                            config={"method": settings.attribution_method, "max_images": settings.max_images}))
+    needs = tuple(s.name for s in stages)
+    stages.append(Stage("report", _stage_report(settings, demo, record), "write the HTML report", needs=needs,
+                        config={"title": settings.title}))
+    return stages
+
+
+# ------------------------------------------------------------------------------------------- entry points
+def _run(stages: list[Stage], out_dir: Path, force: bool, record: dict[str, Any]) -> Path:
+    runner = StageRunner(out_dir, stages, force=force, record=record)
+    results = runner.run()
+    return out_dir / results["report"].outputs["report"]
+
+
+def run_demo(out_dir: str | Path = "demo_out", force: bool = False, *, sim_config: str | Path | None = None,
+             train_config: str | Path | None = None, attribution: bool = True, max_images: int = 24) -> Path:
+    """Simulate the embedded cohort and run the whole study on it; returns ``<out_dir>/report.html``.
+
+    ``sim_config`` / ``train_config`` override the embedded demo configuration (tests use tiny ones).
+    """
+    out_dir = Path(out_dir)
+    if sim_config is None or train_config is None:
+        default_sim, default_train = demo_config_paths()
+        sim_config, train_config = sim_config or default_sim, train_config or default_train
+    sim, train = Path(sim_config), Path(train_config)
+    for p in (sim, train):
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+    settings = StudySettings(title="raoutcome demo: what the radiographs know beyond the Sharp score",
+                             train_config=train.resolve(), attribution=attribution, max_images=max_images)
+    record = {"command": "demo", "configs": _resolved_configs(settings, sim), "settings": settings.as_record(),
+              "seeds": {}}
+    record["seeds"] = _seeds(record["configs"], settings)
+    stages = build_stages(settings, cohort_source=None, sim_config=sim.resolve(), demo=True, record=record)
+    return _run(stages, out_dir, force, record)
+
+
+def run_study(cohort_path: str | Path, config_path: str | Path, out_dir: str | Path, force: bool = False) -> Path:
+    """The demo's pipeline on a user's cohort (no simulator, no truth section); returns the report path."""
+    cohort_path = Path(cohort_path)
+    if not cohort_path.exists():
+        raise InputError(f"{cohort_path}: cohort folder or cohort.toml not found")
+    settings = load_study_config(config_path)
+    record = {"command": "study", "cohort": str(cohort_path.resolve()),
+              "configs": _resolved_configs(settings, None), "settings": settings.as_record()}
+    record["seeds"] = _seeds(record["configs"], settings)
+    stages = build_stages(settings, cohort_source=cohort_path.resolve(), sim_config=None, demo=False, record=record)
+    return _run(stages, Path(out_dir), force, record)
+
+
+def _resolved_configs(settings: StudySettings, sim: Path | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if sim is not None:
+        out["simulate"] = {"path": str(sim.resolve()), "values": read_toml(sim)}
+    if settings.train_config is not None:
+        out["train"] = {"path": str(settings.train_config), "values": read_toml(settings.train_config)}
+    if settings.source is not None:
+        out["study"] = {"path": str(settings.source), "values": read_toml(settings.source)}
+    return out
+
+
+def _seeds(configs: Mapping[str, Any], settings: StudySettings) -> dict[str, Any]:
+    """Every ``seed``-named value in the resolved configs, by dotted key."""
+    found: dict[str, Any] = {"study.seed": settings.seed}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif "seed" in prefix.rsplit(".", 1)[-1].lower():
+            found[prefix] = value
+
+    for name, cfg in configs.items():
+        walk(name, cfg.get("values", {}))
+    return found
+
+
+def read_run_record(out_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(out_dir) / RUN_RECORD).read_text())
+
+
+__all__ = ["StudySettings", "load_study_config", "demo_config_paths", "build_stages", "run_demo", "run_study",
+           "read_run_record"]
