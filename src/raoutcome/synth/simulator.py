@@ -228,7 +228,9 @@ def simulate(config_path=None, out_dir="synthetic_cohort", seed: int | None = No
                             tables.write(name, r)
         finally:
             tables.close()
-        (tmp / MARKER).write_text(json.dumps({"generator": "raoutcome.synth", "config": to_dict(cfg)},
+        resolved = to_dict(cfg)
+        resolved.pop("workers")  # does not change a single byte of the output
+        (tmp / MARKER).write_text(json.dumps({"generator": "raoutcome.synth", "config": resolved},
                                              indent=2, sort_keys=True))
         write_oracle(tmp, cfg)
         if out.exists():

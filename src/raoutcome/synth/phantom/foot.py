@@ -12,7 +12,7 @@ from raoutcome.anatomy import REGIONS
 from .geometry import Bone, Ray, ViewState, draw_ray, erode_joint, label_joint, osteopenia_joint, swell_joint
 from .render import Canvas
 
-G_MTP, G_IP, G_TMT = 0.016, 0.013, 0.010
+G_MTP, G_IP, G_TMT = 0.020, 0.016, 0.011
 
 
 def _rays() -> list[Ray]:

@@ -134,7 +134,7 @@ def erode(cv: Canvas, slots, order, units: int, cap: float, collapse_at=None):
         u = min(cap, left)
         left -= u
         centre, r_ref = slots[k]
-        cv.bite(centre, r_ref * 0.55 * np.sqrt(u))
+        cv.bite(centre, r_ref * 0.68 * np.sqrt(u))
     if collapse_at is not None:
         centre, r = collapse_at
         cv.bite(centre, r)

@@ -20,7 +20,7 @@ L_MID = 0.690       # midcarpal line (lunate-capitate, scaphoid-trapezium/trapez
 L_CMC = 0.622       # carpometacarpal reference line
 COLLAPSE_MAX = 0.38  # carpal height lost at collapse = 1 (ratio ~0.57 -> ~0.35)
 
-G_MCP, G_PIP, G_DIP, G_CMC, G_CARP, G_RC = 0.016, 0.014, 0.010, 0.010, 0.010, 0.013
+G_MCP, G_PIP, G_DIP, G_CMC, G_CARP, G_RC = 0.020, 0.017, 0.011, 0.012, 0.011, 0.015
 
 
 def _rays() -> list[Ray]:
@@ -78,7 +78,7 @@ def render_hand(cv: Canvas, st: ViewState):
     # ---- forearm bones
     rad_surf = L_RC + g_rc / 2
     cv.rod((0.552, 1.15), (0.540, rad_surf), (0, 0.62, 0.86, 1), (0.041, 0.043, 0.060, 0.066),
-           cortex=(0.25, 0.25, 0.12, 0.08), trab=(0.4, 0.4, 0.8, 1.0), flat1=True)
+           cortex=(0.22, 0.22, 0.10, 0.07), trab=(0.3, 0.3, 0.55, 0.75), flat1=True)
     cv.rod((0.592, rad_surf - 0.004), (0.603, rad_surf - 0.016), (0, 1), (0.010, 0.006),
            cortex=(0.2, 0.2), trab=(1, 1))  # radial styloid
     uln_end = np.array([0.449, 0.772])

@@ -19,8 +19,8 @@ from raoutcome.anatomy import REGIONS
 MU_CORTEX = 30.0
 MU_TRABECULAR = 13.0
 MU_SOFT = 2.6
-FRAME_CENTRE = np.array([0.53, 0.47])  # canonical point shown at the image centre
-FRAME_ZOOM = 1.15
+FRAME_CENTRE = np.array([0.53, 0.445])  # canonical point shown at the image centre
+FRAME_ZOOM = 1.28
 FRAME_CENTRE_X, FRAME_CENTRE_Y = (float(v) for v in FRAME_CENTRE)
 
 
@@ -154,7 +154,7 @@ class Canvas:
         rin = r * (1.0 - np.interp(tc, ts, cortex).astype(np.float32))
         Lin = 2.0 * np.sqrt(np.maximum(rin * rin - d2, 0.0))
         dens = np.interp(tc, ts, trab).astype(np.float32)
-        att = MU_CORTEX * (L - Lin) + MU_TRABECULAR * dens * Lin * np.maximum(1.0 + 0.35 * self.tex[sl], 0.1)
+        att = MU_CORTEX * (L - Lin) + MU_TRABECULAR * dens * Lin * np.maximum(1.0 + 0.25 * self.tex[sl], 0.1)
         self.bone[sl] += np.where(keep, att, 0.0)
         self.bone_mask[sl] |= keep
 
@@ -186,7 +186,7 @@ class Canvas:
             return
         th = cortex * min(a, b)
         Lin = path(a - th, b - th)
-        att = MU_CORTEX * (L - Lin) + MU_TRABECULAR * trab * Lin * np.maximum(1.0 + 0.35 * self.tex[sl], 0.1)
+        att = MU_CORTEX * (L - Lin) + MU_TRABECULAR * trab * Lin * np.maximum(1.0 + 0.25 * self.tex[sl], 0.1)
         self.bone[sl] += att.astype(np.float32)
         self.bone_mask[sl] |= keep
         if carpal:
