@@ -21,7 +21,7 @@ the region masks are disjoint and cover the image by construction. Three sources
       shrink at PIP level). "Bone" here is the thresholded bone (below) or the bone's axis core, the
       pixels within 0.16·d of the bone axis — osteopenic bone, the very thing this region is for, can
       fall below a bone threshold.
-    * ``carpus``: the convex polygon spanned by ``W1``–``W5``, grown by 40 % about its centroid, within
+    * ``carpus``: the convex polygon spanned by ``W1``–``W5`` (and any wrist sites), grown by 40 % about its centroid, within
       the foreground.
     * ``shaft``: all remaining bone (phalanges, metacarpals, radius, ulna), plus the axis cores
       (half-width 0.16·d) of the proximal phalanges (MCP→PIP, MP→IP) and of the metacarpals (each MCP
@@ -32,7 +32,9 @@ the region masks are disjoint and cover the image by construction. Three sources
     Foreground and *bone* come from a three-class Otsu split of the (lightly smoothed) image into
     background / soft tissue / bone; the foreground is kept to its largest connected component with
     holes filled (drops side markers and letters). Landmarks other than the 15 hand names (e.g. ``MTP1`` on a foot) get a
-    generic disc site (0.24·d) and periarticular ring (0.5·d). Priority where shapes overlap:
+    generic disc site (0.24·d) and periarticular ring (0.5·d); the scored wrist sites under their anatomy
+    names (``MC1``, ``MUL``, ``NAV``, ``LUN``, ``RAD``, ``ULN``, ``CMC3``–``CMC5``, ``MNA``, ``CNL``,
+    ``RADCAR``, as the simulator writes them) are treated like ``W1``–``W5`` and ``MCP1`` like ``MP``. Priority where shapes overlap:
     svdh_site > periarticular > carpus > shaft > soft tissue > background.
 (c) **fallback** — neither truth nor landmarks: foreground / background only (as in (b)), with a warning.
     The foreground gets the extra code :data:`FOREGROUND` (255, name ``"foreground"``), because it
@@ -49,7 +51,7 @@ from typing import Mapping
 import numpy as np
 from scipy import ndimage
 
-from raoutcome.anatomy import REGION_NAMES, REGIONS
+from raoutcome.anatomy import HAND_EROSION_SITES, HAND_JSN_SITES, REGION_NAMES, REGIONS
 from raoutcome.errors import InputError
 
 FOREGROUND = 255
@@ -61,6 +63,9 @@ FINGERS = {k: (f"MCP{k}", f"PIP{k}") for k in (2, 3, 4, 5)}
 THUMB = ("MP", "IP")
 WRIST = ("W1", "W2", "W3", "W4", "W5")
 LANDMARK_SITE = {"MP": "MCP1"}
+#: Scored wrist sites under their anatomy names (synthetic manifests): treated like W1–W5.
+WRIST_SITES = frozenset(HAND_EROSION_SITES + HAND_JSN_SITES) - {n for pair in FINGERS.values() for n in pair} \
+    - set(THUMB) - {"MCP1"}
 
 # Geometry, in units of the inter-MCP distance d (see the module docstring).
 SITE_ALONG, SITE_ACROSS = 0.18, 0.32
@@ -287,12 +292,14 @@ def regions_from_landmarks(image: np.ndarray, landmarks) -> RegionMap:
     points = _as_points(landmarks)
     if not points:
         raise ValueError("no landmarks")
+    if "MCP1" in points and "MP" not in points:  # the anatomy name of the thumb MCP
+        points["MP"] = points.pop("MCP1")
     h, w = image.shape
     d = landmark_scale(points)
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32) + 0.5
     fg, bone = tissue_masks(image)
 
-    wrist = np.array([points[n] for n in WRIST if n in points])
+    wrist = np.array([p for n, p in points.items() if n in WRIST or n in WRIST_SITES])
     carpus_center = wrist.mean(axis=0) if len(wrist) else None
     axes = _joint_axes(points, carpus_center)
 
@@ -301,7 +308,7 @@ def regions_from_landmarks(image: np.ndarray, landmarks) -> RegionMap:
     peri = np.zeros((h, w), dtype=bool)
     distal = {p for _, p in FINGERS.values()} | set(THUMB)
     for name, p in points.items():
-        if name in WRIST:
+        if name in WRIST or name in WRIST_SITES:
             site_r[name] = np.hypot(gx - p[0], gy - p[1]) / (WRIST_SITE_RADIUS * d)
             continue
         if name in axes:
