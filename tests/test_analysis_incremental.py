@@ -120,7 +120,10 @@ def test_beyond_sharp_runs_every_test_and_names_the_event():
     table = inc.beyond_sharp(_analysis_data(True), "image", outcome_images={"haq": "image"}, n_boot=50)
     assert set(table["test"]) == {"cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"}
     assert set(table.loc[table["test"] == "cox_lrt", "outcome"]) == {"deformity"}
-    assert (table["base"] == "svdh_total,age").all()
+    assert (table["base"] == "log1p_svdh_total,age").all()  # SvdH enters on the log(1 + x) scale by default
+    linear = inc.beyond_sharp(_analysis_data(True), "image", sharp_transform=None, outcome_images={},
+                              tests=("cox_lrt",))
+    assert linear["base"].item() == "svdh_total,age"
 
 
 def test_not_cross_fitted_scores_warn_or_are_refused():

@@ -29,6 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
+from lifelines.exceptions import ConvergenceError
 from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
 from lifelines.utils import add_covariate_to_timeline, to_long_format
 from sklearn.decomposition import PCA
@@ -164,10 +165,8 @@ class CoxModel(SurvivalEstimator):
 
     def _fit(self, x, time, event):
         frame = x.assign(_T=time, _E=event)
-        self.fitter_ = CoxPHFitter(penalizer=self.penalizer)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self.fitter_.fit(frame, duration_col="_T", event_col="_E")
+        self.fitter_ = _fit_with_smaller_steps(CoxPHFitter(penalizer=self.penalizer), frame,
+                                               duration_col="_T", event_col="_E")
         self.training_frame_ = frame
 
     def _risk(self, x):
@@ -207,6 +206,21 @@ class CoxModel(SurvivalEstimator):
             surv = self.fitter_.predict_survival_function(self.design_.transform(df.loc[ok]), times=[horizon])
             out[ok] = 1.0 - surv.to_numpy().ravel()
         return out
+
+
+def _fit_with_smaller_steps(fitter, frame: pd.DataFrame, **kwargs):
+    """Fit a lifelines Cox fitter; if Newton–Raphson diverges (long-tailed covariates such as
+    SvdH can make the first full step overshoot), retry with damped steps (same likelihood)."""
+    last: Exception | None = None
+    for step in (None, 0.5, 0.2):
+        options = {"step_size": step} if step else None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                return fitter.fit(frame, fit_options=options, **kwargs)
+        except ConvergenceError as err:
+            last = err
+    raise InputError(f"Cox model did not converge: {last}") from last
 
 
 def _hazard_table(fitter, standardize: bool | Sequence[str]) -> pd.DataFrame:
@@ -368,11 +382,10 @@ class TimeVaryingCox:
             sd = table[scaled].std(ddof=1).replace(0, 1.0)
             table[scaled] = (table[scaled] - table[scaled].mean()) / sd
         self.table_ = table
-        self.fitter_ = CoxTimeVaryingFitter(penalizer=self.penalizer)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            self.fitter_.fit(table[[self.id_col, "start", "stop", self.event_col, *self.covariates]],
-                             id_col=self.id_col, event_col=self.event_col, start_col="start", stop_col="stop")
+        self.fitter_ = _fit_with_smaller_steps(
+            CoxTimeVaryingFitter(penalizer=self.penalizer),
+            table[[self.id_col, "start", "stop", self.event_col, *self.covariates]],
+            id_col=self.id_col, event_col=self.event_col, start_col="start", stop_col="stop")
         return self
 
     @property

@@ -57,7 +57,7 @@ def check_events(event: np.ndarray, name: str = "event") -> np.ndarray:
     bad = ~np.isin(event, (0.0, 1.0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{name}: value {event[i]!r} at index {i} is not 0/1 "
+        raise InputError(f"{name}: value {float(event[i])!r} at index {i} is not 0/1 "
                          f"({int(bad.sum())} such value(s))")
     return event.astype(bool)
 
@@ -67,7 +67,7 @@ def check_nonnegative(values: np.ndarray, name: str) -> None:
     bad = values < 0
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{name}: value {values[i]!r} at index {i} is negative "
+        raise InputError(f"{name}: value {float(values[i])!r} at index {i} is negative "
                          f"({int(bad.sum())} such value(s))")
 
 

@@ -88,7 +88,7 @@ def _survival_data(time: ArrayLike, event: ArrayLike, *extra: tuple[str, ArrayLi
     t, e = arrays[0], check_events(arrays[1])
     if np.any(t < 0):
         i = int(np.flatnonzero(t < 0)[0])
-        raise InputError(f"time: value {t[i]!r} at complete row {i} is negative")
+        raise InputError(f"time: value {float(t[i])!r} at complete row {i} is negative")
     return (t, e, *arrays[2:])
 
 
@@ -249,10 +249,10 @@ def calibration_at_horizon(time: ArrayLike, event: ArrayLike, event_prob: ArrayL
     t, e, p = _survival_data(time, event, ("event_prob", event_prob), min_n=10)
     if np.any(t <= 0):
         i = int(np.flatnonzero(t <= 0)[0])
-        raise InputError(f"calibration_at_horizon: time {t[i]!r} at complete row {i} must be > 0")
+        raise InputError(f"calibration_at_horizon: time {float(t[i])!r} at complete row {i} must be > 0")
     if np.any((p < 0) | (p > 1)):
         i = int(np.flatnonzero((p < 0) | (p > 1))[0])
-        raise InputError(f"event_prob: value {p[i]!r} at complete row {i} is not a probability")
+        raise InputError(f"event_prob: value {float(p[i])!r} at complete row {i} is not a probability")
     if not e.any():
         raise InputError("calibration_at_horizon: no observed event")
     p = np.clip(p, 1e-10, 1 - 1e-10)

@@ -381,9 +381,98 @@ def _seeds(configs: Mapping[str, Any], settings: StudySettings) -> dict[str, Any
     return found
 
 
+# --------------------------------------------------------------------------- small studies (notebooks, tests)
+def dump_toml(values: Mapping[str, Any]) -> str:
+    """Write a plain config mapping (scalars, lists of scalars, nested tables) as TOML."""
+
+    def scalar(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(scalar(x) for x in v) + "]"
+        raise TypeError(f"cannot write {v!r} as TOML")
+
+    lines: list[str] = []
+
+    def table(prefix: str, mapping: Mapping[str, Any]) -> None:
+        plain = {k: v for k, v in mapping.items() if not isinstance(v, Mapping)}
+        if prefix and plain:
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {scalar(v)}" for k, v in plain.items())
+        if plain:
+            lines.append("")
+        for k, v in mapping.items():
+            if isinstance(v, Mapping):
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", values)
+    return "\n".join(lines)
+
+
+def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in changes.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, Mapping) else value
+    return out
+
+
+#: The demo configuration shrunk for notebooks and tests (about a minute on 2 CPU cores).
+SMALL_SIM = {"n_patients": 36, "image_size": 64, "image_format": "png", "workers": 1,
+             "visits": {"times_years": [0.0, 1.0, 2.0]}}
+SMALL_TRAIN = {"model": {"image_size": 64, "d_model": 32},
+               "train": {"epochs": 2, "patience": 2, "num_workers": 0, "batch_patients": 6},
+               "cv": {"folds": 2}, "predict": {"num_workers": 0}}
+
+
+def small_configs(folder: str | Path, sim: Mapping[str, Any] | None = None,
+                  train: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write the demo's simulator and training TOMLs with ``sim`` / ``train`` overrides
+    (default :data:`SMALL_SIM` / :data:`SMALL_TRAIN`) into ``folder``; return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    demo_sim, demo_train = demo_config_paths()
+    paths = []
+    for name, src, change in (("sim.toml", demo_sim, SMALL_SIM if sim is None else sim),
+                              ("train.toml", demo_train, SMALL_TRAIN if train is None else train)):
+        text = dump_toml(_merge(read_toml(src), change))
+        target = folder / name
+        if not target.exists() or target.read_text() != text:  # keep the file (and its stage hashes) stable
+            from raoutcome.io_utils import atomic_write
+
+            with atomic_write(target) as fh:
+                fh.write(text)
+        paths.append(target)
+    return paths[0], paths[1]
+
+
+def example_study(out_dir: str | Path = "example_study", *, sim: Mapping[str, Any] | None = None,
+                  train: Mapping[str, Any] | None = None, force: bool = False) -> dict[str, Path]:
+    """A small simulated cohort with a cross-fitted model, for notebooks and tests.
+
+    Runs the demo's first stages (simulate -> validate -> train -> predict) on the shrunken
+    configuration of :func:`small_configs`; finished stages are skipped, so calling it again just
+    returns the paths: ``cohort``, ``run``, ``predictions`` (out-of-fold, netCDF) and ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    sim_path, train_path = small_configs(out_dir / "configs", sim, train)
+    settings = StudySettings(title="example study", train_config=train_path.resolve(), attribution=False)
+    record = {"command": "example_study", "configs": _resolved_configs(settings, sim_path), "settings": settings.as_record()}
+    record["seeds"] = _seeds(record["configs"], settings)
+    stages = build_stages(settings, cohort_source=None, sim_config=sim_path.resolve(), demo=True, record=record)
+    keep = [s for s in stages if s.name in ("simulate", "validate", "train", "predict")]
+    results = StageRunner(out_dir, keep, force=force, record=record).run()
+    return {"out_dir": out_dir, "cohort": out_dir / results["simulate"].outputs["cohort"],
+            "run": out_dir / results["train"].outputs["run"],
+            "predictions": out_dir / results["predict"].outputs["predictions"]}
+
+
 def read_run_record(out_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(out_dir) / RUN_RECORD).read_text())
 
 
 __all__ = ["StudySettings", "load_study_config", "demo_config_paths", "build_stages", "run_demo", "run_study",
-           "read_run_record"]
+           "read_run_record", "small_configs", "example_study", "dump_toml"]
