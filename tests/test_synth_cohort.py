@@ -142,6 +142,19 @@ def test_png_output_is_16_bit(tmp_path):
     assert arr.dtype == np.uint16 and arr.shape == (64, 64) and arr.max() > 255
 
 
+def test_feet_are_simulated_and_scored_on_the_full_scale(tmp_path):
+    views = ["hand_left", "hand_right", "foot_left", "foot_right"]
+    out = simulate(None, tmp_path / "feet", config=_tiny(n_patients=3, views=views))
+    images = pd.read_csv(out / "images.csv")
+    assert set(images["view"]) == set(views)
+    j = pd.read_csv(out / "truth/joints.csv")
+    assert {"foot_left:MTP5", "foot_right:IP"} <= set(j["joint"])
+    per_visit = j.groupby(["patient_id", "visit_id"]).size()
+    assert (per_visit == 2 * (16 + 15) + 2 * (6 + 6)).all()  # every SvdH site of 4 views
+    lms = pd.read_csv(out / "landmarks.csv").merge(images, on="path")
+    assert set(lms[lms["view"] == "foot_left"]["landmark"]) == {"IP", "MTP1", "MTP2", "MTP3", "MTP4", "MTP5"}
+
+
 def test_oracle_json(cohort):
     o = json.loads((cohort / "truth/oracle.json").read_text())
     assert o["null"] is False and o["n_patients"] == 6
@@ -216,6 +229,7 @@ def test_refuses_foreign_folder_and_leaves_nothing_on_failure(tmp_path, monkeypa
 
 @pytest.mark.parametrize("data,key", [
     ({"n_patients": 0}, "n_patients"),
+    ({"seed": -4}, "seed"),
     ({"n_patients": "many"}, "n_patients"),
     ({"views": ["hand_up"]}, "views"),
     ({"image_format": "jpeg"}, "image_format"),

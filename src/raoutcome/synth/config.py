@@ -163,6 +163,8 @@ def _check_value(key: str, name: str, value: Any) -> None:
             bad("must be >= 0")
     if name in ("slow_rate_median", "rapid_rate_median", "baseline_rate", "shape") and value <= 0:
         bad("must be > 0")
+    if key == "seed" and value < 0:
+        bad("must be a non-negative integer")
     if key == "n_patients" and not 1 <= value <= 10_000_000:
         bad("must be a positive integer")
     if key == "image_size" and not 32 <= value <= 4096:

@@ -78,12 +78,12 @@ def render_hand(cv: Canvas, st: ViewState):
     # ---- forearm bones
     rad_surf = L_RC + g_rc / 2
     cv.rod((0.552, 1.15), (0.540, rad_surf), (0, 0.62, 0.86, 1), (0.041, 0.043, 0.060, 0.066),
-           cortex=(0.22, 0.22, 0.10, 0.07), trab=(0.3, 0.3, 0.55, 0.75), flat1=True)
+           cortex=(0.22, 0.22, 0.10, 0.07), trab=(0.35, 0.35, 0.7, 0.9), flat1=True, depth=0.55)
     cv.rod((0.592, rad_surf - 0.004), (0.603, rad_surf - 0.016), (0, 1), (0.010, 0.006),
            cortex=(0.2, 0.2), trab=(1, 1))  # radial styloid
     uln_end = np.array([0.449, 0.772])
     cv.rod((0.438, 1.15), uln_end, (0, 0.7, 1), (0.028, 0.025, 0.026),
-           cortex=(0.25, 0.2, 0.1), trab=(0.4, 0.6, 1.0))
+           cortex=(0.25, 0.2, 0.1), trab=(0.4, 0.6, 1.0), depth=0.8)
     cv.rod(uln_end + (0.0, -0.012), (0.430, 0.750), (0, 1), (0.009, 0.0055), cortex=(0.2, 0.2), trab=(1, 1))
 
     # ---- carpus (superellipses between joint lines; JSN narrows the lines they face)

@@ -113,12 +113,13 @@ class Canvas:
 
     # ---------------------------------------------------------------------------- primitives
     def rod(self, p0, p1, ts, rs, *, cortex=None, trab=None, flat0=False, flat1=False,
-            cut_circle=None, soft=False, soft_add=False, mu=None):
+            cut_circle=None, soft=False, soft_add=False, mu=None, depth=1.0):
         """A solid of revolution along p0->p1 with radius profile r(t) (ts, rs); round ends unless flat.
 
         cortex: cortical thickness as a fraction of r, profile over ts (bone only);
         trab: trabecular density multiplier profile over ts; cut_circle: (centre, radius) removed
-        (a concave joint base); soft: draw as soft tissue (max-combined) instead of bone.
+        (a concave joint base); soft: draw as soft tissue (max-combined) instead of bone;
+        depth: thickness along the beam relative to the width (< 1: a flattened cross-section).
         """
         p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
         rmax = float(max(rs))
@@ -135,7 +136,7 @@ class Canvas:
         ex, ey = dx - tc * ax, dy - tc * ay
         d2 = ex * ex + ey * ey
         r = np.interp(tc, ts, rs).astype(np.float32)
-        L = 2.0 * np.sqrt(np.maximum(r * r - d2, 0.0))
+        L = 2.0 * depth * np.sqrt(np.maximum(r * r - d2, 0.0))
         keep = L > 0
         if flat0:
             keep &= t >= 0
@@ -152,7 +153,7 @@ class Canvas:
                 np.maximum(self.soft[sl], val, out=self.soft[sl])
             return
         rin = r * (1.0 - np.interp(tc, ts, cortex).astype(np.float32))
-        Lin = 2.0 * np.sqrt(np.maximum(rin * rin - d2, 0.0))
+        Lin = 2.0 * depth * np.sqrt(np.maximum(rin * rin - d2, 0.0))
         dens = np.interp(tc, ts, trab).astype(np.float32)
         att = MU_CORTEX * (L - Lin) + MU_TRABECULAR * dens * Lin * np.maximum(1.0 + 0.25 * self.tex[sl], 0.1)
         self.bone[sl] += np.where(keep, att, 0.0)
