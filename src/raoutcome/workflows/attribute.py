@@ -150,17 +150,18 @@ def attribute(run_dir, cohort, out_dir, method: str = "integrated_gradients", ma
     if missing:
         raise InputError(f"run {run_dir} has no head(s) {missing} (heads: {', '.join(available)})")
     x, labels, sources = prepare_images(cohort, rows, prep["size"], prep["contrast"], prep["pad_value"], progress)
-    members = assign_models(models, rows["patient_id"], fold_of_patients(run_dir))
+    fold = assign_folds(models, rows["patient_id"], fold_of_patients(run_dir))
     maps = {h: np.zeros_like(x) for h in heads}
-    for key, idx in members.groupby(members).groups.items():
-        idx = np.asarray(idx)
-        chosen = models if key == "ensemble" else [m for m in models if getattr(m, "fold", None) == int(key[5:])]
+    for k in np.unique(fold):
+        idx = np.flatnonzero(fold == k)
+        chosen = models if k < 0 else [m for m in models if getattr(m, "fold", None) == k]
         part = methods.attribute_images(chosen, x[idx], list(rows["view"].iloc[idx]), heads, s, device=device,
                                         batch_size=batch_size, progress=progress)
         for h in heads:
             maps[h][idx] = part[h]
+    used = pd.Series([f"fold {k}" if k >= 0 else "ensemble" for k in fold])
     ident = rows[["patient_id", "visit_id", "view"]].assign(image=rows["path"], region_source=sources,
-                                                            models=members.to_numpy())
+                                                            models=used.to_numpy())
     table = stats.region_table(maps, labels, ident)
     summary = stats.summarise(table, heads, n_boot=n_boot, seed=seed)
     with atomic_path(out_dir) as tmp:
@@ -169,7 +170,7 @@ def attribute(run_dir, cohort, out_dir, method: str = "integrated_gradients", ma
         meta = {"method": method, "settings": asdict(s), "run": str(run_dir), "heads": heads,
                 "n_images": len(rows), "n_models": len(models), "image_size": prep["size"],
                 "region_sources": pd.Series(sources).value_counts().to_dict(),
-                "models_used": members.value_counts().to_dict(), "seed": seed, "n_boot": n_boot}
+                "models_used": used.value_counts().to_dict(), "seed": seed, "n_boot": n_boot}
         (tmp / MARKER).write_text(json.dumps(meta, indent=2))
     return out_dir
 
@@ -187,12 +188,11 @@ def fold_of_patients(run_dir: Path) -> dict[str, int]:
     return {str(p): int(f) for p, f in zip(ds["patient_id"].values, ds["fold"].values) if int(f) >= 0}
 
 
-def assign_models(models, patient_ids: pd.Series, folds: Mapping[str, int]) -> pd.Series:
-    """Which models attribute each image: ``"fold k"`` — the fold models that never saw the patient — when
-    the run is cross-fitted and the patient is one of its training patients, else ``"ensemble"`` (all)."""
+def assign_folds(models, patient_ids: pd.Series, folds: Mapping[str, int]) -> np.ndarray:
+    """Per image, the fold whose models attribute it — the fold models that never saw the patient — when
+    the run is cross-fitted on that patient; -1 (all models, averaged) otherwise."""
     have = {getattr(m, "fold", None) for m in models}
-    return pd.Series([f"fold {folds[p]}" if p in folds and folds[p] in have else "ensemble"
-                      for p in patient_ids.astype(str)], index=patient_ids.index)
+    return np.array([folds[p] if p in folds and folds[p] in have else -1 for p in patient_ids.astype(str)])
 
 
 def load_run(run_dir: Path):
