@@ -262,10 +262,14 @@ def test_cli_simulate_and_bad_config_exit_code(tmp_path):
 
     from raoutcome.cli import app
     cfg = tmp_path / "tiny.toml"
-    cfg.write_text("n_patients = 2\nimage_size = 64\nworkers = 1\nrender = false\n")
-    res = CliRunner().invoke(app, ["simulate", "--config", str(cfg), "--out", str(tmp_path / "o")])
+    cfg.write_text("n_patients = 2\nimage_size = 64\nworkers = 1\n")
+    res = CliRunner().invoke(app, ["simulate", "--config", str(cfg), "--out", str(tmp_path / "o"), "--format", "png"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "o" / "truth" / "oracle.json").is_file()
+    cohort_mod = pytest.importorskip("raoutcome.cohort")
+    if hasattr(cohort_mod, "load"):
+        c = cohort_mod.load(tmp_path / "o")
+        assert len(c.patients) == 2 and c.images["path"].str.endswith(".png").all()
     cfg.write_text("n_patients = -3\n")
     res = CliRunner().invoke(app, ["simulate", "--config", str(cfg), "--out", str(tmp_path / "p")])
     assert res.exit_code == 2 and "n_patients" in res.output

@@ -10,8 +10,7 @@ stopping the whole table.
 """
 from __future__ import annotations
 
-from functools import partial
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -85,12 +84,21 @@ def regression_report(y_true: ArrayLike, y_pred: ArrayLike, patient_ids: ArrayLi
     return table
 
 
-def _at_horizon(name: str, horizon: float, threshold: float, column: int | None) -> Metric:
-    """One field of :func:`horizon_metrics`, scoring ``risk`` or, with ``column``, 1 - S(horizon)."""
-    def metric(t, e, r, s=None):
-        score = r if column is None else 1 - s[:, column]
-        return float(getattr(horizon_metrics(t, e, score, horizon, threshold), name))
-    return metric
+def _once_per_resample(fn: Callable[..., object]) -> Callable[..., object]:
+    """Let several table rows read one computation (AUC at all times, the horizon confusion table).
+
+    The bootstrap hands every metric the same array objects for one resample,
+    so the result is reused while the first array is that very object (the
+    reference kept here stops Python from recycling its id).
+    """
+    last: list = [None, None]
+
+    def call(*arrays):
+        if last[0] is not arrays[0]:
+            last[1] = fn(*arrays)
+            last[0] = arrays[0]
+        return last[1]
+    return call
 
 
 def survival_report(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: ArrayLike | None = None,
@@ -103,18 +111,19 @@ def survival_report(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: A
 
     One row per patient. ``risk``: higher = earlier event. ``times``: where to
     evaluate AUC(t) (and the IBS when ``surv_prob``, an ``(n, len(times))``
-    array of S(t), is given). At ``horizon``: AUROC of ``risk`` for "event by
-    the horizon"; with ``surv_prob`` and ``horizon`` among ``times``, also
-    accuracy / sensitivity / specificity / PPV / NPV at P(event) >= 0.5 (or
-    ``threshold``) and the calibration ICI / E50 / E90 (no CI). Without
-    ``surv_prob`` the thresholded metrics need ``threshold`` on ``risk``.
-    Uno's C is truncated at ``tau`` (default: the last of ``times``, else the
-    horizon, else none).
+    array of S(t), is given). At ``horizon`` the score is P(event by the
+    horizon) = 1 - S(horizon) when ``surv_prob`` holds the horizon among
+    ``times``, else ``risk``: its AUROC for "event by the horizon" (patients
+    censored earlier left out), and accuracy / sensitivity / specificity / PPV /
+    NPV at ``score >= threshold`` (default 0.5 for probabilities; with ``risk``
+    only when ``threshold`` is given), plus the calibration ICI / E50 / E90 of
+    the probabilities (no CI: one spline fit is slow). Uno's C is truncated at
+    ``tau`` (default: the last of ``times``, else the horizon, else none).
     """
     t, e, r = as_array(time, "time"), as_array(event, "event"), as_array(risk, "risk")
     grid = None if times is None else as_array(times, "times")
     keep = np.isfinite(t) & np.isfinite(e) & np.isfinite(r)
-    arrays: list[np.ndarray] = []
+    prob = None
     if surv_prob is not None:
         if grid is None:
             raise InputError("surv_prob needs the times it is given at")
@@ -122,11 +131,11 @@ def survival_report(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: A
         if prob.shape != (len(t), len(grid)):
             raise InputError(f"surv_prob: expected shape ({len(t)}, {len(grid)}), got {prob.shape}")
         keep &= np.isfinite(prob).all(axis=1)
-        arrays = [prob[keep]]
+        prob = prob[keep]
     t, e, r = t[keep], e[keep], r[keep]
     check_events(e)  # bad flags or times are the caller's error, not a note in the table
     check_nonnegative(t, "time")
-    arrays = [t, e, r, *arrays]
+    arrays = [t, e, r] + ([prob] if prob is not None else [])
     tau = tau if tau is not None else float(grid.max()) if grid is not None else horizon
     train = dict(train_time=train_time, train_event=train_event)
     metrics: dict[str, Metric] = {
@@ -134,34 +143,32 @@ def survival_report(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: A
         "uno_c": lambda t_, e_, r_, s_=None: uno_c(t_, e_, r_, tau=tau, **train),
     }
     if grid is not None:
+        auc = _once_per_resample(lambda t_, e_, r_, s_=None: time_dependent_auc(t_, e_, r_, grid, **train))
         for i, at in enumerate(grid):
-            metrics[f"auc_t{at:g}"] = partial(_auc_at, i=i, grid=grid, train=train)
+            metrics[f"auc_t{at:g}"] = lambda *a, i=i: float(auc(*a).auc[i])
         if len(grid) > 1:
-            metrics["mean_auc"] = partial(_mean_auc, grid=grid, train=train)
-        if surv_prob is not None and len(grid) > 1:
+            metrics["mean_auc"] = lambda *a: auc(*a).mean_auc
+        if prob is not None and len(grid) > 1:
             metrics["integrated_brier"] = lambda t_, e_, r_, s_: integrated_brier(t_, e_, s_, grid, **train)
     column = None
     if horizon is not None:
-        metrics["auroc_at_horizon"] = _at_horizon("auroc", horizon, 0.5, None)
-        if surv_prob is not None and np.isclose(grid, horizon).any():
+        if prob is not None and np.isclose(grid, horizon).any():
             column = int(np.flatnonzero(np.isclose(grid, horizon))[0])
+        cut = threshold if threshold is not None else 0.5
+
+        def at_horizon(t_, e_, r_, s_=None):
+            return horizon_metrics(t_, e_, r_ if column is None else 1 - s_[:, column], horizon, cut)
+        confusion = _once_per_resample(at_horizon)
+        names = ["auroc"]
         if column is not None or threshold is not None:
-            cut = threshold if threshold is not None else 0.5
-            for name in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
-                metrics[f"{name}_at_horizon"] = _at_horizon(name, horizon, cut, column)
+            names += ["accuracy", "sensitivity", "specificity", "ppv", "npv"]
+        for name in names:
+            metrics[f"{name}_at_horizon"] = lambda *a, name=name: float(getattr(confusion(*a), name))
     table = _table(metrics, arrays, len(t), None, n_boot, level, seed, progress)
     if column is not None:
-        table = pd.concat([table, _calibration_rows(t, e, 1 - arrays[3][:, column], horizon)])
+        table = pd.concat([table, _calibration_rows(t, e, 1 - prob[:, column], horizon)])
     table.index.name = "metric"
     return table
-
-
-def _auc_at(t, e, r, *_, i: int, grid: np.ndarray, train: dict) -> float:
-    return float(time_dependent_auc(t, e, r, grid[i:i + 1], **train).auc[0])
-
-
-def _mean_auc(t, e, r, *_, grid: np.ndarray, train: dict) -> float:
-    return time_dependent_auc(t, e, r, grid, **train).mean_auc
 
 
 def _calibration_rows(t: np.ndarray, e: np.ndarray, p: np.ndarray, horizon: float) -> pd.DataFrame:

@@ -168,15 +168,6 @@ def _file_blocks(section: str, files: _Files, skip: Iterable[Path] = ()) -> list
     return blocks
 
 
-# ------------------------------------------------------------------------------------------ oracle ceilings
-#: How the simulator's oracle.json names the ceiling of each predicted outcome (first key found wins).
-ORACLE_CEILINGS: dict[str, tuple[tuple[str, ...], str]] = {
-    "haq": (("haq_r2_noise_free", "r2_haq", "haq_r2", "haq.r2_noise_free", "haq.r2"), "R²"),
-    "pain": (("pain_r2_noise_free", "r2_pain", "pain_r2", "pain.r2_noise_free", "pain.r2"), "R²"),
-    "risk": (("c_index_oracle", "oracle_c_index", "c_index", "deformity.c_index", "hazard.c_index"), "C-index"),
-}
-
-
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in mapping.items():
@@ -185,20 +176,6 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
             out.update(flatten(value, name))
         else:
             out[name] = value
-    return out
-
-
-def oracle_ceilings(oracle: Mapping[str, Any] | None) -> dict[str, tuple[str, float]]:
-    """{head: (metric name, ceiling)} from the simulator's oracle.json."""
-    if not oracle:
-        return {}
-    flat = flatten(oracle)
-    out: dict[str, tuple[str, float]] = {}
-    for head, (keys, metric) in ORACLE_CEILINGS.items():
-        for key in keys:
-            if isinstance(flat.get(key), (int, float)):
-                out[head] = (metric, float(flat[key]))
-                break
     return out
 
 
@@ -224,7 +201,7 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
                                     path_of("validate", "summary"), demo))
     sections.append(_examples_section(path_of("validate", "examples"), up.get("validate", {}).get("example_patient"),
                                       settings, demo))
-    sections.append(_accuracy_section(files, oracle, cross_fitted))
+    sections.append(_accuracy_section(files, path_of("analyze", "accuracy"), demo))
     for key in ("dream", "survival", "beyond", "longitudinal", "endpoints"):
         title, intro = SECTIONS[key]
         blocks = _file_blocks(key, files)
@@ -324,19 +301,29 @@ def _examples_section(examples: Path | None, patient: str | None, settings, demo
                width="900px")])
 
 
-def _accuracy_section(files: _Files, oracle, cross_fitted: bool) -> Section:
+def _accuracy_section(files: _Files, headline: Path | None, demo: bool) -> Section:
     title, intro = SECTIONS["accuracy"]
     blocks: list = []
-    ceilings = oracle_ceilings(oracle)
-    if ceilings:
-        rows = [{"outcome": head, "metric": metric, "best achievable (simulator)": value}
-                for head, (metric, value) in ceilings.items()]
-        blocks.append(Table(pd.DataFrame(rows), caption=(
-            "Best achievable values, from the simulator's ground truth: for HAQ and pain the R² of the noise-free "
-            "value against the recorded one; for deformity the C-index of the true hazard.")))
+    if headline is not None and headline.exists():
+        frame = pd.read_csv(headline)
+        shown = pd.DataFrame({
+            "outcome": frame["outcome"], "metric": frame["metric"],
+            "estimate (95 % CI)": [f"{format_number(e)} ({format_number(lo)} to {format_number(hi)})"
+                                   if pd.notna(lo) else format_number(e)
+                                   for e, lo, hi in zip(frame["estimate"], frame["ci_low"], frame["ci_high"])],
+        })
+        if demo:
+            shown["best achievable"] = frame["best_achievable"].astype(float)
+        shown["visits / patients"] = frame["n"]
+        blocks.append(Table(shown, caption=(
+            "Headline accuracy of each outcome head on out-of-fold predictions. "
+            + ("'Best achievable' is set by the simulator's noise: for HAQ and pain the R² of the noise-free value, "
+               "for the Sharp scores the correlation of the true score with the reader's noisy score, for deformity "
+               "the C-index of the true hazard. " if demo else "")
+            + "R² is 1 − SSE/SST of the predictions as they are (no refitting); the C-index is 0.5 for a coin toss.")))
     blocks.extend(_file_blocks("accuracy", files))
     return Section("accuracy", title, intro, blocks,
-                   missing=None if len(blocks) > bool(ceilings) else "The analysis produced no accuracy table.")
+                   missing=None if blocks else "The analysis produced no accuracy table.")
 
 
 def _attribution_section(folder: Path | None, settings) -> Section:
@@ -401,4 +388,4 @@ def _methods_section(record: Mapping[str, Any], up, settings, demo: bool) -> Sec
     return Section("methods", "Methods and reproducibility", text, blocks)
 
 
-__all__ = ["build_report", "SECTION_RULES", "oracle_ceilings", "flatten"]
+__all__ = ["build_report", "SECTION_RULES", "flatten"]

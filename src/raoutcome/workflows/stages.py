@@ -103,6 +103,7 @@ class StageResult:
     token: str
     started: str
     finished: str
+    cpu_seconds: float = 0.0  # CPU time of this process and its finished children (all cores)
 
 
 def config_hash(config: Any) -> str:
@@ -172,6 +173,7 @@ class StageRunner:
             self.results[stage.name] = result
             self.record["stages"].append({
                 "name": result.name, "status": result.status, "seconds": round(result.seconds, 3),
+                "cpu_seconds": round(result.cpu_seconds, 3),
                 "started": result.started, "finished": result.finished, "outputs": result.outputs,
             })
             self._save_record()
@@ -215,7 +217,8 @@ class StageRunner:
             if stage.reload is not None:
                 stage.reload(ctx)
             return StageResult(stage.name, "skipped", float(done.get("seconds", 0.0)), done["outputs"],
-                               done["token"], done.get("started", ""), done.get("finished", ""))
+                               done["token"], done.get("started", ""), done.get("finished", ""),
+                               float(done.get("cpu_seconds", 0.0)))
 
         started = _read_json(sdir / STARTED)
         stale = started is not None and (started.get("config_hash") != chash or started.get("upstream") != upstream)
@@ -231,9 +234,9 @@ class StageRunner:
         _write_json(sdir / STARTED, {"stage": stage.name, "config_hash": chash, "upstream": upstream,
                                      "started": t_start, "pid": os.getpid()})
         self.console.rule(f"[bold]{label}")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_seconds()
         raw = dict(stage.func(ctx) or {})
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
         outputs: dict[str, Any] = {}
         path_outputs: list[str] = []
         for key, value in raw.items():
@@ -249,13 +252,22 @@ class StageRunner:
         _write_json(sdir / DONE, {
             "stage": stage.name, "token": token, "config_hash": chash, "upstream": upstream,
             "outputs": outputs, "path_outputs": path_outputs, "started": t_start, "finished": finished,
-            "seconds": round(seconds, 3),
+            "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
         })
-        self.console.print(f"[bold]{label}[/bold]: [green]finished[/green] in {seconds:.1f} s")
-        return StageResult(stage.name, "ran", seconds, outputs, token, t_start, finished)
+        self.console.print(f"[bold]{label}[/bold]: [green]finished[/green] in {seconds:.1f} s "
+                           f"(CPU {cpu:.1f} s)")
+        return StageResult(stage.name, "ran", seconds, outputs, token, t_start, finished, cpu)
 
     def _save_record(self) -> None:
         _write_json(self.out_dir / RUN_RECORD, self.record)
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its waited-for children (DataLoader workers, pools)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def package_versions(names: Sequence[str] = RECORDED_PACKAGES) -> dict[str, str]:

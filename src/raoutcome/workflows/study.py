@@ -251,14 +251,101 @@ def _stage_predict():
     return run
 
 
-def _stage_analyze():
+def _stage_analyze(n_boot: int = 200):
     def run(ctx: StageContext):
+        from raoutcome.io_utils import atomic_write
         from raoutcome.workflows.analyze import analyze
 
-        path = analyze(ctx.state["cohort"], ctx.path("predict", "predictions"), ctx.stage_dir / "analysis")
-        return {"analysis": Path(path)}
+        cohort = ctx.state["cohort"]
+        pred_path = ctx.path("predict", "predictions")
+        path = Path(analyze(cohort, pred_path, ctx.stage_dir / "analysis"))
+        table = accuracy_vs_ceiling(cohort, pred_path, path / "metrics.csv", n_boot=n_boot)
+        with atomic_write(ctx.stage_dir / "accuracy_vs_ceiling.csv") as fh:
+            table.to_csv(fh, index=False)
+        return {"analysis": path, "accuracy": ctx.stage_dir / "accuracy_vs_ceiling.csv"}
 
     return run
+
+
+def _r2(y_true, y_pred) -> float:
+    """Coefficient of determination 1 - SSE/SST of predictions taken as they are (no refitting)."""
+    import numpy as np
+
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    sst = float(((y_true - y_true.mean()) ** 2).sum())
+    if sst <= 0:
+        raise ValueError("R²: the observed values do not vary")
+    return 1.0 - float(((y_true - y_pred) ** 2).sum()) / sst
+
+
+#: The headline accuracy of each head, and the simulator's ceiling for it (oracle.json key or a truth column).
+HEADLINE = (
+    # head, metric shown, metric row in metrics.csv (None: computed here), oracle ceiling
+    ("svdh", "Pearson r", "pearson_r", "truth:svdh_total"),
+    ("svdh", "RA2-DREAM weighted RMSE", "dream_weighted_rmse", None),
+    ("jsn", "Pearson r", "pearson_r", "truth:svdh_jsn"),
+    ("erosion", "Pearson r", "pearson_r", "truth:svdh_erosion"),
+    ("haq", "R²", None, "haq.r2_noise_free"),
+    ("haq", "Pearson r", "pearson_r", None),
+    ("pain", "R²", None, "pain.r2_noise_free"),
+    ("pain", "Pearson r", "pearson_r", None),
+    ("risk", "Harrell C-index", "harrell_c", "deformity.c_index_oracle"),
+)
+OUTCOME_NAMES = {"svdh": "SvdH total score", "jsn": "SvdH joint-space narrowing", "erosion": "SvdH erosion",
+                 "haq": "HAQ disability", "pain": "Pain (VAS)", "risk": "Time to deformity"}
+
+
+def accuracy_vs_ceiling(cohort, predictions_path: Path, metrics_csv: Path, n_boot: int = 200, seed: int = 0):
+    """One row per head and headline metric: estimate with its 95 % patient-bootstrap CI (from the
+    analysis' ``metrics.csv``; R² is computed here) and, for a simulated cohort, the best achievable
+    value: the oracle's noise-free R² / C-index, or for the Sharp scores the Pearson r of the true
+    score with the recorded (reader-noisy) one."""
+    import numpy as np
+    import pandas as pd
+
+    from raoutcome.evaluation import bootstrap_ci
+    from raoutcome.evaluation.align import visit_pairs
+    from raoutcome.predictions import load_predictions
+    from raoutcome.reporting.study_report import flatten
+
+    metrics = pd.read_csv(metrics_csv) if Path(metrics_csv).exists() else pd.DataFrame(columns=["head", "metric"])
+    truth_dir = Path(cohort.root) / "truth"
+    oracle = json.loads((truth_dir / "oracle.json").read_text()) if (truth_dir / "oracle.json").exists() else {}
+    flat = flatten(oracle)
+    truth = pd.read_csv(truth_dir / "visits.csv") if (truth_dir / "visits.csv").exists() else None
+    preds = load_predictions(predictions_path)
+    rows = []
+    for head, label, row_name, ceiling_key in HEADLINE:
+        est = lo = hi = np.nan
+        n = None
+        if row_name is not None:
+            hit = metrics[(metrics["head"] == head) & (metrics["metric"] == row_name)]
+            if hit.empty:
+                continue
+            est, lo, hi = (float(hit.iloc[0][c]) for c in ("estimate", "ci_low", "ci_high"))
+            n = hit.iloc[0].get("n")
+        else:
+            try:
+                pairs = visit_pairs(preds, cohort.visits, head)
+                res = bootstrap_ci(_r2, pairs["y_true"].to_numpy(), pairs["y_pred"].to_numpy(),
+                                   patient_ids=pairs["patient_id"].to_numpy(), n_boot=n_boot, seed=seed, progress=False)
+            except (InputError, ValueError):
+                continue
+            est, lo, hi, n = res.estimate, res.ci_low, res.ci_high, len(pairs)
+        ceiling = np.nan
+        if ceiling_key and ceiling_key.startswith("truth:") and truth is not None:
+            col = ceiling_key[6:]
+            both = truth[["patient_id", "visit_id", col]].merge(cohort.visits[["patient_id", "visit_id", col]],
+                                                                on=["patient_id", "visit_id"], suffixes=("_true", ""))
+            both = both.dropna()
+            if len(both) > 2:
+                ceiling = float(np.corrcoef(both[f"{col}_true"], both[col])[0, 1])
+        elif ceiling_key and isinstance(flat.get(ceiling_key), (int, float)):
+            ceiling = float(flat[ceiling_key])
+        rows.append({"outcome": OUTCOME_NAMES.get(head, head), "head": head, "metric": label, "estimate": est,
+                     "ci_low": lo, "ci_high": hi, "best_achievable": ceiling, "n": n})
+    return pd.DataFrame(rows, columns=["outcome", "head", "metric", "estimate", "ci_low", "ci_high",
+                                       "best_achievable", "n"])
 
 
 def _stage_attribute(settings: StudySettings):

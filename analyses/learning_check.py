@@ -1,0 +1,144 @@
+"""Learning check: does the model learn what the simulator planted, on patients it never saw?
+
+1. Simulate the demo cohort (``raoutcome simulate --config cohorts/demo.toml``), or reuse
+   ``--cohort``.
+2. Train with 3-fold patient-grouped cross-fitting (``cohorts/train_demo.toml``) twice:
+   the full model, and the "no human score" model (``[heads] svdh = false``).
+3. On the out-of-fold predictions (every patient scored by the fold model that never saw
+   them) compare with the simulator's ceilings in ``truth/oracle.json``:
+
+   * SvdH total: Pearson r (visits with an observed score) >= 0.85;
+   * HAQ: R^2 against the observed HAQ >= 0.7 x the noise-free R^2 (``haq.r2_noise_free``);
+   * deformity: Harrell's C-index (lifelines ``concordance_index``) of the per-patient risk
+     at the baseline visit (``--risk-at last``: the last visit) against the observed
+     events >= oracle C-index - 0.05 (``deformity.c_index_oracle``).
+
+   The no-SvdH model is held to the HAQ and deformity targets.
+
+Prints a table, writes ``learning_check.json`` into ``--out`` and exits 0 when every
+target is met (1 otherwise). Budget: <= 30 minutes on 2 CPU cores.
+
+    python analyses/learning_check.py --out learning_check_out [--cohort DIR] [--config FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+SVDH_R_TARGET = 0.85
+HAQ_FRACTION = 0.7
+C_MARGIN = 0.05
+
+
+def simulate(config: Path, out: Path) -> Path:
+    if (out / "truth" / "oracle.json").exists():
+        return out
+    cmd = [str(Path(sys.executable).with_name("raoutcome")), "simulate", "--config", str(config), "--out", str(out)]
+    if not Path(cmd[0]).exists():
+        cmd = [sys.executable, "-m", "raoutcome.cli", "simulate", "--config", str(config), "--out", str(out)]
+    subprocess.run(cmd, check=True)
+    return out
+
+
+def no_svdh_config(config: Path, out: Path) -> Path:
+    from raoutcome.training.config import load_config
+
+    cfg = load_config(config)
+    values = cfg.to_dict()
+    values["heads"]["svdh"] = False
+    from raoutcome.training.config import dumps_toml
+
+    out.write_text(f"# {config} with the SvdH head switched off\n" + dumps_toml(values))
+    return out
+
+
+def evaluate(predictions: Path, cohort, risk_at: str) -> dict:
+    from lifelines.utils import concordance_index
+
+    from raoutcome.predictions import load_predictions, to_frame
+
+    frame = to_frame(load_predictions(predictions))
+    obs = cohort.visits[["patient_id", "visit_id", "svdh_total", "haq"]].rename(
+        columns={"svdh_total": "obs_svdh", "haq": "obs_haq"})
+    merged = frame.merge(obs, on=["patient_id", "visit_id"], how="inner")
+    out: dict = {"n_patients": int(frame["patient_id"].nunique()), "n_visits": int(len(frame))}
+    if merged["svdh"].notna().any():
+        ok = merged[["svdh", "obs_svdh"]].dropna()
+        out["svdh_pearson_r"] = float(np.corrcoef(ok["svdh"], ok["obs_svdh"])[0, 1])
+    ok = merged[["haq", "obs_haq"]].dropna()
+    y, p = ok["obs_haq"].to_numpy(), ok["haq"].to_numpy()
+    out["haq_r2"] = float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+    events = cohort.event_table("deformity").set_index("patient_id")
+    ordered = frame.sort_values(["patient_id", "time_years"])
+    for where, pick in (("baseline", ordered.groupby("patient_id").head(1)),
+                        ("last", ordered.groupby("patient_id").tail(1))):
+        risk = pick.set_index("patient_id")["risk"]
+        ev = events.loc[risk.index]
+        out[f"c_index_{where}"] = float(concordance_index(ev["time_years"], -risk.to_numpy(), ev["observed"]))
+    out["c_index"] = out[f"c_index_{risk_at}"]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=Path("learning_check_out"))
+    ap.add_argument("--cohort", type=Path, default=None, help="reuse a simulated cohort (needs truth/oracle.json)")
+    ap.add_argument("--sim-config", type=Path, default=REPO / "cohorts" / "demo.toml")
+    ap.add_argument("--config", type=Path, default=REPO / "cohorts" / "train_demo.toml")
+    ap.add_argument("--risk-at", choices=("baseline", "last"), default="baseline")
+    args = ap.parse_args(argv)
+
+    from raoutcome.cohort import load
+    from raoutcome.training import train_run
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    t0 = time.perf_counter()
+    cohort_dir = args.cohort or simulate(args.sim_config, args.out / "cohort")
+    timings["simulate"] = time.perf_counter() - t0
+    oracle = json.loads((cohort_dir / "truth" / "oracle.json").read_text())
+    cohort = load(cohort_dir)
+    targets = {"svdh_pearson_r": SVDH_R_TARGET,
+               "haq_r2": HAQ_FRACTION * oracle["haq"]["r2_noise_free"],
+               "c_index": oracle["deformity"]["c_index_oracle"] - C_MARGIN}
+    runs = {"full": args.config, "no_svdh": no_svdh_config(args.config, args.out / "train_no_svdh.toml")}
+    results = {}
+    for name, config in runs.items():
+        t = time.perf_counter()
+        run = train_run(cohort, config, args.out / f"run_{name}")
+        timings[f"train_{name}"] = time.perf_counter() - t
+        results[name] = evaluate(run / "cv_predictions.nc", cohort, args.risk_at)
+    timings["total"] = time.perf_counter() - t0
+
+    checks = []
+    for name, res in results.items():
+        for key, target in targets.items():
+            if key not in res:
+                continue
+            checks.append({"model": name, "metric": key, "value": res[key], "target": target,
+                           "pass": bool(res[key] >= target)})
+    print(f"learning check on {cohort_dir} ({results['full']['n_patients']} patients, out-of-fold predictions)")
+    print(f"{'model':<9}{'metric':<16}{'value':>8}{'target':>9}  result")
+    for c in checks:
+        print(f"{c['model']:<9}{c['metric']:<16}{c['value']:>8.3f}{c['target']:>9.3f}  {'PASS' if c['pass'] else 'FAIL'}")
+    for name, res in results.items():
+        print(f"{name}: C-index at baseline {res['c_index_baseline']:.3f}, at last visit {res['c_index_last']:.3f}")
+    print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    report = {"cohort": str(cohort_dir), "oracle": oracle, "targets": targets, "results": results,
+              "checks": checks, "timings_s": timings, "risk_at": args.risk_at,
+              "config": tomllib.loads(Path(args.config).read_text())}
+    (args.out / "learning_check.json").write_text(json.dumps(report, indent=2) + "\n")
+    return 0 if all(c["pass"] for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
