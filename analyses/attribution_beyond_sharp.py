@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--null-config", type=Path, default=COHORTS["null"])
     ap.add_argument("--method", default="integrated_gradients")
     ap.add_argument("--max-images", type=int, default=96)
-    ap.add_argument("--n-steps", type=int, default=32, help="Integrated Gradients steps")
+    ap.add_argument("--n-steps", type=int, default=16, help="Integrated Gradients steps")
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--docs", action="store_true", help="also copy the real-hand figures to docs/img/")

@@ -8,8 +8,9 @@ Methods and their settings (all documented defaults, all overridable):
 
 ``integrated_gradients``
     Captum ``IntegratedGradients`` (Sundararajan et al. 2017), Gauss–Legendre quadrature with
-    ``n_steps`` points, evaluated ``internal_batch_size`` images at a time. The baseline is the
-    image the path starts from:
+    ``n_steps`` points (default 16: for the default-config model on demo phantom images, Captum's
+    convergence delta was ~2 % of f(x) − f(baseline) at 8, 16 and 32 points alike), evaluated
+    ``internal_batch_size`` images at a time. The baseline is the image the path starts from:
 
     * ``"black"`` (default): an all-zero image, i.e. no X-ray signal at all — the classical choice.
       Attributions then answer "what in this image, compared with nothing, drives the head".
@@ -67,7 +68,7 @@ class AttributionSettings:
     method: str = "integrated_gradients"
     baseline: str = "black"
     blur_sigma: float = 0.05
-    n_steps: int = 32
+    n_steps: int = 16
     internal_batch_size: int = 16
     window: int | None = None
     stride: int | None = None
