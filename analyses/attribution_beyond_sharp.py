@@ -20,6 +20,7 @@ Writes ``<out>/results.csv``, ``<out>/density_ratio.png``, ``<out>/real_hand_reg
 ``<out>/real_hand_attribution.png``; exits 1 if an expectation fails.
 
     python analyses/attribution_beyond_sharp.py --out out/attribution_beyond_sharp [--docs]
+        [--demo-cohort DIR --demo-run RUN]   # reuse a simulated cohort and its trained run (e.g. from `raoutcome demo`)
 """
 from __future__ import annotations
 
@@ -164,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-steps", type=int, default=16, help="Integrated Gradients steps")
     ap.add_argument("--n-boot", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
+    for name in ("demo", "null"):
+        ap.add_argument(f"--{name}-cohort", type=Path, help=f"reuse this {name} cohort folder (skip simulating)")
+        ap.add_argument(f"--{name}-run", type=Path, help=f"reuse this trained run on the {name} cohort (skip training)")
     ap.add_argument("--docs", action="store_true", help="also copy the real-hand figures to docs/img/")
     args = ap.parse_args(argv)
 
@@ -174,10 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     settings = {"n_steps": args.n_steps} if args.method == "integrated_gradients" else None
     results, runs = [], {}
-    for name, config in (("demo", args.demo_config), ("null_cohort", args.null_config)):
-        print(f"== {name} cohort ({config})", flush=True)
-        cohort = load(simulate(config, out / name / "cohort", seed=None))
-        runs[name] = train(cohort, args.train_config, out / name / "run")
+    for name, key in (("demo", "demo"), ("null_cohort", "null")):
+        config, given_cohort, given_run = (getattr(args, f"{key}_{a}") for a in ("config", "cohort", "run"))
+        print(f"== {name} cohort ({given_cohort or config})", flush=True)
+        cohort = load(given_cohort or simulate(config, out / name / "cohort", seed=None))
+        runs[name] = given_run or train(cohort, args.train_config, out / name / "run")
         table = attribute(runs[name], cohort, out / name / "attribution", args.method, args.max_images,
                           args.n_boot, args.seed, settings)
         results += density_ratios(table, name, args.n_boot, args.seed)
