@@ -160,25 +160,23 @@ def bootstrap_metrics(metrics: Mapping[str, Metric], *arrays: ArrayLike, patient
     looped = [name for name, fn in metrics.items() if getattr(fn, "batched", None) is None]
     if progress is None:
         progress = n_boot * len(looped) >= 2000
+    batched = [name for name in metrics if name not in looped]
     resampler = Resampler(n_rows, patient_ids, seed)
     start = 0
     with tqdm(total=n_boot, disable=not progress or n_boot == 0, desc="bootstrap", leave=False) as bar:
         for draws in resampler.draws(n_boot):
-            stop = start + len(draws)
-            batched = [name for name in metrics if name not in looped]
             if batched:
                 counts = resampler.counts(draws)
                 for name in batched:
                     with np.errstate(all="ignore"):
-                        samples[name][start:stop] = metrics[name].batched(counts, *data)
-            for j, units in enumerate(draws):
-                if looped:
-                    rows = resampler.rows(units)
-                    picked = [a[rows] for a in data]
-                    for name in looped:
-                        samples[name][start + j] = _call(metrics[name], picked)
+                        samples[name][start:start + len(draws)] = metrics[name].batched(counts, *data)
+            for j, units in enumerate(draws if looped else ()):
+                rows = resampler.rows(units)
+                picked = [a[rows] for a in data]
+                for name in looped:
+                    samples[name][start + j] = _call(metrics[name], picked)
             bar.update(len(draws))
-            start = stop
+            start += len(draws)
     return {name: _summarise(estimates[name], samples[name], level) for name in metrics}
 
 
@@ -240,7 +238,7 @@ def bayes_factor(truth: ArrayLike | Sequence[ArrayLike], pred_a: ArrayLike, pred
     (``(time, event)`` for a C-index): the metric is called as
     ``metric(*truth, pred)``. Lower scores are better unless ``larger_is_better``.
     """
-    truth_arrays = _truth_tuple(truth)
+    truth_arrays = truth_tuple(truth)
     m = len(truth_arrays)
     cols = list(range(m))
     metrics = {"A": selecting(metric, cols + [m]), "B": selecting(metric, cols + [m + 1])}
@@ -252,7 +250,8 @@ def bayes_factor(truth: ArrayLike | Sequence[ArrayLike], pred_a: ArrayLike, pred
                        samples_a=res["A"].samples, samples_b=res["B"].samples)
 
 
-def _truth_tuple(truth: ArrayLike | Sequence[ArrayLike]) -> tuple[ArrayLike, ...]:
+def truth_tuple(truth: ArrayLike | Sequence[ArrayLike]) -> tuple[ArrayLike, ...]:
+    """``y_true`` as a 1-tuple; a tuple such as ``(time, event)`` as it is."""
     if isinstance(truth, tuple):
         return truth
     return (truth,)

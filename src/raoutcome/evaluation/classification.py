@@ -17,7 +17,7 @@ Severity classes (seeds/002, Bo et al. 2024)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -130,7 +130,7 @@ def horizon_metrics(time: ArrayLike, event: ArrayLike, score: ArrayLike, horizon
     if not keep.any():
         raise InputError(f"horizon {horizon}: no patient has a known status at the horizon")
     res = binary_metrics(label[keep], s[keep], threshold)
-    return BinaryMetrics(**{**res.__dict__, "n_excluded": int((~keep).sum())})
+    return replace(res, n_excluded=int((~keep).sum()))
 
 
 def severity_class(scores: ArrayLike, cutoffs: ArrayLike = DEFAULT_SEVERITY_CUTOFFS) -> np.ndarray:

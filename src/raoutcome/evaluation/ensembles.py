@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 
 from raoutcome.errors import InputError
 from raoutcome.evaluation._common import as_array, same_length
-from raoutcome.evaluation.bootstrap import Metric, _truth_tuple, bootstrap_metrics, compare_samples, selecting
+from raoutcome.evaluation.bootstrap import Metric, truth_tuple, bootstrap_metrics, compare_samples, selecting
 
 
 def average_predictions(predictions: Mapping[str, ArrayLike] | Sequence[ArrayLike]) -> np.ndarray:
@@ -47,7 +47,7 @@ def ensemble_curve(truth: ArrayLike | Sequence[ArrayLike], predictions: Mapping[
     """
     if not predictions:
         raise InputError("ensemble_curve: no prediction sets")
-    truth_arrays = _truth_tuple(truth)
+    truth_arrays = truth_tuple(truth)
     m = len(truth_arrays)
     cols = list(range(m))
     names = list(predictions)

@@ -304,8 +304,8 @@ def accuracy_vs_ceiling(cohort, predictions_path: Path, metrics_csv: Path, n_boo
     import pandas as pd
 
     from raoutcome.evaluation import bootstrap_ci
-    from raoutcome.evaluation.align import visit_pairs
-    from raoutcome.predictions import load_predictions
+    from raoutcome.evaluation.align import HEAD_OUTCOMES
+    from raoutcome.predictions import load_predictions, to_frame
     from raoutcome.reporting.study_report import flatten
 
     metrics = pd.read_csv(metrics_csv) if Path(metrics_csv).exists() else pd.DataFrame(columns=["head", "metric"])
@@ -313,7 +313,7 @@ def accuracy_vs_ceiling(cohort, predictions_path: Path, metrics_csv: Path, n_boo
     oracle = json.loads((truth_dir / "oracle.json").read_text()) if (truth_dir / "oracle.json").exists() else {}
     flat = flatten(oracle)
     truth = pd.read_csv(truth_dir / "visits.csv") if (truth_dir / "visits.csv").exists() else None
-    preds = load_predictions(predictions_path)
+    frame = to_frame(load_predictions(predictions_path))
     rows = []
     for head, label, row_name, ceiling_key in HEADLINE:
         est = lo = hi = np.nan
@@ -325,8 +325,13 @@ def accuracy_vs_ceiling(cohort, predictions_path: Path, metrics_csv: Path, n_boo
             est, lo, hi = (float(hit.iloc[0][c]) for c in ("estimate", "ci_low", "ci_high"))
             n = hit.iloc[0].get("n")
         else:
+            outcome = HEAD_OUTCOMES.get(head)
+            if head not in frame or outcome not in cohort.visits:
+                continue
+            pairs = frame[["patient_id", "visit_id", head]].rename(columns={head: "y_pred"}).merge(
+                cohort.visits[["patient_id", "visit_id", outcome]].rename(columns={outcome: "y_true"}),
+                on=["patient_id", "visit_id"]).dropna()
             try:
-                pairs = visit_pairs(preds, cohort.visits, head)
                 res = bootstrap_ci(_r2, pairs["y_true"].to_numpy(), pairs["y_pred"].to_numpy(),
                                    patient_ids=pairs["patient_id"].to_numpy(), n_boot=n_boot, seed=seed, progress=False)
             except (InputError, ValueError):
