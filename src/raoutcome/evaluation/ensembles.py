@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike
 
 from raoutcome.errors import InputError
 from raoutcome.evaluation._common import as_array, same_length
-from raoutcome.evaluation.bootstrap import Metric, truth_tuple, bootstrap_metrics, compare_samples, selecting
+from raoutcome.evaluation.bootstrap import Metric, bootstrap_metrics, compare_samples, selecting, truth_tuple
 
 
 def average_predictions(predictions: Mapping[str, ArrayLike] | Sequence[ArrayLike]) -> np.ndarray:
