@@ -49,7 +49,7 @@ def test_signed_maps_keep_both_signs(model, images):
 
 @pytest.mark.parametrize("baseline", ["black", "blur"])
 def test_integrated_gradients_completeness(model, images, baseline):
-    s = AttributionSettings(baseline=baseline, n_steps=64, signed=True)
+    s = AttributionSettings(baseline=baseline, n_steps=32, signed=True)
     attr, delta = integrated_gradients(model, images, "hand_left", "haq", s, device="cpu", return_delta=True)
     x = torch.as_tensor(images)[:, None]
     with torch.no_grad():
