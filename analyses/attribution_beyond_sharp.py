@@ -99,35 +99,22 @@ def judge(results: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------- real hands
 def real_hand_regions_figure(n: int = 4):
     """Landmark regions of the first ``n`` real radiographs, side by side (None when absent)."""
-    import matplotlib.pyplot as plt
     from PIL import Image
 
     from raoutcome.attribution.regions import regions_from_landmarks
-    from raoutcome.reporting.attribution_figures import REGION_COLOURS, _label_rgba
+    from raoutcome.reporting.attribution_figures import region_montage_figure
 
     if not (REAL_HANDS / "landmarks.csv").exists():
         return None
     table = pd.read_csv(REAL_HANDS / "landmarks.csv")
-    names = ["test_img1_L.png", "test_img3_L.png", "test_img5_R.png", "test_img7_L.png"][:n]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 4.9))
-    for ax, name in zip(np.atleast_1d(axes), names):
+    panels = []
+    for name in ["test_img1_L.png", "test_img3_L.png", "test_img5_R.png", "test_img7_L.png"][:n]:
         pixels = np.asarray(Image.open(REAL_HANDS / "images" / name).convert("L"), dtype=np.float32) / 255
         lm = table[table["image"] == name]
-        rm = regions_from_landmarks(pixels, lm)
-        ax.imshow(pixels, cmap="gray", vmin=0, vmax=1)
-        ax.imshow(_label_rgba(rm.labels, 0.45))
-        ax.plot(lm["x"], lm["y"], "w+", ms=4, mew=0.8)
-        ax.set_title(name, fontsize=8)
-        ax.set_axis_off()
-    from matplotlib.patches import Patch
-
-    regions = ["svdh_site", "periarticular", "carpus", "shaft", "soft_tissue"]
-    fig.legend(handles=[Patch(color=REGION_COLOURS[r], label=r.replace("_", " ")) for r in regions],
-               loc="lower center", ncol=len(regions), fontsize=8, frameon=False)
-    fig.suptitle("Anatomical regions from 15 joint landmarks on real radiographs (RSNA bone age, SHS_NET landmarks)",
-                 fontsize=9)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    return fig
+        points = {r.landmark: (r.x, r.y) for r in lm.itertuples()}
+        panels.append((name, pixels, regions_from_landmarks(pixels, lm).labels, points))
+    return region_montage_figure(panels, title="Anatomical regions from 15 joint landmarks on real radiographs "
+                                               "(RSNA bone age, SHS_NET landmarks)")
 
 
 def real_hand_attribution_figure(run: Path, method: str, settings: dict | None = None):

@@ -32,7 +32,8 @@ REGION_COLOURS: dict[str, str] = {
 FOREGROUND_CODE = 255
 
 
-def _label_rgba(labels: np.ndarray, alpha: float) -> np.ndarray:
+def label_rgba(labels: np.ndarray, alpha: float) -> np.ndarray:
+    """RGBA image painting each region code in its fixed colour (background transparent)."""
     rgba = np.zeros(labels.shape + (4,), dtype=np.float32)
     names = dict(REGION_NAMES)
     names[FOREGROUND_CODE] = "foreground"
@@ -52,7 +53,7 @@ def region_overlay_figure(image: np.ndarray, labels: np.ndarray, landmarks: Mapp
     for ax in axes:
         ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_axis_off()
-    axes[1].imshow(_label_rgba(labels, alpha), interpolation="nearest")
+    axes[1].imshow(label_rgba(labels, alpha), interpolation="nearest")
     if landmarks:
         xy = np.array([tuple(v)[:2] for v in landmarks.values()], dtype=float)
         axes[1].plot(xy[:, 0], xy[:, 1], "w+", ms=5, mew=1)
@@ -62,6 +63,32 @@ def region_overlay_figure(image: np.ndarray, labels: np.ndarray, landmarks: Mapp
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.95 if title else 1))
+    return fig
+
+
+def region_montage_figure(panels: Sequence[tuple[str, np.ndarray, np.ndarray, Mapping[str, Sequence[float]] | None]],
+                          title: str | None = None, alpha: float = 0.45) -> plt.Figure:
+    """Several radiographs side by side, each with its region map painted on and landmarks marked.
+
+    ``panels``: ``(name, image, labels, landmarks or None)`` per radiograph.
+    """
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 4.9), squeeze=False)
+    present: set[int] = set()
+    for ax, (name, image, labels, landmarks) in zip(axes[0], panels):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+        ax.imshow(label_rgba(labels, alpha), interpolation="nearest")
+        if landmarks:
+            xy = np.array([tuple(v)[:2] for v in landmarks.values()], dtype=float)
+            ax.plot(xy[:, 0], xy[:, 1], "w+", ms=4, mew=0.8)
+        ax.set_title(name, fontsize=8)
+        ax.set_axis_off()
+        present |= set(np.unique(labels).tolist())
+    names = [REGION_NAMES.get(c, "foreground") for c in sorted(present) if c != REGIONS["background"]]
+    fig.legend(handles=[Patch(color=REGION_COLOURS[n], label=n.replace("_", " ")) for n in names],
+               loc="lower center", ncol=max(1, len(names)), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96 if title else 1))
     return fig
 
 
