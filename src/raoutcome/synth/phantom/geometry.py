@@ -134,7 +134,7 @@ def erode(cv: Canvas, slots, order, units: int, cap: float, collapse_at=None):
         u = min(cap, left)
         left -= u
         centre, r_ref = slots[k]
-        cv.bite(centre, r_ref * 0.68 * np.sqrt(u))
+        cv.bite(centre, r_ref * 0.85 * np.sqrt(u))
     if collapse_at is not None:
         centre, r = collapse_at
         cv.bite(centre, r)
@@ -160,7 +160,7 @@ def erode_joint(cv: Canvas, g: RayGeometry, k: int, site: str, st: ViewState, fo
 
 
 def osteopenia_joint(cv: Canvas, g: RayGeometry, k: int, st: ViewState):
-    strength = 0.55 * st.osteopenia * st.vis_osteopenia
+    strength = 0.45 * st.osteopenia * st.vis_osteopenia
     if strength <= 0:
         return
     J, n, gap = g.centres[k], g.n[k], g.gaps[k]
@@ -175,9 +175,11 @@ def swell_joint(cv: Canvas, g: RayGeometry, k: int, soft_r: float, st: ViewState
         return
     J, n = g.centres[k], g.n[k]
     angle = float(np.arctan2(n[1], n[0]))
-    across = soft_r * (1.0 + 0.55 * s)
-    cv.blob(J, 2.4 * g.head_r[k], across, angle, p=2.0, depth=across, soft=True, soft_add=True,
-            mu=MU_SOFT * 0.9 * s)
+    side = perp(n) * soft_r * 0.75
+    # fusiform periarticular soft tissue on both sides of the joint (spares the joint space itself)
+    for sgn in (1, -1):
+        cv.blob(J + sgn * side, 2.6 * g.head_r[k], soft_r * (0.45 + 0.5 * s), angle, p=2.0,
+                depth=soft_r * (0.6 + 0.6 * s), soft=True, soft_add=True, mu=MU_SOFT * 0.8 * s)
 
 
 def label_joint(cv: Canvas, g: RayGeometry, k: int, periarticular: bool):

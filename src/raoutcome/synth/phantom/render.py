@@ -193,7 +193,7 @@ class Canvas:
         if carpal:
             self.carpal_mask[sl] |= keep
 
-    def bite(self, centre, radius, depth=0.9):
+    def bite(self, centre, radius, depth=1.0):
         """An erosion: a punched-out cortical defect removing bone inside a disc (soft edge)."""
         sl = self.disc_window(centre, radius)
         if sl is None or radius <= 0:
