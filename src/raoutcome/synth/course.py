@@ -61,12 +61,6 @@ class SiteTable:
     def __len__(self) -> int:
         return len(self.site)
 
-    def index(self, view: str, site: str, kind: str) -> int:
-        for i, key in enumerate(zip(self.view, self.site, self.kind)):
-            if key == (view, site, kind):
-                return i
-        raise KeyError((view, site, kind))
-
 
 def _rows(views) -> list[tuple[str, str, str, int, float]]:
     rows = []

@@ -81,18 +81,9 @@ def follow_up_end(cfg: SimulationConfig) -> float:
     return hz.follow_up_years if hz.follow_up_years > 0 else float(max(cfg.visits.times_years[-1], 0.5))
 
 
-def draw_event(cfg, lp: float, rng: np.random.Generator) -> tuple[float, int, float]:
-    """(time_years, observed, censoring time). Weibull PH time vs administrative + random censoring."""
+def draw_event(cfg, lp: float, rng: np.random.Generator) -> tuple[float, float, float]:
+    """(uncensored Weibull event time, censoring time, random-censoring time) for one patient."""
     _, _, hz = effective(cfg)
-    e = rng.exponential()
-    t_event = (e / np.exp(lp)) ** (1.0 / hz.shape) / hz.baseline_rate
+    t_event = (rng.exponential() / np.exp(lp)) ** (1.0 / hz.shape) / hz.baseline_rate
     c_random = rng.exponential(1.0 / hz.dropout_rate) if hz.dropout_rate > 0 else np.inf
-    c = min(follow_up_end(cfg), c_random)
-    if t_event <= c:
-        return round(float(t_event), 4), 1, c
-    return round(float(c), 4), 0, c
-
-
-def cumulative_hazard(cfg, lp: float, t: float) -> float:
-    _, _, hz = effective(cfg)
-    return float((hz.baseline_rate * t) ** hz.shape * np.exp(lp))
+    return float(t_event), float(min(follow_up_end(cfg), c_random)), float(c_random)

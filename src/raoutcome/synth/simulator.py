@@ -72,12 +72,7 @@ def simulate_patient(index: int, seq: np.random.SeedSequence) -> dict[str, list[
     jsn_true = (pc.scores * ~is_ero).sum(axis=1)
     lp = oc.linear_predictor(cfg, float(ero_true[0]), float(pc.carpal_collapse[0]), float(pc.osteopenia[0]),
                              pc.rf, pc.acpa, pc.age)
-    r_event = np.random.default_rng(s_event)
-    e_unit = r_event.exponential()
-    hz = oc.effective(cfg)[2]
-    t_true = (e_unit / np.exp(lp)) ** (1.0 / hz.shape) / hz.baseline_rate
-    c_random = r_event.exponential(1.0 / hz.dropout_rate) if hz.dropout_rate > 0 else np.inf
-    censor = min(oc.follow_up_end(cfg), c_random)
+    t_true, censor, c_random = oc.draw_event(cfg, lp, np.random.default_rng(s_event))
     observed = int(t_true <= censor)
     t_obs = float(t_true if observed else censor)
     keep = np.ones(len(pc.times), bool)

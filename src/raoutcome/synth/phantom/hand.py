@@ -97,12 +97,12 @@ def render_hand(cv: Canvas, st: ViewState):
     gcmc = {k: jsn_gap(G_CMC, st.jsn.get(k, 0)) for k in ("CMC1", "CMC2", "CMC3", "CMC4", "CMC5")}
     sca = carpal(0.589, 0.035, l_mid + g_mna / 2, L_RC - g_rc / 2, p=2.3)
     lun = carpal(0.521, 0.030, l_mid + g_cnl / 2, L_RC - g_rc / 2 + 0.004)
-    tri = carpal(0.464, 0.024, l_mid + G_CARP / 2 + 0.004, L_RC - 0.006)
+    carpal(0.464, 0.024, l_mid + G_CARP / 2 + 0.004, L_RC - 0.006)
     cv.blob((0.452, cy(0.718)), 0.014, 0.014, p=2.0, cortex=0.15, carpal=True)  # pisiform
     trm = carpal(0.619, 0.026, y_cmc["CMC1"] + gcmc["CMC1"] / 2, l_mid - g_mna / 2 + 0.004)
     trd = carpal(0.569, 0.019, y_cmc["CMC2"] + gcmc["CMC2"] / 2, l_mid - g_mna / 2)
-    cap = carpal(0.521, 0.025, y_cmc["CMC3"] + gcmc["CMC3"] / 2, l_mid - g_cnl / 2)
-    ham = carpal(0.466, 0.024, (y_cmc["CMC4"] + y_cmc["CMC5"]) / 2 + (gcmc["CMC4"] + gcmc["CMC5"]) / 4,
+    carpal(0.521, 0.025, y_cmc["CMC3"] + gcmc["CMC3"] / 2, l_mid - g_cnl / 2)
+    carpal(0.466, 0.024, (y_cmc["CMC4"] + y_cmc["CMC5"]) / 2 + (gcmc["CMC4"] + gcmc["CMC5"]) / 4,
                  l_mid - G_CARP / 2)
 
     # ---- rays (metacarpals + phalanges) with JSN
@@ -137,7 +137,7 @@ def render_hand(cv: Canvas, st: ViewState):
     mul_slots = blob_slots(trm[0], trm[1], trm[2])[:2] + blob_slots(trd[0], trd[1], trd[2])[2:]
     wrist = {
         "MC1": (mc1_slots, (J1 + n1 * (g1.gaps[0] / 2 + 0.5 * rb1), rb1)),
-        "MUL": (mul_slots, ((trm[0][0] + trd[0][0]) / 2, trm[0][1]), 0.03),
+        "MUL": (mul_slots, ((trm[0][0] + trd[0][0]) / 2, trm[0][1])),
         "NAV": (blob_slots(*sca), sca[0]),
         "LUN": (blob_slots(*lun), lun[0]),
         "RAD": (rad_slots, (rad_x, rad_surf + 0.016)),
