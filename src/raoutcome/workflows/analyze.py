@@ -19,9 +19,10 @@ Stages (a progress line each):
    and pain over time with the image score, SvdH, or both (per SD) →
    ``mixed_models.csv``, ``mixed_random_effects.csv``, ``gee_models.csv``,
    ``mixed_coefficients.png``;
-4. **beyond Sharp** — incremental value of the image score over SvdH +
-   covariates (Cox LRT, ΔC with bootstrap CI, continuous NRI, ML mixed-model
-   LRT, partial R² F-test) → ``incremental.csv``;
+4. **beyond Sharp** — incremental value of the image score over log(1 + SvdH)
+   + covariates (Cox LRT, ΔC with bootstrap CI, continuous NRI, ML mixed-model
+   LRT, partial R² F-test; see :func:`raoutcome.analysis.incremental.beyond_sharp`
+   for why SvdH enters on the log scale there) → ``incremental.csv``;
 5. **endpoints** — per-patient change (SvdH, the learned progression score,
    HAQ), SRM, SDC (when a ``retest.csv`` of repeat readings sits in the cohort
    folder), % progressors, sample size per arm, simulated two-arm power →
