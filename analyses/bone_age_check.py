@@ -14,8 +14,8 @@ frozen, headless, one-channel encoder (1280 pooled features):
 - ``thumbnail_16px``: the 16x16 downsampled image itself (256 raw pixel features);
 - ``random_features``: 1280 Gaussian features per image, unrelated to the image (the null).
 
-Bone age is predicted from each feature set by standardisation + ridge regression
-(``RidgeCV``, alpha chosen inside each training fold), ``--folds``-fold cross-validated
+Bone age is predicted from each feature set by ridge regression (``RidgeCV``: intercept,
+alpha chosen by leave-one-out inside each training fold), ``--folds``-fold cross-validated
 (``cross_val_predict``), repeated over ``--repeats`` shuffles of the folds. Reported per
 feature set: Pearson r, R^2 and MAE of the out-of-fold predictions (mean and SD over
 repeats), next to the MAE of predicting the training-fold mean.
@@ -111,11 +111,11 @@ def cross_validate(features: np.ndarray, y: np.ndarray, folds: int, repeat_seed:
     from sklearn.dummy import DummyRegressor
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import KFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     cv = KFold(folds, shuffle=True, random_state=repeat_seed)
-    ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-1, 6, 29)))
+    # No per-feature standardisation: a feature (a padding pixel, a ReLU channel) that is
+    # constant in a training fold but not in its test fold would be blown up by it.
+    ridge = RidgeCV(alphas=np.logspace(-3, 7, 41))
     pred = cross_val_predict(ridge, features, y, cv=cv)
     mean_pred = cross_val_predict(DummyRegressor(), features, y, cv=cv)
     return {

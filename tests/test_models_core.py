@@ -110,16 +110,38 @@ def test_cox_loss_uses_the_risk_at_the_chosen_visit_and_needs_an_event():
 
 
 def test_uncertainty_weighting_learns_task_weights():
-    criterion = MultitaskLoss(("haq", "pain"), "uncertainty")
+    criterion = MultitaskLoss(("haq", "pain"), "uncertainty", scales={"haq": 3.0, "pain": 100.0})
     assert criterion.log_vars.requires_grad
     out = {"haq": torch.tensor([[1.0]]), "pain": torch.tensor([[10.0]])}
     batch = {"visit_mask": torch.ones(1, 1, dtype=torch.bool), "target_haq": torch.tensor([[2.5]]),
              "target_pain": torch.tensor([[10.0]])}
     total, parts = criterion(out, batch)
-    assert parts["pain"] == 0.0 and parts["haq"] == pytest.approx((1.5 / 3) ** 2)
+    assert parts["pain"] == 0.0 and parts["haq"] == pytest.approx((1.5 / 3) ** 2)  # standardised by its scale
     assert total.item() == pytest.approx(0.5 * parts["haq"])
     total.backward()
     assert criterion.log_vars.grad[0] != 0
+
+
+def test_target_scales_come_from_the_training_visits(tiny_cohort):
+    import numpy as np
+
+    from raoutcome.cohort import load
+    from raoutcome.imaging.dataset import PatientSequences
+    from raoutcome.training.trainer import target_scales
+
+    cohort = load(tiny_cohort)
+
+    class NoPixels:
+        def get(self, path, view=None):
+            raise AssertionError("scales must not read images")
+
+    scales = target_scales(PatientSequences(cohort, NoPixels()))
+    assert scales["haq"] == pytest.approx(cohort.visits["haq"].std(ddof=0))
+    assert scales["svdh"] == pytest.approx(np.log1p(cohort.visits["svdh_total"]).std(ddof=0))
+    criterion = MultitaskLoss(("pain",), "fixed", scales={"pain": 20.0})
+    out = {"pain": torch.tensor([[50.0]])}
+    batch = {"visit_mask": torch.ones(1, 1, dtype=torch.bool), "target_pain": torch.tensor([[10.0]])}
+    assert criterion(out, batch)[0].item() == pytest.approx((40.0 / 20.0) ** 2)
 
 
 # ----------------------------------------------------------------- missing views

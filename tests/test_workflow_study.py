@@ -48,8 +48,46 @@ def _module(monkeypatch, name: str) -> types.ModuleType:
         return mod
 
 
-ORACLE = {"c_index_oracle": 0.81, "haq_r2_noise_free": 0.62, "pain_r2_noise_free": 0.55,
-          "variance_share": {"haq": {"svdh": 0.3, "beyond_sharp": 0.15}}}
+# The simulator's oracle.json layout (raoutcome.synth.oracle).
+ORACLE = {"null": False, "haq": {"r2_noise_free": 0.62, "r2_svdh": 0.3}, "pain": {"r2_noise_free": 0.55},
+          "deformity": {"c_index_oracle": 0.81, "n_events": 3}}
+
+
+def _analysis_files(out: Path) -> None:
+    """The tables and figures raoutcome.workflows.analyze writes (same names and columns, made-up values)."""
+    ci = dict(ci_method="patient bootstrap", note="")
+    pd.DataFrame([
+        dict(head="svdh", outcome="svdh_total", metric="pearson_r", estimate=0.9, ci_low=0.85, ci_high=0.95, n=24, **ci),
+        dict(head="svdh", outcome="svdh_total", metric="dream_weighted_rmse", estimate=0.52, ci_low=0.4, ci_high=0.6,
+             n=24, **ci),
+        dict(head="haq", outcome="haq", metric="pearson_r", estimate=0.6, ci_low=0.5, ci_high=0.7, n=24, **ci),
+        dict(head="risk", outcome="deformity", metric="harrell_c", estimate=0.74, ci_low=0.6, ci_high=0.85, n=8, **ci),
+    ]).to_csv(out / "metrics.csv", index=False)
+    pd.DataFrame({"group": ["low", "middle", "high"], "n": [3, 3, 2], "events": [0, 1, 2], "score_min": [0, 1, 2],
+                  "score_max": [1, 2, 3], "median_survival": [np.inf, np.inf, 1.5], "logrank_statistic": 4.1,
+                  "logrank_df": 2, "logrank_p": 0.128}).to_csv(out / "km_groups.csv", index=False)
+    pd.DataFrame({"covariate": ["svdh_total", "svdh_total", "pred_risk"], "coef": [0.1, 0.05, 0.7], "se": 0.1,
+                  "hr": [1.4, 1.2, 2.1], "hr_lower": [1.0, 0.9, 1.3], "hr_upper": [1.9, 1.6, 3.4], "z": 1.0,
+                  "p": [0.04, 0.2, 0.002], "per": "SD", "model": ["SvdH + covariates", "image + SvdH + covariates",
+                                                                  "image + SvdH + covariates"],
+                  "n": 8, "events": 3}).to_csv(out / "cox_hazard_ratios.csv", index=False)
+    pd.DataFrame({"test": ["cox_lrt", "delta_c"], "outcome": "deformity", "base": "log1p_svdh_total,age",
+                  "added": "pred_risk", "estimate": [9.3, 0.061], "statistic": [9.3, np.nan], "df": [1, np.nan],
+                  "p_value": [0.0023, np.nan], "n": 8, "ci_lower": [np.nan, 0.012], "ci_upper": [np.nan, 0.11]}
+                 ).to_csv(out / "incremental.csv", index=False)
+    pd.DataFrame({"term": ["Intercept", "svdh_total"], "estimate": [0.4, 0.2], "se": 0.05, "z": 4.0, "p": [0.1, 1e-4],
+                  "ci_lower": [0.3, 0.1], "ci_upper": [0.5, 0.3], "model": "mixed", "outcome": "haq", "n_obs": 24,
+                  "n_patients": 8, "predictors": "SvdH"}).to_csv(out / "mixed_models.csv", index=False)
+    pd.DataFrame({"endpoint": ["SvdH change (observed)", "learned progression score"], "n": 8, "mean_change": [3.0, 2.0],
+                  "sd_change": [5.0, 2.0], "srm": [0.6, 1.0], "sdc": np.nan, "pct_progressors_sdc": np.nan,
+                  "pct_change_gt0": [75.0, 80.0], "n_per_arm": [114, 40], "relative_efficiency": [1.0, 2.8]}
+                 ).to_csv(out / "endpoints.csv", index=False)
+    pd.DataFrame({"patient_id": ["p1"], "change": [1.0]}).to_csv(out / "change_scores.csv", index=False)
+    for name in ("km_tertiles", "power_curves", "cumulative_probability", "scatter_svdh", "scatter_haq", "cox_forest",
+                 "mixed_coefficients", "strange_new_plot"):
+        (out / f"{name}.png").write_bytes(PNG)
+    (out / "summary.json").write_text(json.dumps({"files": {"strange_new_plot.png": "a new kind of plot"},
+                                                  "notes": ["endpoints: no retest.csv, SDC left empty"]}))
 
 
 @pytest.fixture
@@ -63,6 +101,9 @@ def fakes(monkeypatch):
         write_tiny_cohort(out, n_patients=8, n_visits=3, size=48)
         (out / "truth").mkdir(exist_ok=True)
         (out / "truth" / "oracle.json").write_text(json.dumps(ORACLE))
+        visits = pd.read_csv(out / "visits.csv")  # true scores: the recorded ones, one off by a point
+        visits.loc[0, "svdh_total"] += 1
+        visits.to_csv(out / "truth" / "visits.csv", index=False)
         return out
 
     def train_run(cohort, config_path, out_dir):
@@ -78,7 +119,7 @@ def fakes(monkeypatch):
         v = cohort.visits
         frame = pd.DataFrame({"patient_id": v["patient_id"], "visit_id": v["visit_id"],
                               "time_years": v["time_years"], "svdh": v["svdh_total"] + 1.0,
-                              "haq": v["haq"], "pain": v["pain"], "risk": np.arange(len(v), dtype=float)})
+                              "haq": v["haq"] + 0.25, "pain": v["pain"], "risk": np.arange(len(v), dtype=float)})
         pids = sorted(v["patient_id"].unique())
         ds = from_frame(frame, embedding=np.ones((len(v), 4)), folds={p: i % 2 for i, p in enumerate(pids)})
         save_predictions(ds, out_dir / "cv_predictions.nc")
@@ -90,25 +131,20 @@ def fakes(monkeypatch):
             raise RuntimeError("analysis crashed")
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"head": ["svdh", "haq"], "metric": ["pearson_r", "r2"], "estimate": [0.9, 0.4],
-                      "ci_low": [0.85, 0.3], "ci_high": [0.95, 0.5]}).to_csv(out / "metrics_per_head.csv", index=False)
-        pd.DataFrame({"score": ["weighted_rmse"], "estimate": [0.52]}).to_csv(out / "dream_scores.csv", index=False)
-        pd.DataFrame({"model": ["svdh", "svdh+image"], "c_index": [0.7, 0.78]}).to_csv(out / "cox_lrt.csv", index=False)
-        pd.DataFrame({"term": ["svdh_total"], "coef": [0.01]}).to_csv(out / "mixed_model_haq.csv", index=False)
-        pd.DataFrame({"endpoint": ["svdh change"], "srm": [0.6], "sdc": [3.0]}).to_csv(out / "endpoints_srm_sdc.csv",
-                                                                                      index=False)
-        for name in ("km_tertiles", "power_curves", "scatter_svdh", "strange_new_plot"):
-            (out / f"{name}.png").write_bytes(PNG)
-        (out / "summary.json").write_text(json.dumps({"svdh": {"pearson_r": 0.9}, "cox": {"lrt_p": 0.001}}))
+        _analysis_files(out)
         return out
 
     def attribute(run_dir, cohort, out_dir, method="integrated_gradients", max_images=64):
         calls.hit("attribute")
         out = Path(out_dir)
         (out / "overlays").mkdir(parents=True, exist_ok=True)
-        (out / "overlays" / "p1_v0_hand_left_overlay.png").write_bytes(PNG)
-        pd.DataFrame({"region": ["svdh_site", "periarticular"], "head": ["haq", "haq"],
-                      "density": [1.1, 2.3]}).to_csv(out / "region_table.csv", index=False)
+        (out / "overlays" / "images__p1__p1_v0_hand_left.png").write_bytes(PNG)
+        rows = [dict(head=h, region=r, relative_density=d, ratio_to_svdh_site=q, ci_low=q * 0.8, ci_high=q * 1.2,
+                     mass_outside_svdh=0.7, area_outside_svdh=0.9)
+                for h in ("svdh", "haq") for r, d, q in (("svdh_site", 3.0, 1.0), ("periarticular", 4.0, 1.3))]
+        pd.DataFrame(rows).to_csv(out / "summary.csv", index=False)
+        (out / "attribution.json").write_text(json.dumps({"method": method, "n_images": 1,
+                                                          "region_sources": {"truth": 1}}))
         return out
 
     monkeypatch.setattr(_module(monkeypatch, "raoutcome.synth"), "simulate", simulate, raising=False)
@@ -145,15 +181,36 @@ def test_demo_report_has_every_section_and_is_self_contained(tmp_path, fakes, co
     ids = set(re.findall(r'<section id="([^"]+)"', html))
     assert {"overview", "cohort", "examples", "accuracy", "dream", "survival", "beyond", "longitudinal",
             "endpoints", "attribution", "truth", "methods"} <= ids
-    # a figure nobody has a rule for is still shown, under "Other analyses"
-    assert "other" in ids and "Strange new plot" in html
+    # a figure no section uses is still shown, under "Other analyses", with the analysis' description
+    assert "other" in ids and "a new kind of plot" in html
+    assert "change_scores" not in html  # per-patient listings stay in the folder
     # figures embedded; nothing fetched from elsewhere
-    assert html.count("data:image/png;base64,") >= 7  # overview, examples, 4 analysis, 1 overlay
+    assert html.count("data:image/png;base64,") >= 12
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert not re.search(r'src="(?!data:)', html)
-    # the simulator's ceiling sits next to the accuracy table; the truth section lists oracle.json
-    accuracy = html.split('<section id="accuracy"')[1].split("</section>")[0]
-    assert "best achievable" in accuracy and "0.810" in accuracy and "0.620" in accuracy
+
+    def section(sid):
+        return html.split(f'<section id="{sid}"')[1].split("</section>")[0]
+
+    # accuracy next to the simulator's ceilings: oracle R² / C-index, and r(true SvdH, recorded SvdH)
+    acc = pd.read_csv(tmp_path / "out" / "analyze" / "accuracy_vs_ceiling.csv").set_index(["head", "metric"])
+    assert acc.loc[("risk", "Harrell C-index"), "best_achievable"] == 0.81
+    assert acc.loc[("haq", "R²"), "best_achievable"] == 0.62
+    assert acc.loc[("svdh", "Pearson r"), "estimate"] == 0.9
+    assert 0.99 < acc.loc[("svdh", "Pearson r"), "best_achievable"] <= 1.0  # fake truth = recorded + 0/1 noise
+    # R² of the fake HAQ predictions (= recorded HAQ + 0.25) computed independently
+    v = pd.read_csv(tmp_path / "out" / "simulate" / "cohort" / "visits.csv").dropna(subset=["haq"])
+    expected_r2 = 1 - (0.25 ** 2 * len(v)) / ((v["haq"] - v["haq"].mean()) ** 2).sum()
+    assert acc.loc[("haq", "R²"), "estimate"] == pytest.approx(expected_r2)
+    assert "best achievable" in section("accuracy") and "0.810" in section("accuracy")
+    assert "0.520 (0.400 to 0.600)" in section("dream")
+    assert "p = 0.128" in section("survival")
+    beyond = section("beyond")
+    assert "SvdH + covariates: HR (95 % CI)" in beyond and "image + SvdH + covariates: HR (95 % CI)" in beyond
+    assert "2.10 (1.30 to 3.40)" in beyond and "0.002" in beyond and "0.061 (0.012 to 0.110)" in beyond
+    assert "1.300 (1.040 to 1.560)" not in section("attribution")  # ratios shown as a figure + density table
+    assert "Periarticular" in section("attribution") or "periarticular" in section("attribution")
+    assert "SDC left empty" in section("methods")
     assert "Patient p" in html  # the example radiographs name the patient
     assert "out-of-fold" in html
     for stage in ("simulate", "validate", "train", "predict", "analyze", "attribute", "report"):

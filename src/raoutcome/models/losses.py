@@ -6,8 +6,11 @@ value without changing the loss or its gradients. A task with no label in the ba
 contributes an exact zero that is still connected to the graph (DDP needs every
 parameter to receive a gradient).
 
-* Regression terms are mean squared errors on a sensible scale: SvdH (total, JSN,
-  erosion) in ``log1p`` space, HAQ divided by 3, pain by 100.
+* Regression terms are mean squared errors of standardised values: SvdH (total, JSN,
+  erosion) in ``log1p`` space, HAQ and pain as they are, each divided by a scale — the
+  standard deviation of that target over the training patients (passed as ``scales`` by
+  the trainer; defaults :data:`DEFAULT_SCALES` are typical RA-cohort values) — so every
+  task starts on the same footing, whatever its units.
 * Survival: Cox negative partial log-likelihood (torchsurv, Efron ties) of one risk
   per patient, read at the visit ``risk_visit`` (the last visit at or before the event or
   censoring time, chosen by the dataset) against ``event_time`` / ``event_observed``.
@@ -27,7 +30,9 @@ from raoutcome.models.heads import HEAD_NAMES
 WEIGHTINGS: tuple[str, ...] = ("fixed", "uncertainty")
 # svdh term: total counts fully, each subscore half.
 _SVDH_TERMS: tuple[tuple[str, float], ...] = (("svdh", 1.0), ("jsn", 0.5), ("erosion", 0.5))
-_SCALE: dict[str, float] = {"haq": 3.0, "pain": 100.0}
+# target -> default scale (SD): svdh/jsn/erosion in log1p units, haq 0-3, pain 0-100
+DEFAULT_SCALES: dict[str, float] = {"svdh": 1.0, "jsn": 1.0, "erosion": 1.0, "haq": 0.6, "pain": 25.0}
+SCALED_TARGETS: tuple[str, ...] = tuple(DEFAULT_SCALES)
 
 
 def _zero(like: Tensor) -> Tensor:
@@ -44,20 +49,27 @@ def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tens
     return diff.pow(2).sum() / n, n
 
 
-def svdh_loss(out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
+def _scale(scales: Mapping[str, float] | None, name: str) -> float:
+    return float((scales or DEFAULT_SCALES).get(name, DEFAULT_SCALES[name]))
+
+
+def svdh_loss(out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
+              scales: Mapping[str, float] | None = None) -> Tensor:
     mask = batch["visit_mask"]
     total, weight = _zero(out["svdh"]), 0.0
     for name, w in _SVDH_TERMS:
         target = batch[f"target_{name}"]
-        loss, n = masked_mse(torch.log1p(out[name].clamp_min(0)), torch.log1p(target.clamp_min(0)), mask)
+        sc = _scale(scales, name)
+        loss, n = masked_mse(torch.log1p(out[name].clamp_min(0)) / sc, torch.log1p(target.clamp_min(0)) / sc, mask)
         if int(n) > 0:
             total, weight = total + w * loss, weight + w
     return total / weight if weight else total
 
 
-def scaled_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
-    scale = _SCALE[name]
-    return masked_mse(out[name] / scale, batch[f"target_{name}"] / scale, batch["visit_mask"])[0]
+def scaled_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
+                scales: Mapping[str, float] | None = None) -> Tensor:
+    sc = _scale(scales, name)
+    return masked_mse(out[name] / sc, batch[f"target_{name}"] / sc, batch["visit_mask"])[0]
 
 
 def patient_risk(risk: Tensor, risk_visit: Tensor) -> Tensor:
@@ -75,11 +87,12 @@ def cox_loss(out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
                                       ties_method="efron", reduction="mean")
 
 
-def task_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
+def task_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
+              scales: Mapping[str, float] | None = None) -> Tensor:
     if name == "svdh":
-        return svdh_loss(out, batch)
-    if name in _SCALE:
-        return scaled_loss(name, out, batch)
+        return svdh_loss(out, batch, scales)
+    if name in ("haq", "pain"):
+        return scaled_loss(name, out, batch, scales)
     if name == "risk":
         return cox_loss(out, batch)
     raise ValueError(f"unknown task {name!r}")
@@ -92,7 +105,7 @@ class MultitaskLoss(nn.Module):
     """
 
     def __init__(self, heads: Sequence[str], weighting: str = "uncertainty",
-                 weights: Mapping[str, float] | None = None):
+                 weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None):
         super().__init__()
         unknown = [h for h in heads if h not in HEAD_NAMES]
         if unknown:
@@ -103,11 +116,13 @@ class MultitaskLoss(nn.Module):
         self.weighting = weighting
         weights = dict(weights or {})
         self.register_buffer("weights", torch.tensor([float(weights.get(h, 1.0)) for h in self.heads]))
+        scales = {**DEFAULT_SCALES, **dict(scales or {})}
+        self.register_buffer("scales", torch.tensor([float(scales[k]) for k in SCALED_TARGETS]))
         if weighting == "uncertainty":
             self.log_vars = nn.Parameter(torch.zeros(len(self.heads)))
 
     def forward(self, out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
-        losses = [task_loss(h, out, batch) for h in self.heads]
+        losses = [task_loss(h, out, batch, self.scale_map()) for h in self.heads]
         stacked = torch.stack([loss.float() for loss in losses])
         if self.weighting == "uncertainty":
             total = (0.5 * self.weights * (torch.exp(-self.log_vars) * stacked + self.log_vars)).sum()
@@ -115,6 +130,9 @@ class MultitaskLoss(nn.Module):
             total = (self.weights * stacked).sum()
         parts = {h: float(loss.detach()) for h, loss in zip(self.heads, losses)}
         return total, parts
+
+    def scale_map(self) -> dict[str, float]:
+        return dict(zip(SCALED_TARGETS, self.scales.tolist()))
 
     def task_weights(self) -> dict[str, float]:
         """The effective weight on each task loss (for logs)."""
@@ -124,4 +142,4 @@ class MultitaskLoss(nn.Module):
         return {h: float(v) for h, v in zip(self.heads, w)}
 
 
-__all__ = ["MultitaskLoss", "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS"]
+__all__ = ["MultitaskLoss", "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS", "DEFAULT_SCALES"]

@@ -65,7 +65,16 @@ class KeyNumbers:
     items: Sequence[tuple[str, str, str]]
 
 
-Block = Union[Figure, Table, Text, Preformatted, KeyNumbers]
+@dataclass
+class Gallery:
+    """Figures side by side (wrapping on narrow screens), e.g. one scatter plot per outcome."""
+
+    figures: Sequence[Figure]
+    caption: str = ""
+    min_width: str = "420px"
+
+
+Block = Union[Figure, Table, Text, Preformatted, KeyNumbers, Gallery]
 
 
 @dataclass
@@ -114,6 +123,8 @@ pre { background:var(--soft); padding:10px 12px; font-size:12.5px; overflow-x:au
 .keynum .v { font-size:22px; font-weight:600; color:#12324f; }
 .keynum .l { font-size:12.5px; color:var(--muted); text-transform:uppercase; letter-spacing:.03em; }
 .keynum .d { font-size:12.5px; color:var(--muted); }
+.gallery { display:flex; flex-wrap:wrap; gap:14px; align-items:flex-start; }
+.gallery figure { margin:6px 0; }
 footer { color:var(--muted); font-size:12.5px; padding:14px 48px 30px; }
 """
 
@@ -184,6 +195,11 @@ def _block_html(block: Block) -> str:
         alt = _esc(block.alt or block.caption[:120])
         return (f'<figure><img style="max-width:{_esc(block.width)}" alt="{alt}" '
                 f'src="{png_data_uri(block.source)}">{cap}</figure>')
+    if isinstance(block, Gallery):
+        cells = "".join(f'<div style="flex:1 1 {_esc(block.min_width)};max-width:{_esc(f.width)}">{_block_html(f)}</div>'
+                        for f in block.figures)
+        cap = f'<div class="tcaption">{_esc(block.caption)}</div>' if block.caption else ""
+        return f'<div class="gallery">{cells}</div>{cap}'
     if isinstance(block, Table):
         return _table_html(block)
     if isinstance(block, Text):
@@ -233,5 +249,5 @@ def write_report(path: str | Path, title: str, sections: Iterable[Section], subt
     return path
 
 
-__all__ = ["Figure", "Table", "Text", "Preformatted", "KeyNumbers", "Section", "render_report",
+__all__ = ["Figure", "Gallery", "Table", "Text", "Preformatted", "KeyNumbers", "Section", "render_report",
            "write_report", "png_data_uri", "format_number"]

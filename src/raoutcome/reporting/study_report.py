@@ -1,174 +1,106 @@
 """Lay out a finished study (the stage folders of :mod:`raoutcome.workflows.study`) as one HTML report.
 
-Reads what the stages wrote — cohort summary and figures, the analysis folder (CSV tables, PNG figures,
-``summary.json``), the attribution folder (overlays, region table), the simulator's
-``truth/oracle.json`` for the demo, ``run_record.json`` — and arranges it into sections for a clinical
-reader, each with a short plain-language caption. No statistics are computed here.
+Reads what the stages wrote — the cohort summary and figures (``validate/``), the analysis folder
+(``analyze/analysis/``: the CSV tables, PNG figures and ``summary.json`` of
+:mod:`raoutcome.workflows.analyze`), the headline accuracy table (``analyze/accuracy_vs_ceiling.csv``),
+the attribution folder (``attribute/attribution/``: ``summary.csv``, overlays), the simulator's
+``truth/oracle.json`` for the demo and the run record — and arranges it into sections for a clinical
+reader, each with a short plain-language caption. Tables are only selected, renamed and reshaped here;
+every number was computed upstream.
 
-Files are matched to sections by name (see :data:`SECTION_RULES`); anything the analysis wrote that no
-rule claims still appears, under "Other analyses", so nothing computed is silently dropped.
+Any file of the analysis folder that no section uses is still shown, under "Other analyses", so nothing
+computed is silently dropped (per-patient listings named in :data:`LISTINGS` stay in the folder).
 """
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
-from raoutcome.reporting.html import (Figure, KeyNumbers, Preformatted, Section, Table, Text, format_number,
-                                      write_report)
+from raoutcome.reporting.html import (Figure, Gallery, KeyNumbers, Preformatted, Section, Table, Text,
+                                      format_number, write_report)
 
-# ----------------------------------------------------------------------------------- file -> section rules
-# (section id, regex on the file stem). First match wins, in this order.
-SECTION_RULES: list[tuple[str, str]] = [
-    ("dream", r"dream"),
-    ("accuracy", r"metric|accuracy|scatter|pred.*obs|obs.*pred|calibration|regression_report|head"),
-    ("survival", r"km|kaplan|logrank|log_rank|tertile|survival|cindex|c_index|td_auc|brier|hazard_ratio|forest"),
-    ("beyond", r"incremental|beyond|lrt|delta_c|nri|partial_r2|cox"),
-    ("longitudinal", r"mixed|gee|longitudinal|lmm"),
-    ("endpoints", r"endpoint|srm|sdc|power|progressor|cumulative|sample_size|change"),
-]
+#: Per-patient listings the analysis writes: too long for the report, linked by name instead.
+LISTINGS = {"change_scores.csv"}
 
-SECTIONS: dict[str, tuple[str, str]] = {
+INTROS: dict[str, tuple[str, str]] = {
     "accuracy": (
-        "How accurate is the model? (per outcome, with the best achievable)",
-        "Each outcome the model predicts from the radiographs alone is compared with what was actually "
-        "recorded at the same visit. Every prediction shown here comes from a model that never saw that "
-        "patient during training (cross-fitting), so these are honest out-of-sample numbers. Ranges in "
-        "brackets are 95 % confidence intervals from resampling patients. For the synthetic demo, the "
-        "column 'best achievable' is the ceiling set by the simulator's own noise: no model can beat it.",
+        "How accurate is the model? (per outcome, next to the best achievable)",
+        "Each outcome the model predicts from the radiographs alone is compared with what was recorded at the "
+        "same visit. Every prediction comes from a model that never saw that patient during training "
+        "(cross-fitting), so these are honest out-of-sample numbers. Ranges are 95 % confidence intervals from "
+        "resampling patients.",
     ),
     "dream": (
         "RA2-DREAM weighted error of the Sharp score",
-        "The RA2-DREAM challenge scored automatic Sharp–van der Heijde (SvdH) readers with a weighted error on "
-        "the log scale that gives more weight to patients with more damage, so that a reader cannot do well by "
-        "predicting 'no damage' for everyone. Lower is better; the challenge winners reached about 0.44 "
-        "(overall score) on real radiographs.",
+        "The RA2-DREAM challenge scored automatic Sharp–van der Heijde (SvdH) readers with an error on the log "
+        "scale, log(score + 1), weighted so that patients with more damage count more: a reader cannot do well "
+        "by calling every radiograph 'no damage'. Lower is better. For orientation, the challenge winners "
+        "reached 0.44 (total score) on real radiographs, and the baseline model 4.65.",
     ),
     "survival": (
         "Time to deformity by image-risk group (Kaplan–Meier)",
-        "Patients are split into three equal groups by the model's image-based risk score, and the "
-        "proportion still free of deformity is followed over time. Curves that separate widely mean the "
-        "radiographs carry prognostic information; the log-rank test asks whether the separation could be "
-        "chance.",
+        "Patients are split into three equal groups by the model's image-based risk score at their first "
+        "visit, and the proportion still free of deformity is followed over time. Curves that separate mean "
+        "the first radiographs already carry prognostic information; the log-rank test asks whether the "
+        "separation could be chance.",
     ),
     "beyond": (
         "Does the image add information beyond the Sharp score?",
-        "Two models of the same outcome are compared: one using the SvdH score (plus covariates) only, and "
-        "one that also uses the image score. The likelihood-ratio test (LRT) asks whether adding the image "
-        "improves the fit more than chance would; the change in C-index (ΔC) says how much better patients "
-        "are ranked by risk (0.5 = coin toss, 1 = perfect). A small p-value and a ΔC interval above zero "
-        "mean the radiograph knows something the Sharp score does not.",
+        "Two Cox models of time to deformity are compared: one with the SvdH score and the usual covariates, "
+        "and the same model plus the image risk score. The likelihood-ratio test (LRT) asks whether adding "
+        "the image improves the fit more than chance would; the change in C-index (ΔC) says how much better "
+        "patients are ranked by risk (0.5 = coin toss, 1 = perfect). A small p-value and a ΔC interval above "
+        "zero mean the radiograph knows something the Sharp score does not. The same question is asked for "
+        "HAQ and pain (mixed-model LRT, partial R²).",
     ),
     "longitudinal": (
-        "Function and pain over time (mixed models)",
-        "Linear mixed models follow each patient's HAQ and pain over the visits, allowing every patient their "
-        "own starting level and slope. The table shows how much HAQ or pain changes per unit of the SvdH "
-        "score and of the image score, each adjusted for the other.",
+        "Disability and pain over time (mixed models)",
+        "Linear mixed models follow each patient's HAQ and pain over the visits, giving every patient their "
+        "own starting level and slope. The coefficients say how much HAQ or pain changes per standard "
+        "deviation of the SvdH score and of the image score, each adjusted for time and for the other.",
     ),
     "endpoints": (
         "Trial endpoints: which change score detects progression best?",
-        "For a trial, an endpoint should change a lot relative to its noise. The standardized response mean "
-        "(SRM = mean change / SD of change) measures that; the smallest detectable change (SDC) is the "
-        "change that exceeds measurement error. The power curves show, for simulated two-arm trials, how "
-        "often each endpoint detects a treatment that slows progression by a given fraction — a higher "
-        "curve means fewer patients are needed.",
+        "A good trial endpoint changes a lot relative to its spread between patients. The standardized "
+        "response mean (SRM = mean change / SD of change) measures that; the smallest detectable change (SDC) "
+        "is the change that exceeds measurement error (it needs repeat readings). The sample size is the "
+        "number of patients per arm needed to detect a treatment that halves progression with 80 % power. "
+        "The power curves come from simulated two-arm trials: a higher curve means fewer patients are needed.",
+    ),
+    "attribution": (
+        "Where the model looks (attribution)",
+        "Attribution asks which pixels changed each prediction most (integrated gradients). The heat maps are "
+        "overlaid on the radiograph, one panel per outcome. The region tables sum the attribution over "
+        "anatomical regions: the joint sites the Sharp score reads ('svdh site') and the areas it ignores "
+        "(periarticular bone next to the finger joints, soft tissue, carpus, bone shafts). A relative density "
+        "above 1 means the model looks at that region more than its share of the image.",
     ),
 }
 
-CAPTION_HINTS: list[tuple[str, str]] = [
-    (r"km|kaplan", "Kaplan–Meier curves: the share of patients still free of deformity over time, by tertile of "
-                   "the image risk score (low / middle / high). Shaded bands are 95 % confidence intervals."),
-    (r"forest|hazard_ratio", "Hazard ratios with 95 % confidence intervals: values right of 1 mean a higher risk "
-                             "of deformity per unit (or per SD) of that variable."),
-    (r"scatter|pred.*obs|obs.*pred", "Predicted (from the radiographs alone) versus recorded value, one dot per "
-                                     "visit; the diagonal marks perfect agreement."),
-    (r"power", "Simulated power of a two-arm trial by effect size (the fraction by which treatment slows "
-               "progression), one line per endpoint. The dashed line marks 80 % power."),
-    (r"cumulative|progressor", "Cumulative probability plot: each patient's change score, sorted. The share of "
-                               "patients above the smallest detectable change are the 'progressors'."),
-    (r"calibration", "Calibration: predicted versus observed risk; points on the diagonal mean the predicted "
-                     "risks can be taken at face value."),
-    (r"mixed|gee|longitudinal", "Coefficients of the longitudinal models with 95 % confidence intervals."),
-    (r"overlay|attribution", "Where the model looks: the heat map shows which pixels moved each outcome's "
-                             "prediction most (integrated gradients), over the radiograph."),
-]
+HEAD_NAMES = {"svdh": "SvdH total", "jsn": "SvdH narrowing", "erosion": "SvdH erosion", "haq": "HAQ",
+              "pain": "Pain", "risk": "Deformity risk"}
+METRIC_NAMES = {
+    "rmse": "RMSE", "mae": "mean absolute error", "bias": "bias (predicted − recorded)", "pearson_r": "Pearson r",
+    "spearman_rho": "Spearman ρ", "dream_weighted_rmse": "RA2-DREAM weighted RMSE",
+    "dream_weighted_mae": "RA2-DREAM weighted MAE", "harrell_c": "Harrell C-index", "uno_c": "Uno C-index",
+    "mean_auc": "mean time-dependent AUC", "auroc_at_horizon": "AUROC at the horizon",
+}
+TEST_NAMES = {
+    "cox_lrt": "Cox likelihood-ratio test (χ²)", "delta_c": "ΔC-index, out-of-fold (Harrell)",
+    "continuous_nri": "continuous net reclassification improvement", "mixed_lrt": "mixed-model LRT (χ², ML fits)",
+    "partial_r2_f": "partial R² (F-test, last visit per patient)",
+}
+REGION_NAMES = {"svdh_site": "SvdH sites", "periarticular": "periarticular bone", "soft_tissue": "soft tissue",
+                "carpus": "carpus", "shaft": "bone shafts", "background": "background"}
 
 
-def _caption_for(stem: str) -> str:
-    s = stem.lower()
-    for pattern, caption in CAPTION_HINTS:
-        if re.search(pattern, s):
-            return caption
-    return ""
-
-
-def _classify(stem: str) -> str:
-    s = stem.lower()
-    for section, pattern in SECTION_RULES:
-        if re.search(pattern, s):
-            return section
-    return "other"
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    try:
-        return pd.read_csv(path)
-    except Exception:  # noqa: BLE001 - an unreadable table is reported, not fatal
-        return None
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _pretty(stem: str) -> str:
-    return stem.replace("_", " ").strip().capitalize()
-
-
-@dataclass
-class _Files:
-    tables: dict[str, list[Path]]
-    figures: dict[str, list[Path]]
-
-
-def _collect(folder: Path | None) -> _Files:
-    tables: dict[str, list[Path]] = {}
-    figures: dict[str, list[Path]] = {}
-    if folder is None or not folder.is_dir():
-        return _Files(tables, figures)
-    for path in sorted(folder.rglob("*")):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        if path.suffix.lower() == ".csv":
-            tables.setdefault(_classify(path.stem), []).append(path)
-        elif path.suffix.lower() == ".png":
-            figures.setdefault(_classify(path.stem), []).append(path)
-    return _Files(tables, figures)
-
-
-def _file_blocks(section: str, files: _Files, skip: Iterable[Path] = ()) -> list:
-    skip = {Path(p).resolve() for p in skip}
-    blocks: list = []
-    for path in files.figures.get(section, []):
-        if path.resolve() not in skip:
-            blocks.append(Figure(path, caption=_caption_for(path.stem) or _pretty(path.stem), alt=_pretty(path.stem)))
-    for path in files.tables.get(section, []):
-        if path.resolve() in skip:
-            continue
-        frame = _read_csv(path)
-        if frame is not None and len(frame.columns):
-            blocks.append(Table(frame, caption=f"{_pretty(path.stem)} ({path.name})"))
-    return blocks
-
-
+# --------------------------------------------------------------------------------------------- helpers
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> {"a.b.c": value}."""
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         name = f"{prefix}.{key}" if prefix else str(key)
@@ -177,6 +109,67 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def _read_json(path: Path | None) -> Any:
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _ci(est, lo, hi, digits: int = 3) -> str:
+    """'0.812 (0.760 to 0.851)', or the estimate alone without an interval."""
+    if est is None or (isinstance(est, float) and np.isnan(est)):
+        return "–"
+    if lo is None or hi is None or (isinstance(lo, float) and np.isnan(lo)) or (isinstance(hi, float) and np.isnan(hi)):
+        return format_number(float(est), digits)
+    return f"{format_number(float(est), digits)} ({format_number(float(lo), digits)} to {format_number(float(hi), digits)})"
+
+
+def _p(p) -> str:
+    if p is None or (isinstance(p, float) and np.isnan(p)):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+class _Folder:
+    """The analysis folder: tables and figures by name, remembering which ones the report used."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder if folder is not None and folder.is_dir() else None
+        self.used: set[str] = set()
+        summary = _read_json(self.folder / "summary.json") if self.folder else None
+        self.summary: dict = summary if isinstance(summary, dict) else {}
+        self.describe: dict = dict(self.summary.get("files", {}))
+
+    def csv(self, name: str) -> pd.DataFrame | None:
+        if self.folder is None or not (self.folder / name).is_file():
+            return None
+        self.used.add(name)
+        try:
+            return pd.read_csv(self.folder / name)
+        except Exception:  # noqa: BLE001 - an unreadable table is skipped, not fatal
+            return None
+
+    def png(self, name: str) -> Path | None:
+        if self.folder is None or not (self.folder / name).is_file():
+            return None
+        self.used.add(name)
+        return self.folder / name
+
+    def leftovers(self) -> list[Path]:
+        if self.folder is None:
+            return []
+        return sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix in (".csv", ".png")
+                      and p.name not in self.used and p.name not in LISTINGS and not p.name.startswith("."))
+
+
+def _section(key: str, blocks: list, missing: str = "The analysis produced no results for this section.") -> Section:
+    title, intro = INTROS[key]
+    return Section(key, title, intro, blocks, missing=None if blocks else missing)
 
 
 # --------------------------------------------------------------------------------------------- the report
@@ -188,204 +181,395 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
         value = up.get(stage, {}).get(key)
         return ctx.out_dir / value if isinstance(value, str) and value else None
 
-    cohort_dir = Path(up["validate"]["cohort"]) if "validate" in up else None
-    analysis_dir = path_of("analyze", "analysis")
-    attribution_dir = path_of("attribute", "attribution")
-    summary = _read_json(analysis_dir / "summary.json") if analysis_dir else None
+    cohort_dir = path_of("validate", "cohort")
+    analysis = _Folder(path_of("analyze", "analysis"))
+    accuracy = path_of("analyze", "accuracy")
+    accuracy = pd.read_csv(accuracy) if accuracy is not None and accuracy.exists() else None
     oracle = _read_json(cohort_dir / "truth" / "oracle.json") if (demo and cohort_dir) else None
-    files = _collect(analysis_dir)
     cross_fitted = bool(up.get("predict", {}).get("cross_fitted", False))
 
-    sections: list[Section] = [_intro_section(settings, demo, summary, oracle, cross_fitted, up)]
-    sections.append(_cohort_section(path_of("validate", "table"), path_of("validate", "overview"),
-                                    path_of("validate", "summary"), demo))
-    sections.append(_examples_section(path_of("validate", "examples"), up.get("validate", {}).get("example_patient"),
-                                      settings, demo))
-    sections.append(_accuracy_section(files, path_of("analyze", "accuracy"), demo))
-    for key in ("dream", "survival", "beyond", "longitudinal", "endpoints"):
-        title, intro = SECTIONS[key]
-        blocks = _file_blocks(key, files)
-        sections.append(Section(key, title, intro, blocks,
-                                missing=None if blocks else "The analysis produced no results for this section."))
-    sections.append(_attribution_section(attribution_dir, settings))
-    other = _file_blocks("other", files)
-    if other:
-        sections.append(Section("other", "Other analyses", "Further tables and figures written by the analysis "
-                                "stage, shown as they are.", other))
+    sections = [
+        _intro_section(demo, accuracy, analysis, cross_fitted),
+        _cohort_section(path_of("validate", "table"), path_of("validate", "overview"), path_of("validate", "summary")),
+        _examples_section(path_of("validate", "examples"), up.get("validate", {}).get("example_patient"),
+                          settings, demo),
+        _accuracy_section(analysis, accuracy, demo),
+        _dream_section(analysis),
+        _survival_section(analysis),
+        _beyond_section(analysis),
+        _longitudinal_section(analysis),
+        _endpoints_section(analysis),
+        _attribution_section(path_of("attribute", "attribution"), settings, ctx.stage_dir),
+    ]
+    other = _other_section(analysis)
+    if other is not None:
+        sections.append(other)
     if oracle:
         sections.append(_truth_section(oracle))
-    sections.append(_methods_section(record, up, settings, demo))
+    sections.append(_methods_section(record, up, analysis))
     subtitle = [
-        ("Synthetic demonstration cohort with known ground truth — no real patients."
-         if demo else f"Cohort: {cohort_dir}"),
-        "Every number below comes from out-of-fold predictions (cross-fitting)." if cross_fitted else
-        "Warning: predictions are NOT cross-fitted; accuracy figures are optimistic.",
+        ("Synthetic demonstration cohort with known ground truth — no real patients." if demo
+         else f"Cohort: {cohort_dir}"),
+        ("Every number below comes from out-of-fold predictions (cross-fitting)." if cross_fitted else
+         "Warning: predictions are NOT cross-fitted; accuracy figures are optimistic."),
     ]
     return write_report(target, settings.title, sections, subtitle=subtitle,
                         footer=f"raoutcome {record.get('packages', {}).get('raoutcome', '')} · study folder "
                                f"{ctx.out_dir.resolve()}")
 
 
-def _intro_section(settings, demo, summary, oracle, cross_fitted, up) -> Section:
+def _intro_section(demo: bool, accuracy: pd.DataFrame | None, analysis: _Folder, cross_fitted: bool) -> Section:
     text = (
-        "This report follows one study from start to end: a cohort of patients with hand radiographs taken at "
-        "several visits; a neural network that reads the radiographs and predicts the Sharp–van der Heijde "
-        "(SvdH) damage score, disability (HAQ), pain and the risk of joint deformity; and the statistics that "
-        "test whether the images tell us more than the Sharp score alone."
-    )
+        "This report follows one study from start to end: patients with hand radiographs taken at several "
+        "visits; a neural network that reads the radiographs and predicts the Sharp–van der Heijde (SvdH) damage "
+        "score, disability (HAQ), pain and the risk of joint deformity; and the statistics that test whether the "
+        "images tell us more than the Sharp score alone. Each section starts with what to look for.")
     if demo:
-        text += ("\n\nThe patients here are simulated. The simulator knows the truth — including features the "
-                 "Sharp score ignores, such as bone loss next to the joints, soft-tissue swelling and carpal "
-                 "collapse — so every result can be checked against the best achievable value.")
-    blocks: list = []
-    items = _headline_numbers(summary)
-    if items:
-        blocks.append(KeyNumbers(items))
+        text += ("\n\nThe patients are simulated. The simulator knows the truth — including features the Sharp "
+                 "score ignores (bone loss next to the joints, soft-tissue swelling, carpal collapse) — so results "
+                 "can be checked against the best achievable value.")
+    items: list[tuple[str, str, str]] = []
+    if accuracy is not None:
+        for head, metric, label in (("svdh", "Pearson r", "SvdH: Pearson r"), ("haq", "R²", "HAQ: R²"),
+                                    ("risk", "Harrell C-index", "Deformity: C-index")):
+            row = accuracy[(accuracy["head"] == head) & (accuracy["metric"] == metric)]
+            if len(row):
+                r = row.iloc[0]
+                best = (f"best achievable {format_number(float(r['best_achievable']))}"
+                        if demo and pd.notna(r.get("best_achievable")) else "out-of-fold")
+                items.append((label, format_number(float(r["estimate"])), best))
+    inc = analysis.csv("incremental.csv")
+    if inc is not None and len(inc):
+        for test, label in (("cox_lrt", "Image beyond SvdH: LRT p"), ("delta_c", "ΔC-index (image added)")):
+            row = inc[inc["test"] == test]
+            if len(row):
+                r = row.iloc[0]
+                if test == "cox_lrt":
+                    items.append((label, _p(float(r["p_value"])), "Cox model of deformity"))
+                else:
+                    items.append((label, format_number(float(r["estimate"])),
+                                  f"95 % CI {format_number(float(r['ci_lower']))} to {format_number(float(r['ci_upper']))}"))
+    blocks: list = [KeyNumbers(items)] if items else []
     if not cross_fitted:
         blocks.append(Text("The predictions used below were made by models that had seen the same patients in "
                            "training; treat accuracy and incremental-value results as optimistic.", "warning"))
     return Section("overview", "What this report shows", text, blocks)
 
 
-def _headline_numbers(summary: Any) -> list[tuple[str, str, str]]:
-    """Up to six headline numbers from analysis/summary.json (whatever it holds, flattened)."""
-    if not isinstance(summary, Mapping):
-        return []
-    flat = flatten(summary)
-    wanted = [
-        (r"svdh.*pearson|pearson.*svdh", "SvdH: Pearson r", "predicted vs recorded"),
-        (r"haq.*r2|r2.*haq", "HAQ: R²", "from the images"),
-        (r"c_index|cindex", "Deformity: C-index", "image risk"),
-        (r"lrt.*p|p.*lrt", "Beyond Sharp: LRT p", "image added to SvdH"),
-        (r"delta_c|dc_index", "ΔC-index", "SvdH + image vs SvdH"),
-        (r"dream", "RA2-DREAM wRMSE", "lower is better"),
-    ]
-    out = []
-    for pattern, label, detail in wanted:
-        for key, value in flat.items():
-            if re.search(pattern, key.lower()) and isinstance(value, (int, float)) and not isinstance(value, bool):
-                out.append((label, format_number(float(value), 3), detail))
-                break
-    return out
-
-
-def _cohort_section(table: Path | None, overview: Path | None, summary: Path | None, demo: bool) -> Section:
+def _cohort_section(table: Path | None, overview: Path | None, summary: Path | None) -> Section:
     blocks: list = []
     if table is not None and table.exists():
         blocks.append(Table(pd.read_csv(table), caption="Who is in the cohort."))
     if overview is not None and overview.exists():
         blocks.append(Figure(overview, caption=(
-            "Left: SvdH damage score over time, one thin line per patient (log-like scale), the dashed line the "
-            "median; the red line is the example patient shown in the next section. Middle: HAQ disability over "
-            "time. Right: how long patients were followed.")))
+            "Left: SvdH damage score over time, one thin line per patient (the scale is stretched near zero), the "
+            "dashed line the median; the red line is the example patient of the next section. Middle: HAQ "
+            "disability over time. Right: how long patients were followed.")))
     if summary is not None and summary.exists():
-        blocks.append(Preformatted(summary.read_text(), caption="Validation summary (raoutcome validate)."))
-    intro = ("The cohort passed validation: every table, column, value and image file was checked before any "
-             "work started.")
-    return Section("cohort", "The cohort", intro, blocks,
+        blocks.append(Preformatted(summary.read_text(), caption="Validation summary (as `raoutcome validate` prints it)."))
+    return Section("cohort", "The cohort", "Every table, column, value and image file was checked before any work "
+                   "started (`raoutcome validate`).", blocks,
                    missing=None if blocks else "No cohort summary was produced.")
 
 
 def _examples_section(examples: Path | None, patient: str | None, settings, demo: bool) -> Section:
     intro = ("What progression looks like: the radiographs of the patient whose SvdH score rose fastest, at the "
-             "first and at the last visit. Look at the finger joints (MCP, PIP) and the wrist: joint spaces "
-             "narrow and the bone surface develops erosions.")
+             "first and at the last visit. Look at the finger joints (MCP, PIP) and the wrist: joint spaces narrow "
+             "and the bone surface develops erosions.")
     if demo:
-        intro += " In the simulated cohort the bone next to the joints also becomes darker (osteopenia)."
+        intro += " In the simulated cohort the bone next to the joints may also thin (periarticular osteopenia)."
     if examples is None or not examples.exists():
         return Section("examples", "Example radiographs across visits", intro,
                        missing="No patient had scored first and last visits with all example views.")
+    views = " and ".join(v.replace("_", " ") for v in settings.example_views)
     return Section("examples", "Example radiographs across visits", intro, [
-        Figure(examples, caption=f"Patient {patient}: first visit (top) and last visit (bottom), "
-                                 f"{' and '.join(v.replace('_', ' ') for v in settings.example_views)}.",
-               width="900px")])
+        Figure(examples, caption=f"Patient {patient}: first visit (top) and last visit (bottom), {views}.",
+               width="820px")])
 
 
-def _accuracy_section(files: _Files, headline: Path | None, demo: bool) -> Section:
-    title, intro = SECTIONS["accuracy"]
+def _accuracy_section(analysis: _Folder, accuracy: pd.DataFrame | None, demo: bool) -> Section:
     blocks: list = []
-    if headline is not None and headline.exists():
-        frame = pd.read_csv(headline)
+    if accuracy is not None and len(accuracy):
         shown = pd.DataFrame({
-            "outcome": frame["outcome"], "metric": frame["metric"],
-            "estimate (95 % CI)": [f"{format_number(e)} ({format_number(lo)} to {format_number(hi)})"
-                                   if pd.notna(lo) else format_number(e)
-                                   for e, lo, hi in zip(frame["estimate"], frame["ci_low"], frame["ci_high"])],
+            "outcome": accuracy["outcome"], "metric": accuracy["metric"],
+            "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in
+                                   zip(accuracy["estimate"], accuracy["ci_low"], accuracy["ci_high"])],
         })
         if demo:
-            shown["best achievable"] = frame["best_achievable"].astype(float)
-        shown["visits / patients"] = frame["n"]
+            shown["best achievable"] = accuracy["best_achievable"].astype(float)
+        shown["n"] = accuracy["n"]
         blocks.append(Table(shown, caption=(
-            "Headline accuracy of each outcome head on out-of-fold predictions. "
-            + ("'Best achievable' is set by the simulator's noise: for HAQ and pain the R² of the noise-free value, "
-               "for the Sharp scores the correlation of the true score with the reader's noisy score, for deformity "
-               "the C-index of the true hazard. " if demo else "")
-            + "R² is 1 − SSE/SST of the predictions as they are (no refitting); the C-index is 0.5 for a coin toss.")))
-    blocks.extend(_file_blocks("accuracy", files))
-    return Section("accuracy", title, intro, blocks,
-                   missing=None if blocks else "The analysis produced no accuracy table.")
+            "Headline accuracy per outcome (n = visits; patients for deformity). "
+            + ("'Best achievable' comes from the simulator: for HAQ and pain the R² of the noise-free value, for "
+               "the Sharp scores the correlation of the true score with the reader's noisy score, for deformity the "
+               "C-index of the true hazard. " if demo else "")
+            + "R² is 1 − SSE/SST of the predictions as they are (no refitting; it can be negative).")))
+    figs = [Figure(p, caption=f"{HEAD_NAMES.get(h, h)}: predicted vs recorded, one dot per visit; the diagonal "
+                              "is perfect agreement." if h != "risk" else
+                   "Deformity risk at the first visit vs time to deformity or censoring.", width="480px")
+            for h in ("svdh", "haq", "pain", "risk") if (p := analysis.png(f"scatter_{h}.png")) is not None]
+    if figs:
+        blocks.append(Gallery(figs))
+    for h in ("jsn", "erosion"):
+        analysis.png(f"scatter_{h}.png")  # subscores: in the table below, figures stay in the folder
+    metrics = analysis.csv("metrics.csv")
+    if metrics is not None and len(metrics):
+        detail = pd.DataFrame({
+            "outcome": metrics["head"].map(lambda h: HEAD_NAMES.get(h, h)),
+            "metric": metrics["metric"].map(lambda m: METRIC_NAMES.get(m, m.replace("_", " "))),
+            "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in
+                                   zip(metrics["estimate"], metrics["ci_low"], metrics["ci_high"])],
+            "n": metrics["n"],
+        })
+        blocks.append(Table(detail, caption="Every accuracy metric (metrics.csv). RMSE, MAE and bias are in the "
+                                            "outcome's own units.", max_rows=80))
+    return _section("accuracy", blocks, "The analysis produced no accuracy results.")
 
 
-def _attribution_section(folder: Path | None, settings) -> Section:
-    title = "Where the model looks (attribution)"
-    intro = ("Attribution asks which pixels changed each prediction most. The heat maps are overlaid on the "
-             "radiograph, one panel per outcome. The region table sums the attribution over anatomical regions: "
-             "the joint sites the Sharp score reads ('svdh_site') and the areas it ignores (bone next to the "
-             "joints, soft tissue, carpus, shafts). A density above the region's share of the image means the "
-             "model pays special attention there.")
-    if not settings.attribution:
-        return Section("attribution", title, intro, missing="Attribution was switched off in the study config.")
-    if folder is None or not folder.is_dir():
-        return Section("attribution", title, intro, missing="The attribution stage produced no output.")
+def _dream_section(analysis: _Folder) -> Section:
+    metrics = analysis.csv("metrics.csv")
     blocks: list = []
-    pngs = sorted(p for p in folder.rglob("*.png") if not p.name.startswith("."))
-    summary_figs = [p for p in pngs if not re.search(r"overlay", p.stem.lower())]
-    overlays = [p for p in pngs if re.search(r"overlay", p.stem.lower())]
-    for p in summary_figs[:4]:
-        blocks.append(Figure(p, caption=_caption_for(p.stem) or _pretty(p.stem)))
-    for p in overlays[:4]:
-        blocks.append(Figure(p, caption=_caption_for("overlay") + f" ({p.stem})", width="1100px"))
-    if len(overlays) > 4:
-        blocks.append(Text(f"{len(overlays) - 4} more overlays are in {folder}.", "note"))
-    for p in sorted(folder.rglob("*.csv")):
-        frame = _read_csv(p)
-        if frame is not None:
-            blocks.append(Table(frame, caption=f"{_pretty(p.stem)} ({p.name}): attribution per anatomical region "
-                                               "and outcome head."))
-    return Section("attribution", title, intro, blocks,
-                   missing=None if blocks else "The attribution folder holds no figures or tables.")
+    if metrics is not None:
+        rows = metrics[metrics["metric"].astype(str).str.startswith("dream")]
+        if len(rows):
+            blocks.append(Table(pd.DataFrame({
+                "score": rows["head"].map(lambda h: HEAD_NAMES.get(h, h)),
+                "metric": rows["metric"].map(lambda m: METRIC_NAMES.get(m, m)),
+                "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in
+                                       zip(rows["estimate"], rows["ci_low"], rows["ci_high"])],
+                "visits": rows["n"]}), caption="The paper's formula √(Σ wᵢ (log(yᵢ+1) − log(ŷᵢ+1))² / Σ wᵢ) with "
+                                               "weights 2^threshold by bin of the true score; the MAE variant uses "
+                                               "absolute instead of squared errors."))
+    return _section("dream", blocks, "No SvdH head, or no recorded SvdH scores: nothing to score.")
+
+
+def _survival_section(analysis: _Folder) -> Section:
+    blocks: list = []
+    km = analysis.png("km_tertiles.png")
+    if km is not None:
+        blocks.append(Figure(km, caption="Share of patients free of deformity over time, by tertile of the image risk "
+                                         "score at the first visit (shaded: 95 % confidence bands); numbers at risk "
+                                         "below.", width="760px"))
+    groups = analysis.csv("km_groups.csv")
+    if groups is not None and len(groups):
+        shown = pd.DataFrame({"image-risk group": groups["group"], "patients": groups["n"],
+                              "deformity events": groups["events"],
+                              "risk score range": [f"{format_number(a)} to {format_number(b)}"
+                                                   for a, b in zip(groups["score_min"], groups["score_max"])],
+                              "median time to deformity (years)": groups["median_survival"].map(
+                                  lambda v: "not reached" if not np.isfinite(v) else format_number(float(v), 2))})
+        p = float(groups["logrank_p"].iloc[0]) if "logrank_p" in groups else np.nan
+        blocks.append(Table(shown, caption=f"Groups of the Kaplan–Meier plot. Log-rank test across the three groups: "
+                                           f"p = {_p(p)}."))
+    return _section("survival", blocks, "No deformity events or no risk head: no survival analysis.")
+
+
+def _beyond_section(analysis: _Folder) -> Section:
+    blocks: list = []
+    hr = analysis.csv("cox_hazard_ratios.csv")
+    if hr is not None and len(hr) and "model" in hr:
+        models = list(dict.fromkeys(hr["model"]))
+        wide = pd.DataFrame({"covariate": list(dict.fromkeys(hr["covariate"]))})
+        for model in models:
+            sub = hr[hr["model"] == model].set_index("covariate")
+            wide[f"{model}: HR (95 % CI)"] = [
+                _ci(sub.at[c, "hr"], sub.at[c, "hr_lower"], sub.at[c, "hr_upper"], 2) if c in sub.index else ""
+                for c in wide["covariate"]]
+            wide[f"{model}: p"] = [_p(float(sub.at[c, "p"])) if c in sub.index else "" for c in wide["covariate"]]
+        per = hr.drop_duplicates("covariate").set_index("covariate")["per"] if "per" in hr else None
+        if per is not None:
+            wide.insert(1, "per", wide["covariate"].map(per).fillna(""))
+        counts = hr.drop_duplicates("model")[["model", "n", "events"]] if {"n", "events"} <= set(hr) else None
+        note = ("" if counts is None else " " + "; ".join(f"{m}: {int(n)} patients, {int(e)} events"
+                                                        for m, n, e in counts.itertuples(index=False)) + ".")
+        blocks.append(Table(wide, caption="Cox models of time to deformity, without and with the image risk score. "
+                                          "Hazard ratios per standard deviation (SD) for scores, per unit for "
+                                          "covariates." + note))
+    inc = analysis.csv("incremental.csv")
+    if inc is not None and len(inc):
+        shown = pd.DataFrame({
+            "test": inc["test"].map(lambda t: TEST_NAMES.get(t, t)), "outcome": inc["outcome"],
+            "image score added": inc["added"],
+            "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(inc["estimate"], inc.get("ci_lower"),
+                                                                       inc.get("ci_upper"))],
+            "p-value": inc["p_value"].map(lambda v: _p(float(v)) if pd.notna(v) else "–"),
+            "n": inc["n"],
+        })
+        base = str(inc["base"].iloc[0]) if "base" in inc else ""
+        blocks.append(Table(shown, caption=f"Incremental value of the image score beyond: {base.replace(',', ', ')}. "
+                                           "χ² for the LRTs; ΔC and NRI with bootstrap intervals; partial R² is the "
+                                           "share of the remaining variance the image explains."))
+    forest = analysis.png("cox_forest.png")
+    if forest is not None:
+        blocks.append(Figure(forest, caption="The same hazard ratios as a forest plot (log scale; 1 = no effect).",
+                             width="760px"))
+    models = analysis.csv("survival_models.csv")
+    if models is not None and len(models):
+        blocks.append(Table(models.rename(columns={"c_index_cv": "C-index (cross-validated)"}),
+                            caption="Cross-validated C-index of survival models with and without image information "
+                                    "(CoxNet uses principal components of the image embeddings)."))
+    tv = analysis.csv("cox_time_varying.csv")
+    if tv is not None and len(tv):
+        blocks.append(Table(pd.DataFrame({"covariate": tv["covariate"], "per": tv.get("per", ""),
+                                          "HR (95 % CI)": [_ci(h, lo, hi, 2) for h, lo, hi in
+                                                           zip(tv["hr"], tv["hr_lower"], tv["hr_upper"])],
+                                          "p": tv["p"].map(lambda v: _p(float(v)))}),
+                            caption="Time-varying Cox model: scores updated at every visit."))
+    ph = analysis.csv("cox_ph_test.csv")
+    if ph is not None and len(ph):
+        blocks.append(Table(pd.DataFrame({"covariate": ph["covariate"], "statistic": ph["statistic"],
+                                          "p": ph["p"].map(lambda v: _p(float(v)))}),
+                            caption="Proportional-hazards check (Schoenfeld residuals vs rank of time): a small p "
+                                    "flags a hazard ratio that changes over time."))
+    return _section("beyond", blocks, "No incremental-value analysis could run (no events or no image score).")
+
+
+def _longitudinal_section(analysis: _Folder) -> Section:
+    blocks: list = []
+    fig = analysis.png("mixed_coefficients.png")
+    if fig is not None:
+        blocks.append(Figure(fig, caption="Mixed-model coefficients with 95 % confidence intervals (per SD of each "
+                                          "score).", width="820px"))
+    mixed = analysis.csv("mixed_models.csv")
+    if mixed is not None and len(mixed):
+        rows = mixed[mixed["term"] != "Intercept"]
+        blocks.append(Table(pd.DataFrame({
+            "outcome": rows["outcome"], "model": rows.get("predictors", ""), "term": rows["term"],
+            "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(rows["estimate"], rows["ci_lower"],
+                                                                       rows["ci_upper"])],
+            "p": rows["p"].map(lambda v: _p(float(v))), "visits": rows.get("n_obs", ""),
+            "patients": rows.get("n_patients", "")}), caption="Linear mixed models (random intercept and time slope "
+                                                             "per patient); intercepts omitted."))
+    for name in ("gee_models.csv", "mixed_random_effects.csv"):
+        analysis.csv(name)  # population-average (GEE) and variance components: in the folder
+    return _section("longitudinal", blocks, "No HAQ or pain recorded: no longitudinal models.")
+
+
+def _endpoints_section(analysis: _Folder) -> Section:
+    blocks: list = []
+    ep = analysis.csv("endpoints.csv")
+    if ep is not None and len(ep):
+        cols = {"endpoint": "endpoint", "n": "patients", "mean_change": "mean change", "sd_change": "SD of change",
+                "srm": "SRM", "sdc": "SDC", "pct_progressors_sdc": "% progressors (> SDC)",
+                "pct_change_gt0": "% with any increase", "n_per_arm": "patients per arm (50 % effect)",
+                "relative_efficiency": "relative efficiency"}
+        blocks.append(Table(ep[[c for c in cols if c in ep]].rename(columns=cols), caption=(
+            "Change from the first to the last visit per endpoint. Relative efficiency = (SRM / SRM of the first "
+            "endpoint)²: how many patients on the first endpoint one patient on this endpoint is worth. The SDC "
+            "needs repeat readings of the same radiographs (a retest.csv beside the cohort); without them it is "
+            "left empty."), digits=2))
+    figs = [Figure(p, caption=c, width="620px") for p, c in (
+        (analysis.png("cumulative_probability.png"), "Cumulative probability plot: every patient's change, sorted; "
+                                                     "the share above zero (or above the SDC) are the progressors."),
+        (analysis.png("power_curves.png"), "Simulated two-arm trials: power by treatment effect (the fraction of "
+                                           "progression prevented), one line per endpoint; dashed: 80 % power."),
+    ) if p is not None]
+    if figs:
+        blocks.append(Gallery(figs, min_width="460px"))
+    analysis.csv("power.csv")  # the numbers behind the power curves: in the folder
+    return _section("endpoints", blocks, "Too few patients with two visits: no endpoint analysis.")
+
+
+def _attribution_section(folder: Path | None, settings, report_dir: Path) -> Section:
+    if not settings.attribution:
+        return _section("attribution", [], "Attribution was switched off in the study config.")
+    if folder is None or not folder.is_dir():
+        return _section("attribution", [], "The attribution stage produced no output.")
+    blocks: list = []
+    meta = _read_json(folder / "attribution.json") or {}
+    summary = pd.read_csv(folder / "summary.csv") if (folder / "summary.csv").exists() else None
+    if summary is not None and len(summary):
+        peri = summary[summary["region"] == "periarticular"].dropna(subset=["ratio_to_svdh_site"])
+        if len(peri):
+            from raoutcome.reporting.attribution_figures import density_ratio_figure, save_figure
+
+            table = pd.DataFrame({"label": peri["head"].map(lambda h: f"{HEAD_NAMES.get(h, h)} head"),
+                                  "ratio": peri["ratio_to_svdh_site"], "ci_low": peri["ci_low"],
+                                  "ci_high": peri["ci_high"]})
+            fig = save_figure(density_ratio_figure(table, "Periarticular bone vs SvdH sites, per outcome head"),
+                              report_dir / "attribution_density_ratio.png")
+            blocks.append(Figure(fig, caption=(
+                "Attribution density in the periarticular bone relative to the SvdH joint sites, per outcome head, "
+                "with 95 % patient-bootstrap intervals. Right of 1: the head looks at the bone next to the joints "
+                "more than at the sites the Sharp score reads."), width="640px"))
+        dens = summary.pivot_table(index="region", columns="head", values="relative_density", sort=False)
+        dens.index = [REGION_NAMES.get(r, r) for r in dens.index]
+        dens.columns = [HEAD_NAMES.get(h, h) for h in dens.columns]
+        blocks.append(Table(dens.reset_index().rename(columns={"index": "region"}), digits=2, caption=(
+            "Relative attribution density (share of attribution / share of image area) per region and head.")))
+        outside = summary.drop_duplicates("head")[["head", "mass_outside_svdh", "area_outside_svdh"]]
+        blocks.append(Table(pd.DataFrame({
+            "head": outside["head"].map(lambda h: HEAD_NAMES.get(h, h)),
+            "attribution outside SvdH sites": outside["mass_outside_svdh"].map(lambda v: f"{v:.0%}"),
+            "image area outside SvdH sites": outside["area_outside_svdh"].map(lambda v: f"{v:.0%}")}),
+            caption="How much of each head's attribution falls outside the joint sites the Sharp score reads."))
+    overlays = sorted((folder / "overlays").glob("*.png")) if (folder / "overlays").is_dir() else []
+    for p in overlays[:3]:
+        blocks.append(Figure(p, caption="Left: the radiograph as the model sees it, SvdH sites outlined; then one heat "
+                                        "map per outcome head (brighter = more influence on that prediction).",
+                             width="1200px"))
+    if len(overlays) > 3:
+        blocks.append(Text(f"{len(overlays) - 3} more overlays are in {folder / 'overlays'}.", "note"))
+    if meta:
+        blocks.append(Text(f"Method: {meta.get('method', '?').replace('_', ' ')}; {meta.get('n_images', '?')} "
+                           f"radiographs; regions from {', '.join(f'{k} ({v})' for k, v in (meta.get('region_sources') or {}).items())}; "
+                           "each patient attributed by the cross-fitting model that never saw them.", "note"))
+    return _section("attribution", blocks, "The attribution folder holds no figures or tables.")
+
+
+def _other_section(analysis: _Folder) -> Section | None:
+    blocks: list = []
+    for path in analysis.leftovers():
+        what = analysis.describe.get(path.name, path.stem.replace("_", " "))
+        if path.suffix == ".png":
+            blocks.append(Figure(path, caption=f"{what} ({path.name})."))
+        else:
+            try:
+                blocks.append(Table(pd.read_csv(path), caption=f"{what} ({path.name})."))
+            except Exception:  # noqa: BLE001
+                continue
+    if not blocks:
+        return None
+    return Section("other", "Other analyses", "Further tables and figures written by the analysis stage, shown as "
+                   "they are.", blocks)
 
 
 def _truth_section(oracle: Mapping[str, Any]) -> Section:
     flat = flatten(oracle)
-    frame = pd.DataFrame({"quantity": list(flat), "value": list(flat.values())})
+    frame = pd.DataFrame({"quantity": list(flat), "value": [v if not isinstance(v, bool) else str(v)
+                                                           for v in flat.values()]})
     return Section("truth", "Ground truth of the simulation", (
         "The simulator's own numbers: the best possible C-index (ranking patients by the true hazard), the R² of "
-        "the noise-free HAQ and pain, and how much of each outcome's variance is explained by the true SvdH alone "
-        "versus by the features the Sharp score ignores."), [Table(frame, caption="truth/oracle.json")])
+        "the noise-free HAQ and pain, and how much of each outcome's variance the true SvdH explains alone and "
+        "together with the features the Sharp score ignores (r2_svdh, r2_svdh_plus_nonsharp; the difference is "
+        "incremental_r2_nonsharp)."), [Table(frame, caption="truth/oracle.json", max_rows=80)])
 
 
-def _methods_section(record: Mapping[str, Any], up, settings, demo: bool) -> Section:
+def _methods_section(record: Mapping[str, Any], up, analysis: _Folder) -> Section:
     blocks: list = []
     stages = record.get("stages", [])
     if stages:
-        frame = pd.DataFrame([{"stage": s["name"], "status": s["status"], "seconds": s["seconds"]} for s in stages])
-        blocks.append(Table(frame, caption="Stage timings (a 'skipped' stage was finished by an earlier run; its "
-                                           "original duration is shown)."))
+        frame = pd.DataFrame([{"stage": s["name"], "status": s["status"], "wall seconds": s["seconds"],
+                               "CPU seconds": s.get("cpu_seconds", np.nan)} for s in stages])
+        blocks.append(Table(frame, digits=1, caption="Stage timings. A 'skipped' stage was finished by an earlier run "
+                                                     "(its original time is shown). CPU seconds add up all cores."))
     hw = record.get("hardware", {})
     pk = record.get("packages", {})
     lines = [f"{k}: {v}" for k, v in hw.items() if k != "python_executable"]
-    lines += [f"{k} {v}" for k, v in pk.items()]
+    lines += ["", "packages: " + ", ".join(f"{k} {v}" for k, v in pk.items())]
     if record.get("seeds"):
-        lines += [f"seed {k} = {v}" for k, v in record["seeds"].items()]
-    blocks.append(Preformatted("\n".join(lines), caption="Hardware, package versions and seeds "
-                                                         "(full record: run_record.json)."))
+        lines += ["seeds: " + ", ".join(f"{k} = {v}" for k, v in record["seeds"].items())]
+    blocks.append(Preformatted("\n".join(lines), caption="Hardware, package versions and seeds (full record, with the "
+                                                         "resolved configuration: run_record.json)."))
+    notes = analysis.summary.get("notes") or []
+    if notes:
+        blocks.append(Preformatted("\n".join(f"- {n}" for n in notes),
+                                   caption="Notes from the analysis (analyses skipped or warned about, with the reason)."))
     pred = up.get("predict", {})
-    folds = pred.get("n_folds")
-    text = (f"Predictions are out-of-fold from {folds}-fold patient-grouped cross-fitting: each patient was scored "
-            "by the model trained without them." if pred.get("cross_fitted") else
+    text = (f"Predictions are out-of-fold from {pred.get('n_folds')}-fold patient-grouped cross-fitting: each "
+            "patient was scored by the model trained without them." if pred.get("cross_fitted") else
             "Predictions were not cross-fitted.")
     return Section("methods", "Methods and reproducibility", text, blocks)
 
 
-__all__ = ["build_report", "SECTION_RULES", "flatten"]
+__all__ = ["build_report", "flatten", "LISTINGS"]

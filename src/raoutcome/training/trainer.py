@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm.auto import tqdm
 
 from raoutcome.imaging.dataset import PatientSequences, batch_to, collate_patients
-from raoutcome.models.losses import MultitaskLoss, patient_risk, task_loss
+from raoutcome.models.losses import SCALED_TARGETS, MultitaskLoss, patient_risk, task_loss
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.distributed import DistInfo, barrier
@@ -142,6 +142,22 @@ def risk_center(model: LongitudinalOutcomeModel, loader: DataLoader, device: tor
     return float(risk.mean()) if len(risk) else 0.0
 
 
+def target_scales(dataset: PatientSequences) -> dict[str, float]:
+    """Standard deviation of each regression target over a dataset's visits (SvdH in log1p units).
+
+    Targets with fewer than two values, or no spread, keep the default scale.
+    """
+    out = {}
+    for name in SCALED_TARGETS:
+        values = np.concatenate([t[f"target_{name}"] for t in dataset.targets if t] or [np.zeros(0)])
+        values = values[np.isfinite(values)]
+        if name in ("svdh", "jsn", "erosion"):
+            values = np.log1p(np.clip(values, 0, None))
+        if len(values) >= 2 and values.std() > 1e-6:
+            out[name] = float(values.std())
+    return out
+
+
 def _lr_lambda(total_steps: int, warmup_steps: int):
     def f(step: int) -> float:
         if warmup_steps and step < warmup_steps:
@@ -161,11 +177,13 @@ def _param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
 
 def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequences | None, member_dir: Path,
         seed: int, device: torch.device, dist: DistInfo, on_epoch_end: EpochHook | None = None,
-        desc: str = "") -> FitResult:
+        desc: str = "", loss_scales: Mapping[str, float] | None = None) -> FitResult:
     """Train one model into ``member_dir`` (``checkpoint.pt`` each epoch, ``best.pt``).
 
     Resumes from ``member_dir/checkpoint.pt`` if present. Returns the summary
-    (best epoch, criterion, history, ...) and the model as it is after the last epoch. ``on_epoch_end(epoch, record)`` runs on every
+    (best epoch, criterion, history, ...) and the model as it is after the last epoch.
+    ``loss_scales``: per-target scales of the regression losses (see
+    :mod:`raoutcome.models.losses`; default: :func:`target_scales` of ``train_ds``). ``on_epoch_end(epoch, record)`` runs on every
     rank after the epoch's checkpoint is on disk (progress reporting, tests).
     """
     t = cfg.train
@@ -178,7 +196,9 @@ def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequenc
     amp = device.type == "cuda" and t["amp"] in ("auto", "on")
 
     model = LongitudinalOutcomeModel(spec).to(device)
-    criterion = MultitaskLoss(spec.heads, cfg.loss["weighting"], cfg.loss["weights"]).to(device)
+    if loss_scales is None:
+        loss_scales = target_scales(train_ds)
+    criterion = MultitaskLoss(spec.heads, cfg.loss["weighting"], cfg.loss["weights"], loss_scales).to(device)
     module = TrainModule(model, criterion)
     wrapped: nn.Module = module
     if dist.enabled:

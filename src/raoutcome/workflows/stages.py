@@ -68,8 +68,12 @@ class StageContext:
         return self.out_dir / self.upstream_outputs[stage][key]
 
     def rel(self, path: Path) -> str:
-        """``path`` relative to the study folder, as stored in DONE.json."""
-        return Path(path).resolve().relative_to(self.out_dir.resolve()).as_posix()
+        """``path`` relative to the study folder (absolute if outside it), as stored in DONE.json."""
+        path = Path(path).resolve()
+        try:
+            return path.relative_to(self.out_dir.resolve()).as_posix()
+        except ValueError:
+            return str(path)
 
 
 StageFunc = Callable[[StageContext], Mapping[str, Any]]

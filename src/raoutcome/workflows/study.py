@@ -204,7 +204,7 @@ def _stage_validate(source: Path | None, settings: StudySettings):
             out["examples"] = cf.save_figure(cf.example_radiographs_figure(cohort, pid, settings.example_views),
                                              ctx.stage_dir / "example_radiographs.png", dpi=130)
         out["example_patient"] = pid
-        out["cohort"] = str(Path(cohort_path(ctx)).resolve())
+        out["cohort"] = Path(cohort_path(ctx))
         return out
 
     return run, reload
