@@ -107,20 +107,15 @@ class SurvivalEstimator:
         fresh.__dict__ = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if not k.endswith("_")}
         return fresh
 
-    def _prepare(self, df: pd.DataFrame, fit: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-        needed = [*self.covariates, *self.embedding_cols]
-        if fit:
-            needed += [self.duration_col, self.event_col]
+    def fit(self, df: pd.DataFrame) -> "SurvivalEstimator":
+        """Fit on the complete rows of ``df`` (standardisation and PCA learned here)."""
+        needed = [*self.covariates, *self.embedding_cols, self.duration_col, self.event_col]
         missing = [c for c in needed if c not in df]
         if missing:
             raise InputError(f"survival model: table lacks column(s) {missing}")
         rows = df.dropna(subset=needed)
-        if fit:
-            self.design_ = _Design(self.covariates, self.embedding_cols, self.n_components, self.standardize).fit(rows)
-        return rows, self.design_.transform(rows)
-
-    def fit(self, df: pd.DataFrame) -> "SurvivalEstimator":
-        rows, x = self._prepare(df, fit=True)
+        self.design_ = _Design(self.covariates, self.embedding_cols, self.n_components, self.standardize).fit(rows)
+        x = self.design_.transform(rows)
         if rows[self.event_col].sum() == 0:
             raise InputError("survival model: no observed events among the complete rows")
         self.n_ = len(rows)
