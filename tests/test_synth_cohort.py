@@ -273,3 +273,15 @@ def test_cli_simulate_and_bad_config_exit_code(tmp_path):
     cfg.write_text("n_patients = -3\n")
     res = CliRunner().invoke(app, ["simulate", "--config", str(cfg), "--out", str(tmp_path / "p")])
     assert res.exit_code == 2 and "n_patients" in res.output
+
+
+def test_demo_configs_load_and_any_packaged_copy_matches():
+    from raoutcome.synth import load_config
+    repo = Path(__file__).resolve().parents[1]
+    demo, null = load_config(repo / "cohorts" / "demo.toml"), load_config(repo / "cohorts" / "null.toml")
+    assert not demo.null and null.null
+    assert demo.image_size in (128, 160) and demo.views == ("hand_left", "hand_right")
+    assert null.replace(null=False, seed=demo.seed) == demo  # the null cohort differs only in mode and seed
+    packaged = repo / "src" / "raoutcome" / "data" / "demo.toml"
+    if packaged.is_file():  # the copy shipped for installed packages must not drift
+        assert packaged.read_text() == (repo / "cohorts" / "demo.toml").read_text()
