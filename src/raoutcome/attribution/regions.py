@@ -56,7 +56,6 @@ from raoutcome.errors import InputError
 
 FOREGROUND = 255
 FOREGROUND_NAME = "foreground"
-SOURCES = ("truth", "landmarks", "fallback")
 
 # Real-hand landmark names (and the anatomy site they stand for where it differs).
 FINGERS = {k: (f"MCP{k}", f"PIP{k}") for k in (2, 3, 4, 5)}
@@ -186,18 +185,13 @@ def tissue_masks(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return fg, fg & (sm > high)
 
 
-def foreground_mask(image: np.ndarray) -> np.ndarray:
-    """The body part (see :func:`tissue_masks`)."""
-    return tissue_masks(image)[0]
-
-
 # ------------------------------------------------------------------------------------------- (c) fallback
 def fallback_regions(image: np.ndarray, name: str = "image", warn: bool = True) -> RegionMap:
     """Foreground / background only, with a warning (no truth label map, no landmarks)."""
     if warn:
         warnings.warn(f"{name}: no region label map and no landmarks; attribution regions fall back to "
                       "foreground/background only", stacklevel=2)
-    labels = np.where(foreground_mask(image), FOREGROUND, REGIONS["background"]).astype(np.uint8)
+    labels = np.where(tissue_masks(image)[0], FOREGROUND, REGIONS["background"]).astype(np.uint8)
     return RegionMap(labels, "fallback")
 
 
