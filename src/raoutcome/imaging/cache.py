@@ -17,7 +17,7 @@ bytes on every call (for file systems whose mtimes cannot be trusted).
 **Storage.** Each entry is one ``.npy`` file under ``root/arrays/`` (float16 by
 default: half the disk, ample precision for [0, 1] pixels), read back
 memory-mapped. Every file is written to a temporary name in the same folder and
-renamed into place (``os.replace``), so concurrent DataLoader workers or
+renamed into place (:func:`raoutcome.io_utils.atomic_write`), so concurrent DataLoader workers or
 processes never see a partial file; two writers of one entry write identical
 bytes and the last rename wins.
 
@@ -28,12 +28,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from raoutcome.imaging.io import read_image
+from raoutcome.io_utils import atomic_write
 from raoutcome.imaging.transforms import needs_mirror, preprocess
 
 CACHE_VERSION = 1
@@ -47,21 +47,6 @@ def file_digest(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Write through ``write(fileobj)`` to a temp file beside ``path``, then rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 class ImageCache:
@@ -115,8 +100,8 @@ class ImageCache:
             pass
         if digest is None:
             digest = file_digest(path)
-            record = json.dumps({"sig": list(sig), "sha256": digest}).encode()
-            _write_atomic(index_file, lambda fh: fh.write(record))
+            with atomic_write(index_file) as fh:
+                json.dump({"sig": list(sig), "sha256": digest}, fh)
         self._digests[sig] = digest
         return digest
 
@@ -150,6 +135,6 @@ class ImageCache:
         image = read_image(path)
         arr = preprocess(image.pixels, view, self.size, contrast=self.contrast,
                          pad_value=self.pad_value)[None].astype(self.dtype)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(entry, lambda fh: np.save(fh, arr, allow_pickle=False))
+        with atomic_write(entry, "wb") as fh:
+            np.save(fh, arr, allow_pickle=False)
         return arr.astype(np.float32)
