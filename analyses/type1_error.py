@@ -23,6 +23,7 @@ Prints both figures and writes one CSV row per replicate and test
 
     .venv/bin/python analyses/type1_error.py                 # 100 replicates x 200 patients
     .venv/bin/python analyses/type1_error.py --replicates 20 # quicker look
+    .venv/bin/python analyses/type1_error.py --permutations 4 # + 400 shuffled-score tests (tighter size)
 """
 from __future__ import annotations
 
@@ -91,21 +92,10 @@ def latent_scores(truth: pd.DataFrame, config, latent: str) -> pd.DataFrame:
         haq_score=haq.osteopenia * truth["osteopenia"] + haq.carpal_collapse * truth["carpal_collapse"])
 
 
-def run_tests(config, latent: str, workdir: Path) -> list[dict]:
-    """Simulate one cohort and run the incremental-value tests with the true latent as the image score.
-
-    A test that could not run (e.g. a Cox fit that fails) is returned with p = NaN and the reason.
-    """
-    from raoutcome.analysis.features import analysis_data, predictions_from_columns
+def _tests(data) -> list[dict]:
+    """The two beyond-Sharp tests on one AnalysisData; a test that could not run gets p = NaN and the reason."""
     from raoutcome.analysis.incremental import beyond_sharp
-    from raoutcome.synth import simulate
 
-    folder = Path(simulate(out_dir=workdir / "cohort", config=config))
-    truth = pd.read_csv(folder / "truth" / "visits.csv", dtype={"patient_id": str, "visit_id": str})
-    scores = latent_scores(truth, config, latent)
-    # A true latent is not learned from the data, so it needs no cross-fitting (fold 0 for everyone).
-    predictions = predictions_from_columns(scores, {"risk": "risk_score", "haq": "haq_score"}, run=f"true {latent}")
-    data = analysis_data(tables_only_cohort(folder), predictions, embedding=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         table = beyond_sharp(data, data.pred("risk"), outcome_images={"haq": data.pred("haq")}, tests=TESTS)
@@ -118,12 +108,49 @@ def run_tests(config, latent: str, workdir: Path) -> list[dict]:
     return [dict(r, events=events) for r in rows]
 
 
+def run_tests(config, latent: str, workdir: Path, permutations: int = 0) -> list[dict]:
+    """Simulate one cohort and run the incremental-value tests with the true latent as the image score.
+
+    With ``permutations`` > 0 the tests are repeated that many times with the
+    score shuffled (across patients for the hazard, across visits for HAQ):
+    on a null cohort these are further draws under the null (rows tagged
+    ``permutation`` >= 1), which pin the tests' size down more tightly than
+    100 cohorts can.
+    """
+    from dataclasses import replace
+
+    from raoutcome.analysis.features import analysis_data, predictions_from_columns
+    from raoutcome.synth import simulate
+
+    folder = Path(simulate(out_dir=workdir / "cohort", config=config))
+    truth = pd.read_csv(folder / "truth" / "visits.csv", dtype={"patient_id": str, "visit_id": str})
+    scores = latent_scores(truth, config, latent)
+    # A true latent is not learned from the data, so it needs no cross-fitting (fold 0 for everyone).
+    predictions = predictions_from_columns(scores, {"risk": "risk_score", "haq": "haq_score"}, run=f"true {latent}")
+    data = analysis_data(tables_only_cohort(folder), predictions, embedding=False)
+    rows = [dict(r, permutation=0) for r in _tests(data)]
+    rng = np.random.default_rng(config.seed)
+    risk, haq = data.pred("risk"), data.pred("haq")
+    for k in range(1, permutations + 1):
+        shuffled = replace(data, patients=data.patients.assign(**{risk: rng.permutation(data.patients[risk].to_numpy())}),
+                           visits=data.visits.assign(**{haq: rng.permutation(data.visits[haq].to_numpy())}))
+        rows.extend(dict(r, permutation=k) for r in _tests(shuffled))
+    return rows
+
+
 def _replicate(args) -> list[dict]:
-    config, latent, root, index = args
+    config, latent, root, index, permutations = args
     workdir = Path(root) / f"rep{index:03d}"
-    rows = run_tests(config, latent, workdir)
+    rows = run_tests(config, latent, workdir, permutations)
     shutil.rmtree(workdir, ignore_errors=True)
     return [dict(row, replicate=index, seed=config.seed) for row in rows]
+
+
+def _rate(p: pd.Series, alpha: float) -> tuple[float, float, float, int]:
+    p = p.dropna()
+    k = int((p < alpha).sum())
+    lo, hi = _wilson(k, len(p))
+    return (k / len(p) if len(p) else float("nan")), lo, hi, len(p)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1000, help="first null replicate's seed (then +1, +2, ...)")
     parser.add_argument("--null-config", type=Path, default=REPO / "cohorts" / "null.toml")
     parser.add_argument("--default-config", type=Path, default=REPO / "cohorts" / "demo.toml")
+    parser.add_argument("--permutations", type=int, default=0,
+                        help="per null cohort, also test this many shuffled copies of the score (size check)")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=REPO / "out" / "type1_error.csv")
     args = parser.parse_args(argv)
@@ -144,17 +173,18 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="raoutcome-type1-") as tmp:
-        jobs = [(simulation_config(args.null_config, seed=args.seed + i, n_patients=args.patients), args.latent, tmp, i)
-                for i in range(args.replicates)]
+        jobs = [(simulation_config(args.null_config, seed=args.seed + i, n_patients=args.patients), args.latent, tmp, i,
+                 args.permutations) for i in range(args.replicates)]
         rows: list[dict] = []
         with ProcessPoolExecutor(max_workers=args.workers) as pool:
             for result in tqdm(pool.map(_replicate, jobs), total=len(jobs), desc="null replicates"):
                 rows.extend(result)
-        null = pd.DataFrame(rows).assign(cohort="null")
+        null_all = pd.DataFrame(rows).assign(cohort="null")
+        null = null_all[null_all["permutation"] == 0]
         default_rows = run_tests(simulation_config(args.default_config), args.latent, Path(tmp) / "default")
         default = pd.DataFrame(default_rows).assign(cohort="default", replicate=-1)
 
-    table = pd.concat([null, default], ignore_index=True)
+    table = pd.concat([null_all, default], ignore_index=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
 
@@ -165,13 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         all_p = null.loc[null["test"] == test, "p_value"]
         if all_p.isna().any():
             print(f"  null   {test:13s}: {int(all_p.isna().sum())} replicate(s) could not be tested (see 'note' in the CSV)")
-        p = all_p.dropna()
-        rate = float((p < args.alpha).mean()) if len(p) else float("nan")
-        lo, hi = _wilson(int((p < args.alpha).sum()), len(p))
+        rate, lo, hi, n = _rate(all_p, args.alpha)
         within = 0.02 <= rate <= 0.08
         ok &= within
         print(f"  null   {test:13s}: rejection rate {100 * rate:5.1f} %  (95 % CI {100 * lo:.1f}–{100 * hi:.1f} %, "
-              f"{len(p)} replicates)  {'OK' if within else 'OUTSIDE 2-8 %'}")
+              f"{n} replicates)  {'OK' if within else 'OUTSIDE 2-8 %'}")
+        if args.permutations:
+            shuffled = null_all.loc[(null_all["test"] == test) & (null_all["permutation"] > 0), "p_value"]
+            rate, lo, hi, n = _rate(shuffled, args.alpha)
+            print(f"         {'':13s}  + shuffled scores: {100 * rate:5.1f} %  (95 % CI {100 * lo:.1f}–{100 * hi:.1f} %, "
+                  f"{n} tests)")
     for _, row in default.iterrows():
         rejects = row["p_value"] < 0.01
         ok &= bool(rejects)

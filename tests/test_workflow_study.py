@@ -382,3 +382,56 @@ def test_packaged_demo_configs_match_the_repository():
             pytest.skip(f"cohorts/{name} not written yet")
         assert (data / name).read_bytes() == src.read_bytes(), (
             f"src/raoutcome/data/{name} differs from cohorts/{name}: copy it over (cp cohorts/{name} {data / name})")
+
+
+# ------------------------------------------------------------------------------- the real pipeline, small
+@pytest.mark.slow
+def test_real_small_study_resumes_after_a_kill_and_reports(tmp_path, monkeypatch):
+    """Real simulate -> validate -> train -> predict on the shrunken demo config, killed in the second fold and
+    resumed: same out-of-fold predictions as an uninterrupted run; then analyze + attribute + report."""
+    import xarray as xr
+
+    from raoutcome import training
+    from raoutcome.predictions import load_predictions
+
+    real = training.train_run
+    full = study.example_study(tmp_path / "full")
+    killed = []
+
+    def train_killed_in_fold_1(cohort, config_path, out_dir, **kw):
+        def hook(member, epoch, record):
+            if member.startswith("fold_1"):
+                killed.append((member, epoch))
+                raise KeyboardInterrupt("killed mid-training")
+        return real(cohort, config_path, out_dir, on_epoch_end=hook)
+
+    monkeypatch.setattr(training, "train_run", train_killed_in_fold_1)
+    with pytest.raises(KeyboardInterrupt):
+        study.example_study(tmp_path / "resumed")
+    assert killed and not (tmp_path / "resumed" / "train" / DONE).exists()
+    monkeypatch.setattr(training, "train_run", real)
+    resumed = study.example_study(tmp_path / "resumed")
+    status = _statuses(tmp_path / "resumed")
+    assert status["simulate"] == "skipped" and status["train"] == "ran"
+    a, b = load_predictions(full["predictions"]), load_predictions(resumed["predictions"])
+    assert a.attrs["cross_fitted"] == 1 and (a["fold"].values >= 0).all()
+    for name in ("svdh", "haq", "pain", "risk", "embedding", "fold"):
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+    # the rest of the demo on the same folder: the four finished stages are skipped
+    out = tmp_path / "resumed"
+    report = study.run_demo(out, sim_config=out / "configs" / "sim.toml", train_config=out / "configs" / "train.toml",
+                            max_images=4)
+    status = _statuses(out)
+    assert [status[s] for s in ("simulate", "validate", "train", "predict")] == ["skipped"] * 4
+    html = report.read_text()
+    for sid in ("accuracy", "dream", "survival", "beyond", "endpoints", "attribution", "truth"):
+        body = html.split(f'<section id="{sid}"')[1].split("</section>")[0]
+        assert 'class="warning"' not in body, f"section {sid} is empty"
+    acc = pd.read_csv(out / "analyze" / "accuracy_vs_ceiling.csv")
+    assert {"svdh", "haq", "risk"} <= set(acc["head"])
+    oracle = json.loads((out / "simulate" / "cohort" / "truth" / "oracle.json").read_text())
+    c_row = acc[acc["metric"] == "Harrell C-index"].iloc[0]
+    assert c_row["best_achievable"] == pytest.approx(oracle["deformity"]["c_index_oracle"])
+    with xr.open_dataset(out / "attribute" / "attribution" / "maps.nc", engine="h5netcdf") as maps:
+        assert maps.sizes["image"] == 4

@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
 from raoutcome.anatomy import DEFORMITY_EVENT, OUTCOMES  # noqa: E402
 from raoutcome.io_utils import atomic_path  # noqa: E402
@@ -94,8 +95,8 @@ def example_radiographs_figure(cohort, patient_id: str, views: Sequence[str] = (
     if len(visits) == 0:
         raise ValueError(f"patient {patient_id} has no visit with all of {list(views)}")
     chosen = [visits.iloc[0], visits.iloc[-1]] if len(visits) > 1 else [visits.iloc[0]]
-    fig, axes = plt.subplots(len(chosen), len(views), figsize=(3.4 * len(views), 3.7 * len(chosen)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(chosen), len(views), figsize=(3.3 * len(views), 3.9 * len(chosen)),
+                             squeeze=False, layout="constrained")
     for r, visit in enumerate(chosen):
         for c, view in enumerate(views):
             ax = axes[r, c]
@@ -109,7 +110,6 @@ def example_radiographs_figure(cohort, patient_id: str, views: Sequence[str] = (
             sv = "SvdH not scored" if pd.isna(score) else f"SvdH total {score:.0f}"
             ax.set_title(f"{view.replace('_', ' ')} · {label}\nyear {visit['time_years']:.1f} · {sv}", fontsize=9.5)
     fig.suptitle(f"Patient {patient_id}", fontsize=11)
-    fig.tight_layout()
     return fig
 
 
@@ -133,8 +133,13 @@ def cohort_overview_figure(cohort, highlight: str | None = None):
         ax.set_xlabel("years since first visit")
         ax.set_ylabel(OUTCOME_LABELS.get(col, col))
         ax.legend(fontsize=8, loc="upper left", frameon=False)
-        if col == "svdh_total":
-            ax.set_yscale("symlog", linthresh=5)
+        if col == "svdh_total":  # right-skewed: stretch the low end, label in plain numbers
+            ax.set_yscale("symlog", linthresh=5, linscale=0.6)
+            top = float(np.nanmax(data[col])) if len(data) else 1.0
+            ticks = [t for t in (0, 2, 5, 10, 20, 50, 100, 200, 400) if t <= max(top * 1.05, 5)]
+            ax.yaxis.set_major_locator(FixedLocator(ticks))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.yaxis.set_minor_locator(NullLocator())
     ax = axes[2]
     fu = visits.groupby("patient_id")["time_years"].max()
     ax.hist(fu, bins=min(20, max(5, fu.nunique())), color="#8fa9c4", edgecolor="white")

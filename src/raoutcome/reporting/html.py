@@ -116,7 +116,7 @@ table { border-collapse:collapse; font-size:13.5px; font-variant-numeric:tabular
 th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:right; vertical-align:top; }
 th { background:var(--soft); font-weight:600; }
 td:first-child, th:first-child { text-align:left; }
-td.txt { text-align:left; }
+td.txt, th.txt { text-align:left; }
 pre { background:var(--soft); padding:10px 12px; font-size:12.5px; overflow-x:auto; border:1px solid var(--line); }
 .keynums { display:flex; flex-wrap:wrap; gap:12px; margin:10px 0 14px; }
 .keynum { background:var(--soft); border:1px solid var(--line); border-radius:6px; padding:10px 14px; min-width:190px; }
@@ -171,7 +171,10 @@ def _table_html(table: Table) -> str:
         frame = frame.head(table.max_rows)
     if table.index:
         frame = frame.reset_index()
-    head = "".join(f"<th>{_esc(c)}</th>" for c in frame.columns)
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+    head = "".join(f"<th>{_esc(c)}</th>" if num else f'<th class="txt">{_esc(c)}</th>'
+                   for c, num in zip(frame.columns, numeric))
     rows = []
     for rec in frame.itertuples(index=False):
         cells = []
@@ -217,7 +220,7 @@ def _block_html(block: Block) -> str:
 
 def render_report(title: str, sections: Iterable[Section], subtitle: Sequence[str] = (), footer: str = "") -> str:
     sections = list(sections)
-    nav = "".join(f'<a href="#{_esc(s.id)}">{i}. {_esc(s.title)}</a>' for i, s in enumerate(sections, 1))
+    nav = "\n".join(f'<a href="#{_esc(s.id)}">{i}. {_esc(s.title)}</a>' for i, s in enumerate(sections, 1))
     body = []
     for i, s in enumerate(sections, 1):
         parts = [f'<section id="{_esc(s.id)}"><h2><span class="num">{i}.</span>{_esc(s.title)}</h2>']
@@ -246,6 +249,7 @@ def write_report(path: str | Path, title: str, sections: Iterable[Section], subt
     text = render_report(title, sections, subtitle=subtitle, footer=footer)
     with atomic_write(path, encoding="utf-8") as fh:
         fh.write(text)
+    path.chmod(0o644)  # a report is meant to be shared (the atomic temp file is created private)
     return path
 
 

@@ -129,6 +129,12 @@ def _ci(est, lo, hi, digits: int = 3) -> str:
     return f"{format_number(float(est), digits)} ({format_number(float(lo), digits)} to {format_number(float(hi), digits)})"
 
 
+def _metric_name(metric: str) -> str:
+    if metric.startswith("auc_t"):
+        return f"AUC at {metric[5:]} years"
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
 def _p(p) -> str:
     if p is None or (isinstance(p, float) and np.isnan(p)):
         return "–"
@@ -265,10 +271,8 @@ def _cohort_section(table: Path | None, overview: Path | None, summary: Path | N
             "Left: SvdH damage score over time, one thin line per patient (the scale is stretched near zero), the "
             "dashed line the median; the red line is the example patient of the next section. Middle: HAQ "
             "disability over time. Right: how long patients were followed.")))
-    if summary is not None and summary.exists():
-        blocks.append(Preformatted(summary.read_text(), caption="Validation summary (as `raoutcome validate` prints it)."))
     return Section("cohort", "The cohort", "Every table, column, value and image file was checked before any work "
-                   "started (`raoutcome validate`).", blocks,
+                   "started (`raoutcome validate`; its full summary is in validate/summary.txt).", blocks,
                    missing=None if blocks else "No cohort summary was produced.")
 
 
@@ -314,15 +318,18 @@ def _accuracy_section(analysis: _Folder, accuracy: pd.DataFrame | None, demo: bo
         analysis.png(f"scatter_{h}.png")  # subscores: in the table below, figures stay in the folder
     metrics = analysis.csv("metrics.csv")
     if metrics is not None and len(metrics):
-        detail = pd.DataFrame({
-            "outcome": metrics["head"].map(lambda h: HEAD_NAMES.get(h, h)),
-            "metric": metrics["metric"].map(lambda m: METRIC_NAMES.get(m, m.replace("_", " "))),
-            "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in
-                                   zip(metrics["estimate"], metrics["ci_low"], metrics["ci_high"])],
-            "n": metrics["n"],
-        })
-        blocks.append(Table(detail, caption="Every accuracy metric (metrics.csv). RMSE, MAE and bias are in the "
-                                            "outcome's own units.", max_rows=80))
+        cells = metrics.assign(
+            cell=[_ci(e, lo, hi) for e, lo, hi in zip(metrics["estimate"], metrics["ci_low"], metrics["ci_high"])],
+            outcome=metrics["head"].map(lambda h: HEAD_NAMES.get(h, h)))
+        for rows, caption in ((cells[cells["head"] != "risk"], "Every accuracy metric per outcome, estimate (95 % CI) "
+                               "(metrics.csv). RMSE, MAE and bias are in the outcome's own units."),
+                              (cells[cells["head"] == "risk"], "Discrimination of the deformity risk score at the "
+                               "first visit: C-indices and time-dependent AUCs (metrics.csv).")):
+            if len(rows):
+                wide = rows.pivot_table(index="outcome", columns="metric", values="cell", aggfunc="first", sort=False)
+                wide = wide[[m for m in dict.fromkeys(rows["metric"]) if m in wide.columns]]
+                wide.columns = [_metric_name(m) for m in wide.columns]
+                blocks.append(Table(wide.reset_index(), caption=caption))
     return _section("accuracy", blocks, "The analysis produced no accuracy results.")
 
 
@@ -334,7 +341,7 @@ def _dream_section(analysis: _Folder) -> Section:
         if len(rows):
             blocks.append(Table(pd.DataFrame({
                 "score": rows["head"].map(lambda h: HEAD_NAMES.get(h, h)),
-                "metric": rows["metric"].map(lambda m: METRIC_NAMES.get(m, m)),
+                "metric": rows["metric"].map(_metric_name),
                 "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in
                                        zip(rows["estimate"], rows["ci_low"], rows["ci_high"])],
                 "visits": rows["n"]}), caption="The paper's formula √(Σ wᵢ (log(yᵢ+1) − log(ŷᵢ+1))² / Σ wᵢ) with "
@@ -369,7 +376,9 @@ def _beyond_section(analysis: _Folder) -> Section:
     hr = analysis.csv("cox_hazard_ratios.csv")
     if hr is not None and len(hr) and "model" in hr:
         models = list(dict.fromkeys(hr["model"]))
-        wide = pd.DataFrame({"covariate": list(dict.fromkeys(hr["covariate"]))})
+        names = list(dict.fromkeys(hr["covariate"]))
+        image_first = [c for c in names if c.startswith("pred_")] + [c for c in names if not c.startswith("pred_")]
+        wide = pd.DataFrame({"covariate": image_first})
         for model in models:
             sub = hr[hr["model"] == model].set_index("covariate")
             wide[f"{model}: HR (95 % CI)"] = [
@@ -399,10 +408,7 @@ def _beyond_section(analysis: _Folder) -> Section:
         blocks.append(Table(shown, caption=f"Incremental value of the image score beyond: {base.replace(',', ', ')}. "
                                            "χ² for the LRTs; ΔC and NRI with bootstrap intervals; partial R² is the "
                                            "share of the remaining variance the image explains."))
-    forest = analysis.png("cox_forest.png")
-    if forest is not None:
-        blocks.append(Figure(forest, caption="The same hazard ratios as a forest plot (log scale; 1 = no effect).",
-                             width="760px"))
+    analysis.png("cox_forest.png")  # the same hazard ratios as a forest plot: in the folder
     models = analysis.csv("survival_models.csv")
     if models is not None and len(models):
         blocks.append(Table(models.rename(columns={"c_index_cv": "C-index (cross-validated)"}),
@@ -433,13 +439,19 @@ def _longitudinal_section(analysis: _Folder) -> Section:
     mixed = analysis.csv("mixed_models.csv")
     if mixed is not None and len(mixed):
         rows = mixed[mixed["term"] != "Intercept"]
+        if "predictors" in rows and "model" in rows:  # the joint model; the time, SvdH and image terms
+            joint = rows[rows["predictors"] == rows["predictors"].iloc[-1]]
+            rows = joint[joint["term"].isin(["time_years", "svdh_total"]) | joint["term"].str.startswith("pred_")]
         blocks.append(Table(pd.DataFrame({
             "outcome": rows["outcome"], "model": rows.get("predictors", ""), "term": rows["term"],
             "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(rows["estimate"], rows["ci_lower"],
                                                                        rows["ci_upper"])],
             "p": rows["p"].map(lambda v: _p(float(v))), "visits": rows.get("n_obs", ""),
             "patients": rows.get("n_patients", "")}), caption="Linear mixed models (random intercept and time slope "
-                                                             "per patient); intercepts omitted."))
+                                                             "per patient) with SvdH and the image score together; "
+                                                             "the terms for time, SvdH and the image score (per SD; "
+                                                             "covariates and the models with one score each are in "
+                                                             "mixed_models.csv)."))
     for name in ("gee_models.csv", "mixed_random_effects.csv"):
         analysis.csv(name)  # population-average (GEE) and variance components: in the folder
     return _section("longitudinal", blocks, "No HAQ or pain recorded: no longitudinal models.")
@@ -481,7 +493,8 @@ def _attribution_section(folder: Path | None, settings, report_dir: Path) -> Sec
     if summary is not None and len(summary):
         peri = summary[summary["region"] == "periarticular"].dropna(subset=["ratio_to_svdh_site"])
         if len(peri):
-            from raoutcome.reporting.attribution_figures import density_ratio_figure, save_figure
+            from raoutcome.reporting.attribution_figures import density_ratio_figure
+            from raoutcome.reporting.cohort_figures import save_figure
 
             table = pd.DataFrame({"label": peri["head"].map(lambda h: f"{HEAD_NAMES.get(h, h)} head"),
                                   "ratio": peri["ratio_to_svdh_site"], "ci_low": peri["ci_low"],
