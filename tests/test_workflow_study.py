@@ -185,7 +185,8 @@ def test_demo_report_has_every_section_and_is_self_contained(tmp_path, fakes, co
     assert "other" in ids and "a new kind of plot" in html
     assert "change_scores" not in html  # per-patient listings stay in the folder
     # figures embedded; nothing fetched from elsewhere
-    assert html.count("data:image/png;base64,") >= 12
+    # overview, examples, 2 scatters, KM, mixed, cumulative, power, the unknown plot, density ratio, overlay
+    assert html.count("data:image/png;base64,") == 11
     assert not re.search(r'(src|href)="(https?:)?//', html)
     assert not re.search(r'src="(?!data:)', html)
 

@@ -321,8 +321,9 @@ def _accuracy_section(analysis: _Folder, accuracy: pd.DataFrame | None, demo: bo
         cells = metrics.assign(
             cell=[_ci(e, lo, hi) for e, lo, hi in zip(metrics["estimate"], metrics["ci_low"], metrics["ci_high"])],
             outcome=metrics["head"].map(lambda h: HEAD_NAMES.get(h, h)))
-        for rows, caption in ((cells[cells["head"] != "risk"], "Every accuracy metric per outcome, estimate (95 % CI) "
-                               "(metrics.csv). RMSE, MAE and bias are in the outcome's own units."),
+        plain = cells[(cells["head"] != "risk") & ~cells["metric"].astype(str).str.startswith("dream")]
+        for rows, caption in ((plain, "Every accuracy metric per outcome, estimate (95 % CI) (metrics.csv). RMSE, MAE "
+                                      "and bias are in the outcome's own units; the RA2-DREAM scores follow below."),
                               (cells[cells["head"] == "risk"], "Discrimination of the deformity risk score at the "
                                "first visit: C-indices and time-dependent AUCs (metrics.csv).")):
             if len(rows):
@@ -547,15 +548,30 @@ def _other_section(analysis: _Folder) -> Section | None:
                    "they are.", blocks)
 
 
+TRUTH_COLUMNS = {
+    "c_index_oracle": "best C-index (true hazard)", "r2_noise_free": "R² of the noise-free value",
+    "r2_svdh": "R² explained by true SvdH", "r2_svdh_plus_nonsharp": "… plus non-Sharp features",
+    "incremental_r2_nonsharp": "share added by non-Sharp features", "event_rate": "event rate", "n_events": "events",
+    "n": "visits",
+}
+
+
 def _truth_section(oracle: Mapping[str, Any]) -> Section:
-    flat = flatten(oracle)
-    frame = pd.DataFrame({"quantity": list(flat), "value": [v if not isinstance(v, bool) else str(v)
-                                                           for v in flat.values()]})
+    per_outcome = {k: v for k, v in oracle.items() if isinstance(v, Mapping)}
+    rows = []
+    for outcome, values in per_outcome.items():
+        row = {"outcome": outcome}
+        row.update({label: values[key] for key, label in TRUTH_COLUMNS.items() if key in values})
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    scalars = ", ".join(f"{k} = {v}" for k, v in oracle.items() if not isinstance(v, Mapping))
     return Section("truth", "Ground truth of the simulation", (
-        "The simulator's own numbers: the best possible C-index (ranking patients by the true hazard), the R² of "
-        "the noise-free HAQ and pain, and how much of each outcome's variance the true SvdH explains alone and "
-        "together with the features the Sharp score ignores (r2_svdh, r2_svdh_plus_nonsharp; the difference is "
-        "incremental_r2_nonsharp)."), [Table(frame, caption="truth/oracle.json", max_rows=80)])
+        "The simulator's own numbers: the best possible C-index (ranking patients by the true hazard), the R² of the "
+        "noise-free HAQ and pain against the recorded values, and how much of each outcome's variance the true SvdH "
+        "explains alone and together with the features the Sharp score ignores (osteopenia, swelling, carpal "
+        "collapse). For deformity the variance shares refer to the true log-hazard."),
+        [Table(frame, caption=f"truth/oracle.json ({scalars}); the '_of_mean' variants (shares of the noise-free "
+                              "mean) are in the file.")])
 
 
 def _methods_section(record: Mapping[str, Any], up, analysis: _Folder) -> Section:
@@ -569,7 +585,7 @@ def _methods_section(record: Mapping[str, Any], up, analysis: _Folder) -> Sectio
     hw = record.get("hardware", {})
     pk = record.get("packages", {})
     lines = [f"{k}: {v}" for k, v in hw.items() if k != "python_executable"]
-    lines += ["", "packages: " + ", ".join(f"{k} {v}" for k, v in pk.items())]
+    lines += ["", "packages:"] + [f"  {k} {v}" for k, v in pk.items()]
     if record.get("seeds"):
         lines += ["seeds: " + ", ".join(f"{k} = {v}" for k, v in record["seeds"].items())]
     blocks.append(Preformatted("\n".join(lines), caption="Hardware, package versions and seeds (full record, with the "

@@ -465,7 +465,7 @@ def _seeds(configs: Mapping[str, Any], settings: StudySettings) -> dict[str, Any
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
-        elif "seed" in prefix.rsplit(".", 1)[-1].lower():
+        elif prefix.rsplit(".", 1)[-1].lower() == "seed" or prefix.lower().endswith("_seed"):
             found[prefix] = value
 
     for name, cfg in configs.items():
