@@ -30,9 +30,6 @@ import time
 import tomllib
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 REPO = Path(__file__).resolve().parents[1]
 SVDH_R_TARGET = 0.85
 HAQ_FRACTION = 0.7
@@ -62,8 +59,8 @@ def no_svdh_config(config: Path, out: Path) -> Path:
 
 
 def evaluate(predictions: Path, cohort, risk_at: str) -> dict:
-    from lifelines.utils import concordance_index
-
+    from raoutcome.evaluation.regression import pearson_r
+    from raoutcome.evaluation.survival_metrics import harrell_c  # lifelines concordance_index
     from raoutcome.predictions import load_predictions, to_frame
 
     frame = to_frame(load_predictions(predictions))
@@ -73,7 +70,7 @@ def evaluate(predictions: Path, cohort, risk_at: str) -> dict:
     out: dict = {"n_patients": int(frame["patient_id"].nunique()), "n_visits": int(len(frame))}
     if merged["svdh"].notna().any():
         ok = merged[["svdh", "obs_svdh"]].dropna()
-        out["svdh_pearson_r"] = float(np.corrcoef(ok["svdh"], ok["obs_svdh"])[0, 1])
+        out["svdh_pearson_r"] = pearson_r(ok["obs_svdh"], ok["svdh"])
     ok = merged[["haq", "obs_haq"]].dropna()
     y, p = ok["obs_haq"].to_numpy(), ok["haq"].to_numpy()
     out["haq_r2"] = float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum())
@@ -83,7 +80,7 @@ def evaluate(predictions: Path, cohort, risk_at: str) -> dict:
                         ("last", ordered.groupby("patient_id").tail(1))):
         risk = pick.set_index("patient_id")["risk"]
         ev = events.loc[risk.index]
-        out[f"c_index_{where}"] = float(concordance_index(ev["time_years"], -risk.to_numpy(), ev["observed"]))
+        out[f"c_index_{where}"] = harrell_c(ev["time_years"], ev["observed"], risk.to_numpy())
     out["c_index"] = out[f"c_index_{risk_at}"]
     return out
 

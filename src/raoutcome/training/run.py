@@ -306,25 +306,32 @@ def _write_metrics(run_dir: Path, cohort, cfg: TrainConfig, members: list[dict],
                         "n_train": len(m["train_ids"]), "n_val": len(m["val_ids"]), "n_test": len(m["test_ids"]),
                         "history": history.get(m["member"])} for m in members]}
     if cross_fitted and (run_dir / CV_PREDICTIONS).exists():
-        out["out_of_fold"] = oof_summary(run_dir / CV_PREDICTIONS, cohort)
+        out["out_of_fold"] = oof_summary(run_dir / CV_PREDICTIONS, cohort, cfg.survival["event"])
     _write_json(path, out)
 
 
-def oof_summary(predictions_path: Path, cohort) -> dict:
-    """Pearson r and R^2 of each score against the cohort's observed value (visit level)."""
+def oof_summary(predictions_path: Path, cohort, event: str = "deformity") -> dict:
+    """Out-of-fold accuracy: Pearson r and R^2 of each score against the observed value
+    (visit level), Harrell's C of the baseline-visit risk against ``event``."""
+    from raoutcome.evaluation.regression import pearson_r
+    from raoutcome.evaluation.survival_metrics import harrell_c
+
     frame = to_frame(load_predictions(predictions_path))
     obs = cohort.visits[["patient_id", "visit_id", "svdh_total", "svdh_jsn", "svdh_erosion", "haq", "pain"]]
     merged = frame.merge(obs, on=["patient_id", "visit_id"], how="left")
-    out = {}
+    out: dict = {}
     for pred, col in (("svdh", "svdh_total"), ("jsn", "svdh_jsn"), ("erosion", "svdh_erosion"), ("haq", "haq"),
                       ("pain", "pain")):
-        if pred not in merged:
-            continue
-        ok = merged[[pred, col]].dropna()
+        ok = merged[[pred, col]].dropna() if pred in merged else merged.iloc[:0]
         if len(ok) < 3 or ok[col].std() == 0:
             continue
         p, y = ok[pred].to_numpy(), ok[col].to_numpy()
-        r = float(np.corrcoef(p, y)[0, 1])
-        r2 = float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum())
-        out[pred] = {"pearson_r": r, "r2": r2, "n": int(len(ok))}
+        out[pred] = {"pearson_r": pearson_r(y, p), "r2": float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
+                     "n": int(len(ok))}
+    if frame["risk"].notna().any():
+        base = frame.sort_values(["patient_id", "time_years"]).groupby("patient_id").head(1).set_index("patient_id")
+        ev = cohort.event_table(event).set_index("patient_id").reindex(base.index).dropna()
+        if len(ev) and ev["observed"].sum() > 0:
+            out["risk"] = {"harrell_c_baseline": harrell_c(ev["time_years"], ev["observed"],
+                                                           base.loc[ev.index, "risk"]), "n": int(len(ev))}
     return out
