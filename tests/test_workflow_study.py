@@ -7,7 +7,6 @@ configuration runs in ``test_real_pipeline_tiny`` (slow marker).
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import re
 import sys
@@ -36,16 +35,13 @@ class Calls(dict):
         self[name] = self.get(name, 0) + 1
 
 
-def _module(monkeypatch, name: str) -> types.ModuleType:
-    """The real module if it imports, else an empty stand-in registered in sys.modules."""
-    try:
-        return importlib.import_module(name)
-    except Exception:  # noqa: BLE001 - a module still being written by someone else
-        mod = types.ModuleType(name)
-        monkeypatch.setitem(sys.modules, name, mod)
-        parent, _, child = name.rpartition(".")
-        monkeypatch.setattr(importlib.import_module(parent), child, mod, raising=False)
-        return mod
+def _stand_in(monkeypatch, name: str, **functions) -> None:
+    """Register a stand-in module ``name`` holding ``functions`` for this test (the real one is not imported:
+    the fakes keep these tests fast and independent of the heavy stages)."""
+    mod = types.ModuleType(name)
+    for key, fn in functions.items():
+        setattr(mod, key, fn)
+    monkeypatch.setitem(sys.modules, name, mod)
 
 
 # The simulator's oracle.json layout (raoutcome.synth.oracle).
@@ -147,10 +143,10 @@ def fakes(monkeypatch):
                                                           "region_sources": {"truth": 1}}))
         return out
 
-    monkeypatch.setattr(_module(monkeypatch, "raoutcome.synth"), "simulate", simulate, raising=False)
-    monkeypatch.setattr(_module(monkeypatch, "raoutcome.training"), "train_run", train_run, raising=False)
-    monkeypatch.setattr(_module(monkeypatch, "raoutcome.workflows.analyze"), "analyze", analyze, raising=False)
-    monkeypatch.setattr(_module(monkeypatch, "raoutcome.workflows.attribute"), "attribute", attribute, raising=False)
+    _stand_in(monkeypatch, "raoutcome.synth", simulate=simulate)
+    _stand_in(monkeypatch, "raoutcome.training", train_run=train_run)
+    _stand_in(monkeypatch, "raoutcome.workflows.analyze", analyze=analyze)
+    _stand_in(monkeypatch, "raoutcome.workflows.attribute", attribute=attribute)
     return types.SimpleNamespace(calls=calls, fail=fail)
 
 
