@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from raoutcome.anatomy import REGIONS
-from raoutcome.attribution.stats import (density_ratio, image_region_stats, outside_sharp, pooled_relative_density,
+from raoutcome.attribution.stats import (density_ratio, head_contrast, image_region_stats, outside_sharp, pooled_relative_density,
                                          region_table, summarise)
 from raoutcome.errors import InputError
 
@@ -95,3 +95,22 @@ def test_bad_inputs_name_the_problem():
         density_ratio(table, "svdh")
     with pytest.raises(InputError, match="'periarticular' is absent"):
         density_ratio(table, "haq")
+
+
+def test_head_contrast_cancels_what_both_heads_share():
+    rng = np.random.default_rng(3)
+    n = 30
+    labels = np.full((n, 16, 16), SOFT, np.uint8)
+    labels[:, 2:6, 2:6] = SITE
+    labels[:, 8:12, 8:12] = PERI
+    common = rng.random((n, 16, 16))
+    common[:, 8:12, 8:12] *= 1.5  # both heads favour periarticular pixels (e.g. they are bright)
+    haq = common.copy()
+    haq[:, 8:12, 8:12] *= 2.0     # the HAQ head leans on them twice as much again
+    ident = pd.DataFrame({"image": [f"i{i}" for i in range(n)], "patient_id": [f"p{i // 2}" for i in range(n)]})
+    table = region_table({"haq": haq, "svdh": common}, labels, ident)
+    assert density_ratio(table, "svdh", n_boot=200)["ci_low"] > 1  # the shared bias alone exceeds parity
+    c = head_contrast(table, "haq", "svdh", n_boot=200)
+    assert c["contrast"] == pytest.approx(2.0, rel=0.02) and c["n_patients"] == 15  # per-image shares: ~2
+    same = head_contrast(table, "svdh", "svdh", n_boot=200)
+    assert same["contrast"] == pytest.approx(1) and same["ci_low"] == pytest.approx(1) == same["ci_high"]
