@@ -335,6 +335,13 @@ def test_cli_study_bad_input_exits_2_and_writes_nothing(tmp_path, configs):
     cohort = write_tiny_cohort(tmp_path / "c", n_patients=4, n_visits=2, size=32)
     res = runner.invoke(app, ["study", "--cohort", str(cohort), "--config", str(cfg), "--out", str(out)])
     assert res.exit_code == 2 and "absent.toml" in res.output
+    # an invalid cohort: every problem listed, exit 2, nothing written
+    cfg.write_text(f"[train]\nconfig = '{configs[1]}'\n")
+    visits = pd.read_csv(cohort / "visits.csv")
+    visits.loc[2, "haq"] = 7.5
+    visits.to_csv(cohort / "visits.csv", index=False)
+    res = runner.invoke(app, ["study", "--cohort", str(cohort), "--config", str(cfg), "--out", str(out)])
+    assert res.exit_code == 2 and "visits.csv" in res.output and "haq" in res.output and "7.5" in res.output
     assert not out.exists()
 
 

@@ -179,14 +179,17 @@ def _stage_validate(source: Path | None, settings: StudySettings):
         return ctx.path("simulate", "cohort") if source is None else source
 
     def reload(ctx: StageContext) -> None:
-        ctx.state["cohort"] = _load_cohort(cohort_path(ctx))
+        if "cohort" not in ctx.state:  # run_study validated it before starting
+            ctx.state["cohort"] = _load_cohort(cohort_path(ctx))
 
     def run(ctx: StageContext):
         from raoutcome.io_utils import atomic_write
         from raoutcome.reporting import cohort_figures as cf
 
-        cohort = _load_cohort(cohort_path(ctx))
-        ctx.state["cohort"] = cohort
+        reload(ctx)
+        cohort = ctx.state["cohort"]
+        if settings.example_patient and settings.example_patient not in set(cohort.patients["patient_id"]):
+            raise ConfigError(f"'report.example_patient' = {settings.example_patient!r} is not in the cohort")
         out: dict[str, Any] = {}
         with atomic_write(ctx.stage_dir / "summary.txt") as fh:
             fh.write(cohort.summary())
@@ -196,8 +199,6 @@ def _stage_validate(source: Path | None, settings: StudySettings):
             table.to_csv(fh, index=False)
         out["table"] = ctx.stage_dir / "cohort_table.csv"
         pid = settings.example_patient or cf.pick_rapid_progressor(cohort, settings.example_views)
-        if settings.example_patient and settings.example_patient not in set(cohort.patients["patient_id"]):
-            raise ConfigError(f"'report.example_patient' = {settings.example_patient!r} is not in the cohort")
         out["overview"] = cf.save_figure(cf.cohort_overview_figure(cohort, highlight=pid),
                                          ctx.stage_dir / "cohort_overview.png")
         if pid is not None:
@@ -404,8 +405,10 @@ def build_stages(settings: StudySettings, *, cohort_source: Path | None, sim_con
 
 
 # ------------------------------------------------------------------------------------------- entry points
-def _run(stages: list[Stage], out_dir: Path, force: bool, record: dict[str, Any]) -> Path:
+def _run(stages: list[Stage], out_dir: Path, force: bool, record: dict[str, Any],
+         state: dict[str, Any] | None = None) -> Path:
     runner = StageRunner(out_dir, stages, force=force, record=record)
+    runner.state.update(state or {})
     results = runner.run()
     return out_dir / results["report"].outputs["report"]
 
@@ -439,11 +442,12 @@ def run_study(cohort_path: str | Path, config_path: str | Path, out_dir: str | P
     if not cohort_path.exists():
         raise InputError(f"{cohort_path}: cohort folder or cohort.toml not found")
     settings = load_study_config(config_path)
+    cohort = _load_cohort(cohort_path)  # bad input is rejected before anything is written
     record = {"command": "study", "cohort": str(cohort_path.resolve()),
               "configs": _resolved_configs(settings, None), "settings": settings.as_record()}
     record["seeds"] = _seeds(record["configs"], settings)
     stages = build_stages(settings, cohort_source=cohort_path.resolve(), sim_config=None, demo=False, record=record)
-    return _run(stages, Path(out_dir), force, record)
+    return _run(stages, Path(out_dir), force, record, state={"cohort": cohort})
 
 
 def _resolved_configs(settings: StudySettings, sim: Path | None) -> dict[str, Any]:
