@@ -27,7 +27,10 @@ import json
 import subprocess
 import sys
 import time
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,10 @@
 """Training config: documented defaults, the demo config, bad keys/values -> ConfigError."""
 from __future__ import annotations
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 
 import pytest

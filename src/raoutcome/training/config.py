@@ -65,7 +65,10 @@ from __future__ import annotations
 
 import copy
 import math
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from pathlib import Path
 from typing import Any, Mapping
 

@@ -23,7 +23,10 @@ import json
 import os
 import platform
 import sys
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
