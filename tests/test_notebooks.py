@@ -24,8 +24,9 @@ EXPECTED = {
     "cohort_models.ipynb": ("deformity events", "pred_risk", "log-rank", "svdh_total"),
     "trial_endpoints.ipynb": ("srm", "patients per arm", "learned progression score"),
 }
-#: Generous wall-clock bound per notebook on a busy 2-core machine (typical: well under a minute).
-MAX_SECONDS = 180
+#: Wall-clock bound per notebook: generous, for a busy shared 2-core machine (on an idle one each notebook
+#: takes well under the ~90 s aimed at; see the durations pytest prints with --durations).
+MAX_SECONDS = 600
 
 
 def _builder():
