@@ -192,6 +192,7 @@ for group, curve in km.curves.groupby("group", sort=False):
     ax.step(curve["time"], curve["survival"], where="post", label=f"{group} image risk")
 ax.set_xlabel("years since first visit"); ax.set_ylabel("free of deformity")
 ax.set_title(f"log-rank p = {km.p_value:.3g}"); ax.legend()
+print(f"log-rank test across image-risk tertiles: p = {km.p_value:.3g}")
 km.groups'''),
         new_markdown_cell("## HAQ over time: linear mixed model with SvdH and the image HAQ score"),
         new_code_cell('''\
