@@ -257,6 +257,7 @@ class StageRunner:
             "stage": stage.name, "token": token, "config_hash": chash, "upstream": upstream,
             "outputs": outputs, "path_outputs": path_outputs, "started": t_start, "finished": finished,
             "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+            "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         })
         self.console.print(f"[bold]{label}[/bold]: [green]finished[/green] in {seconds:.1f} s "
                            f"(CPU {cpu:.1f} s)")
@@ -293,6 +294,8 @@ def hardware_info() -> dict[str, Any]:
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "python_executable": sys.executable,
     }
+    if hasattr(os, "getloadavg"):  # other work on the machine stretches wall times: record how busy it was
+        info["load_average_1_5_15_min"] = [round(x, 2) for x in os.getloadavg()]
     try:
         import psutil
 

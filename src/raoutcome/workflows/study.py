@@ -227,6 +227,7 @@ def _stage_predict():
     (flagged) fallback when the training was not cross-fitted."""
 
     def run(ctx: StageContext):
+        from raoutcome.analysis.features import is_cross_fitted
         from raoutcome.io_utils import atomic_write
         from raoutcome.predictions import load_predictions, save_predictions, to_frame
 
@@ -245,9 +246,8 @@ def _stage_predict():
         with atomic_write(ctx.stage_dir / "predictions.csv") as fh:
             frame.to_csv(fh, index=False)
         folds = ds["fold"].values if "fold" in ds else []
-        cross_fitted = bool(int(ds.attrs.get("cross_fitted", 0))) and len(folds) > 0 and bool((folds >= 0).all())
         return {"predictions": target, "table": ctx.stage_dir / "predictions.csv",
-                "cross_fitted": cross_fitted, "n_folds": int(len(set(int(f) for f in folds if f >= 0)))}
+                "cross_fitted": is_cross_fitted(ds), "n_folds": len({int(f) for f in folds if f >= 0})}
 
     return run
 
