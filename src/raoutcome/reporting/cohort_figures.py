@@ -84,6 +84,8 @@ def _visit_images(cohort, patient_id: str, views: Sequence[str]):
     imgs = cohort.images[cohort.images["patient_id"] == patient_id]
     ok = imgs.groupby("visit_id")["view"].apply(lambda s: set(views) <= set(s))
     visits = visits[visits["visit_id"].map(ok).fillna(False).astype(bool)].sort_values("time_years")
+    if "svdh_total" in visits and visits["svdh_total"].notna().sum() >= 2:
+        visits = visits.dropna(subset=["svdh_total"])  # the visits whose scores chose this patient
     return visits, imgs
 
 
@@ -132,11 +134,11 @@ def cohort_overview_figure(cohort, highlight: str | None = None):
         ax.plot(med.index, med.values, color="black", lw=2, ls="--", label="median by year", zorder=4)
         ax.set_xlabel("years since first visit")
         ax.set_ylabel(OUTCOME_LABELS.get(col, col))
-        ax.legend(fontsize=8, loc="upper left", frameon=False)
+        ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False)
         if col == "svdh_total":  # right-skewed: stretch the low end, label in plain numbers
             ax.set_yscale("symlog", linthresh=5, linscale=0.6)
             top = float(np.nanmax(data[col])) if len(data) else 1.0
-            ticks = [t for t in (0, 2, 5, 10, 20, 50, 100, 200, 400) if t <= max(top * 1.05, 5)]
+            ticks = [t for t in (0, 2, 5, 10, 20, 50, 100, 200, 400) if t <= max(top * 1.25, 5)]
             ax.yaxis.set_major_locator(FixedLocator(ticks))
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.yaxis.set_minor_locator(NullLocator())
@@ -148,7 +150,7 @@ def cohort_overview_figure(cohort, highlight: str | None = None):
     ev = cohort.events[cohort.events["event"] == DEFORMITY_EVENT] if len(cohort.events) else cohort.events
     if len(ev):
         ax.set_title(f"{int(ev['observed'].sum())} of {len(ev)} patients had a {DEFORMITY_EVENT} event",
-                     fontsize=10)
+                     fontsize=9.5, loc="left")
     fig.tight_layout()
     return fig
 

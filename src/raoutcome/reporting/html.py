@@ -117,7 +117,8 @@ th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:right
 th { background:var(--soft); font-weight:600; }
 td:first-child, th:first-child { text-align:left; }
 td.txt, th.txt { text-align:left; }
-pre { background:var(--soft); padding:10px 12px; font-size:12.5px; overflow-x:auto; border:1px solid var(--line); }
+pre { background:var(--soft); padding:10px 12px; font-size:12.5px; overflow-x:auto; border:1px solid var(--line);
+      white-space:pre-wrap; }
 .keynums { display:flex; flex-wrap:wrap; gap:12px; margin:10px 0 14px; }
 .keynum { background:var(--soft); border:1px solid var(--line); border-radius:6px; padding:10px 14px; min-width:190px; }
 .keynum .v { font-size:22px; font-weight:600; color:#12324f; }

@@ -549,7 +549,7 @@ def _other_section(analysis: _Folder) -> Section | None:
 
 
 TRUTH_COLUMNS = {
-    "c_index_oracle": "best C-index (true hazard)", "r2_noise_free": "R² of the noise-free value",
+    "c_index_oracle": "best C-index (true hazard)", "r2_noise_free": "best R² (noise-free value)",
     "r2_svdh": "R² explained by true SvdH", "r2_svdh_plus_nonsharp": "… plus non-Sharp features",
     "incremental_r2_nonsharp": "share added by non-Sharp features", "event_rate": "event rate", "n_events": "events",
     "n": "visits",
@@ -564,6 +564,7 @@ def _truth_section(oracle: Mapping[str, Any]) -> Section:
         row.update({label: values[key] for key, label in TRUTH_COLUMNS.items() if key in values})
         rows.append(row)
     frame = pd.DataFrame(rows)
+    frame = frame[["outcome", *[c for c in TRUTH_COLUMNS.values() if c in frame]]]
     scalars = ", ".join(f"{k} = {v}" for k, v in oracle.items() if not isinstance(v, Mapping))
     return Section("truth", "Ground truth of the simulation", (
         "The simulator's own numbers: the best possible C-index (ranking patients by the true hazard), the R² of the "
@@ -585,7 +586,7 @@ def _methods_section(record: Mapping[str, Any], up, analysis: _Folder) -> Sectio
     hw = record.get("hardware", {})
     pk = record.get("packages", {})
     lines = [f"{k}: {v}" for k, v in hw.items() if k != "python_executable"]
-    lines += ["", "packages:"] + [f"  {k} {v}" for k, v in pk.items()]
+    lines += ["", "packages: " + ", ".join(f"{k} {v}" for k, v in pk.items())]
     if record.get("seeds"):
         lines += ["seeds: " + ", ".join(f"{k} = {v}" for k, v in record["seeds"].items())]
     blocks.append(Preformatted("\n".join(lines), caption="Hardware, package versions and seeds (full record, with the "
