@@ -60,3 +60,12 @@ def write_tiny_cohort(root: Path, n_patients: int = 6, n_visits: int = 3, size: 
 def tiny_cohort(tmp_path: Path) -> Path:
     """Path of a small valid cohort folder (see :func:`write_tiny_cohort`)."""
     return write_tiny_cohort(tmp_path / "cohort")
+
+
+@pytest.fixture(scope="session")
+def small_study(tmp_path_factory) -> dict:
+    """A small simulated study built once per session: cohort, 2-fold cross-fitted run, out-of-fold predictions
+    (:func:`raoutcome.workflows.study.example_study`; returns its paths: out_dir, cohort, run, predictions)."""
+    from raoutcome.workflows.study import example_study
+
+    return example_study(tmp_path_factory.mktemp("small_study") / "study")

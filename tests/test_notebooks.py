@@ -1,7 +1,7 @@
 """The example notebooks execute top to bottom on a tiny simulated study (so they never rot).
 
 One small study (simulated cohort + 2-fold cross-fitted model + out-of-fold predictions) is built once
-per test session with :func:`raoutcome.workflows.study.example_study` and handed to the notebooks via
+per test session (the ``small_study`` fixture of conftest.py) and handed to the notebooks via
 ``RAOUTCOME_NB_STUDY``. The notebooks are committed without outputs and must equal what
 ``notebooks/build_notebooks.py`` writes.
 """
@@ -36,14 +36,6 @@ def _builder():
     return mod
 
 
-@pytest.fixture(scope="session")
-def nb_study(tmp_path_factory) -> Path:
-    from raoutcome.workflows.study import example_study
-
-    paths = example_study(tmp_path_factory.mktemp("nb") / "study")
-    return paths["out_dir"]
-
-
 def test_committed_notebooks_are_built_and_have_no_outputs(tmp_path):
     written = _builder().build(tmp_path)
     assert sorted(p.name for p in written) == sorted(NAMES)
@@ -58,8 +50,8 @@ def test_committed_notebooks_are_built_and_have_no_outputs(tmp_path):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs(name, nb_study, tmp_path, monkeypatch):
-    monkeypatch.setenv("RAOUTCOME_NB_STUDY", str(nb_study))
+def test_notebook_runs(name, small_study, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAOUTCOME_NB_STUDY", str(small_study["out_dir"]))
     monkeypatch.setenv("RAOUTCOME_NB_MAX_IMAGES", "24")
     monkeypatch.setenv("RAOUTCOME_NB_N_SIM", "100")
     monkeypatch.setenv("MPLBACKEND", "Agg")

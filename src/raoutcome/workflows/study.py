@@ -520,7 +520,7 @@ def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any
 SMALL_SIM = {"n_patients": 36, "image_size": 64, "image_format": "png", "workers": 1,
              "visits": {"times_years": [0.0, 1.0, 2.0]}}
 SMALL_TRAIN = {"model": {"image_size": 64, "d_model": 32},
-               "train": {"epochs": 2, "patience": 2, "num_workers": 0, "batch_patients": 6},
+               "train": {"epochs": 3, "patience": 3, "num_workers": 0, "batch_patients": 6},
                "cv": {"folds": 2}, "predict": {"num_workers": 0}}
 
 
