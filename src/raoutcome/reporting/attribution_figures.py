@@ -108,10 +108,11 @@ def attribution_overlay_figure(image: np.ndarray, maps: Mapping[str, np.ndarray]
     heads = list(maps)
     n = len(heads) + 1
     h, w = image.shape
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.6 * h / w + 0.5), squeeze=False)
+    # Titles are large for the figure: a row of 7+ panels is shown scaled down to a page's width.
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 2.6 * h / w + 0.9), squeeze=False)
     axes = axes[0]
     axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
-    axes[0].set_title("radiograph", fontsize=9)
+    axes[0].set_title("radiograph", fontsize=14)
     for ax, head in zip(axes[1:], heads):
         m = np.asarray(maps[head], dtype=np.float32)
         signed = bool((m < 0).any())
@@ -129,11 +130,11 @@ def attribution_overlay_figure(image: np.ndarray, maps: Mapping[str, np.ndarray]
         ax.imshow(rgba)
         if labels is not None:
             ax.contour(labels == REGIONS["svdh_site"], levels=[0.5], colors="cyan", linewidths=0.4)
-        ax.set_title(head, fontsize=9)
+        ax.set_title(head, fontsize=14)
     for ax in axes:
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=14)
     fig.tight_layout()
     return fig
 

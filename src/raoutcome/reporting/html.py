@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,7 +47,7 @@ class Table:
 
 @dataclass
 class Text:
-    """A paragraph (plain text; escaped). Blank lines split paragraphs."""
+    """A paragraph (plain text; escaped; `backticked` spans are set as code). Blank lines split paragraphs."""
 
     text: str
     kind: str = "p"  # "p" | "note" | "warning"
@@ -117,6 +118,8 @@ th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:right
 th { background:var(--soft); font-weight:600; }
 td:first-child, th:first-child { text-align:left; }
 td.txt, th.txt { text-align:left; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size:.9em;
+       background:var(--soft); padding:0 3px; border-radius:3px; }
 pre { background:var(--soft); padding:10px 12px; font-size:12.5px; overflow-x:auto; border:1px solid var(--line);
       white-space:pre-wrap; }
 .keynums { display:flex; flex-wrap:wrap; gap:12px; margin:10px 0 14px; }
@@ -134,9 +137,14 @@ def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _inline(text: str) -> str:
+    """Escaped text with `backticked` spans (commands, file names) set as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _esc(text))
+
+
 def _paragraphs(text: str, cls: str) -> str:
     parts = [p.strip() for p in str(text).split("\n\n") if p.strip()]
-    return "".join(f'<p class="{cls}">{_esc(" ".join(p.split()))}</p>' for p in parts)
+    return "".join(f'<p class="{cls}">{_inline(" ".join(p.split()))}</p>' for p in parts)
 
 
 def png_data_uri(source: Union[Path, bytes]) -> str:

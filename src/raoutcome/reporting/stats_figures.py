@@ -33,6 +33,12 @@ def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     return path
 
 
+def score_name(column: str) -> str:
+    """A readable name for a score column: the model's ``pred_<head>`` columns become 'image <head> score'."""
+    column = str(column)
+    return f"image {column[len('pred_'):]} score" if column.startswith("pred_") else column
+
+
 def km_figure(curves: pd.DataFrame, groups: pd.DataFrame, p_value: float, score_label: str,
               event_label: str = "event") -> Figure:
     """Kaplan–Meier curves with 95 % bands per risk group, numbers at risk below, log-rank p in the title."""
@@ -53,7 +59,8 @@ def km_figure(curves: pd.DataFrame, groups: pd.DataFrame, p_value: float, score_
             ax_tab.text(t, len(labels) - 1 - i, str(n), ha="center", va="center", color=colour, fontsize=9)
     ax.set_ylim(0, 1.02)
     ax.set_ylabel(f"free of {event_label}")
-    ax.set_title(f"Kaplan–Meier by tertile of {score_label}\nlog-rank {_fmt_p(p_value)}")
+    score_label = score_name(score_label)
+    ax.set_title(f"Kaplan–Meier by tertile of the {score_label}\nlog-rank {_fmt_p(p_value)}")
     ax.legend(loc="lower left", fontsize=8, frameon=False, title=f"{score_label} tertile", title_fontsize=8)
     ax.grid(alpha=0.3)
     ax_tab.set_yticks(range(len(labels)))
@@ -116,7 +123,7 @@ def coefficient_figure(table: pd.DataFrame, title: str) -> Figure:
             ax.plot([row["ci_lower"], row["ci_upper"]], [y[i]] * 2, color=colour, lw=2)
             ax.plot(row["estimate"], y[i], "o", color=colour)
         ax.set_yticks(y)
-        ax.set_yticklabels([f"{r['model']}: {r['term']}" for _, r in sub.iterrows()], fontsize=8)
+        ax.set_yticklabels([f"{r['model']}: {r['term']}" for _, r in sub.iterrows()], fontsize=9)
         ax.axvline(0, color="grey", ls="--", lw=1)
         ax.set_title(outcome)
         ax.set_xlabel("coefficient (95 % CI)")

@@ -436,7 +436,7 @@ def _longitudinal_section(analysis: _Folder) -> Section:
     fig = analysis.png("mixed_coefficients.png")
     if fig is not None:
         blocks.append(Figure(fig, caption="Mixed-model coefficients with 95 % confidence intervals (per SD of each "
-                                          "score).", width="820px"))
+                                          "score).", width="100%"))
     mixed = analysis.csv("mixed_models.csv")
     if mixed is not None and len(mixed):
         rows = mixed[mixed["term"] != "Intercept"]
@@ -471,14 +471,18 @@ def _endpoints_section(analysis: _Folder) -> Section:
             "endpoint)²: how many patients on the first endpoint one patient on this endpoint is worth. The SDC "
             "needs repeat readings of the same radiographs (a retest.csv beside the cohort); without them it is "
             "left empty."), digits=2))
-    figs = [Figure(p, caption=c, width="620px") for p, c in (
+    # One figure per row: the cumulative-probability panels (one per endpoint) need the page's width to be
+    # readable; squeezed into a gallery cell their labels shrank to a few pixels.
+    for p, c, width in (
         (analysis.png("cumulative_probability.png"), "Cumulative probability plot: every patient's change, sorted; "
-                                                     "the share above zero (or above the SDC) are the progressors."),
+                                                     "the share above zero (or above the SDC) are the progressors.",
+         "100%"),
         (analysis.png("power_curves.png"), "Simulated two-arm trials: power by treatment effect (the fraction of "
-                                           "progression prevented), one line per endpoint; dashed: 80 % power."),
-    ) if p is not None]
-    if figs:
-        blocks.append(Gallery(figs, min_width="460px"))
+                                           "progression prevented), one line per endpoint; dashed: 80 % power.",
+         "800px"),
+    ):
+        if p is not None:
+            blocks.append(Figure(p, caption=c, width=width))
     analysis.csv("power.csv")  # the numbers behind the power curves: in the folder
     return _section("endpoints", blocks, "Too few patients with two visits: no endpoint analysis.")
 
@@ -521,9 +525,10 @@ def _attribution_section(folder: Path | None, settings, report_dir: Path) -> Sec
     for p in overlays[:3]:
         blocks.append(Figure(p, caption="Left: the radiograph as the model sees it, SvdH sites outlined; then one heat "
                                         "map per outcome head (brighter = more influence on that prediction).",
-                             width="1200px"))
+                             width="100%"))
     if len(overlays) > 3:
-        blocks.append(Text(f"{len(overlays) - 3} more overlays are in {folder / 'overlays'}.", "note"))
+        more = len(overlays) - 3
+        blocks.append(Text(f"{more} more overlay{'s are' if more > 1 else ' is'} in {folder / 'overlays'}.", "note"))
     if meta:
         blocks.append(Text(f"Method: {meta.get('method', '?').replace('_', ' ')}; {meta.get('n_images', '?')} "
                            f"radiographs; regions from {', '.join(f'{k} ({v})' for k, v in (meta.get('region_sources') or {}).items())}; "
