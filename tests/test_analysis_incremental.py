@@ -126,6 +126,22 @@ def test_beyond_sharp_runs_every_test_and_names_the_event():
     assert linear["base"].item() == "svdh_total,age"
 
 
+def test_beyond_sharp_can_adjust_for_several_sharp_columns():
+    data = _analysis_data(True)
+    rng = np.random.default_rng(3)
+    split = rng.uniform(0.3, 0.7, len(data.patients))
+    data.patients["svdh_erosion"] = data.patients["svdh_total"] * split
+    data.patients["svdh_jsn"] = data.patients["svdh_total"] * (1 - split)
+    table = inc.beyond_sharp(data, "image", sharp=("svdh_erosion", "svdh_jsn"), outcome_images={}, tests=("cox_lrt",))
+    assert table["base"].item() == "log1p_svdh_erosion,log1p_svdh_jsn,age"
+    pts = data.patients.assign(log1p_svdh_erosion=np.log1p(data.patients["svdh_erosion"]),
+                               log1p_svdh_jsn=np.log1p(data.patients["svdh_jsn"]))
+    ref = inc.cox_lrt(pts, ["log1p_svdh_erosion", "log1p_svdh_jsn", "age"], ["image"])
+    assert table["p_value"].item() == pytest.approx(ref.p_value, rel=1e-9)
+    with pytest.raises(InputError, match="at least one"):
+        inc.beyond_sharp(data, "image", sharp=(), outcome_images={}, tests=("cox_lrt",))
+
+
 def test_not_cross_fitted_scores_warn_or_are_refused():
     with pytest.warns(NotCrossFittedWarning):
         inc.beyond_sharp(_analysis_data(False), "image", outcome_images={}, n_boot=20, tests=("cox_lrt",))
