@@ -105,3 +105,21 @@ def test_visit_and_event_pairs_from_predictions():
         visit_pairs(ds, visits, "embedding")
     with pytest.raises(InputError, match="lacks column"):
         visit_pairs(ds, visits.drop(columns="svdh_total"), "svdh")
+
+
+@pytest.mark.parametrize("head", ["haq", "pain"])
+def test_visit_pairs_when_head_and_outcome_share_a_name(head):
+    frame = pd.DataFrame({"patient_id": ["a", "a", "b"], "visit_id": ["v0", "v1", "v0"],
+                          "time_years": [0.0, 1.0, 0.0], head: [0.5, 1.0, 2.0], "risk": [0.1, 0.2, 0.3]})
+    ds = from_frame(frame, folds={"a": 0, "b": 1})
+    visits = pd.DataFrame({"patient_id": ["a", "a", "b"], "visit_id": ["v0", "v1", "v0"],
+                           "time_years": [0.0, 1.1, 0.0], head: [0.25, np.nan, 2.5]})
+    pairs = visit_pairs(ds, visits, head)
+    assert pairs[["patient_id", "visit_id", "y_true", "y_pred"]].values.tolist() == [["a", "v0", 0.25, 0.5],
+                                                                                     ["b", "v0", 2.5, 2.0]]
+    assert head not in pairs and pairs["fold"].tolist() == [0, 1]
+    # an outcome that is also a prediction column other than the head (time_years) pairs too
+    t = visit_pairs(ds, visits, head, outcome="time_years")
+    assert t[["visit_id", "y_true", "y_pred", "time_years"]].values.tolist() == [["v0", 0.0, 0.5, 0.0],
+                                                                                 ["v1", 1.1, 1.0, 1.0],
+                                                                                 ["v0", 0.0, 2.0, 0.0]]

@@ -38,10 +38,16 @@ def visit_pairs(predictions: xr.Dataset, visits: pd.DataFrame, head: str, outcom
     if missing:
         raise InputError(f"visits table lacks column(s) {sorted(missing)}")
     pred = to_frame(predictions)
-    keep = [c for c in ("patient_id", "visit_id", "time_years", "fold", head) if c in pred]
-    obs = visits[["patient_id", "visit_id", outcome]].astype({"patient_id": str, "visit_id": str})
-    merged = pred[keep].merge(obs, on=["patient_id", "visit_id"], how="inner")
-    merged = merged.rename(columns={head: "y_pred", outcome: "y_true"}).dropna(subset=["y_true", "y_pred"])
+    keep = [c for c in ("patient_id", "visit_id", "time_years", "fold") if c in pred and c != head]
+    # Each side's value column gets its final name before the merge, so a head and an
+    # outcome that share a name (``haq``, ``pain``, or an outcome such as ``time_years``)
+    # never collide; any other shared column keeps the prediction side's value.
+    pred_side = pd.concat([pred[keep], pred[head].rename("y_pred")], axis=1)
+    obs = pd.DataFrame({"patient_id": visits["patient_id"].astype(str),
+                        "visit_id": visits["visit_id"].astype(str),
+                        "y_true": visits[outcome]})
+    merged = pred_side.merge(obs, on=["patient_id", "visit_id"], how="inner", suffixes=("", "_observed"))
+    merged = merged.dropna(subset=["y_true", "y_pred"])
     if merged.empty:
         raise InputError(f"no visit has both a {head!r} prediction and an observed {outcome!r}")
     return merged.reset_index(drop=True)
