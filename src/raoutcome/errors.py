@@ -41,6 +41,11 @@ class CohortValidationError(InputError):
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"cohort is invalid ({len(self.problems)} problem(s)):\n{lines}")
 
+    def __reduce__(self):
+        # Exception pickles as cls(*self.args), and args holds the formatted message, not
+        # the problems: rebuild from the problems (so a worker's error arrives intact).
+        return (type(self), (self.problems,), self.__dict__)
+
 
 class ImageReadError(InputError):
     """An image file could not be read or decoded; the message names the file."""
