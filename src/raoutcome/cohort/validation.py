@@ -238,7 +238,9 @@ def _check_columns(table: Table, C: Collector) -> bool:
         C.add(Problem(table.file, "missing a time column: give 'time_years' or 'date' (YYYY-MM-DD)",
                       column="time_years"))
         ok = False
-    if ok and len(table.frame) == 0 and table.name in ("patients", "visits", "images"):
+    # An empty images table is allowed: a tables-only cohort (the simulator's ``render = false``)
+    # serves the statistics; training refuses it with its own message.
+    if ok and len(table.frame) == 0 and table.name in ("patients", "visits"):
         C.add(Problem(table.file, f"table '{table.name}' has no rows"))
     return ok
 
