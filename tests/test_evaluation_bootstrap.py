@@ -138,3 +138,36 @@ def test_ensemble_curve_ranks_models_and_tests_against_the_top():
     event = np.ones(300)
     surv_curve = ensemble_curve((time, event), preds, harrell_c, larger_is_better=True, n_boot=50)
     assert surv_curve.loc[0, "added"] == "m_best"
+
+
+def test_with_batched_is_public_and_no_module_imports_the_private_helpers_across_packages():
+    import ast
+    from pathlib import Path
+
+    from raoutcome.evaluation import with_batched
+
+    calls = []
+
+    def batched(weights, y):
+        calls.append(weights.shape)
+        return weights @ y / weights.sum(axis=1)
+
+    @with_batched(batched)
+    def weighted_mean(y):
+        return float(np.mean(y))
+
+    assert weighted_mean.batched is batched and weighted_mean(np.array([1.0, 3.0])) == 2.0
+    y = np.random.default_rng(0).normal(size=30)
+    fast = bootstrap_metrics({"m": weighted_mean}, y, n_boot=200, seed=4)["m"]
+    slow = bootstrap_metrics({"m": lambda a: float(np.mean(a))}, y, n_boot=200, seed=4)["m"]
+    assert calls and np.allclose(fast.samples, slow.samples)
+    # only raoutcome.evaluation itself may import its private _common module
+    src = Path(__file__).resolve().parents[1] / "src" / "raoutcome"
+    offenders = []
+    for path in src.rglob("*.py"):
+        if path.parent.name == "evaluation":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("raoutcome.evaluation._"):
+                offenders.append(f"{path.relative_to(src)}: {node.module}")
+    assert offenders == []

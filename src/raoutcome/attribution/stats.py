@@ -25,7 +25,7 @@ import pandas as pd
 from raoutcome.anatomy import REGION_NAMES
 from raoutcome.attribution.regions import FOREGROUND, FOREGROUND_NAME
 from raoutcome.errors import InputError
-from raoutcome.evaluation._common import with_batched
+from raoutcome.evaluation.bootstrap import with_batched
 
 #: Identity columns a region table carries for each image.
 IMAGE_COLUMNS = ("image", "patient_id", "visit_id", "view", "region_source")

@@ -16,7 +16,7 @@ from raoutcome.evaluation.agreement import (BlandAltman, ICCResult, bland_altman
                                             weighted_kappa)
 from raoutcome.evaluation.align import HEAD_OUTCOMES, event_pairs, visit_pairs
 from raoutcome.evaluation.bootstrap import (BayesFactor, BootstrapResult, bayes_factor, bootstrap_ci,
-                                            bootstrap_metrics)
+                                            bootstrap_metrics, with_batched)
 from raoutcome.evaluation.classification import (BinaryMetrics, SeverityMetrics, binary_metrics, horizon_labels,
                                                  horizon_metrics, severity_class, severity_metrics)
 from raoutcome.evaluation.dream import dream_bin, dream_weighted_mae, dream_weighted_rmse, dream_weights
@@ -38,4 +38,5 @@ __all__ = [
     "icc_table", "integrated_brier", "mae", "mean_time_dependent_auc", "pearson", "pearson_r", "ratings_table",
     "regression_report", "rmse", "severity_class", "severity_metrics", "spearman", "spearman_rho",
     "survival_at", "survival_report", "time_dependent_auc", "uno_c", "visit_pairs", "weighted_kappa",
+    "with_batched",
 ]

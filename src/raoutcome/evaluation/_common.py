@@ -8,8 +8,6 @@ event flags other than 0/1) is the caller's input and raises
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -69,20 +67,6 @@ def check_nonnegative(values: np.ndarray, name: str) -> None:
         i = int(np.flatnonzero(bad)[0])
         raise InputError(f"{name}: value {float(values[i])!r} at index {i} is negative "
                          f"({int(bad.sum())} such value(s))")
-
-
-def with_batched(batched: Callable[..., np.ndarray]) -> Callable[[Callable], Callable]:
-    """Attach a vectorised bootstrap form to a metric.
-
-    ``batched(weights, *arrays)`` takes a ``(B, n)`` matrix of resampling counts
-    (how often each row is drawn in each of B resamples) and the metric's full
-    arrays, and returns the B resampled metric values at once. The bootstrap
-    uses it instead of calling the metric B times; results are identical.
-    """
-    def attach(metric: Callable) -> Callable:
-        metric.batched = batched  # type: ignore[attr-defined]
-        return metric
-    return attach
 
 
 def finite_weights(weights: np.ndarray, *arrays: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:

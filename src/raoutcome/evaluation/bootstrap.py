@@ -10,7 +10,7 @@ Resampling
 
 Speed
     A metric carrying a ``batched`` form (RMSE, MAE, bias, Pearson r, the
-    DREAM scores: see :func:`raoutcome.evaluation._common.with_batched`) is
+    DREAM scores: see :func:`with_batched`) is
     evaluated for a whole chunk of resamples at once as a matrix product of
     resampling counts; any other metric is called once per resample. A
     resample on which a metric fails (e.g. no event, constant input) counts as
@@ -38,6 +38,21 @@ from raoutcome.errors import InputError
 from raoutcome.evaluation._common import same_length
 
 Metric = Callable[..., float]
+
+def with_batched(batched: Callable[..., np.ndarray]) -> Callable[[Callable], Callable]:
+    """Attach a vectorised bootstrap form to a metric (a decorator; the metric is returned unchanged).
+
+    ``batched(weights, *arrays)`` takes a ``(B, n)`` matrix of resampling counts
+    (how often each row is drawn in each of B resamples) and the metric's full
+    arrays, and returns the B resampled metric values at once.
+    :func:`bootstrap_metrics` uses it instead of calling the metric B times;
+    results are identical.
+    """
+    def attach(metric: Callable) -> Callable:
+        metric.batched = batched  # type: ignore[attr-defined]
+        return metric
+    return attach
+
 
 #: Failures of a metric on one resample that the bootstrap records as NaN.
 _RESAMPLE_ERRORS = (ValueError, ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError, InputError)

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from raoutcome.evaluation._common import (as_array, check_nonnegative, complete, finite_weights,
-                                          safe_divide, with_batched)
+from raoutcome.evaluation._common import as_array, check_nonnegative, complete, finite_weights, safe_divide
+from raoutcome.evaluation.bootstrap import with_batched
 
 #: Upper limits (inclusive) of the eight RA2-DREAM bins of the true SvdH score.
 DREAM_BIN_UPPER: tuple[float, ...] = (0.0, 1.0, 3.0, 7.0, 20.0, 55.0, 148.0, float("inf"))

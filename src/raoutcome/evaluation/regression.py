@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from raoutcome.evaluation._common import complete, finite_weights, safe_divide, with_batched
+from raoutcome.evaluation._common import complete, finite_weights, safe_divide
+from raoutcome.evaluation.bootstrap import with_batched
 
 
 @dataclass(frozen=True)
