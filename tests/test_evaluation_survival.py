@@ -130,3 +130,41 @@ def test_bad_survival_input_is_rejected():
         harrell_c([1, 2, 3], [0, 0, 0], [0.1, 0.2, 0.3])
     with pytest.raises(InputError, match="is negative"):
         harrell_c([-1, 2, 3], [1, 1, 0], [0.1, 0.2, 0.3])
+
+
+def test_time_dependent_auc_without_a_case_by_a_time_is_nan_there_and_warns_nothing():
+    import warnings
+
+    from raoutcome.evaluation import survival_report
+
+    rng = np.random.default_rng(5)
+    n = 60
+    time = rng.uniform(1.0, 5.0, n)
+    risk = rng.normal(size=n)
+    event = (rng.uniform(size=n) < 0.5 + 0.3 * np.tanh(risk)).astype(int)
+    time[:3], event[:3] = 0.3, 0  # followed from 0.3 years, but nobody has an event before 1 year
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = time_dependent_auc(time, event, risk, [0.5, 2.0, 3.0])
+        both = time_dependent_auc(time, event, risk, [2.0, 3.0])
+        assert np.isnan(res.auc[0]) and np.isnan(res.mean_auc)
+        assert np.allclose(res.auc[1:], both.auc) and np.isfinite(both.mean_auc)
+        with pytest.raises(InputError, match="AUC undefined"):
+            time_dependent_auc(time, event, risk, [0.5, 0.8])
+        # a bootstrap resample with no event by the first time fails for that AUC (counted, not hidden)
+        sparse = event.copy()
+        early = np.flatnonzero(event)[:1]
+        time2 = time.copy()
+        time2[early] = 0.2  # a single early event: many resamples miss it
+        table = survival_report(time2, sparse, risk, times=[0.5, 2.0], n_boot=200, seed=1)
+    assert np.isfinite(table.loc["auc_t0.5", "estimate"]) and np.isfinite(table.loc["auc_t2", "estimate"])
+    note = table.loc["auc_t0.5", "note"]
+    assert note.endswith("of 200 resamples failed") and 30 < int(note.split()[0]) < 170
+    # AUC at 2 years is defined whenever 0.5 years is still within the resample's follow-up
+    t2 = table.loc["auc_t2", "note"]
+    assert (t2 == "" or int(t2.split()[0]) < 10) and np.isfinite(table.loc["auc_t0.5", "ci_low"])
+    # on the full data an undefined AUC is a note in the table, not a NaN
+    none_early = survival_report(time, event, risk, times=[0.5, 2.0], n_boot=0)
+    assert np.isnan(none_early.loc["auc_t0.5", "estimate"])
+    assert "undefined (no event by that time" in none_early.loc["auc_t0.5", "note"]
+    assert "undefined" in none_early.loc["mean_auc", "note"] and np.isfinite(none_early.loc["auc_t2", "estimate"])

@@ -101,6 +101,13 @@ def _once_per_resample(fn: Callable[..., object]) -> Callable[..., object]:
     return call
 
 
+def _defined(value: float, what: str) -> float:
+    """An AUC that exists; NaN (no event by the time, or no one event-free after it) raises InputError."""
+    if not np.isfinite(value):
+        raise InputError(f"{what}: undefined (no event by that time, or no patient event-free after it)")
+    return float(value)
+
+
 def survival_report(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: ArrayLike | None = None,
                     horizon: float | None = None, surv_prob: ArrayLike | None = None,
                     threshold: float | None = None, tau: float | None = None,
@@ -145,9 +152,9 @@ def survival_report(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: A
     if grid is not None:
         auc = _once_per_resample(lambda t_, e_, r_, s_=None: time_dependent_auc(t_, e_, r_, grid, **train))
         for i, at in enumerate(grid):
-            metrics[f"auc_t{at:g}"] = lambda *a, i=i: float(auc(*a).auc[i])
+            metrics[f"auc_t{at:g}"] = lambda *a, i=i, at=at: _defined(auc(*a).auc[i], f"AUC at {at:g}")
         if len(grid) > 1:
-            metrics["mean_auc"] = lambda *a: auc(*a).mean_auc
+            metrics["mean_auc"] = lambda *a: _defined(auc(*a).mean_auc, "mean AUC")
         if prob is not None and len(grid) > 1:
             metrics["integrated_brier"] = lambda t_, e_, r_, s_: integrated_brier(t_, e_, s_, grid, **train)
     column = None

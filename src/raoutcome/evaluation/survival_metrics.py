@@ -161,7 +161,9 @@ def time_dependent_auc(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times
     """Cumulative/dynamic AUC at ``times`` (scikit-survival ``cumulative_dynamic_auc``).
 
     ``risk`` is one score per patient, or an ``(n, len(times))`` array of
-    time-specific risks (e.g. 1 - S(t)).
+    time-specific risks (e.g. 1 - S(t)). A time with no event up to it (no case)
+    or no patient event-free after it (no control) has no AUC: NaN there, and
+    the mean is NaN too; InputError when no time has an AUC.
     """
     from sksurv.metrics import cumulative_dynamic_auc
 
@@ -175,8 +177,25 @@ def time_dependent_auc(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times
     # them later; censoring those later events leaves every AUC and the mean unchanged and
     # spares scikit-survival an inverse weight it cannot compute (G = 0 at the last time).
     late = e & (t > grid.max())
-    auc, mean_auc = _sksurv_call(cumulative_dynamic_auc, train, _surv(t, e & ~late), est, grid)
-    return TimeDependentAUC(times=grid, auc=np.asarray(auc, dtype=float), mean_auc=float(mean_auc))
+    e_eval = e & ~late
+    # AUC(t) needs a case (event by t) and a control (still event-free after t); without one it
+    # is 0/0 (a bootstrap resample may hold no event before the first time). Such times get NaN
+    # (a bootstrap counts the resample as failed for them), and so does the mean over the times.
+    defined = (((t[:, None] <= grid[None, :]) & e_eval[:, None]).any(axis=0)
+               & (t[:, None] > grid[None, :]).any(axis=0))
+    if not ((grid >= t.min()) & (grid < t.max())).all():
+        defined[:] = True  # a time outside the follow-up: scikit-survival's own error says so
+    if not defined.any():
+        raise InputError(f"time_dependent_auc: no time in {[float(g) for g in grid]} has both an event by it "
+                         "and a patient still event-free after it: AUC undefined")
+    if defined.all():
+        auc, mean_auc = _sksurv_call(cumulative_dynamic_auc, train, _surv(t, e_eval), est, grid)
+        return TimeDependentAUC(times=grid, auc=np.asarray(auc, dtype=float), mean_auc=float(mean_auc))
+    sub = est[:, defined] if est.ndim == 2 else est
+    part, _ = _sksurv_call(cumulative_dynamic_auc, train, _surv(t, e_eval), sub, grid[defined])
+    auc = np.full(len(grid), np.nan)
+    auc[defined] = np.asarray(part, dtype=float)
+    return TimeDependentAUC(times=grid, auc=auc, mean_auc=float("nan"))
 
 
 def mean_time_dependent_auc(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: ArrayLike,
