@@ -216,6 +216,53 @@ def test_demo_report_has_every_section_and_is_self_contained(tmp_path, fakes, co
             assert (tmp_path / "out" / done["outputs"][key]).exists()
 
 
+def test_report_shows_readable_names_and_paths_relative_to_its_folder(tmp_path, fakes, configs):
+    """Readers see labels, not column names; paths are relative to the report; AUC horizons are rounded."""
+    out = tmp_path / "out"
+    _demo(out, configs)
+    analysis = out / "analyze" / "analysis"
+    metrics = pd.read_csv(analysis / "metrics.csv")
+    extra = metrics[metrics["metric"] == "harrell_c"].assign(metric="auc_t1.4712")
+    pd.concat([metrics, extra]).to_csv(analysis / "metrics.csv", index=False)
+    pd.DataFrame({"covariate": ["pred_risk", "sex_m", "svdh_total"], "statistic": [1.1, 0.3, 0.2],
+                  "p": [0.3, 0.6, 0.7], "time_transform": "rank"}).to_csv(analysis / "cox_ph_test.csv", index=False)
+    overlays = out / "attribute" / "attribution" / "overlays"
+    for i in range(4):
+        (overlays / f"extra_{i}.png").write_bytes(PNG)
+    (out / "report" / DONE).unlink()  # the report alone is written again, from the files above
+    html = _demo(out, configs).read_text()
+    text = re.sub(r"<[^>]+>", " ", re.sub(r'src="data:[^"]*"', "", html))
+
+    def section(sid):
+        return re.sub(r"<[^>]+>", " ", html.split(f'<section id="{sid}"')[1].split("</section>")[0])
+
+    assert str(tmp_path) not in text and str(out.resolve()) not in text
+    assert "2 more overlays are in attribute/attribution/overlays" in section("attribution")
+    assert "study folder: the folder of this report" in text
+    beyond = section("beyond")
+    for raw in ("pred_risk", "svdh_total", "sex_m", "log1p_"):
+        assert raw not in beyond, raw
+    assert "image risk score" in beyond and "SvdH total" in beyond and "male sex" in beyond
+    assert "log(SvdH total + 1), age (years)" in beyond
+    assert "term" in section("longitudinal") and "svdh_total" not in section("longitudinal")
+    truth = section("truth")
+    assert "_of_mean" not in truth and "simulate/cohort/truth/oracle.json" in truth
+    assert "AUC at 1.5 years" in section("accuracy") and "1.4712" not in section("accuracy")
+
+
+def test_time_grid_rounds_auc_horizons_to_readable_times():
+    from raoutcome.workflows.analyze import _time_grid
+
+    time = np.linspace(0.2, 3.9, 200)  # event-time quartiles 1.13, 2.05, 2.98 (all events)
+    assert _time_grid(pd.Series(time), pd.Series(np.ones(200, int))).tolist() == [1.0, 2.0, 3.0]
+    time = np.linspace(0.1, 1.0, 200)  # quartiles 0.33, 0.55, 0.78: half years would merge two of them
+    assert _time_grid(pd.Series(time), pd.Series(np.ones(200, int))).tolist() == [0.25, 0.5, 0.75]
+    # short follow-up: half and quarter years would merge the quartiles, two significant digits keep them
+    time = np.linspace(0.01, 0.2, 40)
+    grid = _time_grid(pd.Series(time), pd.Series(np.ones(40, int)))
+    assert len(grid) == 3 and all(float(f"{g:.2g}") == g for g in grid)
+
+
 def test_rerun_skips_finished_stages_and_force_reruns_them(tmp_path, fakes, configs):
     out = tmp_path / "out"
     _demo(out, configs)

@@ -18,6 +18,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from raoutcome.anatomy import REGION_NAMES, REGIONS  # noqa: E402
 from raoutcome.io_utils import atomic_path  # noqa: E402
+from raoutcome.reporting.labels import label  # noqa: E402
 
 # One fixed colour per region code, so every figure reads the same way.
 REGION_COLOURS: dict[str, str] = {
@@ -130,7 +131,7 @@ def attribution_overlay_figure(image: np.ndarray, maps: Mapping[str, np.ndarray]
         ax.imshow(rgba)
         if labels is not None:
             ax.contour(labels == REGIONS["svdh_site"], levels=[0.5], colors="cyan", linewidths=0.4)
-        ax.set_title(head, fontsize=14)
+        ax.set_title(label(head), fontsize=14)
     for ax in axes:
         ax.set_axis_off()
     if title:

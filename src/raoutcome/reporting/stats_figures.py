@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
 from raoutcome.io_utils import atomic_path  # noqa: E402
+from raoutcome.reporting.labels import label  # noqa: E402
 
 GROUP_COLOURS = {"low": "#1b9e77", "middle": "#7570b3", "high": "#d95f02"}
 PALETTE = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666"]
@@ -34,9 +35,8 @@ def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
 
 
 def score_name(column: str) -> str:
-    """A readable name for a score column: the model's ``pred_<head>`` columns become 'image <head> score'."""
-    column = str(column)
-    return f"image {column[len('pred_'):]} score" if column.startswith("pred_") else column
+    """A readable name for a score column (``pred_risk`` -> 'image risk score'; see :func:`labels.label`)."""
+    return label(column)
 
 
 def km_figure(curves: pd.DataFrame, groups: pd.DataFrame, p_value: float, score_label: str,
@@ -88,7 +88,8 @@ def forest_figure(table: pd.DataFrame, title: str = "Cox model: hazard ratios (9
         ax.plot(row["hr"], y[i], "s", color=colour, ms=6)
         ax.text(1.02, y[i], f"{row['hr']:.2f} ({row['hr_lower']:.2f}–{row['hr_upper']:.2f})  {_fmt_p(row['p'])}",
                 transform=ax.get_yaxis_transform(), va="center", fontsize=8)
-    labels = [f"{r['model']}: {r['covariate']}" if "model" in table else r["covariate"] for _, r in table.iterrows()]
+    labels = [f"{r['model']}: {label(r['covariate'])}" if "model" in table else label(r["covariate"])
+              for _, r in table.iterrows()]
     ax.set_yticks(y)
     ax.set_yticklabels([f"{lab} (per {r['per']})" for lab, (_, r) in zip(labels, table.iterrows())], fontsize=8)
     ax.axvline(1.0, color="grey", ls="--", lw=1)
@@ -123,9 +124,9 @@ def coefficient_figure(table: pd.DataFrame, title: str) -> Figure:
             ax.plot([row["ci_lower"], row["ci_upper"]], [y[i]] * 2, color=colour, lw=2)
             ax.plot(row["estimate"], y[i], "o", color=colour)
         ax.set_yticks(y)
-        ax.set_yticklabels([f"{r['model']}: {r['term']}" for _, r in sub.iterrows()], fontsize=9)
+        ax.set_yticklabels([f"{r['model']} model: {label(r['term'])}" for _, r in sub.iterrows()], fontsize=9)
         ax.axvline(0, color="grey", ls="--", lw=1)
-        ax.set_title(outcome)
+        ax.set_title(label(outcome))
         ax.set_xlabel("coefficient (95 % CI)")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(title)
@@ -194,9 +195,9 @@ def scatter_figure(observed: np.ndarray, predicted: np.ndarray, head: str, targe
         lo = float(min(obs[ok].min(), pred[ok].min()))
         hi = float(max(obs[ok].max(), pred[ok].max()))
         ax.plot([lo, hi], [lo, hi], color="grey", ls="--", lw=1)
-    ax.set_xlabel(f"observed {target}")
-    ax.set_ylabel(f"predicted ({head} head)")
-    ax.set_title(f"{head}: predicted vs observed (n = {int(ok.sum())})", fontsize=10)
+    ax.set_xlabel(f"observed {label(target)}")
+    ax.set_ylabel(f"predicted ({label(head)} head)")
+    ax.set_title(f"{label(head)}: predicted vs observed (n = {int(ok.sum())})", fontsize=10)
     return _finish_panel(fig, ax, stats_text)
 
 

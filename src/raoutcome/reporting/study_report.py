@@ -14,6 +14,7 @@ computed is silently dropped (per-patient listings named in :data:`LISTINGS` sta
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 from raoutcome.reporting.html import (Figure, Gallery, KeyNumbers, Preformatted, Section, Table, Text,
                                       format_number, write_report)
+from raoutcome.reporting.labels import HEAD_LABELS, label, label_list, years
 
 #: Per-patient listings the analysis writes: too long for the report, linked by name instead.
 LISTINGS = {"change_scores.csv"}
@@ -81,8 +83,7 @@ INTROS: dict[str, tuple[str, str]] = {
     ),
 }
 
-HEAD_NAMES = {"svdh": "SvdH total", "jsn": "SvdH narrowing", "erosion": "SvdH erosion", "haq": "HAQ",
-              "pain": "Pain", "risk": "Deformity risk"}
+HEAD_NAMES = {h: name[0].upper() + name[1:] for h, name in HEAD_LABELS.items()}  # row labels: capitalised
 METRIC_NAMES = {
     "rmse": "RMSE", "mae": "mean absolute error", "bias": "bias (predicted − recorded)", "pearson_r": "Pearson r",
     "spearman_rho": "Spearman ρ", "dream_weighted_rmse": "RA2-DREAM weighted RMSE",
@@ -131,8 +132,20 @@ def _ci(est, lo, hi, digits: int = 3) -> str:
 
 def _metric_name(metric: str) -> str:
     if metric.startswith("auc_t"):
-        return f"AUC at {metric[5:]} years"
+        try:
+            return f"AUC at {years(float(metric[5:]))}"
+        except ValueError:
+            return metric.replace("_", " ")
     return METRIC_NAMES.get(metric, metric.replace("_", " "))
+
+
+def _relative(path: Path, start: Path) -> str:
+    """``path`` as the reader of a report in ``start`` finds it: relative, with '/' separators."""
+    try:
+        rel = os.path.relpath(Path(path).resolve(), Path(start).resolve())
+    except ValueError:  # another drive (Windows): nothing relative to say
+        return Path(path).name
+    return Path(rel).as_posix()
 
 
 def _p(p) -> str:
@@ -205,13 +218,13 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
         _beyond_section(analysis),
         _longitudinal_section(analysis),
         _endpoints_section(analysis),
-        _attribution_section(path_of("attribute", "attribution"), settings, ctx.stage_dir),
+        _attribution_section(path_of("attribute", "attribution"), settings, ctx.stage_dir, Path(target).parent),
     ]
     other = _other_section(analysis)
     if other is not None:
         sections.append(other)
     if oracle:
-        sections.append(_truth_section(oracle))
+        sections.append(_truth_section(oracle, _relative(cohort_dir / "truth" / "oracle.json", Path(target).parent)))
     sections.append(_methods_section(record, up, analysis))
     subtitle = [
         ("Synthetic demonstration cohort with known ground truth — no real patients." if demo
@@ -219,9 +232,10 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
         ("Every number below comes from out-of-fold predictions (cross-fitting)." if cross_fitted else
          "Warning: predictions are NOT cross-fitted; accuracy figures are optimistic."),
     ]
+    study_dir = _relative(ctx.out_dir, Path(target).parent)
+    where = "the folder of this report" if study_dir == "." else study_dir
     return write_report(target, settings.title, sections, subtitle=subtitle,
-                        footer=f"raoutcome {record.get('packages', {}).get('raoutcome', '')} · study folder "
-                               f"{ctx.out_dir.resolve()}")
+                        footer=f"raoutcome {record.get('packages', {}).get('raoutcome', '')} · study folder: {where}")
 
 
 def _intro_section(demo: bool, accuracy: pd.DataFrame | None, analysis: _Folder, cross_fitted: bool) -> Section:
@@ -389,6 +403,7 @@ def _beyond_section(analysis: _Folder) -> Section:
         per = hr.drop_duplicates("covariate").set_index("covariate")["per"] if "per" in hr else None
         if per is not None:
             wide.insert(1, "per", wide["covariate"].map(per).fillna(""))
+        wide["covariate"] = wide["covariate"].map(label)
         counts = hr.drop_duplicates("model")[["model", "n", "events"]] if {"n", "events"} <= set(hr) else None
         note = ("" if counts is None else " " + "; ".join(f"{m}: {int(n)} patients, {int(e)} events"
                                                         for m, n, e in counts.itertuples(index=False)) + ".")
@@ -398,15 +413,15 @@ def _beyond_section(analysis: _Folder) -> Section:
     inc = analysis.csv("incremental.csv")
     if inc is not None and len(inc):
         shown = pd.DataFrame({
-            "test": inc["test"].map(lambda t: TEST_NAMES.get(t, t)), "outcome": inc["outcome"],
-            "image score added": inc["added"],
+            "test": inc["test"].map(lambda t: TEST_NAMES.get(t, t)), "outcome": inc["outcome"].map(label),
+            "image score added": inc["added"].map(label),
             "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(inc["estimate"], inc.get("ci_lower"),
                                                                        inc.get("ci_upper"))],
             "p-value": inc["p_value"].map(lambda v: _p(float(v)) if pd.notna(v) else "–"),
             "n": inc["n"],
         })
         base = str(inc["base"].iloc[0]) if "base" in inc else ""
-        blocks.append(Table(shown, caption=f"Incremental value of the image score beyond: {base.replace(',', ', ')}. "
+        blocks.append(Table(shown, caption=f"Incremental value of the image score beyond: {label_list(base)}. "
                                            "χ² for the LRTs; ΔC and NRI with bootstrap intervals; partial R² is the "
                                            "share of the remaining variance the image explains."))
     analysis.png("cox_forest.png")  # the same hazard ratios as a forest plot: in the folder
@@ -417,14 +432,14 @@ def _beyond_section(analysis: _Folder) -> Section:
                                     "(CoxNet uses principal components of the image embeddings)."))
     tv = analysis.csv("cox_time_varying.csv")
     if tv is not None and len(tv):
-        blocks.append(Table(pd.DataFrame({"covariate": tv["covariate"], "per": tv.get("per", ""),
+        blocks.append(Table(pd.DataFrame({"covariate": tv["covariate"].map(label), "per": tv.get("per", ""),
                                           "HR (95 % CI)": [_ci(h, lo, hi, 2) for h, lo, hi in
                                                            zip(tv["hr"], tv["hr_lower"], tv["hr_upper"])],
                                           "p": tv["p"].map(lambda v: _p(float(v)))}),
                             caption="Time-varying Cox model: scores updated at every visit."))
     ph = analysis.csv("cox_ph_test.csv")
     if ph is not None and len(ph):
-        blocks.append(Table(pd.DataFrame({"covariate": ph["covariate"], "statistic": ph["statistic"],
+        blocks.append(Table(pd.DataFrame({"covariate": ph["covariate"].map(label), "statistic": ph["statistic"],
                                           "p": ph["p"].map(lambda v: _p(float(v)))}),
                             caption="Proportional-hazards check (Schoenfeld residuals vs rank of time): a small p "
                                     "flags a hazard ratio that changes over time."))
@@ -444,7 +459,7 @@ def _longitudinal_section(analysis: _Folder) -> Section:
             joint = rows[rows["predictors"] == rows["predictors"].iloc[-1]]
             rows = joint[joint["term"].isin(["time_years", "svdh_total"]) | joint["term"].str.startswith("pred_")]
         blocks.append(Table(pd.DataFrame({
-            "outcome": rows["outcome"], "model": rows.get("predictors", ""), "term": rows["term"],
+            "outcome": rows["outcome"].map(label), "model": rows.get("predictors", ""), "term": rows["term"].map(label),
             "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(rows["estimate"], rows["ci_lower"],
                                                                        rows["ci_upper"])],
             "p": rows["p"].map(lambda v: _p(float(v))), "visits": rows.get("n_obs", ""),
@@ -487,7 +502,10 @@ def _endpoints_section(analysis: _Folder) -> Section:
     return _section("endpoints", blocks, "Too few patients with two visits: no endpoint analysis.")
 
 
-def _attribution_section(folder: Path | None, settings, report_dir: Path) -> Section:
+def _attribution_section(folder: Path | None, settings, report_dir: Path, report_root: Path | None = None
+                         ) -> Section:
+    """``report_dir``: where the section's own figure is written; ``report_root``: the report's folder (paths shown
+    to the reader are relative to it)."""
     if not settings.attribution:
         return _section("attribution", [], "Attribution was switched off in the study config.")
     if folder is None or not folder.is_dir():
@@ -528,7 +546,9 @@ def _attribution_section(folder: Path | None, settings, report_dir: Path) -> Sec
                              width="100%"))
     if len(overlays) > 3:
         more = len(overlays) - 3
-        blocks.append(Text(f"{more} more overlay{'s are' if more > 1 else ' is'} in {folder / 'overlays'}.", "note"))
+        where = _relative(folder / "overlays", report_root if report_root is not None else report_dir)
+        blocks.append(Text(f"{more} more overlay{'s are' if more > 1 else ' is'} in {where} (next to this report).",
+                           "note"))
     if meta:
         blocks.append(Text(f"Method: {meta.get('method', '?').replace('_', ' ')}; {meta.get('n_images', '?')} "
                            f"radiographs; regions from {', '.join(f'{k} ({v})' for k, v in (meta.get('region_sources') or {}).items())}; "
@@ -561,23 +581,27 @@ TRUTH_COLUMNS = {
 }
 
 
-def _truth_section(oracle: Mapping[str, Any]) -> Section:
+def _truth_section(oracle: Mapping[str, Any], source: str = "truth/oracle.json") -> Section:
     per_outcome = {k: v for k, v in oracle.items() if isinstance(v, Mapping)}
     rows = []
     for outcome, values in per_outcome.items():
-        row = {"outcome": outcome}
+        row = {"outcome": label(outcome)}
         row.update({label: values[key] for key, label in TRUTH_COLUMNS.items() if key in values})
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame = frame[["outcome", *[c for c in TRUTH_COLUMNS.values() if c in frame]]]
-    scalars = ", ".join(f"{k} = {v}" for k, v in oracle.items() if not isinstance(v, Mapping))
+    counts = [f"{oracle[k]} {what}" for k, what in (("n_patients", "patients"), ("n_visits", "visits")) if k in oracle]
+    if "null" in oracle:
+        counts.append("null mode: the non-Sharp features have no effect" if oracle["null"] else
+                      "the non-Sharp features have their planted effects")
+    scalars = "; ".join(counts)
     return Section("truth", "Ground truth of the simulation", (
         "The simulator's own numbers: the best possible C-index (ranking patients by the true hazard), the R² of the "
         "noise-free HAQ and pain against the recorded values, and how much of each outcome's variance the true SvdH "
         "explains alone and together with the features the Sharp score ignores (osteopenia, swelling, carpal "
         "collapse). For deformity the variance shares refer to the true log-hazard."),
-        [Table(frame, caption=f"truth/oracle.json ({scalars}); the '_of_mean' variants (shares of the noise-free "
-                              "mean) are in the file.")])
+        [Table(frame, caption=f"From {source} ({scalars}). The file also gives the same variance shares "
+                              "for the noise-free HAQ and pain (without measurement noise).")])
 
 
 def _methods_section(record: Mapping[str, Any], up, analysis: _Folder) -> Section:

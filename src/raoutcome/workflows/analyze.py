@@ -436,12 +436,27 @@ def _horizon(run: _Run) -> float | None:
 
 
 def _time_grid(time: pd.Series, event: pd.Series) -> np.ndarray:
+    """Where to evaluate AUC(t): the event-time quartiles, rounded to times a reader would name.
+
+    Half-year steps (then quarter years) when they keep the quartiles apart as well as two
+    significant digits do; else two significant digits (short follow-up).
+    """
     ev = np.asarray(time)[np.asarray(event) == 1]
     if len(ev) < 4:
         return np.array([])
-    grid = np.quantile(ev, [0.25, 0.5, 0.75])
-    grid = np.unique(np.round(grid, 2))
-    return grid[grid < np.asarray(time).max()]
+    quartiles = np.quantile(ev, [0.25, 0.5, 0.75])
+    end = np.asarray(time).max()
+
+    def usable(grid: np.ndarray) -> np.ndarray:
+        grid = np.unique(grid)
+        return grid[(grid > 0) & (grid < end)]
+
+    fine = usable(np.array([float(f"{q:.2g}") for q in quartiles]))
+    for step in (0.5, 0.25):
+        stepped = usable(np.round(quartiles / step) * step)
+        if len(stepped) >= len(fine):
+            return stepped
+    return fine
 
 
 def _cohort_summary(data: AnalysisData, cross_fitted: bool, predictions) -> dict:

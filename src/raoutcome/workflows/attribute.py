@@ -240,5 +240,6 @@ def _write_outputs(folder: Path, rows, x, labels, sources, maps, table, summary,
     for i in it:
         r = rows.iloc[i]
         fig = attribution_overlay_figure(x[i], {h: m[i] for h, m in maps.items()}, labels[i],
-                                         title=f"{r['patient_id']} {r['visit_id']} {r['view']} ({sources[i]} regions)")
+                                         title=f"{r['patient_id']} {r['visit_id']} {str(r['view']).replace('_', ' ')} "
+                                               f"({sources[i]} regions)")
         save_figure(fig, folder / "overlays" / f"{_image_name(r.path)}.png")
