@@ -3,8 +3,11 @@
 Every head maps ``[B, T, F]`` to named per-visit outputs ``[B, T]`` on the outcome's own
 scale, with the range enforced by construction:
 
-* ``svdh``: JSN and erosion subscores, each ``expm1(softplus(z))`` (a log1p-space output,
-  non-negative, capped at the subscore maximum); the total is their sum.
+* ``svdh``: JSN and erosion subscores, non-negative and capped at the subscore maximum; the
+  total is their sum. With lesion-density counts (:mod:`raoutcome.models.density`) each
+  subscore is ``count * exp(c(z))``: the image count, rescaled by a history-aware correction
+  that starts at 1 (zero-initialised); without counts, or at a visit without images,
+  ``expm1(softplus(z))`` (a log1p-space output).
 * ``haq``: ``3 * sigmoid(z)`` (0–3). ``pain``: ``100 * sigmoid(z)`` (0–100).
 * ``risk``: a log relative hazard (Cox), centred on the training patients after training
   (buffer ``center``) so that models from different folds or seeds share an origin.
@@ -34,15 +37,28 @@ def _mlp(in_features: int, hidden: int, out: int, dropout: float) -> nn.Sequenti
 
 
 class SvdHHead(nn.Module):
-    def __init__(self, in_features: int, hidden: int, dropout: float):
+    def __init__(self, in_features: int, hidden: int, dropout: float, counts: bool = False):
         super().__init__()
+        self.counts = counts
         self.mlp = _mlp(in_features, hidden, 2, dropout)
+        if counts:
+            self.correction = _mlp(in_features, hidden, 2, dropout)
+            nn.init.zeros_(self.correction[-1].weight)
+            nn.init.zeros_(self.correction[-1].bias)
         caps = torch.tensor([math.log1p(OUTCOME_RANGES["svdh_jsn"][1]), math.log1p(OUTCOME_RANGES["svdh_erosion"][1])])
         self.register_buffer("log_cap", caps, persistent=False)
 
-    def forward(self, z: Tensor) -> dict[str, Tensor]:
-        log_scores = torch.minimum(F.softplus(self.mlp(z).float()), self.log_cap)
-        jsn, erosion = torch.expm1(log_scores).unbind(-1)
+    def forward(self, z: Tensor, log_counts: Tensor | None = None, has_image: Tensor | None = None) -> dict[str, Tensor]:
+        log_scores = F.softplus(self.mlp(z).float())
+        if self.counts:
+            if log_counts is None:
+                raise ValueError("this SvdH head reads lesion counts: pass log_counts")
+            from_counts = torch.log(torch.expm1(log_counts[..., :2].float()).clamp_min(1e-6)) \
+                + self.correction(z).float()
+            from_counts = torch.log1p(torch.exp(from_counts))  # back to log1p space
+            present = has_image[..., None] if has_image is not None else torch.ones_like(from_counts, dtype=torch.bool)
+            log_scores = torch.where(present, from_counts, log_scores)
+        jsn, erosion = torch.expm1(torch.minimum(log_scores, self.log_cap)).unbind(-1)
         return {"svdh": jsn + erosion, "jsn": jsn, "erosion": erosion}
 
 
@@ -68,9 +84,10 @@ class RiskHead(nn.Module):
         return {"risk": self.mlp(z).float().squeeze(-1) - self.center}
 
 
-def build_head(name: str, in_features: int, hidden: int, dropout: float) -> nn.Module:
+def build_head(name: str, in_features: int, hidden: int, dropout: float, counts: bool = False) -> nn.Module:
+    """Head ``name``; ``counts``: the SvdH head reads the lesion-density counts."""
     if name == "svdh":
-        return SvdHHead(in_features, hidden, dropout)
+        return SvdHHead(in_features, hidden, dropout, counts)
     if name == "haq":
         return BoundedHead("haq", in_features, hidden, dropout, OUTCOME_RANGES["haq"][1])
     if name == "pain":

@@ -1,6 +1,12 @@
 """The longitudinal multitask model: timm encoder -> view fusion -> time-aware
 causal aggregator -> outcome heads.
 
+Besides the pooled embedding, each image's spatial features feed a lesion-density branch
+(:mod:`raoutcome.models.density`): ``lesion_maps`` non-negative maps summed over positions
+and over the views of a visit. They give the SvdH head its JSN and erosion counts directly
+and enter every visit embedding (``log1p`` of the counts), so HAQ and the hazard see the
+damage load too. ``lesion_maps = 0`` is the plain pooled-embedding model.
+
 Input images are single-channel, in [0, 1] (as :class:`raoutcome.imaging.cache.ImageCache`
 returns them); the model standardises them itself. Models never read files: every
 input is a tensor.
@@ -14,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from raoutcome.anatomy import VIEWS
+from raoutcome.models.density import LesionDensity, visit_counts
 from raoutcome.models.encoder import create_encoder
 from raoutcome.models.heads import HEAD_NAMES, HEAD_OUTPUTS, build_head
 from raoutcome.models.longitudinal import LongitudinalAggregator, ViewFusion
@@ -35,6 +42,7 @@ class ModelSpec:
     dropout: float = 0.1
     drop_path_rate: float = 0.0
     heads: tuple[str, ...] = field(default=HEAD_NAMES)
+    lesion_maps: int = 2  # sum-pooled density maps (0 = off); with the SvdH head: JSN, erosion
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -45,6 +53,7 @@ class ModelSpec:
     def from_dict(cls, d: Mapping) -> "ModelSpec":
         d = dict(d)
         d["heads"] = tuple(d.get("heads", HEAD_NAMES))
+        d.setdefault("lesion_maps", 0)  # specs written before the density branch existed
         return cls(**d)
 
 
@@ -70,7 +79,14 @@ class LongitudinalOutcomeModel(nn.Module):
         d = spec.d_model
         self.fusion = ViewFusion(self.encoder.out_features, d, len(VIEWS))
         self.aggregator = LongitudinalAggregator(d, spec.layers, spec.attention_heads, spec.dropout)
-        self.heads = nn.ModuleDict({h: build_head(h, 2 * d, d, spec.dropout) for h in spec.heads})
+        if "svdh" in spec.heads and 0 < spec.lesion_maps < 2:
+            raise ValueError("lesion_maps must be 0 or >= 2 with the SvdH head (JSN and erosion maps)")
+        self.density = (LesionDensity(self.encoder.num_features, spec.lesion_maps,
+                                      getattr(self.encoder, "num_prefix_tokens", 0))
+                        if spec.lesion_maps else None)
+        self.count_proj = nn.Linear(spec.lesion_maps, d) if spec.lesion_maps else None
+        self.heads = nn.ModuleDict({h: build_head(h, 2 * d, d, spec.dropout, counts=bool(spec.lesion_maps))
+                                    for h in spec.heads})
 
     @property
     def embedding_dim(self) -> int:
@@ -82,20 +98,41 @@ class LongitudinalOutcomeModel(nn.Module):
         return tuple(o for h in self.spec.heads for o in HEAD_OUTPUTS[h])
 
     def encode_images(self, images: Tensor) -> Tensor:
+        """Pooled feature vector of each image ``[N, out_features]``."""
+        return self.encode(images)[0]
+
+    def encode(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(pooled features ``[N, out_features]``, lesion counts ``[N, lesion_maps]`` or None)."""
+        k = self.spec.lesion_maps
         if images.shape[0] == 0:
-            return images.new_zeros((0, self.encoder.out_features))
-        return self.encoder((images - PIXEL_MEAN) / PIXEL_STD)
+            return images.new_zeros((0, self.encoder.out_features)), images.new_zeros((0, k)) if k else None
+        x = (images - PIXEL_MEAN) / PIXEL_STD
+        if self.density is None:
+            return self.encoder(x), None
+        spatial = self.encoder.forward_features(x)
+        return self.encoder.forward_head(spatial, pre_logits=True), self.density(spatial)
+
+    def lesion_maps(self, images: Tensor) -> Tensor:
+        """The lesion-density maps of each image ``[N, lesion_maps, h, w]`` (encoder resolution)."""
+        if self.density is None:
+            raise ValueError("this model has no lesion-density branch (lesion_maps = 0)")
+        return self.density.maps(self.encoder.forward_features((images - PIXEL_MEAN) / PIXEL_STD))
 
     def forward(self, images: Tensor, img_b: Tensor, img_t: Tensor, img_v: Tensor,
                 time: Tensor, visit_mask: Tensor) -> dict[str, Tensor]:
         n_patients, n_visits = time.shape
-        feats = self.encode_images(images)
+        feats, counts = self.encode(images)
         visits, has_image = self.fusion(feats, img_b, img_t, img_v, n_patients, n_visits)
+        log_counts = None
+        if counts is not None:
+            log_counts = torch.log1p(visit_counts(counts.float(), img_b, img_t, n_patients, n_visits))
+            visits = visits + torch.where(has_image[..., None], self.count_proj(log_counts),
+                                          torch.zeros_like(visits))
         h, prog = self.aggregator(visits, has_image, time, visit_mask)
         z = torch.cat([h, prog], dim=-1)
         out: dict[str, Tensor] = {}
-        for head in self.heads.values():
-            out.update(head(z))
+        for name, head in self.heads.items():
+            out.update(head(z, log_counts, has_image) if name == "svdh" else head(z))
         out["embedding"] = z
         return out
 

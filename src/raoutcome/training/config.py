@@ -15,6 +15,7 @@ layers = 2                 # causal transformer layers over visits
 attention_heads = 4
 dropout = 0.1
 drop_path_rate = 0.0       # stochastic depth inside the encoder (if the architecture has it)
+lesion_maps = 2            # sum-pooled lesion-density maps (the SvdH head's JSN / erosion counts); 0 = off
 views = []                 # views to use; [] = every view present in the cohort
 
 [heads]                    # switch any head off; svdh = false is the "no human score" model
@@ -80,7 +81,7 @@ from raoutcome.imaging.dataset import RISK_VISIT_RULES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"encoder": "resnet10t", "pretrained": "", "image_size": 128, "d_model": 128, "layers": 2,
-              "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "views": []},
+              "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": []},
     "heads": {h: True for h in HEAD_NAMES},
     "loss": {"weighting": "uncertainty", "weights": {h: 1.0 for h in HEAD_NAMES}},
     "survival": {"event": "deformity", "risk_visit": "last_before_event"},
@@ -128,6 +129,7 @@ _RULES: dict[str, dict[str, tuple]] = {
         "attention_heads": (_positive_int, "a positive integer dividing d_model"),
         "dropout": (_number(0, 0.95), "a number in [0, 0.95]"),
         "drop_path_rate": (_number(0, 0.95), "a number in [0, 0.95]"),
+        "lesion_maps": (lambda v: _nonneg_int(v) and v != 1, "0 (off) or an integer >= 2"),
         "views": (lambda v: isinstance(v, list) and all(x in VIEWS for x in v),
                   f"a list of views from {list(VIEWS)}"),
     },
@@ -201,7 +203,8 @@ class TrainConfig:
         m = self.values["model"]
         return ModelSpec(encoder=m["encoder"], pretrained=m["pretrained"], d_model=m["d_model"], layers=m["layers"],
                          attention_heads=m["attention_heads"], dropout=m["dropout"],
-                         drop_path_rate=m["drop_path_rate"], heads=self.heads_on)
+                         drop_path_rate=m["drop_path_rate"], heads=self.heads_on,
+                         lesion_maps=m["lesion_maps"])
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return copy.deepcopy(self.values)
