@@ -1,5 +1,5 @@
 """Lesion-density branch: counts are sums of the maps, summed over a visit's views, and the
-SvdH head reads them (count x exp(correction), correction zero at initialisation)."""
+SvdH head reads them (a visit's subscores are its images' counts)."""
 from __future__ import annotations
 
 import pytest
@@ -50,7 +50,7 @@ def test_svdh_head_starts_at_the_image_counts_and_a_view_adds_its_count():
                     torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool))
         both = model(images, torch.tensor([0, 0]), torch.tensor([0, 0]), torch.tensor([LEFT, RIGHT]),
                      torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool))
-    # zero-initialised correction: JSN and erosion equal the image counts exactly
+    # JSN and erosion are the image counts, summed over the views of the visit
     torch.testing.assert_close(one["jsn"][0, 0], counts[0, 0], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(one["erosion"][0, 0], counts[0, 1], rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(both["svdh"][0, 0], counts.sum(), rtol=1e-4, atol=1e-4)

@@ -26,7 +26,6 @@ class LesionDensity(nn.Module):
         super().__init__()
         self.k, self.prefix_tokens = int(k), int(prefix_tokens)
         self.proj = nn.Linear(in_channels, self.k)
-        nn.init.normal_(self.proj.weight, std=0.01)
         # softplus(bias) = init_count per position: the counts start small and positive
         nn.init.constant_(self.proj.bias, float(torch.log(torch.expm1(torch.tensor(init_count)))))
 

@@ -5,9 +5,8 @@ scale, with the range enforced by construction:
 
 * ``svdh``: JSN and erosion subscores, non-negative and capped at the subscore maximum; the
   total is their sum. With lesion-density counts (:mod:`raoutcome.models.density`) each
-  subscore is ``count * exp(c(z))``: the image count, rescaled by a history-aware correction
-  that starts at 1 (zero-initialised); without counts, or at a visit without images,
-  ``expm1(softplus(z))`` (a log1p-space output).
+  subscore is the visit's count (summed over its views); without counts, or at a visit
+  without images, ``expm1(softplus(z))`` (a log1p-space output).
 * ``haq``: ``3 * sigmoid(z)`` (0–3). ``pain``: ``100 * sigmoid(z)`` (0–100).
 * ``risk``: a log relative hazard (Cox), centred on the training patients after training
   (buffer ``center``) so that models from different folds or seeds share an origin.
@@ -37,14 +36,18 @@ def _mlp(in_features: int, hidden: int, out: int, dropout: float) -> nn.Sequenti
 
 
 class SvdHHead(nn.Module):
+    """JSN and erosion subscores (and their sum, the SvdH total), capped at the maxima.
+
+    With lesion counts (``counts=True``) a visit's subscores *are* its images' counts: the
+    score is read off the lesion maps, with no path around them (an MLP on the embedding
+    given the chance learns faster than the maps and takes the signal over, leaving maps
+    that count nothing). A visit without any image falls back to ``expm1(softplus(mlp(z)))``.
+    """
+
     def __init__(self, in_features: int, hidden: int, dropout: float, counts: bool = False):
         super().__init__()
         self.counts = counts
         self.mlp = _mlp(in_features, hidden, 2, dropout)
-        if counts:
-            self.correction = _mlp(in_features, hidden, 2, dropout)
-            nn.init.zeros_(self.correction[-1].weight)
-            nn.init.zeros_(self.correction[-1].bias)
         caps = torch.tensor([math.log1p(OUTCOME_RANGES["svdh_jsn"][1]), math.log1p(OUTCOME_RANGES["svdh_erosion"][1])])
         self.register_buffer("log_cap", caps, persistent=False)
 
@@ -53,11 +56,8 @@ class SvdHHead(nn.Module):
         if self.counts:
             if log_counts is None:
                 raise ValueError("this SvdH head reads lesion counts: pass log_counts")
-            from_counts = torch.log(torch.expm1(log_counts[..., :2].float()).clamp_min(1e-6)) \
-                + self.correction(z).float()
-            from_counts = torch.log1p(torch.exp(from_counts))  # back to log1p space
-            present = has_image[..., None] if has_image is not None else torch.ones_like(from_counts, dtype=torch.bool)
-            log_scores = torch.where(present, from_counts, log_scores)
+            present = has_image[..., None] if has_image is not None else torch.ones_like(log_scores, dtype=torch.bool)
+            log_scores = torch.where(present, log_counts[..., :2].float(), log_scores)
         jsn, erosion = torch.expm1(torch.minimum(log_scores, self.log_cap)).unbind(-1)
         return {"svdh": jsn + erosion, "jsn": jsn, "erosion": erosion}
 
