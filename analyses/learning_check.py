@@ -40,13 +40,16 @@ HAQ_FRACTION = 0.7
 C_MARGIN = 0.05
 
 
+def raoutcome_cli() -> list[str]:
+    """The ``raoutcome`` command of this interpreter's environment (or ``python -m raoutcome.cli``)."""
+    exe = Path(sys.executable).with_name("raoutcome")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "raoutcome.cli"]
+
+
 def simulate(config: Path, out: Path) -> Path:
     if (out / "truth" / "oracle.json").exists():
         return out
-    cmd = [str(Path(sys.executable).with_name("raoutcome")), "simulate", "--config", str(config), "--out", str(out)]
-    if not Path(cmd[0]).exists():
-        cmd = [sys.executable, "-m", "raoutcome.cli", "simulate", "--config", str(config), "--out", str(out)]
-    subprocess.run(cmd, check=True)
+    subprocess.run(raoutcome_cli() + ["simulate", "--config", str(config), "--out", str(out)], check=True)
     return out
 
 
@@ -70,8 +73,7 @@ def train_side_by_side(runs: dict, cohort_dir: Path, out: Path, jobs: int) -> di
     """
     threads = str(max(1, (os.cpu_count() or 1) // jobs))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    exe = Path(sys.executable).with_name("raoutcome")
-    base = [str(exe)] if exe.exists() else [sys.executable, "-m", "raoutcome.cli"]
+    base = raoutcome_cli()
     pending = list(runs.items())
     running: dict[str, tuple[subprocess.Popen, float]] = {}
     timings: dict[str, float] = {}

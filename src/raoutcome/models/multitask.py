@@ -106,7 +106,7 @@ class LongitudinalOutcomeModel(nn.Module):
         k = self.spec.lesion_maps
         if images.shape[0] == 0:
             return images.new_zeros((0, self.encoder.out_features)), images.new_zeros((0, k)) if k else None
-        x = (images - PIXEL_MEAN) / PIXEL_STD
+        x = self._standardise(images)
         if self.density is None:
             return self.encoder(x), None
         spatial = self.encoder.forward_features(x)
@@ -116,7 +116,11 @@ class LongitudinalOutcomeModel(nn.Module):
         """The lesion-density maps of each image ``[N, lesion_maps, h, w]`` (encoder resolution)."""
         if self.density is None:
             raise ValueError("this model has no lesion-density branch (lesion_maps = 0)")
-        return self.density.maps(self.encoder.forward_features((images - PIXEL_MEAN) / PIXEL_STD))
+        return self.density.maps(self.encoder.forward_features(self._standardise(images)))
+
+    @staticmethod
+    def _standardise(images: Tensor) -> Tensor:
+        return (images - PIXEL_MEAN) / PIXEL_STD
 
     def forward(self, images: Tensor, img_b: Tensor, img_t: Tensor, img_v: Tensor,
                 time: Tensor, visit_mask: Tensor) -> dict[str, Tensor]:
