@@ -76,8 +76,10 @@ class ImageCache:
         self.validate = validate
         self._arrays = self.root / "arrays"
         self._index = self.root / "index"
+        self._shapes = self.root / "shapes"
         self._arrays.mkdir(parents=True, exist_ok=True)
         self._index.mkdir(parents=True, exist_ok=True)
+        self._shapes.mkdir(parents=True, exist_ok=True)
         self._digests: dict[tuple, str] = {}  # stat signature -> content hash (this process)
 
     # -- keys -------------------------------------------------------------------------
@@ -133,8 +135,28 @@ class ImageCache:
         except (OSError, ValueError):
             pass  # absent, or unreadable (e.g. a foreign partial file): rebuild it
         image = read_image(path)
+        self._store_shape(path, image.pixels.shape)
         arr = preprocess(image.pixels, view, self.size, contrast=self.contrast,
                          pad_value=self.pad_value)[None].astype(self.dtype)
         with atomic_write(entry, "wb") as fh:
             np.save(fh, arr, allow_pickle=False)
         return arr.astype(np.float32)
+
+    def source_shape(self, path: str | os.PathLike) -> tuple[int, int]:
+        """``(rows, columns)`` of the stored image before preprocessing (to carry landmarks
+        into the model frame); recorded when the image is first decoded."""
+        shape_file = self._shapes / f"{self.content_hash(path)}.json"
+        try:
+            rows, cols = json.loads(shape_file.read_text())
+            return int(rows), int(cols)
+        except (OSError, ValueError, TypeError):
+            pass
+        shape = read_image(path).pixels.shape
+        self._store_shape(path, shape)
+        return int(shape[0]), int(shape[1])
+
+    def _store_shape(self, path: str | os.PathLike, shape: tuple[int, ...]) -> None:
+        shape_file = self._shapes / f"{self.content_hash(path)}.json"
+        if not shape_file.exists():
+            with atomic_write(shape_file) as fh:
+                json.dump([int(shape[0]), int(shape[1])], fh)

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from raoutcome.anatomy import DEFORMITY_EVENT, VIEWS
+from raoutcome.imaging.joint_targets import JointTargets, shift_points
 
 # batch key -> cohort ``visits`` column
 TARGET_COLUMNS: dict[str, str] = {
@@ -50,13 +51,18 @@ class Augment:
     brightness: float = 0.05
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return self.apply(image, rng)[0]
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple[int, int]]:
+        """(augmented image, the translation ``(dy, dx)`` in pixels) — point targets move with it."""
         out = image
+        dy = dx = 0
         if self.shift:
-            dy, dx = rng.integers(-self.shift, self.shift + 1, size=2)
-            out = _translate(out, int(dy), int(dx))
+            dy, dx = (int(v) for v in rng.integers(-self.shift, self.shift + 1, size=2))
+            out = _translate(out, dy, dx)
         c = 1.0 + rng.uniform(-self.contrast, self.contrast)
         b = rng.uniform(-self.brightness, self.brightness)
-        return np.clip(out * np.float32(c) + np.float32(b), 0.0, 1.0).astype(np.float32, copy=False)
+        return np.clip(out * np.float32(c) + np.float32(b), 0.0, 1.0).astype(np.float32, copy=False), (dy, dx)
 
 
 def _translate(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -80,10 +86,12 @@ class PatientSequences(Dataset):
 
     def __init__(self, cohort, loader: ImageLoader, patient_ids: Sequence[str] | None = None,
                  views: Sequence[str] | None = None, augment: Augment | None = None, seed: int = 0,
-                 event: str = DEFORMITY_EVENT, risk_visit: str = "last_before_event"):
+                 event: str = DEFORMITY_EVENT, risk_visit: str = "last_before_event",
+                 joint_targets: JointTargets | None = None):
         if risk_visit not in RISK_VISIT_RULES:
             raise ValueError(f"risk_visit must be one of {RISK_VISIT_RULES}, not {risk_visit!r}")
         self.loader = loader
+        self.joint_targets = joint_targets if joint_targets is not None and joint_targets.available else None
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
@@ -112,8 +120,11 @@ class PatientSequences(Dataset):
         img = img.drop_duplicates(["patient_id", "visit_id", "view"])
         view_index = {v: i for i, v in enumerate(VIEWS)}
         self.images: list[list[tuple[str, str, int, int]]] = [[] for _ in pids]
-        for pid, path, view, t in zip(img["patient_id"], img["path"], img["view"], img["_t"]):
-            self.images[pos[pid]].append((str(cohort.image_path(path)), view, int(t), view_index[view]))
+        self._image_keys: dict[str, tuple[str, str, str, str]] = {}  # abs path -> (patient, visit, view, rel path)
+        for pid, vid, path, view, t in zip(img["patient_id"], img["visit_id"], img["path"], img["view"], img["_t"]):
+            abs_path = str(cohort.image_path(path))
+            self.images[pos[pid]].append((abs_path, view, int(t), view_index[view]))
+            self._image_keys[abs_path] = (str(pid), str(vid), str(view), str(path))
         for items in self.images:
             items.sort(key=lambda it: (it[2], it[3]))
         # time-to-event target
@@ -150,11 +161,19 @@ class PatientSequences(Dataset):
     def __getitem__(self, i: int) -> dict:
         items = self.images[i]
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.augment is not None else None
-        pixels = []
+        pixels, points = [], []
         for path, view, _, _ in items:
             arr = np.asarray(self.loader.get(path, view), dtype=np.float32)
-            pixels.append(self.augment(arr, rng) if rng is not None else arr)
-        return {
+            shift = (0, 0)
+            if rng is not None:
+                arr, shift = self.augment.apply(arr, rng)
+            pixels.append(arr)
+            if self.joint_targets is not None:
+                pts = self.joint_targets.points(*self._image_keys[path], path)
+                if pts is not None and shift != (0, 0):
+                    pts = shift_points(pts, shift[0], shift[1], arr.shape[-1])
+                points.append(pts)
+        item = {
             "images": np.stack(pixels) if pixels else np.zeros((0, 1, 1, 1), np.float32),
             "img_t": np.array([it[2] for it in items], np.int64),
             "img_v": np.array([it[3] for it in items], np.int64),
@@ -165,6 +184,9 @@ class PatientSequences(Dataset):
             "risk_visit": self.risk_visit[i],
             "index": i,
         }
+        if self.joint_targets is not None:
+            item["joint_points"] = points
+        return item
 
 
 def collate_patients(items: list[dict]) -> dict[str, torch.Tensor]:
@@ -197,7 +219,17 @@ def collate_patients(items: list[dict]) -> dict[str, torch.Tensor]:
         "index": torch.tensor([int(it["index"]) for it in items], dtype=torch.long),
     }
     batch.update({k: torch.from_numpy(v) for k, v in targets.items()})
+    if any("joint_points" in it for it in items):
+        batch.update(_collate_points([p for it in items for p in it.get("joint_points", [None] * len(it["img_t"]))]))
     return batch
+
+
+def _collate_points(per_image: list[np.ndarray | None]) -> dict[str, torch.Tensor]:
+    """``joint_points [P, 5]`` (image index, channel, x, y, score) and ``joint_supervised [N]``."""
+    rows = [np.column_stack([np.full(len(p), n, np.float32), p]) for n, p in enumerate(per_image) if p is not None]
+    points = np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 5), np.float32)
+    return {"joint_points": torch.from_numpy(points),
+            "joint_supervised": torch.tensor([p is not None for p in per_image], dtype=torch.bool)}
 
 
 def batch_to(batch: dict[str, torch.Tensor], device: torch.device | str) -> dict[str, torch.Tensor]:

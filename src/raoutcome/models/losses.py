@@ -14,6 +14,12 @@ parameter to receive a gradient).
 * Survival: Cox negative partial log-likelihood (torchsurv, Efron ties) of one risk
   per patient, read at the visit ``risk_visit`` (the last visit at or before the event or
   censoring time, chosen by the dataset) against ``event_time`` / ``event_observed``.
+* Joint-level density (optional, ``joint_weight > 0``): where the batch carries per-joint
+  readings located in the image (``joint_points``, see
+  :mod:`raoutcome.imaging.joint_targets`), every cell of the JSN and erosion lesion maps
+  should hold the damage of the joints inside it — the density-map regression of
+  Lempitsky & Zisserman (2010) with the joint readings as the dots. Added with a fixed
+  weight outside the task weighting (it is a training signal, not an outcome).
 * Weighting: ``"fixed"`` (``sum_k w_k L_k``) or ``"uncertainty"`` (Kendall, Gal & Cipolla
   2018: ``sum_k w_k (exp(-s_k) L_k + s_k) / 2`` with learned ``s_k = log sigma_k^2``).
 """
@@ -98,6 +104,36 @@ def task_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
     raise ValueError(f"unknown task {name!r}")
 
 
+def joint_density_targets(maps: Tensor, points: Tensor) -> Tensor:
+    """The cell counts the maps ``[N, k, h, w]`` should hold: each point ``(image, channel,
+    x, y, score)`` (``x, y`` in [0, 1) of the input square) added to the cell it falls in."""
+    n, _, h, w = maps.shape
+    target = maps.new_zeros((n, 2, h, w), dtype=torch.float32)
+    if len(points):
+        img, ch = points[:, 0].long(), points[:, 1].long()
+        ix = (points[:, 2] * w).floor().long().clamp(0, w - 1)
+        iy = (points[:, 3] * h).floor().long().clamp(0, h - 1)
+        target.index_put_((img, ch, iy, ix), points[:, 4].float(), accumulate=True)
+    return target
+
+
+def joint_density_loss(maps: Tensor, points: Tensor, supervised: Tensor) -> Tensor:
+    """Squared ``log1p`` error between the first two lesion maps (JSN, erosion) and the per-cell
+    joint readings, summed over cells and channels and averaged over the images whose joints
+    are all located (``supervised``). Summing keeps each cell's pull independent of the map
+    size (a mean over 8x8 cells would weaken the term 16-fold against a 2x2 map)."""
+    if maps.ndim == 3:  # tokens: a square grid
+        side = int(round(maps.shape[-1] ** 0.5))
+        if side * side != maps.shape[-1]:
+            raise ValueError(f"joint density loss needs a square token grid, got {maps.shape[-1]} tokens")
+        maps = maps.view(*maps.shape[:2], side, side)
+    if int(supervised.sum()) == 0:
+        return _zero(maps)
+    target = joint_density_targets(maps, points)
+    diff = torch.log1p(maps[:, :2].float()) - torch.log1p(target)
+    return diff[supervised].pow(2).flatten(1).sum(1).mean()
+
+
 class MultitaskLoss(nn.Module):
     """Weighted sum of the per-head losses; ``forward`` returns ``(total, parts)``.
 
@@ -105,8 +141,10 @@ class MultitaskLoss(nn.Module):
     """
 
     def __init__(self, heads: Sequence[str], weighting: str = "uncertainty",
-                 weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None):
+                 weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None,
+                 joint_weight: float = 0.0):
         super().__init__()
+        self.joint_weight = float(joint_weight)
         unknown = [h for h in heads if h not in HEAD_NAMES]
         if unknown:
             raise ValueError(f"unknown head(s) {unknown}")
@@ -129,7 +167,16 @@ class MultitaskLoss(nn.Module):
         else:
             total = (self.weights * stacked).sum()
         parts = {h: float(loss.detach()) for h, loss in zip(self.heads, losses)}
+        if self.joint_weight > 0 and "lesion_density" in out and "joint_points" in batch:
+            joint = joint_density_loss(out["lesion_density"], batch["joint_points"], batch["joint_supervised"])
+            total = total + self.joint_weight * joint
+            parts["joints"] = float(joint.detach())
         return total, parts
+
+    @property
+    def wants_maps(self) -> bool:
+        """Whether the model should return its lesion maps (the joint density term is on)."""
+        return self.joint_weight > 0
 
     def scale_map(self) -> dict[str, float]:
         return dict(zip(SCALED_TARGETS, self.scales.tolist()))
@@ -142,4 +189,4 @@ class MultitaskLoss(nn.Module):
         return {h: float(v) for h, v in zip(self.heads, w)}
 
 
-__all__ = ["MultitaskLoss", "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS", "DEFAULT_SCALES"]
+__all__ = ["MultitaskLoss", "joint_density_loss", "joint_density_targets", "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS", "DEFAULT_SCALES"]

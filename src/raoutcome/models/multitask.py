@@ -103,14 +103,19 @@ class LongitudinalOutcomeModel(nn.Module):
 
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         """(pooled features ``[N, out_features]``, lesion counts ``[N, lesion_maps]`` or None)."""
+        pooled, maps = self._encode(images)
+        return pooled, (maps.flatten(2).sum(-1) if maps is not None else None)
+
+    def _encode(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(pooled features, lesion-density maps ``[N, k, h, w]`` (``[N, k, L]`` for tokens) or None)."""
         k = self.spec.lesion_maps
         if images.shape[0] == 0:
-            return images.new_zeros((0, self.encoder.out_features)), images.new_zeros((0, k)) if k else None
+            return images.new_zeros((0, self.encoder.out_features)), images.new_zeros((0, k, 1, 1)) if k else None
         x = self._standardise(images)
         if self.density is None:
             return self.encoder(x), None
         spatial = self.encoder.forward_features(x)
-        return self.encoder.forward_head(spatial, pre_logits=True), self.density(spatial)
+        return self.encoder.forward_head(spatial, pre_logits=True), self.density.maps(spatial)
 
     def lesion_maps(self, images: Tensor) -> Tensor:
         """The lesion-density maps of each image ``[N, lesion_maps, h, w]`` (encoder resolution)."""
@@ -123,9 +128,12 @@ class LongitudinalOutcomeModel(nn.Module):
         return (images - PIXEL_MEAN) / PIXEL_STD
 
     def forward(self, images: Tensor, img_b: Tensor, img_t: Tensor, img_v: Tensor,
-                time: Tensor, visit_mask: Tensor) -> dict[str, Tensor]:
+                time: Tensor, visit_mask: Tensor, return_maps: bool = False) -> dict[str, Tensor]:
+        """Per-visit outputs; ``return_maps`` adds ``lesion_density`` (the maps of every image,
+        ``[N, k, h, w]``) for the joint-level density loss."""
         n_patients, n_visits = time.shape
-        feats, counts = self.encode(images)
+        feats, maps = self._encode(images)
+        counts = maps.flatten(2).sum(-1) if maps is not None else None
         visits, has_image = self.fusion(feats, img_b, img_t, img_v, n_patients, n_visits)
         log_counts = None
         if counts is not None:
@@ -138,12 +146,14 @@ class LongitudinalOutcomeModel(nn.Module):
         for name, head in self.heads.items():
             out.update(head(z, log_counts, has_image) if name == "svdh" else head(z))
         out["embedding"] = z
+        if return_maps and maps is not None:
+            out["lesion_density"] = maps
         return out
 
-    def forward_batch(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def forward_batch(self, batch: Mapping[str, Tensor], return_maps: bool = False) -> dict[str, Tensor]:
         """``forward`` on a batch dict from :func:`raoutcome.imaging.dataset.collate_patients`."""
         return self(batch["images"], batch["img_b"], batch["img_t"], batch["img_v"],
-                    batch["time"], batch["visit_mask"])
+                    batch["time"], batch["visit_mask"], return_maps=return_maps)
 
     def forward_single_image(self, x: Tensor, view: str) -> dict[str, Tensor]:
         """Each image of ``x [B, 1, H, W]`` as a one-visit, one-view sequence -> ``{output: [B]}``.

@@ -36,6 +36,7 @@ import torch
 
 from raoutcome.errors import ConfigError, InputError
 from raoutcome.imaging.dataset import Augment, PatientSequences
+from raoutcome.imaging.joint_targets import JointTargets
 from raoutcome.io_utils import atomic_write
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.predictions import load_predictions, to_frame
@@ -43,7 +44,7 @@ from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.config import TrainConfig, load_config
 from raoutcome.training.distributed import barrier, init_from_env, pick_device, shutdown
 from raoutcome.training.predict import PredictionGroup, write_predictions
-from raoutcome.training.trainer import fit, make_loader, risk_center
+from raoutcome.training.trainer import fit, make_loader, risk_center, uses_joint_targets
 
 CONFIG_NAME = "config.resolved.toml"
 CV_PREDICTIONS = "cv_predictions.nc"
@@ -181,7 +182,10 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 seed = member_seed(cfg.train["seed"], fold, s)
                 fit_ids, val_ids = _validation_split(cohort, train_ids, cfg, seed)
                 images = factory()
-                train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=seed, **dkw)
+                joints = (JointTargets(cohort, images.source_shape, cfg.model["image_size"])
+                          if uses_joint_targets(spec, cfg) else None)
+                train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=seed,
+                                            joint_targets=joints, **dkw)
                 val_ds = PatientSequences(cohort, images, val_ids, **dkw) if val_ids else None
                 hook = (lambda e, r, _n=name: on_epoch_end(_n, e, r)) if on_epoch_end else None
                 summary = fit(spec, cfg, train_ds, val_ds, mdir, seed, device, dist, on_epoch_end=hook, desc=name).summary

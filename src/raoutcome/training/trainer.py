@@ -52,7 +52,7 @@ class TrainModule(nn.Module):
         self.criterion = criterion
 
     def forward(self, batch: Mapping[str, torch.Tensor]):
-        out = self.model.forward_batch(batch)
+        out = self.model.forward_batch(batch, return_maps=self.criterion.wants_maps and "joint_points" in batch)
         loss, parts = self.criterion(out, batch)
         return loss, parts
 
@@ -175,6 +175,14 @@ def _param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def uses_joint_targets(spec: ModelSpec, cfg) -> bool:
+    """Joint-level density supervision is on: SvdH head, lesion maps, ``loss.joint_weight > 0``.
+
+    Per-joint readings are a human score: the "no human score" model (SvdH head off) never
+    sees them."""
+    return "svdh" in spec.heads and spec.lesion_maps >= 2 and cfg.loss.get("joint_weight", 0.0) > 0
+
+
 def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequences | None, member_dir: Path,
         seed: int, device: torch.device, dist: DistInfo, on_epoch_end: EpochHook | None = None,
         desc: str = "", loss_scales: Mapping[str, float] | None = None) -> FitResult:
@@ -198,7 +206,9 @@ def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequenc
     model = LongitudinalOutcomeModel(spec).to(device)
     if loss_scales is None:
         loss_scales = target_scales(train_ds)
-    criterion = MultitaskLoss(spec.heads, cfg.loss["weighting"], cfg.loss["weights"], loss_scales).to(device)
+    joint_weight = cfg.loss["joint_weight"] if uses_joint_targets(spec, cfg) else 0.0
+    criterion = MultitaskLoss(spec.heads, cfg.loss["weighting"], cfg.loss["weights"], loss_scales,
+                              joint_weight=joint_weight).to(device)
     module = TrainModule(model, criterion)
     wrapped: nn.Module = module
     if dist.enabled:
