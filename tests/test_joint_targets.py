@@ -107,7 +107,7 @@ def test_multitask_loss_adds_the_joint_term_only_when_asked():
     assert float(with_joints - base) == pytest.approx(2.0 * parts["joints"])
 
 
-def test_a_simulated_cohort_supervises_every_image_and_the_points_add_up_to_the_visit_total(small_study):
+def test_a_simulated_cohort_supervises_every_image_and_the_points_add_up_to_its_readings(small_study):
     from raoutcome.cohort import load
     from raoutcome.imaging.cache import ImageCache
 
@@ -118,12 +118,13 @@ def test_a_simulated_cohort_supervises_every_image_and_the_points_add_up_to_the_
     batch = collate_patients([ds[i] for i in range(len(ds))])
     assert bool(batch["joint_supervised"].all())
     pts = batch["joint_points"]
-    # per visit, the points of its images add up to the visit's SvdH total
-    img_visit = batch["img_b"] * batch["time"].shape[1] + batch["img_t"]
-    per_visit = torch.zeros(batch["time"].numel()).index_add(0, img_visit[pts[:, 0].long()], pts[:, 4])
-    totals = batch["target_svdh"].flatten()
-    ok = torch.isfinite(totals) & batch["visit_mask"].flatten()
-    torch.testing.assert_close(per_visit[ok], totals[ok])
+    per_image = torch.zeros(len(batch["images"])).index_add(0, pts[:, 0].long(), pts[:, 4])
+    joints = cohort.joints.assign(view=cohort.joints["joint"].str.split(":").str[0])
+    readings = joints.groupby(["patient_id", "visit_id", "view"])["score"].sum()
+    expected = [readings[(pid, ds.visit_ids[p][t], view)]
+                for p, pid in enumerate(ids) for _, view, t, _ in ds.images[p]]
+    torch.testing.assert_close(per_image, torch.tensor(expected, dtype=torch.float32))
+    assert per_image.sum() > 0
 
 
 def test_the_small_study_trained_its_maps_on_the_joints(small_study):

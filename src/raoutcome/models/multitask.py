@@ -4,8 +4,9 @@ causal aggregator -> outcome heads.
 Besides the pooled embedding, each image's spatial features feed a lesion-density branch
 (:mod:`raoutcome.models.density`): ``lesion_maps`` non-negative maps summed over positions
 and over the views of a visit. They give the SvdH head its JSN and erosion counts directly
-and enter every visit embedding (``log1p`` of the counts), so HAQ and the hazard see the
-damage load too. ``lesion_maps = 0`` is the plain pooled-embedding model.
+and enter every visit embedding (``log1p`` of the counts); with ``counts_to_heads`` the
+HAQ, pain and risk heads also read the log counts beside the embedding, so the damage
+load reaches them by a short path. ``lesion_maps = 0`` is the plain pooled-embedding model.
 
 Input images are single-channel, in [0, 1] (as :class:`raoutcome.imaging.cache.ImageCache`
 returns them); the model standardises them itself. Models never read files: every
@@ -43,6 +44,7 @@ class ModelSpec:
     drop_path_rate: float = 0.0
     heads: tuple[str, ...] = field(default=HEAD_NAMES)
     lesion_maps: int = 2  # sum-pooled density maps (0 = off); with the SvdH head: JSN, erosion
+    counts_to_heads: bool = True  # the HAQ, pain and risk heads also read the visit's log counts directly
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -54,6 +56,7 @@ class ModelSpec:
         d = dict(d)
         d["heads"] = tuple(d.get("heads", HEAD_NAMES))
         d.setdefault("lesion_maps", 0)  # specs written before the density branch existed
+        d.setdefault("counts_to_heads", False)  # ... or before the heads read the counts
         return cls(**d)
 
 
@@ -85,7 +88,9 @@ class LongitudinalOutcomeModel(nn.Module):
                                       getattr(self.encoder, "num_prefix_tokens", 0))
                         if spec.lesion_maps else None)
         self.count_proj = nn.Linear(spec.lesion_maps, d) if spec.lesion_maps else None
-        self.heads = nn.ModuleDict({h: build_head(h, 2 * d, d, spec.dropout, counts=bool(spec.lesion_maps))
+        self._direct = spec.lesion_maps if spec.counts_to_heads else 0  # log counts appended to head inputs
+        self.heads = nn.ModuleDict({h: build_head(h, 2 * d + (self._direct if h != "svdh" else 0), d, spec.dropout,
+                                                  counts=bool(spec.lesion_maps))
                                     for h in spec.heads})
 
     @property
@@ -143,8 +148,13 @@ class LongitudinalOutcomeModel(nn.Module):
         h, prog = self.aggregator(visits, has_image, time, visit_mask)
         z = torch.cat([h, prog], dim=-1)
         out: dict[str, Tensor] = {}
+        z_counts = z
+        if self._direct and log_counts is not None:
+            # a direct (linear-reachable) path from the damage load to HAQ, pain and risk, which
+            # otherwise must be relearned through the aggregator from few outcome labels
+            z_counts = torch.cat([z, torch.where(has_image[..., None], log_counts, torch.zeros_like(log_counts))], -1)
         for name, head in self.heads.items():
-            out.update(head(z, log_counts, has_image) if name == "svdh" else head(z))
+            out.update(head(z, log_counts, has_image) if name == "svdh" else head(z_counts))
         out["embedding"] = z
         if return_maps and maps is not None:
             out["lesion_density"] = maps
