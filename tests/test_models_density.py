@@ -90,3 +90,19 @@ def test_lesion_maps_shape_off_switch_and_old_specs():
         out = free(torch.rand(1, 1, 32, 32), torch.tensor([0]), torch.tensor([0]), torch.tensor([LEFT]),
                    torch.zeros(1, 1), torch.ones(1, 1, dtype=torch.bool))
     assert set(out) == {"haq", "embedding"}
+
+
+def test_haq_pain_and_risk_read_the_counts_directly_and_old_specs_keep_their_heads():
+    model = _model()
+    with torch.no_grad():
+        model.count_proj.weight.zero_()  # close the path through the visit embedding
+        model.count_proj.bias.zero_()
+    x = torch.rand(2, 1, 32, 32)
+    out = model.forward_single_image(x, "hand_left")
+    for name in ("haq", "pain", "risk"):
+        grad, = torch.autograd.grad(out[name].sum(), model.density.proj.bias, retain_graph=True)
+        assert grad.abs().sum() > 0, name  # the counts still reach the head
+    assert model.heads["haq"].mlp[0].in_features == 2 * 16 + 2
+    old = ModelSpec.from_dict({k: v for k, v in model.spec.to_dict().items() if k != "counts_to_heads"})
+    assert old.counts_to_heads is False
+    assert LongitudinalOutcomeModel(old).heads["haq"].mlp[0].in_features == 2 * 16
