@@ -1,0 +1,29 @@
+"""analyses/learning_check.py derives its training configs from the demo config."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from raoutcome.training.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("learning_check", REPO / "analyses" / "learning_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
+    lc = _module()
+    demo = REPO / "cohorts" / "train_demo.toml"
+    longer = load_config(lc.derived_config(demo, tmp_path / "full.toml", "longer", epochs=11))
+    assert longer.train["epochs"] == 11 and longer.train["patience"] == 11 and longer.heads["svdh"]
+    no_svdh = load_config(lc.no_svdh_config(tmp_path / "full.toml", tmp_path / "no_svdh.toml"))
+    assert not no_svdh.heads["svdh"] and no_svdh.train["epochs"] == 11
+    base = load_config(demo)
+    assert set(no_svdh.differences(base)) == {
+        f"train.epochs: {base.train['epochs']} -> 11", f"train.patience: {base.train['patience']} -> 11",
+        "heads.svdh: True -> False"}
