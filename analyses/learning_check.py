@@ -18,7 +18,7 @@
 Prints a table, writes ``learning_check.json`` into ``--out`` and exits 0 when every
 target is met (1 otherwise). Budget: <= 30 minutes on 2 CPU cores.
 
-    python analyses/learning_check.py --out learning_check_out [--cohort DIR] [--config FILE] [--epochs N]
+    python analyses/learning_check.py --out learning_check_out [--cohort DIR] [--config FILE] [--epochs N] [--folds K]
 """
 from __future__ import annotations
 
@@ -53,8 +53,10 @@ def simulate(config: Path, out: Path) -> Path:
     return out
 
 
-def derived_config(config: Path, out: Path, note: str, *, svdh: bool | None = None, epochs: int | None = None) -> Path:
-    """``config`` with the SvdH head switched on/off and/or ``epochs`` (patience follows), written to ``out``."""
+def derived_config(config: Path, out: Path, note: str, *, svdh: bool | None = None, epochs: int | None = None,
+                   folds: int | None = None) -> Path:
+    """``config`` with the SvdH head switched on/off, ``epochs`` (patience follows) and/or ``folds``,
+    written to ``out``."""
     from raoutcome.training.config import dumps_toml, load_config
 
     values = load_config(config).to_dict()
@@ -62,6 +64,8 @@ def derived_config(config: Path, out: Path, note: str, *, svdh: bool | None = No
         values["heads"]["svdh"] = svdh
     if epochs is not None:
         values["train"]["epochs"] = values["train"]["patience"] = int(epochs)
+    if folds is not None:
+        values["cv"]["folds"] = int(folds)
     out.write_text(f"# {config} {note}\n" + dumps_toml(values))
     return out
 
@@ -136,8 +140,8 @@ def main(argv=None) -> int:
                     help="train the two models side by side, each in its own process with "
                          "cpu_count/jobs torch threads (default: 2 on a machine with >= 2 cores)")
     ap.add_argument("--epochs", type=int, default=None,
-                    help="train this many epochs instead of the config's (patience alike); the demo config's 8 fit "
-                         "make demo's 15 minutes, the learning check's 30 minutes allow up to 11")
+                    help="train this many epochs instead of the config's (patience alike)")
+    ap.add_argument("--folds", type=int, default=None, help="cross-fitting folds instead of the config's")
     args = ap.parse_args(argv)
 
     from raoutcome.cohort import load
@@ -154,8 +158,9 @@ def main(argv=None) -> int:
                "haq_r2": HAQ_FRACTION * oracle["haq"]["r2_noise_free"],
                "c_index": oracle["deformity"]["c_index_oracle"] - C_MARGIN}
     config = args.config
-    if args.epochs is not None:
-        config = derived_config(config, args.out / "train_full.toml", f"trained for {args.epochs} epochs", epochs=args.epochs)
+    if args.epochs is not None or args.folds is not None:
+        config = derived_config(config, args.out / "train_full.toml", f"with epochs={args.epochs}, folds={args.folds}",
+                                epochs=args.epochs, folds=args.folds)
     runs = {"full": config, "no_svdh": no_svdh_config(config, args.out / "train_no_svdh.toml")}
     results = {}
     if args.jobs > 1:

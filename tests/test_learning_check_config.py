@@ -19,11 +19,14 @@ def _module():
 def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
     lc = _module()
     demo = REPO / "cohorts" / "train_demo.toml"
-    longer = load_config(lc.derived_config(demo, tmp_path / "full.toml", "longer", epochs=11))
+    longer = load_config(lc.derived_config(demo, tmp_path / "full.toml", "longer", epochs=11, folds=3))
     assert longer.train["epochs"] == 11 and longer.train["patience"] == 11 and longer.heads["svdh"]
+    assert longer.cv["folds"] == 3
     no_svdh = load_config(lc.no_svdh_config(tmp_path / "full.toml", tmp_path / "no_svdh.toml"))
     assert not no_svdh.heads["svdh"] and no_svdh.train["epochs"] == 11
     base = load_config(demo)
-    assert set(no_svdh.differences(base)) == {
-        f"train.epochs: {base.train['epochs']} -> 11", f"train.patience: {base.train['patience']} -> 11",
-        "heads.svdh: True -> False"}
+    expected = {f"train.epochs: {base.train['epochs']} -> 11", f"train.patience: {base.train['patience']} -> 11",
+                "heads.svdh: True -> False"}
+    if base.cv["folds"] != 3:
+        expected.add(f"cv.folds: {base.cv['folds']} -> 3")
+    assert set(no_svdh.differences(base)) == expected
