@@ -5,6 +5,8 @@ Matplotlib with the Agg backend; every function returns a Figure (the caller sav
 """
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -134,8 +136,8 @@ def attribution_overlay_figure(image: np.ndarray, maps: Mapping[str, np.ndarray]
         ax.set_title(label(head), fontsize=14)
     for ax in axes:
         ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=14)
+    if title:  # wrapped to the figure's width (a long file name must not run off the edges)
+        fig.suptitle(textwrap.fill(title, width=max(30, int(fig.get_figwidth() * 72 / (14 * 0.6)))), fontsize=14)
     fig.tight_layout()
     return fig
 
