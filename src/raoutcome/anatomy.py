@@ -48,6 +48,9 @@ OUTCOMES = tuple(OUTCOME_RANGES)
 
 # The time-to-event outcome the library predicts by default.
 DEFORMITY_EVENT = "deformity"
+#: Landmark names used by real-hand landmark sets for a scored site of another name
+#: (the thumb MCP is "MP" there, "MCP1" in the SvdH site list).
+LANDMARK_SITE: dict[str, str] = {"MP": "MCP1"}
 
 
 def joint_name(view: str, site: str) -> str:

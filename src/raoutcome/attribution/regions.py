@@ -51,7 +51,7 @@ from typing import Mapping
 import numpy as np
 from scipy import ndimage
 
-from raoutcome.anatomy import HAND_EROSION_SITES, HAND_JSN_SITES, REGION_NAMES, REGIONS
+from raoutcome.anatomy import HAND_EROSION_SITES, HAND_JSN_SITES, LANDMARK_SITE, REGION_NAMES, REGIONS
 from raoutcome.errors import InputError
 
 FOREGROUND = 255
@@ -61,7 +61,6 @@ FOREGROUND_NAME = "foreground"
 FINGERS = {k: (f"MCP{k}", f"PIP{k}") for k in (2, 3, 4, 5)}
 THUMB = ("MP", "IP")
 WRIST = ("W1", "W2", "W3", "W4", "W5")
-LANDMARK_SITE = {"MP": "MCP1"}
 #: Scored wrist sites under their anatomy names (synthetic manifests): treated like W1–W5.
 WRIST_SITES = frozenset(HAND_EROSION_SITES + HAND_JSN_SITES) - {n for pair in FINGERS.values() for n in pair} \
     - set(THUMB) - {"MCP1"}

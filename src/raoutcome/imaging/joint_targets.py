@@ -25,12 +25,15 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from raoutcome.anatomy import LANDMARK_SITE
 from raoutcome.imaging.transforms import ResizeGeometry, needs_mirror
 
 #: lesion-density channel of each reading kind
 KIND_CHANNEL: dict[str, int] = {"jsn": 0, "erosion": 1}
-#: other landmark names a site may carry
-SITE_ALIASES: dict[str, tuple[str, ...]] = {"MCP1": ("MP",)}
+#: other landmark names a site may carry (the inverse of anatomy.LANDMARK_SITE)
+SITE_ALIASES: dict[str, tuple[str, ...]] = {}
+for _landmark, _site in LANDMARK_SITE.items():
+    SITE_ALIASES[_site] = (*SITE_ALIASES.get(_site, ()), _landmark)
 
 ShapeOf = Callable[[str], tuple[int, int]]
 
