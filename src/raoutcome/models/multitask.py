@@ -8,6 +8,13 @@ and enter every visit embedding (``log1p`` of the counts); with ``counts_to_head
 HAQ, pain and risk heads also read the log counts beside the embedding, so the damage
 load reaches them by a short path. ``lesion_maps = 0`` is the plain pooled-embedding model.
 
+``readouts`` names heads (HAQ, pain) whose output is a *linear readout* fitted in closed form
+after training (:mod:`raoutcome.training.readout`) on each visit's readout features: the head
+input (embedding and log counts) beside the view-averaged pooled image features. The pooled
+features keep what the narrow fusion/aggregator path drops (on the simulated cohort they
+hold periarticular bone density, R^2 ~0.8, where the embedding holds ~0.3); a visit without
+an image falls back to the trained head.
+
 Input images are single-channel, in [0, 1] (as :class:`raoutcome.imaging.cache.ImageCache`
 returns them); the model standardises them itself. Models never read files: every
 input is a tensor.
@@ -20,11 +27,14 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from raoutcome.anatomy import VIEWS
+from raoutcome.anatomy import OUTCOME_RANGES, VIEWS
 from raoutcome.models.density import LesionDensity, visit_counts
 from raoutcome.models.encoder import create_encoder
 from raoutcome.models.heads import HEAD_NAMES, HEAD_OUTPUTS, build_head
 from raoutcome.models.longitudinal import LongitudinalAggregator, ViewFusion
+
+# Heads that a closed-form linear readout can answer (bounded regression outputs).
+READOUT_HEADS: tuple[str, ...] = ("haq", "pain")
 
 # Grey-level standardisation (ImageNet mean/std averaged over RGB, so an RGB stem summed
 # to one channel sees what it was trained on).
@@ -45,10 +55,12 @@ class ModelSpec:
     heads: tuple[str, ...] = field(default=HEAD_NAMES)
     lesion_maps: int = 2  # sum-pooled density maps (0 = off); with the SvdH head: JSN, erosion
     counts_to_heads: bool = True  # the HAQ, pain and risk heads also read the visit's log counts directly
+    readouts: tuple[str, ...] = ()  # heads answered by a closed-form linear readout (fitted after training)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["heads"] = list(self.heads)
+        d["readouts"] = list(self.readouts)
         return d
 
     @classmethod
@@ -57,6 +69,7 @@ class ModelSpec:
         d["heads"] = tuple(d.get("heads", HEAD_NAMES))
         d.setdefault("lesion_maps", 0)  # specs written before the density branch existed
         d.setdefault("counts_to_heads", False)  # ... or before the heads read the counts
+        d["readouts"] = tuple(d.get("readouts", ()))  # ... or before linear readouts
         return cls(**d)
 
 
@@ -92,6 +105,16 @@ class LongitudinalOutcomeModel(nn.Module):
         self.heads = nn.ModuleDict({h: build_head(h, 2 * d + (self._direct if h != "svdh" else 0), d, spec.dropout,
                                                   counts=bool(spec.lesion_maps))
                                     for h in spec.heads})
+        bad = [h for h in spec.readouts if h not in READOUT_HEADS or h not in spec.heads]
+        if bad:
+            raise ValueError(f"readouts {bad}: a linear readout needs a head that is switched on, one of "
+                             f"{', '.join(READOUT_HEADS)}")
+        self.readouts = nn.ModuleDict({h: nn.Linear(self.readout_dim, 1) for h in spec.readouts})
+
+    @property
+    def readout_dim(self) -> int:
+        """Width of a visit's readout features: head input (embedding + log counts) + pooled image features."""
+        return 2 * self.spec.d_model + self._direct + self.encoder.out_features
 
     @property
     def embedding_dim(self) -> int:
@@ -133,9 +156,11 @@ class LongitudinalOutcomeModel(nn.Module):
         return (images - PIXEL_MEAN) / PIXEL_STD
 
     def forward(self, images: Tensor, img_b: Tensor, img_t: Tensor, img_v: Tensor,
-                time: Tensor, visit_mask: Tensor, return_maps: bool = False) -> dict[str, Tensor]:
+                time: Tensor, visit_mask: Tensor, return_maps: bool = False,
+                return_readout_features: bool = False) -> dict[str, Tensor]:
         """Per-visit outputs; ``return_maps`` adds ``lesion_density`` (the maps of every image,
-        ``[N, k, h, w]``) for the joint-level density loss."""
+        ``[N, k, h, w]``) for the joint-level density loss; ``return_readout_features`` adds
+        ``readout_features [B, T, readout_dim]`` (what a linear readout is fitted on)."""
         n_patients, n_visits = time.shape
         feats, maps = self._encode(images)
         counts = maps.flatten(2).sum(-1) if maps is not None else None
@@ -155,15 +180,26 @@ class LongitudinalOutcomeModel(nn.Module):
             z_counts = torch.cat([z, torch.where(has_image[..., None], log_counts, torch.zeros_like(log_counts))], -1)
         for name, head in self.heads.items():
             out.update(head(z, log_counts, has_image) if name == "svdh" else head(z_counts))
+        if self.readouts or return_readout_features:
+            feats_mean = visit_counts(feats.float(), img_b, img_t, n_patients, n_visits)
+            n_img = visit_counts(torch.ones_like(feats[:, :1], dtype=torch.float32), img_b, img_t, n_patients, n_visits)
+            readout_x = torch.cat([z_counts.float(), feats_mean / n_img.clamp_min(1)], -1)
+            for name, readout in self.readouts.items():
+                linear = readout(readout_x).squeeze(-1).clamp(0.0, OUTCOME_RANGES[name][1])
+                out[name] = torch.where(has_image, linear, out[name])
+            if return_readout_features:
+                out["readout_features"] = readout_x
         out["embedding"] = z
         if return_maps and maps is not None:
             out["lesion_density"] = maps
         return out
 
-    def forward_batch(self, batch: Mapping[str, Tensor], return_maps: bool = False) -> dict[str, Tensor]:
+    def forward_batch(self, batch: Mapping[str, Tensor], return_maps: bool = False,
+                      return_readout_features: bool = False) -> dict[str, Tensor]:
         """``forward`` on a batch dict from :func:`raoutcome.imaging.dataset.collate_patients`."""
         return self(batch["images"], batch["img_b"], batch["img_t"], batch["img_v"],
-                    batch["time"], batch["visit_mask"], return_maps=return_maps)
+                    batch["time"], batch["visit_mask"], return_maps=return_maps,
+                    return_readout_features=return_readout_features)
 
     def forward_single_image(self, x: Tensor, view: str) -> dict[str, Tensor]:
         """Each image of ``x [B, 1, H, W]`` as a one-visit, one-view sequence -> ``{output: [B]}``.

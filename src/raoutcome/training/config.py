@@ -51,6 +51,10 @@ amp = "auto"               # mixed precision: "auto" (on with CUDA) | "on" | "of
 device = "auto"            # "auto" | "cpu" | "cuda"
 deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds
 
+[readout]                  # after training, refit these heads in closed form: ridge regression on the
+heads = ["haq", "pain"]    # frozen visit features (embedding, counts, pooled image features) of the
+folds = 5                  # model's training patients, penalty by patient-grouped K-fold CV; [] = off
+
 [cv]
 folds = 3                  # >= 2: patient-grouped cross-fitting; 1: one model on every patient
 seed = 0                   # fold assignment
@@ -80,6 +84,7 @@ from raoutcome.anatomy import VIEWS
 from raoutcome.errors import ConfigError
 from raoutcome.models.heads import HEAD_NAMES
 from raoutcome.models.losses import WEIGHTINGS
+from raoutcome.models.multitask import READOUT_HEADS
 from raoutcome.imaging.dataset import RISK_VISIT_RULES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -91,6 +96,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"epochs": 20, "batch_patients": 8, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1.0,
               "grad_clip": 1.0, "patience": 5, "val_fraction": 0.15, "augment": True, "seed": 0,
               "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True},
+    "readout": {"heads": ["haq", "pain"], "folds": 5},
     "cv": {"folds": 3, "seed": 0, "ensemble_seeds": 1},
     "predict": {"batch_patients": 16, "num_workers": 2},
     "data": {"cache_dir": "", "contrast": []},
@@ -163,6 +169,11 @@ _RULES: dict[str, dict[str, tuple]] = {
         "device": (_choice("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
         "deterministic": (_is(bool), "true or false"),
     },
+    "readout": {
+        "heads": (lambda v: isinstance(v, list) and all(x in READOUT_HEADS for x in v) and len(set(v)) == len(v),
+                  f"a list of distinct heads from {list(READOUT_HEADS)}"),
+        "folds": (lambda v: _positive_int(v) and v >= 2, "an integer >= 2"),
+    },
     "cv": {
         "folds": (_positive_int, "a positive integer (1 = no cross-fitting)"),
         "seed": (_nonneg_int, "a non-negative integer"),
@@ -200,6 +211,11 @@ class TrainConfig:
     @property
     def heads_on(self) -> tuple[str, ...]:
         return tuple(h for h in HEAD_NAMES if self.values["heads"][h])
+
+    @property
+    def readout_heads(self) -> tuple[str, ...]:
+        """Heads to refit as linear readouts after training (those switched on)."""
+        return tuple(h for h in self.values["readout"]["heads"] if self.values["heads"][h])
 
     def model_spec(self):
         from raoutcome.models.multitask import ModelSpec

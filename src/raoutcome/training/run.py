@@ -7,7 +7,8 @@ Run folder layout::
     metrics.json           per model: best epoch, validation criterion, history; OOF summaries
     fold_<k>/              one model per fold (``fold_<k>_seed<s>`` for extra ensemble seeds)
         checkpoint.pt      last epoch, everything needed to resume exactly
-        best.pt            weights at the best validation epoch (risk head centred)
+        best.pt            weights at the best validation epoch (HAQ / pain linear readouts
+                           refitted on the fold's training patients, risk head centred)
         done.json          the model's patients (train / validation / test) and summary
     cv_predictions.nc      out-of-fold Predictions: each patient scored only by the
                            model(s) of the fold that held the patient out (``fold``)
@@ -28,6 +29,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 from importlib import metadata
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +46,7 @@ from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.config import TrainConfig, load_config
 from raoutcome.training.distributed import barrier, init_from_env, pick_device, shutdown
 from raoutcome.training.predict import PredictionGroup, write_predictions
+from raoutcome.training.readout import RidgeReadout, fit_readouts
 from raoutcome.training.trainer import fit, make_loader, risk_center, uses_joint_targets
 
 CONFIG_NAME = "config.resolved.toml"
@@ -191,9 +194,10 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 summary = fit(spec, cfg, train_ds, val_ds, mdir, seed, device, dist, on_epoch_end=hook, desc=name).summary
                 center = None
                 if dist.is_main:
+                    readouts = _fit_readouts(mdir, cohort, images, fit_ids + val_ids, cfg, device, dkw)
                     center = _center_best(mdir, spec, cohort, images, fit_ids, cfg, device, dkw)
                     record = {"member": name, "fold": fold, "seed_index": s, "seed": seed, "train_ids": fit_ids,
-                              "val_ids": val_ids, "test_ids": test_ids, "risk_center": center,
+                              "val_ids": val_ids, "test_ids": test_ids, "risk_center": center, "readouts": readouts,
                               **{k: v for k, v in summary.items() if k != "history"}}
                     _write_json(mdir / "done.json", record)
                     members.append({**record, "history": summary["history"]})
@@ -224,6 +228,34 @@ def _check_cohort(cohort, cfg: TrainConfig) -> None:
         if ev["observed"].sum() == 0:
             raise ConfigError(f"heads.risk = true but no '{cfg.survival['event']}' event is observed in the cohort "
                               f"(survival.event = {cfg.survival['event']!r}); switch the head off")
+
+
+def _fit_readouts(mdir: Path, cohort, images, ids: list[str], cfg: TrainConfig, device, dkw) -> dict:
+    """Refit ``cfg.readout_heads`` of ``best.pt`` as closed-form linear readouts on ``ids`` (the
+    model's training patients: fit + validation, never its test patients); rewrite ``best.pt``.
+
+    Returns per head the chosen penalty and grouped-CV R^2, or why the trained head was kept.
+    """
+    heads = cfg.readout_heads
+    if not heads:
+        return {}
+    best = ckpt.load(mdir / "best.pt")
+    spec = ModelSpec.from_dict(best["spec"])
+    model = LongitudinalOutcomeModel(replace(spec, readouts=heads), load_pretrained=False)
+    missing, unexpected = model.load_state_dict(best["model"], strict=False)
+    if unexpected or any(not k.startswith("readouts.") for k in missing):
+        raise RuntimeError(f"{mdir / 'best.pt'}: unexpected weights {unexpected} / missing {missing}")
+    model.to(device)
+    ds = PatientSequences(cohort, images, ids, **dkw)
+    loader = make_loader(ds, cfg.predict["batch_patients"], cfg.train["num_workers"], device=device)
+    fits = fit_readouts(model, loader, device, cfg.readout["folds"])
+    kept = tuple(h for h in heads if isinstance(fits[h], RidgeReadout))
+    state = {k: v.cpu() for k, v in model.state_dict().items()
+             if not k.startswith("readouts.") or k.split(".")[1] in kept}
+    best.update(model=state, spec=replace(spec, readouts=kept).to_dict())
+    ckpt.save(best, mdir / "best.pt")
+    return {h: ({"alpha": f.alpha, "cv_r2": f.cv_r2, "n_visits": f.n_visits, "n_patients": f.n_patients}
+                if isinstance(f, RidgeReadout) else {"kept_trained_head": f}) for h, f in fits.items()}
 
 
 def _center_best(mdir: Path, spec: ModelSpec, cohort, images, fit_ids, cfg, device, dkw) -> float | None:
