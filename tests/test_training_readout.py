@@ -1,0 +1,225 @@
+"""Closed-form linear readouts of the HAQ / pain heads: the ridge fit, the model path, the run."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from conftest import write_tiny_cohort
+from raoutcome.anatomy import VIEWS
+from raoutcome.cohort import load
+from raoutcome.imaging.dataset import PatientSequences, collate_patients
+from raoutcome.models import LongitudinalOutcomeModel, ModelSpec
+from raoutcome.training import train_run
+from raoutcome.training import checkpoint as ckpt
+from raoutcome.training.readout import MIN_PATIENTS, fit_readouts, fit_ridge_readout, readout_data
+from raoutcome.training.trainer import make_loader
+
+torch.set_num_threads(1)
+LEFT, RIGHT = VIEWS.index("hand_left"), VIEWS.index("hand_right")
+
+
+# ------------------------------------------------------------------ the ridge fit
+def test_ridge_readout_recovers_a_linear_rule_on_raw_feature_scales():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), 4)
+    x = rng.normal(size=(160, 6)) * np.array([1, 10, 100, 0.01, 1, 5]) + np.array([0, 50, -3, 1, 0, 0])
+    w = np.array([0.5, -0.02, 0.003, 40.0, 0.0, 0.1])
+    y = x @ w + 1.5 + rng.normal(0, 0.01, 160)
+    fit = fit_ridge_readout(x, y, groups)
+    # standardisation is folded into the raw coefficients: same predictions as the sklearn pipeline
+    pipe = make_pipeline(StandardScaler(), Ridge(alpha=fit.alpha)).fit(x, y)
+    assert np.allclose(x @ fit.coef + fit.intercept, pipe.predict(x), atol=1e-8)
+    assert fit.alpha == pytest.approx(0.1)  # nearly noise-free: the smallest penalty wins
+    assert np.allclose(fit.coef, w, atol=0.05 * np.abs(w).max())
+    assert fit.cv_r2 > 0.99 and fit.n_patients == 40 and fit.n_visits == 160
+
+
+def test_ridge_readout_penalty_grows_when_only_noise_is_there():
+    rng = np.random.default_rng(1)
+    groups = np.repeat(np.arange(30), 3)
+    x = rng.normal(size=(90, 50))
+    y = rng.normal(size=90)
+    assert fit_ridge_readout(x, y, groups).alpha >= 1e3
+
+
+def test_ridge_readout_skips_missing_labels_and_needs_enough_patients():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 3))
+    y = x[:, 0] * 2.0
+    y[::5] = np.nan
+    groups = np.repeat(np.arange(10), 4)
+    fit = fit_ridge_readout(x, y, groups)
+    assert fit.n_visits == 32 and np.isfinite(fit.coef).all()
+    with pytest.raises(ValueError, match=f">= {MIN_PATIENTS} patients"):
+        fit_ridge_readout(x[:8], y[:8], groups[:8])
+
+
+# ------------------------------------------------------------------ the model path
+def _model(readouts=("haq",), seed=0) -> LongitudinalOutcomeModel:
+    torch.manual_seed(seed)
+    return LongitudinalOutcomeModel(ModelSpec(encoder="test_efficientnet", d_model=16, attention_heads=2, layers=1,
+                                              dropout=0.0, readouts=tuple(readouts))).eval()
+
+
+def _batch(n_patients=3, n_visits=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    idx = [(b, t, v) for b in range(n_patients) for t in range(n_visits) for v in (LEFT, RIGHT)]
+    img_b, img_t, img_v = (torch.tensor(c) for c in zip(*idx))
+    return dict(images=torch.rand(len(idx), 1, 32, 32, generator=g), img_b=img_b, img_t=img_t, img_v=img_v,
+                time=torch.arange(n_visits, dtype=torch.float32).repeat(n_patients, 1),
+                visit_mask=torch.ones(n_patients, n_visits, dtype=torch.bool))
+
+
+def test_readout_is_the_clipped_linear_map_of_embedding_counts_and_mean_pooled_features():
+    model = _model()
+    batch = _batch()
+    with torch.no_grad():
+        model.readouts["haq"].weight.normal_(0, 0.05)
+        model.readouts["haq"].bias.fill_(1.2)
+        out = model.forward_batch(batch, return_readout_features=True)
+        x = out["readout_features"]
+        assert x.shape == (3, 2, model.readout_dim)
+        pooled = model.encode_images(batch["images"])
+        # the pooled part is the mean over the visit's two views
+        mean01 = (pooled[2] + pooled[3]) / 2  # patient 0, visit 1
+        assert torch.allclose(x[0, 1, -model.encoder.out_features:], mean01, atol=1e-5)
+        assert torch.allclose(x[..., :2 * model.spec.d_model], out["embedding"], atol=1e-6)
+        expected = (x @ model.readouts["haq"].weight[0] + 1.2).clamp(0, 3)
+        assert torch.allclose(out["haq"], expected, atol=1e-5)
+        model.readouts["haq"].bias.fill_(50.0)  # far above the range: clipped to the HAQ maximum
+        assert torch.allclose(model.forward_batch(batch)["haq"], torch.full((3, 2), 3.0))
+
+
+def test_a_visit_without_images_falls_back_to_the_trained_head():
+    model = _model()
+    batch = _batch(n_patients=1, n_visits=2)
+    keep = batch["img_t"] == 0  # visit 1 loses both its images
+    for k in ("images", "img_b", "img_t", "img_v"):
+        batch[k] = batch[k][keep]
+    plain = LongitudinalOutcomeModel(replace_spec(model.spec, readouts=())).eval()
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("readouts.")})
+    with torch.no_grad():
+        model.readouts["haq"].bias.fill_(2.5)
+        model.readouts["haq"].weight.zero_()
+        a, b = model.forward_batch(batch)["haq"][0], plain.forward_batch(batch)["haq"][0]
+    assert a[0] == pytest.approx(2.5) and a[1] == pytest.approx(float(b[1]))
+
+
+def replace_spec(spec, **kw):
+    from dataclasses import replace
+
+    return replace(spec, **kw)
+
+
+def test_readouts_only_for_bounded_heads_that_are_switched_on_and_old_specs_load():
+    with pytest.raises(ValueError, match="readouts"):
+        _model(readouts=("risk",))
+    with pytest.raises(ValueError, match="readouts"):
+        LongitudinalOutcomeModel(ModelSpec(encoder="test_efficientnet", d_model=16, attention_heads=2,
+                                           heads=("svdh", "haq"), readouts=("pain",)))
+    spec = ModelSpec(encoder="test_efficientnet", readouts=("haq", "pain"))
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    old = spec.to_dict()
+    del old["readouts"]
+    assert ModelSpec.from_dict(old).readouts == ()
+
+
+class _Images:
+    """Images as arrays keyed by path: a fixed random image per file."""
+
+    def __init__(self, size=32):
+        self.size, self.cache = size, {}
+
+    def get(self, path, view=None):
+        key = str(path)
+        if key not in self.cache:
+            rng = np.random.default_rng(abs(hash(key)) % 2**32)
+            self.cache[key] = rng.random((1, self.size, self.size)).astype(np.float32)
+        return self.cache[key]
+
+
+def test_fit_readouts_learns_a_target_that_is_linear_in_the_models_own_features(tmp_path):
+    """Plumbing: features, targets and patients line up, and the folded weights reproduce the fit."""
+    cohort = load(write_tiny_cohort(tmp_path / "cohort", n_patients=12, n_visits=3))
+    model = _model(readouts=("haq", "pain"))
+    images = _Images()
+    ds = PatientSequences(cohort, images, cohort.patient_ids)
+    loader = make_loader(ds, 4, 0)
+    x, _, groups = readout_data(model, loader, torch.device("cpu"))
+    rng = np.random.default_rng(3)
+    w = rng.normal(0, 1, x.shape[1]) / np.sqrt(x.shape[1])
+    rule = x @ w
+    haq = 1.5 + 0.4 * (rule - rule.mean()) / rule.std()  # inside 0-3, linear in the features
+    visits = cohort.visits.set_index(["patient_id", "visit_id"])
+    order = [(ds.patient_ids[p], v) for p in range(len(ds)) for v in ds.visit_ids[p]]
+    assert len(order) == len(haq) and len(np.unique(groups)) == 12
+    visits.loc[order, "haq"] = haq
+    cohort.visits["haq"] = visits.loc[list(zip(cohort.visits["patient_id"], cohort.visits["visit_id"])), "haq"].values
+    ds = PatientSequences(cohort, images, cohort.patient_ids)
+    fits = fit_readouts(model, make_loader(ds, 4, 0), torch.device("cpu"))
+    assert fits["haq"].cv_r2 > 0.6  # held-out patients, with about as many features as visits
+    with torch.no_grad():
+        pred = np.concatenate([model.forward_batch(b)["haq"][b["visit_mask"]].numpy() for b in make_loader(ds, 4, 0)])
+    assert np.corrcoef(pred, haq)[0, 1] > 0.99
+    assert np.isfinite(fits["pain"].coef).all()  # pain fitted on its own (noise) labels too
+
+
+# ------------------------------------------------------------------ the run
+TINY = """
+[model]
+encoder = "test_efficientnet"
+image_size = 32
+d_model = 16
+attention_heads = 2
+layers = 1
+[train]
+epochs = 1
+batch_patients = 4
+num_workers = 0
+val_fraction = 0.2
+[cv]
+folds = 2
+[data]
+cache_dir = "{cache}"
+{extra}
+"""
+
+
+def test_a_run_refits_the_readouts_on_each_models_training_patients_only(tmp_path):
+    cohort = load(write_tiny_cohort(tmp_path / "cohort", n_patients=12, n_visits=3))
+    cfg = tmp_path / "train.toml"
+    cfg.write_text(TINY.format(cache=tmp_path / "cache", extra=""))
+    run = train_run(cohort, cfg, tmp_path / "run")
+    for fold in (0, 1):
+        done = json.loads((run / f"fold_{fold}" / "done.json").read_text())
+        best = ckpt.load(run / f"fold_{fold}" / "best.pt")
+        assert best["spec"]["readouts"] == ["haq", "pain"]
+        assert {"readouts.haq.weight", "readouts.pain.bias"} <= set(best["model"])
+        train_patients = set(done["train_ids"]) | set(done["val_ids"])
+        assert not train_patients & set(done["test_ids"])
+        labelled = cohort.visits[cohort.visits["patient_id"].isin(train_patients)]
+        assert done["readouts"]["haq"]["n_patients"] == labelled.dropna(subset=["haq"])["patient_id"].nunique()
+        assert done["readouts"]["haq"]["n_visits"] == int(labelled["haq"].notna().sum())
+    # switched off: the trained heads stay
+    cfg.write_text(TINY.format(cache=tmp_path / "cache", extra="[readout]\nheads = []"))
+    off = train_run(cohort, cfg, tmp_path / "run_off")
+    assert ckpt.load(off / "fold_0" / "best.pt")["spec"]["readouts"] == []
+
+
+def test_readout_config_is_validated(tmp_path):
+    from raoutcome.errors import ConfigError
+    from raoutcome.training.config import load_config
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[readout]\nheads = ["risk"]\n')
+    with pytest.raises(ConfigError, match=r"readout.heads = \['risk'\]"):
+        load_config(bad)
+    ok = tmp_path / "ok.toml"
+    ok.write_text('[heads]\npain = false\n[readout]\nheads = ["haq", "pain"]\n')
+    assert load_config(ok).readout_heads == ("haq",)
