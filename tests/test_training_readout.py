@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.linear_model import Ridge
@@ -17,7 +18,8 @@ from raoutcome.imaging.dataset import PatientSequences, collate_patients
 from raoutcome.models import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.training import train_run
 from raoutcome.training import checkpoint as ckpt
-from raoutcome.training.readout import MIN_PATIENTS, fit_readouts, fit_ridge_readout, readout_data
+from raoutcome.training.readout import (MIN_EVENTS, MIN_PATIENTS, fit_cox_readout, fit_readouts, fit_ridge_readout,
+                                        readout_data)
 from raoutcome.training.trainer import make_loader
 
 torch.set_num_threads(1)
@@ -60,6 +62,31 @@ def test_ridge_readout_skips_missing_labels_and_needs_enough_patients():
         fit_ridge_readout(x[:8], y[:8], groups[:8])
 
 
+def test_cox_readout_reproduces_lifelines_published_rossi_fit():
+    """lifelines' documented example (Rossi recidivism data, CoxPHFitter, no penalty)."""
+    from lifelines.datasets import load_rossi
+
+    rossi = load_rossi()
+    names = ("fin", "age", "race", "wexp", "mar", "paro", "prio")
+    fit = fit_cox_readout(rossi[list(names)].to_numpy(float), rossi["week"].to_numpy(float),
+                          rossi["arrest"].to_numpy(float), names, penalizer=0.0)
+    published = {"fin": -0.379, "age": -0.057, "race": 0.314, "wexp": -0.150, "mar": -0.434, "paro": -0.085,
+                 "prio": 0.091}
+    assert np.allclose(fit.coef, [published[n] for n in names], atol=1.5e-3)
+    assert fit.concordance == pytest.approx(0.640, abs=1e-3)
+    assert fit.n_events == 114 and fit.n_patients == 432
+
+
+def test_cox_readout_gives_a_constant_input_no_coefficient_and_needs_events():
+    rng = np.random.default_rng(4)
+    x = np.column_stack([rng.normal(size=60), np.ones(60)])
+    time = rng.exponential(np.exp(-x[:, 0]))
+    fit = fit_cox_readout(x, time, np.ones(60), ("signal", "constant"))
+    assert fit.coef[0] > 0.5 and fit.coef[1] == 0.0
+    with pytest.raises(ValueError, match=f">= {MIN_EVENTS} observed events"):
+        fit_cox_readout(x, time, np.r_[1.0, np.zeros(59)], ("signal", "constant"))
+
+
 # ------------------------------------------------------------------ the model path
 def _model(readouts=("haq",), seed=0) -> LongitudinalOutcomeModel:
     torch.manual_seed(seed)
@@ -96,6 +123,25 @@ def test_readout_is_the_clipped_linear_map_of_embedding_counts_and_mean_pooled_f
         assert torch.allclose(model.forward_batch(batch)["haq"], torch.full((3, 2), 3.0))
 
 
+def test_risk_readout_is_a_linear_predictor_of_the_visits_own_outputs():
+    model = _model(readouts=("haq", "pain", "risk"))
+    assert model.risk_inputs == ("log_jsn", "log_erosion", "haq", "pain")
+    batch = _batch()
+    with torch.no_grad():
+        for name, level in (("haq", 1.0), ("pain", 40.0)):
+            model.readouts[name].weight.zero_()
+            model.readouts[name].bias.fill_(level)
+        model.readouts["risk"].weight.copy_(torch.tensor([[0.5, 1.0, 0.8, 0.01]]))
+        model.readouts["risk"].bias.zero_()
+        model.heads["risk"].center.fill_(0.25)
+        out = model.forward_batch(batch, return_readout_features=True)
+        x = torch.stack([torch.log1p(out["jsn"]), torch.log1p(out["erosion"]), out["haq"], out["pain"]], -1)
+        assert torch.allclose(out["risk_features"], x)
+        assert torch.allclose(out["haq"], torch.ones(3, 2)) and torch.allclose(out["pain"], torch.full((3, 2), 40.0))
+        expected = 0.5 * x[..., 0] + 1.0 * x[..., 1] + 0.8 * 1.0 + 0.01 * 40.0 - 0.25
+        assert torch.allclose(out["risk"], expected, atol=1e-5)
+
+
 def test_a_visit_without_images_falls_back_to_the_trained_head():
     model = _model()
     batch = _batch(n_patients=1, n_visits=2)
@@ -117,9 +163,10 @@ def replace_spec(spec, **kw):
     return replace(spec, **kw)
 
 
-def test_readouts_only_for_bounded_heads_that_are_switched_on_and_old_specs_load():
-    with pytest.raises(ValueError, match="readouts"):
-        _model(readouts=("risk",))
+def test_readouts_only_for_heads_that_are_switched_on_and_old_specs_load():
+    with pytest.raises(ValueError, match="risk readout reads"):
+        LongitudinalOutcomeModel(ModelSpec(encoder="test_efficientnet", d_model=16, attention_heads=2,
+                                           heads=("risk",), readouts=("risk",)))
     with pytest.raises(ValueError, match="readouts"):
         LongitudinalOutcomeModel(ModelSpec(encoder="test_efficientnet", d_model=16, attention_heads=2,
                                            heads=("svdh", "haq"), readouts=("pain",)))
@@ -192,20 +239,27 @@ cache_dir = "{cache}"
 
 
 def test_a_run_refits_the_readouts_on_each_models_training_patients_only(tmp_path):
-    cohort = load(write_tiny_cohort(tmp_path / "cohort", n_patients=12, n_visits=3))
+    root = write_tiny_cohort(tmp_path / "cohort", n_patients=12, n_visits=3)
+    events = pd.read_csv(root / "events.csv")
+    events["observed"] = [1, 0, 1] * 4  # enough events in every fold for the Cox readout
+    events.to_csv(root / "events.csv", index=False)
+    cohort = load(root)
     cfg = tmp_path / "train.toml"
     cfg.write_text(TINY.format(cache=tmp_path / "cache", extra=""))
     run = train_run(cohort, cfg, tmp_path / "run")
     for fold in (0, 1):
         done = json.loads((run / f"fold_{fold}" / "done.json").read_text())
         best = ckpt.load(run / f"fold_{fold}" / "best.pt")
-        assert best["spec"]["readouts"] == ["haq", "pain"]
+        assert best["spec"]["readouts"] == ["haq", "pain", "risk"]
         assert {"readouts.haq.weight", "readouts.pain.bias"} <= set(best["model"])
         train_patients = set(done["train_ids"]) | set(done["val_ids"])
         assert not train_patients & set(done["test_ids"])
         labelled = cohort.visits[cohort.visits["patient_id"].isin(train_patients)]
         assert done["readouts"]["haq"]["n_patients"] == labelled.dropna(subset=["haq"])["patient_id"].nunique()
         assert done["readouts"]["haq"]["n_visits"] == int(labelled["haq"].notna().sum())
+        events = cohort.event_table("deformity").set_index("patient_id").loc[sorted(train_patients)]
+        assert done["readouts"]["risk"]["n_events"] == int(events["observed"].sum())
+        assert set(done["readouts"]["risk"]["coef"]) == {"log_jsn", "log_erosion", "haq", "pain"}
     # switched off: the trained heads stay
     cfg.write_text(TINY.format(cache=tmp_path / "cache", extra="[readout]\nheads = []"))
     off = train_run(cohort, cfg, tmp_path / "run_off")
@@ -217,9 +271,12 @@ def test_readout_config_is_validated(tmp_path):
     from raoutcome.training.config import load_config
 
     bad = tmp_path / "bad.toml"
-    bad.write_text('[readout]\nheads = ["risk"]\n')
-    with pytest.raises(ConfigError, match=r"readout.heads = \['risk'\]"):
+    bad.write_text('[readout]\nheads = ["svdh"]\n')
+    with pytest.raises(ConfigError, match=r"readout.heads = \['svdh'\]"):
         load_config(bad)
     ok = tmp_path / "ok.toml"
-    ok.write_text('[heads]\npain = false\n[readout]\nheads = ["haq", "pain"]\n')
-    assert load_config(ok).readout_heads == ("haq",)
+    ok.write_text('[heads]\npain = false\n[readout]\nheads = ["haq", "pain", "risk"]\n')
+    assert load_config(ok).readout_heads == ("haq", "risk")
+    only_risk = tmp_path / "only_risk.toml"
+    only_risk.write_text('[heads]\nsvdh = false\nhaq = false\npain = false\n')
+    assert load_config(only_risk).readout_heads == ()

@@ -12,8 +12,10 @@ load reaches them by a short path. ``lesion_maps = 0`` is the plain pooled-embed
 after training (:mod:`raoutcome.training.readout`) on each visit's readout features: the head
 input (embedding and log counts) beside the view-averaged pooled image features. The pooled
 features keep what the narrow fusion/aggregator path drops (on the simulated cohort they
-hold periarticular bone density, R^2 ~0.8, where the embedding holds ~0.3); a visit without
-an image falls back to the trained head.
+hold periarticular bone density, R^2 ~0.8, where the embedding holds ~0.3). The risk readout
+is a Cox model on a few of the visit's own outputs (``risk_inputs``: log JSN and erosion
+counts, HAQ, pain), which stay on one scale from fold to fold. A visit without an image falls
+back to the trained head.
 
 Input images are single-channel, in [0, 1] (as :class:`raoutcome.imaging.cache.ImageCache`
 returns them); the model standardises them itself. Models never read files: every
@@ -33,8 +35,9 @@ from raoutcome.models.encoder import create_encoder
 from raoutcome.models.heads import HEAD_NAMES, HEAD_OUTPUTS, build_head
 from raoutcome.models.longitudinal import LongitudinalAggregator, ViewFusion
 
-# Heads that a closed-form linear readout can answer (bounded regression outputs).
-READOUT_HEADS: tuple[str, ...] = ("haq", "pain")
+# Heads that a closed-form readout can answer: HAQ and pain (ridge on the visit's readout
+# features) and risk (a Cox model on the visit's other outputs, see ``risk_inputs``).
+READOUT_HEADS: tuple[str, ...] = ("haq", "pain", "risk")
 
 # Grey-level standardisation (ImageNet mean/std averaged over RGB, so an RGB stem summed
 # to one channel sees what it was trained on).
@@ -109,7 +112,16 @@ class LongitudinalOutcomeModel(nn.Module):
         if bad:
             raise ValueError(f"readouts {bad}: a linear readout needs a head that is switched on, one of "
                              f"{', '.join(READOUT_HEADS)}")
-        self.readouts = nn.ModuleDict({h: nn.Linear(self.readout_dim, 1) for h in spec.readouts})
+        if "risk" in spec.readouts and not self.risk_inputs:
+            raise ValueError("the risk readout reads the SvdH, HAQ or pain outputs: switch one of them on")
+        self.readouts = nn.ModuleDict({h: nn.Linear(len(self.risk_inputs) if h == "risk" else self.readout_dim, 1)
+                                       for h in spec.readouts})
+
+    @property
+    def risk_inputs(self) -> tuple[str, ...]:
+        """The per-visit outputs a risk readout reads (``log_jsn``/``log_erosion`` are ``log1p`` of the counts)."""
+        heads = self.spec.heads
+        return (("log_jsn", "log_erosion") if "svdh" in heads else ()) + tuple(h for h in ("haq", "pain") if h in heads)
 
     @property
     def readout_dim(self) -> int:
@@ -151,6 +163,11 @@ class LongitudinalOutcomeModel(nn.Module):
             raise ValueError("this model has no lesion-density branch (lesion_maps = 0)")
         return self.density.maps(self.encoder.forward_features(self._standardise(images)))
 
+    def _risk_features(self, out: Mapping[str, Tensor]) -> Tensor:
+        """``[B, T, len(risk_inputs)]``: the visit's outputs a risk readout reads."""
+        cols = [torch.log1p(out[name[4:]]) if name.startswith("log_") else out[name] for name in self.risk_inputs]
+        return torch.stack([c.float() for c in cols], -1)
+
     @staticmethod
     def _standardise(images: Tensor) -> Tensor:
         return (images - PIXEL_MEAN) / PIXEL_STD
@@ -160,7 +177,8 @@ class LongitudinalOutcomeModel(nn.Module):
                 return_readout_features: bool = False) -> dict[str, Tensor]:
         """Per-visit outputs; ``return_maps`` adds ``lesion_density`` (the maps of every image,
         ``[N, k, h, w]``) for the joint-level density loss; ``return_readout_features`` adds
-        ``readout_features [B, T, readout_dim]`` (what a linear readout is fitted on)."""
+        ``readout_features [B, T, readout_dim]`` and ``risk_features [B, T, len(risk_inputs)]``
+        (what the readouts are fitted on)."""
         n_patients, n_visits = time.shape
         feats, maps = self._encode(images)
         counts = maps.flatten(2).sum(-1) if maps is not None else None
@@ -185,10 +203,18 @@ class LongitudinalOutcomeModel(nn.Module):
             n_img = visit_counts(torch.ones_like(feats[:, :1], dtype=torch.float32), img_b, img_t, n_patients, n_visits)
             readout_x = torch.cat([z_counts.float(), feats_mean / n_img.clamp_min(1)], -1)
             for name, readout in self.readouts.items():
-                linear = readout(readout_x).squeeze(-1).clamp(0.0, OUTCOME_RANGES[name][1])
-                out[name] = torch.where(has_image, linear, out[name])
+                if name != "risk":
+                    linear = readout(readout_x).squeeze(-1).clamp(0.0, OUTCOME_RANGES[name][1])
+                    out[name] = torch.where(has_image, linear, out[name])
             if return_readout_features:
                 out["readout_features"] = readout_x
+        if "risk" in self.readouts or return_readout_features:
+            risk_x = self._risk_features(out)
+            if "risk" in self.readouts:
+                lp = self.readouts["risk"](risk_x).squeeze(-1) - self.heads["risk"].center
+                out["risk"] = torch.where(has_image, lp, out["risk"])
+            if return_readout_features:
+                out["risk_features"] = risk_x
         out["embedding"] = z
         if return_maps and maps is not None:
             out["lesion_density"] = maps

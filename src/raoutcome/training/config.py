@@ -51,9 +51,10 @@ amp = "auto"               # mixed precision: "auto" (on with CUDA) | "on" | "of
 device = "auto"            # "auto" | "cpu" | "cuda"
 deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds
 
-[readout]                  # after training, refit these heads in closed form: ridge regression on the
-heads = ["haq", "pain"]    # frozen visit features (embedding, counts, pooled image features) of the
-folds = 5                  # model's training patients, penalty by patient-grouped K-fold CV; [] = off
+[readout]                  # after training, refit these heads in closed form on the model's training patients:
+heads = ["haq", "pain", "risk"]  # HAQ / pain: ridge on the frozen visit features (embedding, counts, pooled
+folds = 5                  # image features), penalty by patient-grouped K-fold CV; risk: a Cox model on the
+cox_penalizer = 0.1        # first visit's outputs (log counts, HAQ, pain), lifelines penalizer; [] = off
 
 [cv]
 folds = 3                  # >= 2: patient-grouped cross-fitting; 1: one model on every patient
@@ -96,7 +97,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"epochs": 20, "batch_patients": 8, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1.0,
               "grad_clip": 1.0, "patience": 5, "val_fraction": 0.15, "augment": True, "seed": 0,
               "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True},
-    "readout": {"heads": ["haq", "pain"], "folds": 5},
+    "readout": {"heads": ["haq", "pain", "risk"], "folds": 5, "cox_penalizer": 0.1},
     "cv": {"folds": 3, "seed": 0, "ensemble_seeds": 1},
     "predict": {"batch_patients": 16, "num_workers": 2},
     "data": {"cache_dir": "", "contrast": []},
@@ -173,6 +174,7 @@ _RULES: dict[str, dict[str, tuple]] = {
         "heads": (lambda v: isinstance(v, list) and all(x in READOUT_HEADS for x in v) and len(set(v)) == len(v),
                   f"a list of distinct heads from {list(READOUT_HEADS)}"),
         "folds": (lambda v: _positive_int(v) and v >= 2, "an integer >= 2"),
+        "cox_penalizer": (_number(0), "a non-negative number"),
     },
     "cv": {
         "folds": (_positive_int, "a positive integer (1 = no cross-fitting)"),
@@ -214,8 +216,11 @@ class TrainConfig:
 
     @property
     def readout_heads(self) -> tuple[str, ...]:
-        """Heads to refit as linear readouts after training (those switched on)."""
-        return tuple(h for h in self.values["readout"]["heads"] if self.values["heads"][h])
+        """Heads to refit in closed form after training: those switched on (risk only when it has a
+        SvdH, HAQ or pain output to read)."""
+        on = self.values["heads"]
+        has_inputs = on["svdh"] or on["haq"] or on["pain"]
+        return tuple(h for h in self.values["readout"]["heads"] if on[h] and (h != "risk" or has_inputs))
 
     def model_spec(self):
         from raoutcome.models.multitask import ModelSpec

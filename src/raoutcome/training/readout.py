@@ -14,8 +14,20 @@ penalty chosen by patient-grouped K-fold cross-validation (scikit-learn ``GridSe
 ``Pipeline(StandardScaler, Ridge)``; visits of one patient never straddle a split). The
 standardisation is folded into ``w, b``, so the readout is one ``nn.Linear`` in the model.
 
-The fitting (:func:`fit_ridge_readout`) is plain NumPy/scikit-learn; :func:`fit_readouts`
-collects the features from a model and writes the fitted weights into it.
+The risk head is refit the same way as a Cox proportional-hazards model (lifelines
+``CoxPHFitter``, ridge penalty ``cox_penalizer``) of the time from the first visit, on a few of
+the first visit's own outputs (``model.risk_inputs``: log JSN and erosion counts, HAQ, pain).
+Why: the trained risk head of each fold model has its own scale, so pooled out-of-fold risks
+rank patients worse than each fold does (demo cohort, 3 folds: C 0.72 pooled, 0.76 averaged
+over folds), and even the predicted erosion count alone ranks them better (C 0.76). A Cox model on
+four outputs that keep one scale from fold to fold (10 events per parameter with ~35 events)
+reached pooled C 0.75-0.76 in the same probe. The first visit is used whatever
+``survival.risk_visit`` says: a later visit's outputs against the time from the first visit
+would credit non-events with the damage of their longer follow-up.
+
+The fitting (:func:`fit_ridge_readout`, :func:`fit_cox_readout`) is plain NumPy, scikit-learn and
+lifelines; :func:`fit_readouts` collects the features from a model and writes the fitted weights
+into it.
 """
 from __future__ import annotations
 
@@ -30,6 +42,8 @@ from raoutcome.models.multitask import LongitudinalOutcomeModel
 
 ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))  # ridge penalties tried (on standardised features)
 MIN_PATIENTS = 4  # fewer labelled patients than this: keep the trained head
+MIN_EVENTS = 2  # fewer observed events than this: keep the trained risk head
+COX_PENALIZER = 0.1
 
 
 @dataclass(frozen=True)
@@ -68,13 +82,61 @@ def fit_ridge_readout(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: i
                         cv_r2=float(search.best_score_), n_visits=int(len(y)), n_patients=n_groups)
 
 
+@dataclass(frozen=True)
+class CoxReadout:
+    """A fitted risk readout: log relative hazard ``coef @ x`` (lifelines ``CoxPHFitter``)."""
+
+    coef: np.ndarray
+    penalizer: float
+    concordance: float  # Harrell's C on the patients it was fitted on
+    n_patients: int
+    n_events: int
+    summary: "object"  # lifelines' summary table (coef, se, CI, p per input)
+
+
+def fit_cox_readout(x: np.ndarray, time: np.ndarray, event: np.ndarray, names: tuple[str, ...],
+                    penalizer: float = COX_PENALIZER) -> CoxReadout:
+    """Cox model of ``(time, event)`` on the columns of ``x`` (rows with a finite time and event)."""
+    import pandas as pd
+    from lifelines import CoxPHFitter
+
+    ok = np.isfinite(time) & np.isfinite(event) & np.isfinite(x).all(1)
+    n_events = int(event[ok].sum())
+    if n_events < MIN_EVENTS:
+        raise ValueError(f"a risk readout needs >= {MIN_EVENTS} observed events, got {n_events}")
+    frame = pd.DataFrame(x[ok], columns=list(names)).assign(_time=time[ok], _event=event[ok].astype(int))
+    keep = [c for c in names if frame[c].std() > 0]  # a constant input has no coefficient
+    cph = CoxPHFitter(penalizer=penalizer).fit(frame[keep + ["_time", "_event"]], "_time", "_event")
+    coef = np.array([float(cph.params_.get(c, 0.0)) for c in names])
+    return CoxReadout(coef=coef, penalizer=float(penalizer), concordance=float(cph.concordance_index_),
+                      n_patients=int(ok.sum()), n_events=n_events, summary=cph.summary)
+
+
+@torch.inference_mode()
+def risk_data(model: LongitudinalOutcomeModel, loader: DataLoader, device: torch.device
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first-visit risk inputs ``[patients, len(risk_inputs)]``, event time, event observed) of the
+    patients in ``loader`` whose first visit has an image."""
+    model.eval()
+    xs, ts, es = [], [], []
+    for batch in loader:
+        out = model.forward_batch(batch_to(batch, device), return_readout_features=True)
+        keep = _has_image(batch)[:, 0].numpy()
+        xs.append(out["risk_features"][:, 0].float().cpu().numpy()[keep])
+        ts.append(batch["event_time"].numpy()[keep])
+        es.append(batch["event_observed"].numpy()[keep])
+    k = len(model.risk_inputs)
+    return (np.concatenate(xs) if xs else np.zeros((0, k)), np.concatenate(ts) if ts else np.zeros(0),
+            np.concatenate(es) if es else np.zeros(0))
+
+
 @torch.inference_mode()
 def readout_data(model: LongitudinalOutcomeModel, loader: DataLoader, device: torch.device
                  ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """(features ``[visits, readout_dim]``, targets per head ``{head: [visits]}`` (NaN = missing),
     patient index ``[visits]``) over every visit with an image in ``loader``."""
     model.eval()
-    xs, ys, gs = [], {h: [] for h in model.spec.readouts}, []
+    xs, ys, gs = [], {h: [] for h in model.spec.readouts if h != "risk"}, []
     for batch in loader:
         out = model.forward_batch(batch_to(batch, device), return_readout_features=True)
         keep = (batch["visit_mask"] & _has_image(batch)).numpy()
@@ -95,14 +157,15 @@ def _has_image(batch: dict) -> torch.Tensor:
 
 
 def fit_readouts(model: LongitudinalOutcomeModel, loader: DataLoader, device: torch.device,
-                 folds: int = 5) -> dict[str, RidgeReadout | str]:
+                 folds: int = 5, cox_penalizer: float = COX_PENALIZER) -> dict[str, RidgeReadout | CoxReadout | str]:
     """Fit every readout of ``model`` (``spec.readouts``) on ``loader``'s patients, in place.
 
-    Returns the fit per head, or the reason it could not be fitted (too few labelled
-    patients): that head's readout weights are left untouched and the caller should drop it.
+    HAQ and pain first (the risk readout reads their refitted outputs). Returns the fit per
+    head, or the reason it could not be fitted (too few labelled patients or events): that
+    head's readout weights are left untouched and the caller should drop it.
     """
     x, ys, groups = readout_data(model, loader, device)
-    fits: dict[str, RidgeReadout | str] = {}
+    fits: dict[str, RidgeReadout | CoxReadout | str] = {}
     for head, y in ys.items():
         try:
             fitted = fit_ridge_readout(x, y, groups, folds)
@@ -114,7 +177,24 @@ def fit_readouts(model: LongitudinalOutcomeModel, loader: DataLoader, device: to
             layer.weight.copy_(torch.as_tensor(fitted.coef, dtype=layer.weight.dtype)[None])
             layer.bias.fill_(fitted.intercept)
         fits[head] = fitted
+    if "risk" in model.readouts:
+        unfitted = [h for h, f in fits.items() if isinstance(f, str)]
+        if unfitted:  # the risk readout would read a head that stays the trained one
+            fits["risk"] = f"the readouts of {unfitted} could not be fitted"
+            return fits
+        rx, time, event = risk_data(model, loader, device)
+        try:
+            cox = fit_cox_readout(rx, time, event, model.risk_inputs, cox_penalizer)
+        except ValueError as err:
+            fits["risk"] = str(err)
+            return fits
+        layer = model.readouts["risk"]
+        with torch.no_grad():
+            layer.weight.copy_(torch.as_tensor(cox.coef, dtype=layer.weight.dtype)[None])
+            layer.bias.zero_()  # the centre is the risk head's (set after the fit)
+        fits["risk"] = cox
     return fits
 
 
-__all__ = ["ALPHAS", "MIN_PATIENTS", "RidgeReadout", "fit_ridge_readout", "fit_readouts", "readout_data"]
+__all__ = ["ALPHAS", "COX_PENALIZER", "MIN_EVENTS", "MIN_PATIENTS", "CoxReadout", "RidgeReadout",
+           "fit_cox_readout", "fit_readouts", "fit_ridge_readout", "readout_data", "risk_data"]

@@ -46,7 +46,7 @@ from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.config import TrainConfig, load_config
 from raoutcome.training.distributed import barrier, init_from_env, pick_device, shutdown
 from raoutcome.training.predict import PredictionGroup, write_predictions
-from raoutcome.training.readout import RidgeReadout, fit_readouts
+from raoutcome.training.readout import CoxReadout, RidgeReadout, fit_readouts
 from raoutcome.training.trainer import fit, make_loader, risk_center, uses_joint_targets
 
 CONFIG_NAME = "config.resolved.toml"
@@ -248,14 +248,22 @@ def _fit_readouts(mdir: Path, cohort, images, ids: list[str], cfg: TrainConfig, 
     model.to(device)
     ds = PatientSequences(cohort, images, ids, **dkw)
     loader = make_loader(ds, cfg.predict["batch_patients"], cfg.train["num_workers"], device=device)
-    fits = fit_readouts(model, loader, device, cfg.readout["folds"])
-    kept = tuple(h for h in heads if isinstance(fits[h], RidgeReadout))
+    fits = fit_readouts(model, loader, device, cfg.readout["folds"], cfg.readout["cox_penalizer"])
+    kept = tuple(h for h in heads if not isinstance(fits[h], str))
     state = {k: v.cpu() for k, v in model.state_dict().items()
              if not k.startswith("readouts.") or k.split(".")[1] in kept}
     best.update(model=state, spec=replace(spec, readouts=kept).to_dict())
     ckpt.save(best, mdir / "best.pt")
-    return {h: ({"alpha": f.alpha, "cv_r2": f.cv_r2, "n_visits": f.n_visits, "n_patients": f.n_patients}
-                if isinstance(f, RidgeReadout) else {"kept_trained_head": f}) for h, f in fits.items()}
+    return {h: _readout_record(f) for h, f in fits.items()}
+
+
+def _readout_record(fit) -> dict:
+    if isinstance(fit, RidgeReadout):
+        return {"alpha": fit.alpha, "cv_r2": fit.cv_r2, "n_visits": fit.n_visits, "n_patients": fit.n_patients}
+    if isinstance(fit, CoxReadout):
+        return {"coef": dict(zip(fit.summary.index, fit.summary["coef"].round(4))), "penalizer": fit.penalizer,
+                "train_c_index": fit.concordance, "n_patients": fit.n_patients, "n_events": fit.n_events}
+    return {"kept_trained_head": fit}
 
 
 def _center_best(mdir: Path, spec: ModelSpec, cohort, images, fit_ids, cfg, device, dkw) -> float | None:
