@@ -628,7 +628,31 @@ def _methods_section(record: Mapping[str, Any], up, analysis: _Folder) -> Sectio
     text = (f"Predictions are out-of-fold from {pred.get('n_folds')}-fold patient-grouped cross-fitting: each "
             "patient was scored by the model trained without them." if pred.get("cross_fitted") else
             "Predictions were not cross-fitted.")
+    refitted = _readout_heads(record, up)
+    if refitted:
+        text += (f" After training, each model refitted its {', '.join(refitted)} head(s) in closed form on its own "
+                 "training patients (HAQ and pain: ridge regression on the frozen visit features; risk: a Cox model "
+                 "on the first visit's outputs); penalties and coefficients are in each model's done.json.")
     return Section("methods", "Methods and reproducibility", text, blocks)
+
+
+def _readout_heads(record: Mapping[str, Any], up) -> list[str]:
+    """Heads refitted as closed-form readouts by any model of the run (from its ``done.json`` files)."""
+    import json
+    from pathlib import Path
+
+    run = up.get("train", {}).get("run")
+    if not run or not record.get("out_dir"):
+        return []
+    heads: set[str] = set()
+    for done in sorted((Path(record["out_dir"]) / run).glob("fold_*/done.json")):
+        try:
+            readouts = json.loads(done.read_text()).get("readouts") or {}
+        except (OSError, ValueError):
+            continue
+        heads |= {h for h, r in readouts.items() if "kept_trained_head" not in r}
+    order = {"haq": 0, "pain": 1, "risk": 2}
+    return sorted(heads, key=lambda h: order.get(h, 9))
 
 
 __all__ = ["build_report", "flatten", "LISTINGS"]
