@@ -280,3 +280,19 @@ def test_readout_config_is_validated(tmp_path):
     only_risk = tmp_path / "only_risk.toml"
     only_risk.write_text('[heads]\nsvdh = false\nhaq = false\npain = false\n')
     assert load_config(only_risk).readout_heads == ()
+
+
+def test_loader_workers_only_when_a_core_is_free_for_them(monkeypatch):
+    from raoutcome.training import trainer
+
+    monkeypatch.setattr(trainer.os, "cpu_count", lambda: 2)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # torch uses both cores: workers would contend with it
+        assert trainer.loader_workers(2, torch.device("cpu")) == 0
+        assert trainer.loader_workers(2, torch.device("cuda")) == 2  # a GPU run keeps its loaders
+        torch.set_num_threads(1)  # a core to spare
+        assert trainer.loader_workers(2, torch.device("cpu")) == 2
+        assert trainer.loader_workers(0, torch.device("cpu")) == 0
+    finally:
+        torch.set_num_threads(threads)

@@ -46,7 +46,8 @@ patience = 5               # early stopping: epochs without a better validation 
 val_fraction = 0.15        # share of each fold's training patients held out for early stopping
 augment = true             # small random shifts and contrast changes
 seed = 0
-num_workers = 2            # DataLoader worker processes
+num_workers = 2            # DataLoader worker processes (a CPU run with no core to spare beyond torch's
+                           # threads loads in the main process: workers would only take the model's cores)
 amp = "auto"               # mixed precision: "auto" (on with CUDA) | "on" | "off"
 device = "auto"            # "auto" | "cpu" | "cuda"
 deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds

@@ -20,6 +20,7 @@ posts.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -74,8 +75,18 @@ class EpochShuffle(Sampler[int]):
         return self.n
 
 
+def loader_workers(num_workers: int, device: torch.device | None) -> int:
+    """Worker processes actually used: on a CPU run with no core to spare beyond torch's own threads,
+    workers only take cores from the model (predict on 2 cores: 0.88 of the bare encoder's speed
+    with one worker, 0.91 loading in the main process), so loading runs in the main process."""
+    if num_workers and (device is None or device.type == "cpu") and (os.cpu_count() or 1) <= torch.get_num_threads():
+        return 0
+    return num_workers
+
+
 def make_loader(dataset, batch_size: int, num_workers: int, shuffle: bool = False,
                 generator: torch.Generator | None = None, sampler=None, device: torch.device | None = None) -> DataLoader:
+    num_workers = loader_workers(num_workers, device)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False, sampler=sampler,
                       num_workers=num_workers, collate_fn=collate_patients, generator=generator,
                       pin_memory=device is not None and device.type == "cuda",
