@@ -33,7 +33,7 @@ def write_tiny_cohort(root: Path, n_patients: int = 6, n_visits: int = 3, size: 
                 "patient_id": pid, "visit_id": vid, "time_years": round(j + 0.01 * i * (j > 0), 3),
                 "svdh_total": 2.0 * i + 3.0 * j, "svdh_jsn": float(i + j), "svdh_erosion": float(i + 2 * j),
                 "haq": round(0.125 * ((i + j) % 8), 3), "pain": float((10 * i + j) % 100),
-                "das28": round(2.0 + 0.3 * i, 2), "msasss": np.nan if j == 1 else float(j),
+                "das28": round(2.0 + 0.3 * (i % 20), 2), "msasss": np.nan if j == 1 else float(j),
             })
             for view in ("hand_left", "hand_right"):
                 rel = f"images/{pid}_{vid}_{view}.png"

@@ -18,7 +18,7 @@ from raoutcome.imaging.dataset import PatientSequences, collate_patients
 from raoutcome.models import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.training import train_run
 from raoutcome.training import checkpoint as ckpt
-from raoutcome.training.readout import (MIN_EVENTS, MIN_PATIENTS, fit_cox_readout, fit_readouts, fit_ridge_readout,
+from raoutcome.training.readout import (MIN_EVENTS_PER_INPUT, MIN_PATIENTS, fit_cox_readout, fit_readouts, fit_ridge_readout,
                                         readout_data)
 from raoutcome.training.trainer import make_loader
 
@@ -83,8 +83,9 @@ def test_cox_readout_gives_a_constant_input_no_coefficient_and_needs_events():
     time = rng.exponential(np.exp(-x[:, 0]))
     fit = fit_cox_readout(x, time, np.ones(60), ("signal", "constant"))
     assert fit.coef[0] > 0.5 and fit.coef[1] == 0.0
-    with pytest.raises(ValueError, match=f">= {MIN_EVENTS} observed events"):
-        fit_cox_readout(x, time, np.r_[1.0, np.zeros(59)], ("signal", "constant"))
+    few = np.r_[np.ones(2 * MIN_EVENTS_PER_INPUT - 1), np.zeros(60 - 2 * MIN_EVENTS_PER_INPUT + 1)]
+    with pytest.raises(ValueError, match=f"on 2 inputs needs >= {2 * MIN_EVENTS_PER_INPUT} observed events"):
+        fit_cox_readout(x, time, few, ("signal", "constant"))
 
 
 # ------------------------------------------------------------------ the model path
@@ -239,9 +240,9 @@ cache_dir = "{cache}"
 
 
 def test_a_run_refits_the_readouts_on_each_models_training_patients_only(tmp_path):
-    root = write_tiny_cohort(tmp_path / "cohort", n_patients=12, n_visits=3)
+    root = write_tiny_cohort(tmp_path / "cohort", n_patients=40, n_visits=3)
     events = pd.read_csv(root / "events.csv")
-    events["observed"] = [1, 0, 1] * 4  # enough events in every fold for the Cox readout
+    events["observed"] = [1, 1, 1, 0] * 10  # enough events in every fold for the Cox readout (3 per input)
     events.to_csv(root / "events.csv", index=False)
     cohort = load(root)
     cfg = tmp_path / "train.toml"
@@ -260,6 +261,15 @@ def test_a_run_refits_the_readouts_on_each_models_training_patients_only(tmp_pat
         events = cohort.event_table("deformity").set_index("patient_id").loc[sorted(train_patients)]
         assert done["readouts"]["risk"]["n_events"] == int(events["observed"].sum())
         assert set(done["readouts"]["risk"]["coef"]) == {"log_jsn", "log_erosion", "haq", "pain"}
+    # too few events for four inputs (fewer than 12 in a fold's training patients): the trained risk
+    # head stays, and the reason is recorded
+    rare = pd.read_csv(root / "events.csv")
+    rare["observed"] = [1, 0, 0, 0] * 10
+    rare.to_csv(root / "events.csv", index=False)
+    few = train_run(load(root), cfg, tmp_path / "run_few")
+    done = json.loads((few / "fold_0" / "done.json").read_text())
+    assert "needs >= 12 observed events" in done["readouts"]["risk"]["kept_trained_head"]
+    assert ckpt.load(few / "fold_0" / "best.pt")["spec"]["readouts"] == ["haq", "pain"]
     # switched off: the trained heads stay
     cfg.write_text(TINY.format(cache=tmp_path / "cache", extra="[readout]\nheads = []"))
     off = train_run(cohort, cfg, tmp_path / "run_off")

@@ -42,7 +42,7 @@ from raoutcome.models.multitask import LongitudinalOutcomeModel
 
 ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))  # ridge penalties tried (on standardised features)
 MIN_PATIENTS = 4  # fewer labelled patients than this: keep the trained head
-MIN_EVENTS = 2  # fewer observed events than this: keep the trained risk head
+MIN_EVENTS_PER_INPUT = 3  # fewer observed events than 3 per risk input: keep the trained risk head
 COX_PENALIZER = 0.1
 
 
@@ -102,8 +102,9 @@ def fit_cox_readout(x: np.ndarray, time: np.ndarray, event: np.ndarray, names: t
 
     ok = np.isfinite(time) & np.isfinite(event) & np.isfinite(x).all(1)
     n_events = int(event[ok].sum())
-    if n_events < MIN_EVENTS:
-        raise ValueError(f"a risk readout needs >= {MIN_EVENTS} observed events, got {n_events}")
+    need = MIN_EVENTS_PER_INPUT * max(1, len(names))
+    if n_events < need:  # too few events for the inputs: the fit separates and its coefficients explode
+        raise ValueError(f"a risk readout on {len(names)} inputs needs >= {need} observed events, got {n_events}")
     frame = pd.DataFrame(x[ok], columns=list(names)).assign(_time=time[ok], _event=event[ok].astype(int))
     keep = [c for c in names if frame[c].std() > 0]  # a constant input has no coefficient
     cph = CoxPHFitter(penalizer=penalizer).fit(frame[keep + ["_time", "_event"]], "_time", "_event")
@@ -161,7 +162,8 @@ def fit_readouts(model: LongitudinalOutcomeModel, loader: DataLoader, device: to
     """Fit every readout of ``model`` (``spec.readouts``) on ``loader``'s patients, in place.
 
     HAQ and pain first (the risk readout reads their refitted outputs). Returns the fit per
-    head, or the reason it could not be fitted (too few labelled patients or events): that
+    head, or the reason it could not be fitted (too few labelled patients, or fewer than
+    ``MIN_EVENTS_PER_INPUT`` events per risk input): that
     head's readout weights are left untouched and the caller should drop it.
     """
     x, ys, groups = readout_data(model, loader, device)
@@ -196,5 +198,5 @@ def fit_readouts(model: LongitudinalOutcomeModel, loader: DataLoader, device: to
     return fits
 
 
-__all__ = ["ALPHAS", "COX_PENALIZER", "MIN_EVENTS", "MIN_PATIENTS", "CoxReadout", "RidgeReadout",
+__all__ = ["ALPHAS", "COX_PENALIZER", "MIN_EVENTS_PER_INPUT", "MIN_PATIENTS", "CoxReadout", "RidgeReadout",
            "fit_cox_readout", "fit_readouts", "fit_ridge_readout", "readout_data", "risk_data"]

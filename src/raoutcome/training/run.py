@@ -254,7 +254,17 @@ def _fit_readouts(mdir: Path, cohort, images, ids: list[str], cfg: TrainConfig, 
              if not k.startswith("readouts.") or k.split(".")[1] in kept}
     best.update(model=state, spec=replace(spec, readouts=kept).to_dict())
     ckpt.save(best, mdir / "best.pt")
+    print(f"{mdir.name} readouts: " + "; ".join(_readout_line(h, f) for h, f in fits.items()), file=sys.stderr)
     return {h: _readout_record(f) for h, f in fits.items()}
+
+
+def _readout_line(head: str, fit) -> str:
+    if isinstance(fit, RidgeReadout):
+        return f"{head} ridge (alpha {fit.alpha:g}, grouped-CV R² {fit.cv_r2:.3f}, {fit.n_patients} patients)"
+    if isinstance(fit, CoxReadout):
+        coef = ", ".join(f"{k} {v:+.2f}" for k, v in zip(fit.summary.index, fit.summary["coef"]))
+        return f"{head} Cox ({coef}; {fit.n_events} events)"
+    return f"{head} kept the trained head ({fit})"
 
 
 def _readout_record(fit) -> dict:
