@@ -254,17 +254,20 @@ def _fit_readouts(mdir: Path, cohort, images, ids: list[str], cfg: TrainConfig, 
              if not k.startswith("readouts.") or k.split(".")[1] in kept}
     best.update(model=state, spec=replace(spec, readouts=kept).to_dict())
     ckpt.save(best, mdir / "best.pt")
-    print(f"{mdir.name} readouts: " + "; ".join(_readout_line(h, f) for h, f in fits.items()), file=sys.stderr)
-    return {h: _readout_record(f) for h, f in fits.items()}
+    records = {h: _readout_record(f) for h, f in fits.items()}
+    print(f"{mdir.name} readouts: " + "; ".join(_readout_line(h, r) for h, r in records.items()), file=sys.stderr)
+    return records
 
 
-def _readout_line(head: str, fit) -> str:
-    if isinstance(fit, RidgeReadout):
-        return f"{head} ridge (alpha {fit.alpha:g}, grouped-CV R² {fit.cv_r2:.3f}, {fit.n_patients} patients)"
-    if isinstance(fit, CoxReadout):
-        coef = ", ".join(f"{k} {v:+.2f}" for k, v in zip(fit.summary.index, fit.summary["coef"]))
-        return f"{head} Cox ({coef}; {fit.n_events} events)"
-    return f"{head} kept the trained head ({fit})"
+def _readout_line(head: str, record: dict) -> str:
+    """One human-readable summary of a ``_readout_record``."""
+    if "cv_r2" in record:
+        return f"{head} ridge (alpha {record['alpha']:g}, grouped-CV R² {record['cv_r2']:.3f}, " \
+               f"{record['n_patients']} patients)"
+    if "coef" in record:
+        coef = ", ".join(f"{k} {v:+.2f}" for k, v in record["coef"].items())
+        return f"{head} Cox ({coef}; {record['n_events']} events)"
+    return f"{head} kept the trained head ({record['kept_trained_head']})"
 
 
 def _readout_record(fit) -> dict:
