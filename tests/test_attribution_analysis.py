@@ -26,8 +26,8 @@ def script():
 
 def test_judge(script):
     res = pd.DataFrame([
-        {"cohort": "demo", "head": "haq", "ratio": 1.8, "ci_low": 1.3, "ci_high": 2.4},
-        {"cohort": "demo", "head": "svdh", "ratio": 0.7, "ci_low": 0.5, "ci_high": 0.9},
+        {"cohort": "osteopenia", "head": "haq", "ratio": 1.8, "ci_low": 1.3, "ci_high": 2.4},
+        {"cohort": "osteopenia", "head": "svdh", "ratio": 0.7, "ci_low": 0.5, "ci_high": 0.9},
         {"cohort": "null_cohort", "head": "haq", "ratio": 1.2, "ci_low": 1.05, "ci_high": 1.4},
     ])
     judged = script.judge(res)
@@ -66,7 +66,7 @@ def test_script_end_to_end_on_stand_ins(script, tmp_path, monkeypatch):
                         "--n-steps", "4"])
     assert code in (0, 1)  # a random stand-in may pass or fail the expectations; the outputs must exist
     res = pd.read_csv(tmp_path / "out" / "results.csv")
-    assert set(zip(res["cohort"], res["head"])) == {(c, h) for c in ("demo", "null_cohort")
+    assert set(zip(res["cohort"], res["head"])) == {(c, h) for c in ("osteopenia", "null_cohort")
                                                     for h in ("haq", "svdh", "haq vs svdh")}
     assert (res["ci_low"] <= res["ratio"]).all() and (res["ratio"] <= res["ci_high"]).all()
     assert (res["n_patients"] == 8).all()

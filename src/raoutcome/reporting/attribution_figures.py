@@ -19,7 +19,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from raoutcome.anatomy import REGION_NAMES, REGIONS  # noqa: E402
-from raoutcome.io_utils import atomic_path  # noqa: E402
+from raoutcome.reporting.cohort_figures import save_figure  # noqa: E402,F401  (re-exported: one PNG writer)
 from raoutcome.reporting.labels import label  # noqa: E402
 
 # One fixed colour per region code, so every figure reads the same way.
@@ -147,23 +147,14 @@ def density_ratio_figure(table, title: str | None = None) -> plt.Figure:
 
     ``table`` needs columns ``label``, ``ratio``, ``ci_low``, ``ci_high``; the parity line is drawn.
     """
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(table) + 1.4))
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(table) + 1.4))
     y = np.arange(len(table))[::-1]
     ax.errorbar(table["ratio"], y, xerr=[table["ratio"] - table["ci_low"], table["ci_high"] - table["ratio"]],
                 fmt="o", color="k", capsize=3)
     ax.axvline(1.0, color="grey", ls="--", lw=1)
     ax.set_yticks(y, list(table["label"]))
-    ax.set_xlabel("attribution density ratio, periarticular / SvdH site (95 % patient-bootstrap CI)")
+    ax.set_xlabel("attribution density, periarticular / SvdH site (95 % patient-bootstrap CI)")
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> Path:
-    """Save atomically as PNG and close the figure."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
-    return path
