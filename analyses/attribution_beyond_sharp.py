@@ -2,8 +2,8 @@
 
 On the attribution cohort (``cohorts/osteopenia_haq.toml``: the demo cohort, but HAQ is driven mainly
 by periarticular osteopenia, which the Sharp score ignores, and only weakly by joint damage) and on its
-null twin (``cohorts/osteopenia_haq_null.toml``: osteopenia rendered alike, but without effect) this
-script
+null twin (``cohorts/osteopenia_haq_null.toml``: osteopenia rendered alike but without effect, and HAQ
+driven by joint damage instead, so that it stays about as learnable) this script
 
 1. simulates it (``raoutcome.synth.simulate``; reused if the folder is there),
 2. trains the demo model (``raoutcome.training.train_run`` with ``cohorts/train_demo.toml``; resumed /
@@ -21,7 +21,14 @@ A caveat the script measures rather than hides: a head's ratio also reflects the
 the black Integrated-Gradients baseline, bright bone draws more attribution than dark joint spaces
 whatever the head. So it also reports the **contrast** ``haq vs svdh`` = HAQ's ratio / SvdH's ratio
 (:func:`raoutcome.attribution.stats.head_contrast`, paired patient bootstrap), in which such common
-factors cancel: expected above 1 on the osteopenia cohort and not on the null cohort.
+factors cancel: expected above 1 on the osteopenia cohort and not on the null cohort. (The contrast
+needs a null HAQ head that learned something: a head without signal spreads its attribution evenly
+and so out-ranks the joint-focused SvdH head on periarticular bone by default. Hence the null twin's
+HAQ is driven by joint damage rather than by nothing.)
+
+Measured (2 folds x 14 epochs each, 96 images, 2000 bootstrap resamples): osteopenia cohort HAQ 1.23
+(1.20-1.27), SvdH 0.84 (0.80-0.88), contrast 1.47 (1.41-1.53); null twin HAQ 0.82 (0.80-0.85),
+contrast 0.78 (0.73-0.82): PASS. About 30 minutes on 2 CPU cores, most of it training.
 It also renders the landmark regions of the real radiographs in ``../shared/data/real-hands`` (the
 regions path for real cohorts) and one attribution overlay of a real hand by the osteopenia-cohort model
 (``--docs`` copies both to ``docs/img/``).

@@ -285,3 +285,25 @@ def test_demo_configs_load_and_any_packaged_copy_matches():
     packaged = repo / "src" / "raoutcome" / "data" / "demo.toml"
     if packaged.is_file():  # the copy shipped for installed packages must not drift
         assert packaged.read_text() == (repo / "cohorts" / "demo.toml").read_text()
+
+
+def test_attribution_cohorts_differ_from_demo_only_where_documented():
+    """cohorts/osteopenia_haq*.toml (analyses/attribution_beyond_sharp.py): HAQ driven by periarticular
+    osteopenia, and a null twin whose HAQ is driven by joint damage instead; nothing else may drift."""
+    from dataclasses import replace
+
+    from raoutcome.synth import load_config
+    repo = Path(__file__).resolve().parents[1]
+    demo = load_config(repo / "cohorts" / "demo.toml")
+    osteo = load_config(repo / "cohorts" / "osteopenia_haq.toml")
+    twin = load_config(repo / "cohorts" / "osteopenia_haq_null.toml")
+    assert not osteo.null and twin.null and len({demo.seed, osteo.seed, twin.seed}) == 3
+    h = osteo.outcomes.haq
+    assert h.osteopenia > 2 * demo.outcomes.haq.osteopenia and h.damage < demo.outcomes.haq.damage
+    assert h.carpal_collapse == 0.0
+    assert twin.outcomes.haq.damage > demo.outcomes.haq.damage  # HAQ stays learnable, from damage only
+
+    def without_haq(cfg):
+        return cfg.replace(seed=0, null=False, outcomes=replace(cfg.outcomes, haq=demo.outcomes.haq))
+    assert without_haq(osteo) == without_haq(demo) == without_haq(twin)
+    assert replace(twin.outcomes.haq, damage=h.damage) == h
