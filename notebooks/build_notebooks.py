@@ -53,7 +53,8 @@ def biomarker_discovery() -> list:
             "3. find the region where the HAQ (disability) head looks more than the SvdH head does, and\n"
             "4. test whether the image signal in that region predicts HAQ **beyond SvdH** (partial R², F-test).\n\n"
             "On the synthetic cohort the answer is known: HAQ depends on periarticular osteopenia, which the\n"
-            "Sharp score does not score."),
+            "Sharp score does not score. (`analyses/attribution_beyond_sharp.py` asks the same question at full\n"
+            "size on a cohort where osteopenia is the main driver of HAQ, against a null twin: see the README.)"),
         new_code_cell(SETUP),
         new_markdown_cell(
             "## 1. Attribution per head\n\n"
