@@ -167,6 +167,21 @@ def _tables_only(tmp_path, name, **kw):
     return simulate(None, tmp_path / name, config=from_dict({**TINY, "n_patients": 300, "render": False, **kw}))
 
 
+def test_oracle_partial_ceilings(tmp_path):
+    """c_index_svdh / c_index_haq_mean: Harrell's C of the true baseline SvdH total / noise-free HAQ,
+    recomputed here from the truth tables; both below the true log-hazard's C."""
+    from lifelines.utils import concordance_index
+
+    root = Path(_tables_only(tmp_path, "o"))
+    o = json.loads((root / "truth/oracle.json").read_text())["deformity"]
+    ev = pd.read_csv(root / "events.csv", dtype={"patient_id": str})
+    tv = pd.read_csv(root / "truth/visits.csv", dtype={"patient_id": str})
+    base = tv[tv["visit_id"] == "v0"].set_index("patient_id").loc[ev["patient_id"]]
+    for key, col in (("c_index_svdh", "svdh_total"), ("c_index_haq_mean", "haq_mean")):
+        assert o[key] == pytest.approx(concordance_index(ev["time_years"], -base[col].to_numpy(), ev["observed"]))
+        assert 0.5 < o[key] < o["c_index_oracle"]
+
+
 def test_null_mode_features_have_zero_effect(tmp_path):
     """In null mode, switching osteopenia and carpal collapse off changes nothing in the outcomes."""
     feats_off = {"features": {"osteopenia": {"enabled": False}, "carpal_collapse": {"enabled": False},

@@ -2,6 +2,10 @@
 
 * ``deformity.c_index_oracle``: Harrell's C (lifelines ``concordance_index``) of the true log-hazard
   against the observed event times — no model can beat it in expectation.
+* ``deformity.c_index_svdh`` / ``deformity.c_index_haq_mean``: the same C for a risk that knows only the
+  true baseline SvdH total, or only the noise-free baseline HAQ: what a model whose risk merely echoes
+  the Sharp score, or disability, can reach (a "no human score" model trained on HAQ and events alone
+  must see the damage itself to go beyond the second).
 * ``haq.r2_noise_free`` / ``pain.r2_noise_free``: R^2 of the noise-free mean as a prediction of the
   observed outcome, 1 - SSE/SST over visits with the outcome present.
 * Variance shares (``r2_svdh``, ``r2_svdh_plus_nonsharp``, ``incremental_r2_nonsharp``): OLS R^2 of the
@@ -61,8 +65,12 @@ def compute_oracle(root: Path, null: bool) -> dict:
         out[name] = res
     e = ev[ev["event"] == "deformity"].merge(tp, on="patient_id")
     base = tv[tv["visit_id"] == "v0"].set_index("patient_id").loc[e["patient_id"]]
-    c = concordance_index(e["time_years"], -e["log_hazard"], e["observed"]) if e["observed"].any() else float("nan")
-    hz = {"c_index_oracle": float(c), "event_rate": float(e["observed"].mean()),
+    def c_of(risk) -> float:
+        return float(concordance_index(e["time_years"], -np.asarray(risk, float), e["observed"])) \
+            if e["observed"].any() else float("nan")
+
+    hz = {"c_index_oracle": c_of(e["log_hazard"]), "c_index_svdh": c_of(base["svdh_total"]),
+          "c_index_haq_mean": c_of(base["haq_mean"]), "event_rate": float(e["observed"].mean()),
           "n_events": int(e["observed"].sum())}
     hz.update(_shares(e["log_hazard"].to_numpy(float), base["svdh_total"].to_numpy(float),
                       base[NONSHARP].to_numpy(float)))
