@@ -73,6 +73,18 @@ def simulate(config: Path, out: Path, seed: int | None) -> Path:
     return Path(run_simulation(config, out, seed=seed))
 
 
+def seeded_config(config: Path, seeds: int, out: Path) -> Path:
+    """``config`` with ``[cv] ensemble_seeds = seeds`` (written to ``out``): every fold gets ``seeds``
+    independently trained models, whose attribution maps are averaged."""
+    from raoutcome.training.config import dumps_toml, load_config
+
+    values = load_config(config).to_dict()
+    values["cv"]["ensemble_seeds"] = int(seeds)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# {config} with {seeds} seeds per fold (analyses/attribution_beyond_sharp.py)\n" + dumps_toml(values))
+    return out
+
+
 def train(cohort, config: Path, out: Path) -> Path:
     """The trained run folder (train_run resumes from / reuses its checkpoints)."""
     from raoutcome.training import train_run
@@ -170,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "attribution_beyond_sharp")
     ap.add_argument("--train-config", type=Path, default=TRAIN_CONFIG)
+    ap.add_argument("--seeds", type=int, default=3,
+                    help="models per fold, trained from different seeds; their maps are averaged (one model's "
+                         "map varies between trainings; 0 = the training config's ensemble_seeds)")
     ap.add_argument("--osteopenia-config", type=Path, default=COHORTS["osteopenia"])
     ap.add_argument("--null-config", type=Path, default=COHORTS["null"])
     ap.add_argument("--method", default="integrated_gradients")
@@ -194,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         config, given_cohort, given_run = (getattr(args, f"{key}_{a}") for a in ("config", "cohort", "run"))
         print(f"== {name} cohort ({given_cohort or config})", flush=True)
         cohort = load(given_cohort or simulate(config, out / name / "cohort", seed=None))
-        runs[name] = given_run or train(cohort, args.train_config, out / name / "run")
+        train_config = seeded_config(args.train_config, args.seeds, out / "train.toml") if args.seeds \
+            else args.train_config
+        runs[name] = given_run or train(cohort, train_config, out / name / "run")
         table = attribute(runs[name], cohort, out / name / "attribution", args.method, args.max_images,
                           args.n_boot, args.seed, settings)
         results += density_ratios(table, name, args.n_boot, args.seed)
