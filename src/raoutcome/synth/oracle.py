@@ -65,6 +65,7 @@ def compute_oracle(root: Path, null: bool) -> dict:
         out[name] = res
     e = ev[ev["event"] == "deformity"].merge(tp, on="patient_id")
     base = tv[tv["visit_id"] == "v0"].set_index("patient_id").loc[e["patient_id"]]
+
     def c_of(risk) -> float:
         return float(concordance_index(e["time_years"], -np.asarray(risk, float), e["observed"])) \
             if e["observed"].any() else float("nan")
