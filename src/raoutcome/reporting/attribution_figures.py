@@ -6,7 +6,6 @@ Matplotlib with the Agg backend; every function returns a Figure (the caller sav
 from __future__ import annotations
 
 import textwrap
-
 from typing import Mapping, Sequence
 
 import matplotlib
