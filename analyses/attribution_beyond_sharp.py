@@ -6,7 +6,8 @@ null twin (``cohorts/osteopenia_haq_null.toml``: osteopenia rendered alike but w
 driven by joint damage instead, so that it stays about as learnable) this script
 
 1. simulates it (``raoutcome.synth.simulate``; reused if the folder is there),
-2. trains the demo model (``raoutcome.training.train_run`` with ``cohorts/train_demo.toml``; resumed /
+2. trains the demo recipe, ``--seeds`` models per fold (``raoutcome.training.train_run`` with
+   ``cohorts/train_demo.toml``; resumed /
    reused if the run folder holds checkpoints),
 3. attributes the HAQ and SvdH heads (``raoutcome.workflows.attribute``; regions from the simulator's
    truth label maps), and
