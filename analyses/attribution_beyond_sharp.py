@@ -81,13 +81,10 @@ def simulate(config: Path, out: Path, seed: int | None) -> Path:
 def seeded_config(config: Path, seeds: int, out: Path) -> Path:
     """``config`` with ``[cv] ensemble_seeds = seeds`` (written to ``out``): every fold gets ``seeds``
     independently trained models, whose attribution maps are averaged."""
-    from raoutcome.training.config import dumps_toml, load_config
+    from raoutcome.training.config import write_config_variant
 
-    values = load_config(config).to_dict()
-    values["cv"]["ensemble_seeds"] = int(seeds)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# {config} with {seeds} seeds per fold (analyses/attribution_beyond_sharp.py)\n" + dumps_toml(values))
-    return out
+    return write_config_variant(config, {"cv": {"ensemble_seeds": int(seeds)}}, out,
+                                f"with {seeds} seeds per fold (analyses/attribution_beyond_sharp.py)")
 
 
 def train(cohort, config: Path, out: Path) -> Path:

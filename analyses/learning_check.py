@@ -62,17 +62,16 @@ def derived_config(config: Path, out: Path, note: str, *, svdh: bool | None = No
                    folds: int | None = None) -> Path:
     """``config`` with the SvdH head switched on/off, ``epochs`` (patience follows) and/or ``folds``,
     written to ``out``."""
-    from raoutcome.training.config import dumps_toml, load_config
+    from raoutcome.training.config import write_config_variant
 
-    values = load_config(config).to_dict()
+    overrides: dict = {}
     if svdh is not None:
-        values["heads"]["svdh"] = svdh
+        overrides["heads"] = {"svdh": svdh}
     if epochs is not None:
-        values["train"]["epochs"] = values["train"]["patience"] = int(epochs)
+        overrides["train"] = {"epochs": int(epochs), "patience": int(epochs)}
     if folds is not None:
-        values["cv"]["folds"] = int(folds)
-    out.write_text(f"# {config} {note}\n" + dumps_toml(values))
-    return out
+        overrides["cv"] = {"folds": int(folds)}
+    return write_config_variant(config, overrides, out, note)
 
 
 def no_svdh_config(config: Path, out: Path) -> Path:

@@ -89,3 +89,17 @@ def test_differences_lists_changed_keys():
 def test_dumps_toml_is_parseable():
     text = dumps_toml({"a": {"s": 'quote " and \\ slash', "l": [1, 2], "t": {"x": 1.5}, "b": False}})
     assert tomllib.loads(text) == {"a": {"s": 'quote " and \\ slash', "l": [1, 2], "t": {"x": 1.5}, "b": False}}
+
+
+def test_write_config_variant_applies_validated_overrides(tmp_path):
+    from raoutcome.training.config import write_config_variant
+
+    demo = REPO / "cohorts" / "train_demo.toml"
+    out = write_config_variant(demo, {"cv": {"ensemble_seeds": 3}, "heads": {"svdh": False}}, tmp_path / "v.toml", "note")
+    variant, base = load_config(out).to_dict(), load_config(demo).to_dict()
+    assert variant["cv"]["ensemble_seeds"] == 3 and variant["heads"]["svdh"] is False
+    variant["cv"]["ensemble_seeds"], variant["heads"]["svdh"] = base["cv"]["ensemble_seeds"], base["heads"]["svdh"]
+    assert variant == base  # nothing else changed
+    with pytest.raises(ConfigError, match="ensemble_seeds"):
+        write_config_variant(demo, {"cv": {"ensemble_seeds": 0}}, tmp_path / "bad.toml")
+    assert not (tmp_path / "bad.toml").exists()

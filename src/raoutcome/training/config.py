@@ -84,6 +84,7 @@ from typing import Any, Mapping
 
 from raoutcome.anatomy import VIEWS
 from raoutcome.errors import ConfigError
+from raoutcome.io_utils import atomic_write
 from raoutcome.models.heads import HEAD_NAMES
 from raoutcome.models.losses import WEIGHTINGS
 from raoutcome.models.multitask import READOUT_HEADS
@@ -320,3 +321,17 @@ def dumps_toml(values: Mapping[str, Mapping[str, Any]]) -> str:
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
         lines.append("")
     return "\n".join(lines)
+
+
+def write_config_variant(config: str | Path, overrides: Mapping[str, Mapping[str, Any]], out: str | Path,
+                         note: str = "") -> Path:
+    """``config`` with ``{section: {key: value}}`` overrides, validated and written to ``out`` (for
+    analyses that train variants of one recipe, e.g. without a head or with more seeds)."""
+    values = load_config(config).to_dict()
+    for section, table in overrides.items():
+        values.setdefault(section, {}).update(table)
+    TrainConfig(values, source=f"{config} with {dict(overrides)}")  # refuse a bad override before writing
+    header = f"# {config}" + (f" {note}" if note else "") + "\n"
+    with atomic_write(out) as fh:
+        fh.write(header + dumps_toml(values))
+    return Path(out)
