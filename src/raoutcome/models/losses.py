@@ -20,6 +20,14 @@ parameter to receive a gradient).
   should hold the damage of the joints inside it — the density-map regression of
   Lempitsky & Zisserman (2010) with the joint readings as the dots. Added with a fixed
   weight outside the task weighting (it is a training signal, not an outcome).
+* Progression ranking (optional, ``rank_weight > 0``): radiographic damage is irreversible, so
+  of two radiographs of the same view of one patient the later should carry at least the damage
+  load of the earlier. A RankNet term (Burges et al. 2005) on the ``log1p`` of each image's
+  damage count (the sum of the lesion maps named by ``rank_channels``: JSN + erosion with the
+  SvdH head, the first free map without it) asks the later image of every such pair to score
+  higher. It needs no human score, only visit times, so it gives the "no human score" model a
+  label-free pull towards features that grow with disease duration (temporal-order
+  self-supervision, as in longitudinal self-supervised learning, Zhao et al. 2021).
 * Weighting: ``"fixed"`` (``sum_k w_k L_k``) or ``"uncertainty"`` (Kendall, Gal & Cipolla
   2018: ``sum_k w_k (exp(-s_k) L_k + s_k) / 2`` with learned ``s_k = log sigma_k^2``).
 """
@@ -134,6 +142,29 @@ def joint_density_loss(maps: Tensor, points: Tensor, supervised: Tensor) -> Tens
     return diff[supervised].pow(2).flatten(1).sum(1).mean()
 
 
+RANK_TEMPERATURE = 0.1  # log1p-count difference at which a pair's order is ~73 % certain (logit 1)
+
+
+def progression_pairs(img_b: Tensor, img_t: Tensor, img_v: Tensor, time: Tensor) -> tuple[Tensor, Tensor]:
+    """(earlier, later) image indices of every pair of images of the same patient and view whose
+    visit times differ (``time[b, t]`` in years)."""
+    t_img = time[img_b, img_t]
+    same = (img_b[:, None] == img_b[None, :]) & (img_v[:, None] == img_v[None, :])
+    later = same & (t_img[None, :] > t_img[:, None])
+    return later.nonzero(as_tuple=True)
+
+
+def progression_rank_loss(counts: Tensor, img_b: Tensor, img_t: Tensor, img_v: Tensor, time: Tensor,
+                          temperature: float = RANK_TEMPERATURE) -> Tensor:
+    """Mean RankNet loss ``softplus(-(s_later - s_earlier) / temperature)`` over the pairs of
+    :func:`progression_pairs`, with ``s = log1p(count)`` of each image's damage count ``[N]``."""
+    early, late = progression_pairs(img_b, img_t, img_v, time)
+    if len(early) == 0:
+        return _zero(counts)
+    s = torch.log1p(counts.float())
+    return torch.nn.functional.softplus(-(s[late] - s[early]) / temperature).mean()
+
+
 class MultitaskLoss(nn.Module):
     """Weighted sum of the per-head losses; ``forward`` returns ``(total, parts)``.
 
@@ -142,9 +173,11 @@ class MultitaskLoss(nn.Module):
 
     def __init__(self, heads: Sequence[str], weighting: str = "uncertainty",
                  weights: Mapping[str, float] | None = None, scales: Mapping[str, float] | None = None,
-                 joint_weight: float = 0.0):
+                 joint_weight: float = 0.0, rank_weight: float = 0.0, rank_channels: Sequence[int] = (0,)):
         super().__init__()
         self.joint_weight = float(joint_weight)
+        self.rank_weight = float(rank_weight)
+        self.rank_channels = tuple(int(c) for c in rank_channels)
         unknown = [h for h in heads if h not in HEAD_NAMES]
         if unknown:
             raise ValueError(f"unknown head(s) {unknown}")
@@ -171,12 +204,18 @@ class MultitaskLoss(nn.Module):
             joint = joint_density_loss(out["lesion_density"], batch["joint_points"], batch["joint_supervised"])
             total = total + self.joint_weight * joint
             parts["joints"] = float(joint.detach())
+        if self.rank_weight > 0 and "lesion_density" in out:
+            maps = out["lesion_density"]
+            counts = maps[:, list(self.rank_channels)].flatten(1).sum(1)
+            rank = progression_rank_loss(counts, batch["img_b"], batch["img_t"], batch["img_v"], batch["time"])
+            total = total + self.rank_weight * rank
+            parts["rank"] = float(rank.detach())
         return total, parts
 
     @property
     def wants_maps(self) -> bool:
-        """Whether the model should return its lesion maps (the joint density term is on)."""
-        return self.joint_weight > 0
+        """Whether the model should return its lesion maps (the joint density or ranking term is on)."""
+        return self.joint_weight > 0 or self.rank_weight > 0
 
     def scale_map(self) -> dict[str, float]:
         return dict(zip(SCALED_TARGETS, self.scales.tolist()))
@@ -189,4 +228,4 @@ class MultitaskLoss(nn.Module):
         return {h: float(v) for h, v in zip(self.heads, w)}
 
 
-__all__ = ["MultitaskLoss", "joint_density_loss", "joint_density_targets", "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS", "DEFAULT_SCALES"]
+__all__ = ["MultitaskLoss", "progression_pairs", "progression_rank_loss", "joint_density_loss", "joint_density_targets", "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS", "DEFAULT_SCALES"]

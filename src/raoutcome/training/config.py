@@ -30,6 +30,9 @@ weights = { svdh = 1.0, haq = 1.0, pain = 1.0, risk = 1.0 }   # fixed weight / p
 joint_weight = 1.0         # per-joint readings (joints table) located by the landmarks table train the
                            # JSN / erosion lesion maps cell by cell; needs the SvdH head and lesion_maps;
                            # cohorts without both tables just skip it; 0 = off
+progression_rank = 0.0     # weight of the label-free ranking term: of two radiographs of one view of a
+                           # patient, the later should show more damage (sum of the damage lesion maps);
+                           # needs lesion_maps; 0 = off
 
 [survival]
 event = "deformity"
@@ -94,7 +97,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"encoder": "resnet10t", "pretrained": "", "image_size": 128, "d_model": 128, "layers": 2,
               "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": []},
     "heads": {h: True for h in HEAD_NAMES},
-    "loss": {"weighting": "uncertainty", "weights": {h: 1.0 for h in HEAD_NAMES}, "joint_weight": 1.0},
+    "loss": {"weighting": "uncertainty", "weights": {h: 1.0 for h in HEAD_NAMES}, "joint_weight": 1.0, "progression_rank": 0.0},
     "survival": {"event": "deformity", "risk_visit": "last_before_event"},
     "train": {"epochs": 20, "batch_patients": 8, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1.0,
               "grad_clip": 1.0, "patience": 5, "val_fraction": 0.15, "augment": True, "seed": 0,
@@ -151,6 +154,7 @@ _RULES: dict[str, dict[str, tuple]] = {
         "weights": (lambda v: isinstance(v, dict) and all(k in HEAD_NAMES and _number(0)(x) for k, x in v.items()),
                     f"a table of non-negative numbers keyed by {list(HEAD_NAMES)}"),
         "joint_weight": (_number(0), "a non-negative number"),
+        "progression_rank": (_number(0), "a non-negative number"),
     },
     "survival": {
         "event": (lambda v: isinstance(v, str) and bool(v), "an event name"),
