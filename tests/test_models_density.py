@@ -106,3 +106,26 @@ def test_haq_pain_and_risk_read_the_counts_directly_and_old_specs_keep_their_hea
     old = ModelSpec.from_dict({k: v for k, v in model.spec.to_dict().items() if k != "counts_to_heads"})
     assert old.counts_to_heads is False
     assert LongitudinalOutcomeModel(old).heads["haq"].mlp[0].in_features == 2 * 16
+
+
+def test_a_real_timm_vit_counts_over_its_patch_tokens_only():
+    """The token path on an actual timm ViT (random init): the class token is left out of the
+    maps, the 14x14 patch grid takes the joint-density loss, and its gradient reaches the encoder."""
+    from raoutcome.models.losses import joint_density_loss
+
+    torch.manual_seed(0)
+    model = LongitudinalOutcomeModel(ModelSpec(encoder="vit_tiny_patch16_224", d_model=16, attention_heads=2,
+                                               layers=1, dropout=0.0, heads=("svdh",), lesion_maps=2))
+    x = torch.rand(2, 1, 224, 224, generator=torch.Generator().manual_seed(0))
+    tokens = model.encoder.forward_features(model._standardise(x))
+    assert model.encoder.num_prefix_tokens == 1 and tokens.shape[1] == 1 + 14 * 14
+    maps = model.lesion_maps(x)
+    assert maps.shape == (2, 2, 196)
+    patch_only = torch.nn.functional.softplus(model.density.proj(tokens[:, 1:])).sum(1)
+    torch.testing.assert_close(model.encode(x)[1], patch_only, rtol=1e-4, atol=1e-4)
+    out = model(x, torch.tensor([0, 0]), torch.tensor([0, 0]), torch.tensor([LEFT, RIGHT]), torch.zeros(1, 1),
+                torch.ones(1, 1, dtype=torch.bool), return_maps=True)
+    torch.testing.assert_close(out["jsn"][0, 0], patch_only[:, 0].sum(), rtol=1e-4, atol=1e-4)
+    loss = joint_density_loss(out["lesion_density"], torch.tensor([[0, 1, 0.9, 0.1, 3.0]]), torch.tensor([True, False]))
+    loss.backward()
+    assert model.encoder.patch_embed.proj.weight.grad.abs().sum() > 0
