@@ -1,0 +1,184 @@
+"""Label-free joint damage score: how unusual each joint looks beside the same joint in other radiographs.
+
+Erosions and narrowed joint spaces are local changes of a joint's shape. Bone density and exposure
+change its brightness and contrast. So this score works on shape alone. For every landmark it
+samples a square patch around the joint (right-side views mirrored to look like left ones). Each
+patch is z-normalised, which removes the mean grey level and the contrast, and so bone density and
+exposure. The patch is then projected onto the first ``n_components`` principal components of the
+same joint in a reference set of radiographs. The joint's score is the log mean squared residual:
+how much of the patch a typical joint cannot explain. PCA is the linear autoencoder of
+reconstruction-based anomaly detection (Baur et al. 2021, "Autoencoders for unsupervised anomaly
+segmentation in brain MR images"). An image's score is the mean over its landmarks.
+
+It needs no score of any kind, only the joint landmarks that the cohort's ``landmarks`` table
+gives. So it is a damage measure for the "no human score" setting. It is fitted on reference
+patients only (e.g. a model's training patients), and scores anyone. Measured on the learning-check
+cohort (``analyses/joint_anomaly_check.py``): held-out r 0.7-0.8 with log(1 + SvdH) and with log
+erosions, and little with bone density. Its limits:
+
+* it is a measure of atypical appearance, not of damage as such: a misplaced landmark, a ring or a
+  fracture raises it too;
+* it depends on the reference set: fitted on a damaged cohort, common damage becomes "typical".
+
+:class:`JointAnomaly` is the estimator (``fit`` / ``score`` on patches); :func:`joint_patches` samples
+one image; :func:`cohort_joint_anomaly` scores a cohort's images; :func:`visit_anomaly` averages
+over a visit's views.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.ndimage import gaussian_filter, map_coordinates
+
+from raoutcome.imaging.transforms import needs_mirror
+
+PATCH_HALF_WIDTH = 11 / 128  # half-width of a patch, as a fraction of the image's longer side
+PATCH_GRID = 22              # samples per patch side
+N_COMPONENTS = 5
+MIN_REFERENCE = 10           # reference patches a landmark needs before it can be scored
+
+
+def joint_patches(pixels: np.ndarray, landmarks: Mapping[str, tuple[float, float]], mirror: bool = False,
+                  half_width: float = PATCH_HALF_WIDTH, grid: int = PATCH_GRID) -> dict[str, np.ndarray]:
+    """``{landmark: flattened grid x grid patch}`` centred on each landmark ``(x, y)`` (pixel
+    coordinates of ``pixels``, column and row). A patch spans ``2 * half_width`` of the longer
+    side of the image, whatever its resolution. Large images are smoothed first, so the samples
+    do not alias. ``mirror`` flips the patches left-right, as the model sees right-side views."""
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim != 2:
+        raise ValueError(f"joint_patches needs a 2-D image, got shape {pixels.shape}")
+    span = 2.0 * half_width * max(pixels.shape)
+    step = span / grid
+    if step > 1.5:
+        pixels = gaussian_filter(pixels, sigma=0.5 * step)
+    offsets = (np.arange(grid) - (grid - 1) / 2.0) * step
+    dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
+    out = {}
+    for name, (x, y) in landmarks.items():
+        patch = map_coordinates(pixels, [dy + float(y), dx + float(x)], order=1, mode="nearest")
+        out[name] = (patch[:, ::-1] if mirror else patch).ravel()
+    return out
+
+
+def _standardise(patches: np.ndarray) -> np.ndarray:
+    """Each row to zero mean and unit SD (a flat patch stays zero)."""
+    centred = patches - patches.mean(1, keepdims=True)
+    sd = centred.std(1, keepdims=True)
+    return centred / np.where(sd > 1e-6, sd, 1.0)
+
+
+@dataclass
+class _LandmarkModel:
+    mean: np.ndarray
+    components: np.ndarray  # [n_components, d]
+
+
+class JointAnomaly:
+    """Per-landmark PCA of z-normalised joint patches; ``score`` is the log mean squared residual.
+
+    ``fit(patches)`` / ``score(patches)`` take ``{landmark: [n, d]}`` arrays (rows of NaN for an
+    image without that landmark). A landmark with fewer than ``min_reference`` reference patches is
+    left out (``landmarks_`` lists those fitted).
+    """
+
+    def __init__(self, n_components: int = N_COMPONENTS, min_reference: int = MIN_REFERENCE):
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}")
+        self.n_components = int(n_components)
+        self.min_reference = max(int(min_reference), self.n_components + 1)
+        self.models_: dict[str, _LandmarkModel] = {}
+
+    @property
+    def landmarks_(self) -> tuple[str, ...]:
+        return tuple(self.models_)
+
+    def fit(self, patches: Mapping[str, np.ndarray]) -> "JointAnomaly":
+        from sklearn.decomposition import PCA
+
+        self.models_ = {}
+        for name, arr in patches.items():
+            arr = np.asarray(arr, dtype=np.float64)
+            arr = arr[np.isfinite(arr).all(1)]
+            if len(arr) < self.min_reference:
+                continue
+            pca = PCA(min(self.n_components, arr.shape[1]), random_state=0).fit(_standardise(arr))
+            self.models_[name] = _LandmarkModel(pca.mean_, pca.components_)
+        if not self.models_:
+            raise ValueError(f"no landmark has >= {self.min_reference} reference patches to fit")
+        return self
+
+    def score(self, patches: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``{landmark: [n]}`` log mean squared reconstruction residual (NaN where the patch is missing)."""
+        if not self.models_:
+            raise RuntimeError("JointAnomaly is not fitted: call fit() first")
+        out = {}
+        for name, model in self.models_.items():
+            if name not in patches:
+                continue
+            arr = np.asarray(patches[name], dtype=np.float64)
+            ok = np.isfinite(arr).all(1)
+            z = _standardise(np.where(ok[:, None], arr, 0.0)) - model.mean
+            resid = z - (z @ model.components.T) @ model.components
+            s = np.log(np.maximum((resid ** 2).mean(1), 1e-12))
+            out[name] = np.where(ok, s, np.nan)
+        return out
+
+
+def cohort_patches(cohort, paths: Iterable[str] | None = None, progress: bool = True,
+                   half_width: float = PATCH_HALF_WIDTH, grid: int = PATCH_GRID
+                   ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """(the cohort's images with landmarks, as rows of ``images``; ``{landmark: [n_images, grid^2]}``
+    patches, NaN where an image lacks the landmark). Raises ``ValueError`` without a landmarks table."""
+    from raoutcome.imaging.io import read_image
+
+    if cohort.landmarks is None or not len(cohort.landmarks):
+        raise ValueError(f"{cohort.root}: the joint anomaly score needs a landmarks table (landmarks.csv)")
+    marks = {p: dict(zip(g["landmark"], zip(g["x"].astype(float), g["y"].astype(float))))
+             for p, g in cohort.landmarks.groupby("path")}
+    images = cohort.images[cohort.images["path"].isin(marks)]
+    if paths is not None:
+        images = images[images["path"].isin(set(paths))]
+    images = images.reset_index(drop=True)
+    names = sorted({n for p in images["path"] for n in marks[p]})
+    out = {n: np.full((len(images), grid * grid), np.nan, dtype=np.float32) for n in names}
+    rows = images.itertuples(index=True)
+    if progress:
+        from tqdm.auto import tqdm
+
+        rows = tqdm(rows, total=len(images), desc="joint patches", unit="image")
+    for row in rows:
+        pixels = read_image(cohort.image_path(row.path)).pixels
+        for name, patch in joint_patches(pixels, marks[row.path], needs_mirror(row.view), half_width, grid).items():
+            out[name][row.Index] = patch
+    return images, out
+
+
+def cohort_joint_anomaly(cohort, reference_ids: Iterable[str] | None = None, n_components: int = N_COMPONENTS,
+                         progress: bool = True) -> pd.DataFrame:
+    """One row per image with landmarks: ``patient_id, visit_id, view, path``, ``anomaly`` (mean over
+    its landmarks) and ``anomaly_<landmark>``. The PCA is fitted on ``reference_ids``' images (default:
+    every patient); score only patients outside them when the score is to be validated."""
+    images, patches = cohort_patches(cohort, progress=progress)
+    ref = np.ones(len(images), bool) if reference_ids is None else \
+        images["patient_id"].isin({str(p) for p in reference_ids}).to_numpy()
+    if not ref.any():
+        raise ValueError("none of the reference patients has an image with landmarks")
+    model = JointAnomaly(n_components).fit({n: a[ref] for n, a in patches.items()})
+    scores = model.score(patches)
+    table = pd.DataFrame({f"anomaly_{n}": s for n, s in scores.items()})
+    out = pd.concat([images[["patient_id", "visit_id", "view", "path"]], table], axis=1)
+    out["anomaly"] = table.mean(1, skipna=True)
+    return out
+
+
+def visit_anomaly(image_scores: pd.DataFrame) -> pd.DataFrame:
+    """The mean ``anomaly`` over the views of each visit: ``patient_id, visit_id, anomaly, n_views``."""
+    g = image_scores.dropna(subset=["anomaly"]).groupby(["patient_id", "visit_id"], sort=True)["anomaly"]
+    return g.agg(anomaly="mean", n_views="size").reset_index()
+
+
+__all__ = ["JointAnomaly", "joint_patches", "cohort_patches", "cohort_joint_anomaly", "visit_anomaly",
+           "PATCH_HALF_WIDTH", "PATCH_GRID", "N_COMPONENTS"]
