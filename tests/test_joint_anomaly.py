@@ -133,3 +133,34 @@ def test_real_hands_correct_joints_score_lower_than_misplaced_ones():
         good.append(np.mean([s[0] for s in model.score({k: v[None] for k, v in correct[name].items()}).values()]))
         bad.append(np.mean([s[0] for s in model.score({k: v[None] for k, v in shifted[name].items()}).values()]))
     assert all(b > g for g, b in zip(good, bad)), (good, bad)
+
+
+def _check_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "analyses" / "joint_anomaly_check.py"
+    spec = importlib.util.spec_from_file_location("joint_anomaly_check", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_check_script_scores_held_out_patients_and_refuses_a_cohort_without_landmarks(small_study, tmp_path):
+    import json
+    import shutil
+
+    script = _check_script()
+    out = tmp_path / "ja"
+    assert script.main(["--cohort", str(small_study["cohort"]), "--out", str(out), "--folds", "2"]) == 0
+    result = json.loads((out / "joint_anomaly_check.json").read_text())
+    assert result["pearson_r"]["log_svdh"]["r"] > 0.4 and result["pearson_r"]["log_svdh"]["n"] > 50
+    assert 0.0 <= result["survival"]["c_index_baseline"] <= 1.0
+    images = pd.read_csv(out / "joint_anomaly_images.csv")
+    assert set(images["fold"]) == {0, 1} and images["anomaly"].notna().all()
+    assert images.groupby("patient_id")["fold"].nunique().max() == 1  # a patient is scored by one fold only
+    assert (out / "joint_anomaly_vs_svdh.png").stat().st_size > 0
+    bare = tmp_path / "bare"
+    shutil.copytree(small_study["cohort"], bare, ignore=shutil.ignore_patterns("landmarks.csv", "images"))
+    (bare / "images").symlink_to(Path(small_study["cohort"]) / "images")
+    assert script.main(["--cohort", str(bare), "--out", str(tmp_path / "ja2")]) == 2
+    assert not (tmp_path / "ja2" / "joint_anomaly_check.json").exists()
