@@ -4,7 +4,7 @@
 joint in reference radiographs. It uses no human score, only landmarks. This script validates it
 with patient-grouped K-fold cross-fitting (:func:`raoutcome.cohort.splits.kfold`, stratified on the
 event): each fold's PCA is fitted on the other folds' patients, and only the held-out patients are
-scored. Reported on the visit-level score (mean over the views):
+scored (:func:`raoutcome.imaging.joint_anomaly.cross_fitted_joint_anomaly`). Reported on the visit-level score (mean over the views):
 
 * Pearson r with log(1 + SvdH total), log(1 + erosion), log(1 + JSN) and, on a simulated cohort,
   the simulator's truth: damage, bone density (osteopenia), carpal collapse, swelling;
@@ -33,29 +33,6 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def held_out_scores(cohort, folds: int, seed: int, n_components: int, event: str) -> pd.DataFrame:
-    """Per image: the anomaly scores from the fold model that was not fitted on the patient, and ``fold``."""
-    from raoutcome.cohort.splits import kfold
-    from raoutcome.imaging.joint_anomaly import JointAnomaly, cohort_patches
-
-    images, patches = cohort_patches(cohort)
-    ev = cohort.events[cohort.events["event"] == event].set_index("patient_id")["observed"]
-    ids = cohort.patient_ids
-    status = [int(ev.get(p, 0)) for p in ids]
-    parts = []
-    for f, (train_ids, test_ids) in enumerate(kfold(ids, status, folds, seed)):
-        ref = images["patient_id"].isin(set(train_ids)).to_numpy()
-        test = images["patient_id"].isin(set(test_ids)).to_numpy()
-        model = JointAnomaly(n_components).fit({n: a[ref] for n, a in patches.items()})
-        scores = pd.DataFrame({f"anomaly_{n}": s[test] for n, s in model.score(patches).items()})
-        part = images.loc[test, ["patient_id", "visit_id", "view", "path"]].reset_index(drop=True)
-        part = pd.concat([part, scores], axis=1)
-        part["anomaly"] = scores.mean(1, skipna=True)
-        part["fold"] = f
-        parts.append(part)
-    return pd.concat(parts, ignore_index=True)
 
 
 def correlations(visits: pd.DataFrame) -> dict:
@@ -123,7 +100,7 @@ def main(argv=None) -> int:
 
     from raoutcome.cohort import load
     from raoutcome.errors import InputError
-    from raoutcome.imaging.joint_anomaly import visit_anomaly
+    from raoutcome.imaging.joint_anomaly import cross_fitted_joint_anomaly, visit_anomaly
     from raoutcome.io_utils import atomic_write
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -135,8 +112,8 @@ def main(argv=None) -> int:
         cohort_dir = args.cohort
     try:
         cohort = load(cohort_dir)
-        images = held_out_scores(cohort, args.folds, args.seed, args.components, args.event)
-    except (InputError, ValueError) as err:
+        images = cross_fitted_joint_anomaly(cohort, args.folds, args.seed, args.components, args.event)
+    except InputError as err:
         print(f"joint anomaly check: {err}", file=sys.stderr)
         return 2
     visits = visit_anomaly(images).merge(cohort.visits, on=["patient_id", "visit_id"], how="left")

@@ -12,6 +12,7 @@ from PIL import Image
 from scipy.ndimage import zoom
 from sklearn.metrics import roc_auc_score
 
+from raoutcome.errors import InputError
 from raoutcome.imaging.joint_anomaly import (PATCH_GRID, JointAnomaly, cohort_joint_anomaly, joint_patches,
                                              visit_anomaly)
 
@@ -106,7 +107,7 @@ def test_a_cohort_without_landmarks_is_refused(small_study):
     from raoutcome.cohort import load
 
     cohort = replace(load(small_study["cohort"]), landmarks=None)
-    with pytest.raises(ValueError, match="landmarks"):
+    with pytest.raises(InputError, match="landmarks"):
         cohort_joint_anomaly(cohort, progress=False)
 
 
@@ -164,3 +165,25 @@ def test_the_check_script_scores_held_out_patients_and_refuses_a_cohort_without_
     (bare / "images").symlink_to(Path(small_study["cohort"]) / "images")
     assert script.main(["--cohort", str(bare), "--out", str(tmp_path / "ja2")]) == 2
     assert not (tmp_path / "ja2" / "joint_anomaly_check.json").exists()
+
+
+def test_cli_writes_cross_fitted_visit_scores_and_refuses_bad_options(small_study, tmp_path):
+    from typer.testing import CliRunner
+
+    from raoutcome.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "anomaly.csv"
+    result = runner.invoke(app, ["joint-anomaly", "--cohort", str(small_study["cohort"]), "--out", str(out),
+                                 "--folds", "2"])
+    assert result.exit_code == 0, result.output
+    visits = pd.read_csv(out)
+    assert list(visits.columns) == ["patient_id", "visit_id", "anomaly", "n_views"] and visits["anomaly"].notna().all()
+    result = runner.invoke(app, ["joint-anomaly", "--cohort", str(small_study["cohort"]), "--out",
+                                 str(tmp_path / "img.csv"), "--folds", "0", "--level", "image"])
+    assert result.exit_code == 0, result.output
+    assert "anomaly_MCP2" in pd.read_csv(tmp_path / "img.csv").columns
+    for bad in (["--folds", "1"], ["--level", "joint"]):
+        result = runner.invoke(app, ["joint-anomaly", "--cohort", str(small_study["cohort"]), "--out",
+                                     str(tmp_path / "bad.csv"), *bad])
+        assert result.exit_code == 2 and not (tmp_path / "bad.csv").exists()

@@ -125,6 +125,37 @@ def attribute(
     typer.echo(f"attribution written to {path}")
 
 
+@app.command("joint-anomaly")
+def joint_anomaly(
+    cohort: Path = typer.Option(..., "--cohort", help="Cohort folder or cohort.toml (needs landmarks.csv)"),
+    out: Path = typer.Option(..., "--out", help="CSV file to write"),
+    folds: int = typer.Option(3, "--folds", help="score each patient by a PCA fitted on the other folds; "
+                                                "0 = one PCA fitted on every patient"),
+    level: str = typer.Option("visit", "--level", help="visit (mean over views) | image (every landmark)"),
+    components: int = typer.Option(5, "--components", help="principal components per landmark"),
+    seed: int = typer.Option(0, "--seed", help="fold assignment"),
+) -> None:
+    """Label-free joint damage score from landmarked radiographs (no human score needed)."""
+    from raoutcome.cohort import load
+    from raoutcome.imaging.joint_anomaly import cohort_joint_anomaly, cross_fitted_joint_anomaly, visit_anomaly
+    from raoutcome.io_utils import atomic_write
+
+    if level not in ("visit", "image"):
+        _fail(InputError(f"--level must be 'visit' or 'image', not {level!r}"))
+    if folds == 1 or folds < 0:
+        _fail(InputError(f"--folds must be 0 (no cross-fitting) or >= 2, not {folds}"))
+    try:
+        c = load(cohort)
+        scores = cross_fitted_joint_anomaly(c, folds, seed, components) if folds else \
+            cohort_joint_anomaly(c, None, components)
+    except InputError as err:
+        _fail(err)
+    table = visit_anomaly(scores) if level == "visit" else scores
+    with atomic_write(out) as fh:
+        table.to_csv(fh, index=False)
+    typer.echo(f"joint anomaly scores ({len(table)} {level}s) written to {out}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the whole demo study"),

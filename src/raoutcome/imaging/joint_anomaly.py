@@ -21,8 +21,9 @@ erosions, and little with bone density. Its limits:
 * it depends on the reference set: fitted on a damaged cohort, common damage becomes "typical".
 
 :class:`JointAnomaly` is the estimator (``fit`` / ``score`` on patches); :func:`joint_patches` samples
-one image; :func:`cohort_joint_anomaly` scores a cohort's images; :func:`visit_anomaly` averages
-over a visit's views.
+one image; :func:`cohort_joint_anomaly` scores a cohort's images (:func:`cross_fitted_joint_anomaly`:
+each patient by a PCA fitted without them); :func:`visit_anomaly` averages over a visit's views.
+``raoutcome joint-anomaly`` writes either as CSV.
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter, map_coordinates
 
+from raoutcome.errors import InputError
 from raoutcome.imaging.transforms import needs_mirror
 
 PATCH_HALF_WIDTH = 11 / 128  # half-width of a patch, as a fraction of the image's longer side
@@ -131,11 +133,12 @@ def cohort_patches(cohort, paths: Iterable[str] | None = None, progress: bool = 
                    half_width: float = PATCH_HALF_WIDTH, grid: int = PATCH_GRID
                    ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """(the cohort's images with landmarks, as rows of ``images``; ``{landmark: [n_images, grid^2]}``
-    patches, NaN where an image lacks the landmark). Raises ``ValueError`` without a landmarks table."""
+    patches, NaN where an image lacks the landmark). Raises :class:`~raoutcome.errors.InputError`
+    without a landmarks table."""
     from raoutcome.imaging.io import read_image
 
     if cohort.landmarks is None or not len(cohort.landmarks):
-        raise ValueError(f"{cohort.root}: the joint anomaly score needs a landmarks table (landmarks.csv)")
+        raise InputError(f"{cohort.root}: the joint anomaly score needs a landmarks table (landmarks.csv)")
     marks = {p: dict(zip(g["landmark"], zip(g["x"].astype(float), g["y"].astype(float))))
              for p, g in cohort.landmarks.groupby("path")}
     images = cohort.images[cohort.images["path"].isin(marks)]
@@ -165,7 +168,7 @@ def cohort_joint_anomaly(cohort, reference_ids: Iterable[str] | None = None, n_c
     ref = np.ones(len(images), bool) if reference_ids is None else \
         images["patient_id"].isin({str(p) for p in reference_ids}).to_numpy()
     if not ref.any():
-        raise ValueError("none of the reference patients has an image with landmarks")
+        raise InputError("none of the reference patients has an image with landmarks")
     model = JointAnomaly(n_components).fit({n: a[ref] for n, a in patches.items()})
     scores = model.score(patches)
     table = pd.DataFrame({f"anomaly_{n}": s for n, s in scores.items()})
@@ -174,11 +177,41 @@ def cohort_joint_anomaly(cohort, reference_ids: Iterable[str] | None = None, n_c
     return out
 
 
+def cross_fitted_joint_anomaly(cohort, folds: int = 3, seed: int = 0, n_components: int = N_COMPONENTS,
+                               event: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """As :func:`cohort_joint_anomaly`, but each patient is scored by a PCA fitted on the other folds'
+    patients (patient-grouped K-fold, :func:`raoutcome.cohort.splits.kfold`, stratified on ``event``
+    when given), with a ``fold`` column: scores to validate, or to use as a covariate beside outcomes."""
+    from raoutcome.cohort.splits import kfold
+
+    images, patches = cohort_patches(cohort, progress=progress)
+    ids = cohort.patient_ids
+    status = [0] * len(ids)
+    if event is not None:
+        observed = cohort.events[cohort.events["event"] == event].set_index("patient_id")["observed"]
+        status = [int(observed.get(p, 0)) for p in ids]
+    parts = []
+    for f, (train_ids, test_ids) in enumerate(kfold(ids, status, folds, seed)):
+        ref = images["patient_id"].isin(set(train_ids)).to_numpy()
+        test = images["patient_id"].isin(set(test_ids)).to_numpy()
+        if not ref.any() or not test.any():
+            continue
+        model = JointAnomaly(n_components).fit({n: a[ref] for n, a in patches.items()})
+        scores = pd.DataFrame({f"anomaly_{n}": s[test] for n, s in model.score(patches).items()})
+        part = pd.concat([images.loc[test, ["patient_id", "visit_id", "view", "path"]].reset_index(drop=True),
+                          scores], axis=1)
+        part["anomaly"] = scores.mean(1, skipna=True)
+        part["fold"] = f
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
 def visit_anomaly(image_scores: pd.DataFrame) -> pd.DataFrame:
     """The mean ``anomaly`` over the views of each visit: ``patient_id, visit_id, anomaly, n_views``."""
     g = image_scores.dropna(subset=["anomaly"]).groupby(["patient_id", "visit_id"], sort=True)["anomaly"]
     return g.agg(anomaly="mean", n_views="size").reset_index()
 
 
-__all__ = ["JointAnomaly", "joint_patches", "cohort_patches", "cohort_joint_anomaly", "visit_anomaly",
+__all__ = ["JointAnomaly", "joint_patches", "cohort_patches", "cohort_joint_anomaly", "cross_fitted_joint_anomaly",
+           "visit_anomaly",
            "PATCH_HALF_WIDTH", "PATCH_GRID", "N_COMPONENTS"]
