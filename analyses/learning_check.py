@@ -133,6 +133,30 @@ def evaluate(predictions: Path, cohort, risk_at: str) -> dict:
     return out
 
 
+def label_free_reference(cohort, folds: int = 3) -> dict:
+    """What the label-free joint anomaly score alone gives on the same cohort: C of its baseline value
+    for deformity and its r with log(1 + SvdH), each patient scored by a PCA fitted without them
+    (empty when the cohort has no landmarks)."""
+    import numpy as np
+    from lifelines.utils import concordance_index
+
+    from raoutcome.errors import InputError
+    from raoutcome.imaging.joint_anomaly import cross_fitted_joint_anomaly, visit_anomaly
+
+    try:
+        scores = visit_anomaly(cross_fitted_joint_anomaly(cohort, folds, event="deformity", progress=False))
+    except InputError:
+        return {}
+    visits = scores.merge(cohort.visits, on=["patient_id", "visit_id"])
+    both = visits.dropna(subset=["svdh_total"])
+    first = visits.sort_values("time_years").groupby("patient_id").head(1).set_index("patient_id")
+    ev = cohort.events[cohort.events["event"] == "deformity"].set_index("patient_id").reindex(first.index).dropna()
+    return {"c_index_baseline": float(concordance_index(ev["time_years"], -first.loc[ev.index, "anomaly"],
+                                                        ev["observed"])),
+            "r_log_svdh": float(np.corrcoef(both["anomaly"], np.log1p(both["svdh_total"]))[0, 1]),
+            "folds": folds}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("learning_check_out"))
@@ -199,8 +223,14 @@ def main(argv=None) -> int:
             if dz["c_index_haq_mean"] < targets["c_index"] else ""
         print(f"ceilings (C at baseline): true log-hazard {dz['c_index_oracle']:.3f}, true SvdH total "
               f"{dz['c_index_svdh']:.3f}, noise-free HAQ {dz['c_index_haq_mean']:.3f}{below}")
+    label_free = label_free_reference(cohort)
+    if label_free:
+        print(f"label-free reference (no model, no human score): the cross-fitted joint anomaly score at baseline "
+              f"ranks deformity with C {label_free['c_index_baseline']:.3f}; its r with log(1 + SvdH) is "
+              f"{label_free['r_log_svdh']:.3f} (raoutcome.imaging.joint_anomaly)")
     print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     report = {"cohort": str(cohort_dir), "oracle": oracle, "targets": targets, "results": results,
+              "label_free_joint_anomaly": label_free,
               "checks": checks, "timings_s": timings, "risk_at": args.risk_at,
               "config": tomllib.loads(Path(config).read_text())}
     (args.out / "learning_check.json").write_text(json.dumps(report, indent=2) + "\n")

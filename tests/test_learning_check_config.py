@@ -30,3 +30,15 @@ def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
     if base.cv["folds"] != 3:
         expected.add(f"cv.folds: {base.cv['folds']} -> 3")
     assert set(no_svdh.differences(base)) == expected
+
+
+def test_label_free_reference_scores_the_cohort_or_stays_empty_without_landmarks(small_study):
+    from dataclasses import replace
+
+    from raoutcome.cohort import load
+
+    lc = _module()
+    cohort = load(small_study["cohort"])
+    ref = lc.label_free_reference(cohort, folds=2)
+    assert 0.0 <= ref["c_index_baseline"] <= 1.0 and ref["r_log_svdh"] > 0.4 and ref["folds"] == 2
+    assert lc.label_free_reference(replace(cohort, landmarks=None)) == {}
