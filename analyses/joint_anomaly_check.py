@@ -4,12 +4,13 @@
 joint in reference radiographs. It uses no human score, only landmarks. This script validates it
 with patient-grouped K-fold cross-fitting (:func:`raoutcome.cohort.splits.kfold`, stratified on the
 event): each fold's PCA is fitted on the other folds' patients, and only the held-out patients are
-scored (:func:`raoutcome.imaging.joint_anomaly.cross_fitted_joint_anomaly`). Reported on the visit-level score (mean over the views):
+scored (:func:`raoutcome.imaging.joint_anomaly.cross_fitted_joint_anomaly`). Reported on the
+visit-level score (mean over the views):
 
 * Pearson r with log(1 + SvdH total), log(1 + erosion), log(1 + JSN) and, on a simulated cohort,
   the simulator's truth: damage, bone density (osteopenia), carpal collapse, swelling;
-* Harrell's C (lifelines ``concordance_index``) of the baseline score for the first event in
-  ``events`` (``--event``), beside the simulator's ceilings in ``truth/oracle.json`` when present.
+* Harrell's C (lifelines ``concordance_index``) of the first-visit score for the event ``--event``
+  (default deformity), beside the simulator's ceilings in ``truth/oracle.json`` when present.
 
 With the SvdH columns of ``visits`` (a real cohort's human score), the r's are its agreement with
 the Sharp score; with ``truth/`` (a simulated cohort) they are against the true damage.
@@ -17,7 +18,7 @@ the Sharp score; with ``truth/`` (a simulated cohort) they are against the true 
 Writes ``joint_anomaly_check.json``, ``joint_anomaly_images.csv`` (held-out score per image and
 landmark) and ``joint_anomaly_vs_svdh.png`` into ``--out``. By default it simulates the
 learning-check cohort (``cohorts/demo.toml``, as ``analyses/learning_check.py`` does) or reuses
-``--cohort``. About a minute on 2 cores for the 180-patient demo cohort.
+``--cohort``. On 2 cores: about 15 s for the 180-patient demo cohort, plus a few minutes to simulate it.
 
     .venv/bin/python analyses/joint_anomaly_check.py --out joint_anomaly [--cohort DIR] [--folds 3]
 """
@@ -28,63 +29,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-
-def correlations(visits: pd.DataFrame) -> dict:
-    """Pearson r (and n) of the visit score with every reference column present."""
-    cols = {"log_svdh": ("svdh_total", True), "log_erosion": ("svdh_erosion", True), "log_jsn": ("svdh_jsn", True),
-            "true_damage": ("damage", False), "osteopenia": ("osteopenia", False),
-            "carpal_collapse": ("carpal_collapse", False), "swelling": ("swelling", False)}
-    out = {}
-    for name, (col, log) in cols.items():
-        if col not in visits:
-            continue
-        d = visits[["anomaly", col]].dropna()
-        if len(d) < 3:
-            continue
-        y = np.log1p(d[col].to_numpy(float)) if log else d[col].to_numpy(float)
-        out[name] = {"r": float(np.corrcoef(d["anomaly"], y)[0, 1]), "n": int(len(d))}
-    return out
-
-
-def baseline_c_index(visits: pd.DataFrame, cohort, event: str) -> dict:
-    from lifelines.utils import concordance_index
-
-    first = visits.sort_values("time_years").groupby("patient_id").head(1).set_index("patient_id")
-    ev = cohort.events[cohort.events["event"] == event].set_index("patient_id").reindex(first.index).dropna()
-    if ev.empty or not ev["observed"].any():
-        return {}
-    score = first.loc[ev.index, "anomaly"]
-    return {"c_index_baseline": float(concordance_index(ev["time_years"], -score, ev["observed"])),
-            "n_patients": int(len(ev)), "n_events": int(ev["observed"].sum())}
-
-
-def figure(visits: pd.DataFrame, path: Path) -> Path | None:
-    if "svdh_total" not in visits or visits["svdh_total"].notna().sum() < 3:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from raoutcome.reporting.cohort_figures import save_figure
-
-    d = visits.dropna(subset=["svdh_total", "anomaly"])
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    colour = d["osteopenia"] if "osteopenia" in d else None
-    sc = ax.scatter(np.log1p(d["svdh_total"]), d["anomaly"], c=colour, s=10, cmap="viridis", alpha=0.8)
-    if colour is not None:
-        fig.colorbar(sc, ax=ax, label="bone density loss (simulated osteopenia)")
-    ax.set_xlabel("log(1 + SvdH total)")
-    ax.set_ylabel("joint anomaly score (held out)")
-    r = np.corrcoef(np.log1p(d["svdh_total"]), d["anomaly"])[0, 1]
-    ax.set_title(f"Label-free joint anomaly vs the Sharp score (r = {r:.2f}, {len(d)} visits)")
-    return save_figure(fig, path)
 
 
 def main(argv=None) -> int:
@@ -100,7 +48,9 @@ def main(argv=None) -> int:
 
     from raoutcome.cohort import load
     from raoutcome.errors import InputError
+    from raoutcome.analysis.anomaly import first_visit_c_index, score_correlations
     from raoutcome.imaging.joint_anomaly import cross_fitted_joint_anomaly, visit_anomaly
+    from raoutcome.reporting.stats_figures import anomaly_figure, save
     from raoutcome.io_utils import atomic_write
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -125,14 +75,16 @@ def main(argv=None) -> int:
         visits = visits.merge(t[keep], on=["patient_id", "visit_id"], how="left")
     result = {"cohort": str(cohort_dir), "folds": args.folds, "seed": args.seed, "components": args.components,
               "n_images": int(len(images)), "n_visits": int(len(visits)),
-              "pearson_r": correlations(visits), "survival": baseline_c_index(visits, cohort, args.event)}
+              "pearson_r": score_correlations(visits),
+              "survival": first_visit_c_index(visits, cohort.events, args.event)}
     oracle = Path(cohort_dir) / "truth" / "oracle.json"
     if oracle.exists():
         dz = json.loads(oracle.read_text()).get("deformity", {})
         result["ceilings"] = {k: dz[k] for k in ("c_index_oracle", "c_index_svdh", "c_index_haq_mean") if k in dz}
     with atomic_write(args.out / "joint_anomaly_images.csv") as fh:
         images.to_csv(fh, index=False)
-    fig = figure(visits, args.out / "joint_anomaly_vs_svdh.png")
+    scored = "svdh_total" in visits and visits["svdh_total"].notna().sum() >= 3
+    fig = save(anomaly_figure(visits), args.out / "joint_anomaly_vs_svdh.png") if scored else None
     with atomic_write(args.out / "joint_anomaly_check.json") as fh:
         json.dump(result, fh, indent=2)
     print(f"joint anomaly check on {cohort_dir}: {len(images)} images, held-out scores from {args.folds} folds")
@@ -140,7 +92,7 @@ def main(argv=None) -> int:
         print(f"  r with {name:<16} {v['r']:+.3f}  ({v['n']} visits)")
     if result["survival"]:
         s = result["survival"]
-        print(f"  C of the baseline score for {args.event}: {s['c_index_baseline']:.3f} "
+        print(f"  C of the first-visit score for {args.event}: {s['c_index_first_visit']:.3f} "
               f"({s['n_patients']} patients, {s['n_events']} events)")
     for k, v in result.get("ceilings", {}).items():
         print(f"  ceiling {k}: {v:.3f}")

@@ -155,7 +155,7 @@ def test_the_check_script_scores_held_out_patients_and_refuses_a_cohort_without_
     assert script.main(["--cohort", str(small_study["cohort"]), "--out", str(out), "--folds", "2"]) == 0
     result = json.loads((out / "joint_anomaly_check.json").read_text())
     assert result["pearson_r"]["log_svdh"]["r"] > 0.4 and result["pearson_r"]["log_svdh"]["n"] > 50
-    assert 0.0 <= result["survival"]["c_index_baseline"] <= 1.0
+    assert 0.0 <= result["survival"]["c_index_first_visit"] <= 1.0
     images = pd.read_csv(out / "joint_anomaly_images.csv")
     assert set(images["fold"]) == {0, 1} and images["anomaly"].notna().all()
     assert images.groupby("patient_id")["fold"].nunique().max() == 1  # a patient is scored by one fold only
@@ -187,3 +187,36 @@ def test_cli_writes_cross_fitted_visit_scores_and_refuses_bad_options(small_stud
         result = runner.invoke(app, ["joint-anomaly", "--cohort", str(small_study["cohort"]), "--out",
                                      str(tmp_path / "bad.csv"), *bad])
         assert result.exit_code == 2 and not (tmp_path / "bad.csv").exists()
+
+
+def test_the_study_anomaly_stage_and_its_report_section(small_study, tmp_path):
+    """The demo's anomaly stage on a copy of the small study (its earlier stages are reused), then the
+    report section built from what the stage wrote."""
+    import json
+    import re
+    import shutil
+
+    from raoutcome.reporting.study_report import _anomaly_section
+    from raoutcome.reporting.html import write_report
+    from raoutcome.workflows.stages import StageRunner
+    from raoutcome.workflows.study import StudySettings, build_stages
+
+    out = tmp_path / "study"
+    shutil.copytree(small_study["out_dir"], out, symlinks=True)
+    settings = StudySettings(title="t", train_config=(out / "configs" / "train.toml").resolve(), attribution=False)
+    stages = build_stages(settings, cohort_source=None, sim_config=(out / "configs" / "sim.toml").resolve(),
+                          demo=True, record={})
+    keep = [s for s in stages if s.name in ("simulate", "validate", "anomaly")]
+    results = StageRunner(out, keep, record={}).run()
+    assert results["simulate"].status == "skipped" and results["anomaly"].status == "ran"
+    summary = json.loads((out / "anomaly" / "summary.json").read_text())
+    assert summary["pearson_r"]["log_svdh"]["r"] > 0.4 and summary["folds"] == 3
+    assert 0.0 <= summary["survival"]["c_index_first_visit"] <= 1.0
+    scores = pd.read_csv(out / "anomaly" / "visit_scores.csv")
+    assert scores["anomaly"].notna().all() and not scores.duplicated(["patient_id", "visit_id"]).any()
+    section = _anomaly_section(out / "anomaly" / "summary.json", out / "anomaly" / "anomaly_vs_svdh.png",
+                               out / "anomaly" / "visit_scores.csv")
+    html = write_report(tmp_path / "r.html", "t", [section]).read_text()
+    text = re.sub(r"<[^>]+>", " ", html)
+    assert "Harrell" in text and f"{summary['pearson_r']['log_svdh']['r']:.3f}" in text
+    assert "data:image/png;base64," in html

@@ -176,7 +176,7 @@ def test_demo_report_has_every_section_and_is_self_contained(tmp_path, fakes, co
     html = report.read_text()
     ids = set(re.findall(r'<section id="([^"]+)"', html))
     assert {"overview", "cohort", "examples", "accuracy", "dream", "survival", "beyond", "longitudinal",
-            "endpoints", "attribution", "truth", "methods"} <= ids
+            "endpoints", "anomaly", "attribution", "truth", "methods"} <= ids
     # a figure no section uses is still shown, under "Other analyses", with the analysis' description
     assert "other" in ids and "a new kind of plot" in html
     assert "change_scores" not in html  # per-patient listings stay in the folder
@@ -207,6 +207,8 @@ def test_demo_report_has_every_section_and_is_self_contained(tmp_path, fakes, co
     assert "2.10 (1.30 to 3.40)" in beyond and "0.002" in beyond and "0.061 (0.012 to 0.110)" in beyond
     assert "Periarticular" in section("attribution") or "periarticular" in section("attribution")
     assert "SDC left empty" in section("methods")
+    # the tiny cohort locates joints in one image only: the anomaly section says why it is empty
+    assert "No joint anomaly score was computed" in section("anomaly") and "landmarks" in section("anomaly")
     assert "Patient p" in html  # the example radiographs name the patient
     assert "out-of-fold" in html
     for stage in ("simulate", "validate", "train", "predict", "analyze", "attribute", "report"):
@@ -325,8 +327,8 @@ def test_run_record_contents(tmp_path, fakes, configs):
     assert {"numpy", "pandas", "raoutcome", "python"} <= set(record["packages"])
     hw = record["hardware"]
     assert hw["cpu_count"] >= 1 and "torch_threads" in hw and "gpu" in hw
-    assert [s["name"] for s in record["stages"]] == ["simulate", "validate", "train", "predict", "analyze",
-                                                      "attribute", "report"]
+    assert [s["name"] for s in record["stages"]] == ["simulate", "validate", "train", "predict", "anomaly",
+                                                      "analyze", "attribute", "report"]
     assert all(s["seconds"] >= 0 and s["finished"] for s in record["stages"])
     assert record["stages"][3]["outputs"]["cross_fitted"] is True
     assert record["stages"][3]["outputs"]["n_folds"] == 2

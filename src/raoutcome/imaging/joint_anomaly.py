@@ -169,7 +169,7 @@ def cohort_joint_anomaly(cohort, reference_ids: Iterable[str] | None = None, n_c
         images["patient_id"].isin({str(p) for p in reference_ids}).to_numpy()
     if not ref.any():
         raise InputError("none of the reference patients has an image with landmarks")
-    model = JointAnomaly(n_components).fit({n: a[ref] for n, a in patches.items()})
+    model = _fit(cohort, JointAnomaly(n_components), {n: a[ref] for n, a in patches.items()})
     scores = model.score(patches)
     table = pd.DataFrame({f"anomaly_{n}": s for n, s in scores.items()})
     out = pd.concat([images[["patient_id", "visit_id", "view", "path"]], table], axis=1)
@@ -196,14 +196,23 @@ def cross_fitted_joint_anomaly(cohort, folds: int = 3, seed: int = 0, n_componen
         test = images["patient_id"].isin(set(test_ids)).to_numpy()
         if not ref.any() or not test.any():
             continue
-        model = JointAnomaly(n_components).fit({n: a[ref] for n, a in patches.items()})
+        model = _fit(cohort, JointAnomaly(n_components), {n: a[ref] for n, a in patches.items()})
         scores = pd.DataFrame({f"anomaly_{n}": s[test] for n, s in model.score(patches).items()})
         part = pd.concat([images.loc[test, ["patient_id", "visit_id", "view", "path"]].reset_index(drop=True),
                           scores], axis=1)
         part["anomaly"] = scores.mean(1, skipna=True)
         part["fold"] = f
         parts.append(part)
+    if not parts:
+        raise InputError(f"{cohort.root}: no fold has both reference and held-out images with landmarks")
     return pd.concat(parts, ignore_index=True)
+
+
+def _fit(cohort, model: JointAnomaly, patches: Mapping[str, np.ndarray]) -> JointAnomaly:
+    try:
+        return model.fit(patches)
+    except ValueError as err:  # too few landmarked reference images: the cohort's, not the caller's, fault
+        raise InputError(f"{cohort.root}: {err}") from err
 
 
 def visit_anomaly(image_scores: pd.DataFrame) -> pd.DataFrame:

@@ -232,3 +232,22 @@ def _fmt_p(p: float) -> str:
     if p is None or not np.isfinite(p):
         return "p n/a"
     return f"p = {p:.2g}" if p >= 1e-4 else "p < 0.0001"
+
+
+def anomaly_figure(visits: pd.DataFrame, score: str = "anomaly") -> Figure:
+    """A visit score against log(1 + SvdH total), coloured by simulated bone density loss when present."""
+    d = visits.dropna(subset=["svdh_total", score])
+    fig, ax = plt.subplots(figsize=(5.4, 4.3))
+    x = np.log1p(d["svdh_total"].to_numpy(float))
+    colour = d["osteopenia"].to_numpy(float) if "osteopenia" in d and d["osteopenia"].notna().all() else None
+    dots = ax.scatter(x, d[score], c=colour if colour is not None else PALETTE[0], s=9, alpha=0.75,
+                      cmap="viridis" if colour is not None else None, edgecolor="none")
+    if colour is not None:
+        fig.colorbar(dots, ax=ax, label="bone density loss (simulated osteopenia)")
+    ax.set_xlabel("log(1 + SvdH total)")
+    ax.set_ylabel("joint anomaly score (held out)")
+    r = float(np.corrcoef(x, d[score])[0, 1]) if len(d) > 2 else float("nan")
+    ax.set_title(f"Label-free joint anomaly vs the Sharp score\n(r = {r:.2f}, {len(d)} visits)", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -73,6 +73,14 @@ INTROS: dict[str, tuple[str, str]] = {
         "number of patients per arm needed to detect a treatment that halves progression with 80 % power. "
         "The power curves come from simulated two-arm trials: a higher curve means fewer patients are needed.",
     ),
+    "anomaly": (
+        "A damage measure without any human score (joint anomaly)",
+        "For every joint the cohort's landmarks locate, a patch around it is compared with the same joint in "
+        "other patients' radiographs: how much of its shape a typical joint cannot explain. Brightness and "
+        "contrast are removed first, so bone density does not count. Every patient is scored by a reference "
+        "fitted without them. No score of any kind was used. If it agrees with the Sharp score, it sees "
+        "damage; if its first-visit value ranks time to deformity, it carries prognosis.",
+    ),
     "attribution": (
         "Where the model looks (attribution)",
         "Attribution asks which pixels changed each prediction most (integrated gradients). The heat maps are "
@@ -218,6 +226,8 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
         _beyond_section(analysis),
         _longitudinal_section(analysis),
         _endpoints_section(analysis),
+        _anomaly_section(path_of("anomaly", "summary"), path_of("anomaly", "figure"), path_of("anomaly", "scores"),
+                         up.get("anomaly", {}).get("skipped")),
         _attribution_section(path_of("attribute", "attribution"), settings, ctx.stage_dir, Path(target).parent),
     ]
     other = _other_section(analysis)
@@ -500,6 +510,39 @@ def _endpoints_section(analysis: _Folder) -> Section:
             blocks.append(Figure(p, caption=c, width=width))
     analysis.csv("power.csv")  # the numbers behind the power curves: in the folder
     return _section("endpoints", blocks, "Too few patients with two visits: no endpoint analysis.")
+
+
+ANOMALY_REFERENCES = {"log_svdh": "log(1 + SvdH total), recorded", "log_erosion": "log(1 + erosion score), recorded",
+                      "log_jsn": "log(1 + JSN score), recorded", "true_damage": "true damage (simulator)",
+                      "osteopenia": "bone density loss (simulator)", "carpal_collapse": "carpal collapse (simulator)",
+                      "swelling": "soft-tissue swelling (simulator)"}
+
+
+def _anomaly_section(summary: Path | None, figure: Path | None, scores: Path | None,
+                     skipped: str | None = None) -> Section:
+    data = _read_json(summary)
+    if not data:
+        why = f" ({skipped})" if skipped else ""
+        return _section("anomaly", [], f"No joint anomaly score was computed{why}. It needs a landmarks table "
+                                       "(landmarks.csv) locating the joints in enough images.")
+    blocks: list = []
+    rows = [{"compared with": ANOMALY_REFERENCES.get(k, k), "Pearson r": round(v["r"], 3), "visits": v["n"]}
+            for k, v in data.get("pearson_r", {}).items()]
+    if rows:
+        blocks.append(Table(pd.DataFrame(rows), caption="Agreement of the visit's joint anomaly score (mean over "
+                                                        "its views) with the Sharp score and, on a simulated "
+                                                        "cohort, with the truth."))
+    surv = data.get("survival") or {}
+    if surv:
+        blocks.append(Text(f"The first-visit score ranks time to {surv['event']} with Harrell's C "
+                           f"{surv['c_index_first_visit']:.3f} ({surv['n_patients']} patients, {surv['n_events']} "
+                           f"events; 0.5 = coin toss)."))
+    if figure is not None and figure.exists():
+        blocks.append(Figure(figure, caption="Each dot is a visit; held-out joint anomaly score against the "
+                                             "recorded Sharp score."))
+    if scores is not None and scores.exists():
+        blocks.append(Text(f"Visit scores: anomaly/{scores.name} (patient_id, visit_id, anomaly).", "note"))
+    return _section("anomaly", blocks, "The joint anomaly stage produced no results.")
 
 
 def _attribution_section(folder: Path | None, settings, report_dir: Path, report_root: Path | None = None

@@ -2,7 +2,8 @@
 
 ``run_demo(out_dir)`` (``raoutcome demo`` / ``make demo``) runs, on the embedded synthetic cohort::
 
-    simulate -> validate -> train (cross-fitted) -> predict (out-of-fold) -> analyze -> attribute -> report
+    simulate -> validate -> train (cross-fitted) -> predict (out-of-fold)
+             -> anomaly (label-free joint score) -> analyze -> attribute -> report
 
 ``run_study(cohort, config, out_dir)`` (``raoutcome study``) runs the same chain on a user's own cohort,
 without the simulator and without a truth section. Each stage writes into ``<out_dir>/<stage>/`` and
@@ -252,6 +253,50 @@ def _stage_predict():
     return run
 
 
+def _stage_anomaly(event: str = "deformity", folds: int = 3):
+    """The label-free joint anomaly score (:mod:`raoutcome.imaging.joint_anomaly`), each patient scored by
+    a PCA fitted without them: visit scores, their agreement with the Sharp score (and the simulator's
+    truth), the first-visit C for ``event``, a figure. A cohort without landmarks writes nothing."""
+
+    def run(ctx: StageContext):
+        import pandas as pd
+
+        from raoutcome.analysis.anomaly import first_visit_c_index, score_correlations
+        from raoutcome.imaging.joint_anomaly import cross_fitted_joint_anomaly, visit_anomaly
+        from raoutcome.io_utils import atomic_write
+        from raoutcome.reporting.stats_figures import anomaly_figure, save
+
+        from raoutcome.errors import InputError
+
+        cohort = ctx.state["cohort"]
+        if len(cohort.patients) < 2 * folds:
+            return {"skipped": f"{len(cohort.patients)} patients are too few for {folds}-fold cross-fitting"}
+        try:
+            visits = visit_anomaly(cross_fitted_joint_anomaly(cohort, folds, event=event))
+        except InputError as err:  # no landmarks table, or too few landmarked images
+            return {"skipped": str(err).removeprefix(f"{cohort.root}: ")}  # the report shows no absolute paths
+        visits = visits.merge(cohort.visits, on=["patient_id", "visit_id"], how="left")
+        truth = Path(cohort.root) / "truth" / "visits.csv"
+        if truth.exists():
+            t = pd.read_csv(truth, dtype={"patient_id": str, "visit_id": str})
+            keep = [c for c in ("damage", "osteopenia", "carpal_collapse", "swelling") if c in t]
+            visits = visits.merge(t[["patient_id", "visit_id", *keep]], on=["patient_id", "visit_id"], how="left")
+        out: dict[str, Any] = {}
+        with atomic_write(ctx.stage_dir / "visit_scores.csv") as fh:
+            visits[["patient_id", "visit_id", "time_years", "anomaly", "n_views"]].to_csv(fh, index=False)
+        out["scores"] = ctx.stage_dir / "visit_scores.csv"
+        summary = {"folds": folds, "pearson_r": score_correlations(visits),
+                   "survival": first_visit_c_index(visits, cohort.events, event)}
+        with atomic_write(ctx.stage_dir / "summary.json") as fh:
+            json.dump(summary, fh, indent=2)
+        out["summary"] = ctx.stage_dir / "summary.json"
+        if "svdh_total" in visits and visits["svdh_total"].notna().sum() >= 3:
+            out["figure"] = save(anomaly_figure(visits), ctx.stage_dir / "anomaly_vs_svdh.png")
+        return out
+
+    return run
+
+
 def _stage_analyze(n_boot: int = 200):
     def run(ctx: StageContext):
         from raoutcome.io_utils import atomic_write
@@ -392,6 +437,8 @@ def build_stages(settings: StudySettings, *, cohort_source: Path | None, sim_con
     stages.append(Stage("train", _stage_train(settings.train_config), "train the model (cross-fitted folds)",
                         needs=("validate",), config={"config": train_text}))
     stages.append(Stage("predict", _stage_predict(), "collect out-of-fold predictions", needs=("train",)))
+    stages.append(Stage("anomaly", _stage_anomaly(), "label-free joint anomaly score (landmarked cohorts)",
+                        needs=("validate",)))
     stages.append(Stage("analyze", _stage_analyze(), "statistics: accuracy, survival, beyond-Sharp, endpoints",
                         needs=("validate", "predict")))
     if settings.attribution:

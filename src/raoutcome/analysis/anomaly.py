@@ -1,0 +1,49 @@
+"""How well a label-free visit score (the joint anomaly, :mod:`raoutcome.imaging.joint_anomaly`)
+tracks damage and outcome: Pearson r with the Sharp score and, on a simulated cohort, with its
+truth; Harrell's C of its first-visit value for an event (lifelines ``concordance_index``).
+Torch-free, so cohort analyses can use it without the model stack."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+# name -> (column, compare on log(1 + x))
+REFERENCES: dict[str, tuple[str, bool]] = {
+    "log_svdh": ("svdh_total", True), "log_erosion": ("svdh_erosion", True), "log_jsn": ("svdh_jsn", True),
+    "true_damage": ("damage", False), "osteopenia": ("osteopenia", False),
+    "carpal_collapse": ("carpal_collapse", False), "swelling": ("swelling", False),
+}
+
+
+def score_correlations(visits: pd.DataFrame, score: str = "anomaly") -> dict[str, dict]:
+    """``{reference: {"r", "n"}}`` for every column of :data:`REFERENCES` present in ``visits`` with >= 3
+    complete rows (``svdh_*`` are the recorded human scores; the others the simulator's truth)."""
+    out = {}
+    for name, (col, log) in REFERENCES.items():
+        if col not in visits:
+            continue
+        d = visits[[score, col]].dropna()
+        if len(d) < 3 or d[col].nunique() < 2 or d[score].nunique() < 2:
+            continue
+        y = np.log1p(d[col].to_numpy(float)) if log else d[col].to_numpy(float)
+        out[name] = {"r": float(np.corrcoef(d[score], y)[0, 1]), "n": int(len(d))}
+    return out
+
+
+def first_visit_c_index(visits: pd.DataFrame, events: pd.DataFrame, event: str, score: str = "anomaly") -> dict:
+    """Harrell's C of each patient's first-visit ``score`` (higher = earlier event) against
+    ``events`` of type ``event``; empty when no such event was observed."""
+    from lifelines.utils import concordance_index
+
+    first = visits.dropna(subset=[score]).sort_values("time_years").groupby("patient_id").head(1)
+    first = first.set_index("patient_id")
+    ev = events[events["event"] == event].set_index("patient_id").reindex(first.index).dropna(
+        subset=["time_years", "observed"])
+    if ev.empty or not ev["observed"].any():
+        return {}
+    return {"c_index_first_visit": float(concordance_index(ev["time_years"], -first.loc[ev.index, score],
+                                                           ev["observed"])),
+            "event": event, "n_patients": int(len(ev)), "n_events": int(ev["observed"].sum())}
+
+
+__all__ = ["score_correlations", "first_visit_c_index", "REFERENCES"]
