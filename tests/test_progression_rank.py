@@ -72,7 +72,7 @@ def test_no_pairs_gives_a_connected_zero_and_the_multitask_loss_adds_the_weighte
     base, parts = MultitaskLoss(("haq",), "fixed")(out, batch)
     assert "rank" not in parts
     crit = MultitaskLoss(("haq",), "fixed", rank_weight=0.5, rank_channels=(1,))
-    assert crit.wants_maps
+    assert crit.wants_maps({}) and not MultitaskLoss(("haq",), "fixed", joint_weight=1.0).wants_maps({})
     total, parts = crit(out, batch)
     expected = progression_rank_loss(maps[:, 1].flatten(1).sum(1), img_b, img_t, img_v, time)
     assert parts["rank"] == pytest.approx(float(expected), rel=1e-6)
@@ -127,3 +127,43 @@ def test_progression_rank_config_is_validated():
     assert TrainConfig({"loss": {"progression_rank": 1}}).loss["progression_rank"] == 1.0
     with pytest.raises(ConfigError, match="loss.progression_rank"):
         TrainConfig({"loss": {"progression_rank": -1.0}})
+    with pytest.raises(ConfigError, match="model.lesion_maps = 0"):
+        TrainConfig({"loss": {"progression_rank": 0.5}, "model": {"lesion_maps": 0}})
+
+
+def test_a_no_human_score_run_trains_with_the_ranking_term_and_logs_it(tmp_path):
+    import json
+
+    from conftest import write_tiny_cohort
+    from raoutcome.cohort import load
+    from raoutcome.training import train_run
+
+    cohort = load(write_tiny_cohort(tmp_path / "cohort", n_patients=6, n_visits=3))
+    cfg = tmp_path / "t.toml"
+    cfg.write_text(f"""
+[model]
+encoder = "test_efficientnet"
+image_size = 32
+d_model = 16
+attention_heads = 2
+layers = 1
+[heads]
+svdh = false
+[loss]
+progression_rank = 1.0
+[train]
+epochs = 1
+batch_patients = 3
+num_workers = 0
+val_fraction = 0.2
+[cv]
+folds = 1
+[readout]
+heads = []
+[data]
+cache_dir = "{tmp_path / 'cache'}"
+""")
+    run = train_run(cohort, cfg, tmp_path / "run")
+    member = json.loads((run / "metrics.json").read_text())["members"][0]
+    first = member["history"][0]["train"]
+    assert first["rank"] > 0 and "joints" not in first  # ranked: every patient has 3 visits of each view

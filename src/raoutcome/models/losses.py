@@ -212,10 +212,10 @@ class MultitaskLoss(nn.Module):
             parts["rank"] = float(rank.detach())
         return total, parts
 
-    @property
-    def wants_maps(self) -> bool:
-        """Whether the model should return its lesion maps (the joint density or ranking term is on)."""
-        return self.joint_weight > 0 or self.rank_weight > 0
+    def wants_maps(self, batch: Mapping[str, Tensor]) -> bool:
+        """Whether the model should return its lesion maps for ``batch``: the ranking term is on, or the
+        joint density term is on and the batch carries located joint readings."""
+        return self.rank_weight > 0 or (self.joint_weight > 0 and "joint_points" in batch)
 
     def scale_map(self) -> dict[str, float]:
         return dict(zip(SCALED_TARGETS, self.scales.tolist()))

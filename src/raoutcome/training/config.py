@@ -280,6 +280,9 @@ def _resolve(values: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]
     if m["d_model"] % m["attention_heads"]:
         raise ConfigError(f"{source}: model.attention_heads = {m['attention_heads']!r} must divide "
                           f"model.d_model = {m['d_model']!r}")
+    if out["loss"]["progression_rank"] > 0 and not m["lesion_maps"]:
+        raise ConfigError(f"{source}: loss.progression_rank = {out['loss']['progression_rank']!r} ranks the lesion "
+                          f"maps, but model.lesion_maps = 0: switch the maps on or the term off")
     if not any(out["heads"].values()):
         raise ConfigError(f"{source}: [heads] switches every head off; keep at least one")
     return out

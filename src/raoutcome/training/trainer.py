@@ -53,8 +53,7 @@ class TrainModule(nn.Module):
         self.criterion = criterion
 
     def forward(self, batch: Mapping[str, torch.Tensor]):
-        wants = (self.criterion.joint_weight > 0 and "joint_points" in batch) or self.criterion.rank_weight > 0
-        out = self.model.forward_batch(batch, return_maps=wants)
+        out = self.model.forward_batch(batch, return_maps=self.criterion.wants_maps(batch))
         loss, parts = self.criterion(out, batch)
         return loss, parts
 
@@ -219,7 +218,7 @@ def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequenc
     if loss_scales is None:
         loss_scales = target_scales(train_ds)
     joint_weight = cfg.loss["joint_weight"] if uses_joint_targets(spec, cfg) else 0.0
-    rank_weight = cfg.loss["progression_rank"] if spec.lesion_maps else 0.0
+    rank_weight = cfg.loss["progression_rank"]
     criterion = MultitaskLoss(spec.heads, cfg.loss["weighting"], cfg.loss["weights"], loss_scales,
                               joint_weight=joint_weight, rank_weight=rank_weight,
                               rank_channels=(0, 1) if "svdh" in spec.heads else (0,)).to(device)
