@@ -29,7 +29,6 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,7 +47,7 @@ def main(argv=None) -> int:
 
     from raoutcome.cohort import load
     from raoutcome.errors import InputError
-    from raoutcome.analysis.anomaly import first_visit_c_index, score_correlations
+    from raoutcome.analysis.anomaly import first_visit_c_index, score_correlations, with_references
     from raoutcome.imaging.joint_anomaly import cross_fitted_joint_anomaly, visit_anomaly
     from raoutcome.reporting.stats_figures import anomaly_figure, save
     from raoutcome.io_utils import atomic_write
@@ -66,13 +65,7 @@ def main(argv=None) -> int:
     except InputError as err:
         print(f"joint anomaly check: {err}", file=sys.stderr)
         return 2
-    visits = visit_anomaly(images).merge(cohort.visits, on=["patient_id", "visit_id"], how="left")
-    truth = Path(cohort_dir) / "truth" / "visits.csv"
-    if truth.exists():
-        t = pd.read_csv(truth, dtype={"patient_id": str, "visit_id": str})
-        keep = ["patient_id", "visit_id"] + [c for c in ("damage", "osteopenia", "carpal_collapse", "swelling")
-                                             if c in t]
-        visits = visits.merge(t[keep], on=["patient_id", "visit_id"], how="left")
+    visits = with_references(visit_anomaly(images), cohort)
     result = {"cohort": str(cohort_dir), "folds": args.folds, "seed": args.seed, "components": args.components,
               "n_images": int(len(images)), "n_visits": int(len(visits)),
               "pearson_r": score_correlations(visits),

@@ -211,6 +211,7 @@ def test_the_study_anomaly_stage_and_its_report_section(small_study, tmp_path):
     assert results["simulate"].status == "skipped" and results["anomaly"].status == "ran"
     summary = json.loads((out / "anomaly" / "summary.json").read_text())
     assert summary["pearson_r"]["log_svdh"]["r"] > 0.4 and summary["folds"] == 3
+    assert {"true_damage", "osteopenia"} <= set(summary["pearson_r"])  # the simulator's truth was joined
     assert 0.0 <= summary["survival"]["c_index_first_visit"] <= 1.0
     scores = pd.read_csv(out / "anomaly" / "visit_scores.csv")
     assert scores["anomaly"].notna().all() and not scores.duplicated(["patient_id", "visit_id"]).any()

@@ -4,8 +4,12 @@ truth; Harrell's C of its first-visit value for an event (lifelines ``concordanc
 Torch-free, so cohort analyses can use it without the model stack."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+TRUTH_COLUMNS = ("damage", "osteopenia", "carpal_collapse", "swelling")
 
 # name -> (column, compare on log(1 + x))
 REFERENCES: dict[str, tuple[str, bool]] = {
@@ -13,6 +17,19 @@ REFERENCES: dict[str, tuple[str, bool]] = {
     "true_damage": ("damage", False), "osteopenia": ("osteopenia", False),
     "carpal_collapse": ("carpal_collapse", False), "swelling": ("swelling", False),
 }
+
+
+def with_references(visit_scores: pd.DataFrame, cohort) -> pd.DataFrame:
+    """``visit_scores`` (``patient_id, visit_id, ...``) beside the cohort's visit table (time, recorded
+    SvdH, outcomes) and, for a simulated cohort (``truth/visits.csv`` beside it), the true damage and
+    the features the Sharp score ignores."""
+    out = visit_scores.merge(cohort.visits, on=["patient_id", "visit_id"], how="left")
+    truth = Path(cohort.root) / "truth" / "visits.csv"
+    if truth.exists():
+        t = pd.read_csv(truth, dtype={"patient_id": str, "visit_id": str})
+        keep = [c for c in TRUTH_COLUMNS if c in t]
+        out = out.merge(t[["patient_id", "visit_id", *keep]], on=["patient_id", "visit_id"], how="left")
+    return out
 
 
 def score_correlations(visits: pd.DataFrame, score: str = "anomaly") -> dict[str, dict]:
@@ -46,4 +63,4 @@ def first_visit_c_index(visits: pd.DataFrame, events: pd.DataFrame, event: str, 
             "event": event, "n_patients": int(len(ev)), "n_events": int(ev["observed"].sum())}
 
 
-__all__ = ["score_correlations", "first_visit_c_index", "REFERENCES"]
+__all__ = ["with_references", "score_correlations", "first_visit_c_index", "REFERENCES", "TRUTH_COLUMNS"]

@@ -253,40 +253,34 @@ def _stage_predict():
     return run
 
 
-def _stage_anomaly(event: str = "deformity", folds: int = 3):
+def _stage_anomaly(folds: int = 3):
     """The label-free joint anomaly score (:mod:`raoutcome.imaging.joint_anomaly`), each patient scored by
     a PCA fitted without them: visit scores, their agreement with the Sharp score (and the simulator's
-    truth), the first-visit C for ``event``, a figure. A cohort without landmarks writes nothing."""
+    truth), the first-visit C for deformity, a figure. A cohort without enough landmarked images writes
+    nothing and says why (``skipped``)."""
 
     def run(ctx: StageContext):
-        import pandas as pd
-
-        from raoutcome.analysis.anomaly import first_visit_c_index, score_correlations
+        from raoutcome.analysis.anomaly import first_visit_c_index, score_correlations, with_references
+        from raoutcome.anatomy import DEFORMITY_EVENT
+        from raoutcome.errors import InputError
         from raoutcome.imaging.joint_anomaly import cross_fitted_joint_anomaly, visit_anomaly
         from raoutcome.io_utils import atomic_write
         from raoutcome.reporting.stats_figures import anomaly_figure, save
-
-        from raoutcome.errors import InputError
 
         cohort = ctx.state["cohort"]
         if len(cohort.patients) < 2 * folds:
             return {"skipped": f"{len(cohort.patients)} patients are too few for {folds}-fold cross-fitting"}
         try:
-            visits = visit_anomaly(cross_fitted_joint_anomaly(cohort, folds, event=event))
+            scores = visit_anomaly(cross_fitted_joint_anomaly(cohort, folds, event=DEFORMITY_EVENT))
         except InputError as err:  # no landmarks table, or too few landmarked images
             return {"skipped": str(err).removeprefix(f"{cohort.root}: ")}  # the report shows no absolute paths
-        visits = visits.merge(cohort.visits, on=["patient_id", "visit_id"], how="left")
-        truth = Path(cohort.root) / "truth" / "visits.csv"
-        if truth.exists():
-            t = pd.read_csv(truth, dtype={"patient_id": str, "visit_id": str})
-            keep = [c for c in ("damage", "osteopenia", "carpal_collapse", "swelling") if c in t]
-            visits = visits.merge(t[["patient_id", "visit_id", *keep]], on=["patient_id", "visit_id"], how="left")
+        visits = with_references(scores, cohort)
         out: dict[str, Any] = {}
         with atomic_write(ctx.stage_dir / "visit_scores.csv") as fh:
             visits[["patient_id", "visit_id", "time_years", "anomaly", "n_views"]].to_csv(fh, index=False)
         out["scores"] = ctx.stage_dir / "visit_scores.csv"
         summary = {"folds": folds, "pearson_r": score_correlations(visits),
-                   "survival": first_visit_c_index(visits, cohort.events, event)}
+                   "survival": first_visit_c_index(visits, cohort.events, DEFORMITY_EVENT)}
         with atomic_write(ctx.stage_dir / "summary.json") as fh:
             json.dump(summary, fh, indent=2)
         out["summary"] = ctx.stage_dir / "summary.json"
