@@ -15,8 +15,9 @@ visit-level score (mean over the views):
 With the SvdH columns of ``visits`` (a real cohort's human score), the r's are its agreement with
 the Sharp score; with ``truth/`` (a simulated cohort) they are against the true damage.
 
-Writes ``joint_anomaly_check.json``, ``joint_anomaly_images.csv`` (held-out score per image and
-landmark) and ``joint_anomaly_vs_svdh.png`` into ``--out``. By default it simulates the
+Writes ``joint_anomaly_check.json`` (the summary, the cohort and its ceilings) and what
+:func:`raoutcome.workflows.anomaly.write_evaluation` writes (``visit_scores.csv``, ``summary.json``,
+``image_scores.csv`` with every landmark's held-out score, ``anomaly_vs_svdh.png``) into ``--out``. By default it simulates the
 learning-check cohort (``cohorts/demo.toml``, as ``analyses/learning_check.py`` does) or reuses
 ``--cohort``. On 2 cores: about 15 s for the 180-patient demo cohort, plus a few minutes to simulate it.
 
@@ -47,10 +48,8 @@ def main(argv=None) -> int:
 
     from raoutcome.cohort import load
     from raoutcome.errors import InputError
-    from raoutcome.analysis.anomaly import first_visit_c_index, score_correlations, with_references
-    from raoutcome.imaging.joint_anomaly import cross_fitted_joint_anomaly, visit_anomaly
-    from raoutcome.reporting.stats_figures import anomaly_figure, save
     from raoutcome.io_utils import atomic_write
+    from raoutcome.workflows.anomaly import evaluate_joint_anomaly, write_evaluation
 
     args.out.mkdir(parents=True, exist_ok=True)
     if args.cohort is None:
@@ -61,25 +60,20 @@ def main(argv=None) -> int:
         cohort_dir = args.cohort
     try:
         cohort = load(cohort_dir)
-        images = cross_fitted_joint_anomaly(cohort, args.folds, args.seed, args.components, args.event)
+        evaluation = evaluate_joint_anomaly(cohort, args.folds, args.seed, args.components, args.event)
     except InputError as err:
         print(f"joint anomaly check: {err}", file=sys.stderr)
         return 2
-    visits = with_references(visit_anomaly(images), cohort)
-    result = {"cohort": str(cohort_dir), "folds": args.folds, "seed": args.seed, "components": args.components,
-              "n_images": int(len(images)), "n_visits": int(len(visits)),
-              "pearson_r": score_correlations(visits),
-              "survival": first_visit_c_index(visits, cohort.events, args.event)}
+    paths = write_evaluation(evaluation, args.out, image_scores=True)
+    result = {"cohort": str(cohort_dir), **evaluation.summary}
     oracle = Path(cohort_dir) / "truth" / "oracle.json"
     if oracle.exists():
         dz = json.loads(oracle.read_text()).get("deformity", {})
         result["ceilings"] = {k: dz[k] for k in ("c_index_oracle", "c_index_svdh", "c_index_haq_mean") if k in dz}
-    with atomic_write(args.out / "joint_anomaly_images.csv") as fh:
-        images.to_csv(fh, index=False)
-    scored = "svdh_total" in visits and visits["svdh_total"].notna().sum() >= 3
-    fig = save(anomaly_figure(visits), args.out / "joint_anomaly_vs_svdh.png") if scored else None
     with atomic_write(args.out / "joint_anomaly_check.json") as fh:
         json.dump(result, fh, indent=2)
+    fig = paths.get("figure")
+    images = evaluation.images
     print(f"joint anomaly check on {cohort_dir}: {len(images)} images, held-out scores from {args.folds} folds")
     for name, v in result["pearson_r"].items():
         print(f"  r with {name:<16} {v['r']:+.3f}  ({v['n']} visits)")

@@ -134,27 +134,18 @@ def evaluate(predictions: Path, cohort, risk_at: str) -> dict:
 
 
 def label_free_reference(cohort, folds: int = 3) -> dict:
-    """What the label-free joint anomaly score alone gives on the same cohort: C of its baseline value
+    """What the label-free joint anomaly score alone gives on the same cohort: C of its first-visit value
     for deformity and its r with log(1 + SvdH), each patient scored by a PCA fitted without them
-    (empty when the cohort has no landmarks)."""
-    import numpy as np
-    from lifelines.utils import concordance_index
-
+    (:func:`raoutcome.workflows.anomaly.evaluate_joint_anomaly`; empty when the cohort has no landmarks)."""
     from raoutcome.errors import InputError
-    from raoutcome.imaging.joint_anomaly import cross_fitted_joint_anomaly, visit_anomaly
+    from raoutcome.workflows.anomaly import evaluate_joint_anomaly
 
     try:
-        scores = visit_anomaly(cross_fitted_joint_anomaly(cohort, folds, event="deformity", progress=False))
+        summary = evaluate_joint_anomaly(cohort, folds, progress=False).summary
     except InputError:
         return {}
-    visits = scores.merge(cohort.visits, on=["patient_id", "visit_id"])
-    both = visits.dropna(subset=["svdh_total"])
-    first = visits.sort_values("time_years").groupby("patient_id").head(1).set_index("patient_id")
-    ev = cohort.events[cohort.events["event"] == "deformity"].set_index("patient_id").reindex(first.index).dropna()
-    return {"c_index_baseline": float(concordance_index(ev["time_years"], -first.loc[ev.index, "anomaly"],
-                                                        ev["observed"])),
-            "r_log_svdh": float(np.corrcoef(both["anomaly"], np.log1p(both["svdh_total"]))[0, 1]),
-            "folds": folds}
+    return {"c_index_baseline": summary["survival"]["c_index_first_visit"],
+            "r_log_svdh": summary["pearson_r"]["log_svdh"]["r"], "folds": folds}
 
 
 def main(argv=None) -> int:

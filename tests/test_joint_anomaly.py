@@ -156,10 +156,10 @@ def test_the_check_script_scores_held_out_patients_and_refuses_a_cohort_without_
     result = json.loads((out / "joint_anomaly_check.json").read_text())
     assert result["pearson_r"]["log_svdh"]["r"] > 0.4 and result["pearson_r"]["log_svdh"]["n"] > 50
     assert 0.0 <= result["survival"]["c_index_first_visit"] <= 1.0
-    images = pd.read_csv(out / "joint_anomaly_images.csv")
+    images = pd.read_csv(out / "image_scores.csv")
     assert set(images["fold"]) == {0, 1} and images["anomaly"].notna().all()
     assert images.groupby("patient_id")["fold"].nunique().max() == 1  # a patient is scored by one fold only
-    assert (out / "joint_anomaly_vs_svdh.png").stat().st_size > 0
+    assert (out / "anomaly_vs_svdh.png").stat().st_size > 0 and (out / "visit_scores.csv").exists()
     bare = tmp_path / "bare"
     shutil.copytree(small_study["cohort"], bare, ignore=shutil.ignore_patterns("landmarks.csv", "images"))
     (bare / "images").symlink_to(Path(small_study["cohort"]) / "images")

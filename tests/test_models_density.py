@@ -56,6 +56,12 @@ def test_svdh_head_starts_at_the_image_counts_and_a_view_adds_its_count():
     torch.testing.assert_close(both["svdh"][0, 0], counts.sum(), rtol=1e-4, atol=1e-4)
 
 
+def test_damage_maps_are_jsn_and_erosion_with_the_svdh_head_else_the_first_free_map():
+    assert _model().damage_maps == (0, 1)
+    assert _model(heads=("haq", "risk")).damage_maps == (0,)
+    assert _model(lesion_maps=0).damage_maps == ()
+
+
 def test_counts_learn_a_target_through_the_maps():
     """Gradient reaches the maps: a few steps move the count towards a target."""
     model = _model(heads=("svdh",)).train()

@@ -137,22 +137,12 @@ def joint_anomaly(
 ) -> None:
     """Label-free joint damage score from landmarked radiographs (no human score needed)."""
     from raoutcome.cohort import load
-    from raoutcome.imaging.joint_anomaly import cohort_joint_anomaly, cross_fitted_joint_anomaly, visit_anomaly
-    from raoutcome.io_utils import atomic_write
+    from raoutcome.workflows.anomaly import export_scores
 
-    if level not in ("visit", "image"):
-        _fail(InputError(f"--level must be 'visit' or 'image', not {level!r}"))
-    if folds == 1 or folds < 0:
-        _fail(InputError(f"--folds must be 0 (no cross-fitting) or >= 2, not {folds}"))
     try:
-        c = load(cohort)
-        scores = cross_fitted_joint_anomaly(c, folds, seed, components) if folds else \
-            cohort_joint_anomaly(c, None, components)
+        table = export_scores(load(cohort), out, folds=folds, level=level, n_components=components, seed=seed)
     except InputError as err:
         _fail(err)
-    table = visit_anomaly(scores) if level == "visit" else scores
-    with atomic_write(out) as fh:
-        table.to_csv(fh, index=False)
     typer.echo(f"joint anomaly scores ({len(table)} {level}s) written to {out}")
 
 

@@ -23,7 +23,8 @@ erosions, and little with bone density. Its limits:
 :class:`JointAnomaly` is the estimator (``fit`` / ``score`` on patches); :func:`joint_patches` samples
 one image; :func:`cohort_joint_anomaly` scores a cohort's images (:func:`cross_fitted_joint_anomaly`:
 each patient by a PCA fitted without them); :func:`visit_anomaly` averages over a visit's views.
-``raoutcome joint-anomaly`` writes either as CSV.
+``raoutcome joint-anomaly`` writes either as CSV; :mod:`raoutcome.workflows.anomaly` validates the
+score against a cohort's outcomes.
 """
 from __future__ import annotations
 
@@ -178,18 +179,16 @@ def cohort_joint_anomaly(cohort, reference_ids: Iterable[str] | None = None, n_c
 
 
 def cross_fitted_joint_anomaly(cohort, folds: int = 3, seed: int = 0, n_components: int = N_COMPONENTS,
-                               event: str | None = None, progress: bool = True) -> pd.DataFrame:
+                               strata: Mapping[str, int] | None = None, progress: bool = True) -> pd.DataFrame:
     """As :func:`cohort_joint_anomaly`, but each patient is scored by a PCA fitted on the other folds'
-    patients (patient-grouped K-fold, :func:`raoutcome.cohort.splits.kfold`, stratified on ``event``
-    when given), with a ``fold`` column: scores to validate, or to use as a covariate beside outcomes."""
+    patients (patient-grouped K-fold, :func:`raoutcome.cohort.splits.kfold`, stratified on ``strata``,
+    a label per patient id, when given), with a ``fold`` column: scores to validate, or to use as a
+    covariate beside outcomes."""
     from raoutcome.cohort.splits import kfold
 
     images, patches = cohort_patches(cohort, progress=progress)
     ids = cohort.patient_ids
-    status = [0] * len(ids)
-    if event is not None:
-        observed = cohort.events[cohort.events["event"] == event].set_index("patient_id")["observed"]
-        status = [int(observed.get(p, 0)) for p in ids]
+    status = [int((strata or {}).get(p, 0)) for p in ids]
     parts = []
     for f, (train_ids, test_ids) in enumerate(kfold(ids, status, folds, seed)):
         ref = images["patient_id"].isin(set(train_ids)).to_numpy()
@@ -197,7 +196,8 @@ def cross_fitted_joint_anomaly(cohort, folds: int = 3, seed: int = 0, n_componen
         if not ref.any() or not test.any():
             continue
         model = _fit(cohort, JointAnomaly(n_components), {n: a[ref] for n, a in patches.items()})
-        scores = pd.DataFrame({f"anomaly_{n}": s[test] for n, s in model.score(patches).items()})
+        held_out = model.score({n: a[test] for n, a in patches.items()})
+        scores = pd.DataFrame({f"anomaly_{n}": s for n, s in held_out.items()})
         part = pd.concat([images.loc[test, ["patient_id", "visit_id", "view", "path"]].reset_index(drop=True),
                           scores], axis=1)
         part["anomaly"] = scores.mean(1, skipna=True)

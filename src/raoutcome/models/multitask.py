@@ -124,6 +124,14 @@ class LongitudinalOutcomeModel(nn.Module):
         return (("log_jsn", "log_erosion") if "svdh" in heads else ()) + tuple(h for h in ("haq", "pain") if h in heads)
 
     @property
+    def damage_maps(self) -> tuple[int, ...]:
+        """The lesion maps that hold the damage load (what the progression ranking term ranks): JSN and
+        erosion with the SvdH head, otherwise the first free map; none without maps."""
+        if not self.spec.lesion_maps:
+            return ()
+        return (0, 1) if "svdh" in self.spec.heads else (0,)
+
+    @property
     def readout_dim(self) -> int:
         """Width of a visit's readout features: head input (embedding + log counts) + pooled image features."""
         return 2 * self.spec.d_model + self._direct + self.encoder.out_features

@@ -221,7 +221,7 @@ def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequenc
     rank_weight = cfg.loss["progression_rank"]
     criterion = MultitaskLoss(spec.heads, cfg.loss["weighting"], cfg.loss["weights"], loss_scales,
                               joint_weight=joint_weight, rank_weight=rank_weight,
-                              rank_channels=(0, 1) if "svdh" in spec.heads else (0,)).to(device)
+                              rank_channels=model.damage_maps).to(device)
     module = TrainModule(model, criterion)
     wrapped: nn.Module = module
     if dist.enabled:

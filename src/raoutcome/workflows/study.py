@@ -260,33 +260,17 @@ def _stage_anomaly(folds: int = 3):
     nothing and says why (``skipped``)."""
 
     def run(ctx: StageContext):
-        from raoutcome.analysis.anomaly import first_visit_c_index, score_correlations, with_references
-        from raoutcome.anatomy import DEFORMITY_EVENT
         from raoutcome.errors import InputError
-        from raoutcome.imaging.joint_anomaly import cross_fitted_joint_anomaly, visit_anomaly
-        from raoutcome.io_utils import atomic_write
-        from raoutcome.reporting.stats_figures import anomaly_figure, save
+        from raoutcome.workflows.anomaly import evaluate_joint_anomaly, write_evaluation
 
         cohort = ctx.state["cohort"]
         if len(cohort.patients) < 2 * folds:
             return {"skipped": f"{len(cohort.patients)} patients are too few for {folds}-fold cross-fitting"}
         try:
-            scores = visit_anomaly(cross_fitted_joint_anomaly(cohort, folds, event=DEFORMITY_EVENT))
+            evaluation = evaluate_joint_anomaly(cohort, folds)
         except InputError as err:  # no landmarks table, or too few landmarked images
             return {"skipped": str(err).removeprefix(f"{cohort.root}: ")}  # the report shows no absolute paths
-        visits = with_references(scores, cohort)
-        out: dict[str, Any] = {}
-        with atomic_write(ctx.stage_dir / "visit_scores.csv") as fh:
-            visits[["patient_id", "visit_id", "time_years", "anomaly", "n_views"]].to_csv(fh, index=False)
-        out["scores"] = ctx.stage_dir / "visit_scores.csv"
-        summary = {"folds": folds, "pearson_r": score_correlations(visits),
-                   "survival": first_visit_c_index(visits, cohort.events, DEFORMITY_EVENT)}
-        with atomic_write(ctx.stage_dir / "summary.json") as fh:
-            json.dump(summary, fh, indent=2)
-        out["summary"] = ctx.stage_dir / "summary.json"
-        if "svdh_total" in visits and visits["svdh_total"].notna().sum() >= 3:
-            out["figure"] = save(anomaly_figure(visits), ctx.stage_dir / "anomaly_vs_svdh.png")
-        return out
+        return write_evaluation(evaluation, ctx.stage_dir)
 
     return run
 
