@@ -13,8 +13,8 @@ from scipy.ndimage import zoom
 from sklearn.metrics import roc_auc_score
 
 from raoutcome.errors import InputError
-from raoutcome.imaging.joint_anomaly import (PATCH_GRID, JointAnomaly, cohort_joint_anomaly, joint_patches,
-                                             visit_anomaly)
+from raoutcome.imaging.joint_anomaly import (PATCH_GRID, JointAnomaly, _standardise, cohort_joint_anomaly,
+                                             image_anomaly, joint_patches, visit_anomaly)
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-hands"
 real_hands = pytest.mark.skipif(not (REAL / "landmarks.csv").exists(), reason="real hands not available")
@@ -80,6 +80,38 @@ def test_missing_patches_unfitted_models_and_too_few_references():
     arr[3] = np.nan
     scores = JointAnomaly(n_components=2).fit({"J": arr}).score({"J": arr})["J"]
     assert np.isnan(scores[3]) and np.isfinite(np.delete(scores, 3)).all()
+
+
+def test_the_pca_is_refitted_on_the_best_reconstructed_reference_and_scores_are_in_reference_sds():
+    rng = np.random.default_rng(3)
+    ref = _patches([_joint(rng) for _ in range(40)] + [_joint(rng, eroded=True) for _ in range(20)])
+    untrimmed = JointAnomaly(n_components=3, trim=None).fit(ref)
+    trimmed = JointAnomaly(n_components=3, trim=0.6).fit(ref)
+    # the refit sees the 36 patches the first fit reconstructed best
+    raw = untrimmed.models_["J"].raw_score(ref["J"].astype(np.float64))
+    best = _standardise(ref["J"].astype(np.float64)[np.argsort(raw, kind="stable")[:36]])
+    np.testing.assert_allclose(trimmed.models_["J"].mean, best.mean(0), atol=1e-10)
+    assert not np.allclose(untrimmed.models_["J"].mean, trimmed.models_["J"].mean)
+    for model in (untrimmed, trimmed):  # scores are in SDs of the reference's own
+        s = model.score(ref)["J"]
+        assert abs(s.mean()) < 1e-9 and abs(s.std() - 1) < 1e-9
+    # a small reference is never trimmed below min_reference
+    small = {"J": ref["J"][:12]}
+    assert JointAnomaly(n_components=3, min_reference=10, trim=0.5).fit(small).landmarks_ == ("J",)
+    with pytest.raises(ValueError, match="trim"):
+        JointAnomaly(trim=0.0)
+
+
+def test_an_image_score_is_the_mean_over_its_views_erosion_site_landmarks():
+    images = pd.DataFrame({"view": ["hand_left", "hand_right", "foot_left", "spine_lumbar"]})
+    scores = pd.DataFrame({"MCP2": [1.0, 2.0, np.nan, 5.0], "MP": [3.0, np.nan, np.nan, 5.0],
+                           "CMC3": [100.0, 100.0, np.nan, 5.0], "W1": [-50.0, -50.0, np.nan, 5.0],
+                           "MTP2": [np.nan, np.nan, 4.0, 5.0]})
+    out = image_anomaly(images, scores)
+    # hands: MCP2 and the thumb's MP (= MCP1) are erosion sites, CMC3 (JSN only) and W1 are not
+    assert out.iloc[0] == 2.0 and out.iloc[1] == 2.0
+    assert out.iloc[2] == 4.0  # the foot's MTP2
+    assert np.isnan(out.iloc[3])  # no erosion site on a spine view
 
 
 def test_on_a_simulated_cohort_the_score_tracks_damage_in_held_out_patients(small_study):

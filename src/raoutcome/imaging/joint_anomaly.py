@@ -5,20 +5,33 @@ change its brightness and contrast. So this score works on shape alone. For ever
 samples a square patch around the joint (right-side views mirrored to look like left ones). Each
 patch is z-normalised, which removes the mean grey level and the contrast, and so bone density and
 exposure. The patch is then projected onto the first ``n_components`` principal components of the
-same joint in a reference set of radiographs. The joint's score is the log mean squared residual:
-how much of the patch a typical joint cannot explain. PCA is the linear autoencoder of
+same joint in a reference set of radiographs. The joint's raw score is the log mean squared
+residual: how much of the patch a typical joint cannot explain. PCA is the linear autoencoder of
 reconstruction-based anomaly detection (Baur et al. 2021, "Autoencoders for unsupervised anomaly
-segmentation in brain MR images"). An image's score is the mean over its landmarks.
+segmentation in brain MR images").
+
+Two refinements make it a damage measure rather than a measure of anything unusual:
+
+* **robust reference** (``trim``): the PCA is fitted again on the reference patches it reconstructs
+  best (by default the 60 %), so damage that is common in the reference does not become part of
+  "typical" (the idea of trimmed / robust PCA);
+* **standardised joints**: each landmark's score is expressed in SDs of the reference's scores at that
+  landmark, so joints whose appearance varies more do not dominate, and an image's score
+  (``anomaly``) is the mean over the landmarks at SvdH *erosion* sites of its view
+  (:func:`raoutcome.anatomy.sites_for`); the other landmarks keep their own columns.
+
+These and the patch width (``PATCH_HALF_WIDTH``) were chosen on a simulated tuning cohort (seed 777,
+otherwise the learning-check cohort's settings) by the held-out r with log erosions, and then
+measured once on the learning-check cohort (``analyses/joint_anomaly_check.py``).
 
 It needs no score of any kind, only the joint landmarks that the cohort's ``landmarks`` table
 gives. So it is a damage measure for the "no human score" setting. It is fitted on reference
-patients only (e.g. a model's training patients), and scores anyone. Measured on the learning-check
-cohort (``analyses/joint_anomaly_check.py``): held-out r 0.7-0.8 with log(1 + SvdH) and with log
-erosions, and little with bone density. Its limits:
+patients only (e.g. a model's training patients), and scores anyone. Its limits:
 
 * it is a measure of atypical appearance, not of damage as such: a misplaced landmark, a ring or a
   fracture raises it too;
-* it depends on the reference set: fitted on a damaged cohort, common damage becomes "typical".
+* it depends on the reference set: the trimming tolerates some damage in it, not a reference in
+  which most joints are damaged.
 
 :class:`JointAnomaly` is the estimator (``fit`` / ``score`` on patches); :func:`joint_patches` samples
 one image; :func:`cohort_joint_anomaly` scores a cohort's images (:func:`cross_fitted_joint_anomaly`:
@@ -35,12 +48,14 @@ import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter, map_coordinates
 
+from raoutcome import anatomy
 from raoutcome.errors import InputError
 from raoutcome.imaging.transforms import needs_mirror
 
-PATCH_HALF_WIDTH = 11 / 128  # half-width of a patch, as a fraction of the image's longer side
+PATCH_HALF_WIDTH = 8 / 128   # half-width of a patch, as a fraction of the image's longer side
 PATCH_GRID = 22              # samples per patch side
 N_COMPONENTS = 5
+TRIM = 0.6                   # refit the PCA on this best-reconstructed fraction of the reference
 MIN_REFERENCE = 10           # reference patches a landmark needs before it can be scored
 
 
@@ -77,44 +92,71 @@ def _standardise(patches: np.ndarray) -> np.ndarray:
 class _LandmarkModel:
     mean: np.ndarray
     components: np.ndarray  # [n_components, d]
+    score_mean: float = 0.0  # the reference's raw scores at this landmark: mean and SD
+    score_sd: float = 1.0
+
+    def raw_score(self, patches: np.ndarray) -> np.ndarray:
+        """Log mean squared residual of (finite) patches ``[n, d]``."""
+        z = _standardise(patches) - self.mean
+        resid = z - (z @ self.components.T) @ self.components
+        return np.log(np.maximum((resid ** 2).mean(1), 1e-12))
 
 
 class JointAnomaly:
-    """Per-landmark PCA of z-normalised joint patches; ``score`` is the log mean squared residual.
+    """Per-landmark PCA of z-normalised joint patches; ``score`` is the log mean squared residual in SDs
+    of the reference's.
 
     ``fit(patches)`` / ``score(patches)`` take ``{landmark: [n, d]}`` arrays (rows of NaN for an
-    image without that landmark). A landmark with fewer than ``min_reference`` reference patches is
-    left out (``landmarks_`` lists those fitted).
+    image without that landmark). The PCA is refitted on the ``trim`` fraction of the reference it
+    reconstructs best (``trim=None``: no refit; never fewer than ``min_reference`` patches). A
+    landmark with fewer than ``min_reference`` reference patches is left out (``landmarks_`` lists
+    those fitted).
     """
 
-    def __init__(self, n_components: int = N_COMPONENTS, min_reference: int = MIN_REFERENCE):
+    def __init__(self, n_components: int = N_COMPONENTS, min_reference: int = MIN_REFERENCE,
+                 trim: float | None = TRIM):
         if n_components < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
+        if trim is not None and not 0.0 < trim <= 1.0:
+            raise ValueError(f"trim must be in (0, 1] or None, got {trim}")
         self.n_components = int(n_components)
         self.min_reference = max(int(min_reference), self.n_components + 1)
+        self.trim = trim
         self.models_: dict[str, _LandmarkModel] = {}
 
     @property
     def landmarks_(self) -> tuple[str, ...]:
         return tuple(self.models_)
 
-    def fit(self, patches: Mapping[str, np.ndarray]) -> "JointAnomaly":
+    def _pca(self, arr: np.ndarray) -> _LandmarkModel:
         from sklearn.decomposition import PCA
 
+        pca = PCA(min(self.n_components, arr.shape[1]), random_state=0).fit(_standardise(arr))
+        return _LandmarkModel(pca.mean_, pca.components_)
+
+    def fit(self, patches: Mapping[str, np.ndarray]) -> "JointAnomaly":
         self.models_ = {}
         for name, arr in patches.items():
             arr = np.asarray(arr, dtype=np.float64)
             arr = arr[np.isfinite(arr).all(1)]
             if len(arr) < self.min_reference:
                 continue
-            pca = PCA(min(self.n_components, arr.shape[1]), random_state=0).fit(_standardise(arr))
-            self.models_[name] = _LandmarkModel(pca.mean_, pca.components_)
+            model = self._pca(arr)
+            raw = model.raw_score(arr)
+            keep = max(self.min_reference, int(np.ceil((self.trim or 1.0) * len(arr))))
+            if keep < len(arr):  # refit on the best-reconstructed patches: common damage stays atypical
+                model = self._pca(arr[np.argsort(raw, kind="stable")[:keep]])
+                raw = model.raw_score(arr)
+            sd = float(raw.std())
+            model.score_mean, model.score_sd = float(raw.mean()), sd if sd > 1e-12 else 1.0
+            self.models_[name] = model
         if not self.models_:
             raise ValueError(f"no landmark has >= {self.min_reference} reference patches to fit")
         return self
 
     def score(self, patches: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``{landmark: [n]}`` log mean squared reconstruction residual (NaN where the patch is missing)."""
+        """``{landmark: [n]}`` log mean squared reconstruction residual, in SDs of the reference's scores
+        from their mean (NaN where the patch is missing)."""
         if not self.models_:
             raise RuntimeError("JointAnomaly is not fitted: call fit() first")
         out = {}
@@ -123,11 +165,27 @@ class JointAnomaly:
                 continue
             arr = np.asarray(patches[name], dtype=np.float64)
             ok = np.isfinite(arr).all(1)
-            z = _standardise(np.where(ok[:, None], arr, 0.0)) - model.mean
-            resid = z - (z @ model.components.T) @ model.components
-            s = np.log(np.maximum((resid ** 2).mean(1), 1e-12))
+            s = (model.raw_score(np.where(ok[:, None], arr, 0.0)) - model.score_mean) / model.score_sd
             out[name] = np.where(ok, s, np.nan)
         return out
+
+
+def erosion_site_landmarks(view: str, landmarks: Iterable[str]) -> list[str]:
+    """The ``landmarks`` that sit on an SvdH erosion site of ``view`` (``anatomy.LANDMARK_SITE`` maps
+    other names, e.g. the thumb's "MP" to "MCP1")."""
+    sites = set(anatomy.sites_for(view, "erosion"))
+    return [n for n in landmarks if anatomy.LANDMARK_SITE.get(n, n) in sites]
+
+
+def image_anomaly(images: pd.DataFrame, scores: pd.DataFrame) -> pd.Series:
+    """Per image (rows of ``images`` with a ``view``; ``scores`` one column per landmark, same rows):
+    the mean of its landmark scores at the view's SvdH erosion sites (NaN when it has none)."""
+    out = pd.Series(np.nan, index=scores.index, dtype=float)
+    for view, rows in images.groupby("view").groups.items():
+        cols = erosion_site_landmarks(str(view), scores.columns)
+        if cols:
+            out.loc[rows] = scores.loc[rows, cols].mean(1, skipna=True)
+    return out
 
 
 def cohort_patches(cohort, paths: Iterable[str] | None = None, progress: bool = True,
@@ -163,7 +221,7 @@ def cohort_patches(cohort, paths: Iterable[str] | None = None, progress: bool = 
 def cohort_joint_anomaly(cohort, reference_ids: Iterable[str] | None = None, n_components: int = N_COMPONENTS,
                          progress: bool = True) -> pd.DataFrame:
     """One row per image with landmarks: ``patient_id, visit_id, view, path``, ``anomaly`` (mean over
-    its landmarks) and ``anomaly_<landmark>``. The PCA is fitted on ``reference_ids``' images (default:
+    its landmarks at erosion sites, :func:`image_anomaly`) and ``anomaly_<landmark>``. The PCA is fitted on ``reference_ids``' images (default:
     every patient); score only patients outside them when the score is to be validated."""
     images, patches = cohort_patches(cohort, progress=progress)
     ref = np.ones(len(images), bool) if reference_ids is None else \
@@ -171,10 +229,9 @@ def cohort_joint_anomaly(cohort, reference_ids: Iterable[str] | None = None, n_c
     if not ref.any():
         raise InputError("none of the reference patients has an image with landmarks")
     model = _fit(cohort, JointAnomaly(n_components), {n: a[ref] for n, a in patches.items()})
-    scores = model.score(patches)
-    table = pd.DataFrame({f"anomaly_{n}": s for n, s in scores.items()})
-    out = pd.concat([images[["patient_id", "visit_id", "view", "path"]], table], axis=1)
-    out["anomaly"] = table.mean(1, skipna=True)
+    scores = pd.DataFrame(model.score(patches))
+    out = pd.concat([images[["patient_id", "visit_id", "view", "path"]], scores.add_prefix("anomaly_")], axis=1)
+    out["anomaly"] = image_anomaly(images, scores)
     return out
 
 
@@ -196,11 +253,10 @@ def cross_fitted_joint_anomaly(cohort, folds: int = 3, seed: int = 0, n_componen
         if not ref.any() or not test.any():
             continue
         model = _fit(cohort, JointAnomaly(n_components), {n: a[ref] for n, a in patches.items()})
-        held_out = model.score({n: a[test] for n, a in patches.items()})
-        scores = pd.DataFrame({f"anomaly_{n}": s for n, s in held_out.items()})
-        part = pd.concat([images.loc[test, ["patient_id", "visit_id", "view", "path"]].reset_index(drop=True),
-                          scores], axis=1)
-        part["anomaly"] = scores.mean(1, skipna=True)
+        scores = pd.DataFrame(model.score({n: a[test] for n, a in patches.items()}))
+        rows = images.loc[test, ["patient_id", "visit_id", "view", "path"]].reset_index(drop=True)
+        part = pd.concat([rows, scores.add_prefix("anomaly_")], axis=1)
+        part["anomaly"] = image_anomaly(rows, scores)
         part["fold"] = f
         parts.append(part)
     if not parts:
@@ -222,5 +278,5 @@ def visit_anomaly(image_scores: pd.DataFrame) -> pd.DataFrame:
 
 
 __all__ = ["JointAnomaly", "joint_patches", "cohort_patches", "cohort_joint_anomaly", "cross_fitted_joint_anomaly",
-           "visit_anomaly",
-           "PATCH_HALF_WIDTH", "PATCH_GRID", "N_COMPONENTS"]
+           "erosion_site_landmarks", "image_anomaly", "visit_anomaly",
+           "PATCH_HALF_WIDTH", "PATCH_GRID", "N_COMPONENTS", "TRIM"]
