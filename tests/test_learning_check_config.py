@@ -24,9 +24,11 @@ def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
     assert longer.cv["folds"] == 3
     no_svdh = load_config(lc.no_svdh_config(tmp_path / "full.toml", tmp_path / "no_svdh.toml"))
     assert not no_svdh.heads["svdh"] and no_svdh.train["epochs"] == 11
+    assert no_svdh.readout["joint_anomaly"] and no_svdh.readout["risk_inputs"] == ["joint_anomaly"]
     base = load_config(demo)
     expected = {f"train.epochs: {base.train['epochs']} -> 11", f"train.patience: {base.train['patience']} -> 11",
-                "heads.svdh: True -> False"}
+                "heads.svdh: True -> False", "readout.joint_anomaly: False -> True",
+                "readout.risk_inputs: [] -> ['joint_anomaly']"}
     if base.cv["folds"] != 3:
         expected.add(f"cv.folds: {base.cv['folds']} -> 3")
     assert set(no_svdh.differences(base)) == expected

@@ -82,16 +82,25 @@ class PatientSequences(Dataset):
     ``"last_before_event"`` (last visit at or before the event/censoring time; never an
     image taken after the event), ``"baseline"`` or ``"last"``. Call :meth:`set_epoch`
     before each epoch so augmentation differs between epochs yet is reproducible.
+    ``patch_landmarks``: also give each image's joint patches at these landmarks
+    (``joint_patches [n_images, len(patch_landmarks), PATCH_GRID**2]``, NaN rows where the image lacks
+    one; :class:`~raoutcome.imaging.landmark_patches.LandmarkPatches`), for a model whose readouts
+    read the joint anomaly. ``loader`` must then have ``source_shape`` (as ``ImageCache`` does).
     """
 
     def __init__(self, cohort, loader: ImageLoader, patient_ids: Sequence[str] | None = None,
                  views: Sequence[str] | None = None, augment: Augment | None = None, seed: int = 0,
                  event: str = DEFORMITY_EVENT, risk_visit: str = "last_before_event",
-                 joint_targets: JointTargets | None = None):
+                 joint_targets: JointTargets | None = None, patch_landmarks: Sequence[str] = ()):
         if risk_visit not in RISK_VISIT_RULES:
             raise ValueError(f"risk_visit must be one of {RISK_VISIT_RULES}, not {risk_visit!r}")
         self.loader = loader
         self.joint_targets = joint_targets if joint_targets is not None and joint_targets.available else None
+        self.landmark_patches = None
+        if patch_landmarks:
+            from raoutcome.imaging.landmark_patches import LandmarkPatches
+
+            self.landmark_patches = LandmarkPatches(cohort, patch_landmarks, loader.source_shape)
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
@@ -161,9 +170,11 @@ class PatientSequences(Dataset):
     def __getitem__(self, i: int) -> dict:
         items = self.images[i]
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.augment is not None else None
-        pixels, points = [], []
+        pixels, points, patches = [], [], []
         for path, view, _, _ in items:
             arr = np.asarray(self.loader.get(path, view), dtype=np.float32)
+            if self.landmark_patches is not None:  # from the image as stored, before any augmentation
+                patches.append(self.landmark_patches.patches(self._image_keys[path][3], path, view, arr))
             shift = (0, 0)
             if rng is not None:
                 arr, shift = self.augment.apply(arr, rng)
@@ -186,6 +197,9 @@ class PatientSequences(Dataset):
         }
         if self.joint_targets is not None:
             item["joint_points"] = points
+        if self.landmark_patches is not None:
+            lp = self.landmark_patches
+            item["joint_patches"] = np.stack(patches) if patches else np.zeros((0, len(lp.names), lp.width), np.float32)
         return item
 
 
@@ -219,6 +233,8 @@ def collate_patients(items: list[dict]) -> dict[str, torch.Tensor]:
         "index": torch.tensor([int(it["index"]) for it in items], dtype=torch.long),
     }
     batch.update({k: torch.from_numpy(v) for k, v in targets.items()})
+    if any("joint_patches" in it for it in items):
+        batch["joint_patches"] = torch.from_numpy(np.concatenate([it["joint_patches"] for it in items]))
     if any("joint_points" in it for it in items):
         batch.update(_collate_points([p for it in items for p in it.get("joint_points", [None] * len(it["img_t"]))]))
     return batch

@@ -94,12 +94,20 @@ class JointTargets:
                 return None
             xy.append((channel, at[0], at[1], score))
         arr = np.asarray(xy, dtype=np.float64)
-        rows, cols = self._shape_of(abs_path)
-        x = (cols - 1 - arr[:, 1]) if needs_mirror(view) else arr[:, 1]
-        geom = ResizeGeometry.fit(int(rows), int(cols), self.size)
-        xs, ys = geom.to_square(x, arr[:, 2])
+        xs, ys = to_model_frame(arr[:, 1], arr[:, 2], view, self._shape_of(abs_path), self.size)
         out = np.stack([arr[:, 0], (xs + 0.5) / self.size, (ys + 0.5) / self.size, arr[:, 3]], axis=1)
         return out.astype(np.float32)
+
+
+def to_model_frame(x: np.ndarray, y: np.ndarray, view: str, shape: tuple[int, int], size: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Landmark pixel coordinates ``(x, y)`` of a stored ``shape = (rows, columns)`` image -> pixel
+    coordinates in the model's ``size`` square: right-side views mirrored and the image letter-boxed
+    exactly as :func:`raoutcome.imaging.transforms.preprocess` does."""
+    rows, cols = int(shape[0]), int(shape[1])
+    x = np.asarray(x, float)
+    x = (cols - 1 - x) if needs_mirror(view) else x
+    return ResizeGeometry.fit(rows, cols, int(size)).to_square(x, np.asarray(y, float))
 
 
 def _locate(site: str, marks: Mapping[str, tuple[float, float]]) -> tuple[float, float] | None:
@@ -119,4 +127,4 @@ def shift_points(points: np.ndarray, dy: int, dx: int, size: int) -> np.ndarray 
     return out if bool(inside.all()) else None
 
 
-__all__ = ["JointTargets", "KIND_CHANNEL", "shift_points"]
+__all__ = ["JointTargets", "KIND_CHANNEL", "shift_points", "to_model_frame"]

@@ -15,7 +15,9 @@ features keep what the narrow fusion/aggregator path drops (on the simulated coh
 hold periarticular bone density, R^2 ~0.8, where the embedding holds ~0.3). The risk readout
 is a Cox model on a few of the visit's own outputs (``risk_inputs``: log JSN and erosion
 counts, HAQ, pain), which stay on one scale from fold to fold. A visit without an image falls
-back to the trained head.
+back to the trained head. With ``anomaly_landmarks`` the readouts also read the visit's label-free
+joint anomaly score (:class:`raoutcome.models.anomaly_readout.JointAnomalyScorer`, fitted with the
+readouts), computed from the joint patches the dataset samples at those landmarks.
 
 Input images are single-channel, in [0, 1] (as :class:`raoutcome.imaging.cache.ImageCache`
 returns them); the model standardises them itself. Models never read files: every
@@ -30,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from raoutcome.anatomy import OUTCOME_RANGES, VIEWS
+from raoutcome.models.anomaly_readout import JointAnomalyScorer
 from raoutcome.models.density import LesionDensity, visit_counts
 from raoutcome.models.encoder import create_encoder
 from raoutcome.models.heads import HEAD_NAMES, HEAD_OUTPUTS, build_head
@@ -38,6 +41,8 @@ from raoutcome.models.longitudinal import LongitudinalAggregator, ViewFusion
 # Heads that a closed-form readout can answer: HAQ and pain (ridge on the visit's readout
 # features) and risk (a Cox model on the visit's other outputs, see ``risk_inputs``).
 READOUT_HEADS: tuple[str, ...] = ("haq", "pain", "risk")
+# Everything a risk readout can read (``risk_inputs`` of a model is the subset its heads provide).
+RISK_INPUTS: tuple[str, ...] = ("log_jsn", "log_erosion", "haq", "pain", "joint_anomaly")
 
 # Grey-level standardisation (ImageNet mean/std averaged over RGB, so an RGB stem summed
 # to one channel sees what it was trained on).
@@ -59,11 +64,13 @@ class ModelSpec:
     lesion_maps: int = 2  # sum-pooled density maps (0 = off); with the SvdH head: JSN, erosion
     counts_to_heads: bool = True  # the HAQ, pain and risk heads also read the visit's log counts directly
     readouts: tuple[str, ...] = ()  # heads answered by a closed-form linear readout (fitted after training)
+    anomaly_landmarks: tuple[str, ...] = ()  # the readouts also read the joint anomaly at these landmarks
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["heads"] = list(self.heads)
         d["readouts"] = list(self.readouts)
+        d["anomaly_landmarks"] = list(self.anomaly_landmarks)
         return d
 
     @classmethod
@@ -73,6 +80,7 @@ class ModelSpec:
         d.setdefault("lesion_maps", 0)  # specs written before the density branch existed
         d.setdefault("counts_to_heads", False)  # ... or before the heads read the counts
         d["readouts"] = tuple(d.get("readouts", ()))  # ... or before linear readouts
+        d["anomaly_landmarks"] = tuple(d.get("anomaly_landmarks", ()))  # ... or before the anomaly readout
         return cls(**d)
 
 
@@ -112,6 +120,9 @@ class LongitudinalOutcomeModel(nn.Module):
         if bad:
             raise ValueError(f"readouts {bad}: a linear readout needs a head that is switched on, one of "
                              f"{', '.join(READOUT_HEADS)}")
+        if spec.anomaly_landmarks and not spec.readouts:
+            raise ValueError("anomaly_landmarks: only the closed-form readouts read the joint anomaly; name some readouts")
+        self.joint_anomaly = JointAnomalyScorer(spec.anomaly_landmarks) if spec.anomaly_landmarks else None
         if "risk" in spec.readouts and not self.risk_inputs:
             raise ValueError("the risk readout reads the SvdH, HAQ or pain outputs: switch one of them on")
         self.readouts = nn.ModuleDict({h: nn.Linear(len(self.risk_inputs) if h == "risk" else self.readout_dim, 1)
@@ -121,7 +132,8 @@ class LongitudinalOutcomeModel(nn.Module):
     def risk_inputs(self) -> tuple[str, ...]:
         """The per-visit outputs a risk readout reads (``log_jsn``/``log_erosion`` are ``log1p`` of the counts)."""
         heads = self.spec.heads
-        return (("log_jsn", "log_erosion") if "svdh" in heads else ()) + tuple(h for h in ("haq", "pain") if h in heads)
+        return ((("log_jsn", "log_erosion") if "svdh" in heads else ()) + tuple(h for h in ("haq", "pain") if h in heads)
+                + (("joint_anomaly",) if self.spec.anomaly_landmarks else ()))
 
     @property
     def damage_maps(self) -> tuple[int, ...]:
@@ -133,8 +145,9 @@ class LongitudinalOutcomeModel(nn.Module):
 
     @property
     def readout_dim(self) -> int:
-        """Width of a visit's readout features: head input (embedding + log counts) + pooled image features."""
-        return 2 * self.spec.d_model + self._direct + self.encoder.out_features
+        """Width of a visit's readout features: head input (embedding + log counts) + pooled image features
+        (+ the joint anomaly)."""
+        return 2 * self.spec.d_model + self._direct + self.encoder.out_features + bool(self.spec.anomaly_landmarks)
 
     @property
     def embedding_dim(self) -> int:
@@ -171,10 +184,24 @@ class LongitudinalOutcomeModel(nn.Module):
             raise ValueError("this model has no lesion-density branch (lesion_maps = 0)")
         return self.density.maps(self.encoder.forward_features(self._standardise(images)))
 
-    def _risk_features(self, out: Mapping[str, Tensor]) -> Tensor:
-        """``[B, T, len(risk_inputs)]``: the visit's outputs a risk readout reads."""
-        cols = [torch.log1p(out[name[4:]]) if name.startswith("log_") else out[name] for name in self.risk_inputs]
+    def _risk_features(self, out: Mapping[str, Tensor], anomaly: Tensor | None) -> Tensor:
+        """``[B, T, len(risk_inputs)]``: the visit's outputs (and joint anomaly) a risk readout reads."""
+        cols = [anomaly if name == "joint_anomaly" else torch.log1p(out[name[4:]]) if name.startswith("log_")
+                else out[name] for name in self.risk_inputs]
         return torch.stack([c.float() for c in cols], -1)
+
+    def _visit_anomaly(self, joint_patches: Tensor | None, img_b: Tensor, img_t: Tensor, img_v: Tensor,
+                       n_patients: int, n_visits: int) -> Tensor:
+        """``[B, T]``: the mean joint anomaly over each visit's scored images; 0 (the reference mean) where none."""
+        if joint_patches is None:
+            raise ValueError("this model's readouts read the joint anomaly: pass joint_patches (a dataset with "
+                             "patch_landmarks, which needs the cohort's landmarks table)")
+        per_image = self.joint_anomaly(joint_patches, img_v)
+        ok = torch.isfinite(per_image)
+        total = visit_counts(torch.where(ok, per_image, torch.zeros_like(per_image))[:, None], img_b, img_t,
+                             n_patients, n_visits)[..., 0]
+        n = visit_counts(ok.float()[:, None], img_b, img_t, n_patients, n_visits)[..., 0]
+        return torch.where(n > 0, total / n.clamp_min(1), torch.zeros_like(total))
 
     @staticmethod
     def _standardise(images: Tensor) -> Tensor:
@@ -182,11 +209,12 @@ class LongitudinalOutcomeModel(nn.Module):
 
     def forward(self, images: Tensor, img_b: Tensor, img_t: Tensor, img_v: Tensor,
                 time: Tensor, visit_mask: Tensor, return_maps: bool = False,
-                return_readout_features: bool = False) -> dict[str, Tensor]:
+                return_readout_features: bool = False, joint_patches: Tensor | None = None) -> dict[str, Tensor]:
         """Per-visit outputs; ``return_maps`` adds ``lesion_density`` (the maps of every image,
         ``[N, k, h, w]``) for the joint-level density loss; ``return_readout_features`` adds
         ``readout_features [B, T, readout_dim]`` and ``risk_features [B, T, len(risk_inputs)]``
-        (what the readouts are fitted on)."""
+        (what the readouts are fitted on). ``joint_patches [N, L, d]``: each image's patches at
+        ``spec.anomaly_landmarks``, needed when the readouts read the joint anomaly."""
         n_patients, n_visits = time.shape
         feats, maps = self._encode(images)
         counts = maps.flatten(2).sum(-1) if maps is not None else None
@@ -206,10 +234,14 @@ class LongitudinalOutcomeModel(nn.Module):
             z_counts = torch.cat([z, torch.where(has_image[..., None], log_counts, torch.zeros_like(log_counts))], -1)
         for name, head in self.heads.items():
             out.update(head(z, log_counts, has_image) if name == "svdh" else head(z_counts))
+        anomaly = None
+        if self.joint_anomaly is not None and (self.readouts or return_readout_features):
+            anomaly = self._visit_anomaly(joint_patches, img_b, img_t, img_v, n_patients, n_visits)
         if self.readouts or return_readout_features:
             feats_mean = visit_counts(feats.float(), img_b, img_t, n_patients, n_visits)
             n_img = visit_counts(torch.ones_like(feats[:, :1], dtype=torch.float32), img_b, img_t, n_patients, n_visits)
-            readout_x = torch.cat([z_counts.float(), feats_mean / n_img.clamp_min(1)], -1)
+            readout_x = torch.cat([z_counts.float(), feats_mean / n_img.clamp_min(1)]
+                                  + ([anomaly[..., None]] if anomaly is not None else []), -1)
             for name, readout in self.readouts.items():
                 if name != "risk":
                     linear = readout(readout_x).squeeze(-1).clamp(0.0, OUTCOME_RANGES[name][1])
@@ -217,7 +249,7 @@ class LongitudinalOutcomeModel(nn.Module):
             if return_readout_features:
                 out["readout_features"] = readout_x
         if "risk" in self.readouts or return_readout_features:
-            risk_x = self._risk_features(out)
+            risk_x = self._risk_features(out, anomaly)
             if "risk" in self.readouts:
                 lp = self.readouts["risk"](risk_x).squeeze(-1) - self.heads["risk"].center
                 out["risk"] = torch.where(has_image, lp, out["risk"])
@@ -233,18 +265,23 @@ class LongitudinalOutcomeModel(nn.Module):
         """``forward`` on a batch dict from :func:`raoutcome.imaging.dataset.collate_patients`."""
         return self(batch["images"], batch["img_b"], batch["img_t"], batch["img_v"],
                     batch["time"], batch["visit_mask"], return_maps=return_maps,
-                    return_readout_features=return_readout_features)
+                    return_readout_features=return_readout_features, joint_patches=batch.get("joint_patches"))
 
     def forward_single_image(self, x: Tensor, view: str) -> dict[str, Tensor]:
         """Each image of ``x [B, 1, H, W]`` as a one-visit, one-view sequence -> ``{output: [B]}``.
 
-        Differentiable in ``x`` (for attribution); ``embedding`` is left out.
+        Differentiable in ``x`` (for attribution); ``embedding`` is left out. A model whose readouts read
+        the joint anomaly gets no joint patches here: its anomaly is the reference mean (0), so attribution
+        explains the image path of the readouts.
         """
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r} (known: {', '.join(VIEWS)})")
         n = x.shape[0]
         idx = torch.arange(n, device=x.device)
         zeros = torch.zeros(n, dtype=torch.long, device=x.device)
+        patches = (torch.full((n, len(self.joint_anomaly.landmarks), self.joint_anomaly.mean.shape[1]), float("nan"),
+                              device=x.device) if self.joint_anomaly is not None else None)
         out = self(x, idx, zeros, torch.full_like(zeros, VIEWS.index(view)),
-                   torch.zeros(n, 1, device=x.device), torch.ones(n, 1, dtype=torch.bool, device=x.device))
+                   torch.zeros(n, 1, device=x.device), torch.ones(n, 1, dtype=torch.bool, device=x.device),
+                   joint_patches=patches)
         return {k: v[:, 0] for k, v in out.items() if k != "embedding"}

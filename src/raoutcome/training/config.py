@@ -60,6 +60,10 @@ deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fi
 heads = ["haq", "pain", "risk"]  # HAQ / pain: ridge on the frozen visit features (embedding, counts, pooled
 folds = 5                  # image features), penalty by patient-grouped K-fold CV; risk: a Cox model on the
 cox_penalizer = 0.1        # first visit's outputs (log counts, HAQ, pain), lifelines penalizer; [] = off
+joint_anomaly = false      # the readouts also read the visit's label-free joint anomaly (needs landmarks.csv):
+                           # its PCA is fitted on the same training patients (raoutcome.imaging.joint_anomaly)
+risk_inputs = []           # the Cox readout reads only these of its inputs (log_jsn, log_erosion, haq, pain,
+                           # joint_anomaly); [] = all
 
 [cv]
 folds = 3                  # >= 2: patient-grouped cross-fitting; 1: one model on every patient
@@ -91,7 +95,7 @@ from raoutcome.errors import ConfigError
 from raoutcome.io_utils import atomic_write
 from raoutcome.models.heads import HEAD_NAMES
 from raoutcome.models.losses import WEIGHTINGS
-from raoutcome.models.multitask import READOUT_HEADS
+from raoutcome.models.multitask import READOUT_HEADS, RISK_INPUTS
 from raoutcome.imaging.dataset import RISK_VISIT_RULES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -103,7 +107,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "train": {"epochs": 20, "batch_patients": 8, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1.0,
               "grad_clip": 1.0, "patience": 5, "val_fraction": 0.15, "augment": True, "seed": 0,
               "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True},
-    "readout": {"heads": ["haq", "pain", "risk"], "folds": 5, "cox_penalizer": 0.1},
+    "readout": {"heads": ["haq", "pain", "risk"], "folds": 5, "cox_penalizer": 0.1, "joint_anomaly": False,
+                "risk_inputs": []},
     "cv": {"folds": 3, "seed": 0, "ensemble_seeds": 1},
     "predict": {"batch_patients": 16, "num_workers": 2},
     "data": {"cache_dir": "", "contrast": []},
@@ -182,6 +187,9 @@ _RULES: dict[str, dict[str, tuple]] = {
                   f"a list of distinct heads from {list(READOUT_HEADS)}"),
         "folds": (lambda v: _positive_int(v) and v >= 2, "an integer >= 2"),
         "cox_penalizer": (_number(0), "a non-negative number"),
+        "joint_anomaly": (_is(bool), "true or false"),
+        "risk_inputs": (lambda v: isinstance(v, list) and all(x in RISK_INPUTS for x in v) and len(set(v)) == len(v),
+                        f"a list of distinct inputs from {list(RISK_INPUTS)}"),
     },
     "cv": {
         "folds": (_positive_int, "a positive integer (1 = no cross-fitting)"),
@@ -285,7 +293,21 @@ def _resolve(values: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]
                           f"maps, but model.lesion_maps = 0: switch the maps on or the term off")
     if not any(out["heads"].values()):
         raise ConfigError(f"{source}: [heads] switches every head off; keep at least one")
+    _check_readout(out, source)
     return out
+
+
+def _check_readout(out: dict, source: str) -> None:
+    """The anomaly and risk-input options must name things the readouts will have."""
+    r, heads = out["readout"], out["heads"]
+    if r["joint_anomaly"] and not r["heads"]:
+        raise ConfigError(f"{source}: readout.joint_anomaly = true, but readout.heads = [] fits no readout to read it")
+    provided = {"log_jsn": heads["svdh"], "log_erosion": heads["svdh"], "haq": heads["haq"], "pain": heads["pain"],
+                "joint_anomaly": r["joint_anomaly"]}
+    missing = [x for x in r["risk_inputs"] if not provided[x]]
+    if missing:
+        raise ConfigError(f"{source}: readout.risk_inputs = {r['risk_inputs']!r} names {missing}, which this model "
+                          f"does not have (the SvdH head gives log_jsn/log_erosion, readout.joint_anomaly the anomaly)")
 
 
 def load_config(path: str | Path | None) -> TrainConfig:

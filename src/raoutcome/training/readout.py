@@ -25,6 +25,10 @@ reached pooled C 0.75-0.76 in the same probe. The first visit is used whatever
 ``survival.risk_visit`` says: a later visit's outputs against the time from the first visit
 would credit non-events with the damage of their longer follow-up.
 
+A model with ``anomaly_landmarks`` first gets its joint anomaly PCA fitted on the same patients
+(:func:`fit_anomaly_readout`); the visit's anomaly then enters the ridge features and the risk
+inputs. ``risk_inputs`` restricts the Cox model to some of the inputs (the others get 0).
+
 The fitting (:func:`fit_ridge_readout`, :func:`fit_cox_readout`) is plain NumPy, scikit-learn and
 lifelines; :func:`fit_readouts` collects the features from a model and writes the fitted weights
 into it.
@@ -151,6 +155,21 @@ def readout_data(model: LongitudinalOutcomeModel, loader: DataLoader, device: to
             np.concatenate(gs) if gs else np.zeros(0, int))
 
 
+def fit_anomaly_readout(model: LongitudinalOutcomeModel, loader: DataLoader) -> "JointAnomaly":
+    """Fit the model's joint anomaly PCA (:class:`~raoutcome.imaging.joint_anomaly.JointAnomaly`) on the
+    joint patches of every image in ``loader`` and load it into ``model.joint_anomaly``."""
+    from raoutcome.imaging.joint_anomaly import JointAnomaly
+
+    scorer = model.joint_anomaly
+    chunks = [batch["joint_patches"].numpy() for batch in loader if "joint_patches" in batch]
+    if not chunks:
+        raise ValueError("the joint anomaly readout needs joint patches: build the dataset with patch_landmarks")
+    patches = np.concatenate(chunks)
+    fitted = JointAnomaly(scorer.components.shape[1]).fit({n: patches[:, i] for i, n in enumerate(scorer.landmarks)})
+    scorer.load_fitted(fitted)
+    return fitted
+
+
 def _has_image(batch: dict) -> torch.Tensor:
     has = torch.zeros_like(batch["visit_mask"])
     has[batch["img_b"], batch["img_t"]] = True
@@ -158,14 +177,18 @@ def _has_image(batch: dict) -> torch.Tensor:
 
 
 def fit_readouts(model: LongitudinalOutcomeModel, loader: DataLoader, device: torch.device,
-                 folds: int = 5, cox_penalizer: float = COX_PENALIZER) -> dict[str, RidgeReadout | CoxReadout | str]:
+                 folds: int = 5, cox_penalizer: float = COX_PENALIZER,
+                 risk_inputs: tuple[str, ...] | None = None) -> dict[str, RidgeReadout | CoxReadout | str]:
     """Fit every readout of ``model`` (``spec.readouts``) on ``loader``'s patients, in place.
 
-    HAQ and pain first (the risk readout reads their refitted outputs). Returns the fit per
-    head, or the reason it could not be fitted (too few labelled patients, or fewer than
-    ``MIN_EVENTS_PER_INPUT`` events per risk input): that
+    The joint anomaly PCA first (when the model reads it), then HAQ and pain (the risk readout
+    reads their refitted outputs), then risk on ``risk_inputs`` (default: all of
+    ``model.risk_inputs``). Returns the fit per head, or the reason it could not be fitted (too few
+    labelled patients, or fewer than ``MIN_EVENTS_PER_INPUT`` events per risk input): that
     head's readout weights are left untouched and the caller should drop it.
     """
+    if model.joint_anomaly is not None:
+        fit_anomaly_readout(model, loader)
     x, ys, groups = readout_data(model, loader, device)
     fits: dict[str, RidgeReadout | CoxReadout | str] = {}
     for head, y in ys.items():
@@ -184,19 +207,26 @@ def fit_readouts(model: LongitudinalOutcomeModel, loader: DataLoader, device: to
         if unfitted:  # the risk readout would read a head that stays the trained one
             fits["risk"] = f"the readouts of {unfitted} could not be fitted"
             return fits
+        names = tuple(risk_inputs) if risk_inputs else model.risk_inputs
+        unknown = [n for n in names if n not in model.risk_inputs]
+        if unknown:
+            raise ValueError(f"risk inputs {unknown} are not among this model's: {', '.join(model.risk_inputs)}")
         rx, time, event = risk_data(model, loader, device)
+        cols = [model.risk_inputs.index(n) for n in names]
         try:
-            cox = fit_cox_readout(rx, time, event, model.risk_inputs, cox_penalizer)
+            cox = fit_cox_readout(rx[:, cols], time, event, names, cox_penalizer)
         except ValueError as err:
             fits["risk"] = str(err)
             return fits
+        coef = np.zeros(len(model.risk_inputs))
+        coef[cols] = cox.coef
         layer = model.readouts["risk"]
         with torch.no_grad():
-            layer.weight.copy_(torch.as_tensor(cox.coef, dtype=layer.weight.dtype)[None])
+            layer.weight.copy_(torch.as_tensor(coef, dtype=layer.weight.dtype)[None])
             layer.bias.zero_()  # the centre is the risk head's (set after the fit)
         fits["risk"] = cox
     return fits
 
 
 __all__ = ["ALPHAS", "COX_PENALIZER", "MIN_EVENTS_PER_INPUT", "MIN_PATIENTS", "CoxReadout", "RidgeReadout",
-           "fit_cox_readout", "fit_readouts", "fit_ridge_readout", "readout_data", "risk_data"]
+           "fit_anomaly_readout", "fit_cox_readout", "fit_readouts", "fit_ridge_readout", "readout_data", "risk_data"]

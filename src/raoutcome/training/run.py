@@ -39,6 +39,7 @@ import torch
 from raoutcome.errors import ConfigError, InputError
 from raoutcome.imaging.dataset import Augment, PatientSequences
 from raoutcome.imaging.joint_targets import JointTargets
+from raoutcome.imaging.landmark_patches import cohort_landmark_names
 from raoutcome.io_utils import atomic_write
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.predictions import load_predictions, to_frame
@@ -73,9 +74,25 @@ def _cache_factory(cfg: TrainConfig, run_dir: Path) -> Callable:
     return lambda: ImageCache(root, size, contrast=contrast)
 
 
-def _dataset_kwargs(cfg: TrainConfig, cohort) -> dict:
+def _dataset_kwargs(cfg: TrainConfig, cohort, patch_landmarks: tuple[str, ...] = ()) -> dict:
     views = cfg.model["views"] or None
-    return {"views": views, "event": cfg.survival["event"], "risk_visit": cfg.survival["risk_visit"]}
+    return {"views": views, "event": cfg.survival["event"], "risk_visit": cfg.survival["risk_visit"],
+            "patch_landmarks": tuple(patch_landmarks)}
+
+
+def _anomaly_landmarks(cfg: TrainConfig, cohort) -> tuple[str, ...]:
+    """The landmarks whose joint anomaly the readouts read (``readout.joint_anomaly``), or ()."""
+    if not (cfg.readout["joint_anomaly"] and cfg.readout_heads):
+        return ()
+    return cohort_landmark_names(cohort)
+
+
+def _check_patches(cohort, names: tuple[str, ...]) -> None:
+    """A model that reads the joint anomaly needs the landmarks it was fitted on."""
+    have = set(cohort_landmark_names(cohort))
+    if names and not have & set(names):
+        raise InputError(f"{cohort.root}: this run's readouts read the joint anomaly at landmarks "
+                         f"{', '.join(names)}, but the cohort has no landmarks table (landmarks.csv) with any of them")
 
 
 def versions() -> dict:
@@ -171,7 +188,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
         barrier(dist)
         spec = cfg.model_spec()
         factory = _cache_factory(cfg, run_dir)
-        dkw = _dataset_kwargs(cfg, cohort)
+        dkw = _dataset_kwargs(cfg, cohort, _anomaly_landmarks(cfg, cohort))
         augment = Augment() if cfg.train["augment"] else None
         members = []
         for fold, train_ids, test_ids in _plan(cohort, cfg):
@@ -187,9 +204,10 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 images = factory()
                 joints = (JointTargets(cohort, images.source_shape, cfg.model["image_size"])
                           if uses_joint_targets(spec, cfg) else None)
+                train_kw = {**dkw, "patch_landmarks": ()}  # only the readouts read the joint patches
                 train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=seed,
-                                            joint_targets=joints, **dkw)
-                val_ds = PatientSequences(cohort, images, val_ids, **dkw) if val_ids else None
+                                            joint_targets=joints, **train_kw)
+                val_ds = PatientSequences(cohort, images, val_ids, **train_kw) if val_ids else None
                 hook = (lambda e, r, _n=name: on_epoch_end(_n, e, r)) if on_epoch_end else None
                 summary = fit(spec, cfg, train_ds, val_ds, mdir, seed, device, dist, on_epoch_end=hook, desc=name).summary
                 center = None
@@ -223,6 +241,9 @@ def _check_cohort(cohort, cfg: TrainConfig) -> None:
     for head, col in cols.items():
         if cfg.heads[head] and (col not in cohort.visits or cohort.visits[col].notna().sum() == 0):
             raise ConfigError(f"heads.{head} = true but the cohort has no '{col}' values; switch the head off")
+    if cfg.readout["joint_anomaly"] and cfg.readout_heads and not cohort_landmark_names(cohort):
+        raise InputError(f"readout.joint_anomaly = true, but cohort {cohort.root} has no landmarks table "
+                         f"(landmarks.csv): the joint anomaly is sampled at the joint landmarks")
     if cfg.heads["risk"]:
         ev = cohort.event_table(cfg.survival["event"])
         if ev["observed"].sum() == 0:
@@ -241,18 +262,23 @@ def _fit_readouts(mdir: Path, cohort, images, ids: list[str], cfg: TrainConfig, 
         return {}
     best = ckpt.load(mdir / "best.pt")
     spec = ModelSpec.from_dict(best["spec"])
-    model = LongitudinalOutcomeModel(replace(spec, readouts=heads), load_pretrained=False)
+    landmarks = tuple(dkw.get("patch_landmarks", ()))
+    model = LongitudinalOutcomeModel(replace(spec, readouts=heads, anomaly_landmarks=landmarks), load_pretrained=False)
     missing, unexpected = model.load_state_dict(best["model"], strict=False)
-    if unexpected or any(not k.startswith("readouts.") for k in missing):
+    if unexpected or any(not k.startswith(("readouts.", "joint_anomaly.")) for k in missing):
         raise RuntimeError(f"{mdir / 'best.pt'}: unexpected weights {unexpected} / missing {missing}")
     model.to(device)
     ds = PatientSequences(cohort, images, ids, **dkw)
     loader = make_loader(ds, cfg.predict["batch_patients"], cfg.train["num_workers"], device=device)
-    fits = fit_readouts(model, loader, device, cfg.readout["folds"], cfg.readout["cox_penalizer"])
+    fits = fit_readouts(model, loader, device, cfg.readout["folds"], cfg.readout["cox_penalizer"],
+                        tuple(cfg.readout["risk_inputs"]) or None)
     kept = tuple(h for h in heads if not isinstance(fits[h], str))
+    if not kept:
+        landmarks = ()  # nothing reads the anomaly any more
     state = {k: v.cpu() for k, v in model.state_dict().items()
-             if not k.startswith("readouts.") or k.split(".")[1] in kept}
-    best.update(model=state, spec=replace(spec, readouts=kept).to_dict())
+             if (not k.startswith("readouts.") or k.split(".")[1] in kept)
+             and (landmarks or not k.startswith("joint_anomaly."))}
+    best.update(model=state, spec=replace(spec, readouts=kept, anomaly_landmarks=landmarks).to_dict())
     ckpt.save(best, mdir / "best.pt")
     records = {h: _readout_record(f) for h, f in fits.items()}
     print(f"{mdir.name} readouts: " + "; ".join(_readout_line(h, r) for h, r in records.items()), file=sys.stderr)
@@ -346,13 +372,15 @@ def predict_run(run_dir: str | Path, cohort, out_path: str | Path) -> Path:
     """
     run_dir = Path(run_dir)
     models, cfg = load_run(run_dir)
+    landmarks = models[0].spec.anomaly_landmarks
+    _check_patches(cohort, landmarks)
     device = pick_device(cfg.train["device"])
     attrs = {"run": run_dir.name, "heads": ",".join(cfg.heads_on), "embedding_source": "first model of the run",
              "ensemble_size": len(models)}
     groups = [PredictionGroup(models, cohort.patient_ids, -1)]
     return write_predictions(groups, cohort, _cache_factory(cfg, run_dir), out_path, cfg.predict["batch_patients"],
                              cfg.predict["num_workers"], device, amp=device.type == "cuda",
-                             attrs=attrs, dataset_kwargs=_dataset_kwargs(cfg, cohort))
+                             attrs=attrs, dataset_kwargs=_dataset_kwargs(cfg, cohort, landmarks))
 
 
 def _write_metrics(run_dir: Path, cohort, cfg: TrainConfig, members: list[dict], cross_fitted: bool) -> None:

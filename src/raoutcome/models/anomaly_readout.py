@@ -1,0 +1,80 @@
+"""The joint anomaly score inside a model: a label-free damage measure its readouts can read.
+
+:class:`raoutcome.imaging.joint_anomaly.JointAnomaly` (NumPy, scikit-learn) is fitted on a model's
+training patients after training; :class:`JointAnomalyScorer` holds the fitted per-landmark PCA as
+buffers and scores the joint patches of a batch (``batch["joint_patches"]``) with the same
+arithmetic, so a checkpoint carries everything a prediction needs and an ensemble of fold models,
+each with its own PCA, predicts like any other. A visit's score is the mean over its images of the
+mean over their erosion-site landmarks (:func:`raoutcome.imaging.joint_anomaly.image_anomaly`); a
+visit with no scored landmark gets 0, the reference mean (scores are in reference SDs).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from raoutcome.anatomy import VIEWS
+from raoutcome.imaging.joint_anomaly import N_COMPONENTS, PATCH_GRID, JointAnomaly, erosion_site_landmarks
+
+
+class JointAnomalyScorer(nn.Module):
+    """Per-landmark PCA residual scores of joint patches ``[N, L, d]`` (NaN rows: missing) -> ``[N]``."""
+
+    def __init__(self, landmarks: Sequence[str], n_components: int = N_COMPONENTS, width: int = PATCH_GRID ** 2):
+        super().__init__()
+        self.landmarks = tuple(landmarks)
+        n = len(self.landmarks)
+        self.register_buffer("mean", torch.zeros(n, width))
+        self.register_buffer("components", torch.zeros(n, n_components, width))
+        self.register_buffer("score_mean", torch.zeros(n))
+        self.register_buffer("score_sd", torch.ones(n))
+        self.register_buffer("fitted", torch.zeros(n, dtype=torch.bool))
+        site = torch.zeros(len(VIEWS), n, dtype=torch.bool)  # [view, landmark]: an erosion site of that view
+        for v, view in enumerate(VIEWS):
+            for name in erosion_site_landmarks(view, self.landmarks):
+                site[v, self.landmarks.index(name)] = True
+        self.register_buffer("erosion_site", site, persistent=False)
+
+    def load_fitted(self, model: JointAnomaly) -> None:
+        """Copy a fitted :class:`JointAnomaly`'s per-landmark PCA into the buffers."""
+        k = self.components.shape[1]
+        with torch.no_grad():
+            self.fitted.zero_()
+            for i, name in enumerate(self.landmarks):
+                m = model.models_.get(name)
+                if m is None:
+                    continue
+                comps = np.zeros((k, self.mean.shape[1]))
+                comps[:len(m.components)] = m.components[:k]
+                self.mean[i] = torch.as_tensor(m.mean)
+                self.components[i] = torch.as_tensor(comps)
+                self.score_mean[i], self.score_sd[i] = m.score_mean, m.score_sd
+                self.fitted[i] = True
+
+    def landmark_scores(self, patches: Tensor) -> Tensor:
+        """``[N, L]`` scores in reference SDs (NaN where the patch is missing or the landmark unfitted)."""
+        x = patches.double()
+        ok = torch.isfinite(x).all(-1) & self.fitted
+        x = torch.where(ok[..., None], x, torch.zeros_like(x))
+        centred = x - x.mean(-1, keepdim=True)
+        sd = centred.std(-1, unbiased=False, keepdim=True)
+        z = centred / torch.where(sd > 1e-6, sd, torch.ones_like(sd)) - self.mean.double()
+        comps = self.components.double()
+        resid = z - torch.einsum("nlk,lkd->nld", torch.einsum("nld,lkd->nlk", z, comps), comps)
+        raw = torch.log(resid.pow(2).mean(-1).clamp_min(1e-12))
+        s = (raw - self.score_mean.double()) / self.score_sd.double()
+        return torch.where(ok, s, torch.full_like(s, float("nan"))).float()
+
+    def forward(self, patches: Tensor, img_v: Tensor) -> Tensor:
+        """Per image: the mean score over its erosion-site landmarks ``[N]`` (NaN when it has none)."""
+        s = self.landmark_scores(patches)
+        use = torch.isfinite(s) & self.erosion_site[img_v]
+        total = torch.where(use, s, torch.zeros_like(s)).sum(-1)
+        n = use.sum(-1)
+        return torch.where(n > 0, total / n.clamp_min(1), torch.full_like(total, float("nan")))
+
+
+__all__ = ["JointAnomalyScorer"]
