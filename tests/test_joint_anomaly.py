@@ -102,16 +102,32 @@ def test_the_pca_is_refitted_on_the_best_reconstructed_reference_and_scores_are_
         JointAnomaly(trim=0.0)
 
 
-def test_an_image_score_is_the_mean_over_its_views_erosion_site_landmarks():
+def test_an_image_score_is_the_soft_maximum_over_its_views_erosion_site_landmarks():
     images = pd.DataFrame({"view": ["hand_left", "hand_right", "foot_left", "spine_lumbar"]})
     scores = pd.DataFrame({"MCP2": [1.0, 2.0, np.nan, 5.0], "MP": [3.0, np.nan, np.nan, 5.0],
                            "CMC3": [100.0, 100.0, np.nan, 5.0], "W1": [-50.0, -50.0, np.nan, 5.0],
                            "MTP2": [np.nan, np.nan, 4.0, 5.0]})
     out = image_anomaly(images, scores)
     # hands: MCP2 and the thumb's MP (= MCP1) are erosion sites, CMC3 (JSN only) and W1 are not
-    assert out.iloc[0] == 2.0 and out.iloc[1] == 2.0
-    assert out.iloc[2] == 4.0  # the foot's MTP2
+    assert out.iloc[0] == pytest.approx(np.log((np.exp(1.0) + np.exp(3.0)) / 2))
+    assert out.iloc[1] == pytest.approx(2.0)  # MP missing: MCP2 alone
+    assert out.iloc[2] == pytest.approx(4.0)  # the foot's MTP2
     assert np.isnan(out.iloc[3])  # no erosion site on a spine view
+
+
+def test_the_soft_maximum_lies_between_the_mean_and_the_maximum_and_is_stable():
+    from raoutcome.imaging.joint_anomaly import soft_maximum
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(50, 16))
+    s = soft_maximum(x)
+    assert (s >= x.mean(1) - 1e-12).all() and (s <= x.max(1) + 1e-12).all()
+    np.testing.assert_allclose(soft_maximum(x + 1000.0), s + 1000.0)  # no overflow
+    np.testing.assert_allclose(soft_maximum(np.full((2, 3), 0.7)), [0.7, 0.7])
+    one_high = np.zeros((1, 16))
+    one_high[0, 3] = 5.0  # one clearly damaged joint among intact ones moves it more than the mean
+    assert soft_maximum(one_high)[0] - 0.0 > 3 * (one_high.mean() - 0.0)
+    assert np.isnan(soft_maximum(np.full((1, 4), np.nan))[0])
 
 
 def test_on_a_simulated_cohort_the_score_tracks_damage_in_held_out_patients(small_study):

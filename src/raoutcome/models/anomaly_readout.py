@@ -5,8 +5,8 @@ training patients after training; :class:`JointAnomalyScorer` holds the fitted p
 buffers and scores the joint patches of a batch (``batch["joint_patches"]``) with the same
 arithmetic, so a checkpoint carries everything a prediction needs and an ensemble of fold models,
 each with its own PCA, predicts like any other. A visit's score is the mean over its images of the
-mean over their erosion-site landmarks (:func:`raoutcome.imaging.joint_anomaly.image_anomaly`); a
-visit with no scored landmark gets 0, the reference mean (scores are in reference SDs).
+soft maximum over their erosion-site landmarks (:func:`raoutcome.imaging.joint_anomaly.image_anomaly`);
+a visit with no scored landmark gets 0, the reference mean (scores are in reference SDs).
 """
 from __future__ import annotations
 
@@ -69,12 +69,13 @@ class JointAnomalyScorer(nn.Module):
         return torch.where(ok, s, torch.full_like(s, float("nan"))).float()
 
     def forward(self, patches: Tensor, img_v: Tensor) -> Tensor:
-        """Per image: the mean score over its erosion-site landmarks ``[N]`` (NaN when it has none)."""
+        """Per image: the soft maximum (log mean exp) of its erosion-site landmark scores ``[N]`` (NaN when
+        it has none), as :func:`raoutcome.imaging.joint_anomaly.soft_maximum`."""
         s = self.landmark_scores(patches)
         use = torch.isfinite(s) & self.erosion_site[img_v]
-        total = torch.where(use, s, torch.zeros_like(s)).sum(-1)
         n = use.sum(-1)
-        return torch.where(n > 0, total / n.clamp_min(1), torch.full_like(total, float("nan")))
+        lse = torch.logsumexp(torch.where(use, s, torch.full_like(s, float("-inf"))), -1)
+        return torch.where(n > 0, lse - torch.log(n.clamp_min(1).float()), torch.full_like(lse, float("nan")))
 
 
 __all__ = ["JointAnomalyScorer"]
