@@ -77,8 +77,9 @@ def derived_config(config: Path, out: Path, note: str, *, svdh: bool | None = No
 
 
 #: What the "no human score" model's readouts read besides its own features: the label-free joint
-#: anomaly (fitted on each fold's training patients), and its risk readout the anomaly alone (a
-#: within-fold probe on the demo cohort: C 0.71 with the anomaly alone, 0.66 with the refitted HAQ beside it).
+#: anomaly (fitted on each fold's training patients), and its risk readout the anomaly alone. Chosen by
+#: a within-fold probe on this cohort with the session-4 fold models and the earlier, mean-aggregated
+#: anomaly: Cox C 0.71 on the anomaly alone, 0.66 with the refitted HAQ beside it.
 NO_SVDH_READOUT = {"joint_anomaly": True, "risk_inputs": ["joint_anomaly"]}
 
 

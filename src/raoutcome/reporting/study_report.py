@@ -78,7 +78,8 @@ INTROS: dict[str, tuple[str, str]] = {
         "For every joint the cohort's landmarks locate, a patch around it is compared with the same joint in "
         "other patients' radiographs: how much of its shape a typical joint cannot explain. Brightness and "
         "contrast are removed first, so bone density does not count. Every patient is scored by a reference "
-        "fitted without them. An image's score is the mean over the joints the Sharp score reads for erosions. "
+        "fitted without them. An image's score gathers the joints the Sharp score reads for erosions, with the "
+        "most unusual weighing most (a soft maximum). "
         "No score of any kind was used. If it agrees with the Sharp score, it sees "
         "damage; if its first-visit value ranks time to deformity, it carries prognosis.",
     ),
