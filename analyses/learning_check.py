@@ -15,7 +15,9 @@
      at the baseline visit (``--risk-at last``: the last visit) against the observed
      events >= oracle C-index - 0.05 (``deformity.c_index_oracle``).
 
-   The no-SvdH model is held to the HAQ and deformity targets. For scale the script also prints the C of
+   The no-SvdH model is held to the HAQ and deformity targets. Its readouts also read the label-free
+   joint anomaly score (:data:`NO_SVDH_READOUT`: ``[readout] joint_anomaly``, the risk readout on the
+   anomaly alone), which needs no human score. For scale the script also prints the C of
    a risk that knows only the true baseline SvdH total, or only the noise-free baseline HAQ
    (``deformity.c_index_svdh`` / ``c_index_haq_mean``: 0.721 and 0.711 on the demo cohort, both under
    the 0.746 target).
