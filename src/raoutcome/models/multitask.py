@@ -44,6 +44,13 @@ READOUT_HEADS: tuple[str, ...] = ("haq", "pain", "risk")
 # Everything a risk readout can read (``risk_inputs`` of a model is the subset its heads provide).
 RISK_INPUTS: tuple[str, ...] = ("log_jsn", "log_erosion", "haq", "pain", "joint_anomaly")
 
+
+def risk_inputs_for(heads: tuple[str, ...], joint_anomaly: bool) -> tuple[str, ...]:
+    """The risk readout's inputs of a model with these ``heads`` (and the joint anomaly readout or not):
+    log JSN and erosion counts with the SvdH head, HAQ, pain, the joint anomaly."""
+    return ((("log_jsn", "log_erosion") if "svdh" in heads else ()) + tuple(h for h in ("haq", "pain") if h in heads)
+            + (("joint_anomaly",) if joint_anomaly else ()))
+
 # Grey-level standardisation (ImageNet mean/std averaged over RGB, so an RGB stem summed
 # to one channel sees what it was trained on).
 PIXEL_MEAN, PIXEL_STD = 0.449, 0.226
@@ -131,9 +138,7 @@ class LongitudinalOutcomeModel(nn.Module):
     @property
     def risk_inputs(self) -> tuple[str, ...]:
         """The per-visit outputs a risk readout reads (``log_jsn``/``log_erosion`` are ``log1p`` of the counts)."""
-        heads = self.spec.heads
-        return ((("log_jsn", "log_erosion") if "svdh" in heads else ()) + tuple(h for h in ("haq", "pain") if h in heads)
-                + (("joint_anomaly",) if self.spec.anomaly_landmarks else ()))
+        return risk_inputs_for(self.spec.heads, bool(self.spec.anomaly_landmarks))
 
     @property
     def damage_maps(self) -> tuple[int, ...]:

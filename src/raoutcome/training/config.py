@@ -95,7 +95,7 @@ from raoutcome.errors import ConfigError
 from raoutcome.io_utils import atomic_write
 from raoutcome.models.heads import HEAD_NAMES
 from raoutcome.models.losses import WEIGHTINGS
-from raoutcome.models.multitask import READOUT_HEADS, RISK_INPUTS
+from raoutcome.models.multitask import READOUT_HEADS, RISK_INPUTS, risk_inputs_for
 from raoutcome.imaging.dataset import RISK_VISIT_RULES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -302,9 +302,8 @@ def _check_readout(out: dict, source: str) -> None:
     r, heads = out["readout"], out["heads"]
     if r["joint_anomaly"] and not r["heads"]:
         raise ConfigError(f"{source}: readout.joint_anomaly = true, but readout.heads = [] fits no readout to read it")
-    provided = {"log_jsn": heads["svdh"], "log_erosion": heads["svdh"], "haq": heads["haq"], "pain": heads["pain"],
-                "joint_anomaly": r["joint_anomaly"]}
-    missing = [x for x in r["risk_inputs"] if not provided[x]]
+    provided = risk_inputs_for(tuple(h for h, on in heads.items() if on), r["joint_anomaly"])
+    missing = [x for x in r["risk_inputs"] if x not in provided]
     if missing:
         raise ConfigError(f"{source}: readout.risk_inputs = {r['risk_inputs']!r} names {missing}, which this model "
                           f"does not have (the SvdH head gives log_jsn/log_erosion, readout.joint_anomaly the anomaly)")
