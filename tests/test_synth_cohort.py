@@ -133,6 +133,20 @@ def test_same_seed_same_bytes_any_worker_count(tmp_path, cohort):
     assert _hashes(other)["visits.csv"] != _hashes(cohort)["visits.csv"]
 
 
+def test_landmark_annotation_error_moves_only_the_landmarks(tmp_path, cohort):
+    noisy = simulate(None, tmp_path / "noisy", config=_tiny(acquisition={"landmark_sd": 0.01}))
+    exact, moved = _hashes(cohort), _hashes(noisy)
+    assert moved.pop("landmarks.csv") != exact.pop("landmarks.csv")
+    moved.pop("truth/simulation.json"), exact.pop("truth/simulation.json")  # the config it records differs
+    assert moved == exact  # images, label maps, scores, outcomes: byte for byte the same
+    a = pd.read_csv(cohort / "landmarks.csv")
+    b = pd.read_csv(noisy / "landmarks.csv")
+    assert (a[["path", "landmark"]] == b[["path", "landmark"]]).all().all()
+    err = np.r_[b["x"] - a["x"], b["y"] - a["y"]]
+    assert 0.45 < err.std() < 0.85  # 0.01 x 64 px = 0.64 px
+    assert b[["x", "y"]].min().min() >= 0 and b[["x", "y"]].max().max() < 64
+
+
 def test_png_output_is_16_bit(tmp_path):
     from PIL import Image
     out = simulate(None, tmp_path / "png", config=_tiny(n_patients=2), image_format="png")
@@ -254,6 +268,7 @@ def test_refuses_foreign_folder_and_leaves_nothing_on_failure(tmp_path, monkeypa
     ({"outcomes": {"hazard": {"shape": -1.0}}}, "outcomes.hazard.shape"),
     ({"features": {"osteopenia": {"visibility": -2}}}, "features.osteopenia.visibility"),
     ({"course": {"wobble": 1}}, "course.wobble"),
+    ({"acquisition": {"landmark_sd": -0.01}}, "acquisition.landmark_sd"),
 ])
 def test_bad_config_values_name_key_and_value(data, key):
     with pytest.raises(ConfigError) as err:

@@ -122,6 +122,8 @@ class AcquisitionConfig:
     noise: float = 0.02              # max Gaussian noise SD (fraction of full scale)
     blur_px: float = 0.8             # max Gaussian blur sigma in pixels at 256 px (scales with size)
     pixel_spacing_mm: float = 0.0    # 0 = derived from a 220 mm field of view
+    landmark_sd: float = 0.0         # annotation error of the written landmarks: Gaussian SD per coordinate,
+                                     # as a fraction of the image side (0 = exact; 0.005 ~ 1 mm at 220 mm)
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ def _check_value(key: str, name: str, value: Any) -> None:
         bad("must be a probability in [0, 1]")
     if name.endswith("_sd") or name in ("jitter_years", "visibility", "concentration", "rotation_deg",
                                          "translation", "scale", "exposure", "noise", "blur_px",
-                                         "pixel_spacing_mm", "follow_up_years", "dropout_rate"):
+                                         "pixel_spacing_mm", "follow_up_years", "dropout_rate", "landmark_sd"):
         if value < 0:
             bad("must be >= 0")
     if name in ("slow_rate_median", "rapid_rate_median", "baseline_rate", "shape") and value <= 0:

@@ -150,8 +150,21 @@ def simulate_patient(index: int, seq: np.random.SeedSequence) -> dict[str, list[
             write_labels(root / "truth" / "regions" / f"{stem}.png", label)
             rows["images"].append(dict(patient_id=pid, visit_id=vid, view=view, path=rel))
             rows["landmarks"].extend(dict(path=rel, landmark=k, x=round(x, 2), y=round(y, 2))
-                                     for k, (x, y) in lms.items())
+                                     for k, (x, y) in _annotated(lms, cfg, acq_seed).items())
     return rows
+
+
+def _annotated(landmarks: dict, cfg, acq_seed: int) -> dict:
+    """The landmarks as an annotator (or detector) would write them: exact when
+    ``acquisition.landmark_sd`` is 0, else each coordinate moved by Gaussian error of that SD (a fraction
+    of the image side), kept inside the image. Its own random stream: the images do not change."""
+    sd = cfg.acquisition.landmark_sd * cfg.image_size
+    if sd <= 0:
+        return landmarks
+    rng = np.random.default_rng([acq_seed, 1])
+    hi = cfg.image_size - 1e-3
+    return {k: (float(np.clip(x + rng.normal(0, sd), 0, hi)), float(np.clip(y + rng.normal(0, sd), 0, hi)))
+            for k, (x, y) in landmarks.items()}
 
 
 def _view_state(cfg, sites, pc, v, view) -> ViewState:
