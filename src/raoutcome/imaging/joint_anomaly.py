@@ -215,8 +215,9 @@ def cohort_patches(cohort, paths: Iterable[str] | None = None, progress: bool = 
 
     if cohort.landmarks is None or not len(cohort.landmarks):
         raise InputError(f"{cohort.root}: the joint anomaly score needs a landmarks table (landmarks.csv)")
-    marks = {p: dict(zip(g["landmark"], zip(g["x"].astype(float), g["y"].astype(float))))
-             for p, g in cohort.landmarks.groupby("path")}
+    from raoutcome.imaging.joint_targets import points_by_path
+
+    marks = points_by_path(cohort.landmarks)
     images = cohort.images[cohort.images["path"].isin(marks)]
     if paths is not None:
         images = images[images["path"].isin(set(paths))]

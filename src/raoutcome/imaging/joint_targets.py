@@ -64,9 +64,7 @@ class JointTargets:
             self._readings[(str(pid), str(vid), str(view))] = [
                 (site, KIND_CHANNEL[kind], float(score)) for site, kind, score in
                 zip(grp["_site"], grp["kind"], pd.to_numeric(grp["score"], errors="coerce"))]
-        for path, grp in landmarks.groupby("path", sort=False):
-            self._points[str(path)] = {str(n): (float(x), float(y)) for n, x, y in
-                                       zip(grp["landmark"], grp["x"], grp["y"])}
+        self._points = points_by_path(landmarks)
 
     @property
     def available(self) -> bool:
@@ -99,6 +97,14 @@ class JointTargets:
         return out.astype(np.float32)
 
 
+def points_by_path(landmarks: pd.DataFrame | None) -> dict[str, dict[str, tuple[float, float]]]:
+    """A ``landmarks`` table (``path, landmark, x, y``) as ``{path: {landmark: (x, y)}}`` (empty without one)."""
+    if landmarks is None or not len(landmarks):
+        return {}
+    return {str(path): {str(n): (float(x), float(y)) for n, x, y in zip(grp["landmark"], grp["x"], grp["y"])}
+            for path, grp in landmarks.groupby("path", sort=False)}
+
+
 def to_model_frame(x: np.ndarray, y: np.ndarray, view: str, shape: tuple[int, int], size: int
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Landmark pixel coordinates ``(x, y)`` of a stored ``shape = (rows, columns)`` image -> pixel
@@ -127,4 +133,4 @@ def shift_points(points: np.ndarray, dy: int, dx: int, size: int) -> np.ndarray 
     return out if bool(inside.all()) else None
 
 
-__all__ = ["JointTargets", "KIND_CHANNEL", "shift_points", "to_model_frame"]
+__all__ = ["JointTargets", "KIND_CHANNEL", "points_by_path", "shift_points", "to_model_frame"]

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from raoutcome.imaging.joint_anomaly import PATCH_GRID, joint_patches
-from raoutcome.imaging.joint_targets import to_model_frame
+from raoutcome.imaging.joint_targets import points_by_path, to_model_frame
 
 
 def cohort_landmark_names(cohort) -> tuple[str, ...]:
@@ -36,12 +36,7 @@ class LandmarkPatches:
     def __init__(self, cohort, names: Sequence[str], shape_of: Callable[[str], tuple[int, int]]):
         self.names = tuple(str(n) for n in names)
         self._shape_of = shape_of
-        self._points: dict[str, dict[str, tuple[float, float]]] = {}
-        marks = getattr(cohort, "landmarks", None)
-        if marks is not None and len(marks):
-            for path, grp in marks.groupby("path", sort=False):
-                self._points[str(path)] = {str(n): (float(x), float(y))
-                                           for n, x, y in zip(grp["landmark"], grp["x"], grp["y"])}
+        self._points = points_by_path(getattr(cohort, "landmarks", None))
 
     @property
     def width(self) -> int:
