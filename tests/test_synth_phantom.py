@@ -16,11 +16,11 @@ def _render(size=256, view="hand_left", acq=CLEAN, seed=0, **kw):
 
 
 def _profile(img, centre, direction, half_len, step=0.25):
-    """Bilinear intensity profile along ``direction`` through ``centre`` (pixel-edge coordinates)."""
+    """Bilinear intensity profile along ``direction`` through ``centre`` (pixel coordinates, centres at integers)."""
     from scipy.ndimage import map_coordinates
     s = np.arange(-half_len, half_len + step, step)
-    x = centre[0] - 0.5 + s * direction[0]
-    y = centre[1] - 0.5 + s * direction[1]
+    x = centre[0] + s * direction[0]
+    y = centre[1] + s * direction[1]
     return s, map_coordinates(img, [y, x], order=1)
 
 
@@ -111,7 +111,7 @@ def test_label_map_matches_image_and_sites_sit_in_svdh_regions(size):
     named = {("MCP1" if k == "MP" else k): v for k, v in lm.items()}
     for site in sites:
         x, y = named[site]
-        assert lab[int(y), int(x)] == REGIONS["svdh_site"], site
+        assert lab[int(round(y)), int(round(x))] == REGIONS["svdh_site"], site
     for code in ("soft_tissue", "shaft", "svdh_site", "periarticular", "carpus"):
         assert (lab == REGIONS[code]).sum() > 0, code
 
@@ -122,7 +122,7 @@ def test_right_hand_is_the_mirror_of_the_left():
                                                                     background=0.04))
     np.testing.assert_array_equal(lab_r, lab_l[:, ::-1])
     for k in lm_l:
-        assert lm_r[k][0] == pytest.approx(256 - lm_l[k][0], abs=1e-6)
+        assert lm_r[k][0] == pytest.approx(256 - 1 - lm_l[k][0], abs=1e-6)  # pixel centres at integers
         assert lm_r[k][1] == pytest.approx(lm_l[k][1], abs=1e-6)
     # thumb on the right of a left hand (PA), on the left of a right hand
     assert lm_l["IP"][0] > lm_l["MCP5"][0] and lm_r["IP"][0] < lm_r["MCP5"][0]

@@ -52,6 +52,29 @@ DEFORMITY_EVENT = "deformity"
 #: (the thumb MCP is "MP" there, "MCP1" in the SvdH site list).
 LANDMARK_SITE: dict[str, str] = {"MP": "MCP1"}
 
+#: Where each landmark sits in a standard-framed radiograph of a LEFT hand (PA) or foot (dorsoplantar):
+#: (x, y) as fractions of the image side, x to the right, y down. Taken from the phantom
+#: (:mod:`raoutcome.synth.phantom`, no damage, no acquisition transform; a test keeps the two in step),
+#: whose joints follow the proportions of a real adult PA hand radiograph. The joint patches of
+#: :mod:`raoutcome.imaging.joint_anomaly` are rotated and scaled to this frame
+#: (:mod:`raoutcome.imaging.landmark_pose`), so a hand's pose and size on the film do not change them.
+LANDMARK_TEMPLATES: dict[str, dict[str, tuple[float, float]]] = {
+    "hand": {"MP": (0.6971, 0.5960), "IP": (0.7688, 0.4706), "MCP2": (0.5986, 0.4398), "PIP2": (0.6203, 0.2619),
+             "MCP3": (0.4936, 0.4270), "PIP3": (0.4718, 0.2274), "MCP4": (0.4040, 0.4680), "PIP4": (0.3464, 0.2670),
+             "MCP5": (0.3285, 0.5128), "PIP5": (0.2363, 0.3874), "W1": (0.6254, 0.7394), "W2": (0.4258, 0.7266),
+             "W3": (0.3746, 0.8930), "W4": (0.4885, 0.8930), "W5": (0.5755, 0.8930), "CMC3": (0.4898, 0.7202),
+             "CMC4": (0.4258, 0.7266), "CMC5": (0.3694, 0.7406), "MC1": (0.6352, 0.7199), "MUL": (0.5819, 0.7794),
+             "NAV": (0.5755, 0.8520), "LUN": (0.4885, 0.8546), "RAD": (0.5128, 0.9230), "ULN": (0.3938, 0.9134),
+             "MNA": (0.5819, 0.8136), "CNL": (0.4885, 0.8136), "RADCAR": (0.5320, 0.8930)},
+    "foot": {"MTP1": (0.6408, 0.5448), "IP": (0.6600, 0.3528), "MTP2": (0.5192, 0.4808), "MTP3": (0.4334, 0.5128),
+             "MTP4": (0.3528, 0.5576), "MTP5": (0.2760, 0.6152)},
+}
+
+
+def body_part(view: str | None) -> str | None:
+    """"hand" or "foot" for a hand or foot view, else None (spine views, unknown view)."""
+    return "hand" if view in HAND_VIEWS else "foot" if view in FOOT_VIEWS else None
+
 
 def joint_name(view: str, site: str) -> str:
     """Name of one joint in the `joints` table, e.g. ``hand_left:MCP2``."""

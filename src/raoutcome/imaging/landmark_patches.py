@@ -3,8 +3,9 @@
 :mod:`raoutcome.imaging.joint_anomaly` samples patches from the stored radiograph. A model sees the
 preprocessed image instead (letter-boxed into its input square, right-side views mirrored), so the
 dataset samples the same patches (:func:`~raoutcome.imaging.joint_anomaly.joint_patches`, the same
-share of the image's longer side) from that image, at the landmarks carried into its frame
-(:func:`~raoutcome.imaging.joint_targets.to_model_frame`). The PCA the model's readout holds is
+span of the standard frame) from that image, at the landmarks carried into its frame
+(:func:`~raoutcome.imaging.joint_targets.to_model_frame`), turned and sized by the pose of those
+landmarks (:func:`~raoutcome.imaging.landmark_pose.landmark_pose`). The PCA the model's readout holds is
 fitted on patches sampled this way, so fitting and scoring see the same thing.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from raoutcome.imaging.joint_anomaly import PATCH_GRID, joint_patches
 from raoutcome.imaging.joint_targets import points_by_path, to_model_frame
+from raoutcome.imaging.landmark_pose import landmark_pose
 
 
 def cohort_landmark_names(cohort) -> tuple[str, ...]:
@@ -52,7 +54,8 @@ class LandmarkPatches:
         image = image.reshape(image.shape[-2:])
         xy = np.array([marks[n] for n in have], float)
         xs, ys = to_model_frame(xy[:, 0], xy[:, 1], view, self._shape_of(abs_path), image.shape[-1])
-        sampled = joint_patches(image, {n: (x, y) for n, x, y in zip(have, xs, ys)})
+        points = {n: (x, y) for n, x, y in zip(have, xs, ys)}
+        sampled = joint_patches(image, points, pose=landmark_pose(points, view, mirrored=False))  # already mirrored
         index = {n: i for i, n in enumerate(self.names)}
         for n, patch in sampled.items():
             out[index[n]] = patch
