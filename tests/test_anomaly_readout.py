@@ -14,13 +14,13 @@ import torch
 from raoutcome.anatomy import VIEWS
 from raoutcome.cohort import load
 from raoutcome.errors import ConfigError, InputError
-from raoutcome.imaging.joint_anomaly import (PATCH_GRID, JointAnomaly, _standardise, cohort_patches,
+from raoutcome.imaging.joint_anomaly import (PATCH_SIDE, JointAnomaly, _standardise, cohort_patches,
                                              image_anomaly)
 from raoutcome.models import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.models.anomaly_readout import JointAnomalyScorer
 
 torch.set_num_threads(1)
-D = PATCH_GRID * PATCH_GRID
+D = PATCH_SIDE * PATCH_SIDE  # a sampled patch: the scored window and its shift margin
 
 
 def _patch_sets(rng, n=40):

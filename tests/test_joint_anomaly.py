@@ -13,7 +13,7 @@ from scipy.ndimage import zoom
 from sklearn.metrics import roc_auc_score
 
 from raoutcome.errors import InputError
-from raoutcome.imaging.joint_anomaly import (PATCH_GRID, JointAnomaly, _standardise, cohort_joint_anomaly,
+from raoutcome.imaging.joint_anomaly import (PATCH_GRID, PATCH_SIDE, SHIFT, JointAnomaly, shift_windows, _standardise, cohort_joint_anomaly,
                                              image_anomaly, joint_patches, visit_anomaly)
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-hands"
@@ -24,11 +24,11 @@ def test_patches_are_centred_on_the_landmark_mirrored_on_request_and_resolution_
     img = np.zeros((128, 100), np.float32)
     img[40:43, 60:63] = 1.0  # a 3x3 spot centred on x = 61, y = 41
     img[41, 62:70] = 0.8      # a bar to the right of the spot
-    patch = joint_patches(img, {"J": (61.0, 41.0)})["J"].reshape(PATCH_GRID, PATCH_GRID)
-    c = PATCH_GRID // 2
+    patch = joint_patches(img, {"J": (61.0, 41.0)})["J"].reshape(PATCH_SIDE, PATCH_SIDE)
+    c = PATCH_SIDE // 2
     assert patch[c - 1:c + 1, c - 1:c + 1].min() > 0.9  # the spot at the centre
     assert patch[c, c + 3:].mean() > patch[c, :c - 3].mean()  # the bar on the right
-    flipped = joint_patches(img, {"J": (61.0, 41.0)}, mirror=True)["J"].reshape(PATCH_GRID, PATCH_GRID)
+    flipped = joint_patches(img, {"J": (61.0, 41.0)}, mirror=True)["J"].reshape(PATCH_SIDE, PATCH_SIDE)
     np.testing.assert_array_equal(flipped, patch[:, ::-1])
     big = zoom(img, 4, order=1)  # the same anatomy at 4x the resolution
     patch4 = joint_patches(big, {"J": (61.0 * 4 + 1.5, 41.0 * 4 + 1.5)})["J"]
@@ -69,6 +69,36 @@ def test_shape_changes_score_higher_and_brightness_or_contrast_changes_not_at_al
     np.testing.assert_allclose(dim, same, rtol=1e-5, atol=1e-5)
 
 
+def test_shift_windows_move_the_window_within_the_margin():
+    side = 5
+    patches = np.arange(2 * side * side, dtype=float).reshape(2, side * side)
+    windows = shift_windows(patches, 1)
+    assert windows.shape == (9, 2, 9)  # (2 * 1 + 1)^2 shifts
+    np.testing.assert_array_equal(windows[0, 0].reshape(3, 3), patches[0].reshape(5, 5)[1:4, 1:4])  # centred first
+    moved = {tuple(w.reshape(3, 3)[0, :2]) for w in windows[:, 0]}
+    assert len(moved) == 9  # nine distinct windows
+    assert shift_windows(patches, 0).shape == (1, 2, 25)
+    with pytest.raises(ValueError, match="square"):
+        shift_windows(patches[:, :24], 1)
+
+
+def test_the_shift_search_forgives_a_landmark_one_sample_off_but_not_damage():
+    rng = np.random.default_rng(5)
+    ref = _patches([_joint(rng) for _ in range(60)])
+    on = [_joint(rng) for _ in range(20)]
+    step = 2 * 0.4 * 48 / PATCH_GRID  # pixels per sample of _patches' grid
+    off = {"J": np.stack([joint_patches(im, {"J": (23.5 + step, 23.5)}, half_width=0.4)["J"] for im in on])}
+    eroded = _patches([_joint(rng, eroded=True) for _ in range(20)])
+    searched, fixed = JointAnomaly(n_components=3).fit(ref), JointAnomaly(n_components=3, shift=0).fit(ref)
+    on = _patches(on)
+    # without the search a one-sample miss looks like damage; with it, like the landmark on the joint
+    assert fixed.score(off)["J"].mean() > fixed.score(on)["J"].mean() + 1.0
+    assert searched.score(off)["J"].mean() < searched.score(on)["J"].mean() + 0.5
+    assert searched.score(eroded)["J"].mean() > searched.score(on)["J"].mean() + 1.0  # damage still counts
+    with pytest.raises(ValueError, match="shift"):
+        JointAnomaly(shift=-1)
+
+
 def test_missing_patches_unfitted_models_and_too_few_references():
     rng = np.random.default_rng(1)
     ref = _patches([_joint(rng) for _ in range(12)])
@@ -89,7 +119,8 @@ def test_the_pca_is_refitted_on_the_best_reconstructed_reference_and_scores_are_
     trimmed = JointAnomaly(n_components=3, trim=0.6).fit(ref)
     # the refit sees the 36 patches the first fit reconstructed best
     raw = untrimmed.models_["J"].raw_score(ref["J"].astype(np.float64))
-    best = _standardise(ref["J"].astype(np.float64)[np.argsort(raw, kind="stable")[:36]])
+    kept = ref["J"].astype(np.float64)[np.argsort(raw, kind="stable")[:36]]
+    best = _standardise(shift_windows(kept, SHIFT)[0])  # the PCA is on the centred windows
     np.testing.assert_allclose(trimmed.models_["J"].mean, best.mean(0), atol=1e-10)
     assert not np.allclose(untrimmed.models_["J"].mean, trimmed.models_["J"].mean)
     for model in (untrimmed, trimmed):  # scores are in SDs of the reference's own

@@ -83,7 +83,7 @@ class PatientSequences(Dataset):
     image taken after the event), ``"baseline"`` or ``"last"``. Call :meth:`set_epoch`
     before each epoch so augmentation differs between epochs yet is reproducible.
     ``patch_landmarks``: also give each image's joint patches at these landmarks
-    (``joint_patches [n_images, len(patch_landmarks), PATCH_GRID**2]``, NaN rows where the image lacks
+    (``joint_patches [n_images, len(patch_landmarks), PATCH_SIDE**2]``, NaN rows where the image lacks
     one; :class:`~raoutcome.imaging.landmark_patches.LandmarkPatches`), for a model whose readouts
     read the joint anomaly. ``loader`` must then have ``source_shape`` (as ``ImageCache`` does).
     """

@@ -63,7 +63,9 @@ from raoutcome.imaging.landmark_pose import landmark_pose
 from raoutcome.imaging.transforms import needs_mirror
 
 PATCH_HALF_WIDTH = 0.0625    # half-width of a patch, in units of the standard frame (a standard-framed image's side)
-PATCH_GRID = 22              # samples per patch side
+PATCH_GRID = 22              # samples per side of the window a joint is scored on
+SHIFT = 2                    # the window may move this many samples each way (shift search)
+PATCH_SIDE = PATCH_GRID + 2 * SHIFT  # samples per side of a sampled patch: the window and its margin
 N_COMPONENTS = 5
 TRIM = 0.6                   # refit the PCA on this best-reconstructed fraction of the reference
 MIN_REFERENCE = 10           # reference patches a landmark needs before it can be scored
@@ -71,8 +73,8 @@ MIN_REFERENCE = 10           # reference patches a landmark needs before it can 
 
 def joint_patches(pixels: np.ndarray, landmarks: Mapping[str, tuple[float, float]], mirror: bool = False,
                   half_width: float = PATCH_HALF_WIDTH, grid: int = PATCH_GRID,
-                  pose: complex | None = None) -> dict[str, np.ndarray]:
-    """``{landmark: flattened grid x grid patch}`` centred on each landmark ``(x, y)`` (pixel
+                  pose: complex | None = None, margin: int = SHIFT) -> dict[str, np.ndarray]:
+    """``{landmark: flattened (grid + 2 margin)^2 patch}`` centred on each landmark ``(x, y)`` (pixel
     coordinates of ``pixels``, column and row), in the canonical (left-side) orientation: ``mirror``
     flips right-side views left-right, as the model sees them.
 
@@ -80,7 +82,8 @@ def joint_patches(pixels: np.ndarray, landmarks: Mapping[str, tuple[float, float
     (:func:`raoutcome.imaging.landmark_pose.landmark_pose`: pixels per unit, with the image's
     rotation), so the same joint gives the same patch whatever the hand's angle and size on the
     film. Without a ``pose`` the unit is the image's longer side and the patch is square to the
-    image. Large images are smoothed first, so the samples do not alias."""
+    image. ``margin`` more samples at the same spacing on each side leave room for the shift search
+    of :class:`JointAnomaly`. Large images are smoothed first, so the samples do not alias."""
     pixels = np.asarray(pixels, dtype=np.float32)
     if pixels.ndim != 2:
         raise ValueError(f"joint_patches needs a 2-D image, got shape {pixels.shape}")
@@ -88,7 +91,8 @@ def joint_patches(pixels: np.ndarray, landmarks: Mapping[str, tuple[float, float
     step = 2.0 * half_width * abs(unit) / grid
     if step > 1.5:
         pixels = gaussian_filter(pixels, sigma=0.5 * step)
-    offsets = (np.arange(grid) - (grid - 1) / 2.0) * (2.0 * half_width / grid)
+    side = grid + 2 * int(margin)
+    offsets = (np.arange(side) - (side - 1) / 2.0) * (2.0 * half_width / grid)
     dy, dx = np.meshgrid(offsets, offsets, indexing="ij")
     moved = (dx + 1j * dy) * unit  # canonical offsets, in pixels
     if mirror:  # canonical -> stored orientation of a right-side view
@@ -107,18 +111,38 @@ def _standardise(patches: np.ndarray) -> np.ndarray:
     return centred / np.where(sd > 1e-6, sd, 1.0)
 
 
+def shift_windows(patches: np.ndarray, shift: int) -> np.ndarray:
+    """``[(2 shift + 1)^2, n, window^2]``: every window of the square patches ``[n, side^2]`` moved by up to
+    ``shift`` samples each way (``window = side - 2 shift``; the first is the centred one)."""
+    n, d = patches.shape
+    side = int(round(np.sqrt(d)))
+    window = side - 2 * shift
+    if side * side != d or window < 1:
+        raise ValueError(f"patches of {d} samples are not square patches with a margin of {shift}")
+    sq = patches.reshape(n, side, side)
+    moves = [(0, 0)] + [(a, b) for a in range(-shift, shift + 1) for b in range(-shift, shift + 1) if (a, b) != (0, 0)]
+    return np.stack([sq[:, shift + a:shift + a + window, shift + b:shift + b + window].reshape(n, -1)
+                     for a, b in moves])
+
+
 @dataclass
 class _LandmarkModel:
     mean: np.ndarray
-    components: np.ndarray  # [n_components, d]
+    components: np.ndarray  # [n_components, window^2]
     score_mean: float = 0.0  # the reference's raw scores at this landmark: mean and SD
     score_sd: float = 1.0
+    shift: int = 0
 
-    def raw_score(self, patches: np.ndarray) -> np.ndarray:
-        """Log mean squared residual of (finite) patches ``[n, d]``."""
-        z = _standardise(patches) - self.mean
+    def window_score(self, windows: np.ndarray) -> np.ndarray:
+        """Log mean squared residual of (finite) windows ``[n, window^2]``."""
+        z = _standardise(windows) - self.mean
         resid = z - (z @ self.components.T) @ self.components
         return np.log(np.maximum((resid ** 2).mean(1), 1e-12))
+
+    def raw_score(self, patches: np.ndarray) -> np.ndarray:
+        """The lowest :meth:`window_score` over the shifted windows of (finite) patches ``[n, side^2]``:
+        the residual of the joint where it fits best, within ``shift`` samples of its landmark."""
+        return np.min([self.window_score(w) for w in shift_windows(patches, self.shift)], axis=0)
 
 
 class JointAnomaly:
@@ -133,7 +157,7 @@ class JointAnomaly:
     """
 
     def __init__(self, n_components: int = N_COMPONENTS, min_reference: int = MIN_REFERENCE,
-                 trim: float | None = TRIM):
+                 trim: float | None = TRIM, shift: int = SHIFT):
         if n_components < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
         if trim is not None and not 0.0 < trim <= 1.0:
@@ -141,6 +165,9 @@ class JointAnomaly:
         self.n_components = int(n_components)
         self.min_reference = max(int(min_reference), self.n_components + 1)
         self.trim = trim
+        if shift < 0:
+            raise ValueError(f"shift must be >= 0, got {shift}")
+        self.shift = int(shift)
         self.models_: dict[str, _LandmarkModel] = {}
 
     @property
@@ -148,10 +175,12 @@ class JointAnomaly:
         return tuple(self.models_)
 
     def _pca(self, arr: np.ndarray) -> _LandmarkModel:
+        """PCA of the centred windows of the patches ``arr``."""
         from sklearn.decomposition import PCA
 
-        pca = PCA(min(self.n_components, arr.shape[1]), random_state=0).fit(_standardise(arr))
-        return _LandmarkModel(pca.mean_, pca.components_)
+        windows = shift_windows(arr, self.shift)[0]
+        pca = PCA(min(self.n_components, windows.shape[1]), random_state=0).fit(_standardise(windows))
+        return _LandmarkModel(pca.mean_, pca.components_, shift=self.shift)
 
     def fit(self, patches: Mapping[str, np.ndarray]) -> "JointAnomaly":
         self.models_ = {}
@@ -223,7 +252,7 @@ def image_anomaly(images: pd.DataFrame, scores: pd.DataFrame) -> pd.Series:
 def cohort_patches(cohort, paths: Iterable[str] | None = None, progress: bool = True,
                    half_width: float = PATCH_HALF_WIDTH, grid: int = PATCH_GRID
                    ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """(the cohort's images with landmarks, as rows of ``images``; ``{landmark: [n_images, grid^2]}``
+    """(the cohort's images with landmarks, as rows of ``images``; ``{landmark: [n_images, (grid + 2 SHIFT)^2]}``
     patches, NaN where an image lacks the landmark). Raises :class:`~raoutcome.errors.InputError`
     without a landmarks table."""
     from raoutcome.imaging.io import read_image
@@ -238,7 +267,8 @@ def cohort_patches(cohort, paths: Iterable[str] | None = None, progress: bool = 
         images = images[images["path"].isin(set(paths))]
     images = images.reset_index(drop=True)
     names = sorted({n for p in images["path"] for n in marks[p]})
-    out = {n: np.full((len(images), grid * grid), np.nan, dtype=np.float32) for n in names}
+    side = grid + 2 * SHIFT
+    out = {n: np.full((len(images), side * side), np.nan, dtype=np.float32) for n in names}
     rows = images.itertuples(index=True)
     if progress:
         from tqdm.auto import tqdm
@@ -314,4 +344,4 @@ def visit_anomaly(image_scores: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = ["JointAnomaly", "joint_patches", "cohort_patches", "cohort_joint_anomaly", "cross_fitted_joint_anomaly",
            "erosion_site_landmarks", "image_anomaly", "soft_maximum", "visit_anomaly",
-           "PATCH_HALF_WIDTH", "PATCH_GRID", "N_COMPONENTS", "TRIM"]
+           "shift_windows", "PATCH_HALF_WIDTH", "PATCH_GRID", "PATCH_SIDE", "SHIFT", "N_COMPONENTS", "TRIM"]

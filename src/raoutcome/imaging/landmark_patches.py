@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from raoutcome.imaging.joint_anomaly import PATCH_GRID, joint_patches
+from raoutcome.imaging.joint_anomaly import PATCH_SIDE, joint_patches
 from raoutcome.imaging.joint_targets import points_by_path, to_model_frame
 from raoutcome.imaging.landmark_pose import landmark_pose
 
@@ -28,7 +28,7 @@ def cohort_landmark_names(cohort) -> tuple[str, ...]:
 
 
 class LandmarkPatches:
-    """``patches(rel_path, abs_path, view, pixels) -> float32[len(names), PATCH_GRID**2]`` (NaN rows
+    """``patches(rel_path, abs_path, view, pixels) -> float32[len(names), PATCH_SIDE**2]`` (NaN rows
     for landmarks the image lacks) from the preprocessed image ``pixels`` (``[1, S, S]`` or ``[S, S]``).
 
     ``shape_of(abs_path) -> (rows, columns)`` of the stored image (e.g.
@@ -42,7 +42,7 @@ class LandmarkPatches:
 
     @property
     def width(self) -> int:
-        return PATCH_GRID * PATCH_GRID
+        return PATCH_SIDE * PATCH_SIDE
 
     def patches(self, rel_path: str, abs_path: str, view: str, pixels: np.ndarray) -> np.ndarray:
         out = np.full((len(self.names), self.width), np.nan, np.float32)

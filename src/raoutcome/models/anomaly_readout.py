@@ -17,11 +17,15 @@ import torch
 from torch import Tensor, nn
 
 from raoutcome.anatomy import VIEWS
-from raoutcome.imaging.joint_anomaly import N_COMPONENTS, PATCH_GRID, JointAnomaly, erosion_site_landmarks
+from raoutcome.imaging.joint_anomaly import N_COMPONENTS, PATCH_GRID, SHIFT, JointAnomaly, erosion_site_landmarks
 
 
 class JointAnomalyScorer(nn.Module):
-    """Per-landmark PCA residual scores of joint patches ``[N, L, d]`` (NaN rows: missing) -> ``[N]``."""
+    """Per-landmark PCA residual scores of joint patches ``[N, L, side^2]`` (NaN rows: missing) -> ``[N]``.
+
+    The PCA is on the ``width = window^2`` centred window; the patches carry ``SHIFT`` more samples on
+    each side, and a joint's residual is the lowest over the windows moved by up to ``SHIFT`` samples
+    (the shift search of :class:`~raoutcome.imaging.joint_anomaly.JointAnomaly`)."""
 
     def __init__(self, landmarks: Sequence[str], n_components: int = N_COMPONENTS, width: int = PATCH_GRID ** 2):
         super().__init__()
@@ -54,17 +58,37 @@ class JointAnomalyScorer(nn.Module):
                 self.score_mean[i], self.score_sd[i] = m.score_mean, m.score_sd
                 self.fitted[i] = True
 
-    def landmark_scores(self, patches: Tensor) -> Tensor:
-        """``[N, L]`` scores in reference SDs (NaN where the patch is missing or the landmark unfitted)."""
-        x = patches.double()
-        ok = torch.isfinite(x).all(-1) & self.fitted
-        x = torch.where(ok[..., None], x, torch.zeros_like(x))
+    def _window_score(self, x: Tensor) -> Tensor:
+        """Log mean squared PCA residual of windows ``[N, L, window^2]`` (float64)."""
         centred = x - x.mean(-1, keepdim=True)
         sd = centred.std(-1, unbiased=False, keepdim=True)
         z = centred / torch.where(sd > 1e-6, sd, torch.ones_like(sd)) - self.mean.double()
         comps = self.components.double()
         resid = z - torch.einsum("nlk,lkd->nld", torch.einsum("nld,lkd->nlk", z, comps), comps)
-        raw = torch.log(resid.pow(2).mean(-1).clamp_min(1e-12))
+        return torch.log(resid.pow(2).mean(-1).clamp_min(1e-12))
+
+    @property
+    def patch_width(self) -> int:
+        """Samples per patch: the window and a margin of ``SHIFT`` on each side."""
+        side = int(round(self.mean.shape[1] ** 0.5)) + 2 * SHIFT
+        return side * side
+
+    def landmark_scores(self, patches: Tensor) -> Tensor:
+        """``[N, L]`` scores in reference SDs (NaN where the patch is missing or the landmark unfitted)."""
+        n, n_marks, d = patches.shape
+        side, window = int(round(d ** 0.5)), int(round(self.mean.shape[1] ** 0.5))
+        shift = (side - window) // 2
+        if side * side != d or window + 2 * shift != side:
+            raise ValueError(f"joint patches of {d} samples do not fit this scorer's {window}x{window} window")
+        ok = torch.isfinite(patches).all(-1) & self.fitted
+        x = torch.where(ok[..., None], patches.double(), torch.zeros_like(patches, dtype=torch.float64))
+        sq = x.reshape(n, n_marks, side, side)
+        raw = None
+        for a in range(-shift, shift + 1):  # a running minimum: memory of one window at a time
+            for b in range(-shift, shift + 1):
+                r = self._window_score(sq[:, :, shift + a:shift + a + window, shift + b:shift + b + window]
+                                       .reshape(n, n_marks, -1))
+                raw = r if raw is None else torch.minimum(raw, r)
         s = (raw - self.score_mean.double()) / self.score_sd.double()
         return torch.where(ok, s, torch.full_like(s, float("nan"))).float()
 

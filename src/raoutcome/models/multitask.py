@@ -284,7 +284,7 @@ class LongitudinalOutcomeModel(nn.Module):
         n = x.shape[0]
         idx = torch.arange(n, device=x.device)
         zeros = torch.zeros(n, dtype=torch.long, device=x.device)
-        patches = (torch.full((n, len(self.joint_anomaly.landmarks), self.joint_anomaly.mean.shape[1]), float("nan"),
+        patches = (torch.full((n, len(self.joint_anomaly.landmarks), self.joint_anomaly.patch_width), float("nan"),
                               device=x.device) if self.joint_anomaly is not None else None)
         out = self(x, idx, zeros, torch.full_like(zeros, VIEWS.index(view)),
                    torch.zeros(n, 1, device=x.device), torch.ones(n, 1, dtype=torch.bool, device=x.device),
