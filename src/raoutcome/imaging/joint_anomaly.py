@@ -10,7 +10,7 @@ residual: how much of the patch a typical joint cannot explain. PCA is the linea
 reconstruction-based anomaly detection (Baur et al. 2021, "Autoencoders for unsupervised anomaly
 segmentation in brain MR images").
 
-Four refinements make it a damage measure rather than a measure of anything unusual:
+Five refinements make it a damage measure rather than a measure of anything unusual:
 
 * **robust reference** (``trim``): the PCA is fitted again on the reference patches it reconstructs
   best (by default the 60 %), so damage that is common in the reference does not become part of
@@ -24,7 +24,10 @@ Four refinements make it a damage measure rather than a measure of anything unus
 
 * **posed patches**: each patch is turned and sized to the standard frame of the view by the pose of
   the image's landmarks (:mod:`raoutcome.imaging.landmark_pose`), so the same healthy joint gives the
-  same patch however the hand lies on the film and however much of it the hand fills.
+  same patch however the hand lies on the film and however much of it the hand fills;
+* **a shift search**: a joint is scored on the best-fitting of its windows moved by up to ``SHIFT``
+  samples each way (the patch is sampled with that margin), so a landmark a little off the joint
+  centre does not look like damage, while an eroded or narrowed joint fits no shifted window either.
 
 These and the patch width (``PATCH_HALF_WIDTH``) were chosen on simulated tuning cohorts (seeds 777-779,
 otherwise the learning-check cohort's settings) by the held-out r with log erosions (plain PCA and
@@ -37,8 +40,9 @@ gives. So it is a damage measure for the "no human score" setting. It is fitted 
 patients only (e.g. a model's training patients), and scores anyone. Its limits:
 
 * it is a measure of atypical appearance, not of damage as such: a misplaced landmark, a ring or a
-  fracture raises it too. It needs accurate landmarks: with simulated annotation error of 0.005 of
-  the image side (``[acquisition] landmark_sd``; ~1 mm) its r with log SvdH fell from 0.84 to 0.72;
+  fracture raises it too. It needs landmarks near the joint centres: with simulated annotation error
+  (``[acquisition] landmark_sd``) its r with log SvdH on the learning-check cohort is 0.85 exact, 0.84 at
+  0.005 of the image side (~1 mm) and 0.68 at 0.01 (0.72 and 0.47 before the shift search);
 * it depends on the reference set: the trimming tolerates some damage in it, not a reference in
   which most joints are damaged.
 
@@ -149,8 +153,10 @@ class JointAnomaly:
     """Per-landmark PCA of z-normalised joint patches; ``score`` is the log mean squared residual in SDs
     of the reference's.
 
-    ``fit(patches)`` / ``score(patches)`` take ``{landmark: [n, d]}`` arrays (rows of NaN for an
-    image without that landmark). The PCA is refitted on the ``trim`` fraction of the reference it
+    ``fit(patches)`` / ``score(patches)`` take ``{landmark: [n, side^2]}`` arrays of square patches
+    (rows of NaN for an image without that landmark; :func:`joint_patches`). The PCA is on the centred
+    ``(side - 2 shift)^2`` window; a patch's residual is the lowest over the windows moved by up to
+    ``shift`` samples each way (``shift=0``: no search). The PCA is refitted on the ``trim`` fraction of the reference it
     reconstructs best (``trim=None``: no refit; never fewer than ``min_reference`` patches). A
     landmark with fewer than ``min_reference`` reference patches is left out (``landmarks_`` lists
     those fitted).
