@@ -174,6 +174,11 @@ def test_valid_cohort_has_no_problems(tiny_cohort):
     assert validate(tiny_cohort) == []
 
 
+def test_a_landmark_within_the_first_pixel_is_valid(tiny_cohort):
+    setcell("landmarks", 1, "x", "-0.4")(tiny_cohort)  # left half of the first pixel, whose centre is 0
+    assert validate(tiny_cohort) == []
+
+
 def test_foot_erosion_allows_ten(tiny_cohort):
     append("joints", patient_id="p2", visit_id="v1", joint="foot_left:MTP1", kind="erosion", score="10")(tiny_cohort)
     append("joints", patient_id="p2", visit_id="v1", joint="foot_right:MTP2", kind="JSN", score="4")(tiny_cohort)

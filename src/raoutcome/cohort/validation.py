@@ -449,7 +449,8 @@ def _check_landmarks(table: Table, C: Collector, image_paths: pd.Index | None) -
     clean["path"] = paths
     for col in ("x", "y"):
         values = _numeric(table, col, C, required=True)
-        C.rows(table, values < 0, col, f"landmark {col} is negative (pixels counted from the top-left pixel, whose centre is 0)")
+        C.rows(table, values < -0.5, col,  # the image spans [-0.5, side - 0.5]: pixel centres at 0, 1, ...
+               f"landmark {col} is negative beyond the first pixel (< -0.5; the top-left pixel's centre is 0)")
         clean[col] = values
     if image_paths is not None:
         C.rows(table, paths.notna() & ~paths.isin(image_paths), "path", "landmark path is not listed in images")
