@@ -54,7 +54,7 @@ score against a cohort's outcomes.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,9 +115,10 @@ def _standardise(patches: np.ndarray) -> np.ndarray:
     return centred / np.where(sd > 1e-6, sd, 1.0)
 
 
-def shift_windows(patches: np.ndarray, shift: int) -> np.ndarray:
-    """``[(2 shift + 1)^2, n, window^2]``: every window of the square patches ``[n, side^2]`` moved by up to
-    ``shift`` samples each way (``window = side - 2 shift``; the first is the centred one)."""
+def iter_shift_windows(patches: np.ndarray, shift: int) -> Iterator[np.ndarray]:
+    """Each window ``[n, window^2]`` of the square patches ``[n, side^2]`` moved by up to ``shift`` samples
+    each way (``window = side - 2 shift``), the centred one first; one at a time, so memory stays that of
+    one window."""
     n, d = patches.shape
     side = int(round(np.sqrt(d)))
     window = side - 2 * shift
@@ -125,8 +126,13 @@ def shift_windows(patches: np.ndarray, shift: int) -> np.ndarray:
         raise ValueError(f"patches of {d} samples are not square patches with a margin of {shift}")
     sq = patches.reshape(n, side, side)
     moves = [(0, 0)] + [(a, b) for a in range(-shift, shift + 1) for b in range(-shift, shift + 1) if (a, b) != (0, 0)]
-    return np.stack([sq[:, shift + a:shift + a + window, shift + b:shift + b + window].reshape(n, -1)
-                     for a, b in moves])
+    for a, b in moves:
+        yield sq[:, shift + a:shift + a + window, shift + b:shift + b + window].reshape(n, -1)
+
+
+def shift_windows(patches: np.ndarray, shift: int) -> np.ndarray:
+    """``[(2 shift + 1)^2, n, window^2]``: :func:`iter_shift_windows` stacked."""
+    return np.stack(list(iter_shift_windows(patches, shift)))
 
 
 @dataclass
@@ -146,7 +152,11 @@ class _LandmarkModel:
     def raw_score(self, patches: np.ndarray) -> np.ndarray:
         """The lowest :meth:`window_score` over the shifted windows of (finite) patches ``[n, side^2]``:
         the residual of the joint where it fits best, within ``shift`` samples of its landmark."""
-        return np.min([self.window_score(w) for w in shift_windows(patches, self.shift)], axis=0)
+        best = None
+        for window in iter_shift_windows(patches, self.shift):
+            score = self.window_score(window)
+            best = score if best is None else np.minimum(best, score)
+        return best
 
 
 class JointAnomaly:
@@ -184,7 +194,7 @@ class JointAnomaly:
         """PCA of the centred windows of the patches ``arr``."""
         from sklearn.decomposition import PCA
 
-        windows = shift_windows(arr, self.shift)[0]
+        windows = next(iter_shift_windows(arr, self.shift))  # the centred one
         pca = PCA(min(self.n_components, windows.shape[1]), random_state=0).fit(_standardise(windows))
         return _LandmarkModel(pca.mean_, pca.components_, shift=self.shift)
 
