@@ -13,7 +13,7 @@ from scipy.ndimage import zoom
 from sklearn.metrics import roc_auc_score
 
 from raoutcome.errors import InputError
-from raoutcome.imaging.joint_anomaly import (PATCH_GRID, PATCH_SIDE, SHIFT, JointAnomaly, shift_windows, _standardise, cohort_joint_anomaly,
+from raoutcome.imaging.joint_anomaly import (PATCH_GRID, PATCH_SIDE, SHIFT, JointAnomaly, iter_shift_windows, _standardise, cohort_joint_anomaly,
                                              image_anomaly, joint_patches, visit_anomaly)
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-hands"
@@ -69,17 +69,17 @@ def test_shape_changes_score_higher_and_brightness_or_contrast_changes_not_at_al
     np.testing.assert_allclose(dim, same, rtol=1e-5, atol=1e-5)
 
 
-def test_shift_windows_move_the_window_within_the_margin():
+def test_shifted_windows_move_the_window_within_the_margin():
     side = 5
     patches = np.arange(2 * side * side, dtype=float).reshape(2, side * side)
-    windows = shift_windows(patches, 1)
+    windows = np.stack(list(iter_shift_windows(patches, 1)))
     assert windows.shape == (9, 2, 9)  # (2 * 1 + 1)^2 shifts
     np.testing.assert_array_equal(windows[0, 0].reshape(3, 3), patches[0].reshape(5, 5)[1:4, 1:4])  # centred first
     moved = {tuple(w.reshape(3, 3)[0, :2]) for w in windows[:, 0]}
     assert len(moved) == 9  # nine distinct windows
-    assert shift_windows(patches, 0).shape == (1, 2, 25)
+    assert np.stack(list(iter_shift_windows(patches, 0))).shape == (1, 2, 25)
     with pytest.raises(ValueError, match="square"):
-        shift_windows(patches[:, :24], 1)
+        next(iter_shift_windows(patches[:, :24], 1))
 
 
 def test_the_shift_search_forgives_a_landmark_one_sample_off_but_not_damage():
@@ -120,7 +120,7 @@ def test_the_pca_is_refitted_on_the_best_reconstructed_reference_and_scores_are_
     # the refit sees the 36 patches the first fit reconstructed best
     raw = untrimmed.models_["J"].raw_score(ref["J"].astype(np.float64))
     kept = ref["J"].astype(np.float64)[np.argsort(raw, kind="stable")[:36]]
-    best = _standardise(shift_windows(kept, SHIFT)[0])  # the PCA is on the centred windows
+    best = _standardise(next(iter_shift_windows(kept, SHIFT)))  # the PCA is on the centred windows
     np.testing.assert_allclose(trimmed.models_["J"].mean, best.mean(0), atol=1e-10)
     assert not np.allclose(untrimmed.models_["J"].mean, trimmed.models_["J"].mean)
     for model in (untrimmed, trimmed):  # scores are in SDs of the reference's own

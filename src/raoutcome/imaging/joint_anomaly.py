@@ -130,10 +130,6 @@ def iter_shift_windows(patches: np.ndarray, shift: int) -> Iterator[np.ndarray]:
         yield sq[:, shift + a:shift + a + window, shift + b:shift + b + window].reshape(n, -1)
 
 
-def shift_windows(patches: np.ndarray, shift: int) -> np.ndarray:
-    """``[(2 shift + 1)^2, n, window^2]``: :func:`iter_shift_windows` stacked."""
-    return np.stack(list(iter_shift_windows(patches, shift)))
-
 
 @dataclass
 class _LandmarkModel:
@@ -360,4 +356,4 @@ def visit_anomaly(image_scores: pd.DataFrame) -> pd.DataFrame:
 
 __all__ = ["JointAnomaly", "joint_patches", "cohort_patches", "cohort_joint_anomaly", "cross_fitted_joint_anomaly",
            "erosion_site_landmarks", "image_anomaly", "soft_maximum", "visit_anomaly",
-           "shift_windows", "PATCH_HALF_WIDTH", "PATCH_GRID", "PATCH_SIDE", "SHIFT", "N_COMPONENTS", "TRIM"]
+           "iter_shift_windows", "PATCH_HALF_WIDTH", "PATCH_GRID", "PATCH_SIDE", "SHIFT", "N_COMPONENTS", "TRIM"]
