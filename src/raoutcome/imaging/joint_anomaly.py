@@ -130,7 +130,6 @@ def iter_shift_windows(patches: np.ndarray, shift: int) -> Iterator[np.ndarray]:
         yield sq[:, shift + a:shift + a + window, shift + b:shift + b + window].reshape(n, -1)
 
 
-
 @dataclass
 class _LandmarkModel:
     mean: np.ndarray
