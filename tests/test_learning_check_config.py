@@ -44,3 +44,35 @@ def test_label_free_reference_scores_the_cohort_or_stays_empty_without_landmarks
     ref = lc.label_free_reference(cohort, folds=2)
     assert 0.0 <= ref["c_index_baseline"] <= 1.0 and ref["r_log_svdh"] > 0.4 and ref["folds"] == 2
     assert lc.label_free_reference(replace(cohort, landmarks=None)) == {}
+
+
+def test_never_seen_pools_cohorts_under_distinct_ids_and_recomputes_the_ceilings(small_study):
+    import numpy as np
+    from lifelines.utils import concordance_index
+
+    from raoutcome.synth.oracle import compute_oracle
+
+    lc = _module()
+    part = (small_study["predictions"], small_study["cohort"])
+    one = lc.never_seen([("train", *part)])
+    assert one["oracle"] == compute_oracle(small_study["cohort"], null=False)
+    assert one["frame"]["patient_id"].str.startswith("train/").all()
+
+    res = lc.evaluate(one["frame"], one["visits"], one["events"], "baseline")
+    first = one["frame"].sort_values(["patient_id", "time_years"]).groupby("patient_id").head(1)
+    ev = one["events"].set_index("patient_id").loc[first["patient_id"]]
+    assert np.isclose(res["c_index"], concordance_index(ev["time_years"], -first["risk"].to_numpy(), ev["observed"]))
+    assert res["n_events"] == int(one["events"]["observed"].sum())
+
+    both = lc.never_seen([("train", *part), ("test", *part)])  # the same patients twice, under two prefixes
+    assert both["frame"]["patient_id"].nunique() == 2 * one["frame"]["patient_id"].nunique()
+    assert len(both["events"]) == 2 * len(one["events"])
+    pooled = lc.evaluate(both["frame"], both["visits"], both["events"], "baseline")
+    assert pooled["n_patients"] == 2 * res["n_patients"] and pooled["n_events"] == 2 * res["n_events"]
+    assert np.isclose(pooled["haq_r2"], res["haq_r2"])  # duplicating every row leaves R^2 as it was
+    assert np.isclose(both["oracle"]["haq"]["r2_noise_free"], one["oracle"]["haq"]["r2_noise_free"])
+
+    targets = lc.targets_of(one["oracle"])
+    assert np.isclose(targets["c_index"], one["oracle"]["deformity"]["c_index_oracle"] - lc.C_MARGIN)
+    rows = lc.judge({"m": {"c_index": targets["c_index"] + 0.01, "haq_r2": targets["haq_r2"] - 0.01}}, targets)
+    assert {(r["metric"], r["pass"]) for r in rows} == {("c_index", True), ("haq_r2", False)}

@@ -42,14 +42,26 @@ def _shares(y, svdh, feats) -> dict:
     return {"r2_svdh": r_s, "r2_svdh_plus_nonsharp": r_all, "incremental_r2_nonsharp": r_all - r_s}
 
 
+def read_truth_tables(root: Path) -> dict[str, pd.DataFrame]:
+    """The tables :func:`oracle_from_tables` reads: truth visits and patients, observed visits and events."""
+    root = Path(root)
+    return {"truth_visits": pd.read_csv(root / "truth" / "visits.csv"),
+            "visits": pd.read_csv(root / "visits.csv"),
+            "truth_patients": pd.read_csv(root / "truth" / "patients.csv"),
+            "events": pd.read_csv(root / "events.csv")}
+
+
 def compute_oracle(root: Path, null: bool) -> dict:
+    """The ceilings of the cohort simulated into ``root``."""
+    return oracle_from_tables(**read_truth_tables(root), null=null)
+
+
+def oracle_from_tables(truth_visits: pd.DataFrame, visits: pd.DataFrame, truth_patients: pd.DataFrame,
+                       events: pd.DataFrame, null: bool) -> dict:
+    """The ceilings of any set of simulated patients (e.g. two cohorts pooled, ids made unique)."""
     from lifelines.utils import concordance_index
 
-    root = Path(root)
-    tv = pd.read_csv(root / "truth" / "visits.csv")
-    ov = pd.read_csv(root / "visits.csv")
-    tp = pd.read_csv(root / "truth" / "patients.csv")
-    ev = pd.read_csv(root / "events.csv")
+    tv, ov, tp, ev = truth_visits, visits, truth_patients, events
     m = tv.merge(ov[["patient_id", "visit_id", "haq", "pain"]], on=["patient_id", "visit_id"])
     out: dict = {"null": bool(null), "n_patients": int(len(tp)), "n_visits": int(len(tv))}
     for name in ("haq", "pain"):
