@@ -34,6 +34,16 @@ def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
     assert set(no_svdh.differences(base)) == expected
 
 
+def test_full_config_reads_log_erosion_and_the_joint_anomaly_in_its_risk_readout(tmp_path):
+    lc = _module()
+    demo = REPO / "cohorts" / "train_demo.toml"
+    full = load_config(lc.full_config(demo, tmp_path / "full.toml", epochs=9, folds=3))
+    assert full.heads["svdh"] and full.train["epochs"] == 9 and full.cv["folds"] == 3
+    assert full.readout["joint_anomaly"] and full.readout["risk_inputs"] == ["log_erosion", "joint_anomaly"]
+    kept = load_config(lc.full_config(demo, tmp_path / "kept.toml", readout={}))  # no readout override
+    assert kept.readout == load_config(demo).readout and kept.train == load_config(demo).train
+
+
 def test_label_free_reference_scores_the_cohort_or_stays_empty_without_landmarks(small_study):
     from dataclasses import replace
 
