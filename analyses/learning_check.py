@@ -267,7 +267,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("learning_check_out"))
     ap.add_argument("--cohort", type=Path, default=None, help="reuse a simulated cohort (needs truth/oracle.json)")
-    ap.add_argument("--sim-config", type=Path, default=REPO / "cohorts" / "demo.toml")
+    ap.add_argument("--sim-config", type=Path, default=REPO / "cohorts" / "demo.toml",
+                    help="simulator config of the demo cohort and of the test cohort (its seed + 2)")
     ap.add_argument("--config", type=Path, default=REPO / "cohorts" / "train_demo.toml")
     ap.add_argument("--risk-at", choices=("baseline", "last"), default="baseline")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
