@@ -8,6 +8,16 @@ import pandas as pd
 import pytest
 
 
+def load_analysis(name: str):
+    """The script ``analyses/<name>.py`` imported as a module (the analyses are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "analyses" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_tiny_cohort(root: Path, n_patients: int = 6, n_visits: int = 3, size: int = 64) -> Path:
     """Write a small valid manifest folder (CSV tables + grayscale PNGs) into ``root`` and return it.
 

@@ -1,20 +1,13 @@
 """analyses/c_target_power.py: the scatter of the learning check's C gap over redrawn cohorts."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_analysis
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("c_target_power", REPO / "analyses" / "c_target_power.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_analysis("c_target_power")
 
 
 def _population(n: int = 1500, seed: int = 0) -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """analyses/learning_check.py derives its training configs from the demo config."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
+
+from conftest import load_analysis
 
 from raoutcome.training.config import load_config
 
@@ -10,10 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("learning_check", REPO / "analyses" / "learning_check.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_analysis("learning_check")
 
 
 def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
