@@ -84,3 +84,34 @@ def test_never_seen_pools_cohorts_under_distinct_ids_and_recomputes_the_ceilings
     assert np.isclose(targets["c_index"], one["oracle"]["deformity"]["c_index_oracle"] - lc.C_MARGIN)
     rows = lc.judge({"m": {"c_index": targets["c_index"] + 0.01, "haq_r2": targets["haq_r2"] - 0.01}}, targets)
     assert {(r["metric"], r["pass"]) for r in rows} == {("c_index", True), ("haq_r2", False)}
+
+
+def test_the_test_cohort_is_a_new_draw_that_a_run_predicts_and_that_pools_with_the_out_of_fold_part(small_study, tmp_path):
+    import json
+
+    import pandas as pd
+    import pytest
+
+    from raoutcome.synth.config import load_config as load_sim_config
+
+    lc = _module()
+    sim = small_study["out_dir"] / "configs" / "sim.toml"
+    test_dir = lc.simulate_test_cohort(sim, tmp_path / "test_cohort", 6)
+    assert len(pd.read_csv(test_dir / "truth" / "patients.csv")) == 6
+    stored = json.loads((test_dir / "truth" / "simulation.json").read_text())["config"]
+    assert stored["seed"] == load_sim_config(sim).seed + lc.TEST_SEED_OFFSET and stored["n_patients"] == 6
+
+    out = tmp_path / "test_predictions.nc"
+    timings = lc.side_by_side({"predict_test": ["predict", "--run", str(small_study["run"]), "--cohort",
+                                                str(test_dir), "--out", str(out)]}, tmp_path, 1)
+    assert out.exists() and timings["predict_test"] > 0 and (tmp_path / "predict_test.log").exists()
+    pooled = lc.never_seen([("train", small_study["predictions"], small_study["cohort"]), ("test", out, test_dir)])
+    ids = pooled["frame"]["patient_id"]
+    assert ids.str.startswith("test/").any() and ids.str.startswith("train/").any()
+    assert pooled["oracle"]["n_patients"] == 6 + len(pd.read_csv(small_study["cohort"] / "patients.csv"))
+    res = lc.evaluate(pooled["frame"], pooled["visits"], pooled["events"], "baseline")
+    assert res["n_patients"] == ids.nunique() and 0.0 <= res["c_index"] <= 1.0
+
+    with pytest.raises(SystemExit, match="predict_bad failed"):  # a failing command names itself and its log
+        lc.side_by_side({"predict_bad": ["predict", "--run", str(tmp_path / "no_run"), "--cohort", str(test_dir),
+                                         "--out", str(tmp_path / "x.nc")]}, tmp_path, 1)
