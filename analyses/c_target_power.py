@@ -120,7 +120,10 @@ def main(argv=None) -> int:
             if isinstance(v, dict):
                 print(f"  {k:<16} gap {v['gap_mean']:.3f} (SD {v['gap_sd']:.3f}), target met in "
                       f"{100 * v['pass_rate']:.0f} % of {args.draws} draws")
-    (args.out / "c_target_power.json").write_text(json.dumps(result, indent=2) + "\n")
+    from raoutcome.io_utils import atomic_write
+
+    with atomic_write(args.out / "c_target_power.json") as fh:
+        fh.write(json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -183,32 +183,37 @@ def side_by_side(commands: dict[str, list[str]], out: Path, jobs: int) -> dict:
     return timings
 
 
-def never_seen(parts: list[tuple[str, Path, Path]]) -> dict:
-    """Pool never-seen predictions of several cohorts: ``parts`` are (name, predictions file, cohort folder).
+def read_part(name: str, predictions: Path, cohort_dir: Path) -> dict:
+    """One cohort's never-seen predictions (``to_frame``) and its truth tables
+    (:func:`raoutcome.synth.oracle.read_truth_tables`), patient ids prefixed with ``name`` (``"test/P0001"``)
+    so that the ids of different cohorts cannot meet when pooled."""
+    from raoutcome.predictions import load_predictions, to_frame
+    from raoutcome.synth.oracle import read_truth_tables
 
-    Patient ids get the part's name as a prefix (``"test/P0001"``), so the cohorts' ids cannot meet.
-    Returns the pooled prediction frame (``to_frame``), the observed visits and deformity events, and
-    the simulator's ceilings of the pooled patients (:func:`raoutcome.synth.oracle.oracle_from_tables`).
-    """
+    def tag(table):
+        return table.assign(patient_id=name + "/" + table["patient_id"].astype(str))
+
+    return {"frame": tag(to_frame(load_predictions(predictions))),
+            "truth": {key: tag(table) for key, table in read_truth_tables(cohort_dir).items()}}
+
+
+def pool(parts: list[dict]) -> dict:
+    """Pool parts of :func:`read_part`: the prediction frame, the observed visits and deformity events,
+    and the simulator's ceilings of the pooled patients (:func:`raoutcome.synth.oracle.oracle_from_tables`)."""
     import pandas as pd
 
     from raoutcome.anatomy import DEFORMITY_EVENT
-    from raoutcome.predictions import load_predictions, to_frame
-    from raoutcome.synth.oracle import oracle_from_tables, read_truth_tables
+    from raoutcome.synth.oracle import oracle_from_tables
 
-    frames, truth = [], {}
-    for name, predictions, cohort_dir in parts:
-        def tag(table: pd.DataFrame) -> pd.DataFrame:
-            return table.assign(patient_id=name + "/" + table["patient_id"].astype(str))
-
-        frames.append(tag(to_frame(load_predictions(predictions))))
-        for key, table in read_truth_tables(cohort_dir).items():
-            truth.setdefault(key, []).append(tag(table))
-    truth = {k: pd.concat(v, ignore_index=True) for k, v in truth.items()}
+    truth = {key: pd.concat([p["truth"][key] for p in parts], ignore_index=True) for key in parts[0]["truth"]}
     events = truth["events"]
-    return {"frame": pd.concat(frames, ignore_index=True), "visits": truth["visits"],
-            "events": events[events["event"] == DEFORMITY_EVENT],
-            "oracle": oracle_from_tables(**truth, null=False)}
+    return {"frame": pd.concat([p["frame"] for p in parts], ignore_index=True), "visits": truth["visits"],
+            "events": events[events["event"] == DEFORMITY_EVENT], "oracle": oracle_from_tables(**truth, null=False)}
+
+
+def never_seen(parts: list[tuple[str, Path, Path]]) -> dict:
+    """:func:`pool` of the parts (name, predictions file, cohort folder) read by :func:`read_part`."""
+    return pool([read_part(*part) for part in parts])
 
 
 def evaluate(frame, visits, events, risk_at: str) -> dict:
@@ -291,6 +296,7 @@ def main(argv=None) -> int:
         ap.error(f"--test-patients must be >= 0, not {args.test_patients}")
 
     from raoutcome.cohort import load
+    from raoutcome.io_utils import atomic_write
     from raoutcome.training import train_run
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -327,13 +333,14 @@ def main(argv=None) -> int:
              for name in runs}
     judged, by_part = {}, {}
     for name, model_parts in parts.items():
-        pooled = never_seen(model_parts)
+        read = [read_part(*part) for part in model_parts]  # each file read once, pooled and alone
+        pooled = pool(read)
         judged[name] = evaluate(pooled["frame"], pooled["visits"], pooled["events"], args.risk_at)
-        oracle = pooled["oracle"]
+        oracle = pooled["oracle"]  # the same patients for every model
         if test_dir is not None:
-            for part in model_parts:
-                one = never_seen([part])
-                by_part.setdefault(part[0], {"oracle": one["oracle"], "results": {}})["results"][name] = \
+            for (part_name, *_), part in zip(model_parts, read):
+                one = pool([part])
+                by_part.setdefault(part_name, {"oracle": one["oracle"], "results": {}})["results"][name] = \
                     evaluate(one["frame"], one["visits"], one["events"], args.risk_at)
     targets = targets_of(oracle)
     checks = judge(judged, targets)
@@ -371,7 +378,8 @@ def main(argv=None) -> int:
               "targets": targets, "results": judged, "parts": by_part, "label_free_joint_anomaly": label_free,
               "checks": checks, "timings_s": timings, "risk_at": args.risk_at,
               "config": tomllib.loads(Path(config).read_text())}
-    (args.out / "learning_check.json").write_text(json.dumps(report, indent=2) + "\n")
+    with atomic_write(args.out / "learning_check.json") as fh:
+        fh.write(json.dumps(report, indent=2) + "\n")
     return 0 if all(c["pass"] for c in checks) else 1
 
 
