@@ -373,9 +373,13 @@ class TimeVaryingCox:
         if table.empty or table[self.event_col].sum() == 0:
             raise InputError("time-varying Cox: no intervals with observed events")
         scaled = [c for c in self.covariates if _scaled(self.standardize, c)]
+        mean = pd.Series(0.0, index=self.covariates)
+        sd_all = pd.Series(1.0, index=self.covariates)
         if scaled:
             sd = table[scaled].std(ddof=1).replace(0, 1.0)
+            mean[scaled], sd_all[scaled] = table[scaled].mean(), sd
             table[scaled] = (table[scaled] - table[scaled].mean()) / sd
+        self.scale_ = {"mean": mean, "sd": sd_all}  # for predictions (raoutcome.analysis.landmark)
         self.table_ = table
         self.fitter_ = _fit_with_smaller_steps(
             CoxTimeVaryingFitter(penalizer=self.penalizer),
