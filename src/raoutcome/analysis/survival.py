@@ -367,9 +367,13 @@ class TimeVaryingCox:
         self.penalizer = penalizer
         self.standardize = standardize
 
-    def fit(self, visits: pd.DataFrame, events: pd.DataFrame) -> "TimeVaryingCox":
-        table = counting_process_table(visits, events, self.covariates, self.id_col, self.time_col,
-                                       self.duration_col, self.event_col)
+    def fit(self, visits: pd.DataFrame, events: pd.DataFrame, table: pd.DataFrame | None = None) -> "TimeVaryingCox":
+        """Fit on the start/stop table of ``visits``/``events`` (or a prebuilt ``table`` from
+        :func:`counting_process_table`, e.g. the rows of some patients of one built once)."""
+        if table is None:
+            table = counting_process_table(visits, events, self.covariates, self.id_col, self.time_col,
+                                           self.duration_col, self.event_col)
+        table = table.copy()
         if table.empty or table[self.event_col].sum() == 0:
             raise InputError("time-varying Cox: no intervals with observed events")
         scaled = [c for c in self.covariates if _scaled(self.standardize, c)]
