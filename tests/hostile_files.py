@@ -83,9 +83,25 @@ def bad_files(folder: Path) -> dict[str, tuple[Path, str]]:
     out["frames"] = (dicom(folder / "frames.dcm", good, frames=1_000_000), "too_large")
     out["huge"] = (dicom(folder / "huge.dcm", good), "too_large")
     _set_rows_cols(out["huge"][0], 60000, 60000)
+    out["png_bomb"] = (png_bomb(folder / "bomb.png"), "too_large")
     out["zero_rows"] = (dicom(folder / "zero.dcm", good), "unreadable")
     _set_rows_cols(out["zero_rows"][0], 0, 64)
     return out
+
+
+def png_bomb(path: Path, width: int = 40_000, height: int = 40_000) -> Path:
+    """A tiny PNG whose header declares ``width x height`` 8-bit grey pixels (a decompression bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    row = b"\x00" + b"\x00" * width
+    body = zlib.compress(row * 4, 9)  # a few rows only: the rest would inflate to gigabytes
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+    return Path(path)
 
 
 def _set_rows_cols(path: Path, rows: int, cols: int) -> None:
