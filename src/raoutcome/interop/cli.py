@@ -88,6 +88,8 @@ def score(
     chunk: int = typer.Option(16, "--chunk", min=1, help="studies retrieved and predicted together"),
     fhir: Optional[Path] = typer.Option(None, "--fhir", help="also write a FHIR Observation bundle per study here"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="stop after this many studies"),
+    keep_predictions: Optional[Path] = typer.Option(None, "--predictions-out",
+                                                    help="keep each chunk's Predictions (.nc) in this folder"),
     modality: Optional[List[str]] = _MODALITY,
     body_part: Optional[List[str]] = _BODY,
     credentials: Optional[Path] = _CRED, ca_bundle: Optional[Path] = _CA, insecure: bool = _INSECURE,
@@ -100,6 +102,7 @@ def score(
         summary = run_score(run, _spec(server, credentials, ca_bundle, insecure, timeout, max_mb), state=state,
                             since=_date(since), modalities=tuple(modality or ("DX", "CR")),
                             body_parts=tuple(body_part or ()), chunk=chunk, fhir=fhir, limit=limit,
+                            keep_predictions=keep_predictions,
                             progress=lambda line: typer.echo(line))
     except InputError as err:
         _fail(err)

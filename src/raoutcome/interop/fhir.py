@@ -38,9 +38,14 @@ def observations(result: VisitResult, study_key: str, algorithm: Algorithm) -> l
     out = []
     for name, value in result.outcomes.items():
         code, label = codes.OUTCOME_CONCEPTS[name]
-        out.append({**common, "id": f"{study_key}-{name}",
-                    "code": {"coding": [{"system": SYSTEM, "code": code, "display": label}], "text": label},
-                    "valueQuantity": _quantity(value, OUTCOME_LABELS[name][1])})
+        obs = {**common, "id": f"{study_key}-{name}",
+               "code": {"coding": [{"system": SYSTEM, "code": code, "display": label}], "text": label},
+               "valueQuantity": _quantity(value, OUTCOME_LABELS[name][1])}
+        if name in result.outcome_sd:
+            obs["component"] = [{"code": {"coding": [{"system": SCT, "code": "386136009",
+                                                      "display": "Standard deviation"}]},
+                                 "valueQuantity": _quantity(result.outcome_sd[name], OUTCOME_LABELS[name][1])}]
+        out.append(obs)
     for r in result.joints:
         code, label = codes.KIND_CONCEPTS[r.kind]
         site = codes.site_concept(r.view, r.site)

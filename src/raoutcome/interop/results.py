@@ -2,13 +2,13 @@
 
 Visit level: the totals and outcomes of :data:`raoutcome.predictions.SCORE_VARIABLES`
 (NaN dropped: a switched-off head is simply absent). Joint level (optional): when the dataset
-has a ``joint`` dimension (coordinate values ``view:site`` such as ``hand_left:MCP2``, see
-docs/dev/issue-23.md), every (joint, kind) with a finite expected score, its standard
-deviation and, when present, its class probabilities.
-
-The joint variables are found by name: ``joint_score`` (expected score, dims ``patient_id,
-visit_id, joint, kind``), ``joint_sd`` and ``joint_prob`` (one more dim, the score class).
-A dataset without joint variables gives visit-level results only.
+has a ``joint`` dimension (coordinate values ``view:site`` such as ``hand_left:MCP2``; the schema of
+``raoutcome.joint_predictions``, docs/dev/issue-23.md), every (joint, kind) with a finite expected
+score, its standard deviation and its class probabilities (NaN grades beyond the kind's maximum
+dropped): ``joint_score`` (dims ``patient_id, visit_id, joint, kind``), ``joint_sd`` (same) and
+``joint_prob`` (one more dim, ``grade``). Visit-level SDs come from ``<name>_sd`` (``svdh_sd``,
+``jsn_sd``, ``erosion_sd``) when present. A dataset without joint variables gives visit-level
+results only.
 """
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ class VisitResult:
     visit_id: str
     outcomes: dict[str, float]
     joints: tuple[JointResult, ...] = field(default_factory=tuple)
+    outcome_sd: dict[str, float] = field(default_factory=dict)  # e.g. svdh_sd, jsn_sd, erosion_sd
 
 
 def _first(ds: xr.Dataset, names: Sequence[str]) -> xr.DataArray | None:
@@ -97,6 +98,12 @@ def visit_result(ds: xr.Dataset, patient_id: str, visit_id: str) -> VisitResult:
             value = _finite(ds[name].sel(at).values)
             if value is not None:
                 outcomes[name] = value
+    outcome_sd = {}
+    for name in outcomes:
+        if f"{name}_sd" in ds and ds[f"{name}_sd"].dims == ("patient_id", "visit_id"):
+            value = _finite(ds[f"{name}_sd"].sel(at).values)
+            if value is not None:
+                outcome_sd[name] = value
     joints: list[JointResult] = []
     score = _first(ds, _SCORE_NAMES)
     if score is not None:
@@ -116,7 +123,7 @@ def visit_result(ds: xr.Dataset, patient_id: str, visit_id: str) -> VisitResult:
                     p = p[np.isfinite(p)]
                     probs = tuple(float(x) for x in p) if p.size else None
                 joints.append(JointResult(joint, kind or _kind_of(ds, joint), value, sd_value, probs))
-    return VisitResult(str(patient_id), str(visit_id), outcomes, tuple(joints))
+    return VisitResult(str(patient_id), str(visit_id), outcomes, tuple(joints), outcome_sd)
 
 
 def _kind_of(ds: xr.Dataset, joint: str) -> str:

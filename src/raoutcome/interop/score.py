@@ -99,10 +99,11 @@ class _Scorer:
 def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | None = None,
           since: dt.date | None = None, modalities: Sequence[str] = ("DX", "CR"), body_parts: Sequence[str] = (),
           chunk: int = 16, fhir: str | os.PathLike | None = None, limit: int | None = None,
-          progress: Callable[[str], None] | None = None) -> ScoreSummary:
+          keep_predictions: str | os.PathLike | None = None, progress: Callable[[str], None] | None = None) -> ScoreSummary:
     """Score every new study on the server and store one SR per study (see the module docstring).
 
-    ``limit`` stops after that many studies were handled (stored or unusable) by this call.
+    ``limit`` stops after that many studies were handled (stored or unusable) by this call;
+    ``keep_predictions`` (a folder) keeps each chunk's Predictions file (pseudonymous ids only).
     """
     run = Path(run)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -139,11 +140,11 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
             pending.append(study)
             if len(pending) >= chunk:
                 _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank,
-                             summary, progress)
+                             summary, progress, keep_predictions)
                 pending = []
         if pending:
             _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank, summary,
-                         progress)
+                         progress, keep_predictions)
     finally:
         server.close()
         store.close()
@@ -152,7 +153,8 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
 
 
 def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
-                 modalities, body_parts, fhir, rank: int, summary: ScoreSummary, progress) -> None:
+                 modalities, body_parts, fhir, rank: int, summary: ScoreSummary, progress,
+                 keep_predictions=None) -> None:
     from raoutcome.interop.fhir import bundle
     from raoutcome.interop.pull import save_instance, write_manifest
     from raoutcome.interop.results import visit_result
@@ -195,6 +197,9 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
         counts = write_manifest(store, work, keys)
         if counts["images"]:
             predictions, n_images = scorer.predict(work)
+            if keep_predictions:
+                Path(keep_predictions).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(work / "predictions.nc", Path(keep_predictions) / f"{work.name}.nc")
         else:
             predictions, n_images = None, 0
         summary.images += n_images
@@ -204,11 +209,12 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
             if key in failed:
                 continue
             if key not in visits:
-                why = "; ".join(sorted(set(reasons[key]))) or "no instance of the asked modalities"
-                if not views[key] and not reasons[key]:
+                if views[key]:
+                    why = "another study of the patient on the same day is scored"
+                elif reasons[key]:
+                    why = "; ".join(sorted(set(reasons[key])))
+                else:
                     why = "no instance of the asked modalities"
-                elif views[key]:
-                    why = "another study of the patient on the same day"
                 store.record_scored(key, "unusable", None, 0, why, rank)
                 summary.unusable += 1
                 continue

@@ -21,6 +21,7 @@ from __future__ import annotations
 __all__ = ["StudyRef", "InstanceRef", "connect", "DicomWebServer", "DimseServer"]
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
@@ -68,26 +69,35 @@ def _guarded_session(spec: ServerSpec):
             kwargs["stream"] = True
             kwargs.setdefault("timeout", spec.timeout_s)
             resp = super().request(method, url, **kwargs)
-            path = requests.utils.urlparse(url).path
+            # UIDs in the path are the study's identifiers: messages show the resource, not them
+            path = re.sub(r"\d+(\.\d+)+", "{uid}", requests.utils.urlparse(url).path)
             if resp.status_code >= 400 or resp.status_code == 204:
                 resp._content = resp.raw.read(65536, decode_content=True) or b""
                 resp._content_consumed = True
                 return resp
             accept = str((kwargs.get("headers") or {}).get("Accept", "") or self.headers.get("Accept", ""))
             ctype = resp.headers.get("Content-Type", "")
-            _check_type(method, path, accept, ctype)
-            declared = resp.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > spec.max_bytes:
+            try:
+                _check_type(method, path, accept, ctype)
+                declared = resp.headers.get("Content-Length")
+                if declared and declared.isdigit() and int(declared) > spec.max_bytes:
+                    raise _TooLarge(f"{method} {path}: answer of {int(declared)} bytes exceeds the limit of "
+                                    f"{spec.max_bytes} bytes")
+                chunks, total = [], 0
+                for chunk in resp.iter_content(1 << 16):
+                    total += len(chunk)
+                    if total > spec.max_bytes:
+                        raise _TooLarge(f"{method} {path}: answer larger than the limit of {spec.max_bytes} bytes")
+                    chunks.append(chunk)
+            except (_TooLarge, _WrongType) as err:
+                # Hand dicomweb-client an error status it does not retry; _call reads the reason back.
                 resp.close()
-                raise _TooLarge(f"{method} {path}: answer of {int(declared)} bytes exceeds the limit of "
-                                f"{spec.max_bytes} bytes")
-            chunks, total = [], 0
-            for chunk in resp.iter_content(1 << 16):
-                total += len(chunk)
-                if total > spec.max_bytes:
-                    resp.close()
-                    raise _TooLarge(f"{method} {path}: answer larger than the limit of {spec.max_bytes} bytes")
-                chunks.append(chunk)
+                resp.status_code = 502
+                resp.reason = "refused by raoutcome"
+                resp._raoutcome_error = str(err)
+                resp._content = b""
+                resp._content_consumed = True
+                return resp
             resp._content = b"".join(chunks)
             resp._content_consumed = True
             return resp
@@ -134,6 +144,8 @@ class DicomWebServer:
 
         self.spec, self.label = spec, label
         self.client = DICOMwebClient(url=spec.url, session=_guarded_session(spec))
+        # retry only what the server says is transient (429, 408, 503, 504), briefly
+        self.client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=250)
 
     def _call(self, what: str, study_uid: str | None, fn, *args, **kwargs):
         import requests
@@ -144,6 +156,9 @@ class DicomWebServer:
         except (_TooLarge, _WrongType) as err:
             raise PacsError(f"{where}{what}: {err}") from None
         except requests.HTTPError as err:
+            refused = getattr(err.response, "_raoutcome_error", None)
+            if refused:
+                raise PacsError(f"{where}{what}: {refused}") from None
             code = err.response.status_code if err.response is not None else "?"
             raise PacsError(f"{where}{what}: server answered HTTP {code}") from None
         except requests.exceptions.SSLError as err:

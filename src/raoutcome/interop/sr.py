@@ -126,7 +126,8 @@ def build_report(result: VisitResult, evidence: Sequence[Dataset], study_uid: st
     for joint in sorted(by_joint):
         groups.append(_joint_group(joint, by_joint[joint], algorithm_id, views or {}))
     visit_measurements = [
-        _measurement(codes.concept(*codes.OUTCOME_CONCEPTS[name]), value, OUTCOME_LABELS[name][1], algorithm_id)
+        _measurement(codes.concept(*codes.OUTCOME_CONCEPTS[name]), value, OUTCOME_LABELS[name][1], algorithm_id,
+                     sd=result.outcome_sd.get(name))
         for name, value in result.outcomes.items() if name in OUTCOME_LABELS]
     if visit_measurements:
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
@@ -175,7 +176,7 @@ def read_report(ds: Dataset) -> dict:
     kind_by_code = {v[0]: k for k, v in codes.KIND_CONCEPTS.items()}
     out: dict = {"verification": str(ds.get("VerificationFlag", "")),
                  "preliminary": str(ds.get("PreliminaryFlag", "")),
-                 "completion": str(ds.get("CompletionFlag", "")), "outcomes": {}, "joints": {}, "algorithm": None}
+                 "completion": str(ds.get("CompletionFlag", "")), "outcomes": {}, "outcome_sd": {}, "joints": {}, "algorithm": None}
     for group in report.get_image_measurement_groups():
         ident = group.tracking_identifier
         sites = group.finding_sites
@@ -184,15 +185,17 @@ def read_report(ds: Dataset) -> dict:
             if name and version:
                 out["algorithm"] = (name, version)
             code = m.name.value
-            if code in by_code:
-                out["outcomes"][by_code[code]] = float(m.value)
-                continue
             sd, probs = None, []
             for item in _stat_items(m):
                 if item.ConceptNameCodeSequence[0].CodeValue == "386136009":
-                    sd = float(item.MeasuredValueSequence[0].NumericValue)
+                    sd = _num(item)
                 elif item.ConceptNameCodeSequence[0].CodeValue.startswith("P-SCORE-"):
-                    probs.append(float(item.MeasuredValueSequence[0].NumericValue))
+                    probs.append(_num(item))
+            if code in by_code:
+                out["outcomes"][by_code[code]] = float(m.value)
+                if sd is not None:
+                    out["outcome_sd"][by_code[code]] = sd
+                continue
             site = sites[0] if sites else None
             out["joints"][(ident, kind_by_code[code])] = {
                 "score": float(m.value), "sd": sd, "probs": tuple(probs) or None,
@@ -217,6 +220,12 @@ def _stat_items(measurement) -> list:
     num = measurement[0]
     walk(num.ContentSequence if "ContentSequence" in num else [])
     return found
+
+
+def _num(item) -> float:
+    """A NUM item's value: the exact Floating Point Value when present, else the decimal string."""
+    mv = item.MeasuredValueSequence[0]
+    return float(mv.FloatingPointValue) if "FloatingPointValue" in mv else float(mv.NumericValue)
 
 
 def _text(measurement, code: str) -> str | None:
