@@ -82,9 +82,11 @@ class PrivateStore:
         self.db.execute("INSERT OR REPLACE INTO studies VALUES (?, ?, ?, ?)", (key, study_uid, pseudo, study_date))
         return pseudo, key
 
-    def instance_status(self, sop_uid: str) -> str | None:
-        row = self.db.execute("SELECT status FROM instances WHERE sop_key = ?", (self.sop_key(sop_uid),)).fetchone()
-        return row[0] if row else None
+    def instance_status(self, sop_uid: str) -> tuple[str | None, str | None]:
+        """(status, relative path) of an instance in the ledger; (None, None) when unknown."""
+        row = self.db.execute("SELECT status, path FROM instances WHERE sop_key = ?",
+                              (self.sop_key(sop_uid),)).fetchone()
+        return (row[0], row[1]) if row else (None, None)
 
     def record_instance(self, sop_uid: str, study_key: str, status: str, view: str | None = None,
                         path: str | None = None, reason: str | None = None) -> None:

@@ -84,6 +84,7 @@ def write_manifest(store: PrivateStore, root: Path, study_keys: Sequence[str] | 
     images = pd.DataFrame(store.db.execute(q).fetchall(), columns=["patient_id", "visit_id", "date", "view", "path"])
     bad = pd.DataFrame(store.db.execute("SELECT study_key, sop_key, reason FROM instances WHERE status != 'ok'")
                        .fetchall(), columns=["study", "instance", "reason"])
+    images = images[[(root / rel).is_file() for rel in images["path"]]] if len(images) else images
     if study_keys is not None:
         images = images[images["visit_id"].isin(set(study_keys))]
         bad = bad[bad["study"].isin(set(study_keys))]
@@ -125,7 +126,8 @@ def pull(spec: ServerSpec, out: str | os.PathLike, since: dt.date | None = None,
     root.mkdir(parents=True, exist_ok=True)
     store = PrivateStore(private_dir)
     server = connect(spec, label=store.study_key)
-    taken = {(k, v) for k, v in store.db.execute("SELECT study_key, view FROM instances WHERE status = 'ok'")}
+    taken = {(k, v) for k, v, rel in store.db.execute("SELECT study_key, view, path FROM instances WHERE status = 'ok'")
+             if (root / rel).is_file()}
     try:
         for study in server.studies(since, modalities):
             key = store.study_key(study.study_uid)
@@ -136,8 +138,9 @@ def pull(spec: ServerSpec, out: str | os.PathLike, since: dt.date | None = None,
                 store.record_instance("", key, "error", reason=str(err))
                 continue
             for ref in refs:
-                if store.instance_status(ref.sop_uid) in ("ok", "unusable"):
-                    continue
+                status, rel = store.instance_status(ref.sop_uid)
+                if status == "unusable" or (status == "ok" and (root / rel).is_file()):
+                    continue  # done before (a file of another cohort sharing the ledger is fetched again)
                 try:
                     ds = server.retrieve(ref)
                 except PacsError as err:
