@@ -318,3 +318,70 @@ def test_sigkill_during_train_then_rerun_is_bit_identical(tmp_path):
 def test_stress_sigkill_during_train_many_times(tmp_path):
     stats = _kill_train(tmp_path, kills=int(os.environ.get("RAOUTCOME_STRESS_KILLS", "8")), seed=SEED)
     print(f"\nSTRESS train kills survived: {stats['kills']} (uninterrupted run {stats['whole_seconds']:.1f} s)")
+
+
+# ------------------------------------------------------------------------------------------------ every study stage
+_DEMO = """
+import torch; torch.set_num_threads(1)
+from raoutcome.workflows.study import run_demo, small_configs
+sim, train = small_configs({cfg!r}, sim={{"n_patients": 12, "image_size": 64, "image_format": "png", "workers": 1,
+                                          "visits": {{"times_years": [0.0, 1.0, 2.0]}}}})
+run_demo({out!r}, sim_config=sim, train_config=train, attribution=True, max_images=4)
+"""
+
+
+def _running_stage(out: Path) -> str | None:
+    """The stage that had started but not finished when the run was killed."""
+    for started in sorted(out.glob("*/STARTED.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        if not (started.parent / "DONE.json").exists():
+            return started.parent.name
+    return None
+
+
+def _compare_study(a: Path, b: Path) -> list[str]:
+    """Files whose contents differ (timings, hosts and report HTML, which embeds timings, left out)."""
+    skip = {"run_record.json", "DONE.json", "STARTED.json", "report.html", "versions.json", "metrics.json",
+            ".raoutcome.lock"}
+    diffs = []
+    files_a = {p.relative_to(a) for p in a.rglob("*") if p.is_file() and "image_cache" not in p.parts}
+    files_b = {p.relative_to(b) for p in b.rglob("*") if p.is_file() and "image_cache" not in p.parts}
+    diffs += [f"only in one run: {p}" for p in sorted(files_a ^ files_b)]
+    for rel in sorted(files_a & files_b):
+        if rel.name in skip or rel.suffix in (".png", ".pt"):
+            continue  # figures embed matplotlib metadata; checkpoints are compared by value in the train test
+        pa, pb = a / rel, b / rel
+        if rel.suffix == ".nc":
+            da, db = xr.load_dataset(pa, engine="h5netcdf"), xr.load_dataset(pb, engine="h5netcdf")
+            for var in da.data_vars:
+                if not np.array_equal(da[var].values, db[var].values,
+                                      equal_nan=da[var].dtype.kind == "f"):
+                    diffs.append(f"{rel}:{var}")
+        elif pa.read_bytes() != pb.read_bytes():
+            diffs.append(str(rel))
+    return diffs
+
+
+@pytest.mark.stress
+def test_stress_sigkill_every_study_stage(tmp_path):
+    env = _env(cache=str(tmp_path / "check_cache"))
+
+    def cmd(out: Path) -> list[str]:
+        return [sys.executable, "-c", _DEMO.format(cfg=str(tmp_path / "cfg"), out=str(out))]
+
+    done, whole_s = _run_killed(cmd(tmp_path / "whole"), env, kill_after=3000, timeout=3000)
+    assert done
+    rng = random.Random(SEED)
+    out = tmp_path / "killed"
+    hit: list[str] = []
+    for _ in range(int(os.environ.get("RAOUTCOME_STRESS_KILLS", "8"))):
+        done, _ = _run_killed(cmd(out), env, kill_after=rng.uniform(0.05, 0.7) * whole_s, timeout=3000)
+        if done:
+            break
+        hit.append(_running_stage(out) or "start-up")
+    done, _ = _run_killed(cmd(out), env, kill_after=3000, timeout=3000)
+    assert done
+    diffs = _compare_study(tmp_path / "whole", out)
+    print(f"\nSTRESS study kills survived: {len(hit)} in stages {hit}; uninterrupted run {whole_s:.0f} s; "
+          f"differing outputs: {diffs}")
+    assert diffs == []
+    assert _leftovers(out) == []

@@ -272,3 +272,14 @@ def test_dotdot_path_escaping_is_refused(tiny_cohort):
     images.loc[0, "path"] = "images/../../etc/passwd"
     images.to_csv(tiny_cohort / "images.csv", index=False)
     assert _one(_problems(tiny_cohort), "images.csv", "leaves the cohort folder").row == 1
+
+
+def test_cli_paths_with_control_characters_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from raoutcome.cli import app
+
+    for bad in (str(tmp_path / "a\x00b"), str(tmp_path / "a\nb"), "\x1b[31m"):
+        result = CliRunner().invoke(app, ["validate", bad])
+        assert result.exit_code == 2, (bad, result.output)
+        assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -29,6 +29,11 @@ _OUTPUT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.ED
 
 
 def _fail(err: Exception) -> None:
+    if isinstance(err, ValueError) and not isinstance(err, InputError):
+        if "null byte" not in str(err):  # a path argument holding NUL: the user's input; anything else: a bug
+            raise err
+        typer.echo(f"error: a path argument holds a NUL character: {err}", err=True)
+        raise typer.Exit(code=2)
     if isinstance(err, OSError) and not isinstance(err, InputError):
         if err.errno not in _OUTPUT_ERRNOS:
             raise err
@@ -48,7 +53,7 @@ def validate(path: Path = typer.Argument(..., help="Cohort folder or cohort.toml
 
     try:
         cohort = load(path, images=images)
-    except (InputError, OSError) as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(cohort.summary())
 
@@ -65,7 +70,7 @@ def simulate(
 
     try:
         path = run_simulation(config, out, seed=seed, image_format=format)
-    except (InputError, OSError) as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"cohort written to {path}")
 
@@ -82,7 +87,7 @@ def train(
 
     try:
         run = train_run(load(cohort, images=True), config, out)
-    except (InputError, OSError) as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"run written to {run}")
 
@@ -99,7 +104,7 @@ def predict(
 
     try:
         path = predict_run(run, load(cohort, images=True), out)
-    except (InputError, OSError) as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"predictions written to {path}")
 
@@ -116,7 +121,7 @@ def analyze(
 
     try:
         path = run_analysis(load(cohort), predictions, out)
-    except (InputError, OSError) as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"analysis written to {path}")
 
@@ -135,7 +140,7 @@ def attribute(
 
     try:
         path = run_attribution(run, load(cohort, images=True), out, method=method, max_images=max_images)
-    except (InputError, OSError) as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"attribution written to {path}")
 
@@ -156,7 +161,7 @@ def joint_anomaly(
 
     try:
         table = export_scores(load(cohort), out, folds=folds, level=level, n_components=components, seed=seed)
-    except (InputError, OSError) as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"joint anomaly scores ({len(table)} {level}s) written to {out}")
 
@@ -171,7 +176,7 @@ def demo(
 
     try:
         report = run_demo(out, force=force)
-    except (InputError, OSError) as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"report: {report}")
 
@@ -188,7 +193,7 @@ def study(
 
     try:
         report = run_study(cohort, config, out, force=force)
-    except (InputError, OSError) as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"report: {report}")
 
