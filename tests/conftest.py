@@ -8,6 +8,18 @@ import pandas as pd
 import pytest
 
 
+def pytest_collection_modifyitems(config, items):
+    """``stress`` tests (long property, fault and load runs) run only under ``make stress`` (RAOUTCOME_STRESS=1)."""
+    import os
+
+    if os.environ.get("RAOUTCOME_STRESS") == "1":
+        return
+    skip = pytest.mark.skip(reason="stress run: make stress (RAOUTCOME_STRESS=1)")
+    for item in items:
+        if "stress" in item.keywords:
+            item.add_marker(skip)
+
+
 def load_analysis(name: str):
     """The script ``analyses/<name>.py`` imported as a module (the analyses are scripts, not a package)."""
     import importlib.util
