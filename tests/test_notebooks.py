@@ -21,7 +21,7 @@ NAMES = ("biomarker_discovery.ipynb", "cohort_models.ipynb", "trial_endpoints.ip
 #: What each notebook must print or display once run (its own conclusion, not just "it ran").
 EXPECTED = {
     "biomarker_discovery.ipynb": ("Candidate region:", "partial_r2", "Strongest region by the F-test:"),
-    "cohort_models.ipynb": ("deformity events", "pred_risk", "log-rank", "svdh_total"),
+    "cohort_models.ipynb": ("deformity events", "pred_risk", "log-rank", "svdh_total", "look-ahead check passed"),
     "trial_endpoints.ipynb": ("srm", "patients per arm", "learned progression score"),
 }
 #: Wall-clock bound per notebook: generous, for a busy shared 2-core machine (on an idle one each notebook
