@@ -271,7 +271,10 @@ def test_sharded_ranks_score_disjoint_studies(pacs, creds, run_dir, tmp_path, mo
         for rank in (0, 1):
             monkeypatch.setenv("RANK", str(rank))
             done.append(score(run_dir, spec, state=tmp_path / "state", chunk=8))
-        assert done[0].stored + done[1].stored == 4 and done[0].stored > 0 and done[1].stored > 0
+        from raoutcome.interop.score import shard_of
+
+        owners = [shard_of(uid, 2) for uid in list(studies)[:-1]]
+        assert (done[0].stored, done[1].stored) == (owners.count(0), owners.count(1))
         assert all(len(_srs(fresh, uid)) == (0 if i == len(studies) - 1 else 1) for i, uid in enumerate(studies))
 
 
@@ -309,3 +312,47 @@ def test_kill_halfway_and_rerun_scores_every_study_exactly_once(run_dir, tmp_pat
         store = PrivateStore(tmp_path / "state")
         status = [store.scored_status(store.study_key(uid)) for uid in studies]
         assert status == ["stored"] * (len(studies) - 1) + ["unusable"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_share_the_studies(run_dir, tmp_path):
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=2)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        env = {**os.environ, "RAOUTCOME_PACS_USER": fresh.user, "RAOUTCOME_PACS_PASSWORD": fresh.password,
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(testserver._free_port()), "-m", "raoutcome.cli", "pacs", "score", "--run-dir",
+               str(run_dir), "--server", fresh.dicomweb_url, "--state", str(tmp_path / "state"), "--timeout", "30"]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+        assert out.returncode == 0, out.stderr[-3000:]
+        store = PrivateStore(tmp_path / "state")
+        ranks = [store.db.execute("SELECT rank FROM scored WHERE study_key = ?", (store.study_key(uid),)).fetchone()[0]
+                 for uid in list(studies)[:-1]]
+        from raoutcome.interop.score import shard_of
+
+        assert ranks == [shard_of(uid, 2) for uid in list(studies)[:-1]]  # each study by the rank owning it
+        assert [len(_srs(fresh, uid)) for uid in studies] == [1] * (len(studies) - 1) + [0]
+
+
+def test_score_over_dimse_stores_the_sr_with_c_store(run_dir, tmp_path, monkeypatch):
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.score import score
+
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=1)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        summary = score(run_dir, server_spec(fresh.dimse_url("get"), timeout_s=30), state=tmp_path / "state",
+                        keep_predictions=tmp_path / "preds")
+        assert (summary.stored, summary.unusable, summary.failed) == (2, 1, 0)
+        store = PrivateStore(tmp_path / "state")
+        [pred] = [load_predictions(p) for p in (tmp_path / "preds").glob("*.nc")]
+        for uid in list(studies)[:-1]:
+            [sr] = _srs(fresh, uid)
+            back = read_report(pydicom.dcmread(__import__("io").BytesIO(fresh.file(sr["ID"]))))
+            key = store.study_key(uid)
+            assert back["outcomes"] == visit_result(pred, store.pseudonym("MRN1"), key).outcomes

@@ -81,7 +81,8 @@ def pull(
 
 @pacs_app.command()
 def score(
-    run: Path = typer.Option(..., "--run", help="run folder written by `raoutcome train`"),
+    run: Path = typer.Option(..., "--run", "--run-dir", help="run folder written by `raoutcome train` (under torchrun "
+                                                           "write --run-dir: torchrun takes --run as its --run-path)"),
     server: str = _SERVER,
     since: Optional[str] = typer.Option(None, "--since", help="only studies on or after this date (YYYY-MM-DD)"),
     state: Optional[Path] = typer.Option(None, "--state", help="private ledger folder (default: RUN.pacs-private)"),

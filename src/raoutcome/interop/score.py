@@ -50,6 +50,20 @@ class ScoreSummary:
     images: int = 0          # images scored
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step (search, retrieve, ...)
+
+    def timed(self, phase: str):
+        """``with summary.timed("retrieve"): ...`` adds the block's wall time to ``phases``."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def block():
+            start = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - start
+        return block()
 
     @property
     def images_per_s(self) -> float:
@@ -128,7 +142,8 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
                 continue
             series_uid, sop_uid = sr_uids(study.study_uid, scorer.algorithm)
             try:
-                present = server.has_instance(study.study_uid, series_uid, sop_uid)
+                with summary.timed("check server for SR"):
+                    present = server.has_instance(study.study_uid, series_uid, sop_uid)
             except PacsError as err:
                 summary.failed += 1
                 summary.errors.append(str(err))
@@ -172,10 +187,13 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
             key = store.study_key(study.study_uid)
             headers[key], views[key], reasons[key] = [], {}, []
             try:
-                refs = server.instances(study.study_uid, modalities, body_parts)
+                with summary.timed("search instances"):
+                    refs = server.instances(study.study_uid, modalities, body_parts)
                 for ref in refs:
-                    ds = server.retrieve(ref)
-                    _pseudo, key, rel, reason = save_instance(ds, store, work, taken)
+                    with summary.timed("retrieve"):
+                        ds = server.retrieve(ref)
+                    with summary.timed("de-identify, write, decode check"):
+                        _pseudo, key, rel, reason = save_instance(ds, store, work, taken, durable=False)
                     header = ds.copy()
                     for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
                         if tag in header:
@@ -194,9 +212,11 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
                 summary.errors.append(str(err))
                 store.record_scored(key, "error", None, 0, str(err), rank)
         keys = [k for k in headers if k not in failed]
-        counts = write_manifest(store, work, keys)
+        with summary.timed("manifest"):
+            counts = write_manifest(store, work, keys)
         if counts["images"]:
-            predictions, n_images = scorer.predict(work)
+            with summary.timed("predict"):
+                predictions, n_images = scorer.predict(work)
             if keep_predictions:
                 Path(keep_predictions).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(work / "predictions.nc", Path(keep_predictions) / f"{work.name}.nc")
@@ -220,9 +240,11 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
                 continue
             pseudo = store.db.execute("SELECT pseudonym FROM studies WHERE study_key = ?", (key,)).fetchone()[0]
             result = visit_result(predictions, pseudo, key)
-            sr = build_report(result, headers[key], study.study_uid, scorer.algorithm, views=views[key])
+            with summary.timed("build SR"):
+                sr = build_report(result, headers[key], study.study_uid, scorer.algorithm, views=views[key])
             try:
-                server.store(sr)
+                with summary.timed("store SR"):
+                    server.store(sr)
             except PacsError as err:
                 summary.failed += 1
                 summary.errors.append(str(err))

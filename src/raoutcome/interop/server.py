@@ -193,7 +193,8 @@ class DicomWebServer:
                 if len(page) < _PAGE:
                     break
                 offset += len(page)
-            seen.clear() if len(seen) > 100_000 else None
+            if len(seen) > 100_000:  # bounded memory: a study listed again later is skipped by the ledger
+                seen.clear()
 
     def instances(self, study_uid: str, modalities: Sequence[str], body_parts: Sequence[str] = ()) -> list[InstanceRef]:
         page = self._call("QIDO-RS instance search", study_uid, self.client.search_for_instances,
@@ -347,6 +348,8 @@ class DimseServer:
             assoc.release()
 
     def studies(self, since: dt.date | None, modalities: Sequence[str]) -> Iterator[StudyRef]:
+        """C-FIND answers are collected per modality before yielding (the association is released
+        before any retrieve), so memory grows with the number of matching studies of one modality."""
         seen: set[str] = set()
         for modality in modalities:
             q = Dataset()
