@@ -35,7 +35,6 @@ from typer.testing import CliRunner  # noqa: E402
 
 from conftest import write_tiny_cohort  # noqa: E402
 from raoutcome.cli import app  # noqa: E402
-from raoutcome.interop.deid import BASIC_PROFILE_TEXT  # noqa: E402
 from raoutcome.interop.private import PrivateStore  # noqa: E402
 from raoutcome.interop.results import visit_result  # noqa: E402
 from raoutcome.interop.sr import read_report  # noqa: E402
@@ -43,6 +42,7 @@ from raoutcome.predictions import load_predictions  # noqa: E402
 
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
 BIRTH = "19230417"
+STUDY_DATES: list[str] = []
 TRAIN = """
 [model]
 encoder = "test_efficientnet"
@@ -62,8 +62,23 @@ cache_dir = "{cache}"
 """
 
 
-def _sentinel(i: int, patient: int) -> str:
-    return f"ZQSENT{i:03d}X{patient}"
+def _planted(ds: Dataset, tmp: Path) -> Dataset:
+    """``ds`` with a sentinel in every attribute of the PS3.15 basic profile (tests/deid_profile.py, planted
+    by test_no_identifying_data.plant), then the keys a PACS needs put back: the UIDs, Patient ID and
+    Study Date (themselves checked as forbidden text)."""
+    from test_no_identifying_data import plant
+
+    keep = {k: ds.get(k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID",
+                                   "StudyDate")}
+    path = tmp / f"{ds.SOPInstanceUID}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    plant(path)
+    out = pydicom.dcmread(path)
+    path.unlink()
+    for k, v in keep.items():
+        setattr(out, k, v)
+    out.file_meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
+    return out
 
 
 def _instance(patient: int, study_uid: str, date: str, view: str | None, modality: str = "DX",
@@ -76,9 +91,7 @@ def _instance(patient: int, study_uid: str, date: str, view: str | None, modalit
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, generate_uid()
-    for i, keyword in enumerate(BASIC_PROFILE_TEXT):
-        setattr(ds, keyword, _sentinel(i, patient))
-    ds.PatientName, ds.PatientID = f"ZQSENTNAME^P{patient}", f"MRN{patient}"
+    ds.PatientName, ds.PatientID = f"ZQSENTNAME^P{patient}", f"ZQMRN{patient}"
     ds.PatientBirthDate, ds.PatientSex, ds.StudyDate, ds.StudyTime = BIRTH, "F", date, "101500"
     ds.Modality, ds.BodyPartExamined, ds.ViewPosition = modality, body, "PA"
     if view is not None:
@@ -93,12 +106,13 @@ def _instance(patient: int, study_uid: str, date: str, view: str | None, modalit
 
 
 def _hospital(n_patients: int = 3, n_visits: int = 2):
-    """Instances as a hospital PACS holds them, plus the expected outcome of the pull."""
+    """Instances as a hospital PACS holds them, and {study UID: patient ID}."""
     out, studies = [], {}
     for p in range(1, n_patients + 1):
         for v in range(n_visits):
             uid, date = generate_uid(), f"20{18 + v}0{p}1{v}"
-            studies[uid] = f"MRN{p}"
+            studies[uid] = f"ZQMRN{p}"
+            STUDY_DATES.append(date)
             for view in ("hand_left", "hand_right"):
                 out.append(_instance(p, uid, date, view))
             if p == 1 and v == 0:
@@ -106,7 +120,7 @@ def _hospital(n_patients: int = 3, n_visits: int = 2):
                 out.append(_instance(p, uid, date, None))                        # no laterality
                 out.append(_instance(p, uid, date, "hand_left", modality="MR"))  # MR
     chest_uid = generate_uid()  # a study with nothing usable
-    studies[chest_uid] = "MRN1"
+    studies[chest_uid] = "ZQMRN1"
     out.append(_instance(1, chest_uid, "20210601", "hand_left", body="CHEST"))
     return out, studies
 
@@ -131,11 +145,12 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pacs():
+def pacs(tmp_path_factory):
     instances, studies = _hospital()
+    tmp = tmp_path_factory.mktemp("plant")
     with testserver.Orthanc(start_timeout_s=30) as server:
         for ds in instances:
-            server.upload_bytes(_bytes(ds))
+            server.upload_bytes(_bytes(_planted(ds, tmp)))
         server.studies = studies
         yield server
 
@@ -150,8 +165,14 @@ def creds(pacs, monkeypatch):
 
 
 def _identifying_strings(pacs) -> list[bytes]:
-    found = [_sentinel(i, p).encode() for i in range(len(BASIC_PROFILE_TEXT)) for p in (1, 2, 3)]
-    found += [b"ZQSENTNAME", BIRTH.encode(), b"MRN1", b"MRN2", b"MRN3"]
+    """Every planted sentinel (bar those put back), the patient IDs, study UIDs and study dates."""
+    from test_no_identifying_data import sentinel_values, tokens
+
+    restored = {sentinel_values()[k][1] for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                                                  "PatientID", "StudyDate")}
+    found = [t.encode() for t in tokens() if t not in restored]
+    found += [b"ZQSENTNAME", b"ZQMRN", BIRTH.encode()] + [d.encode() for d in set(STUDY_DATES)]
+    assert len(found) > 150  # the whole basic profile
     return found + [uid.encode() for uid in pacs.studies]
 
 
@@ -187,7 +208,7 @@ def test_pull_dicomweb_writes_a_pseudonymised_valid_cohort(pacs, creds, tmp_path
     assert oct(private.stat().st_mode & 0o777) == "0o700"
     assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in private.iterdir() if f.is_file()
                and not f.name.endswith(("-wal", "-shm")))
-    assert "MRN1" in (private / "mapping.csv").read_text()  # the mapping, kept apart
+    assert "ZQMRN1" in (private / "mapping.csv").read_text()  # the mapping, kept apart
     _assert_clean([tmp_path / "c"], [res.output], _identifying_strings(pacs))
     # resumable: a second pull fetches nothing new and writes the same manifest
     before = (tmp_path / "c" / "images.csv").read_text()
@@ -355,4 +376,4 @@ def test_score_over_dimse_stores_the_sr_with_c_store(run_dir, tmp_path, monkeypa
             [sr] = _srs(fresh, uid)
             back = read_report(pydicom.dcmread(__import__("io").BytesIO(fresh.file(sr["ID"]))))
             key = store.study_key(uid)
-            assert back["outcomes"] == visit_result(pred, store.pseudonym("MRN1"), key).outcomes
+            assert back["outcomes"] == visit_result(pred, store.pseudonym("ZQMRN1"), key).outcomes

@@ -313,3 +313,10 @@ def test_retrieve_with_wrong_type_names_the_study(hostile):
     with pytest.raises(PacsError, match=r"study S-KEY: WADO-RS retrieve: .*wrong content type") as err:
         _client(hostile).retrieve(InstanceRef("1.2.3.4", "1.2.3.4.5", "1.2.3.4.5.6"))
     assert "1.2.3.4" not in str(err.value)  # the study's UIDs stay out of messages
+
+
+def test_sr_builds_when_the_header_has_an_invalid_patient_sex():
+    src = _source("hand_left")
+    src.PatientSex = "ZQBAD"  # a value highdicom refuses: emptied rather than no SR at all
+    sr = build_report(visit_result(_predictions(False), "p1", "S2"), [src], "1.2.3.4", Algorithm())
+    assert sr.PatientSex == "" and b"ZQBAD" not in _roundtrip(sr).PatientSex.encode()

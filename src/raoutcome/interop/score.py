@@ -240,8 +240,15 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
                 continue
             pseudo = store.db.execute("SELECT pseudonym FROM studies WHERE study_key = ?", (key,)).fetchone()[0]
             result = visit_result(predictions, pseudo, key)
-            with summary.timed("build SR"):
-                sr = build_report(result, headers[key], study.study_uid, scorer.algorithm, views=views[key])
+            try:
+                with summary.timed("build SR"):
+                    sr = build_report(result, headers[key], study.study_uid, scorer.algorithm, views=views[key])
+            except Exception as err:  # noqa: BLE001 - a header highdicom refuses; its text may identify: type only
+                why = f"study {key}: cannot build the SR from this study's headers ({type(err).__name__})"
+                store.record_scored(key, "unusable", None, 0, why, rank)
+                summary.unusable += 1
+                summary.errors.append(why)
+                continue
             try:
                 with summary.timed("store SR"):
                     server.store(sr)

@@ -152,13 +152,17 @@ _TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID
 
 
 def _with_type2(ds: Dataset) -> Dataset:
-    """The patient/study module's type 2 attributes present (empty when the source lacks them)."""
-    if all(k in ds for k in _TYPE2):
+    """The patient/study module's type 2 attributes present (empty when the source lacks them), and a
+    Patient's Sex outside M/F/O emptied (highdicom refuses it; the SR would not be written at all)."""
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    if all(k in ds for k in _TYPE2) and sex in ("", "M", "F", "O"):
         return ds
     ds = ds.copy()
     for keyword in _TYPE2:
         if keyword not in ds:
             setattr(ds, keyword, "")
+    if sex not in ("", "M", "F", "O"):
+        ds.PatientSex = ""
     return ds
 
 
