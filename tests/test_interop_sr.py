@@ -377,3 +377,12 @@ def test_tls_certificate_is_verified_against_the_given_ca(tls_server):
     insecure = DicomWebServer(server_spec(url, insecure=True, timeout_s=5))
     with pytest.warns(Warning, match="Unverified HTTPS"):
         assert len(list(insecure.studies(None, ["DX"]))) == 1
+
+
+def test_an_outcome_registered_later_is_reported_too():
+    ds = _predictions(False)
+    ds["das28"] = (("patient_id", "visit_id"), np.array([[3.25, 4.5, np.nan], [np.nan, np.nan, 2.0]]))
+    result = visit_result(ds, "p1", "S2")
+    assert result.outcomes["das28"] == 4.5
+    back = read_report(_roundtrip(build_report(result, [_source("hand_left")], "1.2.3.4", Algorithm())))
+    assert back["outcomes"]["das28"] == 4.5 and back["outcomes"]["haq"] == 1.25
