@@ -1,7 +1,8 @@
 """The Predictions dataset: the one object everything downstream of the model reads.
 
 An xarray Dataset with coords ``patient_id`` (str) and ``visit_id`` (str) and
-variables ``svdh``, ``jsn``, ``erosion``, ``haq``, ``pain``, ``risk``,
+variables: one per output of every registered outcome (:func:`raoutcome.outcomes.score_variables`:
+``svdh``, ``jsn``, ``erosion``, ``haq``, ``pain``, ``risk``, and any outcome registered since),
 ``time_years`` (patient_id x visit_id), ``embedding`` (patient_id x visit_id x
 feature) and ``fold`` (patient_id). Missing visits and switched-off heads are
 NaN. No torch here: any model, or a user's own columns, can produce one.
@@ -17,8 +18,10 @@ import xarray as xr
 
 from raoutcome.errors import InputError
 from raoutcome.io_utils import atomic_path
+from raoutcome.outcomes import score_variables
 
-SCORE_VARIABLES: tuple[str, ...] = ("svdh", "jsn", "erosion", "haq", "pain", "risk")
+#: the built-in outcomes' score variables (the registry's :func:`score_variables` also has those registered since)
+SCORE_VARIABLES: tuple[str, ...] = score_variables()
 
 
 def from_frame(
@@ -29,8 +32,8 @@ def from_frame(
 ) -> xr.Dataset:
     """Build Predictions from one row per visit.
 
-    ``frame`` needs ``patient_id``, ``visit_id`` and any of ``time_years`` and
-    :data:`SCORE_VARIABLES`; ``embedding`` (optional) has one row per frame row.
+    ``frame`` needs ``patient_id``, ``visit_id`` and any of ``time_years`` and the registered
+    outcomes' outputs (:func:`raoutcome.outcomes.score_variables`); ``embedding`` (optional) has one row per frame row.
     """
     frame = frame.reset_index(drop=True).copy()
     frame["patient_id"] = frame["patient_id"].astype(str)
@@ -42,7 +45,7 @@ def from_frame(
     pi = patients.get_indexer(frame["patient_id"])
     vi = visits.get_indexer(frame["visit_id"])
     data_vars: dict[str, tuple] = {}
-    for name in ("time_years", *SCORE_VARIABLES):
+    for name in ("time_years", *score_variables()):
         grid = np.full((len(patients), len(visits)), np.nan, dtype=np.float64)
         if name in frame:
             grid[pi, vi] = frame[name].to_numpy(dtype=np.float64)
@@ -69,7 +72,7 @@ def from_frame(
 
 def to_frame(ds: xr.Dataset) -> pd.DataFrame:
     """One row per existing visit (rows whose ``time_years`` is NaN are dropped), no embedding."""
-    names = [n for n in ("time_years", *SCORE_VARIABLES) if n in ds]
+    names = [n for n in ("time_years", *score_variables()) if n in ds]
     frame = ds[names].to_dataframe().reset_index()
     frame = frame.dropna(subset=["time_years"]) if "time_years" in frame else frame
     if "fold" in ds:

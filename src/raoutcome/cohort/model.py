@@ -11,6 +11,7 @@ import xarray as xr
 
 from raoutcome.anatomy import DEFORMITY_EVENT
 from raoutcome.cohort import schema, splits
+from raoutcome.outcomes import visit_columns
 from raoutcome.cohort.validation import check, read_all
 from raoutcome.errors import CohortValidationError, InputError
 
@@ -23,7 +24,7 @@ class Cohort:
 
     - ``patients``: ``patient_id`` + covariates, sorted by patient_id.
     - ``visits``: ``patient_id, visit_id, time_years`` (float, years since the patient's
-      first visit) and every outcome in :data:`raoutcome.anatomy.OUTCOMES` (float, NaN
+      first visit) and every registered visit column (:func:`raoutcome.outcomes.visit_columns`) (float, NaN
       when missing), plus ``date`` if given; sorted by patient_id, time_years.
     - ``images``: ``patient_id, visit_id, view, path`` (posix path relative to ``root``).
     - ``events``: ``patient_id, event, time_years, observed`` (int 0/1).
@@ -99,7 +100,7 @@ class Cohort:
         ids = np.full(shape, "", dtype=object)
         ids[pi, vi] = v["visit_id"].to_numpy(dtype=object)
         data_vars["visit_id"] = (("patient_id", "visit"), ids.astype(str) if ids.size else ids.astype("<U1"))
-        for name in ("time_years", *schema.OUTCOMES):
+        for name in ("time_years", *visit_columns()):
             grid = np.full(shape, np.nan, dtype=np.float64)
             grid[pi, vi] = v[name].to_numpy(dtype=np.float64)
             data_vars[name] = (("patient_id", "visit"), grid)
@@ -165,7 +166,7 @@ class Cohort:
 
 _LEADING = {
     "patients": ["patient_id"],
-    "visits": ["patient_id", "visit_id", "time_years", *schema.OUTCOMES],
+    "visits": ["patient_id", "visit_id", "time_years", *visit_columns()],
     "images": ["patient_id", "visit_id", "view", "path"],
     "events": ["patient_id", "event", "time_years", "observed"],
     "joints": ["patient_id", "visit_id", "joint", "kind", "score"],

@@ -5,6 +5,7 @@ Everything here is data, so the reader, the validator and the docs agree.
 from __future__ import annotations
 
 from raoutcome import anatomy
+from raoutcome.outcomes import visit_columns
 
 TABLES: tuple[str, ...] = ("patients", "visits", "images", "events", "joints", "landmarks")
 REQUIRED_TABLES: tuple[str, ...] = ("patients", "visits", "images", "events")
@@ -36,21 +37,25 @@ STRING_COLUMNS: dict[str, tuple[str, ...]] = {
 # Numeric columns (float in the Cohort; ``observed`` becomes int 0/1).
 NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "patients": (),
-    "visits": ("time_years", *anatomy.OUTCOMES),
+    "visits": ("time_years",),  # + every registered visit column: numeric_columns()
     "images": (),
     "events": ("time_years", "observed"),
     "joints": ("score",),
     "landmarks": ("x", "y"),
 }
 
-OUTCOMES: tuple[str, ...] = anatomy.OUTCOMES
+def numeric_columns(table: str) -> tuple[str, ...]:
+    """The numeric columns of ``table``; for ``visits`` with every visit column of the outcome registry."""
+    return NUMERIC_COLUMNS[table] + (visit_columns() if table == "visits" else ())
+
+
 SCORE_KINDS: tuple[str, ...] = ("jsn", "erosion")
 
 
 def valid_joints(kind: str) -> frozenset[str]:
     """Every ``view:site`` name scored for ``kind`` ('jsn' or 'erosion')."""
     return frozenset(
-        anatomy.joint_name(view, site) for view in anatomy.VIEWS for site in anatomy.sites_for(view, kind)
+        anatomy.joint_name(view, site) for view in anatomy.view_names() for site in anatomy.sites_for(view, kind)
     )
 
 

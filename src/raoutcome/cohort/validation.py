@@ -24,6 +24,7 @@ from raoutcome import anatomy
 from raoutcome.cohort import schema
 from raoutcome.cohort.tables import Spec, Table, read_table, resolve_spec
 from raoutcome.errors import Problem
+from raoutcome.outcomes import column, visit_columns
 
 MAX_PER_RULE = 50
 
@@ -250,7 +251,7 @@ def _base_clean(table: Table, C: Collector) -> pd.DataFrame:
     frame = table.frame
     clean = pd.DataFrame(index=frame.index)
     strings = schema.STRING_COLUMNS[table.name]
-    numeric = schema.NUMERIC_COLUMNS[table.name]
+    numeric = schema.numeric_columns(table.name)
     for col in frame.columns:
         if col in strings:
             clean[col] = _text(table, col)
@@ -329,10 +330,10 @@ def _check_visits(table: Table, C: Collector, patients: pd.Index | None) -> pd.D
     time = _time_column(table, clean, C, anchor=None)
     time_col = "time_years" if "time_years" in table.frame else "date"
     C.rows(table, time < 0, time_col, "visit time is negative")
-    for col in schema.OUTCOMES:
+    for col in visit_columns():
         if col in clean:
             values = _numeric(table, col, C)
-            lo, hi = anatomy.OUTCOME_RANGES[col]
+            lo, hi = column(col).lower, column(col).upper
             C.rows(table, (values < lo) | (values > hi), col, f"{col} out of range [{lo:g}, {hi:g}]")
             clean[col] = values
         else:
@@ -348,8 +349,8 @@ def _check_images(table: Table, C: Collector, spec: Spec, patients: pd.Index | N
                   visit_keys: pd.Index | None, check_files: bool) -> pd.DataFrame:
     clean = _base_clean(table, C)
     _map_labels(clean, "view", spec.views)
-    bad_view = clean["view"].notna() & ~clean["view"].isin(anatomy.VIEWS)
-    C.rows(table, bad_view, "view", f"unknown view (expected one of {list(anatomy.VIEWS)}, "
+    bad_view = clean["view"].notna() & ~clean["view"].isin(anatomy.view_names())
+    C.rows(table, bad_view, "view", f"unknown view (expected one of {list(anatomy.view_names())}, "
                                     f"or map yours in cohort.toml [views])")
     paths, escapes = _normalise_paths(clean["path"])
     clean["path"] = paths

@@ -14,7 +14,7 @@ visit or per patient) or a Predictions dataset (see :mod:`.align`).
 """
 from raoutcome.evaluation.agreement import (BlandAltman, ICCResult, bland_altman, icc, icc_table, ratings_table,
                                             weighted_kappa)
-from raoutcome.evaluation.align import HEAD_OUTCOMES, event_pairs, visit_pairs
+from raoutcome.evaluation.align import event_pairs, visit_pairs
 from raoutcome.evaluation.bootstrap import (BayesFactor, BootstrapResult, bayes_factor, bootstrap_ci,
                                             bootstrap_metrics, with_batched)
 from raoutcome.evaluation.classification import (BinaryMetrics, SeverityMetrics, binary_metrics, horizon_labels,
@@ -31,7 +31,7 @@ from raoutcome.evaluation.survival_metrics import (Calibration, Concordance, Tim
 
 __all__ = [
     "BayesFactor", "BinaryMetrics", "BlandAltman", "BootstrapResult", "Calibration", "Concordance", "Correlation",
-    "HEAD_OUTCOMES", "ICCResult", "SeverityMetrics", "TimeDependentAUC", "average_predictions", "bayes_factor",
+    "ICCResult", "SeverityMetrics", "TimeDependentAUC", "average_predictions", "bayes_factor",
     "bias", "binary_metrics", "bland_altman", "bootstrap_ci", "bootstrap_metrics", "brier_scores",
     "calibration_at_horizon", "concordance", "dream_bin", "dream_weighted_mae", "dream_weighted_rmse",
     "dream_weights", "ensemble_curve", "event_pairs", "harrell_c", "horizon_labels", "horizon_metrics", "icc",

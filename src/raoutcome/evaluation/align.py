@@ -10,16 +10,8 @@ import pandas as pd
 import xarray as xr
 
 from raoutcome.errors import InputError
+from raoutcome.outcomes import output_columns
 from raoutcome.predictions import to_frame
-
-#: Which cohort outcome column each prediction head estimates.
-HEAD_OUTCOMES: dict[str, str] = {
-    "svdh": "svdh_total",
-    "jsn": "svdh_jsn",
-    "erosion": "svdh_erosion",
-    "haq": "haq",
-    "pain": "pain",
-}
 
 
 def visit_pairs(predictions: xr.Dataset, visits: pd.DataFrame, head: str, outcome: str | None = None
@@ -27,9 +19,9 @@ def visit_pairs(predictions: xr.Dataset, visits: pd.DataFrame, head: str, outcom
     """One row per visit with both a prediction and an observed value.
 
     Columns: ``patient_id, visit_id, time_years, fold, y_true, y_pred``.
-    ``outcome`` defaults to the head's column in :data:`HEAD_OUTCOMES`.
+    ``outcome`` defaults to the head's cohort column (:func:`raoutcome.outcomes.output_columns`).
     """
-    outcome = outcome or HEAD_OUTCOMES.get(head)
+    outcome = outcome or output_columns().get(head)
     if outcome is None:
         raise InputError(f"no observed outcome known for head {head!r}; pass outcome=")
     if head not in predictions:

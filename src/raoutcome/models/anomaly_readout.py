@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from raoutcome.anatomy import VIEWS
+from raoutcome.anatomy import view_names
 from raoutcome.imaging.joint_anomaly import N_COMPONENTS, PATCH_GRID, SHIFT, JointAnomaly, erosion_site_landmarks
 
 
@@ -36,8 +36,8 @@ class JointAnomalyScorer(nn.Module):
         self.register_buffer("score_mean", torch.zeros(n))
         self.register_buffer("score_sd", torch.ones(n))
         self.register_buffer("fitted", torch.zeros(n, dtype=torch.bool))
-        site = torch.zeros(len(VIEWS), n, dtype=torch.bool)  # [view, landmark]: an erosion site of that view
-        for v, view in enumerate(VIEWS):
+        site = torch.zeros(len(view_names()), n, dtype=torch.bool)  # [registry view, landmark]: an erosion site
+        for v, view in enumerate(view_names()):
             for name in erosion_site_landmarks(view, self.landmarks):
                 site[v, self.landmarks.index(name)] = True
         self.register_buffer("erosion_site", site, persistent=False)

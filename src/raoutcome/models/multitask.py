@@ -31,25 +31,18 @@ from typing import Mapping
 import torch
 from torch import Tensor, nn
 
-from raoutcome.anatomy import OUTCOME_RANGES, VIEWS
+from raoutcome.anatomy import LEGACY_VIEWS, view_names
 from raoutcome.models.anomaly_readout import JointAnomalyScorer
 from raoutcome.models.density import LesionDensity, visit_counts
 from raoutcome.models.encoder import create_encoder
-from raoutcome.models.heads import HEAD_NAMES, HEAD_OUTPUTS, build_head
+from raoutcome.models.heads import build_head
 from raoutcome.models.longitudinal import LongitudinalAggregator, ViewFusion
-
-# Heads that a closed-form readout can answer: HAQ and pain (ridge on the visit's readout
-# features) and risk (a Cox model on the visit's other outputs, see ``risk_inputs``).
-READOUT_HEADS: tuple[str, ...] = ("haq", "pain", "risk")
-# Everything a risk readout can read (``risk_inputs`` of a model is the subset its heads provide).
-RISK_INPUTS: tuple[str, ...] = ("log_jsn", "log_erosion", "haq", "pain", "joint_anomaly")
+from raoutcome.outcomes import LEGACY_OUTCOMES, outcome, outcome_names, outcomes, readout_outcomes, risk_inputs_for
 
 
-def risk_inputs_for(heads: tuple[str, ...], joint_anomaly: bool) -> tuple[str, ...]:
-    """The risk readout's inputs of a model with these ``heads`` (and the joint anomaly readout or not):
-    log JSN and erosion counts with the SvdH head, HAQ, pain, the joint anomaly."""
-    return ((("log_jsn", "log_erosion") if "svdh" in heads else ()) + tuple(h for h in ("haq", "pain") if h in heads)
-            + (("joint_anomaly",) if joint_anomaly else ()))
+def default_heads() -> tuple[str, ...]:
+    """The outcomes trained when nothing says otherwise (registered with ``default_on``)."""
+    return tuple(o.name for o in outcomes() if o.default_on)
 
 # Grey-level standardisation (ImageNet mean/std averaged over RGB, so an RGB stem summed
 # to one channel sees what it was trained on).
@@ -67,23 +60,24 @@ class ModelSpec:
     attention_heads: int = 4
     dropout: float = 0.1
     drop_path_rate: float = 0.0
-    heads: tuple[str, ...] = field(default=HEAD_NAMES)
+    heads: tuple[str, ...] = field(default_factory=default_heads)
     lesion_maps: int = 2  # sum-pooled density maps (0 = off); with the SvdH head: JSN, erosion
     counts_to_heads: bool = True  # the HAQ, pain and risk heads also read the visit's log counts directly
     readouts: tuple[str, ...] = ()  # heads answered by a closed-form linear readout (fitted after training)
     anomaly_landmarks: tuple[str, ...] = ()  # the readouts also read the joint anomaly at these landmarks
+    views: tuple[str, ...] = field(default_factory=view_names)  # the rows of the view embedding, in order
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["heads"] = list(self.heads)
-        d["readouts"] = list(self.readouts)
-        d["anomaly_landmarks"] = list(self.anomaly_landmarks)
+        for key in ("heads", "readouts", "anomaly_landmarks", "views"):
+            d[key] = list(d[key])
         return d
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "ModelSpec":
         d = dict(d)
-        d["heads"] = tuple(d.get("heads", HEAD_NAMES))
+        d["heads"] = tuple(d["heads"]) if "heads" in d else LEGACY_OUTCOMES  # the first specs' heads
+        d["views"] = tuple(d.get("views", LEGACY_VIEWS))  # specs written before the view registry
         d.setdefault("lesion_maps", 0)  # specs written before the density branch existed
         d.setdefault("counts_to_heads", False)  # ... or before the heads read the counts
         d["readouts"] = tuple(d.get("readouts", ()))  # ... or before linear readouts
@@ -94,8 +88,8 @@ class ModelSpec:
 class LongitudinalOutcomeModel(nn.Module):
     """Per-visit outcome predictions from a patient's radiograph sequence.
 
-    ``forward`` returns ``[B, T]`` tensors named after :data:`HEAD_OUTPUTS` of the heads
-    switched on, plus ``embedding [B, T, 2*d_model]`` (history embedding ``h_t`` and
+    ``forward`` returns ``[B, T]`` tensors named after the outputs of the heads switched on
+    (:attr:`raoutcome.outcomes.Outcome.outputs`), plus ``embedding [B, T, 2*d_model]`` (history embedding ``h_t`` and
     progression embedding ``p_t`` side by side).
     """
 
@@ -104,35 +98,44 @@ class LongitudinalOutcomeModel(nn.Module):
         spec = spec or ModelSpec()
         if not spec.heads:
             raise ValueError("at least one head must be switched on")
-        unknown = [h for h in spec.heads if h not in HEAD_NAMES]
+        unknown = [h for h in spec.heads if h not in outcome_names()]
         if unknown:
-            raise ValueError(f"unknown head(s) {unknown} (known: {', '.join(HEAD_NAMES)})")
+            raise ValueError(f"unknown head(s) {unknown} (known: {', '.join(outcome_names())})")
+        unknown = [v for v in spec.views if v not in view_names()]
+        if unknown:
+            raise ValueError(f"unknown view(s) {unknown} (known: {', '.join(view_names())})")
         self.spec = spec
         enc_kwargs = {"drop_path_rate": spec.drop_path_rate} if spec.drop_path_rate else {}
         self.encoder = create_encoder(spec.encoder, spec.pretrained if load_pretrained else None, **enc_kwargs)
         d = spec.d_model
-        self.fusion = ViewFusion(self.encoder.out_features, d, len(VIEWS))
+        self.fusion = ViewFusion(self.encoder.out_features, d, len(spec.views))
+        # registry view index -> this model's embedding row (-1: a view the model was not trained with)
+        self.register_buffer("view_rows", torch.tensor([spec.views.index(v) if v in spec.views else -1
+                                                        for v in view_names()], dtype=torch.long), persistent=False)
         self.aggregator = LongitudinalAggregator(d, spec.layers, spec.attention_heads, spec.dropout)
-        if "svdh" in spec.heads and 0 < spec.lesion_maps < 2:
-            raise ValueError("lesion_maps must be 0 or >= 2 with the SvdH head (JSN and erosion maps)")
+        n_parts = max((len(o.parts) for o in outcomes(spec.heads) if o.kind == "count"), default=0)
+        if n_parts and 0 < spec.lesion_maps < n_parts:
+            raise ValueError(f"lesion_maps must be 0 or >= {n_parts} with a count head (one map per part)")
         self.density = (LesionDensity(self.encoder.num_features, spec.lesion_maps,
                                       getattr(self.encoder, "num_prefix_tokens", 0))
                         if spec.lesion_maps else None)
         self.count_proj = nn.Linear(spec.lesion_maps, d) if spec.lesion_maps else None
         self._direct = spec.lesion_maps if spec.counts_to_heads else 0  # log counts appended to head inputs
-        self.heads = nn.ModuleDict({h: build_head(h, 2 * d + (self._direct if h != "svdh" else 0), d, spec.dropout,
-                                                  counts=bool(spec.lesion_maps))
+        self.heads = nn.ModuleDict({h: build_head(h, 2 * d + (self._direct if outcome(h).kind != "count" else 0), d,
+                                                  spec.dropout, counts=bool(spec.lesion_maps))
                                     for h in spec.heads})
-        bad = [h for h in spec.readouts if h not in READOUT_HEADS or h not in spec.heads]
+        bad = [h for h in spec.readouts if h not in readout_outcomes() or h not in spec.heads]
         if bad:
             raise ValueError(f"readouts {bad}: a linear readout needs a head that is switched on, one of "
-                             f"{', '.join(READOUT_HEADS)}")
+                             f"{', '.join(readout_outcomes())}")
         if spec.anomaly_landmarks and not spec.readouts:
             raise ValueError("anomaly_landmarks: only the closed-form readouts read the joint anomaly; name some readouts")
         self.joint_anomaly = JointAnomalyScorer(spec.anomaly_landmarks) if spec.anomaly_landmarks else None
-        if "risk" in spec.readouts and not self.risk_inputs:
-            raise ValueError("the risk readout reads the SvdH, HAQ or pain outputs: switch one of them on")
-        self.readouts = nn.ModuleDict({h: nn.Linear(len(self.risk_inputs) if h == "risk" else self.readout_dim, 1)
+        if any(outcome(h).readout == "cox" for h in spec.readouts) and not self.risk_inputs:
+            raise ValueError("the risk readout reads the outputs of heads marked risk_input (SvdH, HAQ, pain): "
+                             "switch one of them on")
+        self.readouts = nn.ModuleDict({h: nn.Linear(len(self.risk_inputs) if outcome(h).readout == "cox"
+                                                    else self.readout_dim, 1)
                                        for h in spec.readouts})
 
     @property
@@ -142,11 +145,12 @@ class LongitudinalOutcomeModel(nn.Module):
 
     @property
     def damage_maps(self) -> tuple[int, ...]:
-        """The lesion maps that hold the damage load (what the progression ranking term ranks): JSN and
-        erosion with the SvdH head, otherwise the first free map; none without maps."""
+        """The lesion maps that hold the damage load (what the progression ranking term ranks): one per part
+        of the count head (SvdH: JSN and erosion), otherwise the first free map; none without maps."""
         if not self.spec.lesion_maps:
             return ()
-        return (0, 1) if "svdh" in self.spec.heads else (0,)
+        n_parts = max((len(o.parts) for o in outcomes(self.spec.heads) if o.kind == "count"), default=0)
+        return tuple(range(n_parts)) if n_parts else (0,)
 
     @property
     def readout_dim(self) -> int:
@@ -161,7 +165,7 @@ class LongitudinalOutcomeModel(nn.Module):
     @property
     def outputs(self) -> tuple[str, ...]:
         """Names of the per-visit score outputs, in a fixed order."""
-        return tuple(o for h in self.spec.heads for o in HEAD_OUTPUTS[h])
+        return tuple(o for h in self.spec.heads for o in outcome(h).outputs)
 
     def encode_images(self, images: Tensor) -> Tensor:
         """Pooled feature vector of each image ``[N, out_features]``."""
@@ -208,6 +212,14 @@ class LongitudinalOutcomeModel(nn.Module):
         n = visit_counts(ok.float()[:, None], img_b, img_t, n_patients, n_visits)[..., 0]
         return torch.where(n > 0, total / n.clamp_min(1), torch.zeros_like(total))
 
+    def _view_rows(self, img_v: Tensor) -> Tensor:
+        """Registry view indices -> rows of this model's view embedding (refusing views it was not trained with)."""
+        rows = self.view_rows[img_v]
+        if len(rows) and bool((rows < 0).any()):
+            missing = sorted({view_names()[int(i)] for i in img_v[rows < 0]})
+            raise ValueError(f"images of view(s) {missing}: this model was trained with {', '.join(self.spec.views)}")
+        return rows
+
     @staticmethod
     def _standardise(images: Tensor) -> Tensor:
         return (images - PIXEL_MEAN) / PIXEL_STD
@@ -223,7 +235,7 @@ class LongitudinalOutcomeModel(nn.Module):
         n_patients, n_visits = time.shape
         feats, maps = self._encode(images)
         counts = maps.flatten(2).sum(-1) if maps is not None else None
-        visits, has_image = self.fusion(feats, img_b, img_t, img_v, n_patients, n_visits)
+        visits, has_image = self.fusion(feats, img_b, img_t, self._view_rows(img_v), n_patients, n_visits)
         log_counts = None
         if counts is not None:
             log_counts = torch.log1p(visit_counts(counts.float(), img_b, img_t, n_patients, n_visits))
@@ -237,8 +249,8 @@ class LongitudinalOutcomeModel(nn.Module):
             # a direct (linear-reachable) path from the damage load to HAQ, pain and risk, which
             # otherwise must be relearned through the aggregator from few outcome labels
             z_counts = torch.cat([z, torch.where(has_image[..., None], log_counts, torch.zeros_like(log_counts))], -1)
-        for name, head in self.heads.items():
-            out.update(head(z, log_counts, has_image) if name == "svdh" else head(z_counts))
+        for head in self.heads.values():
+            out.update(head(z, log_counts, has_image) if head.reads_counts else head(z_counts))
         anomaly = None
         if self.joint_anomaly is not None and (self.readouts or return_readout_features):
             anomaly = self._visit_anomaly(joint_patches, img_b, img_t, img_v, n_patients, n_visits)
@@ -248,16 +260,18 @@ class LongitudinalOutcomeModel(nn.Module):
             readout_x = torch.cat([z_counts.float(), feats_mean / n_img.clamp_min(1)]
                                   + ([anomaly[..., None]] if anomaly is not None else []), -1)
             for name, readout in self.readouts.items():
-                if name != "risk":
-                    linear = readout(readout_x).squeeze(-1).clamp(0.0, OUTCOME_RANGES[name][1])
+                spec = outcome(name)
+                if spec.readout == "ridge":
+                    linear = readout(readout_x).squeeze(-1).clamp(spec.lower, spec.upper)
                     out[name] = torch.where(has_image, linear, out[name])
             if return_readout_features:
                 out["readout_features"] = readout_x
-        if "risk" in self.readouts or return_readout_features:
+        cox = [h for h in self.readouts if outcome(h).readout == "cox"]
+        if cox or return_readout_features:
             risk_x = self._risk_features(out, anomaly)
-            if "risk" in self.readouts:
-                lp = self.readouts["risk"](risk_x).squeeze(-1) - self.heads["risk"].center
-                out["risk"] = torch.where(has_image, lp, out["risk"])
+            for name in cox:
+                lp = self.readouts[name](risk_x).squeeze(-1) - self.heads[name].center
+                out[name] = torch.where(has_image, lp, out[name])
             if return_readout_features:
                 out["risk_features"] = risk_x
         out["embedding"] = z
@@ -279,14 +293,14 @@ class LongitudinalOutcomeModel(nn.Module):
         the joint anomaly gets no joint patches here: its anomaly is the reference mean (0), so attribution
         explains the image path of the readouts.
         """
-        if view not in VIEWS:
-            raise ValueError(f"unknown view {view!r} (known: {', '.join(VIEWS)})")
+        if view not in self.spec.views:
+            raise ValueError(f"view {view!r}: this model was trained with {', '.join(self.spec.views)}")
         n = x.shape[0]
         idx = torch.arange(n, device=x.device)
         zeros = torch.zeros(n, dtype=torch.long, device=x.device)
         patches = (torch.full((n, len(self.joint_anomaly.landmarks), self.joint_anomaly.patch_width), float("nan"),
                               device=x.device) if self.joint_anomaly is not None else None)
-        out = self(x, idx, zeros, torch.full_like(zeros, VIEWS.index(view)),
+        out = self(x, idx, zeros, torch.full_like(zeros, view_names().index(view)),
                    torch.zeros(n, 1, device=x.device), torch.ones(n, 1, dtype=torch.bool, device=x.device),
                    joint_patches=patches)
         return {k: v[:, 0] for k, v in out.items() if k != "embedding"}

@@ -42,6 +42,7 @@ from raoutcome.imaging.joint_targets import JointTargets
 from raoutcome.imaging.landmark_patches import cohort_landmark_names
 from raoutcome.io_utils import atomic_write
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
+from raoutcome.outcomes import event_outcome, output_columns, outcomes
 from raoutcome.predictions import load_predictions, to_frame
 from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.config import TrainConfig, load_config
@@ -237,17 +238,17 @@ def _check_cohort(cohort, cfg: TrainConfig) -> None:
     views = cfg.model["views"]
     if views and not cohort.images["view"].isin(views).any():
         raise ConfigError(f"model.views = {views!r}: the cohort has no image of these views")
-    cols = {"svdh": "svdh_total", "haq": "haq", "pain": "pain"}
-    for head, col in cols.items():
-        if cfg.heads[head] and (col not in cohort.visits or cohort.visits[col].notna().sum() == 0):
-            raise ConfigError(f"heads.{head} = true but the cohort has no '{col}' values; switch the head off")
+    for spec in outcomes(cfg.heads_on):
+        col = spec.column
+        if spec.per_visit and (col not in cohort.visits or cohort.visits[col].notna().sum() == 0):
+            raise ConfigError(f"heads.{spec.name} = true but the cohort has no '{col}' values; switch the head off")
     if cfg.readout["joint_anomaly"] and cfg.readout_heads and not cohort_landmark_names(cohort):
         raise InputError(f"readout.joint_anomaly = true, but cohort {cohort.root} has no landmarks table "
                          f"(landmarks.csv): the joint anomaly is sampled at the joint landmarks")
-    if cfg.heads["risk"]:
+    for spec in [o for o in outcomes(cfg.heads_on) if o.kind == "time_to_event"]:
         ev = cohort.event_table(cfg.survival["event"])
         if ev["observed"].sum() == 0:
-            raise ConfigError(f"heads.risk = true but no '{cfg.survival['event']}' event is observed in the cohort "
+            raise ConfigError(f"heads.{spec.name} = true but no '{cfg.survival['event']}' event is observed in the cohort "
                               f"(survival.event = {cfg.survival['event']!r}); switch the head off")
 
 
@@ -306,18 +307,19 @@ def _readout_record(fit) -> dict:
 
 
 def _center_best(mdir: Path, spec: ModelSpec, cohort, images, fit_ids, cfg, device, dkw) -> float | None:
-    """Centre the risk head of ``best.pt`` on the mean risk of the model's training patients."""
-    if "risk" not in spec.heads:
+    """Centre the time-to-event head of ``best.pt`` on the mean risk of the model's training patients."""
+    name = next((o.name for o in outcomes(spec.heads) if o.kind == "time_to_event"), None)
+    if name is None:
         return None
     best = ckpt.load(mdir / "best.pt")
     model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
     model.load_state_dict(best["model"])
-    model.heads["risk"].center.zero_()
+    model.heads[name].center.zero_()
     model.to(device)
     ds = PatientSequences(cohort, images, fit_ids, **dkw)
     loader = make_loader(ds, cfg.predict["batch_patients"], cfg.train["num_workers"], device=device)
-    center = risk_center(model, loader, device, amp=False)
-    model.heads["risk"].center.fill_(center)
+    center = risk_center(model, loader, device, amp=False, name=name)
+    model.heads[name].center.fill_(center)
     best["model"] = {k: v.cpu() for k, v in model.state_dict().items()}
     ckpt.save(best, mdir / "best.pt")
     return center
@@ -405,21 +407,23 @@ def oof_summary(predictions_path: Path, cohort, event: str = "deformity") -> dic
     from raoutcome.evaluation.survival_metrics import harrell_c
 
     frame = to_frame(load_predictions(predictions_path))
-    obs = cohort.visits[["patient_id", "visit_id", "svdh_total", "svdh_jsn", "svdh_erosion", "haq", "pain"]]
-    merged = frame.merge(obs, on=["patient_id", "visit_id"], how="left")
+    columns = {p: c for p, c in output_columns().items() if c in cohort.visits}
+    obs = cohort.visits[["patient_id", "visit_id", *dict.fromkeys(columns.values())]]
+    merged = frame.merge(obs, on=["patient_id", "visit_id"], how="left", suffixes=("", "_observed"))
     out: dict = {}
-    for pred, col in (("svdh", "svdh_total"), ("jsn", "svdh_jsn"), ("erosion", "svdh_erosion"), ("haq", "haq"),
-                      ("pain", "pain")):
+    for pred, col in columns.items():
+        col = f"{col}_observed" if col == pred else col
         ok = merged[[pred, col]].dropna() if pred in merged else merged.iloc[:0]
         if len(ok) < 3 or ok[col].std() == 0:
             continue
         p, y = ok[pred].to_numpy(), ok[col].to_numpy()
         out[pred] = {"pearson_r": pearson_r(y, p), "r2": float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
                      "n": int(len(ok))}
-    if frame["risk"].notna().any():
+    risk = getattr(event_outcome(), "name", None)
+    if risk in frame and frame[risk].notna().any():
         base = frame.sort_values(["patient_id", "time_years"]).groupby("patient_id").head(1).set_index("patient_id")
         ev = cohort.event_table(event).set_index("patient_id").reindex(base.index).dropna()
         if len(ev) and ev["observed"].sum() > 0:
-            out["risk"] = {"harrell_c_baseline": harrell_c(ev["time_years"], ev["observed"],
-                                                           base.loc[ev.index, "risk"]), "n": int(len(ev))}
+            out[risk] = {"harrell_c_baseline": harrell_c(ev["time_years"], ev["observed"],
+                                                         base.loc[ev.index, risk]), "n": int(len(ev))}
     return out

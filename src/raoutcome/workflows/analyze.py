@@ -34,9 +34,10 @@ note (analyses skipped for lack of data, with the reason). The folder is
 built under a temporary name and renamed into place at the end: an
 interrupted run leaves no half-written output.
 
-Image scores: ``pred_risk`` for the time-to-event analyses; ``pred_haq`` /
-``pred_pain`` for HAQ / pain when those heads exist (else the risk score).
-The learned progression score is the ``svdh`` head. If the Predictions are not
+Outcomes come from the registry (:mod:`raoutcome.outcomes`). Image scores: the time-to-event
+head (``pred_risk``) for the time-to-event analyses; each bounded outcome's own head (``pred_haq``,
+``pred_pain``, ...) for that outcome when it exists (else the risk score). The human damage reading
+is the count outcome's column (``svdh_total``); the learned progression score is its head. If the Predictions are not
 cross-fitted a warning is recorded (``require_cross_fitted=True`` refuses).
 """
 from __future__ import annotations
@@ -54,7 +55,7 @@ import pandas as pd
 
 from raoutcome import anatomy
 from raoutcome.analysis import endpoints as ep
-from raoutcome.analysis.features import (DURATION, HEAD_TARGETS, OBSERVED, AnalysisData, NotCrossFittedWarning, analysis_data,
+from raoutcome.analysis.features import (DURATION, OBSERVED, AnalysisData, NotCrossFittedWarning, analysis_data,
                                          check_cross_fitted)
 from raoutcome.analysis.incremental import beyond_sharp
 from raoutcome.analysis.longitudinal import GEEModel, MixedModel
@@ -63,6 +64,7 @@ from raoutcome.analysis.survival import (CoxModel, CoxNetModel, SurvivalForest, 
 from raoutcome.errors import InputError
 from raoutcome.evaluation import harrell_c, regression_report, survival_report
 from raoutcome.io_utils import atomic_path, atomic_write
+from raoutcome.outcomes import damage_outcome, event_outcome, outcomes
 from raoutcome.predictions import load_predictions
 from raoutcome.reporting import stats_figures as figs
 
@@ -158,34 +160,47 @@ def analyze(cohort, predictions_path: str | Path, out_dir: str | Path, settings:
 
 # ------------------------------------------------------------------------------------------- stages
 def _survival_image(data: AnalysisData) -> str | None:
-    for head in ("risk", "svdh", "erosion", "jsn", "haq", "pain"):
-        if head in data.heads:
-            return data.pred(head)
+    """The image score of the time-to-event analyses: the time-to-event head, else a count head's output,
+    else any other."""
+    rank = {"time_to_event": 0, "count": 1}
+    for spec in sorted(outcomes(), key=lambda o: rank.get(o.kind, 2)):
+        for head in spec.outputs:
+            if head in data.heads:
+                return data.pred(head)
     return None
 
 
+def _sharp(visits: pd.DataFrame) -> str | None:
+    """The human damage reading's column (``svdh_total``) when the cohort has any value of it."""
+    damage = damage_outcome()
+    col = damage.column if damage is not None else None
+    return col if col in visits and visits[col].notna().any() else None
+
+
 def _outcome_images(data: AnalysisData) -> dict[str, str]:
+    """Bounded outcome's column (HAQ, pain, ...) -> its image score (its own head, else the survival image)."""
     default = _survival_image(data)
     out = {}
-    for outcome in ("haq", "pain"):
-        if outcome in data.visits and data.visits[outcome].notna().any():
-            col = data.pred(outcome) if outcome in data.heads else default
+    for spec in outcomes():
+        if spec.kind == "bounded" and spec.column in data.visits and data.visits[spec.column].notna().any():
+            col = data.pred(spec.name) if spec.name in data.heads else default
             if col is not None:
-                out[outcome] = col
+                out[spec.column] = col
     return out
 
 
 def _metrics(run: _Run) -> None:
     data, s = run.data, run.settings
     rows = []
+    columns = {out: (spec, col) for spec in outcomes() for out, col in spec.columns.items()}
     for head in data.heads:
-        outcome = HEAD_TARGETS.get(head)
-        if head == "risk" or outcome not in data.visits:
+        spec, outcome = columns.get(head, (None, None))
+        if outcome not in data.visits:
             continue
         pairs = data.visits[["patient_id", outcome, data.pred(head)]].dropna()
         try:
             report = regression_report(pairs[outcome], pairs[data.pred(head)], pairs["patient_id"], n_boot=s.n_boot,
-                                       seed=s.seed, dream=head in ("svdh", "jsn", "erosion"), progress=False)
+                                       seed=s.seed, dream=spec.dream, progress=False)
         except InputError as err:
             run.note("metrics", f"{head}: {err}")
             continue
@@ -196,24 +211,26 @@ def _metrics(run: _Run) -> None:
                    f"{head} head: predicted vs observed {outcome}")
         run.summary.setdefault("metrics", {})[head] = {k: float(est[k]) for k in ("rmse", "pearson_r")}
     pts = data.patients
-    if "risk" in data.heads and DURATION in pts:
-        pairs = pts[[data.pred("risk"), DURATION, OBSERVED]].dropna()
+    event = event_outcome()
+    risk = event.name if event is not None else None
+    if risk in data.heads and DURATION in pts:
+        pairs = pts[[data.pred(risk), DURATION, OBSERVED]].dropna()
         try:
             times = _time_grid(pairs[DURATION], pairs[OBSERVED])
-            report = survival_report(pairs[DURATION], pairs[OBSERVED], pairs[data.pred("risk")],
+            report = survival_report(pairs[DURATION], pairs[OBSERVED], pairs[data.pred(risk)],
                                      times=times if len(times) else None, horizon=_horizon(run),
                                      n_boot=s.n_boot, seed=s.seed, progress=False)
         except InputError as err:
-            run.note("metrics", f"risk: {err}")
+            run.note("metrics", f"{risk}: {err}")
         else:
-            rows.append(report.reset_index().assign(head="risk", outcome=data.event))
+            rows.append(report.reset_index().assign(head=risk, outcome=data.event))
             c = report.loc["harrell_c"]
-            run.summary.setdefault("metrics", {})["risk"] = {"harrell_c": float(c["estimate"]),
-                                                             "harrell_c_ci": [float(c["ci_low"]), float(c["ci_high"])]}
+            run.summary.setdefault("metrics", {})[risk] = {"harrell_c": float(c["estimate"]),
+                                                           "harrell_c_ci": [float(c["ci_low"]), float(c["ci_high"])]}
             text = f"Harrell C {c['estimate']:.3f} ({c['ci_low']:.3f}–{c['ci_high']:.3f})"
-            run.figure("scatter_risk.png",
-                       figs.risk_scatter_figure(pairs[data.pred("risk")], pairs[DURATION], pairs[OBSERVED], text),
-                       "risk head (first visit) vs time to event")
+            run.figure(f"scatter_{risk}.png",
+                       figs.risk_scatter_figure(pairs[data.pred(risk)], pairs[DURATION], pairs[OBSERVED], text),
+                       f"{risk} head (first visit) vs time to event")
     if rows:
         table = pd.concat(rows, ignore_index=True)
         run.table("metrics.csv", table[["head", "outcome", *[c for c in table if c not in ("head", "outcome")]]],
@@ -227,7 +244,7 @@ def _survival(run: _Run) -> None:
     if DURATION not in pts or image is None:
         run.note("survival", f"no '{data.event}' event table or no image score: survival analyses skipped")
         return
-    sharp = ["svdh_total"] if "svdh_total" in pts and pts["svdh_total"].notna().any() else []
+    sharp = [c for c in [_sharp(pts)] if c]
     base = [*sharp, *data.covariates]
     scaled = [image, *sharp]
     hr_rows = []
@@ -315,7 +332,7 @@ def _standardized(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def _longitudinal(run: _Run) -> None:
     data = run.data
     outcome_images = _outcome_images(data)
-    sharp = "svdh_total" if "svdh_total" in data.visits and data.visits["svdh_total"].notna().any() else None
+    sharp = _sharp(data.visits)
     mixed, effects, gee = [], [], []
     for outcome, image in outcome_images.items():
         scaled = _standardized(data.visits, [c for c in (image, sharp) if c])
@@ -350,12 +367,13 @@ def _longitudinal(run: _Run) -> None:
 def _incremental(run: _Run) -> None:
     data, s = run.data, run.settings
     image = _survival_image(data)
-    if image is None or "svdh_total" not in data.visits:
-        run.note("beyond Sharp", "no image score or no svdh_total column: incremental-value tests skipped")
+    damage = damage_outcome()
+    if image is None or damage is None or damage.column not in data.visits:
+        run.note("beyond Sharp", "no image score or no human damage reading column: incremental-value tests skipped")
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotCrossFittedWarning)  # already noted once for the whole run
-        table = beyond_sharp(data, image, outcome_images=_outcome_images(data), horizon=_horizon(run),
+        table = beyond_sharp(data, image, sharp=damage.column, outcome_images=_outcome_images(data), horizon=_horizon(run),
                              n_boot=s.n_boot, seed=s.seed, require_cross_fitted=s.require_cross_fitted)
     if table.empty:
         run.note("beyond Sharp", "no test could run")
@@ -370,8 +388,10 @@ def _incremental(run: _Run) -> None:
 
 def _endpoints(run: _Run) -> None:
     data, s = run.data, run.settings
-    sources = [("SvdH change (observed)", "svdh_total"), ("learned progression score", data.pred("svdh")),
-               ("HAQ change (observed)", "haq")]
+    damage = damage_outcome()
+    sources = ([(f"{damage.short_label} change (observed)", damage.column),
+                ("learned progression score", data.pred(damage.name))] if damage is not None else [])
+    sources += [(f"{o.short_label} change (observed)", o.column) for o in outcomes() if o.endpoint]
     changes: dict[str, np.ndarray] = {}
     per_patient = []
     for label, col in sources:
