@@ -39,7 +39,7 @@ NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "patients": (),
     "visits": ("time_years",),  # + every registered visit column: numeric_columns()
     "images": (),
-    "events": ("time_years", "observed"),
+    "events": ("time_years", "observed", "time_lower", "time_upper"),
     "joints": ("score",),
     "landmarks": ("x", "y"),
 }
@@ -48,6 +48,9 @@ def numeric_columns(table: str) -> tuple[str, ...]:
     """The numeric columns of ``table``; for ``visits`` with every visit column of the outcome registry."""
     return NUMERIC_COLUMNS[table] + (visit_columns() if table == "visits" else ())
 
+
+# Optional events columns for an event found between two visits: (time_lower, time_upper].
+INTERVAL_COLUMNS: tuple[str, str] = ("time_lower", "time_upper")
 
 SCORE_KINDS: tuple[str, ...] = ("jsn", "erosion")
 
