@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test lint venv bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/raoutcome demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -q tests
+
+# ruff (lint; rules in pyproject.toml) and vulture (dead code) over the code and the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check src tests analyses benchmarks
+	$(PY) -m vulture
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -100,3 +100,53 @@ def test_a_registered_outcome_reaches_analyze_metrics(das28_run):
     assert set(das["outcome"]) == {"das28"}
     assert np.isfinite(das.set_index("metric").loc["rmse", "estimate"])
     assert (out / "scatter_das28.png").exists()
+
+
+def test_a_registered_outcome_reaches_the_report(das28_run):
+    from raoutcome.reporting.html import render_report
+    from raoutcome.reporting.study_report import _accuracy_section, _Folder
+    from raoutcome.workflows.analyze import analyze
+    from raoutcome.workflows.study import accuracy_vs_ceiling
+
+    cohort, _, pred, tmp = das28_run
+    with registered(DAS28):
+        out = analyze(cohort, pred, tmp / "analysis_report", n_boot=5, n_sim=10, progress=False)
+        accuracy = accuracy_vs_ceiling(cohort, pred, out / "metrics.csv", n_boot=5)
+        assert {"R²", "Pearson r"} <= set(accuracy.loc[accuracy["head"] == "das28", "metric"])
+        assert set(accuracy.loc[accuracy["head"] == "das28", "outcome"]) == {"DAS28"}
+        html = render_report("t", [_accuracy_section(_Folder(out), accuracy, demo=False)])
+    assert html.count("DAS28") >= 3  # headline table, the metrics table's row, the scatter caption
+
+
+VIEW = anatomy.View("wrist_pa", "wrist")
+
+
+def test_a_registered_view_trains_and_predicts_and_old_models_keep_their_embedding(tmp_path):
+    from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
+
+    old = LongitudinalOutcomeModel(ModelSpec(encoder="test_efficientnet", d_model=16, attention_heads=2, layers=1),
+                                   load_pretrained=False)
+    n_old = old.fusion.view_embedding.weight.shape[0]
+    with anatomy.views_registered(VIEW):
+        assert anatomy.view_names()[-1] == "wrist_pa"
+        root = write_tiny_cohort(tmp_path / "cohort", n_patients=6, n_visits=2)
+        images = pd.read_csv(root / "images.csv")
+        images.loc[images["view"] == "hand_right", "view"] = "wrist_pa"  # the cohort now has wrist images
+        images.to_csv(root / "images.csv", index=False)
+        cohort = load(root)
+        assert "wrist_pa" in set(cohort.images["view"])
+        (tmp_path / "train.toml").write_text(TINY.replace("das28 = true", "").replace("folds = 2", "folds = 1")
+                                             .replace("val_fraction = 0.25", "val_fraction = 0.0"))
+        run = train_run(cohort, tmp_path / "train.toml", tmp_path / "run")
+        best = torch.load(run / "fold_0" / "best.pt", weights_only=True)
+        assert best["spec"]["views"][-1] == "wrist_pa"
+        assert best["model"]["fusion.view_embedding.weight"].shape[0] == n_old + 1
+        frame = to_frame(load_predictions(predict_run(run, cohort, tmp_path / "pred.nc")))
+        assert frame["svdh"].notna().all()
+        # a model built before the view was registered keeps its embedding and still runs on its views
+        assert old.fusion.view_embedding.weight.shape[0] == n_old
+        x = torch.rand(2, 1, 32, 32)
+        assert set(old.eval().forward_single_image(x, "hand_left")) >= {"svdh", "haq", "pain", "risk"}
+        with pytest.raises(ValueError, match="trained with"):
+            old.forward_single_image(x, "wrist_pa")
+    assert "wrist_pa" not in anatomy.view_names()

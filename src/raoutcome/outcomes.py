@@ -26,7 +26,7 @@ from __future__ import annotations
 __all__ = ["KINDS", "LOSS_SPACES", "READOUTS", "Measure", "Outcome", "Part", "register_column", "register_outcome",
            "unregister_outcome", "registered", "column", "visit_columns", "outcome", "outcomes", "outcome_names",
            "score_variables", "output_columns", "output_outcome", "risk_inputs_for", "readout_outcomes",
-           "outcome_of_kind", "damage_outcome", "event_outcome", "label", "DEFAULT_EVENT", "LEGACY_OUTCOMES"]
+           "outcome_of_kind", "damage_outcome", "event_outcome", "label", "title", "DEFAULT_EVENT", "LEGACY_OUTCOMES"]
 
 import math
 from contextlib import contextmanager
@@ -68,6 +68,7 @@ class Part:
     upper: float
     label: str
     weight: float = 0.5
+    title: str = ""  # the long human name (headline tables); default the label
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Outcome:
     dream : RA2-DREAM weighted RMSE is among its metrics (SvdH scores).
     endpoint : its observed change is a trial endpoint (``analyze``'s endpoints stage).
     short : a short name for tight labels ("SvdH"); default the label.
+    title : the long human name for headline tables ("HAQ disability"); default the label.
     """
 
     name: str
@@ -112,6 +114,7 @@ class Outcome:
     dream: bool = False
     endpoint: bool = False
     short: str = ""
+    title: str = ""
 
     def __post_init__(self) -> None:
         problems = []
@@ -196,8 +199,8 @@ def register_outcome(spec: Outcome) -> Outcome:
         register_column(_COLUMNS.get(spec.column) or Measure(spec.column, spec.lower, spec.upper,
                                                              spec.label or spec.name, spec.unit, spec.step))
         for p in spec.parts:
-            register_column(_COLUMNS.get(p.column) or Measure(p.column, spec.lower, p.upper, p.label, spec.unit,
-                                                              spec.step))
+            register_column(_COLUMNS.get(p.column) or Measure(p.column, spec.lower, p.upper, p.label,
+                                                              f"{spec.lower:g}–{p.upper:g}", spec.step))
     _OUTCOMES[spec.name] = spec
     return spec
 
@@ -306,19 +309,35 @@ def label(name: str) -> str:
     return _COLUMNS[name].label if name in _COLUMNS else name
 
 
+def title(output: str) -> str:
+    """The long human name of an output (headline tables), or the output itself."""
+    for o in _OUTCOMES.values():
+        if output == o.name:
+            return o.title or o.label or output
+        for p in o.parts:
+            if output == p.name:
+                return p.title or p.label
+    return output
+
+
 # --------------------------------------------------------------------------- built-ins
 # Sources: ../shared/CLINICAL_FACTS.md (SvdH: van der Heijde 1999/2000; HAQ-DI 0-3 in steps of 0.125;
 # pain VAS 0-100 mm; DAS28 0-~10; mSASSS 0-72, Creemers 2005).
 register_outcome(Outcome(
     "svdh", kind="count", column="svdh_total", upper=448.0, loss_space="log1p", scale=1.0,
     label="SvdH total", unit="0–448", risk_input=True, dream=True, short="SvdH", default_on=True,
-    parts=(Part("jsn", "svdh_jsn", 168.0, "SvdH narrowing"), Part("erosion", "svdh_erosion", 280.0, "SvdH erosion"))))
+    title="SvdH total score",
+    parts=(Part("jsn", "svdh_jsn", 168.0, "SvdH narrowing", title="SvdH joint-space narrowing"),
+           Part("erosion", "svdh_erosion", 280.0, "SvdH erosion"))))
 register_outcome(Outcome("haq", kind="bounded", column="haq", upper=3.0, step=0.125, scale=0.6, readout="ridge",
-                         label="HAQ", unit="0–3", risk_input=True, endpoint=True, default_on=True))
+                         label="HAQ", unit="0–3", risk_input=True, endpoint=True, default_on=True,
+                         title="HAQ disability"))
 register_outcome(Outcome("pain", kind="bounded", column="pain", upper=100.0, scale=25.0, readout="ridge",
-                         label="pain", unit="0–100 mm", risk_input=True, default_on=True))
+                         label="pain", unit="0–100 mm", risk_input=True, default_on=True,
+                         title="Pain (VAS)"))
 register_outcome(Outcome("risk", kind="time_to_event", loss_space="cox", readout="cox", lower=-math.inf,
-                         label="deformity risk", unit="log relative hazard", default_on=True))
+                         label="deformity risk", unit="log relative hazard", default_on=True,
+                         title="Time to deformity"))
 #: The outcomes every checkpoint written before the registry could have (its spec lists the ones it trained).
 LEGACY_OUTCOMES: tuple[str, ...] = outcome_names()
 register_column(Measure("das28", 0.0, 10.0, "DAS28", "0–10"))

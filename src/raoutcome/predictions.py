@@ -17,6 +17,7 @@ import pandas as pd
 import xarray as xr
 
 from raoutcome.errors import InputError
+from raoutcome.grid import visit_grid
 from raoutcome.io_utils import atomic_path
 from raoutcome.outcomes import score_variables
 
@@ -40,24 +41,18 @@ def from_frame(
     frame["visit_id"] = frame["visit_id"].astype(str)
     if frame.duplicated(["patient_id", "visit_id"]).any():
         raise InputError("predictions: duplicate (patient_id, visit_id) rows")
-    patients = pd.Index(pd.unique(frame["patient_id"]), name="patient_id")
-    visits = pd.Index(sorted(pd.unique(frame["visit_id"]), key=_visit_sort_key), name="visit_id")
-    pi = patients.get_indexer(frame["patient_id"])
-    vi = visits.get_indexer(frame["visit_id"])
+    grid = visit_grid(frame)
+    patients = grid.patients
     data_vars: dict[str, tuple] = {}
     for name in ("time_years", *score_variables()):
-        grid = np.full((len(patients), len(visits)), np.nan, dtype=np.float64)
-        if name in frame:
-            grid[pi, vi] = frame[name].to_numpy(dtype=np.float64)
-        data_vars[name] = (("patient_id", "visit_id"), grid)
-    coords: dict[str, object] = {"patient_id": patients.to_numpy(dtype=str), "visit_id": visits.to_numpy(dtype=str)}
+        values = frame[name] if name in frame else np.full(len(frame), np.nan)
+        data_vars[name] = (("patient_id", "visit_id"), grid.place(values))
+    coords: dict[str, object] = grid.coords()
     if embedding is not None:
         embedding = np.asarray(embedding, dtype=np.float32)
         if embedding.shape[0] != len(frame):
             raise ValueError("embedding must have one row per frame row")
-        emb = np.full((len(patients), len(visits), embedding.shape[1]), np.nan, dtype=np.float32)
-        emb[pi, vi] = embedding
-        data_vars["embedding"] = (("patient_id", "visit_id", "feature"), emb)
+        data_vars["embedding"] = (("patient_id", "visit_id", "feature"), grid.place(embedding, np.float32))
         coords["feature"] = np.arange(embedding.shape[1])
     fold = np.full(len(patients), -1, dtype=np.int64)
     if folds:
@@ -122,11 +117,6 @@ def load_predictions(path: str | Path) -> xr.Dataset:
         raise InputError(f"{path}: predictions lack coordinate(s) {sorted(missing)}")
     ds = ds.assign_coords(patient_id=ds["patient_id"].astype(str), visit_id=ds["visit_id"].astype(str))
     return ds
-
-
-def _visit_sort_key(visit_id: str) -> tuple:
-    digits = "".join(ch for ch in visit_id if ch.isdigit())
-    return (int(digits) if digits else -1, visit_id)
 
 
 __all__: Sequence[str] = ("SCORE_VARIABLES", "from_frame", "to_frame", "embedding_frame",

@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from raoutcome.errors import InputError
-from raoutcome.outcomes import output_columns
+from raoutcome.outcomes import event_outcome, output_columns
 from raoutcome.predictions import to_frame
 
 
@@ -45,16 +45,17 @@ def visit_pairs(predictions: xr.Dataset, visits: pd.DataFrame, head: str, outcom
     return merged.reset_index(drop=True)
 
 
-def event_pairs(predictions: xr.Dataset, events: pd.DataFrame, score: str = "risk", visit: str = "first"
+def event_pairs(predictions: xr.Dataset, events: pd.DataFrame, score: str | None = None, visit: str = "first"
                 ) -> pd.DataFrame:
     """One row per patient: ``patient_id, time, event, risk`` (+ ``fold``).
 
-    ``risk`` is the patient's ``score`` at their first visit with one
+    ``risk`` is the patient's ``score`` (default: the registered time-to-event outcome's) at their first visit with one
     (``visit="first"``, the landmark the event times count from) or last
     (``visit="last"``; beware: later visits may already show the outcome).
     """
     if visit not in ("first", "last"):
         raise InputError(f"visit must be 'first' or 'last', got {visit!r}")
+    score = score or event_outcome().name
     if score not in predictions:
         raise InputError(f"predictions hold no {score!r} variable")
     missing = {"patient_id", "time_years", "observed"} - set(events.columns)

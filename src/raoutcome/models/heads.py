@@ -48,7 +48,8 @@ class CountHead(nn.Module):
         caps = torch.tensor([math.log1p(p.upper) for p in spec.parts])
         self.register_buffer("log_cap", caps, persistent=False)
 
-    def forward(self, z: Tensor, log_counts: Tensor | None = None, has_image: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, z: Tensor, log_counts: Tensor | None = None,
+                has_image: Tensor | None = None) -> dict[str, Tensor]:
         log_scores = F.softplus(self.mlp(z).float())
         k = log_scores.shape[-1]
         if self.counts:

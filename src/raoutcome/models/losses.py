@@ -253,5 +253,6 @@ class MultitaskLoss(nn.Module):
         return {h: float(v) for h, v in zip(self.heads, w)}
 
 
-__all__ = ["MultitaskLoss", "progression_pairs", "progression_rank_loss", "joint_density_loss", "joint_density_targets", "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS", "default_scales", "regression_loss",
+__all__ = ["MultitaskLoss", "progression_pairs", "progression_rank_loss", "joint_density_loss", "joint_density_targets",
+           "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS", "default_scales", "regression_loss",
            "register_loss", "LOSSES"]

@@ -207,7 +207,8 @@ _RULES: dict[str, dict[str, tuple]] = {
         "cox_penalizer": (_number(0), "a non-negative number"),
         "joint_anomaly": (_is(bool), "true or false"),
         "risk_inputs": (lambda v: isinstance(v, list) and all(x in _risk_inputs() for x in v) and len(set(v)) == len(v),
-                        "a list of distinct inputs of the Cox readout (log_ counts of count outcomes, risk-input outcomes, "
+                        "a list of distinct inputs of the Cox readout (log_ counts of count outcomes, "
+                        "risk-input outcomes, "
                         "joint_anomaly)"),
     },
     "cv": {

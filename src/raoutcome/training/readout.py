@@ -36,6 +36,7 @@ into it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -44,6 +45,9 @@ from torch.utils.data import DataLoader
 from raoutcome.imaging.dataset import batch_to
 from raoutcome.models.multitask import LongitudinalOutcomeModel
 from raoutcome.outcomes import outcome
+
+if TYPE_CHECKING:
+    from raoutcome.imaging.joint_anomaly import JointAnomaly
 
 ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))  # ridge penalties tried (on standardised features)
 MIN_PATIENTS = 4  # fewer labelled patients than this: keep the trained head
