@@ -5,6 +5,7 @@ Everything here is data, so the reader, the validator and the docs agree.
 from __future__ import annotations
 
 from raoutcome import anatomy
+from raoutcome.outcomes import column as registry_column
 from raoutcome.outcomes import visit_columns
 
 TABLES: tuple[str, ...] = ("patients", "visits", "images", "events", "joints", "landmarks")
@@ -63,3 +64,27 @@ def valid_joints(kind: str) -> frozenset[str]:
 
 
 DAYS_PER_YEAR = 365.25
+
+#: Columns holding file paths: kept as written (a file name may end in a space), blank = missing.
+PATH_COLUMNS: tuple[str, ...] = ("path",)
+#: Longest id or label accepted (ids end up in file names, which allow 255 bytes).
+MAX_ID_LENGTH = 200
+#: Plausible ranges of time columns in years (any table; ``time_lower``/``time_upper`` bound
+#: interval-censored event times). Negative times are reported by each table's own rule.
+TIME_RANGES: dict[str, tuple[float, float]] = {
+    "time_years": (-float("inf"), 120.0),
+    "time_lower": (-float("inf"), 120.0),
+    "time_upper": (-float("inf"), 120.0),
+}
+
+
+def column_range(column: str) -> tuple[float, float] | None:
+    """The valid closed range of a numeric manifest column, or None when it has none.
+
+    Visit columns take their range from the outcome registry (:mod:`raoutcome.outcomes`), time columns
+    from :data:`TIME_RANGES`.
+    """
+    if column in visit_columns():
+        measure = registry_column(column)
+        return float(measure.lower), float(measure.upper)
+    return TIME_RANGES.get(column)

@@ -20,6 +20,7 @@ an interrupted one continues from its last checkpoint, and the config must be th
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ from raoutcome.errors import ConfigError, InputError
 from raoutcome.imaging.dataset import Augment, PatientSequences
 from raoutcome.imaging.joint_targets import JointTargets
 from raoutcome.imaging.landmark_patches import cohort_landmark_names
-from raoutcome.io_utils import atomic_write
+from raoutcome.io_utils import atomic_write, output_lock
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.outcomes import event_outcome, output_columns, outcomes
 from raoutcome.predictions import load_predictions, to_frame
@@ -179,8 +180,10 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
     _check_cohort(cohort, cfg)
     device = pick_device(cfg.train["device"])
     dist = init_from_env(device)
+    lock = contextlib.ExitStack()
     try:
         if dist.is_main:
+            lock.enter_context(output_lock(run_dir, "run folder"))  # one training per run folder
             run_dir.mkdir(parents=True, exist_ok=True)
             if not (run_dir / CONFIG_NAME).exists():
                 with atomic_write(run_dir / CONFIG_NAME) as fh:
@@ -227,6 +230,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
             _write_metrics(run_dir, cohort, cfg, members, cross_fitted)
         barrier(dist)
     finally:
+        lock.close()
         shutdown(dist)
     return run_dir
 
@@ -325,17 +329,31 @@ def _readout_record(fit) -> dict:
     return {"kept_trained_head": fit}
 
 
+def _read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{path}: cannot read the model record ({err})") from err
+    if not isinstance(record, dict) or not {"member", "fold", "seed_index"} <= set(record):
+        raise InputError(f"{path}: not a model record written by `raoutcome train`")
+    return record
+
+
 def _member_records(run_dir: Path) -> list[dict]:
-    records = [json.loads(p.read_text()) for p in run_dir.glob("fold_*/done.json")]
+    records = [_read_record(p) for p in run_dir.glob("fold_*/done.json")]
     if not records:
         raise InputError(f"{run_dir}: no trained model found (expected fold_*/done.json from `raoutcome train`)")
     return sorted(records, key=lambda r: (r["fold"], r["seed_index"]))
 
 
 def _load_member(run_dir: Path, record: dict) -> LongitudinalOutcomeModel:
-    best = ckpt.load(run_dir / record["member"] / "best.pt")
-    model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
-    model.load_state_dict(best["model"])
+    path = run_dir / record["member"] / "best.pt"
+    best = ckpt.load(path, required=("spec", "model"))
+    try:
+        model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
+        model.load_state_dict(best["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise InputError(f"{path}: checkpoint does not fit this model ({type(err).__name__}: {err})") from err
     model.member = record["member"]
     model.fold = record["fold"]
     return model.eval()
@@ -345,7 +363,11 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / CONFIG_NAME
     if not path.exists():
         raise InputError(f"{run_dir}: not a run folder (no {CONFIG_NAME})")
-    return TrainConfig(tomllib.loads(path.read_text()), source=str(path))
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise InputError(f"{path}: cannot read the run's config ({err})") from err
+    return TrainConfig(values, source=str(path))
 
 
 def load_run(run_dir: str | Path) -> tuple[list[LongitudinalOutcomeModel], TrainConfig]:
