@@ -24,6 +24,7 @@ from raoutcome import anatomy
 from raoutcome.cohort import schema
 from raoutcome.cohort.tables import Spec, Table, read_table, resolve_spec
 from raoutcome.errors import Problem
+from raoutcome.outcomes import visit_columns
 
 MAX_PER_RULE = 50
 
@@ -261,7 +262,7 @@ def _base_clean(table: Table, C: Collector) -> pd.DataFrame:
     """ID/label columns as stripped text (blanks reported); extra columns typed by inference."""
     frame = table.frame
     strings = schema.STRING_COLUMNS[table.name]
-    numeric = schema.NUMERIC_COLUMNS[table.name]
+    numeric = schema.numeric_columns(table.name)
     columns: dict[str, pd.Series] = {}
     for col in frame.columns:
         if col in schema.PATH_COLUMNS:
@@ -381,7 +382,7 @@ def _check_visits(table: Table, C: Collector, patients: pd.Index | None) -> pd.D
     time = _time_column(table, clean, C, anchor=None)
     time_col = "time_years" if "time_years" in table.frame else "date"
     C.rows(table, time < 0, time_col, "visit time is negative")
-    for col in schema.OUTCOMES:
+    for col in visit_columns():
         if col in clean:
             clean[col] = _numeric(table, col, C)  # its range: _check_ranges
         else:
@@ -419,8 +420,8 @@ def _check_images(table: Table, C: Collector, spec: Spec, patients: pd.Index | N
                   sizes: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame:
     clean = _base_clean(table, C)
     _map_labels(clean, "view", spec.views)
-    bad_view = clean["view"].notna() & ~clean["view"].isin(anatomy.VIEWS)
-    C.rows(table, bad_view, "view", f"unknown view (expected one of {list(anatomy.VIEWS)}, "
+    bad_view = clean["view"].notna() & ~clean["view"].isin(anatomy.view_names())
+    C.rows(table, bad_view, "view", f"unknown view (expected one of {list(anatomy.view_names())}, "
                                     f"or map yours in cohort.toml [views])")
     paths, escapes = _normalise_paths(clean["path"])
     clean["path"] = paths

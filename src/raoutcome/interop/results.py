@@ -12,7 +12,7 @@ results only.
 """
 from __future__ import annotations
 
-__all__ = ["JointResult", "VisitResult", "visit_result", "has_joints", "OUTCOME_LABELS"]
+__all__ = ["JointResult", "VisitResult", "visit_result", "has_joints", "OUTCOME_LABELS", "outcome_label"]
 
 import math
 from dataclasses import dataclass, field
@@ -34,6 +34,20 @@ OUTCOME_LABELS: dict[str, tuple[str, str]] = {
     "pain": ("Predicted pain VAS", "mm"),
     "risk": ("Predicted deformity risk (log relative hazard)", "1"),
 }
+
+
+
+def outcome_label(name: str) -> tuple[str, str]:
+    """(label, UCUM unit) of a visit-level Predictions variable: the table above, else the outcome
+    registry's label (``raoutcome.outcomes``, when installed) with a dimensionless unit."""
+    if name in OUTCOME_LABELS:
+        return OUTCOME_LABELS[name]
+    try:
+        from raoutcome.outcomes import label as registry_label
+    except ImportError:
+        return f"Predicted {name}", "1"
+    return f"Predicted {registry_label(name)}", "1"
+
 
 _SCORE_NAMES = ("joint_score", "joint_expected")
 _SD_NAMES = ("joint_sd", "joint_std")
@@ -93,7 +107,7 @@ def visit_result(ds: xr.Dataset, patient_id: str, visit_id: str) -> VisitResult:
         raise InputError(f"predictions hold no visit ({patient_id!r}, {visit_id!r})")
     at = {"patient_id": patient_id, "visit_id": visit_id}
     outcomes = {}
-    for name in SCORE_VARIABLES:
+    for name in _visit_variables(ds):
         if name in ds:
             value = _finite(ds[name].sel(at).values)
             if value is not None:
@@ -124,6 +138,15 @@ def visit_result(ds: xr.Dataset, patient_id: str, visit_id: str) -> VisitResult:
                     probs = tuple(float(x) for x in p) if p.size else None
                 joints.append(JointResult(joint, kind or _kind_of(ds, joint), value, sd_value, probs))
     return VisitResult(str(patient_id), str(visit_id), outcomes, tuple(joints), outcome_sd)
+
+
+def _visit_variables(ds: xr.Dataset) -> list[str]:
+    """The per-visit predicted numbers: the known score variables first, then any other
+    ``patient_id x visit_id`` variable (an outcome registered later), bar times and SDs."""
+    known = [n for n in SCORE_VARIABLES if n in ds]
+    extra = [str(n) for n, v in ds.data_vars.items() if v.dims == ("patient_id", "visit_id") and n not in known
+             and n != "time_years" and not str(n).endswith("_sd") and np.issubdtype(v.dtype, np.number)]
+    return known + sorted(extra)
 
 
 def _kind_of(ds: xr.Dataset, joint: str) -> str:
