@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from raoutcome import anatomy
 
-TABLES: tuple[str, ...] = ("patients", "visits", "images", "events", "joints", "landmarks")
+TABLES: tuple[str, ...] = ("patients", "visits", "images", "events", "joints", "landmarks", "retest",
+                           "retest_joints")
 REQUIRED_TABLES: tuple[str, ...] = ("patients", "visits", "images", "events")
-OPTIONAL_TABLES: tuple[str, ...] = ("joints", "landmarks")
+# ``retest`` / ``retest_joints``: a second, independent reading of the same radiographs (SDC, reader
+# agreement, reader-error correction of the beyond-damage tests), shaped like visits' scores / joints.
+OPTIONAL_TABLES: tuple[str, ...] = ("joints", "landmarks", "retest", "retest_joints")
 SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 
 # Columns every row must have (a value on each row). ``time_years`` / ``date`` are
@@ -20,6 +23,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("patient_id", "event", "observed"),
     "joints": ("patient_id", "visit_id", "joint", "kind", "score"),
     "landmarks": ("path", "landmark", "x", "y"),
+    "retest": ("patient_id", "visit_id"),
+    "retest_joints": ("patient_id", "visit_id", "joint", "kind", "score"),
 }
 # Tables whose time is given as ``time_years`` or as an ISO ``date``.
 TIME_TABLES: tuple[str, ...] = ("visits", "events")
@@ -32,6 +37,8 @@ STRING_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("patient_id", "event"),
     "joints": ("patient_id", "visit_id", "joint", "kind"),
     "landmarks": ("path", "landmark"),
+    "retest": ("patient_id", "visit_id"),
+    "retest_joints": ("patient_id", "visit_id", "joint", "kind"),
 }
 # Numeric columns (float in the Cohort; ``observed`` becomes int 0/1).
 NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -41,6 +48,8 @@ NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("time_years", "observed"),
     "joints": ("score",),
     "landmarks": ("x", "y"),
+    "retest": anatomy.OUTCOMES,
+    "retest_joints": ("score",),
 }
 
 OUTCOMES: tuple[str, ...] = anatomy.OUTCOMES

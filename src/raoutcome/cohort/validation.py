@@ -443,6 +443,23 @@ def _check_joints(table: Table, C: Collector, patients: pd.Index | None,
     return clean
 
 
+def _check_retest(table: Table, C: Collector, patients: pd.Index | None,
+                  visit_keys: pd.Index | None) -> pd.DataFrame:
+    """The repeat reading of visits' scores: known visits, once each, scores in their ranges."""
+    clean = _base_clean(table, C)
+    for col in schema.OUTCOMES:
+        if col in clean:
+            values = _numeric(table, col, C)
+            lo, hi = anatomy.OUTCOME_RANGES[col]
+            C.rows(table, (values < lo) | (values > hi), col, f"{col} out of range [{lo:g}, {hi:g}]")
+            clean[col] = values
+    if not any(col in clean for col in schema.OUTCOMES):
+        C.add(Problem(table.file, f"a retest table needs at least one score column (one of {list(schema.OUTCOMES)})"))
+    _duplicates(table, clean[["patient_id", "visit_id"]], "visit_id", C, "(patient_id, visit_id)")
+    _unknown(table, clean, C, patients, visit_keys)
+    return clean
+
+
 def _check_landmarks(table: Table, C: Collector, image_paths: pd.Index | None) -> pd.DataFrame:
     clean = _base_clean(table, C)
     paths, _ = _normalise_paths(clean["path"])
@@ -493,6 +510,10 @@ def check(spec: Spec, tables: dict[str, Table | None], check_files: bool = True,
         clean["joints"] = _check_joints(tables["joints"], C, patients, visit_keys)
     if usable.get("landmarks"):
         clean["landmarks"] = _check_landmarks(tables["landmarks"], C, image_paths)
+    if usable.get("retest"):
+        clean["retest"] = _check_retest(tables["retest"], C, patients, visit_keys)
+    if usable.get("retest_joints"):
+        clean["retest_joints"] = _check_joints(tables["retest_joints"], C, patients, visit_keys)
     return C.problems, clean
 
 
