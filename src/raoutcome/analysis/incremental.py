@@ -423,6 +423,8 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         if keys:
             raise InputError(f"retest table lacks column(s) {keys}")
         present = [c for c in present if c in retest and retest[c].notna().any()]
+        if not present and "svdh_total" in retest and "svdh_total" in visits:
+            present = ["svdh_total"]  # a retest of the total only
         if not present:
             raise InputError(f"retest table has none of the damage column(s) {list(damage)} with values")
         again = retest[["patient_id", "visit_id", *present]].astype({"patient_id": str, "visit_id": str})

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 __all__ = [
     "PUBLISHED_SDC", "PUBLISHED_SOURCE", "spline_basis", "error_variance", "error_variance_from_sdc",
-    "error_variance_from_icc", "calibrate_replicate", "calibrate_moments",
+    "error_variance_from_icc", "calibrate_replicate", "calibrate_moments", "reader_agreement",
 ]
 
 from typing import Sequence
@@ -169,3 +169,35 @@ def calibrate_moments(frame: pd.DataFrame, reading: str, predictors: Sequence[st
     out = np.full(len(frame), np.nan)
     out[usable] = v[:, 0].mean() + centred @ b
     return pd.Series(out, index=frame.index, name=f"cal_{reading}")
+
+
+def reader_agreement(visits: pd.DataFrame, retest: pd.DataFrame,
+                     columns: Sequence[str] = ("svdh_total", "svdh_jsn", "svdh_erosion")) -> pd.DataFrame:
+    """Agreement of the first reading (``visits``) with the repeat reading (``retest``), per score column.
+
+    One row per column both tables hold: ``pairs``; ICC(A,1) (two-way,
+    absolute agreement, single reading; McGraw & Wong 1996) with its 95 % CI;
+    Bland–Altman bias and 95 % limits of agreement (Bland & Altman 1986);
+    ``error_sd`` = SD(difference) / √2, one reading's error SD; ``sdc`` =
+    1.96 × SD(difference), the smallest detectable difference between two
+    readings of the same radiograph. Computed by
+    :mod:`raoutcome.evaluation.agreement`.
+    """
+    from raoutcome.evaluation.agreement import bland_altman, icc
+
+    keys = ["patient_id", "visit_id"]
+    rows = []
+    for col in columns:
+        if col not in visits or col not in retest:
+            continue
+        pair = visits[[*keys, col]].astype({k: str for k in keys}).merge(
+            retest[[*keys, col]].astype({k: str for k in keys}), on=keys, suffixes=("_a", "_b")).dropna()
+        if len(pair) < 3:
+            continue
+        a, b = pair[f"{col}_a"].to_numpy(float), pair[f"{col}_b"].to_numpy(float)
+        agreement = icc(np.column_stack([a, b]))
+        ba = bland_altman(a, b)
+        rows.append(dict(score=col, pairs=len(pair), icc=agreement.icc, icc_ci_low=agreement.ci_low,
+                         icc_ci_high=agreement.ci_high, bias=ba.bias, loa_low=ba.loa_low, loa_high=ba.loa_high,
+                         error_sd=ba.sd / np.sqrt(2.0), sdc=_Z * ba.sd))
+    return pd.DataFrame(rows)
