@@ -121,7 +121,7 @@ def test_beyond_sharp_runs_every_test_and_names_the_event():
     assert set(table["test"]) == {"cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"}
     assert set(table.loc[table["test"] == "cox_lrt", "outcome"]) == {"deformity"}
     # SvdH enters as a natural cubic spline of log(1 + SvdH) by default (4 df)
-    assert (table["base"] == "spline(log1p svdh_total),age").all()
+    assert (table["base"] == "spline(log1p_svdh_total),age").all()
     pts = _analysis_data(True).patients
     from raoutcome.analysis.reader_error import spline_basis
     basis = spline_basis(np.log1p(pts["svdh_total"].to_numpy()), df=4, prefix="b")

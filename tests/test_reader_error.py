@@ -156,6 +156,6 @@ def test_beyond_sharp_spline_is_the_default_and_log1p_stays_available():
         spline = beyond_sharp(data, "pred_haq", outcome_images={"haq": "pred_haq"}, tests=("partial_r2_f",))
     logged = beyond_sharp(data, "pred_haq", outcome_images={"haq": "pred_haq"}, tests=("partial_r2_f",),
                           sharp_transform="log1p")
-    assert spline["base"].iloc[0].startswith("spline(log1p svdh_total)")
+    assert spline["base"].iloc[0].startswith("spline(log1p_svdh_total)")
     assert logged["base"].iloc[0].startswith("log1p_svdh_total")
     assert spline["extra_df" if "extra_df" in spline else "df"].iloc[0] == 1

@@ -288,7 +288,7 @@ def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] =
         pts_base, visit_base = [*pts_terms, *covs], [*visit_terms, *covs]
     else:
         pts_base = visit_base = [*sharp_cols, *covs]
-    label = ("spline(log1p " + ", ".join(sharp_cols) + ")" if sharp_transform == "spline" else None)
+    label = (",".join(f"spline(log1p_{c})" for c in sharp_cols) if sharp_transform == "spline" else None)
     table = _run_tests(data, pts, visits, pts_base, visit_base, image, outcome_images, horizon, n_boot, seed, tests)
     if len(table):
         if label:
@@ -494,7 +494,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
                 visit_base[outcome] = [*terms, *covs]
     table = _run_tests(data, pts, visits, pts_base, visit_base, image, outcome_images, horizon, n_boot, seed, tests)
     if len(table):
-        table["base"] = ",".join([f"spline(calibrated {', '.join(present)})", *covs])
+        table["base"] = ",".join([*[f"spline(calibrated_{c})" for c in present], *covs])
         table.insert(0, "question", QUESTIONS["beyond_damage"])
         table["damage_method"] = method
         table["reliability_source"] = source
