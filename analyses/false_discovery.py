@@ -186,7 +186,7 @@ def replicate(args) -> list[dict]:
                 p = float(hit["p_value"].iloc[0]) if len(hit) else np.nan
                 est = float(hit["estimate"].iloc[0]) if len(hit) else np.nan
                 rows.append(dict(seed=seed, replicate=index, n=n, link=link, reader=reader,
-                                 world="planted" if planted else "null", variant=variant, test=test,
+                                 world="planted" if planted else "null_world", variant=variant, test=test,
                                  p_value=p, estimate=est, events=int(data.patients["observed"].sum())))
     return rows
 
@@ -225,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=REPO / "out" / "false_discovery.csv")
+    parser.add_argument("--summarise-only", action="store_true",
+                        help="read --out (or a renamed .partial file) and print the tables without simulating")
     return parser
 
 
@@ -238,21 +240,33 @@ def main(argv: list[str] | None = None) -> int:
         planted = [(link, reader, True) for link in args.links for reader in args.readers[:1]]
         jobs += [(args.seed, 1000 * args.power_size + 500 + r, args.power_size, planted, args.variants)
                  for r in range(args.replicates)]
-    rows: list[dict] = []
-    if args.workers <= 1:
-        for res in map(replicate, jobs):
-            rows.extend(res)
-    else:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            for res in pool.map(replicate, jobs, chunksize=1):
-                rows.extend(res)
-    table = pd.DataFrame(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
+    if args.summarise_only:
+        table = pd.read_csv(args.out)
+    else:
+        # rows are appended replicate by replicate, so an interrupted run leaves every finished replicate
+        partial = args.out.with_name(args.out.name + ".partial")
+        partial.unlink(missing_ok=True)
+
+        def keep(res: list[dict]) -> None:
+            pd.DataFrame(res).to_csv(partial, mode="a", header=not partial.exists(), index=False)
+
+        if args.workers <= 1:
+            for done, res in enumerate(map(replicate, jobs), 1):
+                keep(res)
+                print(f"{done}/{len(jobs)} replicates ({time.perf_counter() - started:.0f} s)", flush=True)
+        else:
+            with ProcessPoolExecutor(max_workers=args.workers) as pool:
+                for done, res in enumerate(pool.map(replicate, jobs, chunksize=1), 1):
+                    keep(res)
+                    print(f"{done}/{len(jobs)} replicates ({time.perf_counter() - started:.0f} s)", flush=True)
+        table = pd.read_csv(partial)
+        os.replace(partial, args.out)
+    table["world"] = table["world"].fillna("null_world")  # "null" reads back as a missing value
     summary = summarise(table, args.alpha)
     summary.to_csv(args.out.with_name(args.out.stem + "_summary.csv"), index=False)
     pd.set_option("display.width", 200)
-    for world in ("null", "planted"):
+    for world in ("null_world", "planted"):
         part = summary[summary["world"] == world]
         if not len(part):
             continue
@@ -262,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.replicates} replicates per cell")
         print(wide.pivot_table(index=["test", "link", "reader", "n"], columns="variant", values="cell",
                                aggfunc="first")[args.variants].to_string())
-    worst = summary[(summary["world"] == "null") & summary["variant"].str.startswith("damage_retest")]
+    worst = summary[(summary["world"] == "null_world") & summary["variant"].str.startswith("damage_retest")]
     ok = bool(len(worst)) and bool((worst["rate"] <= 0.08).all())
     power = summary[(summary["world"] == "planted") & (summary["variant"] == "damage_retest")]
     if len(power):

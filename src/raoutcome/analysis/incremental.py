@@ -377,7 +377,7 @@ DAMAGE_HEADS = ("svdh", "jsn", "erosion")
 def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None = None,
                   damage: Sequence[str] = ("svdh_jsn", "svdh_erosion"), readings: Sequence[str] | None = None,
                   sdc: float | None = None, icc: float | None = None, spline_df: int = 4,
-                  covariates: Sequence[str] | None = None, outcome_images: Mapping[str, str] | None = None,
+                  damage_basis: str = "interaction", scale: str = "log1p", covariates: Sequence[str] | None = None, outcome_images: Mapping[str, str] | None = None,
                   horizon: float | None = None, n_boot: int = 200, seed: int = 0, require_cross_fitted: bool = False,
                   tests: Sequence[str] = ("cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f")
                   ) -> pd.DataFrame:
@@ -437,15 +437,22 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
     else:
         if "svdh_total" not in visits or visits["svdh_total"].notna().sum() < 3:
             raise InputError("beyond_damage without a retest table needs the svdh_total reading")
-        present = ["svdh_total"]
+        subscores = [c for c in ("svdh_jsn", "svdh_erosion") if c in present]
+        present = subscores if len(subscores) == 2 else ["svdh_total"]
         if icc is not None:
-            error_var = re_.error_variance_from_icc(icc, visits["svdh_total"])
+            total_var = re_.error_variance_from_icc(icc, visits["svdh_total"])
             source = f"published ICC {icc:g}: σ²_U = (1 − ICC) Var(SvdH)"
         else:
-            error_var = re_.error_variance_from_sdc(re_.PUBLISHED_SDC if sdc is None else sdc)
+            total_var = re_.error_variance_from_sdc(re_.PUBLISHED_SDC if sdc is None else sdc)
             source = (re_.PUBLISHED_SOURCE if sdc is None else f"given SDC {sdc:g}: σ_U = SDC / (1.96 √2)")
+        if len(present) == 2:  # reader error grows with damage: split the total's by the subscores' mean reading
+            means = {c: float(visits[c].mean()) for c in present}
+            error_var = {c: total_var * means[c] / sum(means.values()) for c in present}
+            source += "; split between JSN and erosion in proportion to their mean reading"
+        else:
+            error_var = {"svdh_total": total_var}
         method = "regression calibration from a published reliability (no retest)"
-        err_sd = {"svdh_total": float(np.sqrt(error_var))}
+        err_sd = {c: float(np.sqrt(v)) for c, v in error_var.items()}
     if readings is None:
         readings = [data.pred(h) for h in DAMAGE_HEADS if h in data.heads]
     readings = [r for r in readings if r in visits]
@@ -462,20 +469,22 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         out = pd.DataFrame(index=visits.index)
         frame = z.copy()
         for col in present:
+            frame[f"raw_{col}"] = visits[col].to_numpy(float)
             frame[f"log_{col}"] = np.log1p(visits[col].clip(lower=0))
             basis = re_.spline_basis(frame[f"log_{col}"].to_numpy(float), df=spline_df, prefix=f"w_{col}_")
             frame = frame.join(basis.set_axis(visits.index))
         w_terms = [c for c in frame if c.startswith("w_")]
+        to_scale = np.log1p if scale == "log1p" else (lambda x: x)
         for col in present:
-            others = [f"log_{c}" for c in present if c != col]
-            zcols = [*others, *w_terms, *z.columns]
+            others = [f"raw_{c}" for c in present if c != col]
             if retest is not None:
-                frame[f"retest_{col}"] = np.log1p(visits[f"retest_{col}"].clip(lower=0))
-                cal = re_.calibrate_replicate(frame, f"log_{col}", f"retest_{col}", zcols)
-            else:
-                frame["raw"] = visits[col].to_numpy(float)
-                cal = np.log1p(re_.calibrate_moments(frame, "raw", list(z.columns), error_var).clip(lower=0))
-            out[f"cal_{col}__{img}"] = cal.to_numpy()
+                frame[f"retest_{col}"] = to_scale(visits[f"retest_{col}"].clip(lower=0))
+                zcols = [*others, *[f"log_{c}" for c in present], *w_terms, *z.columns]
+                cal = re_.calibrate_replicate(frame, f"raw_{col}", f"retest_{col}", zcols)
+            else:  # linear projection: the own reading's error enters only through its linear term
+                cal = to_scale(re_.calibrate_moments(frame, f"raw_{col}", [*others, *z.columns],
+                                                     error_var[col]).clip(lower=0))
+            out[f"cal_{col}__{img}"] = np.asarray(cal, dtype=float)
         return out, list(out.columns)
 
     images = list(dict.fromkeys([image, *outcome_images.values()]))
@@ -486,9 +495,9 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         visits = visits.join(cal)
         if img == image:
             pts = pts.merge(visits[["patient_id", "visit_id", *names]], on=["patient_id", "visit_id"], how="left")
-            pts, terms = _with_splines(pts, {n: pts[n] for n in names}, spline_df)
+            pts, terms = _damage_terms(pts, names, spline_df, damage_basis)
             pts_base = [*terms, *covs]
-        visits, terms = _with_splines(visits, {n: visits[n] for n in names}, spline_df)
+        visits, terms = _damage_terms(visits, names, spline_df, damage_basis)
         for outcome, oimg in outcome_images.items():
             if oimg == img:
                 visit_base[outcome] = [*terms, *covs]
@@ -500,3 +509,30 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         table["reliability_source"] = source
         table["reading_error_sd"] = "; ".join(f"{c} {v:.2f}" for c, v in err_sd.items())
     return table
+
+
+def _damage_terms(frame: pd.DataFrame, names: list[str], df: int, basis: str) -> tuple[pd.DataFrame, list[str]]:
+    """Flexible terms of the calibrated damage columns ``names``.
+
+    ``additive``: a natural-spline basis of each; ``interaction``: plus the
+    products of the subscores' linear terms (an outcome driven by a curved
+    function of a *weighted sum* of JSN and erosion is not additive in the
+    two); ``tensor``: plus every product of their spline columns.
+    """
+    if basis not in ("additive", "interaction", "tensor"):
+        raise InputError(f"damage_basis must be 'additive', 'interaction' or 'tensor', got {basis!r}")
+    frame, terms = _with_splines(frame, {n: frame[n] for n in names}, df)
+    if basis == "additive" or len(names) < 2:
+        return frame, terms
+    added = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if basis == "interaction":
+                za = (frame[a] - frame[a].mean()) / frame[a].std()
+                zb = (frame[b] - frame[b].mean()) / frame[b].std()
+                added[f"x_{a}_{b}"] = za * zb
+            else:
+                for ca in [t for t in terms if t.startswith(f"s_{a}_")]:
+                    for cb in [t for t in terms if t.startswith(f"s_{b}_")]:
+                        added[f"x_{ca}_{cb}"] = frame[ca] * frame[cb]
+    return frame.assign(**added), [*terms, *added]
