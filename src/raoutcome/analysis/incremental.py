@@ -43,6 +43,7 @@ from raoutcome.analysis.reader_error import spline_basis
 from raoutcome.analysis.survival import CoxModel, cross_val_risk, event_folds
 from raoutcome.errors import InputError
 from raoutcome.evaluation import bootstrap_ci, harrell_c
+from raoutcome.outcomes import damage_outcome, outcomes
 
 
 @dataclass
@@ -222,7 +223,7 @@ def last_complete_visit(visits: pd.DataFrame, columns: Sequence[str], group_col:
     return rows.sort_values([group_col, time_col]).groupby(group_col, sort=False).tail(1).reset_index(drop=True)
 
 
-def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] = "svdh_total",
+def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] | None = None,
                  sharp_transform: str | None = "spline", spline_df: int = 4,
                  covariates: Sequence[str] | None = None,
                  outcome_images: Mapping[str, str] | None = None, horizon: float | None = None,
@@ -231,13 +232,24 @@ def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] =
     """Every incremental-value test of image scores over SvdH + covariates, one row per test.
 
     ``image`` is the column used for the time-to-event tests (e.g. ``pred_risk``);
-    ``outcome_images`` maps each longitudinal outcome (``haq``, ``pain``) to the
-    image column tested for it (default: ``image`` for both). ``horizon`` for
+    ``outcome_images`` maps each longitudinal outcome column (the bounded outcomes of
+    :mod:`raoutcome.outcomes`: HAQ, pain) to the image column tested for it (default: ``image``
+    for each). ``sharp``: the human damage reading (default: the registered count outcome's
+    column, ``svdh_total``). ``horizon`` for
     the NRI defaults to the median follow-up. A test that cannot run (no
     events, too few rows) is left out with a warning.
 
-    SvdH enters the base model as log(1 + SvdH) by default (``sharp_transform=None``
-    keeps it linear): the score is right-skewed (median ~2, tail past 100) and
+    The question answered: *does the image add to the human Sharp reading?* — yes
+    whenever the image reads joint damage more precisely than the reader, so a
+    small p-value here is no evidence of anything other than damage; that is
+    :func:`beyond_damage`'s question. Every row says which in column ``question``.
+
+    SvdH enters the base model as a natural cubic regression spline of
+    log(1 + SvdH) by default (``sharp_transform="spline"``, ``spline_df`` = 4
+    columns, centred; patsy ``cr``; knots at quantiles of the distinct values),
+    so the adjustment follows whatever curve links the reading to the outcome;
+    ``"log1p"`` keeps the former single log(1 + SvdH) term and ``None`` SvdH
+    linear. Why not linear: the score is right-skewed (median ~2, tail past 100) and
     its relation to function and risk flattens with damage, so a linear term
     leaves curvature that any score correlated with damage would pick up as
     "information beyond Sharp". On the demo cohort the planted non-Sharp signal
@@ -272,6 +284,7 @@ def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] =
     _check_cross_fitted(data, image, require_cross_fitted)
     covs = list(data.covariates if covariates is None else covariates)
     pts, visits = data.patients, data.visits
+    sharp = damage_outcome().column if sharp is None else sharp
     sharp_cols = [sharp] if isinstance(sharp, str) else list(sharp)
     if not sharp_cols:
         raise InputError("sharp must name at least one column (the Sharp score the image is tested beyond)")
@@ -336,7 +349,7 @@ def _run_tests(data: AnalysisData, pts: pd.DataFrame, visits: pd.DataFrame, pts_
 
     ``visit_base`` may map an outcome to its own base terms (beyond_damage calibrates per image score).
     """
-    outcome_images = dict(outcome_images or {"haq": image, "pain": image})
+    outcome_images = dict(outcome_images or {o.column: image for o in outcomes() if o.kind == "bounded"})
     base = pts_base
     results: list[IncrementalResult] = []
 
@@ -416,7 +429,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
     _check_cross_fitted(data, image, require_cross_fitted)
     covs = list(data.covariates if covariates is None else covariates)
     visits, pts = data.visits.copy(), data.patients.copy()
-    outcome_images = dict(outcome_images or {"haq": image, "pain": image})
+    outcome_images = dict(outcome_images or {o.column: image for o in outcomes() if o.kind == "bounded"})
     present = [c for c in damage if c in visits and visits[c].notna().any()]
     if retest is not None:
         keys = [c for c in ("patient_id", "visit_id") if c not in retest]
