@@ -381,8 +381,16 @@ def test_tls_certificate_is_verified_against_the_given_ca(tls_server):
 
 def test_an_outcome_registered_later_is_reported_too():
     ds = _predictions(False)
-    ds["das28"] = (("patient_id", "visit_id"), np.array([[3.25, 4.5, np.nan], [np.nan, np.nan, 2.0]]))
+    ds["das28"] = xr.full_like(ds["svdh"], np.nan)
+    ds["das28"].loc[{"patient_id": "p1", "visit_id": "S2"}] = 4.5
     result = visit_result(ds, "p1", "S2")
     assert result.outcomes["das28"] == 4.5
-    back = read_report(_roundtrip(build_report(result, [_source("hand_left")], "1.2.3.4", Algorithm())))
+    sr = build_report(result, [_source("hand_left")], "1.2.3.4", Algorithm())
+    back = read_report(_roundtrip(sr))
     assert back["outcomes"]["das28"] == 4.5 and back["outcomes"]["haq"] == 1.25
+    # concept names carry the outcome registry's labels
+    meanings = {i.ConceptNameCodeSequence[0].CodeValue: i.ConceptNameCodeSequence[0].CodeMeaning
+                for i in _walk(sr.ContentSequence) if i.ValueType == "NUM"}
+    from raoutcome import outcomes
+
+    assert meanings["RAO-HAQ"] == f"Predicted {outcomes.title('haq')}" and meanings["RAO-DAS28"] == "Predicted das28"

@@ -24,29 +24,35 @@ import xarray as xr
 from raoutcome.errors import InputError
 from raoutcome.predictions import SCORE_VARIABLES
 
-#: Visit-level variables reported, with a label and a UCUM unit. The labels follow the outcome
-#: registry (``raoutcome.outcomes``) when it is installed.
-OUTCOME_LABELS: dict[str, tuple[str, str]] = {
-    "svdh": ("Predicted Sharp-van der Heijde total score", "{score}"),
-    "jsn": ("Predicted Sharp-van der Heijde joint space narrowing subtotal", "{score}"),
-    "erosion": ("Predicted Sharp-van der Heijde erosion subtotal", "{score}"),
-    "haq": ("Predicted HAQ disability index", "{score}"),
-    "pain": ("Predicted pain VAS", "mm"),
-    "risk": ("Predicted deformity risk (log relative hazard)", "1"),
-}
-
+#: UCUM units of the built-in outcomes' variables (the registry's units are for people: "0–448").
+_UCUM: dict[str, str] = {"svdh": "{score}", "jsn": "{score}", "erosion": "{score}", "haq": "{score}", "pain": "mm",
+                         "risk": "1"}
 
 
 def outcome_label(name: str) -> tuple[str, str]:
-    """(label, UCUM unit) of a visit-level Predictions variable: the table above, else the outcome
-    registry's label (``raoutcome.outcomes``, when installed) with a dimensionless unit."""
-    if name in OUTCOME_LABELS:
-        return OUTCOME_LABELS[name]
+    """(label, UCUM unit) of a visit-level Predictions variable.
+
+    The label is the outcome registry's (:mod:`raoutcome.outcomes`: ``title``; for a risk its label and
+    unit, e.g. "Predicted SvdH total score", "Predicted deformity risk (log relative hazard)"); the unit
+    is UCUM: ``{score}`` for scores, ``mm`` for the pain VAS, ``1`` for a risk or anything unknown.
+    """
+    from raoutcome import outcomes as registry
+
     try:
-        from raoutcome.outcomes import label as registry_label
-    except ImportError:
-        return f"Predicted {name}", "1"
-    return f"Predicted {registry_label(name)}", "1"
+        spec = registry.output_outcome(name)
+    except (KeyError, ValueError, LookupError):
+        return f"Predicted {name}", _UCUM.get(name, "1")
+    if spec.kind == "time_to_event":  # the output is a risk score, not a time
+        words = f"Predicted {registry.label(name)}" + (f" ({spec.unit})" if spec.unit else "")
+        return words, "1"
+    title = registry.title(name)
+    first = title.split(" ", 1)[0]
+    words = f"Predicted {title[:1].lower() + title[1:] if first[1:].islower() else title}"
+    return words, _UCUM.get(name, "{score}" if spec.kind in ("count", "bounded", "ordinal") else "1")
+
+
+#: label and UCUM unit of each built-in variable (see :func:`outcome_label`)
+OUTCOME_LABELS: dict[str, tuple[str, str]] = {n: outcome_label(n) for n in SCORE_VARIABLES}
 
 
 _SCORE_NAMES = ("joint_score", "joint_expected")
