@@ -378,7 +378,10 @@ def _compare_study(a: Path, b: Path) -> list[str]:
                                       equal_nan=da[var].dtype.kind == "f"):
                     diffs.append(f"{rel}:{var}")
         elif pa.read_bytes() != pb.read_bytes() and _normalised(pa, a) != _normalised(pb, b):
-            diffs.append(str(rel))
+            la, lb = pa.read_text(errors="replace").splitlines(), pb.read_text(errors="replace").splitlines()
+            first = next((i for i, (x, y) in enumerate(zip(la, lb)) if x != y), min(len(la), len(lb)))
+            diffs.append(f"{rel} (line {first + 1}: {la[first][:300] if first < len(la) else '<end>'!r} vs "
+                         f"{lb[first][:300] if first < len(lb) else '<end>'!r})")
     return diffs
 
 
