@@ -17,6 +17,20 @@ dropout = 0.1
 drop_path_rate = 0.0       # stochastic depth inside the encoder (if the architecture has it)
 lesion_maps = 2            # sum-pooled lesion-density maps (the SvdH head's JSN / erosion counts); 0 = off
 views = []                 # views to use; [] = every view present in the cohort
+route = "image"            # "image": whole-image encoder (lesion maps); "sites": posed joint patches read
+                           # site by site with ordinal per-joint scores ([sites], raoutcome.training.site_run)
+
+[sites]                    # the site route (model.route = "sites"); see raoutcome.models.site_model
+encoder = "test_convnext"  # timm patch encoder shared by every site
+grid = 32                  # samples per side of a posed site patch
+half_width = 0.08          # patch half-width in units of the standard frame
+d_model = 64
+context = true             # one attention layer over a visit's sites
+epochs = 8
+batch_visits = 4           # visits (with all their sites) per step
+lr = 3e-3
+stall_epoch = 3            # a fold whose validation loss has not fallen by stall_tolerance (relative)
+stall_tolerance = 0.02     # from its start by this epoch is reported loudly as not learning
 
 [heads]                    # switch any head off; svdh = false is the "no human score" model
 svdh = true                # SvdH total + JSN + erosion (needs the svdh_* columns)
@@ -100,7 +114,9 @@ from raoutcome.imaging.dataset import RISK_VISIT_RULES
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"encoder": "resnet10t", "pretrained": "", "image_size": 128, "d_model": 128, "layers": 2,
-              "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": []},
+              "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": [], "route": "image"},
+    "sites": {"encoder": "test_convnext", "grid": 32, "half_width": 0.08, "d_model": 64, "context": True,
+              "epochs": 8, "batch_visits": 4, "lr": 3e-3, "stall_epoch": 3, "stall_tolerance": 0.02},
     "heads": {h: True for h in HEAD_NAMES},
     "loss": {"weighting": "uncertainty", "weights": {h: 1.0 for h in HEAD_NAMES}, "joint_weight": 1.0, "progression_rank": 0.0},
     "survival": {"event": "deformity", "risk_visit": "last_before_event"},
@@ -153,6 +169,19 @@ _RULES: dict[str, dict[str, tuple]] = {
         "lesion_maps": (lambda v: _nonneg_int(v) and v != 1, "0 (off) or an integer >= 2"),
         "views": (lambda v: isinstance(v, list) and all(x in VIEWS for x in v),
                   f"a list of views from {list(VIEWS)}"),
+        "route": (_choice("image", "sites"), "'image' (whole-image encoder) or 'sites' (posed joint patches)"),
+    },
+    "sites": {
+        "encoder": (lambda v: isinstance(v, str) and bool(v), "a timm architecture name"),
+        "grid": (lambda v: _positive_int(v) and v >= 16, "an integer >= 16"),
+        "half_width": (_number(0.01, 0.5), "a number in [0.01, 0.5]"),
+        "d_model": (_positive_int, "a positive integer"),
+        "context": (_is(bool), "true or false"),
+        "epochs": (_positive_int, "a positive integer"),
+        "batch_visits": (_positive_int, "a positive integer"),
+        "lr": (_number(0, lo_open=True), "a positive number"),
+        "stall_epoch": (_positive_int, "a positive integer"),
+        "stall_tolerance": (_number(0, 1), "a number in [0, 1]"),
     },
     "heads": {h: (_is(bool), "true or false") for h in HEAD_NAMES},
     "loss": {

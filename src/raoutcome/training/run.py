@@ -175,6 +175,8 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"{run_dir}: run folder is a file")
     _check_same_config(run_dir, cfg)
+    if cfg.model["route"] == "sites":  # posed joint patches read site by site (raoutcome.training.site_run)
+        return _train_sites(cohort, cfg, run_dir)
     _check_cohort(cohort, cfg)
     device = pick_device(cfg.train["device"])
     dist = init_from_env(device)
@@ -229,6 +231,17 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
     finally:
         shutdown(dist)
     return run_dir
+
+
+def _train_sites(cohort, cfg: TrainConfig, run_dir: Path) -> Path:
+    from raoutcome.training.site_run import train_site_run
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / CONFIG_NAME).exists():
+        with atomic_write(run_dir / CONFIG_NAME) as fh:
+            fh.write(f"# resolved training config (source: {cfg.source})\n" + cfg.to_toml())
+    _write_json(run_dir / "versions.json", versions())
+    return train_site_run(cohort, cfg, run_dir, _plan(cohort, cfg))
 
 
 def _check_cohort(cohort, cfg: TrainConfig) -> None:
@@ -364,13 +377,23 @@ def _write_oof(run_dir: Path, cohort, cfg: TrainConfig, device, factory, dkw) ->
                              cfg.predict["num_workers"], device, amp=False, attrs=attrs, dataset_kwargs=dkw)
 
 
-def predict_run(run_dir: str | Path, cohort, out_path: str | Path) -> Path:
+def predict_run(run_dir: str | Path, cohort, out_path: str | Path, joints_out: str | Path | None = None) -> Path:
     """Predictions for every visit of ``cohort``: scores averaged over all the run's models.
 
     Streams patients in batches (memory flat in cohort size). The embedding is the first
-    model's (one consistent space for every patient).
+    model's (one consistent space for every patient). ``joints_out``: a site-route run also writes its
+    per-joint predictions there as CSV (the manifest's ``joints`` format plus ``sd``, ``p0 .. pK``).
     """
     run_dir = Path(run_dir)
+    route = read_run_config(run_dir).model["route"]
+    if route == "sites":
+        from raoutcome.training.site_run import predict_site_run
+
+        return predict_site_run(run_dir, cohort, read_run_config(run_dir), Path(out_path),
+                                Path(joints_out) if joints_out else None)
+    if joints_out:
+        raise InputError(f"{run_dir}: --joints-out needs a site-level run (model.route = 'sites'); this run reads "
+                         f"whole images and predicts no joint")
     models, cfg = load_run(run_dir)
     landmarks = models[0].spec.anomaly_landmarks
     _check_patches(cohort, landmarks)
