@@ -172,7 +172,7 @@ def sim_cohort(tmp_path_factory) -> Path:
 
 
 def _site_config(tmp: Path, **sites) -> Path:
-    body = {"epochs": 1, "batch_visits": 4, **sites}
+    body = {"epochs": 1, "batch_visits": 4, "outcome_epochs": 3, **sites}
     lines = ["[model]", 'route = "sites"', "[sites]"] + [f"{k} = {v!r}".replace("'", '"') for k, v in body.items()]
     lines += ["[cv]", "folds = 2", "[train]", "val_fraction = 0.25", "num_workers = 0"]
     path = tmp / "sites.toml"

@@ -31,6 +31,7 @@ batch_visits = 4           # visits (with all their sites) per step
 lr = 3e-3
 stall_epoch = 3            # a fold whose validation loss has not fallen by stall_tolerance (relative)
 stall_tolerance = 0.02     # from its start by this epoch is reported loudly as not learning
+outcome_epochs = 40        # the outcome model on sites (HAQ, pain, risk from the frozen site embeddings)
 
 [heads]                    # switch any head off; svdh = false is the "no human score" model
 svdh = true                # SvdH total + JSN + erosion (needs the svdh_* columns)
@@ -116,7 +117,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"encoder": "resnet10t", "pretrained": "", "image_size": 128, "d_model": 128, "layers": 2,
               "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": [], "route": "image"},
     "sites": {"encoder": "test_convnext", "grid": 32, "half_width": 0.08, "d_model": 64, "context": True,
-              "epochs": 8, "batch_visits": 4, "lr": 3e-3, "stall_epoch": 3, "stall_tolerance": 0.02},
+              "epochs": 8, "batch_visits": 4, "lr": 3e-3, "stall_epoch": 3, "stall_tolerance": 0.02,
+              "outcome_epochs": 40},
     "heads": {h: True for h in HEAD_NAMES},
     "loss": {"weighting": "uncertainty", "weights": {h: 1.0 for h in HEAD_NAMES}, "joint_weight": 1.0, "progression_rank": 0.0},
     "survival": {"event": "deformity", "risk_visit": "last_before_event"},
@@ -182,6 +184,7 @@ _RULES: dict[str, dict[str, tuple]] = {
         "lr": (_number(0, lo_open=True), "a positive number"),
         "stall_epoch": (_positive_int, "a positive integer"),
         "stall_tolerance": (_number(0, 1), "a number in [0, 1]"),
+        "outcome_epochs": (_nonneg_int, "a non-negative integer (0: no outcome model on sites)"),
     },
     "heads": {h: (_is(bool), "true or false") for h in HEAD_NAMES},
     "loss": {

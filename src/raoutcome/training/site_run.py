@@ -33,6 +33,7 @@ from raoutcome.training.site_train import (SiteData, SiteTrainSettings, _split, 
                                            train_site_model)
 
 SITE_MODEL = "site_model.pt"
+SITE_OUTCOME = "site_outcome.pt"
 
 
 def site_settings(cfg: TrainConfig) -> tuple[SiteSpec, SiteTrainSettings]:
@@ -65,8 +66,10 @@ def _expected_joints(cohort, views) -> dict[str, list[str]]:
     return {k: [joint_name(v, s) for v in views for s in sites_for(v, k)] for k in ("jsn", "erosion")}
 
 
-def _predictions(cohort, joints: pd.DataFrame, views, folds: dict[str, int] | None, attrs: dict):
-    """Predictions (visit scores = sums of joints, their SDs, the joint dimension) for every visit of ``cohort``."""
+def _predictions(cohort, joints: pd.DataFrame, views, folds: dict[str, int] | None, attrs: dict,
+                 outcomes: pd.DataFrame | None = None):
+    """Predictions (visit scores = sums of joints, their SDs, the joint dimension; HAQ, pain, risk and the visit
+    embedding from ``outcomes``) for every visit of ``cohort``."""
     from raoutcome.evaluation.joints import visit_totals
     from raoutcome.joint_predictions import add_joints
     from raoutcome.predictions import from_frame
@@ -75,8 +78,53 @@ def _predictions(cohort, joints: pd.DataFrame, views, folds: dict[str, int] | No
     frame = cohort.visits[["patient_id", "visit_id", "time_years"]].astype({"patient_id": str, "visit_id": str})
     frame = frame.merge(totals[["patient_id", "visit_id", "svdh", "jsn", "erosion"]], how="left",
                         on=["patient_id", "visit_id"])
-    ds = from_frame(frame, folds=folds, attrs=attrs)
+    embedding = None
+    if outcomes is not None and len(outcomes):
+        frame = frame.merge(outcomes, how="left", on=["patient_id", "visit_id"])
+        width = len(next(e for e in frame["embedding"] if isinstance(e, np.ndarray)))
+        embedding = np.stack([e if isinstance(e, np.ndarray) else np.full(width, np.nan) for e in frame["embedding"]])
+        frame = frame.drop(columns="embedding")
+    ds = from_frame(frame, embedding=embedding, folds=folds, attrs=attrs)
     return add_joints(ds, joints, totals), totals
+
+
+def _outcome_heads(cfg: TrainConfig) -> tuple[str, ...]:
+    return tuple(h for h in ("haq", "pain", "risk") if cfg.heads[h])
+
+
+def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, seed: int, log):
+    """Train (or reload) the fold's outcome model on its reader's frozen site embeddings and predicted totals."""
+    from raoutcome.evaluation.joints import visit_totals
+    from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
+    from raoutcome.training.site_outcome_train import OutcomeData, fit_site_outcome
+
+    path = mdir / SITE_OUTCOME
+    totals = visit_totals(frame, _expected_joints(cohort, views))
+    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals,
+                             cfg.survival["event"])
+    if path.exists():
+        state = ckpt.load(path)
+        model = SiteOutcomeModel(SiteOutcomeSpec.from_dict(state["spec"]))
+        model.load_state_dict(state["model"])
+        model.readouts = state["readouts"]
+        return model.eval(), state["record"]
+    ospec = SiteOutcomeSpec(n_sites=len(spec.sites), site_dim=spec.d_model, d_model=cfg.model["d_model"],
+                            layers=cfg.model["layers"], attention_heads=cfg.model["attention_heads"],
+                            dropout=cfg.model["dropout"], counts=True, heads=_outcome_heads(cfg))
+    model, orec = fit_site_outcome(ospec, data, torch.from_numpy(h), record["train_ids"], record["val_ids"], seed,
+                                   epochs=cfg.sites["outcome_epochs"], name=f"{mdir.name} outcome", log=log)
+    readouts = {k: v for k, v in model.readouts.items() if not k.endswith("_info")}
+    ckpt.save({"spec": ospec.to_dict(), "model": model.state_dict(), "readouts": readouts, "record": orec}, path)
+    return model, orec
+
+
+def _outcome_predict(cohort, model, spec, part, frame, h, views, ids) -> pd.DataFrame:
+    from raoutcome.evaluation.joints import visit_totals
+    from raoutcome.training.site_outcome_train import OutcomeData, predict_site_outcome
+
+    totals = visit_totals(frame, _expected_joints(cohort, views))
+    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals)
+    return predict_site_outcome(model, data, torch.from_numpy(h), [str(p) for p in ids])
 
 
 def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int, list[str], list[str]]],
@@ -96,7 +144,7 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
     if not (torch.isfinite(data.jsn).any() or torch.isfinite(data.erosion).any()):
         raise InputError(f"{cohort.root}: the site route learns per-joint scores, but the cohort has no per-joint "
                          "readings (joints.csv) at its landmarked sites")
-    parts, records, folds = [], [], {}
+    parts, records, folds, outcome_parts = [], [], {}, []
     for fold, train_ids, test_ids in plan:
         mdir = run_dir / f"fold_{fold}"
         done = mdir / "done.json"
@@ -104,26 +152,40 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
         if done.exists():
             record = json.loads(done.read_text())
             model = _load(mdir)
+        elif (mdir / SITE_MODEL).exists():  # the reader finished, the outcome model did not: keep the reader
+            model = _load(mdir)
+            record = ckpt.load(mdir / SITE_MODEL)["record"]
         else:
             fit_ids, val_ids = _split(list(train_ids), settings.val_fraction, seed)
             model, record = train_site_model(spec, data.subset(fit_ids), data.subset(val_ids) if val_ids else None,
                                              settings, seed, name=f"fold_{fold}", log=log)
+            record = {**record, "member": f"fold_{fold}", "fold": fold, "seed_index": 0, "train_ids": fit_ids,
+                      "val_ids": val_ids, "test_ids": [str(p) for p in test_ids], "route": "sites"}
             mdir.mkdir(parents=True, exist_ok=True)
             ckpt.save({"spec": spec.to_dict(), "model": model.state_dict(), "record": record}, mdir / SITE_MODEL)
-            record = {**record, "member": f"fold_{fold}", "fold": fold, "seed_index": 0, "train_ids": fit_ids,
-                      "val_ids": val_ids, "test_ids": list(test_ids), "route": "sites"}
-            _write_json(done, record)
-        if test_ids:
-            frame, _ = predict_sites(model, data.subset(test_ids))
-            frame["fold"] = fold
-            parts.append(frame)
+        outcome_on = bool(_outcome_heads(cfg)) and cfg.sites["outcome_epochs"] > 0
+        if test_ids or outcome_on:
+            every = sorted(set(map(str, train_ids)) | set(map(str, test_ids)))
+            part = data.subset(every)
+            frame, h = predict_sites(model, part, embeddings=outcome_on)
+            test = frame["patient_id"].isin(set(map(str, test_ids)))
+            parts.append(frame[test].assign(fold=fold))
             folds.update({str(p): fold for p in test_ids})
+            if outcome_on:
+                omodel, orec = _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir, views, seed, log)
+                record["outcome"] = orec
+                outcome_parts.append(_outcome_predict(cohort, omodel, spec, part, frame, h, views, test_ids))
+        if not done.exists():
+            _write_json(done, record)
         records.append(record)
     metrics: dict = {"route": "sites", "members": [], "folds": []}
     if parts:
         joints = pd.concat(parts, ignore_index=True)
+        outcomes = pd.concat(outcome_parts, ignore_index=True) if outcome_parts else None
         ds, totals = _predictions(cohort, joints, views, folds, {"run": run_dir.name, "route": "sites",
-                                                                 "heads": "svdh", "embedding_source": "none"})
+                                                                 "heads": ",".join(["svdh", *_outcome_heads(cfg)]),
+                                                                 "embedding_source": "fold model of each patient"},
+                                  outcomes)
         save_predictions(ds, run_dir / "cv_predictions.nc")
         obs = cohort.visits.astype({"patient_id": str, "visit_id": str})
         merged = totals.merge(obs, on=["patient_id", "visit_id"]).dropna(subset=["svdh_total", "svdh"])
@@ -155,16 +217,35 @@ def _load(mdir: Path) -> SiteModel:
 
 
 def load_site_models(run_dir: Path) -> list[SiteModel]:
+    """The run's fold readers (eval mode; ``.fold_dir`` set)."""
     dirs = sorted(p.parent for p in Path(run_dir).glob(f"fold_*/{SITE_MODEL}"))
     if not dirs:
         raise InputError(f"{run_dir}: no trained site model found (expected fold_*/{SITE_MODEL})")
-    return [_load(d) for d in dirs]
+    models = []
+    for d in dirs:
+        m = _load(d)
+        m.fold_dir = d
+        models.append(m)
+    return models
+
+
+def _load_outcome(mdir: Path):
+    from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
+
+    if not (mdir / SITE_OUTCOME).exists():
+        return None
+    state = ckpt.load(mdir / SITE_OUTCOME)
+    model = SiteOutcomeModel(SiteOutcomeSpec.from_dict(state["spec"]))
+    model.load_state_dict(state["model"])
+    model.readouts = state["readouts"]
+    return model.eval()
 
 
 def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
                      joints_out: Path | None = None) -> Path:
-    """Predictions of every visit of ``cohort`` by the run's fold models (class probabilities averaged), with the
-    ``joint`` dimension; ``joints_out``: also the per-joint CSV (:func:`raoutcome.joint_predictions.write_joints_csv`)."""
+    """Predictions of every visit of ``cohort`` by the run's fold models (class probabilities averaged; HAQ, pain
+    and risk of the fold outcome models averaged; the embedding the first fold's), with the ``joint``
+    dimension; ``joints_out``: also the per-joint CSV (:func:`raoutcome.joint_predictions.write_joints_csv`)."""
     from raoutcome.joint_predictions import write_joints_csv
     from raoutcome.predictions import save_predictions
 
@@ -175,10 +256,25 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
     if not len(data.table):
         raise InputError(f"{cohort.root}: no landmarked site of the views this run was trained on "
                          f"({', '.join(sorted({s.split(':')[0] for s in spec.sites}))})")
-    joints = ensemble_joints([predict_sites(m, data)[0] for m in models])
     views = sorted({s.split(":")[0] for s in spec.sites} & set(sp.table["view"]))
-    ds, _ = _predictions(cohort, joints, views, None, {"run": Path(run_dir).name, "route": "sites", "heads": "svdh",
-                                                      "ensemble_size": len(models), "embedding_source": "none"})
+    frames, outcomes = [], []
+    for m in models:
+        outcome = _load_outcome(m.fold_dir)
+        frame, h = predict_sites(m, data, embeddings=outcome is not None)
+        frames.append(frame)
+        if outcome is not None:
+            outcomes.append(_outcome_predict(cohort, outcome, spec, data, frame, h, views, sorted(data.visit_keys[
+                "patient_id"].unique())))
+    joints = ensemble_joints(frames)
+    merged = None
+    if outcomes:
+        merged = outcomes[0].copy()
+        for col in ("haq", "pain", "risk"):
+            merged[col] = np.mean([o[col].to_numpy(float) for o in outcomes], axis=0)
+    heads = ["svdh"] + ([c for c in ("haq", "pain", "risk") if merged is not None and merged[c].notna().any()])
+    ds, _ = _predictions(cohort, joints, views, None, {"run": Path(run_dir).name, "route": "sites",
+                                                      "heads": ",".join(heads), "ensemble_size": len(models),
+                                                      "embedding_source": "first model of the run"}, merged)
     save_predictions(ds, out_path)
     if joints_out is not None:
         write_joints_csv(joints, joints_out)

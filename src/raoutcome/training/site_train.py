@@ -69,8 +69,9 @@ class SiteData:
         keep = sp.table["joint"].isin(index).to_numpy()
         table = sp.table[keep].reset_index(drop=True)
         keys = table[["patient_id", "visit_id"]].astype(str)
-        codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
-        visit_keys = uniques.to_frame(index=False)
+        codes, _ = pd.factorize(pd.MultiIndex.from_frame(keys))
+        first = np.unique(codes, return_index=True)[1]
+        visit_keys = keys.iloc[first].reset_index(drop=True)
         t = site_targets(table, joints)
         return cls(table, torch.from_numpy(np.ascontiguousarray(sp.patches[keep][:, None])),
                    torch.as_tensor(table["joint"].map(index).to_numpy(), dtype=torch.long), codes.astype(np.int64),
