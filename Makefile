@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# Long property, fault and load runs (issue #27), fixed seed; the default suite runs short versions.
+STRESS_SEED ?= 27
+stress: $(STAMP)
+	RAOUTCOME_STRESS=1 RAOUTCOME_STRESS_SEED=$(STRESS_SEED) $(PY) -m pytest -q -s -m stress tests
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

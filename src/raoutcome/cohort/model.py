@@ -188,18 +188,20 @@ def _finish(frame: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
     return frame.reset_index(drop=True)
 
 
-def load(path: str | Path, check_files: bool = True) -> Cohort:
+def load(path: str | Path, check_files: bool = True, images: bool = False) -> Cohort:
     """Read and validate a cohort (folder or cohort.toml).
 
     Raises :class:`~raoutcome.errors.CohortValidationError` listing every problem
-    (file, row, column, value). ``check_files=False`` skips the image-file checks.
-    Nothing is written.
+    (file, row, column, value). ``check_files=False`` skips the image-file checks;
+    ``images=True`` decodes every image first (:mod:`raoutcome.imaging.check`; cached,
+    so a second load is cheap) and checks landmarks against their image's size.
+    Nothing is written to the cohort.
     """
     if path is None:
         raise InputError("no cohort path given")
     spec, tables, problems = read_all(path)
     if spec.table_dir.is_dir():
-        found, clean = check(spec, tables, check_files=check_files)
+        found, clean = check(spec, tables, check_files=check_files, images=images)
         problems = problems + found
     if problems:
         raise CohortValidationError(problems)

@@ -38,10 +38,13 @@ NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "patients": (),
     "visits": ("time_years", *anatomy.OUTCOMES),
     "images": (),
-    "events": ("time_years", "observed"),
+    "events": ("time_years", "observed", "time_lower", "time_upper"),
     "joints": ("score",),
     "landmarks": ("x", "y"),
 }
+
+# Optional events columns for an event found between two visits: (time_lower, time_upper].
+INTERVAL_COLUMNS: tuple[str, str] = ("time_lower", "time_upper")
 
 OUTCOMES: tuple[str, ...] = anatomy.OUTCOMES
 SCORE_KINDS: tuple[str, ...] = ("jsn", "erosion")
@@ -55,3 +58,35 @@ def valid_joints(kind: str) -> frozenset[str]:
 
 
 DAYS_PER_YEAR = 365.25
+
+#: Columns holding file paths: kept as written (a file name may end in a space), blank = missing.
+PATH_COLUMNS: tuple[str, ...] = ("path",)
+#: Longest id or label accepted (ids end up in file names, which allow 255 bytes).
+MAX_ID_LENGTH = 200
+#: Plausible ranges of time columns in years (any table; ``time_lower``/``time_upper`` bound
+#: interval-censored event times). Negative times are reported by each table's own rule.
+TIME_RANGES: dict[str, tuple[float, float]] = {
+    "time_years": (-float("inf"), 120.0),
+    "time_lower": (-float("inf"), 120.0),
+    "time_upper": (-float("inf"), 120.0),
+}
+
+
+def column_range(column: str) -> tuple[float, float] | None:
+    """The valid closed range of a numeric manifest column, or None when it has none.
+
+    Outcome columns take their range from the outcome registry (:mod:`raoutcome.outcomes`,
+    when present) or :data:`raoutcome.anatomy.OUTCOME_RANGES`; time columns from
+    :data:`TIME_RANGES`.
+    """
+    try:
+        from raoutcome import outcomes as registry  # the outcome registry, where installed
+
+        measure = registry.column(column)
+        return float(measure.lower), float(measure.upper)
+    except Exception:  # noqa: BLE001 - no registry, or not a registered column
+        pass
+    if column in anatomy.OUTCOME_RANGES:
+        lo, hi = anatomy.OUTCOME_RANGES[column]
+        return float(lo), float(hi)
+    return TIME_RANGES.get(column)

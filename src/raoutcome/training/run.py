@@ -20,6 +20,7 @@ an interrupted one continues from its last checkpoint, and the config must be th
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -40,7 +41,7 @@ from raoutcome.errors import ConfigError, InputError
 from raoutcome.imaging.dataset import Augment, PatientSequences
 from raoutcome.imaging.joint_targets import JointTargets
 from raoutcome.imaging.landmark_patches import cohort_landmark_names
-from raoutcome.io_utils import atomic_write
+from raoutcome.io_utils import atomic_write, output_lock
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.predictions import load_predictions, to_frame
 from raoutcome.training import checkpoint as ckpt
@@ -180,8 +181,10 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
     _check_cohort(cohort, cfg)
     device = pick_device(cfg.train["device"])
     dist = init_from_env(device)
+    lock = contextlib.ExitStack()
     try:
         if dist.is_main:
+            lock.enter_context(output_lock(run_dir, "run folder"))  # one training per run folder
             run_dir.mkdir(parents=True, exist_ok=True)
             if not (run_dir / CONFIG_NAME).exists():
                 with atomic_write(run_dir / CONFIG_NAME) as fh:
@@ -229,6 +232,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
             _write_metrics(run_dir, cohort, cfg, members, cross_fitted)
         barrier(dist)
     finally:
+        lock.close()
         shutdown(dist)
     return run_dir
 
@@ -236,12 +240,13 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
 def _train_sites(cohort, cfg: TrainConfig, run_dir: Path) -> Path:
     from raoutcome.training.site_run import train_site_run
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not (run_dir / CONFIG_NAME).exists():
-        with atomic_write(run_dir / CONFIG_NAME) as fh:
-            fh.write(f"# resolved training config (source: {cfg.source})\n" + cfg.to_toml())
-    _write_json(run_dir / "versions.json", versions())
-    return train_site_run(cohort, cfg, run_dir, _plan(cohort, cfg))
+    with output_lock(run_dir, "run folder"):  # one training per run folder
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / CONFIG_NAME).exists():
+            with atomic_write(run_dir / CONFIG_NAME) as fh:
+                fh.write(f"# resolved training config (source: {cfg.source})\n" + cfg.to_toml())
+        _write_json(run_dir / "versions.json", versions())
+        return train_site_run(cohort, cfg, run_dir, _plan(cohort, cfg))
 
 
 def _check_cohort(cohort, cfg: TrainConfig) -> None:
@@ -336,17 +341,31 @@ def _center_best(mdir: Path, spec: ModelSpec, cohort, images, fit_ids, cfg, devi
     return center
 
 
+def _read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{path}: cannot read the model record ({err})") from err
+    if not isinstance(record, dict) or not {"member", "fold", "seed_index"} <= set(record):
+        raise InputError(f"{path}: not a model record written by `raoutcome train`")
+    return record
+
+
 def _member_records(run_dir: Path) -> list[dict]:
-    records = [json.loads(p.read_text()) for p in run_dir.glob("fold_*/done.json")]
+    records = [_read_record(p) for p in run_dir.glob("fold_*/done.json")]
     if not records:
         raise InputError(f"{run_dir}: no trained model found (expected fold_*/done.json from `raoutcome train`)")
     return sorted(records, key=lambda r: (r["fold"], r["seed_index"]))
 
 
 def _load_member(run_dir: Path, record: dict) -> LongitudinalOutcomeModel:
-    best = ckpt.load(run_dir / record["member"] / "best.pt")
-    model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
-    model.load_state_dict(best["model"])
+    path = run_dir / record["member"] / "best.pt"
+    best = ckpt.load(path, required=("spec", "model"))
+    try:
+        model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
+        model.load_state_dict(best["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise InputError(f"{path}: checkpoint does not fit this model ({type(err).__name__}: {err})") from err
     model.member = record["member"]
     model.fold = record["fold"]
     return model.eval()
@@ -356,7 +375,11 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / CONFIG_NAME
     if not path.exists():
         raise InputError(f"{run_dir}: not a run folder (no {CONFIG_NAME})")
-    return TrainConfig(tomllib.loads(path.read_text()), source=str(path))
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise InputError(f"{path}: cannot read the run's config ({err})") from err
+    return TrainConfig(values, source=str(path))
 
 
 def load_run(run_dir: str | Path) -> tuple[list[LongitudinalOutcomeModel], TrainConfig]:

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from raoutcome.imaging.dataset import PatientSequences, batch_to, collate_patients
 from raoutcome.models.losses import SCALED_TARGETS, MultitaskLoss, patient_risk, task_loss
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
+from raoutcome.errors import InputError
 from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.distributed import DistInfo, barrier
 
@@ -248,14 +249,17 @@ def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequenc
              "history": [], "finished": False, "seconds": 0.0}
     path = member_dir / "checkpoint.pt"
     if path.exists():
-        saved = ckpt.load(path)
-        module.model.load_state_dict(saved["model"])
-        module.criterion.load_state_dict(saved["loss"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
-        state.update(saved["state"])
-        ckpt.set_rng_state(saved["rng"], generator)
+        saved = ckpt.load(path, required=("model", "loss", "optimizer", "scheduler", "scaler", "state", "rng"))
+        try:
+            module.model.load_state_dict(saved["model"])
+            module.criterion.load_state_dict(saved["loss"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            scaler.load_state_dict(saved["scaler"])
+            state.update(saved["state"])
+            ckpt.set_rng_state(saved["rng"], generator)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise InputError(f"{path}: checkpoint does not fit this run ({type(err).__name__}: {err})") from err
     if state["finished"]:
         return FitResult(_summary(state), module.model)
 

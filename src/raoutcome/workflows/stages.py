@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from rich.console import Console
 
-from raoutcome.io_utils import atomic_write
+from raoutcome.io_utils import atomic_write, output_lock
 
 DONE = "DONE.json"
 STARTED = "STARTED.json"
@@ -162,7 +162,11 @@ class StageRunner:
 
     # -- public -------------------------------------------------------------------------------------
     def run(self) -> dict[str, StageResult]:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        """Run (or skip) every stage, holding the folder's lock (a second run into it is refused)."""
+        with output_lock(self.out_dir, "study folder"):
+            return self._run_all()
+
+    def _run_all(self) -> dict[str, StageResult]:
         t0 = time.perf_counter()
         self.record.setdefault("started", _now())
         self.record["out_dir"] = str(self.out_dir.resolve())

@@ -157,7 +157,7 @@ def demo_config_paths() -> tuple[Path, Path]:
 def _load_cohort(path: Path):
     from raoutcome.cohort import load
 
-    return load(path)
+    return load(path, images=True)  # every image decoded (cached) before any work starts
 
 
 def _stage_simulate(sim_config: Path, seed: int | None):
