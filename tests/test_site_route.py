@@ -250,3 +250,17 @@ def test_a_fold_that_does_not_learn_is_reported(sim_cohort, tmp_path, capsys):
     assert "HAS NOT LEARNED" in err and "DID NOT LEARN" in err
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["stalled_folds"] == [0, 1]
+
+
+def test_total_distribution_and_severity_by_hand():
+    from raoutcome.evaluation.joints import severity_from_joints, total_distribution
+
+    # two joints: P(0)=0.5, P(1)=0.5 and P(0)=0.2, P(2)=0.8 -> total 0:0.1, 1:0.1, 2:0.4, 3:0.4
+    frame = pd.DataFrame({"patient_id": ["a", "a"], "visit_id": ["v0", "v0"], "joint": ["x", "y"],
+                          "kind": ["jsn", "jsn"], "p0": [0.5, 0.2], "p1": [0.5, 0.0], "p2": [np.nan, 0.8]})
+    d = total_distribution(frame)[("a", "v0")]
+    assert d.tolist() == pytest.approx([0.1, 0.1, 0.4, 0.4])
+    # classes with cut-offs (1, 3]: class 0 <= 1 (0.2), class 1 in (1, 3] (0.8) -> predicted 1
+    truth = pd.DataFrame({"patient_id": ["a"], "visit_id": ["v0"], "svdh_total": [2.0]})
+    sev = severity_from_joints(frame, truth, cutoffs=[1.0, 3.0])
+    assert sev["n"] == 1 and sev["accuracy"] == 1.0 and sev["class_mae"] == 0.0

@@ -22,7 +22,8 @@ of the patient set) and subchallenge 1 also by the weighted absolute error.
 """
 from __future__ import annotations
 
-__all__ = ["agreement", "dream_subchallenges", "joint_agreement", "predicted_class", "visit_totals"]
+__all__ = ["agreement", "dream_subchallenges", "joint_agreement", "predicted_class", "severity_from_joints",
+           "total_distribution", "visit_totals"]
 
 import numpy as np
 import pandas as pd
@@ -146,3 +147,45 @@ def dream_subchallenges(pred: pd.DataFrame, truth: pd.DataFrame, totals: pd.Data
         out[name] = {"weighted_rmse": dream_weighted_rmse(g["truth"], g["score"], weight_by=g["overall"]),
                      "n": int(len(g))}
     return out
+
+
+def total_distribution(frame: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Per visit, the distribution of its SvdH total: the convolution of its joints' class distributions
+    (``p0 .. pK`` of every joint and kind; independent sites). Returns ``{(patient_id, visit_id): P[total = t]}``."""
+    cols = _prob_columns(frame)
+    if not cols:
+        raise ValueError("per-joint predictions hold no class probabilities (p0 .. pK)")
+    out = {}
+    p_all = frame[cols].to_numpy(float)
+    for key, rows in frame.groupby(_KEYS).indices.items():
+        dist = np.ones(1)
+        for p in p_all[rows]:
+            p = p[np.isfinite(p)]
+            dist = np.convolve(dist, p / p.sum())
+        out[(str(key[0]), str(key[1]))] = dist
+    return out
+
+
+def severity_from_joints(frame: pd.DataFrame, truth: pd.DataFrame, cutoffs=None) -> dict:
+    """Severity classes (seeds/002; default cut-offs the RA2-DREAM bins,
+    :data:`raoutcome.evaluation.classification.DEFAULT_SEVERITY_CUTOFFS`) read off the ordinal per-joint heads:
+    the class of highest probability under :func:`total_distribution`, against the class of the observed total
+    (``truth``: ``patient_id, visit_id, svdh_total``). Returns accuracy, class MAE and the PCC of the classes."""
+    from raoutcome.evaluation.classification import DEFAULT_SEVERITY_CUTOFFS, severity_class
+
+    edges = np.asarray(DEFAULT_SEVERITY_CUTOFFS if cutoffs is None else cutoffs, float)
+    dists = total_distribution(frame)
+    t = truth.assign(patient_id=truth["patient_id"].astype(str), visit_id=truth["visit_id"].astype(str))
+    t = t.dropna(subset=["svdh_total"])
+    pred, true = [], []
+    for pid, vid, y in zip(t["patient_id"], t["visit_id"], t["svdh_total"]):
+        d = dists.get((pid, vid))
+        if d is None:
+            continue
+        classes = severity_class(np.arange(len(d)), edges)
+        pred.append(int(np.argmax(np.bincount(classes, weights=d, minlength=len(edges) + 1))))
+        true.append(int(severity_class([y], edges)[0]))
+    pred, true = np.asarray(pred), np.asarray(true)
+    pcc = float(np.corrcoef(true, pred)[0, 1]) if len(true) > 1 and np.ptp(true) and np.ptp(pred) else float("nan")
+    return {"n": int(len(true)), "accuracy": float(np.mean(pred == true)) if len(true) else float("nan"),
+            "class_mae": float(np.mean(np.abs(pred - true))) if len(true) else float("nan"), "class_pcc": pcc}
