@@ -264,3 +264,14 @@ def test_total_distribution_and_severity_by_hand():
     truth = pd.DataFrame({"patient_id": ["a"], "visit_id": ["v0"], "svdh_total": [2.0]})
     sev = severity_from_joints(frame, truth, cutoffs=[1.0, 3.0])
     assert sev["n"] == 1 and sev["accuracy"] == 1.0 and sev["class_mae"] == 0.0
+
+
+def test_stall_rule():
+    from raoutcome.training.learning import stall_check
+
+    # the fold: 4.00 -> 3.92 over 14 epochs (2 % only at the very end) is stalled at epoch 8
+    flat = [4.0, 3.99, 3.98, 3.97, 3.96, 3.95, 3.95, 3.94] + [3.93] * 5 + [3.92]
+    assert stall_check(flat, 8, 0.02)["stalled"] is True
+    assert stall_check([4.0, 3.5, 3.0], 3, 0.02)["stalled"] is False
+    assert stall_check([4.0, 3.9], 3, 0.02)["stalled"] is None  # too few epochs to judge
+    assert stall_check([1.0, 1.0], 2, 0.02, start=1.2)["stalled"] is False  # measured from the pre-training loss

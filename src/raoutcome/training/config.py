@@ -26,7 +26,7 @@ grid = 32                  # samples per side of a posed site patch
 half_width = 0.08          # patch half-width in units of the standard frame
 d_model = 64
 context = true             # one attention layer over a visit's sites
-epochs = 8
+epochs = 6
 batch_visits = 4           # visits (with all their sites) per step
 lr = 3e-3
 stall_epoch = 3            # a fold whose validation loss has not fallen by stall_tolerance (relative)
@@ -70,6 +70,8 @@ num_workers = 2            # DataLoader worker processes (a CPU run with no core
 amp = "auto"               # mixed precision: "auto" (on with CUDA) | "on" | "off"
 device = "auto"            # "auto" | "cpu" | "cuda"
 deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds
+stall_epoch = 8            # a model whose validation criterion has not fallen by stall_tolerance (relative)
+stall_tolerance = 0.02     # from its first epoch by this epoch is reported loudly (and recorded) as not learning
 
 [readout]                  # after training, refit these heads in closed form on the model's training patients:
 heads = ["haq", "pain", "risk"]  # HAQ / pain: ridge on the frozen visit features (embedding, counts, pooled
@@ -117,14 +119,15 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"encoder": "resnet10t", "pretrained": "", "image_size": 128, "d_model": 128, "layers": 2,
               "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": [], "route": "image"},
     "sites": {"encoder": "test_convnext", "grid": 32, "half_width": 0.08, "d_model": 64, "context": True,
-              "epochs": 8, "batch_visits": 4, "lr": 3e-3, "stall_epoch": 3, "stall_tolerance": 0.02,
+              "epochs": 6, "batch_visits": 4, "lr": 3e-3, "stall_epoch": 3, "stall_tolerance": 0.02,
               "outcome_epochs": 40},
     "heads": {h: True for h in HEAD_NAMES},
     "loss": {"weighting": "uncertainty", "weights": {h: 1.0 for h in HEAD_NAMES}, "joint_weight": 1.0, "progression_rank": 0.0},
     "survival": {"event": "deformity", "risk_visit": "last_before_event"},
     "train": {"epochs": 20, "batch_patients": 8, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1.0,
               "grad_clip": 1.0, "patience": 5, "val_fraction": 0.15, "augment": True, "seed": 0,
-              "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True},
+              "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True,
+              "stall_epoch": 8, "stall_tolerance": 0.02},
     "readout": {"heads": ["haq", "pain", "risk"], "folds": 5, "cox_penalizer": 0.1, "joint_anomaly": False,
                 "risk_inputs": []},
     "cv": {"folds": 3, "seed": 0, "ensemble_seeds": 1},
@@ -213,6 +216,8 @@ _RULES: dict[str, dict[str, tuple]] = {
         "amp": (_choice("auto", "on", "off"), "'auto', 'on' or 'off'"),
         "device": (_choice("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
         "deterministic": (_is(bool), "true or false"),
+        "stall_epoch": (_positive_int, "a positive integer"),
+        "stall_tolerance": (_number(0, 1), "a number in [0, 1]"),
     },
     "readout": {
         "heads": (lambda v: isinstance(v, list) and all(x in READOUT_HEADS for x in v) and len(set(v)) == len(v),

@@ -55,7 +55,8 @@ CONFIG_NAME = "config.resolved.toml"
 CV_PREDICTIONS = "cv_predictions.nc"
 # Settings that may change between a run and its resumption (they do not change results).
 _RESUMABLE_CHANGES = {("train", "num_workers"), ("predict", "batch_patients"), ("predict", "num_workers"),
-                      ("data", "cache_dir"), ("train", "device"), ("train", "amp")}
+                      ("data", "cache_dir"), ("train", "device"), ("train", "amp"), ("train", "stall_epoch"),
+                      ("train", "stall_tolerance")}
 
 
 def member_name(fold: int, seed_index: int) -> str:
@@ -219,8 +220,10 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 if dist.is_main:
                     readouts = _fit_readouts(mdir, cohort, images, fit_ids + val_ids, cfg, device, dkw)
                     center = _center_best(mdir, spec, cohort, images, fit_ids, cfg, device, dkw)
+                    learned = _learned(name, summary.get("history") or [], cfg)
                     record = {"member": name, "fold": fold, "seed_index": s, "seed": seed, "train_ids": fit_ids,
                               "val_ids": val_ids, "test_ids": test_ids, "risk_center": center, "readouts": readouts,
+                              "stalled": learned["stalled"], "learning": learned,
                               **{k: v for k, v in summary.items() if k != "history"}}
                     _write_json(mdir / "done.json", record)
                     members.append({**record, "history": summary["history"]})
@@ -235,6 +238,23 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
         lock.close()
         shutdown(dist)
     return run_dir
+
+
+def _learned(name: str, history: list[dict], cfg: TrainConfig) -> dict:
+    """The stall rule (:func:`raoutcome.training.learning.stall_check`) on a member's validation criterion, printed
+    per member and loudly when it stalled."""
+    from raoutcome.training.learning import stall_check
+
+    crit = [h.get("criterion") for h in history if h.get("criterion") is not None]
+    check = stall_check(crit, cfg.train["stall_epoch"], cfg.train["stall_tolerance"])
+    if check["stalled"]:
+        print(f"WARNING {name.upper()} HAS NOT LEARNED: validation criterion {check['start']:.3f} moved "
+              f"{100 * check['moved']:.1f} % by epoch {check['epoch']} (< {100 * cfg.train['stall_tolerance']:.0f} %)",
+              file=sys.stderr, flush=True)
+    elif check["stalled"] is False:
+        print(f"{name}: validation criterion {check['start']:.3f} fell {100 * check['moved']:.1f} % by epoch "
+              f"{check['epoch']}", file=sys.stderr, flush=True)
+    return check
 
 
 def _train_sites(cohort, cfg: TrainConfig, run_dir: Path) -> Path:
@@ -439,6 +459,10 @@ def _write_metrics(run_dir: Path, cohort, cfg: TrainConfig, members: list[dict],
     out = {"members": [{**{k: v for k, v in m.items() if k not in ("train_ids", "val_ids", "test_ids", "history")},
                         "n_train": len(m["train_ids"]), "n_val": len(m["val_ids"]), "n_test": len(m["test_ids"]),
                         "history": history.get(m["member"])} for m in members]}
+    out["stalled_members"] = [m["member"] for m in members if m.get("stalled")]
+    if out["stalled_members"]:
+        print(f"WARNING: MODEL(S) {', '.join(out['stalled_members'])} DID NOT LEARN (see metrics.json)",
+              file=sys.stderr, flush=True)
     if cross_fitted and (run_dir / CV_PREDICTIONS).exists():
         out["out_of_fold"] = oof_summary(run_dir / CV_PREDICTIONS, cohort, cfg.survival["event"])
     _write_json(path, out)

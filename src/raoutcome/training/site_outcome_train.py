@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
+from raoutcome.training.learning import stall_check
 
 RISK_READOUT_INPUTS = ("log_erosion", "log_jsn", "haq")
 
@@ -149,8 +150,9 @@ def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, 
             best, best_epoch = val, epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if epoch + 1 == stall_epoch and np.isfinite(start):
-            moved = (start - min(r["val_loss"] for r in history)) / max(abs(start), 1e-12)
-            if moved < stall_tolerance:
+            check = stall_check([r["val_loss"] for r in history], stall_epoch, stall_tolerance, start)
+            moved = check["moved"]
+            if check["stalled"]:
                 stalled = True
                 log(f"WARNING {name.upper()} HAS NOT LEARNED: validation loss {start:.4f} -> {val:.4f} by epoch "
                     f"{epoch + 1} (moved {100 * moved:.1f} %)")

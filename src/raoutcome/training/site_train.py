@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from raoutcome.imaging.site_patches import SitePatches, site_names, site_targets
+from raoutcome.training.learning import stall_check
 from raoutcome.models.site_model import ORDINAL_KINDS, SiteModel, SiteSpec, loss_terms, ordinal_summary
 
 
@@ -194,8 +195,9 @@ def train_site_model(spec: SiteSpec, fit_data: SiteData, val_data: SiteData | No
             best, best_state = val, {k: v.detach().clone() for k, v in model.state_dict().items()}
             best_epoch = epoch + 1
         if epoch + 1 == settings.stall_epoch and np.isfinite(start):
-            moved = (start - min(h["val_loss"] for h in history)) / max(abs(start), 1e-12)
-            if moved < settings.stall_tolerance:
+            check = stall_check([h["val_loss"] for h in history], settings.stall_epoch, settings.stall_tolerance, start)
+            moved = check["moved"]
+            if check["stalled"]:
                 stalled = True
                 log(f"WARNING {name.upper()} HAS NOT LEARNED: validation loss {start:.4f} -> {val:.4f} by epoch "
                     f"{epoch + 1} (moved {100 * moved:.1f} % < {100 * settings.stall_tolerance:.0f} %)")
