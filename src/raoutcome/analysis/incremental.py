@@ -42,6 +42,7 @@ from raoutcome.analysis.longitudinal import MixedModel, _formula
 from raoutcome.analysis.survival import CoxModel, cross_val_risk, event_folds
 from raoutcome.errors import InputError
 from raoutcome.evaluation import bootstrap_ci, harrell_c
+from raoutcome.outcomes import damage_outcome, outcomes
 
 
 @dataclass
@@ -221,7 +222,7 @@ def last_complete_visit(visits: pd.DataFrame, columns: Sequence[str], group_col:
     return rows.sort_values([group_col, time_col]).groupby(group_col, sort=False).tail(1).reset_index(drop=True)
 
 
-def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] = "svdh_total",
+def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] | None = None,
                  sharp_transform: str | None = "log1p",
                  covariates: Sequence[str] | None = None,
                  outcome_images: Mapping[str, str] | None = None, horizon: float | None = None,
@@ -230,8 +231,10 @@ def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] =
     """Every incremental-value test of image scores over SvdH + covariates, one row per test.
 
     ``image`` is the column used for the time-to-event tests (e.g. ``pred_risk``);
-    ``outcome_images`` maps each longitudinal outcome (``haq``, ``pain``) to the
-    image column tested for it (default: ``image`` for both). ``horizon`` for
+    ``outcome_images`` maps each longitudinal outcome column (the bounded outcomes of
+    :mod:`raoutcome.outcomes`: HAQ, pain) to the image column tested for it (default: ``image``
+    for each). ``sharp``: the human damage reading (default: the registered count outcome's
+    column, ``svdh_total``). ``horizon`` for
     the NRI defaults to the median follow-up. A test that cannot run (no
     events, too few rows) is left out with a warning.
 
@@ -276,6 +279,7 @@ def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] =
         warnings.warn(msg, NotCrossFittedWarning, stacklevel=2)
     covs = list(data.covariates if covariates is None else covariates)
     pts, visits = data.patients, data.visits
+    sharp = damage_outcome().column if sharp is None else sharp
     sharp_cols = [sharp] if isinstance(sharp, str) else list(sharp)
     if not sharp_cols:
         raise InputError("sharp must name at least one column (the Sharp score the image is tested beyond)")
@@ -286,7 +290,7 @@ def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] =
             visits = visits.assign(**{name: np.log1p(visits[col])}) if col in visits else visits
         sharp_cols = names
     base = [*sharp_cols, *covs]
-    outcome_images = dict(outcome_images or {"haq": image, "pain": image})
+    outcome_images = dict(outcome_images or {o.column: image for o in outcomes() if o.kind == "bounded"})
     results: list[IncrementalResult] = []
 
     def attempt(fn, *args, **kwargs):
