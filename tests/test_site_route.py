@@ -275,3 +275,26 @@ def test_stall_rule():
     assert stall_check([4.0, 3.5, 3.0], 3, 0.02)["stalled"] is False
     assert stall_check([4.0, 3.9], 3, 0.02)["stalled"] is None  # too few epochs to judge
     assert stall_check([1.0, 1.0], 2, 0.02, start=1.2)["stalled"] is False  # measured from the pre-training loss
+
+
+def test_site_atlas_maps_explain_the_score():
+    from raoutcome.attribution.methods import AttributionSettings, integrated_gradients
+    from raoutcome.attribution.sites import SitePatchHeads, site_atlas
+    from raoutcome.models.site_model import SiteModel, SiteSpec
+
+    torch.manual_seed(0)
+    model = SiteModel(SiteSpec(sites=("hand_left:MCP2", "hand_left:ULN"), encoder="test_convnext", context=False)).eval()
+    x = torch.randn(3, 1, 32, 32)
+    wrapped = SitePatchHeads(model)
+    out = wrapped.forward_single_image(x, "hand_left:MCP2")
+    assert out["jsn"].shape == (3,) and bool(((out["erosion"] >= 0) & (out["erosion"] <= 5)).all())
+    # completeness of Integrated Gradients: the signed map sums to f(x) - f(baseline)
+    attr, delta = integrated_gradients(wrapped, x, "hand_left:MCP2", "erosion",
+                                       AttributionSettings(signed=True, n_steps=32), return_delta=True)
+    f0 = wrapped.forward_single_image(torch.zeros_like(x), "hand_left:MCP2")["erosion"]
+    gap = (out["erosion"] - f0).detach().numpy()
+    assert np.allclose(attr.reshape(3, -1).sum(1), gap, atol=np.abs(delta).max() + 1e-3)
+    atlas = site_atlas(model, x[:, 0].numpy().repeat(2, 0), ["hand_left:MCP2"] * 3 + ["hand_left:ULN"] * 3,
+                       max_per_joint=2)
+    assert set(atlas) == {("hand_left:MCP2", "jsn"), ("hand_left:MCP2", "erosion"), ("hand_left:ULN", "erosion")}
+    assert atlas[("hand_left:ULN", "erosion")]["map"].shape == (32, 32) and atlas[("hand_left:ULN", "erosion")]["n"] == 2
