@@ -49,7 +49,8 @@ def main(argv=None) -> int:
     from raoutcome.synth.config import load_config as load_sim
     from raoutcome.training import checkpoint as ckpt
     from raoutcome.training.config import load_config
-    from raoutcome.training.site_run import SITE_MODEL, SITE_OUTCOME, _patches, predict_site_run, site_settings
+    from raoutcome.training import site_run
+    from raoutcome.training.site_run import SITE_MODEL, SITE_OUTCOME, _patches, site_settings
     from raoutcome.training.site_train import SiteData
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
 
         def predict() -> float:
             t = time.perf_counter()
-            predict_site_run(run, cohort, cfg, tmp / "p.nc")
+            site_run.predict_site_run(run, cohort, cfg, tmp / "p.nc")
             return time.perf_counter() - t
 
         bare(), predict()  # warm-up
