@@ -590,6 +590,20 @@ def _check_joints(table: Table, C: Collector, patients: pd.Index | None,
     return clean
 
 
+def _check_retest(table: Table, C: Collector, patients: pd.Index | None,
+                  visit_keys: pd.Index | None) -> pd.DataFrame:
+    """The repeat reading of visits' scores: known visits, once each, numeric scores (ranges: _check_ranges)."""
+    clean = _base_clean(table, C)
+    scores = [col for col in visit_columns() if col in clean]
+    for col in scores:
+        clean[col] = _numeric(table, col, C)
+    if not scores:
+        C.add(Problem(table.file, f"a retest table needs at least one score column (one of {list(visit_columns())})"))
+    _duplicates(table, clean[["patient_id", "visit_id"]], "visit_id", C, "(patient_id, visit_id)")
+    _unknown(table, clean, C, patients, visit_keys)
+    return clean
+
+
 def _check_landmarks(table: Table, C: Collector, image_paths: pd.Index | None,
                      sizes: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame:
     """``sizes`` (path -> (rows, columns), from the deep image check): landmarks must lie on their image."""
@@ -665,6 +679,10 @@ def check(spec: Spec, tables: dict[str, Table | None], check_files: bool = True,
         clean["joints"] = _check_joints(tables["joints"], C, patients, visit_keys)
     if usable.get("landmarks"):
         clean["landmarks"] = _check_landmarks(tables["landmarks"], C, image_paths, sizes)
+    if usable.get("retest"):
+        clean["retest"] = _check_retest(tables["retest"], C, patients, visit_keys)
+    if usable.get("retest_joints"):
+        clean["retest_joints"] = _check_joints(tables["retest_joints"], C, patients, visit_keys)
     return C.problems, clean
 
 
