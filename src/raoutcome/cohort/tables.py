@@ -148,12 +148,12 @@ def resolve_spec(path: str | Path) -> tuple[Spec, list[Problem]]:
         spec.views = _str_map(doc.get("views", {}), "views", toml_name, problems)
         spec.events = _str_map(doc.get("events", {}), "events", toml_name, problems)
         # A view mapped onto a name we do not know is a toml problem, not a per-row one.
-        from raoutcome.anatomy import VIEWS
+        from raoutcome.anatomy import view_names
 
         for user, ours in spec.views.items():
-            if ours not in VIEWS:
+            if ours not in view_names():
                 problems.append(Problem(toml_name, f"[views] maps onto an unknown view (expected one of "
-                                        f"{list(VIEWS)})", column=f"views.{user}", value=ours))
+                                        f"{list(view_names())})", column=f"views.{user}", value=ours))
 
     for name in schema.TABLES:
         if name in spec.files:
