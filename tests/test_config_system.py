@@ -44,7 +44,7 @@ def test_from_dict_converts_checks_and_round_trips(tmp_path):
 @pytest.mark.parametrize("data, words", [
     ({"sed": 1}, ["t.toml", "'sed'", "did you mean 'seed'"]),
     ({"inner": {"rat": 1.0}}, ["'inner.rat'", "did you mean 'rate'"]),
-    ({"seed": -1}, ["'seed' = -1", "non-negative"]),
+    ({"seed": -1}, ["seed = -1", "non-negative"]),
     ({"seed": 1.5}, ["'seed'", "an integer", "1.5"]),
     ({"inner": 3}, ["[inner]", "3"]),
     ({"inner": {"names": "b"}}, ["'inner.names'", "a list"]),

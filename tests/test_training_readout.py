@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from conftest import TINY_MODEL_TOML, write_tiny_cohort
 from raoutcome.anatomy import VIEWS
 from raoutcome.cohort import load
-from raoutcome.imaging.dataset import PatientSequences, collate_patients
+from raoutcome.imaging.dataset import PatientSequences
 from raoutcome.models import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.training import train_run
 from raoutcome.training import checkpoint as ckpt

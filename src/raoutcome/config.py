@@ -181,7 +181,7 @@ def from_dict(cls: type, data: Mapping[str, Any], source: str = "<config>", pref
         converted = _convert(tp, value, f"{source}: '{key}'")
         problem = f.metadata.get("check", lambda v: None)(converted)
         if problem:
-            raise ConfigError(f"{source}: '{key}' = {value!r} is invalid: {problem}")
+            raise ConfigError(f"{source}: {key} = {value!r} is invalid: {problem}")
         if validate is not None:
             try:
                 validate(key, name, converted)

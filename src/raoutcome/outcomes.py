@@ -309,7 +309,7 @@ register_outcome(Outcome("pain", kind="bounded", column="pain", upper=100.0, sca
                          label="pain", unit="0–100 mm", risk_input=True, default_on=True,
                          title="Pain (VAS)"))
 register_outcome(Outcome("risk", kind="time_to_event", loss_space="cox", readout="cox", lower=-math.inf,
-                         label="deformity risk", unit="log relative hazard", default_on=True,
+                         label="deformity risk", unit="log relative hazard", default_on=True, short="risk",
                          title="Time to deformity"))
 #: The outcomes every checkpoint written before the registry could have (its spec lists the ones it trained).
 LEGACY_OUTCOMES: tuple[str, ...] = outcome_names()
