@@ -30,6 +30,9 @@ lint: $(STAMP)
 STRESS_SEED ?= 27
 stress: $(STAMP)
 	RAOUTCOME_STRESS=1 RAOUTCOME_STRESS_SEED=$(STRESS_SEED) $(PY) -m pytest -q -s -m stress tests
+	RAOUTCOME_STRESS=1 RAOUTCOME_STRESS_SEED=$(STRESS_SEED) $(PY) -m pytest -q -s tests/test_hostile_properties.py
+	$(PY) benchmarks/bench_validate_scale.py
+	$(PY) benchmarks/bench_predict_100k.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

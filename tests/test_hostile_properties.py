@@ -40,7 +40,7 @@ from raoutcome.imaging.io import read_image
 
 STRESS = os.environ.get("RAOUTCOME_STRESS") == "1"
 SEED = int(os.environ.get("RAOUTCOME_STRESS_SEED", "27"))
-N = 2000 if STRESS else 30
+N = int(os.environ.get("RAOUTCOME_STRESS_EXAMPLES", "1000")) if STRESS else 30
 COMMON = dict(deadline=None, database=None,  # seeded by @seed(SEED): reproducible
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                      HealthCheck.data_too_large])

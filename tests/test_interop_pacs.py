@@ -377,3 +377,49 @@ def test_score_over_dimse_stores_the_sr_with_c_store(run_dir, tmp_path, monkeypa
             back = read_report(pydicom.dcmread(__import__("io").BytesIO(fresh.file(sr["ID"]))))
             key = store.study_key(uid)
             assert back["outcomes"] == visit_result(pred, store.pseudonym("ZQMRN1"), key).outcomes
+
+
+
+@pytest.mark.slow
+def test_history_gives_the_latest_study_the_same_scores_as_predict_on_the_whole_cohort(run_dir, tmp_path,
+                                                                                       monkeypatch):
+    from raoutcome.cohort import load
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.pull import pull
+    from raoutcome.interop.score import score
+    from raoutcome.training import predict_run
+
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=2, n_visits=3)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        monkeypatch.setenv("RAOUTCOME_PACS_USER", fresh.user)
+        monkeypatch.setenv("RAOUTCOME_PACS_PASSWORD", fresh.password)
+        monkeypatch.delenv("RAOUTCOME_PACS_CREDENTIALS", raising=False)
+        spec = server_spec(fresh.dicomweb_url, timeout_s=30)
+        # the whole cohort, predicted at once (the same private folder: the same pseudonyms and study keys)
+        pull(spec, tmp_path / "cohort", private=tmp_path / "private")
+        whole = load_predictions(predict_run(run_dir, load(tmp_path / "cohort"), tmp_path / "whole.nc"))
+        summary = score(run_dir, spec, state=tmp_path / "private", chunk=1, history=True,
+                        keep_predictions=tmp_path / "chunks")
+        assert summary.stored == 6 and summary.failed == 0
+        chunks = [load_predictions(p) for p in (tmp_path / "chunks").glob("*.nc")]
+        store = PrivateStore(tmp_path / "private")
+        latest = {}
+        for uid, mrn in studies.items():
+            row = store.db.execute("SELECT pseudonym, study_date FROM studies WHERE study_key = ?",
+                                   (store.study_key(uid),)).fetchone()
+            if store.scored_status(store.study_key(uid)) == "stored":
+                latest[mrn] = max(latest.get(mrn, ("", "")), (row[1], store.study_key(uid)))
+        for mrn, (_date, key) in latest.items():
+            pseudo = store.pseudonym(mrn)
+            # the chunk that scored it (with its two earlier visits as context); the chest-only study's chunk
+            # holds the same three visits as context
+            got = [visit_result(c, pseudo, key) for c in chunks if key in c["visit_id"].values]
+            assert len(got) >= 1 and all(len(c["visit_id"]) == 3 for c in chunks if key in c["visit_id"].values)
+            want = visit_result(whole, pseudo, key).outcomes
+            for g in got:
+                assert g.outcomes.keys() == want.keys()
+                assert np.allclose([g.outcomes[k] for k in want], list(want.values()), rtol=1e-5, atol=1e-6)

@@ -255,3 +255,31 @@ def test_full_study_leaks_no_identifying_attribute(tmp_path):
     print(f"\nSTRESS sentinels: {planted} planted in {len(list(cohort.rglob('*.dcm')))} DICOM files; "
           f"{n} outputs scanned ({', '.join(kinds)}); leaks: {len(leaks)}")
     assert leaks == [], "\n".join(leaks[:50])
+
+
+def test_scanner_finds_a_sentinel_in_every_kind_of_output(tmp_path):
+    """The scan is only as good as its views: plant one token in each output kind and find it."""
+    import torch
+    import xarray as xr
+    from PIL import Image, PngImagePlugin
+
+    token = tokens()[0]
+    files = []
+    ds = xr.Dataset({"x": ("i", np.arange(3.0))}, attrs={"note": token})
+    ds.to_netcdf(tmp_path / "p.nc", engine="h5netcdf")
+    ds.to_zarr(tmp_path / "p.zarr")
+    files += [tmp_path / "p.nc", *sorted((tmp_path / "p.zarr").rglob("*"))]
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", token, zip=True)
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "f.png", pnginfo=info)
+    files.append(tmp_path / "f.png")
+    b64 = base64.b64encode((tmp_path / "f.png").read_bytes()).decode()
+    (tmp_path / "r.html").write_text(f'<img src="data:image/png;base64,{b64}">')
+    files.append(tmp_path / "r.html")
+    torch.save({"meta": {"who": token}, "w": torch.zeros(2)}, tmp_path / "c.pt")
+    files.append(tmp_path / "c.pt")
+    (tmp_path / "t.csv").write_text(f"a\n{token}\n", encoding="utf-16")
+    files.append(tmp_path / "t.csv")
+    for f in [tmp_path / "p.nc", tmp_path / "f.png", tmp_path / "r.html", tmp_path / "c.pt", tmp_path / "t.csv"]:
+        assert scan([f])[1], f
+    assert scan(sorted((tmp_path / "p.zarr").rglob("*")))[1]

@@ -160,7 +160,7 @@ def joint_anomaly(
     from raoutcome.workflows.anomaly import export_scores
 
     try:
-        table = export_scores(load(cohort), out, folds=folds, level=level, n_components=components, seed=seed)
+        table = export_scores(load(cohort, images=True), out, folds=folds, level=level, n_components=components, seed=seed)
     except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"joint anomaly scores ({len(table)} {level}s) written to {out}")

@@ -31,6 +31,8 @@ class Cohort:
     - ``events``: ``patient_id, event, time_years, observed`` (int 0/1).
     - ``joints`` (or None): ``patient_id, visit_id, joint, kind, score``.
     - ``landmarks`` (or None): ``path, landmark, x, y``.
+    - ``retest`` (or None): a second reading of visits' scores, ``patient_id, visit_id`` + score columns.
+    - ``retest_joints`` (or None): the second reading per joint, shaped like ``joints``.
     """
 
     root: Path
@@ -40,6 +42,8 @@ class Cohort:
     events: pd.DataFrame
     joints: pd.DataFrame | None = None
     landmarks: pd.DataFrame | None = None
+    retest: pd.DataFrame | None = None
+    retest_joints: pd.DataFrame | None = None
     source: Path | None = None
 
     # ------------------------------------------------------------ basics
@@ -81,6 +85,8 @@ class Cohort:
             events=keep(self.events),
             joints=keep(self.joints),
             landmarks=landmarks,
+            retest=keep(self.retest),
+            retest_joints=keep(self.retest_joints),
         )
 
     # ------------------------------------------------------------ views
@@ -159,6 +165,8 @@ _LEADING = {
     "events": ["patient_id", "event", "time_years", "observed"],
     "joints": ["patient_id", "visit_id", "joint", "kind", "score"],
     "landmarks": ["path", "landmark", "x", "y"],
+    "retest": ["patient_id", "visit_id"],
+    "retest_joints": ["patient_id", "visit_id", "joint", "kind", "score"],
 }
 
 
@@ -202,5 +210,7 @@ def load(path: str | Path, check_files: bool = True, images: bool = False) -> Co
         events=_finish(clean["events"], "events"),
         joints=_finish(clean["joints"], "joints"),
         landmarks=_finish(clean["landmarks"], "landmarks"),
+        retest=_finish(clean["retest"], "retest"),
+        retest_joints=_finish(clean["retest_joints"], "retest_joints"),
         source=Path(path),
     )

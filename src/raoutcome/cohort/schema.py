@@ -8,9 +8,12 @@ from raoutcome import anatomy
 from raoutcome.outcomes import column as registry_column
 from raoutcome.outcomes import visit_columns
 
-TABLES: tuple[str, ...] = ("patients", "visits", "images", "events", "joints", "landmarks")
+TABLES: tuple[str, ...] = ("patients", "visits", "images", "events", "joints", "landmarks", "retest",
+                           "retest_joints")
 REQUIRED_TABLES: tuple[str, ...] = ("patients", "visits", "images", "events")
-OPTIONAL_TABLES: tuple[str, ...] = ("joints", "landmarks")
+# ``retest`` / ``retest_joints``: a second, independent reading of the same radiographs (SDC, reader
+# agreement, reader-error correction of the beyond-damage tests), shaped like visits' scores / joints.
+OPTIONAL_TABLES: tuple[str, ...] = ("joints", "landmarks", "retest", "retest_joints")
 SUFFIXES: tuple[str, ...] = (".csv", ".parquet")
 
 # Columns every row must have (a value on each row). ``time_years`` / ``date`` are
@@ -22,6 +25,8 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("patient_id", "event", "observed"),
     "joints": ("patient_id", "visit_id", "joint", "kind", "score"),
     "landmarks": ("path", "landmark", "x", "y"),
+    "retest": ("patient_id", "visit_id"),
+    "retest_joints": ("patient_id", "visit_id", "joint", "kind", "score"),
 }
 # Tables whose time is given as ``time_years`` or as an ISO ``date``.
 TIME_TABLES: tuple[str, ...] = ("visits", "events")
@@ -34,6 +39,8 @@ STRING_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("patient_id", "event"),
     "joints": ("patient_id", "visit_id", "joint", "kind"),
     "landmarks": ("path", "landmark"),
+    "retest": ("patient_id", "visit_id"),
+    "retest_joints": ("patient_id", "visit_id", "joint", "kind"),
 }
 # Numeric columns (float in the Cohort; ``observed`` becomes int 0/1).
 NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -43,11 +50,14 @@ NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("time_years", "observed", "time_lower", "time_upper"),
     "joints": ("score",),
     "landmarks": ("x", "y"),
+    "retest": (),  # + every registered visit column: numeric_columns()
+    "retest_joints": ("score",),
 }
+
 
 def numeric_columns(table: str) -> tuple[str, ...]:
     """The numeric columns of ``table``; for ``visits`` with every visit column of the outcome registry."""
-    return NUMERIC_COLUMNS[table] + (visit_columns() if table == "visits" else ())
+    return NUMERIC_COLUMNS[table] + (visit_columns() if table in ("visits", "retest") else ())
 
 
 # Optional events columns for an event found between two visits: (time_lower, time_upper].

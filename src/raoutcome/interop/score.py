@@ -15,8 +15,10 @@ to rank ``sha256(StudyInstanceUID) mod WORLD_SIZE``) that the ledger does not li
    the chunk's folder is deleted.
 
 Memory and disk stay flat: one chunk of images at a time, the ledger is SQLite (looked up, never
-loaded whole), the search is paged. A crash loses at most the chunk in flight. Each study is scored
-from its own images (one visit per patient sequence): the patient's earlier studies are not pulled.
+loaded whole), the search is paged. A crash loses at most the chunk in flight. By default each study
+is scored from its own images (with the patient's other studies of the same chunk); ``history=True``
+also retrieves the patient's earlier studies as unscored visits, so the longitudinal model sees the
+sequence it would see in ``predict`` on the whole archive.
 """
 from __future__ import annotations
 
@@ -113,11 +115,14 @@ class _Scorer:
 def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | None = None,
           since: dt.date | None = None, modalities: Sequence[str] = ("DX", "CR"), body_parts: Sequence[str] = (),
           chunk: int = 16, fhir: str | os.PathLike | None = None, limit: int | None = None,
-          keep_predictions: str | os.PathLike | None = None, progress: Callable[[str], None] | None = None) -> ScoreSummary:
+          keep_predictions: str | os.PathLike | None = None, history: bool = False,
+          progress: Callable[[str], None] | None = None) -> ScoreSummary:
     """Score every new study on the server and store one SR per study (see the module docstring).
 
     ``limit`` stops after that many studies were handled (stored or unusable) by this call;
     ``keep_predictions`` (a folder) keeps each chunk's Predictions file (pseudonymous ids only).
+    ``history``: also retrieve each patient's earlier studies (same modalities, any date) as unscored
+    visits, so the longitudinal model sees the patient's sequence up to the scored study.
     """
     run = Path(run)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -155,11 +160,11 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
             pending.append(study)
             if len(pending) >= chunk:
                 _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank,
-                             summary, progress, keep_predictions)
+                             summary, progress, keep_predictions, history)
                 pending = []
         if pending:
             _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank, summary,
-                         progress, keep_predictions)
+                         progress, keep_predictions, history)
     finally:
         server.close()
         store.close()
@@ -167,9 +172,37 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
     return summary
 
 
+def _add_history(studies: list[StudyRef], server, store: PrivateStore, work: Path, modalities, body_parts,
+                 taken: set, summary: ScoreSummary) -> list[str]:
+    """Retrieve the chunk's patients' earlier studies into ``work`` (unscored context); their keys."""
+    from raoutcome.interop.pull import save_instance
+
+    chunk = {s.study_uid for s in studies}
+    added: dict[str, str] = {}
+    for study in studies:
+        if not study.patient_id or not study.study_date:
+            continue
+        with summary.timed("history"):
+            try:
+                earlier = [r for r in server.studies(None, modalities, patient_id=study.patient_id)
+                           if r.study_uid not in chunk and r.study_uid not in added and r.study_date
+                           and r.study_date < study.study_date]
+                for ref in earlier:
+                    added[ref.study_uid] = store.study_key(ref.study_uid)
+                    for inst in server.instances(ref.study_uid, modalities, body_parts):
+                        _p, key, rel, _reason = save_instance(server.retrieve(inst), store, work, taken,
+                                                              durable=False)
+                        if rel:
+                            store.record_instance(inst.sop_uid, key, "ok", view=Path(rel).stem.split("_", 1)[1],
+                                                  path=rel)
+            except PacsError as err:  # history is context: a failure leaves the study scored without it
+                summary.errors.append(f"history: {err}")
+    return list(added.values())
+
+
 def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
                  modalities, body_parts, fhir, rank: int, summary: ScoreSummary, progress,
-                 keep_predictions=None) -> None:
+                 keep_predictions=None, history: bool = False) -> None:
     from raoutcome.interop.fhir import bundle
     from raoutcome.interop.pull import save_instance, write_manifest
     from raoutcome.interop.results import visit_result
@@ -212,6 +245,8 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
                 summary.errors.append(str(err))
                 store.record_scored(key, "error", None, 0, str(err), rank)
         keys = [k for k in headers if k not in failed]
+        if history:
+            keys += _add_history(studies, server, store, work, modalities, body_parts, taken, summary)
         with summary.timed("manifest"):
             counts = write_manifest(store, work, keys)
         if counts["images"]:

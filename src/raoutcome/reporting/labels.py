@@ -46,6 +46,10 @@ def label(name: object) -> str:
         return f"image {_score_name(head)} score"
     if text.startswith("log1p_"):
         return f"log({label(text[len('log1p_'):])} + 1)"
+    if text.startswith("spline(") and text.endswith(")"):  # a natural-spline adjustment
+        return f"spline of {label(text[len('spline('):-1])}"
+    if text.startswith("calibrated_"):  # corrected for reader error (beyond_damage)
+        return f"{label(text[len('calibrated_'):])} corrected for reader error"
     if text in outcomes.score_variables():
         return head_label(text)
     return text.replace("_", " ")

@@ -54,8 +54,10 @@ INTROS: dict[str, tuple[str, str]] = {
         "separation could be chance.",
     ),
     "beyond": (
-        "Does the image add information beyond the Sharp score?",
-        "Two Cox models of time to deformity are compared: one with the SvdH score and the usual covariates, "
+        "Does the image add information beyond the Sharp score — and beyond joint damage?",
+        "Two questions are asked, and each table says which. First: does the image add to the Sharp score as "
+        "the reader scored it? Second, the biomarker question: does it carry something other than joint damage, "
+        "once the reader's scoring error is corrected? For each, two Cox models of time to deformity are compared: one with the SvdH score and the usual covariates, "
         "and the same model plus the image risk score. The likelihood-ratio test (LRT) asks whether adding "
         "the image improves the fit more than chance would; the change in C-index (ΔC) says how much better "
         "patients are ranked by risk (0.5 = coin toss, 1 = perfect). A small p-value and a ΔC interval above "
@@ -275,6 +277,13 @@ def _intro_section(demo: bool, accuracy: pd.DataFrame | None, analysis: _Folder,
                 items.append((label, format_number(float(r["estimate"])), best))
     inc = analysis.csv(files.INCREMENTAL_CSV)
     if inc is not None and len(inc):
+        words = inc["question"].astype(str) if "question" in inc else pd.Series("", index=inc.index)
+        damage = inc[words.str.startswith("Does the image carry")]
+        row = damage[damage["test"] == "cox_lrt"]
+        if len(row):
+            items.append(("Image beyond damage: LRT p", _p(float(row.iloc[0]["p_value"])),
+                          "reader error corrected"))
+        inc = inc[~words.str.startswith("Does the image carry")]
         for test, label in (("cox_lrt", "Image beyond SvdH: LRT p"), ("delta_c", "ΔC-index (image added)")):
             row = inc[inc["test"] == test]
             if len(row):
@@ -427,20 +436,7 @@ def _beyond_section(analysis: _Folder) -> Section:
         blocks.append(Table(wide, caption="Cox models of time to deformity, without and with the image risk score. "
                                           "Hazard ratios per standard deviation (SD) for scores, per unit for "
                                           "covariates." + note))
-    inc = analysis.csv(files.INCREMENTAL_CSV)
-    if inc is not None and len(inc):
-        shown = pd.DataFrame({
-            "test": inc["test"].map(lambda t: TEST_NAMES.get(t, t)), "outcome": inc["outcome"].map(label),
-            "image score added": inc["added"].map(label),
-            "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(inc["estimate"], inc.get("ci_lower"),
-                                                                       inc.get("ci_upper"))],
-            "p-value": inc["p_value"].map(lambda v: _p(float(v)) if pd.notna(v) else "–"),
-            "n": inc["n"],
-        })
-        base = str(inc["base"].iloc[0]) if "base" in inc else ""
-        blocks.append(Table(shown, caption=f"Incremental value of the image score beyond: {label_list(base)}. "
-                                           "χ² for the LRTs; ΔC and NRI with bootstrap intervals; partial R² is the "
-                                           "share of the remaining variance the image explains."))
+    blocks.extend(_incremental_tables(analysis.csv(files.INCREMENTAL_CSV)))
     analysis.png(files.COX_FOREST_PNG)  # the same hazard ratios as a forest plot: in the folder
     models = analysis.csv(files.SURVIVAL_MODELS_CSV)
     if models is not None and len(models):
@@ -461,6 +457,53 @@ def _beyond_section(analysis: _Folder) -> Section:
                             caption="Proportional-hazards check (Schoenfeld residuals vs rank of time): a small p "
                                     "flags a hazard ratio that changes over time."))
     return _section("beyond", blocks, "No incremental-value analysis could run (no events or no image score).")
+
+
+#: The two questions of incremental.csv in a clinician's words (column ``question`` names the first word).
+QUESTION_WORDS = {
+    "Does the image add to the human Sharp reading?": (
+        "Question 1 — does the radiograph add to the Sharp score as the reader scored it? A yes can simply mean "
+        "that the model reads joint damage more precisely than a human reader does (useful for trials, but not "
+        "a new biomarker)."),
+    "Does the image carry something other than joint damage?": (
+        "Question 2 — does the radiograph carry something other than joint damage? Here the damage score is "
+        "first corrected for the reader's scoring error (from the second reading of the same radiographs, or a "
+        "published reliability), so a yes means the image sees something the damage itself does not explain: "
+        "the biomarker question."),
+}
+SHARP_ONLY_WARNING = (
+    "Only question 1 could be answered for this cohort. A small p-value there may mean no more than that the "
+    "image reads joint damage more precisely than the human reader; it does not show that the image sees "
+    "anything other than damage.")
+
+
+def _incremental_tables(inc: pd.DataFrame | None) -> list:
+    """One table per question of ``incremental.csv``, each captioned with its question in plain words."""
+    if inc is None or not len(inc):
+        return []
+    if "question" not in inc:
+        inc = inc.assign(question=next(iter(QUESTION_WORDS)))
+    blocks: list = []
+    for question, rows in inc.groupby("question", sort=False):
+        shown = pd.DataFrame({
+            "test": rows["test"].map(lambda t: TEST_NAMES.get(t, t)), "outcome": rows["outcome"].map(label),
+            "image score added": rows["added"].map(label),
+            "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(rows["estimate"], rows.get("ci_lower"),
+                                                                       rows.get("ci_upper"))],
+            "p-value": rows["p_value"].map(lambda v: _p(float(v)) if pd.notna(v) else "–"),
+            "n": rows["n"],
+        })
+        words = next((w for q, w in QUESTION_WORDS.items() if str(question).startswith(q)), str(question))
+        base = str(rows["base"].iloc[0]) if "base" in rows else ""
+        source = ""
+        if "reliability_source" in rows and rows["reliability_source"].notna().any():
+            source = f" Reader error from: {rows['reliability_source'].dropna().iloc[0]}."
+        blocks.append(Table(shown, caption=f"{words} Adjusted for: {label_list(base)}.{source} χ² for the LRTs; ΔC and NRI "
+                                           "with bootstrap intervals; partial R² is the share of the remaining "
+                                           "variance the image explains."))
+    if not any(str(q).startswith("Does the image carry") for q in inc["question"]):
+        blocks.append(Text(SHARP_ONLY_WARNING, "warning"))
+    return blocks
 
 
 def _longitudinal_section(analysis: _Folder) -> Section:

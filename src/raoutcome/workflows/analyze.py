@@ -19,10 +19,17 @@ Stages (a progress line each):
    and pain over time with the image score, SvdH, or both (per SD) →
    ``mixed_models.csv``, ``mixed_random_effects.csv``, ``gee_models.csv``,
    ``mixed_coefficients.png``;
-4. **beyond Sharp** — incremental value of the image score over log(1 + SvdH)
-   + covariates (Cox LRT, ΔC with bootstrap CI, continuous NRI, ML mixed-model
-   LRT, partial R² F-test; see :func:`raoutcome.analysis.incremental.beyond_sharp`
-   for why SvdH enters on the log scale there) → ``incremental.csv``;
+4. **reader agreement** — when the cohort has repeat readings (``retest``):
+   ICC, Bland–Altman and SDC of the two readings → ``reader_agreement.csv``;
+   **beyond Sharp** — two questions, each test's row naming its question in
+   column ``question``: *does the image add to the human reading?*
+   (:func:`raoutcome.analysis.incremental.beyond_sharp`: image score over a
+   spline of log(1 + SvdH) + covariates) and *does the image carry something
+   other than damage?* (:func:`~raoutcome.analysis.incremental.beyond_damage`:
+   over a spline of reader-error-corrected damage); Cox LRT, ΔC with bootstrap
+   CI, continuous NRI, ML mixed-model LRT, partial R² F-test →
+   ``incremental.csv``. When only the first question could run, a plain
+   warning goes to ``summary.json`` (``beyond_damage_warning``);
 5. **endpoints** — per-patient change (SvdH, the learned progression score,
    HAQ), SRM, SDC (when a ``retest.csv`` of repeat readings sits in the cohort
    folder), % progressors, sample size per arm, simulated two-arm power →
@@ -58,7 +65,8 @@ from raoutcome.analysis import endpoints as ep
 from raoutcome.analysis import outputs as files
 from raoutcome.analysis.features import (DURATION, OBSERVED, AnalysisData, NotCrossFittedWarning, analysis_data,
                                          check_cross_fitted)
-from raoutcome.analysis.incremental import beyond_sharp
+from raoutcome.analysis.incremental import beyond_damage, beyond_sharp
+from raoutcome.analysis.reader_error import reader_agreement
 from raoutcome.analysis.longitudinal import GEEModel, MixedModel
 from raoutcome.analysis.survival import (CoxModel, CoxNetModel, SurvivalForest, TimeVaryingCox, cross_val_risk,
                                          event_folds, km_by_groups)
@@ -132,7 +140,7 @@ def analyze(cohort, predictions_path: str | Path, out_dir: str | Path, settings:
 
     stages: list[tuple[str, Callable[[_Run], None]]] = [
         ("metrics", _metrics), ("survival", _survival), ("longitudinal", _longitudinal),
-        ("beyond Sharp", _incremental), ("endpoints", _endpoints),
+        ("reader agreement", _agreement), ("beyond Sharp", _incremental), ("endpoints", _endpoints),
     ]
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
@@ -372,20 +380,62 @@ def _incremental(run: _Run) -> None:
     if image is None or damage is None or damage.column not in data.visits:
         run.note("beyond Sharp", "no image score or no human damage reading column: incremental-value tests skipped")
         return
+    kw = dict(outcome_images=_outcome_images(data), horizon=_horizon(run), n_boot=s.n_boot, seed=s.seed,
+              require_cross_fitted=s.require_cross_fitted)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotCrossFittedWarning)  # already noted once for the whole run
-        table = beyond_sharp(data, image, sharp=damage.column, outcome_images=_outcome_images(data),
-                             horizon=_horizon(run),
-                             n_boot=s.n_boot, seed=s.seed, require_cross_fitted=s.require_cross_fitted)
+        table = beyond_sharp(data, image, sharp=damage.column, **kw)
+        try:
+            corrected = beyond_damage(data, image, retest=_retest_table(run), **kw)
+        except (InputError, ValueError, np.linalg.LinAlgError) as err:
+            corrected = pd.DataFrame()
+            run.note("beyond Sharp", f"beyond_damage could not run: {err}")
     if table.empty:
         run.note("beyond Sharp", "no test could run")
         return
-    table = table.assign(cross_fitted=data.cross_fitted)
-    run.table(files.INCREMENTAL_CSV, table, "does the image score add information beyond SvdH + covariates?")
-    run.summary["beyond_sharp"] = [
-        {k: row[k] for k in ("test", "outcome", "added", "estimate", "ci_lower", "ci_upper", "p_value", "n")}
-        for _, row in table.iterrows()
-    ]
+    keys = ("question", "test", "outcome", "added", "estimate", "ci_lower", "ci_upper", "p_value", "n")
+    run.summary["beyond_sharp"] = [{k: row[k] for k in keys} for _, row in table.iterrows()]
+    if corrected.empty:
+        run.summary["beyond_damage_warning"] = BEYOND_SHARP_ONLY
+        run.note("beyond Sharp", BEYOND_SHARP_ONLY)
+    else:
+        run.summary["beyond_damage"] = [{k: row[k] for k in (*keys, "reliability_source")}
+                                        for _, row in corrected.iterrows()]
+    table = pd.concat([table, corrected], ignore_index=True).assign(cross_fitted=data.cross_fitted)
+    run.table(files.INCREMENTAL_CSV, table, "does the image add to the human Sharp reading, and does it carry "
+                                        "something other than damage? (column 'question')")
+
+
+BEYOND_SHARP_ONLY = ("only the 'beyond the human reading' question could be answered: a small p-value there may "
+                     "mean no more than that the image reads joint damage more precisely than the human reader, "
+                     "not that it sees anything other than damage")
+
+
+def _retest_table(run: _Run) -> pd.DataFrame | None:
+    """The cohort's repeat readings (``Cohort.retest``, else ``<root>/retest.csv``), or None."""
+    retest = getattr(run.cohort, "retest", None)
+    if retest is not None:
+        return retest
+    root = getattr(run.cohort, "root", None)
+    path = Path(root) / RETEST_FILE if root is not None else None
+    if path is None or not path.exists():
+        return None
+    return pd.read_csv(path, dtype={"patient_id": str, "visit_id": str})
+
+
+def _agreement(run: _Run) -> None:
+    retest = _retest_table(run)
+    if retest is None:
+        run.note("reader agreement", f"no {RETEST_FILE} (repeat readings): reader agreement not estimated; "
+                                     "beyond_damage uses a published reliability")
+        return
+    table = reader_agreement(run.data.visits, retest)
+    if table.empty:
+        run.note("reader agreement", f"{RETEST_FILE} shares no scored visit with the cohort")
+        return
+    run.table(files.READER_AGREEMENT_CSV, table, "agreement of the two readings: ICC(A,1), Bland–Altman, SDC")
+    run.summary["reader_agreement"] = {row["score"]: {k: row[k] for k in ("pairs", "icc", "bias", "error_sd", "sdc")}
+                                       for _, row in table.iterrows()}
 
 
 def _endpoints(run: _Run) -> None:
@@ -427,12 +477,10 @@ def _endpoints(run: _Run) -> None:
 
 def _retest_sdc(run: _Run, sources: dict[str, str]) -> dict[str, float]:
     """SDC per endpoint from ``<cohort>/retest.csv`` (patient_id, visit_id, repeat readings), if present."""
-    root = getattr(run.cohort, "root", None)
-    path = Path(root) / RETEST_FILE if root is not None else None
-    if path is None or not path.exists():
+    retest = _retest_table(run)
+    if retest is None:
         run.note("endpoints", f"no {RETEST_FILE} (repeat readings) in the cohort folder: SDC not estimated")
         return {}
-    retest = pd.read_csv(path, dtype={"patient_id": str, "visit_id": str})
     out = {}
     for label, col in sources.items():
         if col in retest and (value := ep.retest_sdc(run.data.visits, retest, col)) is not None:

@@ -237,6 +237,7 @@ class StageRunner:
             shutil.rmtree(sdir)
         elif started is not None:
             self.console.print(f"[bold]{label}[/bold]: resuming an interrupted run")
+            _clear_temporaries(sdir)  # half-written files of the killed run (we hold the folder's lock)
         sdir.mkdir(parents=True, exist_ok=True)
         t_start = _now()
         _write_json(sdir / STARTED, {"stage": stage.name, "config_hash": chash, "upstream": upstream,
@@ -269,6 +270,18 @@ class StageRunner:
 
     def _save_record(self) -> None:
         _write_json(self.out_dir / RUN_RECORD, self.record)
+
+
+def _clear_temporaries(folder: Path) -> None:
+    """Remove what an interrupted writer left: the ``.<name>.*tmp*`` files and folders of
+    :func:`raoutcome.io_utils.atomic_write` / ``atomic_path``, anywhere under ``folder``."""
+    for path in sorted(folder.rglob(".*tmp*"), key=lambda p: len(p.parts), reverse=True):
+        if not path.name.startswith(".") or ".tmp" not in path.name or not path.exists():
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _cpu_seconds() -> float:
