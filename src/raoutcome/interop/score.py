@@ -77,21 +77,33 @@ def shard_of(study_uid: str, world: int) -> int:
 
 
 class _Scorer:
-    """The run's models, loaded once, predicting one chunk cohort at a time."""
+    """The run's models, loaded once, predicting one chunk cohort at a time.
+
+    A run of another route than the whole-image one (``[model] route``, e.g. the site route of
+    issue 23, which writes the ``joint`` dimension) is predicted through the public
+    :func:`raoutcome.training.predict_run`, which dispatches on the route (models then load per chunk).
+    """
 
     def __init__(self, run: Path):
         from raoutcome import __version__
         from raoutcome.interop.sr import Algorithm
         from raoutcome.training.distributed import pick_device
-        from raoutcome.training.run import CONFIG_NAME, load_run
+        from raoutcome.training.run import CONFIG_NAME, load_run, read_run_config
 
-        self.models, self.cfg = load_run(run)
-        if self.models[0].spec.anomaly_landmarks:
-            raise InputError(f"{run}: this run's model needs landmarks, which pulled studies do not have")
-        self.device = pick_device(self.cfg.train["device"])
+        self.run = run
+        self.cfg = read_run_config(run)
+        self.route = str(self.cfg.model.get("route", "image") or "image")
+        self.models = None
+        n_models = "?"
+        if self.route == "image":
+            self.models, self.cfg = load_run(run)
+            if self.models[0].spec.anomaly_landmarks:
+                raise InputError(f"{run}: this run's model needs landmarks, which pulled studies do not have")
+            self.device = pick_device(self.cfg.train["device"])
+            n_models = len(self.models)
         digest = hashlib.sha256((run / CONFIG_NAME).read_bytes()).hexdigest()[:12]
         self.algorithm = Algorithm(version=__version__, run=f"{run.name}:{digest}",
-                                   parameters=(f"ensemble_size={len(self.models)}",))
+                                   parameters=(f"ensemble_size={n_models}", f"route={self.route}"))
 
     def predict(self, cohort_dir: Path):
         from raoutcome.cohort import load
@@ -101,10 +113,15 @@ class _Scorer:
         from raoutcome.training.run import _dataset_kwargs
 
         cohort = load(cohort_dir)
+        out = cohort_dir / "predictions.nc"
+        if self.models is None:
+            from raoutcome.training import predict_run
+
+            predict_run(self.run, cohort, out)
+            return load_predictions(out), len(cohort.images)
         cfg = self.cfg
         contrast = tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None
         size = cfg.model["image_size"]
-        out = cohort_dir / "predictions.nc"
         write_predictions([PredictionGroup(self.models, cohort.patient_ids, -1)], cohort,
                           lambda: ImageCache(cohort_dir / "cache", size, contrast=contrast), out,
                           cfg.predict["batch_patients"], 0, self.device, amp=self.device.type == "cuda",

@@ -21,6 +21,23 @@ dropout = 0.1
 drop_path_rate = 0.0       # stochastic depth inside the encoder (if the architecture has it)
 lesion_maps = 2            # sum-pooled lesion-density maps (the SvdH head's JSN / erosion counts); 0 = off
 views = []                 # views to use; [] = every view present in the cohort
+route = "image"            # "image": whole-image encoder (lesion maps); "sites": posed joint patches read
+                           # site by site with ordinal per-joint scores ([sites], raoutcome.training.site_run)
+
+[sites], raoutcome.training.site_run)
+
+[sites]                    # the site route (model.route = "sites"); see raoutcome.models.site_model
+encoder = "test_convnext"  # timm patch encoder shared by every site
+grid = 32                  # samples per side of a posed site patch
+half_width = 0.08          # patch half-width in units of the standard frame
+d_model = 64
+context = true             # one attention layer over a visit's sites
+epochs = 6
+batch_visits = 4           # visits (with all their sites) per step
+lr = 3e-3
+stall_epoch = 3            # a fold whose validation loss has not fallen by stall_tolerance (relative)
+stall_tolerance = 0.02     # from its start by this epoch is reported loudly as not learning
+outcome_epochs = 40        # the outcome model on sites (HAQ, pain, risk from the frozen site embeddings)
 
 [heads]                    # switch any head off; svdh = false is the "no human score" model
 svdh = true                # SvdH total + JSN + erosion (needs the svdh_* columns)
@@ -58,6 +75,8 @@ num_workers = 2            # DataLoader worker processes (a CPU run with no core
 amp = "auto"               # mixed precision: "auto" (on with CUDA) | "on" | "off"
 device = "auto"            # "auto" | "cpu" | "cuda"
 deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds
+stall_epoch = 8            # a model whose validation criterion has not fallen by stall_tolerance (relative)
+stall_tolerance = 0.02     # from its first epoch by this epoch is reported loudly (and recorded) as not learning
 
 [readout]                  # after training, refit these heads in closed form on the model's training patients:
 heads = ["haq", "pain", "risk"]  # HAQ / pain: ridge on the frozen visit features (embedding, counts, pooled
@@ -125,11 +144,31 @@ class ModelSection:
     lesion_maps: int = field(default=2, metadata=_meta(lambda v: v == 0 or v >= 2, "0 (off) or an integer >= 2"))
     views: tuple[str, ...] = field(default=(), metadata=_meta(lambda v: all(x in view_names() for x in v),
                                                               "a list of registered views"))
+    route: str = field(default="image", metadata=_meta(lambda v: v in ("image", "sites"),
+                                                       "'image' (whole-image encoder) or 'sites' (posed joint patches)"))
 
     def __post_init__(self) -> None:
         if self.d_model % self.attention_heads:
             raise ConfigError(f"model.attention_heads = {self.attention_heads!r} must divide "
                               f"model.d_model = {self.d_model!r}")
+
+
+@dataclass(frozen=True)
+class SitesSection:
+    """The site route (``model.route = "sites"``, :mod:`raoutcome.models.site_model`)."""
+
+    encoder: str = field(default="test_convnext", metadata=_meta(bool, "a timm architecture name"))
+    grid: int = field(default=32, metadata=_meta(lambda v: v >= 16, "an integer >= 16"))
+    half_width: float = field(default=0.08, metadata=_meta(_number(0.01, 0.5), "a number in [0.01, 0.5]"))
+    d_model: int = field(default=64, metadata=_meta(_positive_int, "a positive integer"))
+    context: bool = True
+    epochs: int = field(default=6, metadata=_meta(_positive_int, "a positive integer"))
+    batch_visits: int = field(default=4, metadata=_meta(_positive_int, "a positive integer"))
+    lr: float = field(default=3e-3, metadata=_meta(_number(0, lo_open=True), "a positive number"))
+    stall_epoch: int = field(default=3, metadata=_meta(_positive_int, "a positive integer"))
+    stall_tolerance: float = field(default=0.02, metadata=_meta(_number(0, 1), "a number in [0, 1]"))
+    outcome_epochs: int = field(default=40, metadata=_meta(lambda v: v >= 0,
+                                                           "a non-negative integer (0: no outcome model on sites)"))
 
 
 def _default_heads() -> dict[str, bool]:
@@ -175,6 +214,8 @@ class TrainSection:
     device: str = field(default="auto", metadata=_meta(lambda v: v in ("auto", "cpu", "cuda"),
                                                        "'auto', 'cpu' or 'cuda'"))
     deterministic: bool = True
+    stall_epoch: int = field(default=8, metadata=_meta(_positive_int, "a positive integer"))
+    stall_tolerance: float = field(default=0.02, metadata=_meta(_number(0, 1), "a number in [0, 1]"))
 
 
 def _distinct(v) -> bool:
@@ -222,6 +263,7 @@ class TrainingConfig:
     """A training config: one frozen dataclass per section; the defaults are the field defaults."""
 
     model: ModelSection = field(default_factory=ModelSection)
+    sites: SitesSection = field(default_factory=SitesSection)
     heads: dict[str, bool] = field(default_factory=_default_heads, metadata=_meta(
         _known_outcomes, "a table of true/false keyed by registered outcomes"))
     loss: LossSection = field(default_factory=LossSection)
