@@ -24,8 +24,6 @@ views = []                 # views to use; [] = every view present in the cohort
 route = "image"            # "image": whole-image encoder (lesion maps); "sites": posed joint patches read
                            # site by site with ordinal per-joint scores ([sites], raoutcome.training.site_run)
 
-[sites], raoutcome.training.site_run)
-
 [sites]                    # the site route (model.route = "sites"); see raoutcome.models.site_model
 encoder = "test_convnext"  # timm patch encoder shared by every site
 grid = 32                  # samples per side of a posed site patch
