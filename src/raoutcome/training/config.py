@@ -17,6 +17,21 @@ dropout = 0.1
 drop_path_rate = 0.0       # stochastic depth inside the encoder (if the architecture has it)
 lesion_maps = 2            # sum-pooled lesion-density maps (the SvdH head's JSN / erosion counts); 0 = off
 views = []                 # views to use; [] = every view present in the cohort
+route = "image"            # "image": whole-image encoder (lesion maps); "sites": posed joint patches read
+                           # site by site with ordinal per-joint scores ([sites], raoutcome.training.site_run)
+
+[sites]                    # the site route (model.route = "sites"); see raoutcome.models.site_model
+encoder = "test_convnext"  # timm patch encoder shared by every site
+grid = 32                  # samples per side of a posed site patch
+half_width = 0.08          # patch half-width in units of the standard frame
+d_model = 64
+context = true             # one attention layer over a visit's sites
+epochs = 6
+batch_visits = 4           # visits (with all their sites) per step
+lr = 3e-3
+stall_epoch = 3            # a fold whose validation loss has not fallen by stall_tolerance (relative)
+stall_tolerance = 0.02     # from its start by this epoch is reported loudly as not learning
+outcome_epochs = 40        # the outcome model on sites (HAQ, pain, risk from the frozen site embeddings)
 
 [heads]                    # switch any head off; svdh = false is the "no human score" model
 svdh = true                # SvdH total + JSN + erosion (needs the svdh_* columns)
@@ -55,6 +70,8 @@ num_workers = 2            # DataLoader worker processes (a CPU run with no core
 amp = "auto"               # mixed precision: "auto" (on with CUDA) | "on" | "off"
 device = "auto"            # "auto" | "cpu" | "cuda"
 deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds
+stall_epoch = 8            # a model whose validation criterion has not fallen by stall_tolerance (relative)
+stall_tolerance = 0.02     # from its first epoch by this epoch is reported loudly (and recorded) as not learning
 
 [readout]                  # after training, refit these heads in closed form on the model's training patients:
 heads = ["haq", "pain", "risk"]  # HAQ / pain: ridge on the frozen visit features (embedding, counts, pooled
@@ -99,13 +116,17 @@ from raoutcome.imaging.dataset import RISK_VISIT_RULES
 
 _STATIC_DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"encoder": "resnet10t", "pretrained": "", "image_size": 128, "d_model": 128, "layers": 2,
-              "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": []},
+              "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": [], "route": "image"},
+    "sites": {"encoder": "test_convnext", "grid": 32, "half_width": 0.08, "d_model": 64, "context": True,
+              "epochs": 6, "batch_visits": 4, "lr": 3e-3, "stall_epoch": 3, "stall_tolerance": 0.02,
+              "outcome_epochs": 40},
     "heads": {},  # filled from the outcome registry by defaults()
     "loss": {"weighting": "uncertainty", "weights": {}, "joint_weight": 1.0, "progression_rank": 0.0},
     "survival": {"event": "deformity", "risk_visit": "last_before_event"},
     "train": {"epochs": 20, "batch_patients": 8, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1.0,
               "grad_clip": 1.0, "patience": 5, "val_fraction": 0.15, "augment": True, "seed": 0,
-              "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True},
+              "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True,
+              "stall_epoch": 8, "stall_tolerance": 0.02},
     "readout": {"heads": [], "folds": 5, "cox_penalizer": 0.1, "joint_anomaly": False,
                 "risk_inputs": []},
     "cv": {"folds": 3, "seed": 0, "ensemble_seeds": 1},
@@ -171,6 +192,20 @@ _RULES: dict[str, dict[str, tuple]] = {
         "drop_path_rate": (_number(0, 0.95), "a number in [0, 0.95]"),
         "lesion_maps": (lambda v: _nonneg_int(v) and v != 1, "0 (off) or an integer >= 2"),
         "views": (lambda v: isinstance(v, list) and all(x in view_names() for x in v), "a list of registered views"),
+        "route": (_choice("image", "sites"), "'image' (whole-image encoder) or 'sites' (posed joint patches)"),
+    },
+    "sites": {
+        "encoder": (lambda v: isinstance(v, str) and bool(v), "a timm architecture name"),
+        "grid": (lambda v: _positive_int(v) and v >= 16, "an integer >= 16"),
+        "half_width": (_number(0.01, 0.5), "a number in [0.01, 0.5]"),
+        "d_model": (_positive_int, "a positive integer"),
+        "context": (_is(bool), "true or false"),
+        "epochs": (_positive_int, "a positive integer"),
+        "batch_visits": (_positive_int, "a positive integer"),
+        "lr": (_number(0, lo_open=True), "a positive number"),
+        "stall_epoch": (_positive_int, "a positive integer"),
+        "stall_tolerance": (_number(0, 1), "a number in [0, 1]"),
+        "outcome_epochs": (_nonneg_int, "a non-negative integer (0: no outcome model on sites)"),
     },
     "heads": {},  # any registered outcome: true or false (see _rule)
     "loss": {
@@ -199,6 +234,8 @@ _RULES: dict[str, dict[str, tuple]] = {
         "amp": (_choice("auto", "on", "off"), "'auto', 'on' or 'off'"),
         "device": (_choice("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
         "deterministic": (_is(bool), "true or false"),
+        "stall_epoch": (_positive_int, "a positive integer"),
+        "stall_tolerance": (_number(0, 1), "a number in [0, 1]"),
     },
     "readout": {
         "heads": (lambda v: isinstance(v, list) and all(x in readout_outcomes() for x in v) and len(set(v)) == len(v),
