@@ -95,6 +95,10 @@ class _Scorer:
         self.route = str(self.cfg.model.get("route", "image") or "image")
         self.models = None
         n_models = "?"
+        if self.route == "sites":
+            raise InputError(f"{run}: a site-route run reads joint patches posed from landmarks, which studies pulled "
+                             "from a PACS do not have (no landmark detector in this version); score with a "
+                             "whole-image run (model.route = 'image')")
         if self.route == "image":
             self.models, self.cfg = load_run(run)
             if self.models[0].spec.anomaly_landmarks:
