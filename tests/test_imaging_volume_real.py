@@ -76,9 +76,7 @@ def test_cord_masks_of_t2_and_t1w_agree_in_world_space(data):
     centres = {}
     for seg in ("t2_seg-manual", "t1w_seg-manual"):
         v = read_volume(data / "annotations" / f"{seg}.nii.gz", label=True)
-        pts = np.argwhere(v.array > 0)
-        # world positions of the mask voxels in the band of rows both crops share (compared below)
-        centres[seg] = (v, pts)
+        centres[seg] = (v, np.argwhere(v.array > 0))  # canonical (slice, row, column) of mask voxels
     t2v, t2p = centres["t2_seg-manual"]
     t1v, t1p = centres["t1w_seg-manual"]
     t2w = np.array([t2v.index_to_world((c, r, k)) for k, r, c in t2p])
