@@ -498,3 +498,17 @@ def test_real_small_study_resumes_after_a_kill_and_reports(tmp_path, small_study
     assert c_row["best_achievable"] == pytest.approx(oracle["deformity"]["c_index_oracle"])
     with xr.open_dataset(out / "attribute" / "attribution" / "maps.nc", engine="h5netcdf") as maps:
         assert maps.sizes["image"] == 4
+
+
+def test_study_config_landmarks_detect(tmp_path):
+    train = tmp_path / "train.toml"
+    train.write_text("")
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[study]\nlandmarks = "detect"\n[train]\nconfig = "train.toml"\n')
+    assert study.load_study_config(cfg).landmarks == "detect"
+    cfg.write_text('[study]\nlandmarks = "guess"\n[train]\nconfig = "train.toml"\n')
+    with pytest.raises(ConfigError, match="study.landmarks"):
+        study.load_study_config(cfg)
+    cfg.write_text('[study]\nlandmarks = "detect"\nlandmark_detector = "no.safetensors"\n[train]\nconfig = "train.toml"\n')
+    with pytest.raises(ConfigError, match="landmark_detector"):
+        study.load_study_config(cfg)

@@ -178,6 +178,15 @@ def study(
     typer.echo(f"report: {report}")
 
 
+def _register_subcommands() -> None:
+    from raoutcome.cli_landmarks import app as landmarks_app
+
+    app.add_typer(landmarks_app, name="landmarks")
+
+
+_register_subcommands()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -18,7 +18,7 @@ Where the demo's configuration comes from: inside a source checkout (``make demo
 
 Study TOML (``cohorts/study_example.toml`` documents every key)::
 
-    [study]       title, seed
+    [study]       title, seed, landmarks ("given" | "detect"), landmark_detector (a .safetensors; default: shipped)
     [train]       config = "train.toml"          (relative to the study file)
     [attribution] enabled, method, max_images
     [report]      example_views, example_patient
@@ -60,17 +60,20 @@ class StudySettings:
     example_views: tuple[str, ...] = ("hand_left", "hand_right")
     example_patient: str | None = None
     source: Path | None = None  # the study TOML, if any
+    landmarks: str = "given"  # "detect": landmarks from the detector (raoutcome.workflows.landmarks)
+    landmark_detector: Path | None = None
 
     def as_record(self) -> dict[str, Any]:
         out = asdict(self)
         out["train_config"] = str(self.train_config) if self.train_config else None
         out["source"] = str(self.source) if self.source else None
+        out["landmark_detector"] = str(self.landmark_detector) if self.landmark_detector else None
         out["example_views"] = list(self.example_views)
         return out
 
 
 _KNOWN = {
-    "study": {"title", "seed"},
+    "study": {"title", "seed", "landmarks", "landmark_detector"},
     "train": {"config"},
     "attribution": {"enabled", "method", "max_images"},
     "report": {"example_views", "example_patient"},
@@ -113,6 +116,15 @@ def load_study_config(path: str | Path) -> StudySettings:
     s = StudySettings(source=path.resolve())
     s.title = get("study", "title", str, s.title)
     s.seed = get("study", "seed", int, s.seed)
+    s.landmarks = get("study", "landmarks", str, s.landmarks)
+    if s.landmarks not in ("given", "detect"):
+        raise ConfigError(f"{path}: 'study.landmarks' = {s.landmarks!r}; expected 'given' or 'detect'")
+    detector = get("study", "landmark_detector", str, None)
+    if detector is not None:
+        dpath = Path(detector) if Path(detector).is_absolute() else path.parent / detector
+        if not dpath.is_file():
+            raise ConfigError(f"{path}: 'study.landmark_detector' = {detector!r}: file not found ({dpath})")
+        s.landmark_detector = dpath.resolve()
     train = get("train", "config", str, None)
     if train is None:
         raise ConfigError(f"{path}: missing key 'train.config' (the training TOML, e.g. cohorts/train_demo.toml)")
@@ -182,6 +194,12 @@ def _stage_validate(source: Path | None, settings: StudySettings):
     def reload(ctx: StageContext) -> None:
         if "cohort" not in ctx.state:  # run_study validated it before starting
             ctx.state["cohort"] = _load_cohort(cohort_path(ctx))
+        if settings.landmarks == "detect" and not ctx.state.get("landmarks_detected"):
+            from raoutcome.workflows.landmarks import with_detected_landmarks
+
+            ctx.state["cohort"] = with_detected_landmarks(ctx.state["cohort"], ctx.stage_dir / "landmarks.csv",
+                                                          settings.landmark_detector)
+            ctx.state["landmarks_detected"] = True
 
     def run(ctx: StageContext):
         from raoutcome.io_utils import atomic_write
@@ -409,7 +427,8 @@ def build_stages(settings: StudySettings, *, cohort_source: Path | None, sim_con
     stages.append(Stage("validate", v_run, "validate the cohort and describe it",
                         needs=("simulate",) if sim_config is not None else (),
                         config={"cohort": str(cohort_source), "views": settings.example_views,
-                                "patient": settings.example_patient},
+                                "patient": settings.example_patient, "landmarks": settings.landmarks,
+                                "detector": str(settings.landmark_detector)},
                         reload=v_reload))
     train_text = Path(settings.train_config).read_text(encoding="utf-8")
     stages.append(Stage("train", _stage_train(settings.train_config), "train the model (cross-fitted folds)",
