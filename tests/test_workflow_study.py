@@ -512,3 +512,39 @@ def test_study_config_landmarks_detect(tmp_path):
     cfg.write_text('[study]\nlandmarks = "detect"\nlandmark_detector = "no.safetensors"\n[train]\nconfig = "train.toml"\n')
     with pytest.raises(ConfigError, match="landmark_detector"):
         study.load_study_config(cfg)
+
+
+def test_run_study_detects_landmarks_when_asked(tmp_path, fakes, configs):
+    """`landmarks = "detect"`: the validate stage writes the detected table and later stages see it."""
+    import torch
+
+    from raoutcome.models.landmarks import DetectorSpec, LandmarkNet, save_detector
+
+    torch.manual_seed(0)
+    det = save_detector(LandmarkNet(DetectorSpec(backbone="mobilenetv3_small_050", size=64, out_indices=(1, 2, 3),
+                                                 decoder=8)), tmp_path / "tiny.safetensors")
+    cohort = write_tiny_cohort(tmp_path / "mine", n_patients=6, n_visits=3, size=40)
+    (cohort / "landmarks.csv").unlink()
+    _, train = configs
+    cfg = tmp_path / "study.toml"
+    cfg.write_text(f'[study]\nlandmarks = "detect"\nlandmark_detector = "{det}"\n[train]\nconfig = "{train.name}"\n'
+                   '[attribution]\nenabled = false\n')
+    seen = {}
+    import raoutcome.training as training
+
+    original = training.train_run
+
+    def spy(cohort_obj, config_path, out_dir):
+        seen["landmarks"] = cohort_obj.landmarks
+        return original(cohort_obj, config_path, out_dir)
+
+    training.train_run = spy
+    try:
+        study.run_study(cohort, cfg, tmp_path / "out")
+    finally:
+        training.train_run = original
+    table = pd.read_csv(tmp_path / "out" / "validate" / "landmarks.csv")
+    images = pd.read_csv(cohort / "images.csv")
+    assert set(table.path) == set(images.path)
+    assert {"confidence", "qc"} <= set(table.columns)
+    assert seen["landmarks"] is not None and len(seen["landmarks"]) == len(table)
