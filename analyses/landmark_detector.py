@@ -6,18 +6,26 @@ Stages (each skipped when its output exists, unless ``--force``):
    seed 101 at 256 px and seed 102 at 128 px (the demo's size). Every choice (input size, steps,
    augmentation, QC thresholds) was made on these seeds; the held-out check uses seeds 909/910
    (``analyses/landmark_sim_check.py``).
-2. ``base``: a detector trained on the simulated images only (patient-grouped validation: 15 % of the
-   patients of each cohort) -> ``<work>/base.safetensors``. This is the "zero-shot" detector of the
-   real-hand evaluation: it never saw a real radiograph.
-3. ``default``: the base fine-tuned on the simulated images plus the 12 real hand radiographs of
-   ``../shared/data/real-hands`` (RSNA Pediatric Bone Age Challenge 2017 images, landmarks from
-   SHS_NET, MIT; non-commercial research use with attribution: see docs/landmarks.md), 80 steps of 6
-   images at 256 px, real images drawn for half of each batch -> ``src/raoutcome/data/landmark_detector.safetensors``. Without the
-   real-hands folder the default is the base.
+2. ``base``: a detector trained on the simulated images only (400 steps of 8 images at 160 px from the
+   ImageNet EfficientNet-Lite0 weights; patient-grouped validation: 15 % of the patients)
+   -> ``<work>/base.safetensors``. This is the "zero-shot" detector of the real-hand evaluation: it never
+   saw a real radiograph.
+3. ``tuned``: the base, now at 256 px input (the network is fully convolutional), fine-tuned on the
+   simulated images plus the 12 real hand radiographs of ``../shared/data/real-hands`` (RSNA Pediatric
+   Bone Age Challenge 2017 images, landmarks from SHS_NET, MIT; non-commercial research use with
+   attribution: see docs/landmarks.md): 80 steps of 6 images, lr 3e-4, real images drawn for half of
+   each batch -> ``<work>/tuned.safetensors``.
+4. ``polish``: 100 more steps (lr 2e-4) with simulated images for 3/4 of each batch, because stage 3's
+   simulated validation (96.9 % within 2 % of the width) was below the 98 % target (the tuning seeds'
+   validation patients decided, never the held-out seeds) -> ``src/raoutcome/data/landmark_detector.safetensors``.
+
+Without the real-hands folder the default is the base (``--real /nonexistent``: a detector that never saw
+the RSNA images).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python analyses/landmark_detector.py --work landmark_work
 
-Time on 2 shared cores: a few minutes to simulate, then about 2-4 s per training step (batch 8, 192 px).
+Time on 2 cores shared with other work (load 10-20): a minute to simulate, 3-4 s per base step, 9-13 s per
+fine-tuning step; about 1.5 hours in all. On free cores several times faster.
 """
 from __future__ import annotations
 
@@ -85,6 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--base-steps", type=int, default=400)
     ap.add_argument("--tune-steps", type=int, default=80)
+    ap.add_argument("--polish-steps", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true")
     args = ap.parse_args(argv)
@@ -116,14 +125,27 @@ def main(argv=None) -> int:
 
     from landmarks_real_hands import real_samples
 
+    from landmarks_real_hands import real_samples
+
+    from raoutcome.models.landmarks import load_detector
+
+    tuned_path = args.work / "tuned.safetensors"
     model = tuning_start(base_path)
     samples = sim_samples(cohorts, model.spec)
     real = real_samples(args.real, model.spec)
     both = samples + real
-    w = [1.0 / len(samples)] * len(samples) + [1.0 / len(real)] * len(real)  # real: half of the draws
     sim_val = group_split([s.group for s in samples], 0.15, args.seed)  # the base's validation patients
-    res = fit_detector(both, steps=args.tune_steps, batch=TUNE_BATCH, seed=args.seed, init=model, lr=3e-4,
-                       weights=w, eval_every=50, val_groups=sim_val)
+    if args.force or not tuned_path.exists():
+        w = [1.0 / len(samples)] * len(samples) + [1.0 / len(real)] * len(real)  # real: half of the draws
+        res = fit_detector(both, steps=args.tune_steps, batch=TUNE_BATCH, seed=args.seed, init=model, lr=3e-4,
+                           weights=w, eval_every=50, val_groups=sim_val)
+        save_detector(res.model, tuned_path)
+        (args.work / "tuned_history.json").write_text(json.dumps({"history": res.history, "best": res.best}, indent=1))
+    # stage 4, polish: at 256 px the simulated validation was below its 98 % (96.9 % within 2 %): more steps
+    # with simulated images for 3/4 of the draws and a lower learning rate
+    w = [3.0 / len(samples)] * len(samples) + [1.0 / len(real)] * len(real)
+    res = fit_detector(both, steps=args.polish_steps, batch=TUNE_BATCH, seed=args.seed + 1,
+                       init=load_detector(tuned_path), lr=2e-4, weights=w, eval_every=50, val_groups=sim_val)
     res.model.spec = replace(res.model.spec, trained_on=(
         "simulated hands and feet (raoutcome simulator, seeds 101/102) + 12 real hand radiographs "
         "(RSNA Pediatric Bone Age Challenge 2017, landmarks from SHS_NET; research use)"))

@@ -87,6 +87,9 @@ def test_save_load_round_trip(tmp_path):
     torch.manual_seed(0)
     model = LandmarkNet(DetectorSpec(**TINY)).eval()
     path = save_detector(model, tmp_path / "d.safetensors")
+    from raoutcome.io_utils import current_umask
+
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current_umask()
     again = load_detector(path)
     assert again.spec == model.spec
     x = torch.rand(2, 1, 64, 64)

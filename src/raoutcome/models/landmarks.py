@@ -34,6 +34,7 @@ __all__ = ["DetectorSpec", "LandmarkNet", "channel_names", "decode_heatmaps", "g
            "heatmap_loss", "save_detector", "load_detector", "default_detector_path", "DEFAULT_DETECTOR"]
 
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -214,13 +215,14 @@ def save_detector(model: LandmarkNet, path: str | Path, half: bool = True) -> Pa
     spec (safetensors metadata) atomically."""
     from safetensors.torch import save_file
 
-    from raoutcome.io_utils import atomic_path
+    from raoutcome.io_utils import atomic_path, current_umask
 
     path = Path(path)
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
              for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={"raoutcome_detector": model.spec.to_json()})
+        os.chmod(tmp, 0o666 & ~current_umask())  # safetensors writes 0600; a shipped file must be readable
     return path
 
 
