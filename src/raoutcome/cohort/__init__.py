@@ -3,7 +3,7 @@
 >>> from raoutcome.cohort import load
 >>> cohort = load("path/to/cohort")          # folder or cohort.toml; raises CohortValidationError
 >>> folds = cohort.kfold(5, seed=0)          # [(train_ids, test_ids), ...]
->>> ds = cohort.to_xarray()                  # patient_id x visit
+>>> ds = cohort.to_xarray()                  # patient_id x visit_id, the grid Predictions use
 
 The manifest format is documented in docs/manifest.md.
 """
