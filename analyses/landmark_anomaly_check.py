@@ -1,8 +1,8 @@
 """Detected instead of exact landmarks: does the joint anomaly score keep its correlation with log SvdH?
 
 The demo cohort (``cohorts/demo.toml``, seed 20240601, 128 px; never used for any detector choice) is
-simulated (or ``--cohort`` reused), copied *without* its ``landmarks`` table (tables copied, ``images/``
-and ``truth/`` linked), and given the landmarks of the default detector (``raoutcome landmarks detect``).
+simulated (or ``--cohort`` reused), copied *without* its ``landmarks`` table (tables copied, a ``cohort.toml``
+whose ``root`` points at the original images, ``truth/`` linked), and given the landmarks of the default detector (``raoutcome landmarks detect``).
 ``analyses/joint_anomaly_check.py`` then runs on both cohorts with the same folds and seed. Reported:
 r of the visit-level anomaly with log(1 + SvdH) with exact and with detected landmarks and their
 difference (target: within 0.05), plus the detector's accuracy on this cohort against the exact landmarks
@@ -26,15 +26,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def without_landmarks(src: Path, dst: Path) -> Path:
-    """A copy of cohort ``src`` without ``landmarks.csv`` (tables copied, images/ and truth/ linked)."""
+    """A copy of cohort ``src`` without ``landmarks.csv``: its tables copied into ``dst`` with a
+    ``cohort.toml`` whose ``root`` is ``src`` (the images stay where they are; ``truth/`` is linked)."""
     if dst.exists():
         shutil.rmtree(dst)
     dst.mkdir(parents=True)
     for f in src.iterdir():
-        if f.name in ("images", "truth"):
+        if f.name == "truth":
             (dst / f.name).symlink_to(f.resolve(), target_is_directory=True)
-        elif f.is_file() and not f.name.startswith("landmarks."):
+        elif f.is_file() and f.suffix == ".csv" and not f.name.startswith("landmarks."):
             shutil.copy2(f, dst / f.name)
+    (dst / "cohort.toml").write_text(f'root = "{src.resolve()}"\n')
     return dst
 
 

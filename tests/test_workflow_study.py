@@ -516,7 +516,7 @@ def test_study_config_landmarks_detect(tmp_path):
         study.load_study_config(cfg)
 
 
-def test_run_study_detects_landmarks_when_asked(tmp_path, fakes, configs):
+def test_run_study_detects_landmarks_when_asked(tmp_path, fakes, configs, monkeypatch):
     """`landmarks = "detect"`: the validate stage writes the detected table and later stages see it."""
     import torch
 
@@ -532,19 +532,15 @@ def test_run_study_detects_landmarks_when_asked(tmp_path, fakes, configs):
     cfg.write_text(f'[study]\nlandmarks = "detect"\nlandmark_detector = "{det}"\n[train]\nconfig = "{train.name}"\n'
                    '[attribution]\nenabled = false\n')
     seen = {}
-    import raoutcome.training as training
-
+    training = sys.modules["raoutcome.training"]  # the stand-in the `fakes` fixture installed
     original = training.train_run
 
     def spy(cohort_obj, config_path, out_dir):
         seen["landmarks"] = cohort_obj.landmarks
         return original(cohort_obj, config_path, out_dir)
 
-    training.train_run = spy
-    try:
-        study.run_study(cohort, cfg, tmp_path / "out")
-    finally:
-        training.train_run = original
+    monkeypatch.setattr(training, "train_run", spy)
+    study.run_study(cohort, cfg, tmp_path / "out")
     table = pd.read_csv(tmp_path / "out" / "validate" / "landmarks.csv")
     images = pd.read_csv(cohort / "images.csv")
     assert set(table.path) == set(images.path)

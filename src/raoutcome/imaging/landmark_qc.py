@@ -1,7 +1,7 @@
 """Is a detected landmark configuration a plausible hand (or foot) of the view it was given as?
 
-Detected landmarks are compared with the view's template (:data:`raoutcome.anatomy.LANDMARK_TEMPLATES`,
-a standard-framed LEFT hand/foot) by ordinary Procrustes analysis (Gower 1975): the least-squares
+Detected landmarks are compared with the view's template (the body part's ``landmarks`` in the anatomy
+registry, :func:`raoutcome.anatomy.body_part_spec`: a standard-framed LEFT hand/foot) by ordinary Procrustes analysis (Gower 1975): the least-squares
 similarity (translation, rotation, uniform scale) carrying the template onto the detected points, in
 complex form
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from raoutcome.anatomy import LANDMARK_TEMPLATES
+from raoutcome.anatomy import body_part_spec
 
 LOW_CONFIDENCE = 0.3
 ROTATED_DEG = 45.0
@@ -75,7 +75,10 @@ def procrustes_fit(points: Mapping[str, tuple[float, float]], part: str, mirrore
     :data:`OUTLIER_RESIDUAL` and more than 60 % of the points (and :data:`MIN_FIT_POINTS`) remain, so one
     misplaced landmark does not drag the pose; the residuals are then those of every point to that pose.
     """
-    template = LANDMARK_TEMPLATES.get(part, {})
+    try:
+        template = body_part_spec(part).landmarks
+    except KeyError:
+        return None
     names = [n for n in points if n in template]
     if len(names) < MIN_FIT_POINTS:
         return None

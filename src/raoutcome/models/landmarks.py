@@ -3,8 +3,8 @@
 The network (:class:`LandmarkNet`) is a timm backbone with ``features_only=True`` (strides 4..32) and a
 light FPN decoder (lateral 1x1 convolutions, nearest upsampling + sum, one 3x3 conv-BN-ReLU) that returns one
 heatmap logit map per landmark channel at stride 4. The channels are the union of the landmark sets of
-the body parts it knows (``hand:MCP2``, ..., ``foot:MTP1``; from
-:data:`raoutcome.anatomy.LANDMARK_TEMPLATES`), so one forward pass says both *where* each joint is and
+the body parts it knows (``hand:MCP2``, ..., ``foot:MTP1``; the landmark
+templates of the anatomy registry, :func:`raoutcome.anatomy.body_part_spec`), so one forward pass says both *where* each joint is and
 *which* body part the image shows: a foot given as a hand lights up the foot channels (Payer et al.
 2019 and Zhu et al. 2021 (GU2Net) train one heatmap network over several anatomies the same way).
 
@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raoutcome.anatomy import LANDMARK_TEMPLATES
+from raoutcome.anatomy import body_part_spec
 from raoutcome.errors import ConfigError
 
 DEFAULT_DETECTOR = "landmark_detector.safetensors"
@@ -52,10 +52,15 @@ STRIDE = 4
 
 def channel_names(parts: tuple[str, ...] = ("hand", "foot")) -> tuple[str, ...]:
     """``part:landmark`` for every landmark of each body part's template, in template order."""
-    missing = [p for p in parts if p not in LANDMARK_TEMPLATES]
-    if missing:
-        raise ConfigError(f"no landmark template for body part(s) {missing} (known: {sorted(LANDMARK_TEMPLATES)})")
-    return tuple(f"{p}:{name}" for p in parts for name in LANDMARK_TEMPLATES[p])
+    templates = {}
+    for p in parts:
+        try:
+            templates[p] = body_part_spec(p).landmarks
+        except KeyError:
+            templates[p] = {}
+        if not templates[p]:
+            raise ConfigError(f"no landmark template for body part {p!r} in the anatomy registry")
+    return tuple(f"{p}:{name}" for p in parts for name in templates[p])
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from raoutcome.anatomy import LANDMARK_TEMPLATES, body_part
+from raoutcome.anatomy import body_part
 from raoutcome.errors import InputError
 from raoutcome.imaging.landmark_augment import AugmentConfig, augment
 from raoutcome.imaging.landmark_frame import to_input
