@@ -221,6 +221,6 @@ class _NoBar:
 def _progress(total: int, desc: str, show: bool):
     if not show:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from raoutcome.progress import tqdm
 
     return tqdm(total=total, desc=desc, leave=False)

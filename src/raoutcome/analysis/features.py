@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from raoutcome import anatomy
-from raoutcome.errors import InputError
+from raoutcome.errors import InputError, NotCrossFittedWarning
 from raoutcome.predictions import SCORE_VARIABLES, embedding_frame, from_frame, to_frame
 
 PRED_PREFIX = "pred_"
@@ -38,10 +38,6 @@ HEAD_TARGETS: dict[str, str] = {
 # A covariate column is kept when at most this fraction of patients lack it.
 MAX_COVARIATE_MISSING = 0.2
 MAX_CATEGORIES = 8
-
-
-class NotCrossFittedWarning(UserWarning):
-    """Image scores were (possibly) produced by a model that saw the same patients."""
 
 
 @dataclass

@@ -40,7 +40,7 @@ from scipy import stats
 from raoutcome.analysis.features import DURATION, OBSERVED, AnalysisData, NotCrossFittedWarning
 from raoutcome.analysis.longitudinal import MixedModel, _formula
 from raoutcome.analysis.survival import CoxModel, cross_val_risk, event_folds
-from raoutcome.errors import InputError
+from raoutcome.errors import AnalysisSkippedWarning, InputError
 from raoutcome.evaluation import bootstrap_ci, harrell_c
 
 
@@ -293,7 +293,7 @@ def beyond_sharp(data: AnalysisData, image: str, *, sharp: str | Sequence[str] =
         try:
             results.append(fn(*args, **kwargs))
         except (InputError, np.linalg.LinAlgError, ValueError) as err:
-            warnings.warn(f"{fn.__name__} skipped: {err}", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"{fn.__name__} skipped: {err}", AnalysisSkippedWarning, stacklevel=3)
 
     has_events = DURATION in pts and pts[OBSERVED].sum() > 0
     if has_events:

@@ -77,6 +77,10 @@ num_workers = 2
 [data]
 cache_dir = ""             # preprocessed-image cache; "" = <run folder>/image_cache
 contrast = []              # [lo, hi] percentile contrast stretch before caching; [] = none
+
+[tracking]                 # experiment tracking (raoutcome.training.tracking); off by default
+backend = ""               # "" off | "tensorboard": params, per-epoch losses, per-fold figures, artefacts
+dir = ""                   # log folder; "" = <run folder>/tracking (view: tensorboard --logdir DIR)
 ```
 """
 from __future__ import annotations
@@ -112,6 +116,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "cv": {"folds": 3, "seed": 0, "ensemble_seeds": 1},
     "predict": {"batch_patients": 16, "num_workers": 2},
     "data": {"cache_dir": "", "contrast": []},
+    "tracking": {"backend": "", "dir": ""},
 }
 
 
@@ -205,6 +210,10 @@ _RULES: dict[str, dict[str, tuple]] = {
         "contrast": (lambda v: isinstance(v, list) and (v == [] or (len(v) == 2 and all(_number(0, 100)(x) for x in v)
                                                                   and v[0] < v[1])),
                      "[] or [lo, hi] percentiles with 0 <= lo < hi <= 100"),
+    },
+    "tracking": {
+        "backend": (_choice("", "tensorboard"), "'' (off) or 'tensorboard'"),
+        "dir": (_is(str), "a folder path or ''"),
     },
 }
 

@@ -21,6 +21,7 @@ an interrupted one continues from its last checkpoint, and the config must be th
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import sys
@@ -49,12 +50,17 @@ from raoutcome.training.distributed import barrier, init_from_env, pick_device, 
 from raoutcome.training.predict import PredictionGroup, write_predictions
 from raoutcome.training.readout import CoxReadout, RidgeReadout, fit_readouts
 from raoutcome.training.trainer import fit, make_loader, risk_center, uses_joint_targets
+from raoutcome.training.tracking import Tracker, open_tracker
 
 CONFIG_NAME = "config.resolved.toml"
 CV_PREDICTIONS = "cv_predictions.nc"
 # Settings that may change between a run and its resumption (they do not change results).
 _RESUMABLE_CHANGES = {("train", "num_workers"), ("predict", "batch_patients"), ("predict", "num_workers"),
-                      ("data", "cache_dir"), ("train", "device"), ("train", "amp")}
+                      ("data", "cache_dir"), ("train", "device"), ("train", "amp"),
+                      ("tracking", "backend"), ("tracking", "dir")}
+
+
+log = logging.getLogger(__name__)
 
 
 def member_name(fold: int, seed_index: int) -> str:
@@ -186,6 +192,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                     fh.write(f"# resolved training config (source: {cfg.source})\n" + cfg.to_toml())
             _write_json(run_dir / "versions.json", versions())
         barrier(dist)
+        tracker = open_tracker(cfg, run_dir) if dist.is_main else Tracker()
         spec = cfg.model_spec()
         factory = _cache_factory(cfg, run_dir)
         dkw = _dataset_kwargs(cfg, cohort, _anomaly_landmarks(cfg, cohort))
@@ -208,7 +215,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=seed,
                                             joint_targets=joints, **train_kw)
                 val_ds = PatientSequences(cohort, images, val_ids, **train_kw) if val_ids else None
-                hook = (lambda e, r, _n=name: on_epoch_end(_n, e, r)) if on_epoch_end else None
+                hook = _epoch_hook(name, tracker, on_epoch_end)
                 summary = fit(spec, cfg, train_ds, val_ds, mdir, seed, device, dist, on_epoch_end=hook, desc=name).summary
                 center = None
                 if dist.is_main:
@@ -219,16 +226,27 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                               **{k: v for k, v in summary.items() if k != "history"}}
                     _write_json(mdir / "done.json", record)
                     members.append({**record, "history": summary["history"]})
+                    tracker.member(name, members[-1])
                 barrier(dist)
         if dist.is_main:
             cross_fitted = cfg.cv["folds"] >= 2
             if cross_fitted and not (run_dir / CV_PREDICTIONS).exists():
                 _write_oof(run_dir, cohort, cfg, device, factory, dkw)
             _write_metrics(run_dir, cohort, cfg, members, cross_fitted)
+            tracker.close(run_dir)
         barrier(dist)
     finally:
         shutdown(dist)
     return run_dir
+
+
+def _epoch_hook(name: str, tracker: Tracker, user: Callable[[str, int, dict], None] | None) -> Callable:
+    """The per-epoch callback of member ``name``: the tracker first, then the caller's hook."""
+    def hook(epoch: int, record: dict) -> None:
+        tracker.epoch(name, epoch, record)
+        if user is not None:
+            user(name, epoch, record)
+    return hook
 
 
 def _check_cohort(cohort, cfg: TrainConfig) -> None:
@@ -281,7 +299,7 @@ def _fit_readouts(mdir: Path, cohort, images, ids: list[str], cfg: TrainConfig, 
     best.update(model=state, spec=replace(spec, readouts=kept, anomaly_landmarks=landmarks).to_dict())
     ckpt.save(best, mdir / "best.pt")
     records = {h: _readout_record(f) for h, f in fits.items()}
-    print(f"{mdir.name} readouts: " + "; ".join(_readout_line(h, r) for h, r in records.items()), file=sys.stderr)
+    log.info("%s readouts: %s", mdir.name, "; ".join(_readout_line(h, r) for h, r in records.items()))
     return records
 
 
