@@ -199,6 +199,11 @@ def study(
     typer.echo(f"report: {report}")
 
 
+from raoutcome.interop.cli import pacs_app  # noqa: E402 - the `pacs` sub-commands (thin, lazy imports)
+
+app.add_typer(pacs_app, name="pacs")
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -38,10 +38,13 @@ NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
     "patients": (),
     "visits": ("time_years", *anatomy.OUTCOMES),
     "images": (),
-    "events": ("time_years", "observed"),
+    "events": ("time_years", "observed", "time_lower", "time_upper"),
     "joints": ("score",),
     "landmarks": ("x", "y"),
 }
+
+# Optional events columns for an event found between two visits: (time_lower, time_upper].
+INTERVAL_COLUMNS: tuple[str, str] = ("time_lower", "time_upper")
 
 OUTCOMES: tuple[str, ...] = anatomy.OUTCOMES
 SCORE_KINDS: tuple[str, ...] = ("jsn", "erosion")

@@ -410,10 +410,43 @@ def _check_events(table: Table, C: Collector, spec: Spec, patients: pd.Index | N
     C.rows(table, observed.notna() & ~observed.isin([0.0, 1.0]), "observed",
            "observed must be 1 (event happened) or 0 (censored)")
     clean["observed"] = observed
+    _check_intervals(table, C, clean, time, observed)
     _duplicates(table, clean[["patient_id", "event"]], "event", C,
                 "(patient_id, event): give one row per patient and event")
     _unknown(table, clean, C, patients)
     return clean
+
+
+def _check_intervals(table: Table, C: Collector, clean: pd.DataFrame, time: pd.Series,
+                     observed: pd.Series) -> None:
+    """Optional ``time_lower``/``time_upper``: an event seen at a visit lies in (lower, upper].
+
+    Observed rows: both blank (exact time) or both given, 0 <= lower <= time_years <= upper; censored
+    rows: upper blank, lower (if given) equal to time_years. See docs/manifest.md.
+    """
+    present = [c for c in schema.INTERVAL_COLUMNS if c in table.frame]
+    if not present:
+        return
+    for col in present:
+        clean[col] = _numeric(table, col, C)
+        C.rows(table, clean[col] < 0, col, f"{col} is negative (before the patient's first visit)")
+    lower = clean["time_lower"] if "time_lower" in clean else pd.Series(np.nan, index=clean.index)
+    upper = clean["time_upper"] if "time_upper" in clean else pd.Series(np.nan, index=clean.index)
+    seen, censored = observed == 1, observed == 0
+    one = seen & (lower.isna() != upper.isna())
+    C.rows(table, one & lower.isna(), "time_lower",
+           "an observed event with time_upper needs time_lower too (or leave both blank for an exact time)")
+    C.rows(table, one & upper.isna(), "time_upper",
+           "an observed event with time_lower needs time_upper too (or leave both blank for an exact time)")
+    C.rows(table, seen & (lower > upper), "time_lower", "time_lower is after time_upper")
+    tol = 1e-4
+    both = seen & lower.notna() & upper.notna() & (lower <= upper) & time.notna()
+    C.rows(table, both & ((time < lower - tol) | (time > upper + tol)), "time_years",
+           "event time is outside its interval [time_lower, time_upper]")
+    C.rows(table, censored & upper.notna(), "time_upper",
+           "a censored row (observed 0) has no upper bound: leave time_upper blank")
+    C.rows(table, censored & lower.notna() & time.notna() & ((lower - time).abs() > tol), "time_lower",
+           "a censored row's time_lower must equal its time_years (the last time seen without the event)")
 
 
 def _check_joints(table: Table, C: Collector, patients: pd.Index | None,

@@ -8,6 +8,17 @@ Conventions
     S(t) per patient at ``times``; :func:`survival_at` builds it from a fitted
     lifelines or scikit-survival model.
 
+Ties and evaluation times
+    The concordance-type metrics (:func:`concordance`, :func:`harrell_c`,
+    :func:`uno_c`, :func:`time_dependent_auc`) depend on the risk only through
+    its order, so they receive its dense ranks: two risks are tied only when
+    they are equal, and every metric is invariant to a positive rescaling of
+    the risk (scikit-survival's absolute ``tied_tol=1e-8`` would otherwise
+    count risks of order 1e-9 as tied). Evaluation ``times`` may come in any
+    order (the results follow that order; the integrated Brier score
+    integrates over the sorted times), the prediction columns travel with
+    their times; a repeated time is rejected.
+
 Censoring weights
     Uno's C, the cumulative/dynamic AUC and the Brier score weight by the
     inverse probability of staying uncensored, estimated by Kaplan–Meier on
@@ -102,6 +113,27 @@ def _train(train_time: ArrayLike | None, train_event: ArrayLike | None, t: np.nd
     return _surv(tt, te)
 
 
+def _ranks(risk: np.ndarray) -> np.ndarray:
+    """Dense ranks of ``risk`` (per column for a 2-D array): order kept, equal only when equal.
+
+    Concordance and the cumulative/dynamic AUC depend on the risk through its
+    order alone; ranks spare them scikit-survival's absolute tie tolerance.
+    """
+    from scipy.stats import rankdata
+
+    return rankdata(risk, method="dense", axis=0).astype(np.float64)
+
+
+def _sorted_grid(grid: np.ndarray, name: str = "times") -> tuple[np.ndarray, np.ndarray]:
+    """``(sorted times, order)`` with ``grid[order]`` increasing; a repeated time is an error."""
+    order = np.argsort(grid, kind="stable")
+    ordered = grid[order]
+    same = np.flatnonzero(np.diff(ordered) == 0)
+    if len(same):
+        raise InputError(f"{name}: time {float(ordered[same[0]])!r} is given more than once")
+    return ordered, order
+
+
 def _sksurv_call(fn, *args, **kwargs):
     """Call a scikit-survival metric; its complaints about the data become InputError."""
     try:
@@ -121,7 +153,7 @@ def concordance(time: ArrayLike, event: ArrayLike, risk: ArrayLike) -> Concordan
     t, e, r = _survival_data(time, event, ("risk", risk))
     if not e.any():
         raise InputError("concordance: no observed event, so no comparable pair")
-    c, conc, disc, tr, tt = _sksurv_call(concordance_index_censored, e, t, r)
+    c, conc, disc, tr, tt = _sksurv_call(concordance_index_censored, e, t, _ranks(r))
     return Concordance(float(c), int(conc), int(disc), int(tr), int(tt), len(t), "harrell")
 
 
@@ -138,7 +170,7 @@ def harrell_c(time: ArrayLike, event: ArrayLike, risk: ArrayLike) -> float:
     if not e.any():
         raise InputError("harrell_c: no observed event, so no comparable pair")
     try:
-        return float(concordance_index(t, -r, e))
+        return float(concordance_index(t, -_ranks(r), e))
     except ZeroDivisionError as err:  # lifelines: no admissible pair
         raise InputError("harrell_c: no comparable pair") from err
 
@@ -152,7 +184,7 @@ def uno_c(time: ArrayLike, event: ArrayLike, risk: ArrayLike, tau: float | None 
     if not e.any():
         raise InputError("uno_c: no observed event, so no comparable pair")
     train = _train(train_time, train_event, t, e)
-    return float(_sksurv_call(concordance_index_ipcw, train, _surv(t, e), r, tau=tau)[0])
+    return float(_sksurv_call(concordance_index_ipcw, train, _surv(t, e), _ranks(r), tau=tau)[0])
 
 
 def time_dependent_auc(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: ArrayLike,
@@ -167,11 +199,14 @@ def time_dependent_auc(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times
     """
     from sksurv.metrics import cumulative_dynamic_auc
 
-    grid = as_array(times, "times")
+    given = as_array(times, "times")
+    grid, order = _sorted_grid(given)
     if np.ndim(risk) == 2:
-        t, e, est = _with_matrix(time, event, risk, grid, "risk")
+        t, e, est = _with_matrix(time, event, risk, given, "risk")
+        est = est[:, order]
     else:
         t, e, est = _survival_data(time, event, ("risk", risk))
+    est = _ranks(est)
     train = _train(train_time, train_event, t, e)
     # Past the last evaluation time a patient can only be a control, whatever happened to
     # them later; censoring those later events leaves every AUC and the mean unchanged and
@@ -186,16 +221,15 @@ def time_dependent_auc(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times
     if not ((grid >= t.min()) & (grid < t.max())).all():
         defined[:] = True  # a time outside the follow-up: scikit-survival's own error says so
     if not defined.any():
-        raise InputError(f"time_dependent_auc: no time in {[float(g) for g in grid]} has both an event by it "
+        raise InputError(f"time_dependent_auc: no time in {[float(g) for g in given]} has both an event by it "
                          "and a patient still event-free after it: AUC undefined")
-    if defined.all():
-        auc, mean_auc = _sksurv_call(cumulative_dynamic_auc, train, _surv(t, e_eval), est, grid)
-        return TimeDependentAUC(times=grid, auc=np.asarray(auc, dtype=float), mean_auc=float(mean_auc))
-    sub = est[:, defined] if est.ndim == 2 else est
-    part, _ = _sksurv_call(cumulative_dynamic_auc, train, _surv(t, e_eval), sub, grid[defined])
     auc = np.full(len(grid), np.nan)
+    sub = est[:, defined] if est.ndim == 2 else est
+    part, mean_auc = _sksurv_call(cumulative_dynamic_auc, train, _surv(t, e_eval), sub, grid[defined])
     auc[defined] = np.asarray(part, dtype=float)
-    return TimeDependentAUC(times=grid, auc=auc, mean_auc=float("nan"))
+    back = np.empty_like(auc)
+    back[order] = auc  # results in the order the times were given
+    return TimeDependentAUC(times=given, auc=back, mean_auc=float(mean_auc) if defined.all() else float("nan"))
 
 
 def mean_time_dependent_auc(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: ArrayLike,
@@ -221,11 +255,14 @@ def brier_scores(time: ArrayLike, event: ArrayLike, surv_prob: ArrayLike, times:
     """IPCW Brier score at each time (scikit-survival ``brier_score``), indexed by time."""
     from sksurv.metrics import brier_score
 
-    grid = as_array(times, "times")
-    t, e, s = _with_matrix(time, event, surv_prob, grid, "surv_prob")
+    given = as_array(times, "times")
+    grid, order = _sorted_grid(given)
+    t, e, s = _with_matrix(time, event, surv_prob, given, "surv_prob")
     train = _train(train_time, train_event, t, e)
-    at, scores = _sksurv_call(brier_score, train, _surv(t, e), s, grid)
-    return pd.Series(np.asarray(scores, dtype=float), index=pd.Index(at, name="time"), name="brier")
+    _, scores = _sksurv_call(brier_score, train, _surv(t, e), s[:, order], grid)
+    back = np.empty(len(grid))
+    back[order] = np.asarray(scores, dtype=float)  # in the order the times were given
+    return pd.Series(back, index=pd.Index(given, name="time"), name="brier")
 
 
 def integrated_brier(time: ArrayLike, event: ArrayLike, surv_prob: ArrayLike, times: ArrayLike,
@@ -233,12 +270,13 @@ def integrated_brier(time: ArrayLike, event: ArrayLike, surv_prob: ArrayLike, ti
     """Integrated Brier score over ``times`` (scikit-survival ``integrated_brier_score``; lower is better)."""
     from sksurv.metrics import integrated_brier_score
 
-    grid = as_array(times, "times")
-    if len(grid) < 2:
+    given = as_array(times, "times")
+    if len(given) < 2:
         raise InputError("integrated_brier: need at least 2 time points")
-    t, e, s = _with_matrix(time, event, surv_prob, grid, "surv_prob")
+    grid, order = _sorted_grid(given)
+    t, e, s = _with_matrix(time, event, surv_prob, given, "surv_prob")
     train = _train(train_time, train_event, t, e)
-    return float(_sksurv_call(integrated_brier_score, train, _surv(t, e), s, grid))
+    return float(_sksurv_call(integrated_brier_score, train, _surv(t, e), s[:, order], grid))
 
 
 def survival_at(model, X, times: ArrayLike) -> np.ndarray:

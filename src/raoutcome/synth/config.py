@@ -104,6 +104,8 @@ class HazardConfig:
     shape: float = 1.3               # Weibull shape
     follow_up_years: float = 0.0     # administrative censoring; 0 = last scheduled visit time
     dropout_rate: float = 0.04       # random censoring, per year (exponential)
+    at_visits: bool = False          # events found at visits: interval (last visit without, first with]
+    death_smr: float = 0.0           # RA mortality as a competing event: SMR x US 2011 life table (0 = none)
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,8 @@ def _check_value(key: str, name: str, value: Any) -> None:
         bad("must be a probability in [0, 1]")
     if name.endswith("_sd") or name in ("jitter_years", "visibility", "concentration", "rotation_deg",
                                          "translation", "scale", "exposure", "noise", "blur_px",
-                                         "pixel_spacing_mm", "follow_up_years", "dropout_rate", "landmark_sd"):
+                                         "pixel_spacing_mm", "follow_up_years", "dropout_rate", "landmark_sd",
+                                         "death_smr"):
         if value < 0:
             bad("must be >= 0")
     if name in ("slow_rate_median", "rapid_rate_median", "baseline_rate", "shape") and value <= 0:

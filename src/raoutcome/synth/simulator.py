@@ -22,6 +22,8 @@ from raoutcome.errors import InputError
 from . import outcomes as oc
 from .config import SimulationConfig, load_config, to_dict
 from .course import SiteTable, draw_course, read_scores, site_table
+from .mortality import draw_death_time
+from .observation import detect_at_visits
 from .phantom import Acquisition, ViewState, render_view
 from .writer import TableWriter, write_dicom, write_labels, write_png16
 
@@ -36,12 +38,25 @@ COLUMNS = {
     "landmarks": ["path", "landmark", "x", "y"],
     "truth/patients": ["patient_id", "sex", "age", "female", "rf", "acpa", "disease_duration_years",
                        "baseline_svdh_full", "rate", "rapid", "erosion_v0", "carpal_collapse_v0",
-                       "osteopenia_v0", "log_hazard", "hazard", "event_time_true", "censor_time"],
+                       "osteopenia_v0", "log_hazard", "hazard", "event_time_true", "censor_time",
+                       "death_time_true"],
     "truth/visits": ["patient_id", "visit_id", "time_years", "svdh_total", "svdh_jsn", "svdh_erosion",
                      "osteopenia", "swelling", "carpal_collapse", "activity", "damage", "haq_mean",
                      "pain_mean", "linear_predictor", "hazard"],
     "truth/joints": ["patient_id", "visit_id", "joint", "kind", "score"],
 }
+
+INTERVAL_COLUMNS = ["time_lower", "time_upper"]  # events table, with [outcomes.hazard] at_visits
+DEATH_EVENT = "death"  # the competing event, with [outcomes.hazard] death_smr > 0
+
+
+def columns_for(cfg: SimulationConfig) -> dict[str, list[str]]:
+    """The tables' columns for this config (interval columns only when events are found at visits)."""
+    cols = {k: list(v) for k, v in COLUMNS.items()}
+    if cfg.outcomes.hazard.at_visits:
+        cols["events"] = [*cols["events"], *INTERVAL_COLUMNS]
+    return cols
+
 
 _G: dict = {}  # per-worker globals (config, site table, output root)
 
@@ -73,10 +88,21 @@ def simulate_patient(index: int, seq: np.random.SeedSequence) -> dict[str, list[
     lp = oc.linear_predictor(cfg, float(ero_true[0]), float(pc.carpal_collapse[0]), float(pc.osteopenia[0]),
                              pc.rf, pc.acpa, pc.age)
     t_true, censor, c_random = oc.draw_event(cfg, lp, np.random.default_rng(s_event))
-    observed = int(t_true <= censor)
-    t_obs = float(t_true if observed else censor)
+    # RA mortality, the competing event: its own stream (a fixed child key), so the others are unchanged
+    hz = cfg.outcomes.hazard
+    s_death = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 1000))
+    death = draw_death_time(pc.age, pc.female, hz.death_smr, np.random.default_rng(s_death))
     keep = np.ones(len(pc.times), bool)
-    keep[1:] = pc.times[1:] <= c_random  # no visits after loss to follow-up
+    keep[1:] = pc.times[1:] <= min(c_random, death)  # no visits after loss to follow-up or death
+    if hz.at_visits:  # found at the first attended visit after it, if any (interval-censored)
+        seen = pc.times[keep]
+        if hz.follow_up_years > 0:
+            seen = seen[seen <= hz.follow_up_years] if (seen <= hz.follow_up_years).any() else seen[:1]
+        found = detect_at_visits(t_true, seen)
+        observed, t_obs = found.observed, found.time
+    else:
+        observed = int(t_true <= min(censor, death))
+        t_obs = float(t_true if observed else min(censor, death))
     V = int(keep.sum())
 
     dmg = oc.damage_term(jsn_true, ero_true)
@@ -97,9 +123,17 @@ def simulate_patient(index: int, seq: np.random.SeedSequence) -> dict[str, list[
         patient_id=pid, sex=sex, age=pc.age, female=pc.female, rf=pc.rf, acpa=pc.acpa,
         disease_duration_years=pc.duration, baseline_svdh_full=pc.baseline, rate=pc.rate, rapid=pc.rapid,
         erosion_v0=int(ero_true[0]), carpal_collapse_v0=pc.carpal_collapse[0], osteopenia_v0=pc.osteopenia[0],
-        log_hazard=lp, hazard=float(np.exp(lp)), event_time_true=float(t_true), censor_time=float(censor)))
-    rows["events"].append(dict(patient_id=pid, event=DEFORMITY_EVENT, time_years=round(t_obs, 4),
-                               observed=observed))
+        log_hazard=lp, hazard=float(np.exp(lp)), event_time_true=float(t_true), censor_time=float(censor),
+        death_time_true=float(death) if np.isfinite(death) else float("nan")))
+    deformity = dict(patient_id=pid, event=DEFORMITY_EVENT, time_years=round(t_obs, 4), observed=observed)
+    if hz.at_visits:  # observed: (last visit without, first visit with]; censored: lower = last visit
+        deformity.update(time_lower=round(found.lower, 4),
+                         time_upper=round(found.upper, 4) if found.observed else float("nan"))
+    rows["events"].append(deformity)
+    if hz.death_smr > 0:  # death is recorded exactly (registry), when followed up
+        followed = max(censor, float(pc.times[keep][-1]))  # to the end of follow-up or the last visit
+        rows["events"].append(dict(patient_id=pid, event=DEATH_EVENT, time_years=round(min(death, followed), 4),
+                                   observed=int(death <= followed)))
 
     jnames = [joint_name(v, s) for v, s in zip(sites.view, sites.site)]
     r_img = np.random.default_rng(s_img)
@@ -217,7 +251,7 @@ def simulate(config_path=None, out_dir="synthetic_cohort", seed: int | None = No
     (tmp / "truth" / "regions").mkdir(parents=True)
     sites = site_table(cfg.views)
     try:
-        tables = TableWriter(tmp, COLUMNS)
+        tables = TableWriter(tmp, columns_for(cfg))
         try:
             seqs = np.random.SeedSequence(cfg.seed).spawn(cfg.n_patients)
             args = list(enumerate(seqs))

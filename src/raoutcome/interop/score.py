@@ -1,0 +1,240 @@
+"""``raoutcome pacs score``: new studies on a PACS → model → one TID 1500 SR per study, stored back.
+
+For every study the search finds (this process's shard of them under ``torchrun``: a study belongs
+to rank ``sha256(StudyInstanceUID) mod WORLD_SIZE``) that the ledger does not list as done:
+
+1. if the server already holds this study's SR (its UIDs are derived from the study and the
+   algorithm, :func:`~raoutcome.interop.sr.sr_uids`), the study is marked done — this is how a run
+   killed between "stored" and "recorded" recovers without a second SR;
+2. otherwise the study joins a chunk; a full chunk is retrieved, de-identified into a temporary
+   cohort folder inside the private state folder (:func:`~raoutcome.interop.pull.save_instance`),
+   predicted with the run's models (:func:`raoutcome.training.predict.write_predictions`, the
+   library's streaming predictor; models loaded once), and each study's SR is built from the
+   Predictions (:func:`~raoutcome.interop.sr.build_report`, patient and study modules from the
+   original headers held in memory only), stored (STOW-RS / C-STORE), then recorded in the ledger;
+   the chunk's folder is deleted.
+
+Memory and disk stay flat: one chunk of images at a time, the ledger is SQLite (looked up, never
+loaded whole), the search is paged. A crash loses at most the chunk in flight. Each study is scored
+from its own images (one visit per patient sequence): the patient's earlier studies are not pulled.
+"""
+from __future__ import annotations
+
+__all__ = ["ScoreSummary", "score", "shard_of"]
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from raoutcome.errors import InputError
+from raoutcome.interop.credentials import PacsError, ServerSpec
+from raoutcome.interop.private import PrivateStore
+from raoutcome.interop.server import StudyRef, connect
+from raoutcome.io_utils import atomic_write
+
+
+@dataclass
+class ScoreSummary:
+    stored: int = 0          # SRs stored by this call
+    recovered: int = 0       # SR found on the server, ledger completed
+    skipped: int = 0         # already done in the ledger
+    unusable: int = 0        # no usable image
+    failed: int = 0          # a server error (retried next time)
+    images: int = 0          # images scored
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+def shard_of(study_uid: str, world: int) -> int:
+    return int(hashlib.sha256(study_uid.encode()).hexdigest(), 16) % max(world, 1)
+
+
+class _Scorer:
+    """The run's models, loaded once, predicting one chunk cohort at a time."""
+
+    def __init__(self, run: Path):
+        from raoutcome import __version__
+        from raoutcome.interop.sr import Algorithm
+        from raoutcome.training.distributed import pick_device
+        from raoutcome.training.run import CONFIG_NAME, load_run
+
+        self.models, self.cfg = load_run(run)
+        if self.models[0].spec.anomaly_landmarks:
+            raise InputError(f"{run}: this run's model needs landmarks, which pulled studies do not have")
+        self.device = pick_device(self.cfg.train["device"])
+        digest = hashlib.sha256((run / CONFIG_NAME).read_bytes()).hexdigest()[:12]
+        self.algorithm = Algorithm(version=__version__, run=f"{run.name}:{digest}",
+                                   parameters=(f"ensemble_size={len(self.models)}",))
+
+    def predict(self, cohort_dir: Path):
+        from raoutcome.cohort import load
+        from raoutcome.imaging.cache import ImageCache
+        from raoutcome.predictions import load_predictions
+        from raoutcome.training.predict import PredictionGroup, write_predictions
+        from raoutcome.training.run import _dataset_kwargs
+
+        cohort = load(cohort_dir)
+        cfg = self.cfg
+        contrast = tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None
+        size = cfg.model["image_size"]
+        out = cohort_dir / "predictions.nc"
+        write_predictions([PredictionGroup(self.models, cohort.patient_ids, -1)], cohort,
+                          lambda: ImageCache(cohort_dir / "cache", size, contrast=contrast), out,
+                          cfg.predict["batch_patients"], 0, self.device, amp=self.device.type == "cuda",
+                          attrs={"run": self.algorithm.run}, dataset_kwargs=_dataset_kwargs(cfg, cohort, ()))
+        return load_predictions(out), len(cohort.images)
+
+
+def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | None = None,
+          since: dt.date | None = None, modalities: Sequence[str] = ("DX", "CR"), body_parts: Sequence[str] = (),
+          chunk: int = 16, fhir: str | os.PathLike | None = None, limit: int | None = None,
+          keep_predictions: str | os.PathLike | None = None, progress: Callable[[str], None] | None = None) -> ScoreSummary:
+    """Score every new study on the server and store one SR per study (see the module docstring).
+
+    ``limit`` stops after that many studies were handled (stored or unusable) by this call;
+    ``keep_predictions`` (a folder) keeps each chunk's Predictions file (pseudonymous ids only).
+    """
+    run = Path(run)
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    state_dir = Path(state) if state else run.parent / f"{run.name}.pacs-private"
+    scorer = _Scorer(run)
+    store = PrivateStore(state_dir)
+    server = connect(spec, label=store.study_key)
+    summary = ScoreSummary()
+    start = time.perf_counter()
+    pending: list[StudyRef] = []
+    try:
+        from raoutcome.interop.sr import sr_uids
+
+        for study in server.studies(since, modalities):
+            if limit is not None and summary.stored + summary.unusable + len(pending) >= limit:
+                break
+            if shard_of(study.study_uid, world) != rank:
+                continue
+            key = store.study_key(study.study_uid)
+            if store.scored_status(key) in ("stored", "unusable"):
+                summary.skipped += 1
+                continue
+            series_uid, sop_uid = sr_uids(study.study_uid, scorer.algorithm)
+            try:
+                present = server.has_instance(study.study_uid, series_uid, sop_uid)
+            except PacsError as err:
+                summary.failed += 1
+                summary.errors.append(str(err))
+                continue
+            if present:
+                store.record_scored(key, "stored", sop_uid, 0, "SR found on the server", rank)
+                summary.recovered += 1
+                continue
+            pending.append(study)
+            if len(pending) >= chunk:
+                _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank,
+                             summary, progress, keep_predictions)
+                pending = []
+        if pending:
+            _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank, summary,
+                         progress, keep_predictions)
+    finally:
+        server.close()
+        store.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
+                 modalities, body_parts, fhir, rank: int, summary: ScoreSummary, progress,
+                 keep_predictions=None) -> None:
+    from raoutcome.interop.fhir import bundle
+    from raoutcome.interop.pull import save_instance, write_manifest
+    from raoutcome.interop.results import visit_result
+    from raoutcome.interop.sr import build_report, sr_uids
+
+    work = state_dir / "work" / f"rank{rank}-{uuid.uuid4().hex[:8]}"
+    work.mkdir(parents=True)
+    headers: dict[str, list] = {}
+    views: dict[str, dict] = {}
+    reasons: dict[str, list[str]] = {}
+    failed: set[str] = set()
+    try:
+        taken: set[tuple[str, str]] = set()
+        for study in studies:
+            key = store.study_key(study.study_uid)
+            headers[key], views[key], reasons[key] = [], {}, []
+            try:
+                refs = server.instances(study.study_uid, modalities, body_parts)
+                for ref in refs:
+                    ds = server.retrieve(ref)
+                    _pseudo, key, rel, reason = save_instance(ds, store, work, taken)
+                    header = ds.copy()
+                    for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+                        if tag in header:
+                            delattr(header, tag)
+                    headers[key].append(header)
+                    if rel:
+                        view = Path(rel).stem.split("_", 1)[1]
+                        views[key][view] = header
+                        store.record_instance(ref.sop_uid, key, "ok", view=view, path=rel)
+                    else:
+                        reasons[key].append(reason)
+                        store.record_instance(ref.sop_uid, key, "unusable", reason=reason)
+            except PacsError as err:
+                failed.add(key)
+                summary.failed += 1
+                summary.errors.append(str(err))
+                store.record_scored(key, "error", None, 0, str(err), rank)
+        keys = [k for k in headers if k not in failed]
+        counts = write_manifest(store, work, keys)
+        if counts["images"]:
+            predictions, n_images = scorer.predict(work)
+            if keep_predictions:
+                Path(keep_predictions).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(work / "predictions.nc", Path(keep_predictions) / f"{work.name}.nc")
+        else:
+            predictions, n_images = None, 0
+        summary.images += n_images
+        visits = set(predictions["visit_id"].values) if predictions is not None else set()
+        for study in studies:
+            key = store.study_key(study.study_uid)
+            if key in failed:
+                continue
+            if key not in visits:
+                if views[key]:
+                    why = "another study of the patient on the same day is scored"
+                elif reasons[key]:
+                    why = "; ".join(sorted(set(reasons[key])))
+                else:
+                    why = "no instance of the asked modalities"
+                store.record_scored(key, "unusable", None, 0, why, rank)
+                summary.unusable += 1
+                continue
+            pseudo = store.db.execute("SELECT pseudonym FROM studies WHERE study_key = ?", (key,)).fetchone()[0]
+            result = visit_result(predictions, pseudo, key)
+            sr = build_report(result, headers[key], study.study_uid, scorer.algorithm, views=views[key])
+            try:
+                server.store(sr)
+            except PacsError as err:
+                summary.failed += 1
+                summary.errors.append(str(err))
+                store.record_scored(key, "error", None, 0, str(err), rank)
+                continue
+            store.record_scored(key, "stored", sr_uids(study.study_uid, scorer.algorithm)[1], len(views[key]),
+                                None, rank)
+            summary.stored += 1
+            if fhir:
+                with atomic_write(Path(fhir) / f"{key}.json") as fh:
+                    json.dump(bundle(result, key, scorer.algorithm), fh, indent=1)
+            if progress:
+                progress(f"study {key}: SR stored")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

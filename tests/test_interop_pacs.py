@@ -1,0 +1,311 @@
+"""Round trip against a real PACS: a throwaway Orthanc on 127.0.0.1 (Debian ``orthanc`` +
+``orthanc-dicomweb``), hospital-like DICOMs with sentinel text in every identifying attribute,
+``pacs pull`` and ``pacs score`` over DICOMweb and DIMSE, SRs read back from the server with pydicom
+and highdicom and checked value by value against the Predictions they came from.
+
+Skipped, with the reason, when Orthanc or the ``[pacs]`` extra is missing (``.ci/run`` installs them).
+Every network call is bounded (client timeouts, subprocess timeouts) and only talks to 127.0.0.1.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("highdicom", reason="the [pacs] extra (highdicom, dicomweb-client, pynetdicom) is not installed")
+pytest.importorskip("dicomweb_client", reason="the [pacs] extra is not installed")
+pytest.importorskip("pynetdicom", reason="the [pacs] extra is not installed")
+
+from raoutcome.interop import testserver  # noqa: E402
+
+_REASON = testserver.available()
+pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"PACS round-trip tests need Orthanc: {_REASON}; "
+                                                            f".ci/run installs it when run as root")
+
+import pydicom  # noqa: E402
+from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from conftest import write_tiny_cohort  # noqa: E402
+from raoutcome.cli import app  # noqa: E402
+from raoutcome.interop.deid import BASIC_PROFILE_TEXT  # noqa: E402
+from raoutcome.interop.private import PrivateStore  # noqa: E402
+from raoutcome.interop.results import visit_result  # noqa: E402
+from raoutcome.interop.sr import read_report  # noqa: E402
+from raoutcome.predictions import load_predictions  # noqa: E402
+
+SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+BIRTH = "19230417"
+TRAIN = """
+[model]
+encoder = "test_efficientnet"
+image_size = 32
+d_model = 16
+attention_heads = 2
+layers = 1
+[train]
+epochs = 1
+batch_patients = 2
+num_workers = 0
+val_fraction = 0.25
+[cv]
+folds = 1
+[data]
+cache_dir = "{cache}"
+"""
+
+
+def _sentinel(i: int, patient: int) -> str:
+    return f"ZQSENT{i:03d}X{patient}"
+
+
+def _instance(patient: int, study_uid: str, date: str, view: str | None, modality: str = "DX",
+              body: str = "HAND") -> Dataset:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4" if modality == "MR" else "1.2.840.10008.5.1.4.1.1.1.1"
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, generate_uid()
+    for i, keyword in enumerate(BASIC_PROFILE_TEXT):
+        setattr(ds, keyword, _sentinel(i, patient))
+    ds.PatientName, ds.PatientID = f"ZQSENTNAME^P{patient}", f"MRN{patient}"
+    ds.PatientBirthDate, ds.PatientSex, ds.StudyDate, ds.StudyTime = BIRTH, "F", date, "101500"
+    ds.Modality, ds.BodyPartExamined, ds.ViewPosition = modality, body, "PA"
+    if view is not None:
+        ds.ImageLaterality = "L" if view.endswith("left") else "R"
+    rng = np.random.default_rng(patient * 100 + int(date[-2:]))
+    ds.Rows = ds.Columns = 48
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.PixelSpacing = [0.2, 0.2]
+    ds.PixelData = rng.integers(0, 4096, (48, 48), dtype=np.uint16).tobytes()
+    return ds
+
+
+def _hospital(n_patients: int = 3, n_visits: int = 2):
+    """Instances as a hospital PACS holds them, plus the expected outcome of the pull."""
+    out, studies = [], {}
+    for p in range(1, n_patients + 1):
+        for v in range(n_visits):
+            uid, date = generate_uid(), f"20{18 + v}0{p}1{v}"
+            studies[uid] = f"MRN{p}"
+            for view in ("hand_left", "hand_right"):
+                out.append(_instance(p, uid, date, view))
+            if p == 1 and v == 0:
+                out.append(_instance(p, uid, date, "hand_left", body="CHEST"))   # not scored
+                out.append(_instance(p, uid, date, None))                        # no laterality
+                out.append(_instance(p, uid, date, "hand_left", modality="MR"))  # MR
+    chest_uid = generate_uid()  # a study with nothing usable
+    studies[chest_uid] = "MRN1"
+    out.append(_instance(1, chest_uid, "20210601", "hand_left", body="CHEST"))
+    return out, studies
+
+
+def _bytes(ds: Dataset) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from raoutcome.cohort import load
+    from raoutcome.training import train_run
+
+    tmp = tmp_path_factory.mktemp("pacs_run")
+    cohort = write_tiny_cohort(tmp / "cohort", n_patients=6, n_visits=2, size=32)
+    (tmp / "train.toml").write_text(TRAIN.format(cache=tmp / "cache"))
+    return train_run(load(cohort), tmp / "train.toml", tmp / "run")
+
+
+@pytest.fixture(scope="module")
+def pacs():
+    instances, studies = _hospital()
+    with testserver.Orthanc(start_timeout_s=30) as server:
+        for ds in instances:
+            server.upload_bytes(_bytes(ds))
+        server.studies = studies
+        yield server
+
+
+@pytest.fixture
+def creds(pacs, monkeypatch):
+    monkeypatch.setenv("RAOUTCOME_PACS_USER", pacs.user)
+    monkeypatch.setenv("RAOUTCOME_PACS_PASSWORD", pacs.password)
+    monkeypatch.delenv("RAOUTCOME_PACS_CREDENTIALS", raising=False)
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _identifying_strings(pacs) -> list[bytes]:
+    found = [_sentinel(i, p).encode() for i in range(len(BASIC_PROFILE_TEXT)) for p in (1, 2, 3)]
+    found += [b"ZQSENTNAME", BIRTH.encode(), b"MRN1", b"MRN2", b"MRN3"]
+    return found + [uid.encode() for uid in pacs.studies]
+
+
+def _assert_clean(folders, texts, forbidden):
+    for folder in folders:
+        for path in Path(folder).rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                leaked = [f for f in forbidden if f in data]
+                assert not leaked, f"{path}: identifying text {leaked[:3]} in an output"
+    for text in texts:
+        leaked = [f for f in forbidden if f in text.encode()]
+        assert not leaked, f"identifying text {leaked[:3]} printed"
+
+
+def _srs(pacs, study_uid):
+    return [i for i in pacs.instances_of_study(study_uid) if i["MainDicomTags"].get("SOPClassUID", SR_CLASS) == SR_CLASS
+            and pacs.get(f"/instances/{i['ID']}/simplified-tags").get("Modality") == "SR"]
+
+
+def test_pull_dicomweb_writes_a_pseudonymised_valid_cohort(pacs, creds, tmp_path):
+    from raoutcome.cohort import load
+
+    res = CliRunner().invoke(app, ["pacs", "pull", "--server", pacs.dicomweb_url, "--out", str(tmp_path / "c"),
+                                   "--since", "2017-01-01", "--timeout", "30"])
+    assert res.exit_code == 0, res.output
+    cohort = load(tmp_path / "c")
+    assert len(cohort.patients) == 3 and len(cohort.visits) == 6 and len(cohort.images) == 12
+    assert sorted(cohort.visits.groupby("patient_id").time_years.min()) == [0, 0, 0]
+    unusable = (tmp_path / "c" / "unusable.csv").read_text()
+    assert "body part CHEST is not scored" in unusable and "no ImageLaterality" in unusable and "MR instance" in unusable
+    private = tmp_path / "c.private"
+    assert oct(private.stat().st_mode & 0o777) == "0o700"
+    assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in private.iterdir() if f.is_file()
+               and not f.name.endswith(("-wal", "-shm")))
+    assert "MRN1" in (private / "mapping.csv").read_text()  # the mapping, kept apart
+    _assert_clean([tmp_path / "c"], [res.output], _identifying_strings(pacs))
+    # resumable: a second pull fetches nothing new and writes the same manifest
+    before = (tmp_path / "c" / "images.csv").read_text()
+    res = CliRunner().invoke(app, ["pacs", "pull", "--server", pacs.dicomweb_url, "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0 and (tmp_path / "c" / "images.csv").read_text() == before
+
+
+@pytest.mark.parametrize("retrieve", ["get", "move"])
+def test_pull_dimse_gives_the_same_cohort(pacs, creds, tmp_path, retrieve):
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.pull import pull
+
+    web = pull(server_spec(pacs.dicomweb_url), tmp_path / "web", private=tmp_path / "priv")
+    dimse = pull(server_spec(pacs.dimse_url(retrieve), timeout_s=30), tmp_path / "dimse", private=tmp_path / "priv")
+    assert (dimse.studies, dimse.images, dimse.unusable) == (web.studies, web.images, web.unusable) == (6, 12, 4)
+    for name in ("visits.csv", "images.csv"):
+        assert (tmp_path / "web" / name).read_text() == (tmp_path / "dimse" / name).read_text()
+    for rel in (tmp_path / "web" / "images.csv").read_text().splitlines()[1:]:
+        path = rel.split(",")[-1]
+        assert (tmp_path / "web" / path).read_bytes() == (tmp_path / "dimse" / path).read_bytes()
+
+
+def test_score_stores_one_sr_per_study_matching_the_predictions(pacs, creds, run_dir, tmp_path):
+    state, fhir, preds = tmp_path / "state", tmp_path / "fhir", tmp_path / "preds"
+    args = ["pacs", "score", "--run", str(run_dir), "--server", pacs.dicomweb_url, "--state", str(state),
+            "--fhir", str(fhir), "--predictions-out", str(preds), "--chunk", "3", "--timeout", "30"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "6 SR stored" in res.output and "1 without a usable image" in res.output
+    store = PrivateStore(state)
+    predictions = [load_predictions(p) for p in sorted(preds.glob("*.nc"))]
+    checked = 0
+    for study_uid, mrn in pacs.studies.items():
+        srs = _srs(pacs, study_uid)
+        key = store.study_key(study_uid)
+        if store.scored_status(key) == "unusable":
+            assert srs == []
+            continue
+        assert len(srs) == 1
+        ds = pydicom.dcmread(__import__("io").BytesIO(pacs.file(srs[0]["ID"])))
+        assert ds.PatientID == mrn and ds.StudyInstanceUID == study_uid  # filed in the patient's study
+        back = read_report(ds)
+        assert back["verification"] == "UNVERIFIED" and back["algorithm"][0] == "raoutcome"
+        pseudo = store.pseudonym(mrn)
+        [pred] = [p for p in predictions if key in p["visit_id"].values]
+        expected = visit_result(pred, pseudo, key)
+        assert back["outcomes"] == expected.outcomes and set(expected.outcomes) >= {"svdh", "haq", "risk"}
+        assert (fhir / f"{key}.json").exists()
+        checked += 1
+    assert checked == 6
+    store.close()
+    _assert_clean([fhir, preds], [res.output], _identifying_strings(pacs))
+    # idempotent: a rerun stores nothing and the server still holds one SR per study
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and "0 SR stored" in res.output and "7 done before" in res.output
+    assert all(len(_srs(pacs, uid)) <= 1 for uid in pacs.studies)
+
+
+def test_lost_ledger_recovers_from_the_server_without_a_second_sr(pacs, creds, run_dir, tmp_path):
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.score import score
+
+    spec = server_spec(pacs.dicomweb_url, timeout_s=30)
+    first = score(run_dir, spec, state=tmp_path / "s1", chunk=8)
+    second = score(run_dir, spec, state=tmp_path / "s2", chunk=8)  # a fresh ledger: SRs found on the server
+    assert first.stored + first.recovered == 6 and second.recovered == 6 and second.stored == 0
+    assert all(len(_srs(pacs, uid)) <= 1 for uid in pacs.studies)
+
+
+def test_sharded_ranks_score_disjoint_studies(pacs, creds, run_dir, tmp_path, monkeypatch):
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.score import score
+
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=2)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        spec = server_spec(fresh.dicomweb_url, timeout_s=30)
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        done = []
+        for rank in (0, 1):
+            monkeypatch.setenv("RANK", str(rank))
+            done.append(score(run_dir, spec, state=tmp_path / "state", chunk=8))
+        assert done[0].stored + done[1].stored == 4 and done[0].stored > 0 and done[1].stored > 0
+        assert all(len(_srs(fresh, uid)) == (0 if i == len(studies) - 1 else 1) for i, uid in enumerate(studies))
+
+
+@pytest.mark.slow
+def test_kill_halfway_and_rerun_scores_every_study_exactly_once(run_dir, tmp_path):
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=4)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        env = {**os.environ, "RAOUTCOME_PACS_USER": fresh.user, "RAOUTCOME_PACS_PASSWORD": fresh.password,
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+        env.pop("RANK", None), env.pop("WORLD_SIZE", None)
+        cmd = [sys.executable, "-m", "raoutcome.cli", "pacs", "score", "--run", str(run_dir), "--server",
+               fresh.dicomweb_url, "--state", str(tmp_path / "state"), "--chunk", "1", "--timeout", "30"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline, stored = time.monotonic() + 240, 0
+        try:
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                stored += "SR stored" in line
+                if stored == 2:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+        assert stored == 2, "the first run should have stored two SRs before the kill"
+        rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr[-2000:]
+        n_sr = [len(_srs(fresh, uid)) for uid in studies]
+        assert n_sr == [1] * (len(studies) - 1) + [0]  # every scoreable study exactly once; the chest study none
+        store = PrivateStore(tmp_path / "state")
+        status = [store.scored_status(store.study_key(uid)) for uid in studies]
+        assert status == ["stored"] * (len(studies) - 1) + ["unusable"]
