@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test docs typecheck dist venv bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,20 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# The docs site (MkDocs) into site/, every warning an error; tests/test_docs.py builds it too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true PYTHONPATH=src $(PY) -m mkdocs build --strict
+
+# Type checks of the public API (files listed in pyproject's [tool.mypy]); tests/test_typecheck.py runs it too.
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+# Wheel and sdist into dist/.
+dist: $(STAMP)
+	$(PY) -m build
+
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT)
+	rm -rf $(VENV) $(DEMO_OUT) site dist

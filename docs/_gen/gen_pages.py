@@ -41,7 +41,9 @@ KNOWN: list[tuple[str, list[tuple[str, str]]]] = [
                  ("Attribution beyond Sharp", "results/attribution.md"),
                  ("Statistics and test size", "results/statistics.md"),
                  ("Beyond damage", "beyond_damage.md"), ("Survival", "survival.md")]),
+    ("Development notes", [("Internal contracts", "CONTRACTS.md")]),
 ]
+LAST = ("Development notes",)  # sections put after the automatic ones
 SECTION_OF_FOLDER = {"guides": "User guides", "concepts": "Concepts", "results": "Results", "": "Analyses",
                      "dev": "Development notes"}
 SKIP = {"SUMMARY.md"}
@@ -108,15 +110,17 @@ def cli_page() -> None:
                     cmd.get_usage(ctx).strip(), "```", ""])
         rows = []
         for p in cmd.params:
-            if isinstance(p, click.Option):
+            if p.param_type_name == "option":
                 names = ", ".join(f"`{o}`" for o in p.opts + p.secondary_opts)
                 default = "" if p.required or p.default in (None, False) or callable(p.default) else f"`{p.default}`"
-                rows.append(f"| {names} | {'yes' if p.required else ''} | {default} | {(p.help or '').strip()} |")
-            elif isinstance(p, click.Argument):
+                rows.append(f"| {names} | {'yes' if p.required else ''} | {default} | {_cell(p.help)} |")
+            elif p.param_type_name == "argument":
                 help_text = getattr(p, "help", "") or ""
-                rows.append(f"| `{p.name.upper()}` (argument) | {'yes' if p.required else ''} |  | {help_text} |")
+                rows.append(f"| `{p.name.upper()}` (argument) | {'yes' if p.required else ''} |  | {_cell(help_text)} |")
         if rows:
             out.extend(["| option | required | default | what |", "|---|---|---|---|", *rows, ""])
+        for name in sorted(getattr(cmd, "commands", {}) if cmd is not group else []):
+            section(cmd.commands[name], f"{path} {name}", "###")
 
     section(group, "raoutcome", "##")
     for name in sorted(group.commands):
@@ -124,6 +128,11 @@ def cli_page() -> None:
     with mkdocs_gen_files.open("cli.md", "w") as fh:
         fh.write("\n".join(out) + "\n")
     mkdocs_gen_files.set_edit_path("cli.md", "src/raoutcome/cli.py")
+
+
+def _cell(text: str | None) -> str:
+    """Help text fit for one Markdown table cell (pipes escaped, one line)."""
+    return " ".join((text or "").split()).replace("|", "\\|")
 
 
 def changelog_page() -> str | None:
@@ -152,7 +161,9 @@ def summary(reference: list[tuple[str, str]], extra: list[tuple[str, str]]) -> s
         section = SECTION_OF_FOLDER.get(folder, folder.replace("_", " ").capitalize())
         sections.setdefault(section, []).append((_title(path), rel))
         listed.add(rel)
-    for section, pages in sections.items():
+    order = [s for s in sections if s not in LAST] + [s for s in LAST if s in sections]
+    for section in order:
+        pages = sections[section]
         if not pages:
             continue
         if section:
@@ -164,7 +175,8 @@ def summary(reference: list[tuple[str, str]], extra: list[tuple[str, str]]) -> s
     lines.append("    - API")
     for name, page in reference:
         depth = name.count(".")
-        lines.append("        " + "    " * depth + f"- [{name}]({page})")
+        title = name if depth == 0 else name.rsplit(".", 1)[-1]
+        lines.append("        " + "    " * depth + f"- [{title}]({page})")
     for title, page in extra:
         lines.append(f"- [{title}]({page})")
     return "\n".join(lines) + "\n"

@@ -21,7 +21,13 @@ class InputError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem found in user input, located as precisely as possible."""
+    """One problem found in user input, located as precisely as possible.
+
+    Examples
+    --------
+    >>> str(Problem("visits.csv", "not a number", row=3, column="haq", value="x"))
+    "visits.csv, row 3, column 'haq': not a number (value: 'x')"
+    """
 
     file: str
     message: str

@@ -36,7 +36,13 @@ ARTEFACTS = ("config.resolved.toml", "versions.json", "metrics.json")
 
 
 def flat_params(values: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """``{"train": {"lr": 0.001}}`` -> ``{"train.lr": 0.001}``; lists and tables become JSON text."""
+    """``{"train": {"lr": 0.001}}`` -> ``{"train.lr": 0.001}``; lists and tables become JSON text.
+
+    Examples
+    --------
+    >>> flat_params({"train": {"lr": 0.001}, "model": {"views": ["hand_left"]}})
+    {'train.lr': 0.001, 'model.views': '["hand_left"]'}
+    """
     out: dict[str, Any] = {}
     for section, keys in values.items():
         for key, value in keys.items():
