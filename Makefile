@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test docs typecheck dist venv bench clean
+.PHONY: demo test lint docs typecheck dist venv bench stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/raoutcome demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(PY) -m pytest -q tests
 
 # The docs site (MkDocs) into site/, every warning an error; tests/test_docs.py builds it too.
@@ -32,6 +32,19 @@ typecheck: $(STAMP)
 # Wheel and sdist into dist/.
 dist: $(STAMP)
 	$(PY) -m build
+
+# ruff (lint; rules in pyproject.toml) and vulture (dead code) over the code and the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check src tests analyses benchmarks
+	$(PY) -m vulture
+
+# Long property, fault and load runs (issue #27), fixed seed; the default suite runs short versions.
+STRESS_SEED ?= 27
+stress: $(STAMP)
+	RAOUTCOME_STRESS=1 RAOUTCOME_STRESS_SEED=$(STRESS_SEED) $(PY) -m pytest -q -s -m stress tests
+	RAOUTCOME_STRESS=1 RAOUTCOME_STRESS_SEED=$(STRESS_SEED) $(PY) -m pytest -q -s tests/test_hostile_properties.py
+	$(PY) benchmarks/bench_validate_scale.py
+	$(PY) benchmarks/bench_predict_100k.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -149,6 +149,44 @@ print("Strongest region by the F-test:", tests.iloc[0]["region"])'''),
             "`raoutcome demo` folder and `RAOUTCOME_NB_MAX_IMAGES=200` for a stable answer. The images seen by "
             "the test here are few and the models are small, so treat any single p-value with care — and on "
             "real data confirm a candidate region in an independent cohort."),
+        new_markdown_cell(
+            "## 5. Two questions: beyond the human reading, and beyond damage\n\n"
+            "A model trained on radiographs is first of all a damage reader, and usually a more precise one than a "
+            "human scorer. So *\"does the image add to the Sharp score?\"* can be answered yes although the image "
+            "sees nothing but damage — a real finding for trialists, but not a biomarker. The biomarker question "
+            "is *\"does the image carry something other than joint damage?\"*: `beyond_damage` corrects the "
+            "damage term for reader error (regression calibration on the second reading in `retest.csv`, or a "
+            "published SDC when there is none) before asking it. Each row below states its question."),
+        new_code_cell('''\
+import warnings
+from raoutcome.analysis.features import analysis_data
+from raoutcome.analysis.incremental import beyond_damage, beyond_sharp
+
+data = analysis_data(cohort, predictions)
+image = data.pred("risk")
+outcome_images = {"haq": data.pred("haq") if "haq" in data.heads else image}
+kw = dict(outcome_images=outcome_images, tests=("cox_lrt", "partial_r2_f"))
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    sharp = beyond_sharp(data, image, **kw)
+    try:
+        damage = beyond_damage(data, image, retest=cohort.retest, **kw)
+    except Exception as err:  # e.g. too few patients for the calibration
+        damage = pd.DataFrame()
+        print("beyond_damage could not run:", err)
+if damage.empty:
+    print("WARNING: only 'beyond the human reading' could be answered; a small p-value there may only mean "
+          "that the image reads damage more precisely than the reader.")
+else:
+    print("damage corrected with:", damage["reliability_source"].iloc[0])
+for _, row in pd.concat([sharp, damage]).iterrows():
+    print(f"{row.question}\\n    {row.test} for {row.outcome}: estimate {row.estimate:.3g}, p = {row.p_value:.3g}")'''),
+        new_markdown_cell(
+            "**Reading the two answers.** A small p-value on the first question with a large one on the second "
+            "says: the image reads joint damage better than the reader, and nothing more. Small on both: the "
+            "image sees something the damage score does not — the candidate biomarker. How often each test "
+            "calls a pure damage reader a discovery is measured by `analyses/false_discovery.py` (see "
+            "docs/beyond_damage.md)."),
     ]
 
 

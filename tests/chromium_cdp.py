@@ -88,7 +88,7 @@ class Chromium:
             self._call(f"{domain}.enable", session=True)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *_exc) -> None:
         try:
             self.ws.close()
         finally:

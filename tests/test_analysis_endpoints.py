@@ -102,3 +102,16 @@ def test_endpoint_table_ranks_endpoints_by_responsiveness():
         (table.loc["learned", "srm"] / table.loc["sharp", "srm"]) ** 2)
     assert table.loc["sharp", "pct_progressors_sdc"] == pytest.approx(100 * np.mean(changes["sharp"] > 3.0))
     assert np.isnan(table.loc["learned", "sdc"])
+
+
+def test_retest_sdc_pairs_each_patients_change_from_both_readings():
+    visits = pd.DataFrame({"patient_id": ["a", "a", "b", "b", "c", "c", "d", "d"],
+                           "visit_id": ["v0", "v1"] * 4, "time_years": [0.0, 2.0] * 4,
+                           "svdh_total": [1.0, 5.0, 2.0, 2.0, 0.0, 3.0, 4.0, 9.0]})
+    retest = visits.assign(svdh_total=visits["svdh_total"] + [0.0, 1.0, 0.0, -1.0, 1.0, 1.0, 0.0, 2.0])
+    # changes: first reading 4, 0, 3, 5; second 5, -1, 3, 7 -> differences -1, 1, 0, -2
+    diff = np.array([-1.0, 1.0, 0.0, -2.0])
+    expected = 1.959963984540054 * diff.std(ddof=1) / math.sqrt(2)
+    assert ep.retest_sdc(visits, retest, "svdh_total") == pytest.approx(expected)
+    # a retest of another end visit does not pair; fewer than 3 pairs: no SDC
+    assert ep.retest_sdc(visits, retest[retest["patient_id"].isin(["a", "b"])], "svdh_total") is None

@@ -120,7 +120,16 @@ def test_beyond_sharp_runs_every_test_and_names_the_event():
     table = inc.beyond_sharp(_analysis_data(True), "image", outcome_images={"haq": "image"}, n_boot=50)
     assert set(table["test"]) == {"cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"}
     assert set(table.loc[table["test"] == "cox_lrt", "outcome"]) == {"deformity"}
-    assert (table["base"] == "log1p_svdh_total,age").all()  # SvdH enters on the log(1 + x) scale by default
+    # SvdH enters as a natural cubic spline of log(1 + SvdH) by default (4 df)
+    assert (table["base"] == "spline(log1p_svdh_total),age").all()
+    pts = _analysis_data(True).patients
+    from raoutcome.analysis.reader_error import spline_basis
+    basis = spline_basis(np.log1p(pts["svdh_total"].to_numpy()), df=4, prefix="b")
+    ref = inc.cox_lrt(pd.concat([pts, basis], axis=1), [*basis.columns, "age"], ["image"])
+    assert table.loc[table["test"] == "cox_lrt", "p_value"].item() == pytest.approx(ref.p_value, rel=1e-9)
+    logged = inc.beyond_sharp(_analysis_data(True), "image", sharp_transform="log1p", outcome_images={},
+                              tests=("cox_lrt",))
+    assert logged["base"].item() == "log1p_svdh_total,age"
     linear = inc.beyond_sharp(_analysis_data(True), "image", sharp_transform=None, outcome_images={},
                               tests=("cox_lrt",))
     assert linear["base"].item() == "svdh_total,age"
@@ -132,7 +141,8 @@ def test_beyond_sharp_can_adjust_for_several_sharp_columns():
     split = rng.uniform(0.3, 0.7, len(data.patients))
     data.patients["svdh_erosion"] = data.patients["svdh_total"] * split
     data.patients["svdh_jsn"] = data.patients["svdh_total"] * (1 - split)
-    table = inc.beyond_sharp(data, "image", sharp=("svdh_erosion", "svdh_jsn"), outcome_images={}, tests=("cox_lrt",))
+    table = inc.beyond_sharp(data, "image", sharp=("svdh_erosion", "svdh_jsn"), sharp_transform="log1p",
+                             outcome_images={}, tests=("cox_lrt",))
     assert table["base"].item() == "log1p_svdh_erosion,log1p_svdh_jsn,age"
     pts = data.patients.assign(log1p_svdh_erosion=np.log1p(data.patients["svdh_erosion"]),
                                log1p_svdh_jsn=np.log1p(data.patients["svdh_jsn"]))

@@ -21,7 +21,7 @@ EXPECTED = {
     "cox_hazard_ratios.csv", "cox_forest.png", "cox_ph_test.csv", "km_groups.csv", "km_tertiles.png",
     "cox_time_varying.csv", "survival_models.csv", "mixed_models.csv", "mixed_random_effects.csv",
     "gee_models.csv", "mixed_coefficients.png", "incremental.csv", "endpoints.csv", "change_scores.csv",
-    "cumulative_probability.png", "power.csv", "power_curves.png",
+    "cumulative_probability.png", "power.csv", "power_curves.png", "reader_agreement.csv",
 }
 FAST = dict(n_boot=20, n_sim=60, progress=False)
 
@@ -33,7 +33,7 @@ def study(tmp_path_factory):
     truth = truth.assign(**{f"e{i}": truth["latent"] * (i == 0) + rng.normal(0, 0.5, len(truth)) for i in range(4)})
     # a second reading of every visit's SvdH: the cohort's test-retest set
     visits = pd.read_csv(root / "visits.csv")
-    visits.assign(svdh_total=visits["svdh_total"] + rng.normal(0, 1.0, len(visits)))[
+    visits.assign(svdh_total=(visits["svdh_total"] + rng.normal(0, 1.0, len(visits))).clip(lower=0))[
         ["patient_id", "visit_id", "svdh_total"]].to_csv(root / "retest.csv", index=False)
     ds = predictions_from_columns(truth, {"risk": "latent", "svdh": "svdh_learned", "haq": "latent"},
                                   embedding=[f"e{i}" for i in range(4)], run="stand-in")
@@ -53,11 +53,24 @@ def test_analyze_writes_every_table_and_figure(study, tmp_path):
     assert summary["n_patients"] == 90 and summary["cross_fitted"] is True
     assert set(summary["files"]) == written - {"summary.json"}
     # the true latent drives hazard, HAQ and pain in this cohort: every test sees it
-    inc = pd.read_csv(out / "incremental.csv")
+    both = pd.read_csv(out / "incremental.csv")
+    from raoutcome.analysis.incremental import QUESTIONS
+    assert set(both["question"]) == set(QUESTIONS.values())  # both questions, each row naming its own
+    damage = both[both["question"] == QUESTIONS["beyond_damage"]]
+    assert damage["reliability_source"].str.startswith("retest").all()
+    assert set(damage["test"]) == {"cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"}
+    assert (damage.loc[damage["test"].isin(["cox_lrt", "mixed_lrt", "partial_r2_f"]), "p_value"] < 0.01).all()
+    assert "beyond_damage" in summary and "beyond_damage_warning" not in summary
+    inc = both[both["question"] == QUESTIONS["beyond_sharp"]]
     assert set(inc["test"]) == {"cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"}
     likelihood_tests = inc[inc["test"].isin(["cox_lrt", "mixed_lrt", "partial_r2_f"])]
     assert len(likelihood_tests) == 5 and (likelihood_tests["p_value"] < 0.01).all()
     assert (inc.loc[inc["test"] == "delta_c", "estimate"] > 0).all()
+    agreement = pd.read_csv(out / "reader_agreement.csv").set_index("score")
+    # the retest adds N(0, 1) to the first reading: SD of the difference 1, per-reading error SD 1 / sqrt(2)
+    assert agreement.loc["svdh_total", "error_sd"] == pytest.approx(1 / np.sqrt(2), abs=0.1)
+    assert agreement.loc["svdh_total", "sdc"] == pytest.approx(1.96, abs=0.25)
+    assert agreement.loc["svdh_total", "icc"] > 0.9
     hr = summary["cox_image_hr_per_sd"]
     assert hr["hr"] > 1 and hr["ci"][0] > 1
     models = pd.read_csv(out / "survival_models.csv")

@@ -148,18 +148,36 @@ def test_to_xarray_shapes_and_values(tiny_cohort):
     pd.concat([patients, pd.DataFrame({"patient_id": ["p7"]})]).to_csv(tiny_cohort / "patients.csv", index=False)
     cohort = load(tiny_cohort)
     ds = cohort.to_xarray()
-    assert dict(ds.sizes) == {"patient_id": 7, "visit": 3}
-    assert set(OUTCOMES) | {"time_years", "visit_id", "n_visits"} <= set(ds.data_vars)
-    assert ds["visit_id"].sel(patient_id="p1").values.tolist() == ["v0", "v1", "v2"]
-    assert ds["visit_id"].sel(patient_id="p2", visit=2).item() == ""
-    assert np.isnan(ds["svdh_total"].sel(patient_id="p2", visit=2).item())
+    assert dict(ds.sizes) == {"patient_id": 7, "visit_id": 3}
+    assert set(OUTCOMES) | {"time_years", "n_visits"} <= set(ds.data_vars)
+    assert ds["visit_id"].values.tolist() == ["v0", "v1", "v2"]  # by time
+    assert np.isnan(ds["time_years"].sel(patient_id="p2", visit_id="v2").item())
+    assert np.isnan(ds["svdh_total"].sel(patient_id="p2", visit_id="v2").item())
     assert ds["n_visits"].sel(patient_id="p2").item() == 2
     assert ds["n_visits"].sel(patient_id="p7").item() == 0
     assert np.isnan(ds["time_years"].sel(patient_id="p7")).all()
     row = cohort.visits[(cohort.visits.patient_id == "p3") & (cohort.visits.visit_id == "v1")].iloc[0]
-    assert ds["haq"].sel(patient_id="p3", visit=1).item() == row["haq"]
-    assert ds["time_years"].sel(patient_id="p3", visit=1).item() == row["time_years"]
-    assert np.isnan(ds["msasss"].sel(patient_id="p1", visit=1).item())  # a gap stays NaN
+    assert ds["haq"].sel(patient_id="p3", visit_id="v1").item() == row["haq"]
+    assert ds["time_years"].sel(patient_id="p3", visit_id="v1").item() == row["time_years"]
+    assert np.isnan(ds["msasss"].sel(patient_id="p1", visit_id="v1").item())  # a gap stays NaN
+
+
+def test_cohort_and_predictions_share_one_grid_with_visits_by_time(tiny_cohort):
+    from raoutcome.predictions import from_frame
+
+    for table in ("visits", "images", "joints"):
+        frame = pd.read_csv(tiny_cohort / f"{table}.csv")
+        frame["visit_id"] = frame["visit_id"].map({"v0": "baseline", "v1": "y1", "v2": "y2"})
+        frame.to_csv(tiny_cohort / f"{table}.csv", index=False)
+    cohort = load(tiny_cohort)
+    ds = cohort.to_xarray()
+    assert ds["visit_id"].values.tolist() == ["baseline", "y1", "y2"]  # by time, not by name
+    pred = from_frame(cohort.visits[["patient_id", "visit_id", "time_years"]].sample(frac=1.0, random_state=0)
+                      .assign(haq=cohort.visits["haq"]))
+    assert pred["visit_id"].values.tolist() == ds["visit_id"].values.tolist()
+    assert set(pred["patient_id"].values) == set(ds["patient_id"].values)
+    aligned = ds["time_years"] - pred["time_years"]  # one grid: labels line up without reindexing
+    assert float(np.nanmax(np.abs(aligned.values))) == 0.0
 
 
 def test_subset_filters_every_table(tiny_cohort):

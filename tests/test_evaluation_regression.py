@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from raoutcome.errors import InputError
-from raoutcome.evaluation import bias, mae, pearson, pearson_r, rmse, spearman, spearman_rho
+from raoutcome.evaluation import bias, mae, pearson, pearson_r, r2, rmse, spearman, spearman_rho
 
 Y = [1.0, 2.0, 3.0, 4.0]
 P = [2.0, 2.0, 1.0, 4.0]  # errors +1, 0, -2, 0
@@ -17,6 +17,17 @@ def test_error_metrics_by_hand():
     assert rmse(Y, P) == pytest.approx(math.sqrt((1 + 0 + 4 + 0) / 4))
     assert mae(Y, P) == pytest.approx(3 / 4)
     assert bias(Y, P) == pytest.approx(-1 / 4)
+
+
+def test_r2_by_hand_and_batched():
+    # SSE = 1 + 0 + 4 + 0 = 5; mean 2.5, SST = 2.25 + 0.25 + 0.25 + 2.25 = 5 -> R² = 0
+    assert r2(Y, P) == pytest.approx(0.0)
+    assert r2(Y, [1.5, 2.0, 3.0, 4.0]) == pytest.approx(1 - 0.25 / 5)
+    assert r2([1.0, 2.0, 3.0], [3.0, 3.0, 3.0]) == pytest.approx(1 - 5 / 2)  # worse than the mean: negative
+    assert math.isnan(r2([2.0, 2.0, 2.0], [1.0, 2.0, 3.0]))  # no spread in the observed values
+    w = np.array([[1.0, 1.0, 1.0, 1.0], [2.0, 0.0, 1.0, 1.0]])  # a bootstrap resample as counts per row
+    twice = [Y[0], Y[0], Y[2], Y[3]], [P[0], P[0], P[2], P[3]]
+    assert np.allclose(r2.batched(w, np.array(Y), np.array(P)), [r2(Y, P), r2(*twice)])
 
 
 def test_missing_rows_are_masked_not_propagated():

@@ -24,7 +24,7 @@ def test_regression_report_table_with_patient_bootstrap():
     y[0] = np.nan  # masked, not fatal
     table = regression_report(y, p, patient_ids=ids, n_boot=300, dream=True)
     assert list(table.columns) == COLUMNS
-    assert list(table.index) == ["rmse", "mae", "bias", "pearson_r", "spearman_rho", "dream_weighted_rmse",
+    assert list(table.index) == ["rmse", "mae", "bias", "r2", "pearson_r", "spearman_rho", "dream_weighted_rmse",
                                  "dream_weighted_mae"]
     assert (table["n"] == 119).all() and table.attrs["n_patients"] == 40
     assert (table["ci_method"] == "patient bootstrap").all()

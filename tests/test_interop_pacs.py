@@ -35,7 +35,6 @@ from typer.testing import CliRunner  # noqa: E402
 
 from conftest import write_tiny_cohort  # noqa: E402
 from raoutcome.cli import app  # noqa: E402
-from raoutcome.interop.deid import BASIC_PROFILE_TEXT  # noqa: E402
 from raoutcome.interop.private import PrivateStore  # noqa: E402
 from raoutcome.interop.results import visit_result  # noqa: E402
 from raoutcome.interop.sr import read_report  # noqa: E402
@@ -43,6 +42,7 @@ from raoutcome.predictions import load_predictions  # noqa: E402
 
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
 BIRTH = "19230417"
+STUDY_DATES: list[str] = []
 TRAIN = """
 [model]
 encoder = "test_efficientnet"
@@ -62,8 +62,23 @@ cache_dir = "{cache}"
 """
 
 
-def _sentinel(i: int, patient: int) -> str:
-    return f"ZQSENT{i:03d}X{patient}"
+def _planted(ds: Dataset, tmp: Path) -> Dataset:
+    """``ds`` with a sentinel in every attribute of the PS3.15 basic profile (tests/deid_profile.py, planted
+    by test_no_identifying_data.plant), then the keys a PACS needs put back: the UIDs, Patient ID and
+    Study Date (themselves checked as forbidden text)."""
+    from test_no_identifying_data import plant
+
+    keep = {k: ds.get(k) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "PatientID",
+                                   "StudyDate")}
+    path = tmp / f"{ds.SOPInstanceUID}.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    plant(path)
+    out = pydicom.dcmread(path)
+    path.unlink()
+    for k, v in keep.items():
+        setattr(out, k, v)
+    out.file_meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
+    return out
 
 
 def _instance(patient: int, study_uid: str, date: str, view: str | None, modality: str = "DX",
@@ -76,9 +91,7 @@ def _instance(patient: int, study_uid: str, date: str, view: str | None, modalit
     ds.SOPInstanceUID = generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, generate_uid()
-    for i, keyword in enumerate(BASIC_PROFILE_TEXT):
-        setattr(ds, keyword, _sentinel(i, patient))
-    ds.PatientName, ds.PatientID = f"ZQSENTNAME^P{patient}", f"MRN{patient}"
+    ds.PatientName, ds.PatientID = f"ZQSENTNAME^P{patient}", f"ZQMRN{patient}"
     ds.PatientBirthDate, ds.PatientSex, ds.StudyDate, ds.StudyTime = BIRTH, "F", date, "101500"
     ds.Modality, ds.BodyPartExamined, ds.ViewPosition = modality, body, "PA"
     if view is not None:
@@ -93,12 +106,13 @@ def _instance(patient: int, study_uid: str, date: str, view: str | None, modalit
 
 
 def _hospital(n_patients: int = 3, n_visits: int = 2):
-    """Instances as a hospital PACS holds them, plus the expected outcome of the pull."""
+    """Instances as a hospital PACS holds them, and {study UID: patient ID}."""
     out, studies = [], {}
     for p in range(1, n_patients + 1):
         for v in range(n_visits):
             uid, date = generate_uid(), f"20{18 + v}0{p}1{v}"
-            studies[uid] = f"MRN{p}"
+            studies[uid] = f"ZQMRN{p}"
+            STUDY_DATES.append(date)
             for view in ("hand_left", "hand_right"):
                 out.append(_instance(p, uid, date, view))
             if p == 1 and v == 0:
@@ -106,7 +120,7 @@ def _hospital(n_patients: int = 3, n_visits: int = 2):
                 out.append(_instance(p, uid, date, None))                        # no laterality
                 out.append(_instance(p, uid, date, "hand_left", modality="MR"))  # MR
     chest_uid = generate_uid()  # a study with nothing usable
-    studies[chest_uid] = "MRN1"
+    studies[chest_uid] = "ZQMRN1"
     out.append(_instance(1, chest_uid, "20210601", "hand_left", body="CHEST"))
     return out, studies
 
@@ -131,11 +145,12 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def pacs():
+def pacs(tmp_path_factory):
     instances, studies = _hospital()
+    tmp = tmp_path_factory.mktemp("plant")
     with testserver.Orthanc(start_timeout_s=30) as server:
         for ds in instances:
-            server.upload_bytes(_bytes(ds))
+            server.upload_bytes(_bytes(_planted(ds, tmp)))
         server.studies = studies
         yield server
 
@@ -150,8 +165,14 @@ def creds(pacs, monkeypatch):
 
 
 def _identifying_strings(pacs) -> list[bytes]:
-    found = [_sentinel(i, p).encode() for i in range(len(BASIC_PROFILE_TEXT)) for p in (1, 2, 3)]
-    found += [b"ZQSENTNAME", BIRTH.encode(), b"MRN1", b"MRN2", b"MRN3"]
+    """Every planted sentinel (bar those put back), the patient IDs, study UIDs and study dates."""
+    from test_no_identifying_data import sentinel_values, tokens
+
+    restored = {sentinel_values()[k][1] for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                                                  "PatientID", "StudyDate")}
+    found = [t.encode() for t in tokens() if t not in restored]
+    found += [b"ZQSENTNAME", b"ZQMRN", BIRTH.encode()] + [d.encode() for d in set(STUDY_DATES)]
+    assert len(found) > 150  # the whole basic profile
     return found + [uid.encode() for uid in pacs.studies]
 
 
@@ -187,7 +208,7 @@ def test_pull_dicomweb_writes_a_pseudonymised_valid_cohort(pacs, creds, tmp_path
     assert oct(private.stat().st_mode & 0o777) == "0o700"
     assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in private.iterdir() if f.is_file()
                and not f.name.endswith(("-wal", "-shm")))
-    assert "MRN1" in (private / "mapping.csv").read_text()  # the mapping, kept apart
+    assert "ZQMRN1" in (private / "mapping.csv").read_text()  # the mapping, kept apart
     _assert_clean([tmp_path / "c"], [res.output], _identifying_strings(pacs))
     # resumable: a second pull fetches nothing new and writes the same manifest
     before = (tmp_path / "c" / "images.csv").read_text()
@@ -271,7 +292,10 @@ def test_sharded_ranks_score_disjoint_studies(pacs, creds, run_dir, tmp_path, mo
         for rank in (0, 1):
             monkeypatch.setenv("RANK", str(rank))
             done.append(score(run_dir, spec, state=tmp_path / "state", chunk=8))
-        assert done[0].stored + done[1].stored == 4 and done[0].stored > 0 and done[1].stored > 0
+        from raoutcome.interop.score import shard_of
+
+        owners = [shard_of(uid, 2) for uid in list(studies)[:-1]]
+        assert (done[0].stored, done[1].stored) == (owners.count(0), owners.count(1))
         assert all(len(_srs(fresh, uid)) == (0 if i == len(studies) - 1 else 1) for i, uid in enumerate(studies))
 
 
@@ -309,3 +333,93 @@ def test_kill_halfway_and_rerun_scores_every_study_exactly_once(run_dir, tmp_pat
         store = PrivateStore(tmp_path / "state")
         status = [store.scored_status(store.study_key(uid)) for uid in studies]
         assert status == ["stored"] * (len(studies) - 1) + ["unusable"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_share_the_studies(run_dir, tmp_path):
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=2)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        env = {**os.environ, "RAOUTCOME_PACS_USER": fresh.user, "RAOUTCOME_PACS_PASSWORD": fresh.password,
+               "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src"), "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(testserver._free_port()), "-m", "raoutcome.cli", "pacs", "score", "--run-dir",
+               str(run_dir), "--server", fresh.dicomweb_url, "--state", str(tmp_path / "state"), "--timeout", "30"]
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+        assert out.returncode == 0, out.stderr[-3000:]
+        store = PrivateStore(tmp_path / "state")
+        ranks = [store.db.execute("SELECT rank FROM scored WHERE study_key = ?", (store.study_key(uid),)).fetchone()[0]
+                 for uid in list(studies)[:-1]]
+        from raoutcome.interop.score import shard_of
+
+        assert ranks == [shard_of(uid, 2) for uid in list(studies)[:-1]]  # each study by the rank owning it
+        assert [len(_srs(fresh, uid)) for uid in studies] == [1] * (len(studies) - 1) + [0]
+
+
+def test_score_over_dimse_stores_the_sr_with_c_store(run_dir, tmp_path, monkeypatch):
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.score import score
+
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=1)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        summary = score(run_dir, server_spec(fresh.dimse_url("get"), timeout_s=30), state=tmp_path / "state",
+                        keep_predictions=tmp_path / "preds")
+        assert (summary.stored, summary.unusable, summary.failed) == (2, 1, 0)
+        store = PrivateStore(tmp_path / "state")
+        [pred] = [load_predictions(p) for p in (tmp_path / "preds").glob("*.nc")]
+        for uid in list(studies)[:-1]:
+            [sr] = _srs(fresh, uid)
+            back = read_report(pydicom.dcmread(__import__("io").BytesIO(fresh.file(sr["ID"]))))
+            key = store.study_key(uid)
+            assert back["outcomes"] == visit_result(pred, store.pseudonym("ZQMRN1"), key).outcomes
+
+
+
+@pytest.mark.slow
+def test_history_gives_the_latest_study_the_same_scores_as_predict_on_the_whole_cohort(run_dir, tmp_path,
+                                                                                       monkeypatch):
+    from raoutcome.cohort import load
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.pull import pull
+    from raoutcome.interop.score import score
+    from raoutcome.training import predict_run
+
+    for var in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=2, n_visits=3)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        monkeypatch.setenv("RAOUTCOME_PACS_USER", fresh.user)
+        monkeypatch.setenv("RAOUTCOME_PACS_PASSWORD", fresh.password)
+        monkeypatch.delenv("RAOUTCOME_PACS_CREDENTIALS", raising=False)
+        spec = server_spec(fresh.dicomweb_url, timeout_s=30)
+        # the whole cohort, predicted at once (the same private folder: the same pseudonyms and study keys)
+        pull(spec, tmp_path / "cohort", private=tmp_path / "private")
+        whole = load_predictions(predict_run(run_dir, load(tmp_path / "cohort"), tmp_path / "whole.nc"))
+        summary = score(run_dir, spec, state=tmp_path / "private", chunk=1, history=True,
+                        keep_predictions=tmp_path / "chunks")
+        assert summary.stored == 6 and summary.failed == 0
+        chunks = [load_predictions(p) for p in (tmp_path / "chunks").glob("*.nc")]
+        store = PrivateStore(tmp_path / "private")
+        latest = {}
+        for uid, mrn in studies.items():
+            row = store.db.execute("SELECT pseudonym, study_date FROM studies WHERE study_key = ?",
+                                   (store.study_key(uid),)).fetchone()
+            if store.scored_status(store.study_key(uid)) == "stored":
+                latest[mrn] = max(latest.get(mrn, ("", "")), (row[1], store.study_key(uid)))
+        for mrn, (_date, key) in latest.items():
+            pseudo = store.pseudonym(mrn)
+            # the chunk that scored it (with its two earlier visits as context); the chest-only study's chunk
+            # holds the same three visits as context
+            got = [visit_result(c, pseudo, key) for c in chunks if key in c["visit_id"].values]
+            assert len(got) >= 1 and all(len(c["visit_id"]) == 3 for c in chunks if key in c["visit_id"].values)
+            want = visit_result(whole, pseudo, key).outcomes
+            for g in got:
+                assert g.outcomes.keys() == want.keys()
+                assert np.allclose([g.outcomes[k] for k in want], list(want.values()), rtol=1e-5, atol=1e-6)

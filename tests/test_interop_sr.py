@@ -245,6 +245,10 @@ class _Hostile(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):  # noqa: N802 - http.server API
+        if self.server.mode == "bearer":
+            if self.headers.get("Authorization") != "Bearer tok-XYZ":
+                return self._send(b"", status=401)
+            return self._send(b"[]")
         study = {"0020000D": {"vr": "UI", "Value": ["1.2.3.4"]}, "00100020": {"vr": "LO", "Value": ["X"]}}
         if self.path.startswith("/dicom-web/studies?"):
             if self.server.mode == "type":
@@ -262,8 +266,8 @@ class _Hostile(BaseHTTPRequestHandler):
             return self._send(b"not dicom", "application/octet-stream")
         self._send(b"[]")
 
-    def _send(self, body: bytes, ctype: str = "application/dicom+json", declare: bool = True):
-        self.send_response(200)
+    def _send(self, body: bytes, ctype: str = "application/dicom+json", declare: bool = True, status: int = 200):
+        self.send_response(status)
         self.send_header("Content-Type", ctype)
         if declare:
             self.send_header("Content-Length", str(len(body)))
@@ -273,8 +277,18 @@ class _Hostile(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hostile():
+    yield from _serve()
+
+
+def _serve(certificate=None):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
     srv.daemon_threads = True
+    if certificate is not None:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*certificate)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
@@ -313,3 +327,70 @@ def test_retrieve_with_wrong_type_names_the_study(hostile):
     with pytest.raises(PacsError, match=r"study S-KEY: WADO-RS retrieve: .*wrong content type") as err:
         _client(hostile).retrieve(InstanceRef("1.2.3.4", "1.2.3.4.5", "1.2.3.4.5.6"))
     assert "1.2.3.4" not in str(err.value)  # the study's UIDs stay out of messages
+
+
+def test_sr_builds_when_the_header_has_an_invalid_patient_sex():
+    src = _source("hand_left")
+    src.PatientSex = "ZQBAD"  # a value highdicom refuses: emptied rather than no SR at all
+    sr = build_report(visit_result(_predictions(False), "p1", "S2"), [src], "1.2.3.4", Algorithm())
+    assert sr.PatientSex == "" and b"ZQBAD" not in _roundtrip(sr).PatientSex.encode()
+
+
+def test_bearer_token_is_sent_and_a_refusal_names_no_secret(hostile, monkeypatch, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    hostile.mode = "bearer"
+    for var in ("RAOUTCOME_PACS_USER", "RAOUTCOME_PACS_PASSWORD", "RAOUTCOME_PACS_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RAOUTCOME_PACS_TOKEN", "tok-XYZ")
+    assert list(_client(hostile).studies(None, ["DX"])) == []
+    monkeypatch.setenv("RAOUTCOME_PACS_TOKEN", "tok-WRONG")
+    with pytest.raises(PacsError, match="HTTP 401") as err:
+        list(_client(hostile).studies(None, ["DX"]))
+    assert "tok-" not in str(err.value) and "tok-" not in caplog.text
+
+
+@pytest.fixture
+def tls_server(tmp_path):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test server's certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    for srv in _serve((str(cert), str(key))):
+        srv.mode = "ok"
+        srv.certificate = cert
+        yield srv
+
+
+def test_tls_certificate_is_verified_against_the_given_ca(tls_server):
+    url = f"https://127.0.0.1:{tls_server.server_address[1]}/dicom-web"
+    with pytest.raises(PacsError, match="TLS verification failed"):  # self-signed: not in the system store
+        list(DicomWebServer(server_spec(url, timeout_s=5)).studies(None, ["DX"]))
+    trusted = DicomWebServer(server_spec(url, ca_bundle=tls_server.certificate, timeout_s=5))
+    assert [s.study_uid for s in trusted.studies(None, ["DX"])] == ["1.2.3.4"]
+    insecure = DicomWebServer(server_spec(url, insecure=True, timeout_s=5))
+    with pytest.warns(Warning, match="Unverified HTTPS"):
+        assert len(list(insecure.studies(None, ["DX"]))) == 1
+
+
+def test_an_outcome_registered_later_is_reported_too():
+    ds = _predictions(False)
+    ds["das28"] = xr.full_like(ds["svdh"], np.nan)
+    ds["das28"].loc[{"patient_id": "p1", "visit_id": "S2"}] = 4.5
+    result = visit_result(ds, "p1", "S2")
+    assert result.outcomes["das28"] == 4.5
+    sr = build_report(result, [_source("hand_left")], "1.2.3.4", Algorithm())
+    back = read_report(_roundtrip(sr))
+    assert back["outcomes"]["das28"] == 4.5 and back["outcomes"]["haq"] == 1.25
+    # concept names carry the outcome registry's labels
+    meanings = {i.ConceptNameCodeSequence[0].CodeValue: i.ConceptNameCodeSequence[0].CodeMeaning
+                for i in _walk(sr.ContentSequence) if i.ValueType == "NUM"}
+    from raoutcome import outcomes
+
+    assert meanings["RAO-HAQ"] == f"Predicted {outcomes.title('haq')}" and meanings["RAO-DAS28"] == "Predicted das28"

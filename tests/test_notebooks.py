@@ -20,7 +20,10 @@ NOTEBOOKS = REPO / "notebooks"
 NAMES = ("biomarker_discovery.ipynb", "cohort_models.ipynb", "trial_endpoints.ipynb")
 #: What each notebook must print or display once run (its own conclusion, not just "it ran").
 EXPECTED = {
-    "biomarker_discovery.ipynb": ("Candidate region:", "partial_r2", "Strongest region by the F-test:"),
+    "biomarker_discovery.ipynb": ("Candidate region:", "partial_r2", "Strongest region by the F-test:",
+                                  "Does the image add to the human Sharp reading?",
+                                  "Does the image carry something other than joint damage?",
+                                  "damage corrected with: retest"),
     "cohort_models.ipynb": ("deformity events", "pred_risk", "log-rank", "svdh_total"),
     "trial_endpoints.ipynb": ("srm", "patients per arm", "learned progression score"),
 }

@@ -122,7 +122,8 @@ def restore_logging():
     set_progress(None)
 
 
-def test_cli_quiet_and_verbose_configure_the_raoutcome_logger(tiny_cohort, restore_logging):
+@pytest.mark.usefixtures("restore_logging")
+def test_cli_quiet_and_verbose_configure_the_raoutcome_logger(tiny_cohort):
     from typer.testing import CliRunner
 
     from raoutcome.cli import app

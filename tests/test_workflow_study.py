@@ -205,6 +205,8 @@ def test_demo_report_has_every_section_and_is_self_contained(tmp_path, fakes, co
     beyond = section("beyond")
     assert "SvdH + covariates: HR (95 % CI)" in beyond and "image + SvdH + covariates: HR (95 % CI)" in beyond
     assert "2.10 (1.30 to 3.40)" in beyond and "0.002" in beyond and "0.061 (0.012 to 0.110)" in beyond
+    # the fake analysis answered only the first question: the report says so in plain words
+    assert "Question 1" in beyond and "Only question 1 could be answered" in beyond
     assert "Periarticular" in section("attribution") or "periarticular" in section("attribution")
     assert "SDC left empty" in section("methods")
     # the tiny cohort locates joints in one image only: the anomaly section says why it is empty

@@ -116,7 +116,8 @@ def cli_page() -> None:
                 rows.append(f"| {names} | {'yes' if p.required else ''} | {default} | {_cell(p.help)} |")
             elif p.param_type_name == "argument":
                 help_text = getattr(p, "help", "") or ""
-                rows.append(f"| `{p.name.upper()}` (argument) | {'yes' if p.required else ''} |  | {_cell(help_text)} |")
+                required = "yes" if p.required else ""
+                rows.append(f"| `{p.name.upper()}` (argument) | {required} |  | {_cell(help_text)} |")
         if rows:
             out.extend(["| option | required | default | what |", "|---|---|---|---|", *rows, ""])
         for name in sorted(getattr(cmd, "commands", {}) if cmd is not group else []):

@@ -1,19 +1,163 @@
-"""Names shared across the library: radiograph views, SvdH joint sites, score
-ranges, outcome columns and anatomical region codes.
+"""The registry of views and their scoring sites, plus region codes: names shared across the library.
 
-One source of truth, so the simulator, the validator, the model heads and the
-attribution regions can never disagree on what a site is called.
-Sources: ../shared/CLINICAL_FACTS.md (SvdH, van der Heijde 1999/2000; mSASSS,
-Creemers 2005).
+One source of truth, so the simulator, the validator, the model and the attribution regions can never
+disagree on what a view or a site is called:
+
+* **body parts** (:class:`BodyPart`, :func:`register_body_part`): the scoring sites of each score kind
+  (SvdH JSN and erosion sites of a hand or foot now; mSASSS vertebral corners or craniocervical
+  landmarks next), the per-site maximum, and the landmark template (where each landmark sits in a
+  standard-framed image of the LEFT side), with the landmark names that stand for a site of another name.
+* **views** (:class:`View`, :func:`register_view`): a radiograph or MR view, its body part, and the
+  mirroring rule (right-side views are flipped into the left layout).
+
+Registration order is kept and is append-only; a model records the views it was trained with
+(``ModelSpec.views``), so registering a view never changes an old checkpoint's view embedding.
+Outcomes and visit columns live in :mod:`raoutcome.outcomes`.
+Sources: ../shared/CLINICAL_FACTS.md (SvdH, van der Heijde 1999/2000; mSASSS, Creemers 2005).
 """
 from __future__ import annotations
 
-VIEWS: tuple[str, ...] = (
-    "hand_left", "hand_right", "foot_left", "foot_right", "spine_cervical", "spine_lumbar",
-)
-HAND_VIEWS = ("hand_left", "hand_right")
-FOOT_VIEWS = ("foot_left", "foot_right")
+__all__ = ["BodyPart", "View", "register_body_part", "register_view", "views_registered", "view", "view_names",
+           "views_of", "body_part", "body_part_spec", "sites_for", "joint_name", "joint_max", "landmark_template",
+           "landmark_site", "is_mirrored", "LEGACY_VIEWS", "VIEWS", "HAND_VIEWS", "FOOT_VIEWS", "DEFORMITY_EVENT",
+           "LANDMARK_TEMPLATES", "LANDMARK_SITE", "MAX_JSN", "MAX_EROSION_HAND", "MAX_EROSION_FOOT",
+           "OUTCOME_RANGES", "OUTCOMES", "REGIONS", "REGION_NAMES"]
 
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator, Mapping
+
+from raoutcome import outcomes as _outcomes
+
+
+@dataclass(frozen=True)
+class BodyPart:
+    """Scoring sites of one body part, per score kind, with the per-site maximum of each kind; the
+    landmark template (``name -> (x, y)`` as fractions of the image side, x right, y down, LEFT side);
+    ``landmark_sites``: landmark names that stand for a scored site of another name."""
+
+    name: str
+    sites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    max_score: Mapping[str, int] = field(default_factory=dict)
+    landmarks: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    landmark_sites: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class View:
+    """A view: its body part, whether it is mirrored into the canonical (left) layout, its modality."""
+
+    name: str
+    body_part: str
+    mirrored: bool = False
+    modality: str = "radiograph"  # "radiograph" | "mr"
+
+
+_BODY_PARTS: dict[str, BodyPart] = {}
+_VIEWS: dict[str, View] = {}
+
+
+def register_body_part(part: BodyPart) -> BodyPart:
+    """Add a body part (idempotent for an identical one; a conflicting one is refused)."""
+    old = _BODY_PARTS.get(part.name)
+    if old is not None and old != part:
+        raise ValueError(f"body part {part.name!r} is already registered")
+    _BODY_PARTS[part.name] = part
+    return part
+
+
+def register_view(spec: View) -> View:
+    """Add a view (appended: the index of every view registered before stays the same)."""
+    old = _VIEWS.get(spec.name)
+    if old is not None and old != spec:
+        raise ValueError(f"view {spec.name!r} is already registered as {old}")
+    if spec.body_part not in _BODY_PARTS:
+        register_body_part(BodyPart(spec.body_part))
+    _VIEWS[spec.name] = spec
+    return spec
+
+
+@contextmanager
+def views_registered(*specs: View | BodyPart) -> Iterator[None]:
+    """Register views / body parts for a ``with`` block (tests, notebooks), then restore the registry."""
+    saved_views, saved_parts = dict(_VIEWS), dict(_BODY_PARTS)
+    try:
+        for s in specs:
+            (register_view if isinstance(s, View) else register_body_part)(s)
+        yield
+    finally:
+        _VIEWS.clear()
+        _VIEWS.update(saved_views)
+        _BODY_PARTS.clear()
+        _BODY_PARTS.update(saved_parts)
+
+
+def view(name: str) -> View:
+    try:
+        return _VIEWS[name]
+    except KeyError:
+        raise KeyError(f"unknown view {name!r} (known: {', '.join(_VIEWS)})") from None
+
+
+def view_names() -> tuple[str, ...]:
+    """Every registered view, in registration order."""
+    return tuple(_VIEWS)
+
+
+def views_of(part: str) -> tuple[str, ...]:
+    """The registered views of a body part (``"hand"`` -> left and right hand)."""
+    return tuple(v.name for v in _VIEWS.values() if v.body_part == part)
+
+
+def body_part(view_name: str | None) -> str | None:
+    """The body part of a registered view with scoring sites or landmarks ("hand", "foot"), else None."""
+    v = _VIEWS.get(view_name) if view_name is not None else None
+    if v is None:
+        return None
+    part = _BODY_PARTS[v.body_part]
+    return part.name if part.sites or part.landmarks else None
+
+
+def body_part_spec(name: str) -> BodyPart:
+    return _BODY_PARTS[name]
+
+
+def is_mirrored(view_name: str) -> bool:
+    return view(view_name).mirrored
+
+
+def joint_name(view: str, site: str) -> str:
+    """Name of one joint in the `joints` table, e.g. ``hand_left:MCP2``."""
+    return f"{view}:{site}"
+
+
+def joint_max(joint: str, kind: str) -> int:
+    """Maximum score of ``kind`` (e.g. 'jsn' or 'erosion') at ``joint`` (``view:site``)."""
+    part = _BODY_PARTS[view(joint.split(":", 1)[0]).body_part]
+    if kind not in part.max_score:
+        raise ValueError(f"unknown score kind {kind!r} for {joint} (expected one of {sorted(part.max_score)})")
+    return part.max_score[kind]
+
+
+def sites_for(view_name: str, kind: str) -> tuple[str, ...]:
+    """The sites scored for ``kind`` on a view (() for an unknown view or kind)."""
+    v = _VIEWS.get(view_name)
+    return tuple(_BODY_PARTS[v.body_part].sites.get(kind, ())) if v is not None else ()
+
+
+def landmark_template(view_name: str | None) -> dict[str, tuple[float, float]]:
+    """The landmark template of a view's body part ({} when it has none)."""
+    v = _VIEWS.get(view_name) if view_name is not None else None
+    return dict(_BODY_PARTS[v.body_part].landmarks) if v is not None else {}
+
+
+def landmark_site(view_name: str, landmark: str) -> str:
+    """The scored site a landmark stands for on a view (its own name unless the body part maps it)."""
+    v = _VIEWS.get(view_name)
+    return _BODY_PARTS[v.body_part].landmark_sites.get(landmark, landmark) if v is not None else landmark
+
+
+# --------------------------------------------------------------------------- built-ins
 # SvdH erosion areas, per hand (16) and per foot (6).
 HAND_EROSION_SITES: tuple[str, ...] = (
     "IP", "PIP2", "PIP3", "PIP4", "PIP5",
@@ -34,24 +178,6 @@ MAX_JSN = 4
 MAX_EROSION_HAND = 5
 MAX_EROSION_FOOT = 10  # 0-5 per side of the joint
 
-# Visit-level outcome columns and their valid closed ranges.
-OUTCOME_RANGES: dict[str, tuple[float, float]] = {
-    "svdh_total": (0.0, 448.0),
-    "svdh_jsn": (0.0, 168.0),
-    "svdh_erosion": (0.0, 280.0),
-    "haq": (0.0, 3.0),
-    "pain": (0.0, 100.0),
-    "das28": (0.0, 10.0),
-    "msasss": (0.0, 72.0),
-}
-OUTCOMES = tuple(OUTCOME_RANGES)
-
-# The time-to-event outcome the library predicts by default.
-DEFORMITY_EVENT = "deformity"
-#: Landmark names used by real-hand landmark sets for a scored site of another name
-#: (the thumb MCP is "MP" there, "MCP1" in the SvdH site list).
-LANDMARK_SITE: dict[str, str] = {"MP": "MCP1"}
-
 #: Where each landmark sits in a standard-framed radiograph of a LEFT hand (PA) or foot (dorsoplantar):
 #: (x, y) as fractions of the image side, x to the right, y down. Taken from the phantom
 #: (:mod:`raoutcome.synth.phantom`, no damage, no acquisition transform; a test keeps the two in step),
@@ -69,36 +195,31 @@ LANDMARK_TEMPLATES: dict[str, dict[str, tuple[float, float]]] = {
     "foot": {"MTP1": (0.6408, 0.5448), "IP": (0.6600, 0.3528), "MTP2": (0.5192, 0.4808), "MTP3": (0.4334, 0.5128),
              "MTP4": (0.3528, 0.5576), "MTP5": (0.2760, 0.6152)},
 }
+#: Landmark names used by real-hand landmark sets for a scored site of another name
+#: (the thumb MCP is "MP" there, "MCP1" in the SvdH site list).
+LANDMARK_SITE: dict[str, str] = {"MP": "MCP1"}
 
+register_body_part(BodyPart("hand", {"jsn": HAND_JSN_SITES, "erosion": HAND_EROSION_SITES},
+                            {"jsn": MAX_JSN, "erosion": MAX_EROSION_HAND}, LANDMARK_TEMPLATES["hand"], LANDMARK_SITE))
+register_body_part(BodyPart("foot", {"jsn": FOOT_JSN_SITES, "erosion": FOOT_EROSION_SITES},
+                            {"jsn": MAX_JSN, "erosion": MAX_EROSION_FOOT}, LANDMARK_TEMPLATES["foot"]))
+for _name, _part, _mirror in (("hand_left", "hand", False), ("hand_right", "hand", True),
+                              ("foot_left", "foot", False), ("foot_right", "foot", True),
+                              ("spine_cervical", "spine_cervical", False), ("spine_lumbar", "spine_lumbar", False)):
+    register_view(View(_name, _part, _mirror))
 
-def body_part(view: str | None) -> str | None:
-    """"hand" or "foot" for a hand or foot view, else None (spine views, unknown view)."""
-    return "hand" if view in HAND_VIEWS else "foot" if view in FOOT_VIEWS else None
+#: The views every checkpoint written before the view registry was trained with (its view embedding rows).
+LEGACY_VIEWS: tuple[str, ...] = view_names()
+VIEWS = LEGACY_VIEWS  # the built-in views; code that must see registered views calls view_names()
+HAND_VIEWS = views_of("hand")
+FOOT_VIEWS = views_of("foot")
 
-
-def joint_name(view: str, site: str) -> str:
-    """Name of one joint in the `joints` table, e.g. ``hand_left:MCP2``."""
-    return f"{view}:{site}"
-
-
-def joint_max(joint: str, kind: str) -> int:
-    """Maximum SvdH score of ``kind`` ('jsn' or 'erosion') at ``joint`` (``view:site``)."""
-    view = joint.split(":", 1)[0]
-    if kind == "jsn":
-        return MAX_JSN
-    if kind == "erosion":
-        return MAX_EROSION_FOOT if view in FOOT_VIEWS else MAX_EROSION_HAND
-    raise ValueError(f"unknown score kind {kind!r} (expected 'jsn' or 'erosion')")
-
-
-def sites_for(view: str, kind: str) -> tuple[str, ...]:
-    """The SvdH sites scored for ``kind`` on ``view``."""
-    if view in HAND_VIEWS:
-        return HAND_JSN_SITES if kind == "jsn" else HAND_EROSION_SITES
-    if view in FOOT_VIEWS:
-        return FOOT_JSN_SITES if kind == "jsn" else FOOT_EROSION_SITES
-    return ()
-
+# The time-to-event outcome the library predicts by default.
+DEFORMITY_EVENT = _outcomes.DEFAULT_EVENT
+# Built-in visit columns and their ranges (the registry is raoutcome.outcomes: visit_columns(), column()).
+OUTCOME_RANGES: dict[str, tuple[float, float]] = {c: (_outcomes.column(c).lower, _outcomes.column(c).upper)
+                                                  for c in _outcomes.visit_columns()}
+OUTCOMES = tuple(OUTCOME_RANGES)
 
 # Anatomical region codes used by label maps (synth truth) and attribution.
 REGIONS: dict[str, int] = {

@@ -6,6 +6,7 @@ code 2. Heavy imports (torch) happen inside the commands so ``--help`` is fast.
 """
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Optional
@@ -42,19 +43,38 @@ def _main(
     configure(1 if verbose else -1 if quiet else 0)
 
 
+# Where the output cannot be written (full disk, read-only folder, no permission, file size
+# limit): a clear message naming the file instead of a traceback. Writers use temp names and
+# rename, so nothing half-written is left under a final name.
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.EFBIG}
+
+
 def _fail(err: Exception) -> None:
-    typer.echo(f"error: {err}", err=True)
+    if isinstance(err, ValueError) and not isinstance(err, InputError):
+        if "null byte" not in str(err):  # a path argument holding NUL: the user's input; anything else: a bug
+            raise err
+        typer.echo(f"error: a path argument holds a NUL character: {err}", err=True)
+        raise typer.Exit(code=2)
+    if isinstance(err, OSError) and not isinstance(err, InputError):
+        if err.errno not in _OUTPUT_ERRNOS:
+            raise err
+        where = f" {err.filename}" if err.filename else ""
+        typer.echo(f"error: cannot write{where}: {err.strerror or err}", err=True)
+    else:
+        typer.echo(f"error: {err}", err=True)
     raise typer.Exit(code=2)
 
 
 @app.command()
-def validate(path: Path = typer.Argument(..., help="Cohort folder or cohort.toml")) -> None:
+def validate(path: Path = typer.Argument(..., help="Cohort folder or cohort.toml"),
+             images: bool = typer.Option(False, "--images", help="Also decode every image (header and pixels), "
+                                                                 "in parallel; results are cached per file")) -> None:
     """Check a cohort manifest; print a summary, or every problem found (exit 2)."""
     from raoutcome.cohort import load
 
     try:
-        cohort = load(path)
-    except InputError as err:
+        cohort = load(path, images=images)
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(cohort.summary())
 
@@ -71,7 +91,7 @@ def simulate(
 
     try:
         path = run_simulation(config, out, seed=seed, image_format=format)
-    except InputError as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"cohort written to {path}")
 
@@ -87,8 +107,8 @@ def train(
     from raoutcome.training import train_run
 
     try:
-        run = train_run(load(cohort), config, out)
-    except InputError as err:
+        run = train_run(load(cohort, images=True), config, out)
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"run written to {run}")
 
@@ -104,8 +124,8 @@ def predict(
     from raoutcome.training import predict_run
 
     try:
-        path = predict_run(run, load(cohort), out)
-    except InputError as err:
+        path = predict_run(run, load(cohort, images=True), out)
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"predictions written to {path}")
 
@@ -122,7 +142,7 @@ def analyze(
 
     try:
         path = run_analysis(load(cohort), predictions, out)
-    except InputError as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"analysis written to {path}")
 
@@ -140,8 +160,8 @@ def attribute(
     from raoutcome.workflows.attribute import attribute as run_attribution
 
     try:
-        path = run_attribution(run, load(cohort), out, method=method, max_images=max_images)
-    except InputError as err:
+        path = run_attribution(run, load(cohort, images=True), out, method=method, max_images=max_images)
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"attribution written to {path}")
 
@@ -161,8 +181,8 @@ def joint_anomaly(
     from raoutcome.workflows.anomaly import export_scores
 
     try:
-        table = export_scores(load(cohort), out, folds=folds, level=level, n_components=components, seed=seed)
-    except InputError as err:
+        table = export_scores(load(cohort, images=True), out, folds=folds, level=level, n_components=components, seed=seed)
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"joint anomaly scores ({len(table)} {level}s) written to {out}")
 
@@ -177,7 +197,7 @@ def demo(
 
     try:
         report = run_demo(out, force=force)
-    except InputError as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"report: {report}")
 
@@ -194,7 +214,7 @@ def study(
 
     try:
         report = run_study(cohort, config, out, force=force)
-    except InputError as err:
+    except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"report: {report}")
 

@@ -76,3 +76,40 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
         raise
+
+
+LOCK_NAME = ".raoutcome.lock"
+
+
+@contextlib.contextmanager
+def output_lock(folder: str | os.PathLike, what: str = "output folder") -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` for the duration (one run per output folder).
+
+    An advisory ``flock`` on ``<folder>/.raoutcome.lock``: the kernel drops it when the
+    holder exits or is killed (even by SIGKILL), so a stale lock never blocks a rerun. A
+    second run into the same folder fails at once with
+    :class:`~raoutcome.errors.InputError` naming the folder and the holder's pid and start time.
+    """
+    import fcntl
+    import socket
+    from datetime import datetime, timezone
+
+    from raoutcome.errors import InputError
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+            raise InputError(f"{folder}: this {what} is in use by another raoutcome run ({holder}); wait for it "
+                             f"to finish, or choose another output folder") from None
+        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {stamp}".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -1,7 +1,8 @@
 """The Predictions dataset: the one object everything downstream of the model reads.
 
 An xarray Dataset with coords ``patient_id`` (str) and ``visit_id`` (str) and
-variables ``svdh``, ``jsn``, ``erosion``, ``haq``, ``pain``, ``risk``,
+variables: one per output of every registered outcome (:func:`raoutcome.outcomes.score_variables`:
+``svdh``, ``jsn``, ``erosion``, ``haq``, ``pain``, ``risk``, and any outcome registered since),
 ``time_years`` (patient_id x visit_id), ``embedding`` (patient_id x visit_id x
 feature) and ``fold`` (patient_id). Missing visits and switched-off heads are
 NaN. No torch here: any model, or a user's own columns, can produce one.
@@ -16,9 +17,12 @@ import pandas as pd
 import xarray as xr
 
 from raoutcome.errors import InputError
+from raoutcome.grid import visit_grid
 from raoutcome.io_utils import atomic_path
+from raoutcome.outcomes import score_variables
 
-SCORE_VARIABLES: tuple[str, ...] = ("svdh", "jsn", "erosion", "haq", "pain", "risk")
+#: the built-in outcomes' score variables (the registry's :func:`score_variables` also has those registered since)
+SCORE_VARIABLES: tuple[str, ...] = score_variables()
 
 
 def from_frame(
@@ -29,32 +33,26 @@ def from_frame(
 ) -> xr.Dataset:
     """Build Predictions from one row per visit.
 
-    ``frame`` needs ``patient_id``, ``visit_id`` and any of ``time_years`` and
-    :data:`SCORE_VARIABLES`; ``embedding`` (optional) has one row per frame row.
+    ``frame`` needs ``patient_id``, ``visit_id`` and any of ``time_years`` and the registered
+    outcomes' outputs (:func:`raoutcome.outcomes.score_variables`); ``embedding`` (optional) has one row per frame row.
     """
     frame = frame.reset_index(drop=True).copy()
     frame["patient_id"] = frame["patient_id"].astype(str)
     frame["visit_id"] = frame["visit_id"].astype(str)
     if frame.duplicated(["patient_id", "visit_id"]).any():
         raise InputError("predictions: duplicate (patient_id, visit_id) rows")
-    patients = pd.Index(pd.unique(frame["patient_id"]), name="patient_id")
-    visits = pd.Index(sorted(pd.unique(frame["visit_id"]), key=_visit_sort_key), name="visit_id")
-    pi = patients.get_indexer(frame["patient_id"])
-    vi = visits.get_indexer(frame["visit_id"])
+    grid = visit_grid(frame)
+    patients = grid.patients
     data_vars: dict[str, tuple] = {}
-    for name in ("time_years", *SCORE_VARIABLES):
-        grid = np.full((len(patients), len(visits)), np.nan, dtype=np.float64)
-        if name in frame:
-            grid[pi, vi] = frame[name].to_numpy(dtype=np.float64)
-        data_vars[name] = (("patient_id", "visit_id"), grid)
-    coords: dict[str, object] = {"patient_id": patients.to_numpy(dtype=str), "visit_id": visits.to_numpy(dtype=str)}
+    for name in ("time_years", *score_variables()):
+        values = frame[name] if name in frame else np.full(len(frame), np.nan)
+        data_vars[name] = (("patient_id", "visit_id"), grid.place(values))
+    coords: dict[str, object] = grid.coords()
     if embedding is not None:
         embedding = np.asarray(embedding, dtype=np.float32)
         if embedding.shape[0] != len(frame):
             raise ValueError("embedding must have one row per frame row")
-        emb = np.full((len(patients), len(visits), embedding.shape[1]), np.nan, dtype=np.float32)
-        emb[pi, vi] = embedding
-        data_vars["embedding"] = (("patient_id", "visit_id", "feature"), emb)
+        data_vars["embedding"] = (("patient_id", "visit_id", "feature"), grid.place(embedding, np.float32))
         coords["feature"] = np.arange(embedding.shape[1])
     fold = np.full(len(patients), -1, dtype=np.int64)
     if folds:
@@ -69,7 +67,7 @@ def from_frame(
 
 def to_frame(ds: xr.Dataset) -> pd.DataFrame:
     """One row per existing visit (rows whose ``time_years`` is NaN are dropped), no embedding."""
-    names = [n for n in ("time_years", *SCORE_VARIABLES) if n in ds]
+    names = [n for n in ("time_years", *score_variables()) if n in ds]
     frame = ds[names].to_dataframe().reset_index()
     frame = frame.dropna(subset=["time_years"]) if "time_years" in frame else frame
     if "fold" in ds:
@@ -119,11 +117,6 @@ def load_predictions(path: str | Path) -> xr.Dataset:
         raise InputError(f"{path}: predictions lack coordinate(s) {sorted(missing)}")
     ds = ds.assign_coords(patient_id=ds["patient_id"].astype(str), visit_id=ds["visit_id"].astype(str))
     return ds
-
-
-def _visit_sort_key(visit_id: str) -> tuple:
-    digits = "".join(ch for ch in visit_id if ch.isdigit())
-    return (int(digits) if digits else -1, visit_id)
 
 
 __all__: Sequence[str] = ("SCORE_VARIABLES", "from_frame", "to_frame", "embedding_frame",

@@ -9,8 +9,8 @@ dataset (:func:`features.analysis_data`) and never imports torch.
 - :mod:`.incremental` value beyond SvdH: Cox and mixed-model LRTs, ΔC-index, continuous NRI, partial R²
 - :mod:`.endpoints` change scores, SRM, SDC, progressors, sample size, simulated trial power
 """
-from raoutcome.analysis.endpoints import (change_scores, endpoint_table, percent_progressors, sample_size_per_arm,
-                                          sdc, simulate_power, srm)
+from raoutcome.analysis.endpoints import (change_scores, endpoint_table, percent_progressors, retest_sdc,
+                                          sample_size_per_arm, sdc, simulate_power, srm)
 from raoutcome.analysis.features import (AnalysisData, NotCrossFittedWarning, analysis_data, check_cross_fitted,
                                          predictions_from_columns)
 from raoutcome.analysis.incremental import (beyond_sharp, continuous_nri, cox_lrt, delta_c_index, mixed_lrt,
@@ -23,5 +23,6 @@ __all__ = [
     "AnalysisData", "CoxModel", "CoxNetModel", "GEEModel", "MixedModel", "NotCrossFittedWarning", "SurvivalForest",
     "TimeVaryingCox", "analysis_data", "beyond_sharp", "change_scores", "check_cross_fitted", "continuous_nri",
     "cox_lrt", "cross_val_risk", "delta_c_index", "endpoint_table", "km_by_groups", "mixed_lrt", "partial_r2",
-    "percent_progressors", "predictions_from_columns", "sample_size_per_arm", "sdc", "simulate_power", "srm",
+    "percent_progressors", "predictions_from_columns", "retest_sdc", "sample_size_per_arm", "sdc", "simulate_power",
+    "srm",
 ]

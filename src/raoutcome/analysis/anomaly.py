@@ -4,19 +4,22 @@ truth; Harrell's C of its first-visit value for an event (lifelines ``concordanc
 Torch-free, so cohort analyses can use it without the model stack."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
+from raoutcome.analysis.truth import read_truth
+from raoutcome.outcomes import damage_outcome
+
 TRUTH_COLUMNS = ("damage", "osteopenia", "carpal_collapse", "swelling")
 
-# name -> (column, compare on log(1 + x))
-REFERENCES: dict[str, tuple[str, bool]] = {
-    "log_svdh": ("svdh_total", True), "log_erosion": ("svdh_erosion", True), "log_jsn": ("svdh_jsn", True),
-    "true_damage": ("damage", False), "osteopenia": ("osteopenia", False),
-    "carpal_collapse": ("carpal_collapse", False), "swelling": ("swelling", False),
-}
+
+def references() -> dict[str, tuple[str, bool]]:
+    """name -> (column, compare on log(1 + x)): the human damage reading's columns (``log_svdh``,
+    ``log_jsn``, ``log_erosion``), then the simulator's truth columns."""
+    damage = damage_outcome()
+    recorded = {f"log_{out}": (col, True) for out, col in (damage.columns if damage else {}).items()}
+    return {**recorded, "true_damage": ("damage", False), "osteopenia": ("osteopenia", False),
+            "carpal_collapse": ("carpal_collapse", False), "swelling": ("swelling", False)}
 
 
 def with_references(visit_scores: pd.DataFrame, cohort) -> pd.DataFrame:
@@ -24,19 +27,18 @@ def with_references(visit_scores: pd.DataFrame, cohort) -> pd.DataFrame:
     SvdH, outcomes) and, for a simulated cohort (``truth/visits.csv`` beside it), the true damage and
     the features the Sharp score ignores."""
     out = visit_scores.merge(cohort.visits, on=["patient_id", "visit_id"], how="left")
-    truth = Path(cohort.root) / "truth" / "visits.csv"
-    if truth.exists():
-        t = pd.read_csv(truth, dtype={"patient_id": str, "visit_id": str})
+    t = read_truth(cohort.root).visits
+    if t is not None:
         keep = [c for c in TRUTH_COLUMNS if c in t]
         out = out.merge(t[["patient_id", "visit_id", *keep]], on=["patient_id", "visit_id"], how="left")
     return out
 
 
 def score_correlations(visits: pd.DataFrame, score: str = "anomaly") -> dict[str, dict]:
-    """``{reference: {"r", "n"}}`` for every column of :data:`REFERENCES` present in ``visits`` with >= 3
+    """``{reference: {"r", "n"}}`` for every column of :func:`references` present in ``visits`` with >= 3
     complete rows (``svdh_*`` are the recorded human scores; the others the simulator's truth)."""
     out = {}
-    for name, (col, log) in REFERENCES.items():
+    for name, (col, log) in references().items():
         if col not in visits:
             continue
         d = visits[[score, col]].dropna()
@@ -63,4 +65,4 @@ def first_visit_c_index(visits: pd.DataFrame, events: pd.DataFrame, event: str, 
             "event": event, "n_patients": int(len(ev)), "n_events": int(ev["observed"].sum())}
 
 
-__all__ = ["with_references", "score_correlations", "first_visit_c_index", "REFERENCES", "TRUTH_COLUMNS"]
+__all__ = ["with_references", "score_correlations", "first_visit_c_index", "references", "TRUTH_COLUMNS"]

@@ -101,6 +101,23 @@ def sdc(reading_a, reading_b, k: int = 1) -> float:
     return float(Z975 * diff.std(ddof=1) / (math.sqrt(2) * math.sqrt(k)))
 
 
+def retest_sdc(visits: pd.DataFrame, retest: pd.DataFrame, column: str, min_patients: int = 3) -> float | None:
+    """SDC of the first-to-last change in ``column`` from a repeat reading of the same visits.
+
+    ``visits`` holds the first reading (``patient_id, visit_id, time_years, column``), ``retest`` a second
+    reading of some of those visits (``patient_id, visit_id, column``). Each patient's change is computed
+    from each reading over the same start and end visits, and :func:`sdc` is taken over the pairs of
+    changes (a change's SDC, not a single reading's). None with fewer than ``min_patients`` such pairs.
+    """
+    main = visits[["patient_id", "visit_id", "time_years", column]]
+    again = main.drop(columns=[column]).merge(retest[["patient_id", "visit_id", column]],
+                                              on=["patient_id", "visit_id"])
+    a, b = change_scores(main, column), change_scores(again, column)
+    pair = a.merge(b, on="patient_id", suffixes=("_a", "_b"))
+    pair = pair[(pair["t_start_a"] == pair["t_start_b"]) & (pair["t_end_a"] == pair["t_end_b"])]
+    return sdc(pair["change_a"], pair["change_b"]) if len(pair) >= min_patients else None
+
+
 def percent_progressors(change, threshold: float) -> float:
     """Percentage of patients whose change exceeds ``threshold`` (strictly)."""
     arr = _finite(change, "progressors", min_n=1)

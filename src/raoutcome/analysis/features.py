@@ -26,15 +26,12 @@ import xarray as xr
 
 from raoutcome import anatomy
 from raoutcome.errors import InputError, NotCrossFittedWarning
-from raoutcome.predictions import SCORE_VARIABLES, embedding_frame, from_frame, to_frame
+from raoutcome.outcomes import score_variables, visit_columns
+from raoutcome.predictions import embedding_frame, from_frame, to_frame
 
 PRED_PREFIX = "pred_"
 DURATION = "duration"
 OBSERVED = "observed"
-# Which observed outcome each prediction head estimates.
-HEAD_TARGETS: dict[str, str] = {
-    "svdh": "svdh_total", "jsn": "svdh_jsn", "erosion": "svdh_erosion", "haq": "haq", "pain": "pain",
-}
 # A covariate column is kept when at most this fraction of patients lack it.
 MAX_COVARIATE_MISSING = 0.2
 MAX_CATEGORIES = 8
@@ -101,13 +98,13 @@ def visit_table(cohort, predictions: xr.Dataset | None, *, embedding: bool = Fal
     visits = cohort.visits.copy()
     visits["patient_id"] = visits["patient_id"].astype(str)
     visits["visit_id"] = visits["visit_id"].astype(str)
-    keep = ["patient_id", "visit_id", "time_years", *[c for c in anatomy.OUTCOMES if c in visits]]
+    keep = ["patient_id", "visit_id", "time_years", *[c for c in visit_columns() if c in visits]]
     table = visits[keep].copy()
     heads: list[str] = []
     emb_cols: list[str] = []
     if predictions is not None:
         preds = to_frame(predictions)
-        heads = [h for h in SCORE_VARIABLES if h in preds and preds[h].notna().any()]
+        heads = [h for h in score_variables() if h in preds and preds[h].notna().any()]
         scores = preds[["patient_id", "visit_id", *heads]].rename(columns={h: PRED_PREFIX + h for h in heads})
         table = table.merge(scores, on=["patient_id", "visit_id"], how="left")
         folds = predictions["fold"].to_series() if "fold" in predictions else None
@@ -206,9 +203,9 @@ def predictions_from_columns(table: pd.DataFrame, columns: Mapping[str, str], *,
     a reader's score, a true latent) needs no cross-fitting: without ``folds``
     every patient gets fold 0 and the dataset is marked ``cross_fitted``.
     """
-    unknown = set(columns) - set(SCORE_VARIABLES)
+    unknown = set(columns) - set(score_variables())
     if unknown:
-        raise InputError(f"unknown head(s) {sorted(unknown)}; expected some of {list(SCORE_VARIABLES)}")
+        raise InputError(f"unknown head(s) {sorted(unknown)}; expected some of {list(score_variables())}")
     missing = [c for c in ("patient_id", "visit_id", "time_years", *columns.values(), *embedding) if c not in table]
     if missing:
         raise InputError(f"table lacks column(s) {missing}")

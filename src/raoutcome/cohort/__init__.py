@@ -1,7 +1,8 @@
 """Cohort manifest: loading, validation, the :class:`Cohort` object and patient-grouped splits.
 
 A folder or ``cohort.toml`` is loaded (raising CohortValidationError with every problem), split by
-patient into folds (``[(train_ids, test_ids), ...]``) and turned into a patient_id x visit Dataset:
+patient into folds (``[(train_ids, test_ids), ...]``) and turned into a patient_id x visit_id Dataset,
+the grid Predictions use:
 
 >>> from raoutcome.cohort import load
 >>> cohort = load("path/to/cohort")          # doctest: +SKIP

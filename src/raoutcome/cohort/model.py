@@ -10,9 +10,11 @@ import pandas as pd
 import xarray as xr
 
 from raoutcome.anatomy import DEFORMITY_EVENT
-from raoutcome.cohort import schema, splits
+from raoutcome.cohort import splits
 from raoutcome.cohort.validation import check, read_all
 from raoutcome.errors import CohortValidationError, InputError
+from raoutcome.grid import visit_grid
+from raoutcome.outcomes import visit_columns
 
 
 @dataclass(eq=False)
@@ -23,12 +25,14 @@ class Cohort:
 
     - ``patients``: ``patient_id`` + covariates, sorted by patient_id.
     - ``visits``: ``patient_id, visit_id, time_years`` (float, years since the patient's
-      first visit) and every outcome in :data:`raoutcome.anatomy.OUTCOMES` (float, NaN
+      first visit) and every registered visit column (:func:`raoutcome.outcomes.visit_columns`) (float, NaN
       when missing), plus ``date`` if given; sorted by patient_id, time_years.
     - ``images``: ``patient_id, visit_id, view, path`` (posix path relative to ``root``).
     - ``events``: ``patient_id, event, time_years, observed`` (int 0/1).
     - ``joints`` (or None): ``patient_id, visit_id, joint, kind, score``.
     - ``landmarks`` (or None): ``path, landmark, x, y``.
+    - ``retest`` (or None): a second reading of visits' scores, ``patient_id, visit_id`` + score columns.
+    - ``retest_joints`` (or None): the second reading per joint, shaped like ``joints``.
     """
 
     root: Path
@@ -38,6 +42,8 @@ class Cohort:
     events: pd.DataFrame
     joints: pd.DataFrame | None = None
     landmarks: pd.DataFrame | None = None
+    retest: pd.DataFrame | None = None
+    retest_joints: pd.DataFrame | None = None
     source: Path | None = None
 
     # ------------------------------------------------------------ basics
@@ -79,37 +85,26 @@ class Cohort:
             events=keep(self.events),
             joints=keep(self.joints),
             landmarks=landmarks,
+            retest=keep(self.retest),
+            retest_joints=keep(self.retest_joints),
         )
 
     # ------------------------------------------------------------ views
     def to_xarray(self) -> xr.Dataset:
-        """Dataset with dims ``patient_id`` x ``visit`` (0, 1, ... in time order).
+        """Dataset on the grid Predictions use (:mod:`raoutcome.grid`): ``patient_id`` x ``visit_id``,
+        visits ordered by time.
 
-        Variables: ``visit_id`` (str, "" where the patient has fewer visits),
-        ``time_years`` and every outcome (float, NaN where absent), and
-        ``n_visits`` (per patient). Patients without visits keep an all-NaN row.
+        Variables: ``time_years`` and every registered visit column (float, NaN where the patient has no
+        such visit or value) and ``n_visits`` (per patient). Patients without visits keep an all-NaN row.
         """
-        patients = pd.Index(self.patients["patient_id"], name="patient_id")
         v = self.visits
-        pi = patients.get_indexer(v["patient_id"])
-        vi = v.groupby("patient_id", sort=False).cumcount().to_numpy()
-        n_vis = int(vi.max()) + 1 if len(v) else 0
-        shape = (len(patients), n_vis)
-        data_vars: dict[str, tuple] = {}
-        ids = np.full(shape, "", dtype=object)
-        ids[pi, vi] = v["visit_id"].to_numpy(dtype=object)
-        data_vars["visit_id"] = (("patient_id", "visit"), ids.astype(str) if ids.size else ids.astype("<U1"))
-        for name in ("time_years", *schema.OUTCOMES):
-            grid = np.full(shape, np.nan, dtype=np.float64)
-            grid[pi, vi] = v[name].to_numpy(dtype=np.float64)
-            data_vars[name] = (("patient_id", "visit"), grid)
-        counts = np.bincount(pi, minlength=len(patients)) if len(v) else np.zeros(len(patients), dtype=np.int64)
+        grid = visit_grid(v, patients=self.patients["patient_id"])
+        data_vars: dict[str, tuple] = {name: (("patient_id", "visit_id"), grid.place(v[name]))
+                                       for name in ("time_years", *visit_columns())}
+        counts = (np.bincount(grid.row, minlength=len(grid.patients)) if len(v)
+                  else np.zeros(len(grid.patients), dtype=np.int64))
         data_vars["n_visits"] = (("patient_id",), counts.astype(np.int64))
-        return xr.Dataset(
-            data_vars,
-            coords={"patient_id": patients.to_numpy(dtype=str), "visit": np.arange(n_vis)},
-            attrs={"root": str(self.root)},
-        )
+        return xr.Dataset(data_vars, coords=grid.coords(), attrs={"root": str(self.root)})
 
     def event_table(self, event: str = DEFORMITY_EVENT, censor_missing: bool = True) -> pd.DataFrame:
         """One row per patient: ``patient_id, time_years, observed`` for ``event``.
@@ -165,11 +160,13 @@ class Cohort:
 
 _LEADING = {
     "patients": ["patient_id"],
-    "visits": ["patient_id", "visit_id", "time_years", *schema.OUTCOMES],
+    "visits": ["patient_id", "visit_id", "time_years", *visit_columns()],
     "images": ["patient_id", "visit_id", "view", "path"],
     "events": ["patient_id", "event", "time_years", "observed"],
     "joints": ["patient_id", "visit_id", "joint", "kind", "score"],
     "landmarks": ["path", "landmark", "x", "y"],
+    "retest": ["patient_id", "visit_id"],
+    "retest_joints": ["patient_id", "visit_id", "joint", "kind", "score"],
 }
 
 
@@ -188,18 +185,20 @@ def _finish(frame: pd.DataFrame | None, name: str) -> pd.DataFrame | None:
     return frame.reset_index(drop=True)
 
 
-def load(path: str | Path, check_files: bool = True) -> Cohort:
+def load(path: str | Path, check_files: bool = True, images: bool = False) -> Cohort:
     """Read and validate a cohort (folder or cohort.toml).
 
     Raises :class:`~raoutcome.errors.CohortValidationError` listing every problem
-    (file, row, column, value). ``check_files=False`` skips the image-file checks.
-    Nothing is written.
+    (file, row, column, value). ``check_files=False`` skips the image-file checks;
+    ``images=True`` decodes every image first (:mod:`raoutcome.imaging.check`; cached,
+    so a second load is cheap) and checks landmarks against their image's size.
+    Nothing is written to the cohort.
     """
     if path is None:
         raise InputError("no cohort path given")
     spec, tables, problems = read_all(path)
     if spec.table_dir.is_dir():
-        found, clean = check(spec, tables, check_files=check_files)
+        found, clean = check(spec, tables, check_files=check_files, images=images)
         problems = problems + found
     if problems:
         raise CohortValidationError(problems)
@@ -211,5 +210,7 @@ def load(path: str | Path, check_files: bool = True) -> Cohort:
         events=_finish(clean["events"], "events"),
         joints=_finish(clean["joints"], "joints"),
         landmarks=_finish(clean["landmarks"], "landmarks"),
+        retest=_finish(clean["retest"], "retest"),
+        retest_joints=_finish(clean["retest_joints"], "retest_joints"),
         source=Path(path),
     )

@@ -9,8 +9,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from raoutcome.anatomy import VIEWS
-from raoutcome.cohort import schema
+from raoutcome.anatomy import view_names
+from raoutcome.outcomes import visit_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from raoutcome.cohort.model import Cohort
@@ -56,7 +56,7 @@ def summarize(cohort: "Cohort", width: int = 100) -> str:
         views.add_column(col, justify="left" if col == "view" else "right")
     counts = im.groupby("view").agg(images=("path", "size"), patients=("patient_id", "nunique"))
     visits_with = im.drop_duplicates(["patient_id", "visit_id", "view"]).groupby("view").size()
-    for view in VIEWS:
+    for view in view_names():
         if view in counts.index:
             views.add_row(view, str(int(counts.loc[view, "images"])), str(int(visits_with.get(view, 0))),
                           str(int(counts.loc[view, "patients"])))
@@ -65,7 +65,7 @@ def summarize(cohort: "Cohort", width: int = 100) -> str:
     outcomes = Table(box=box.SIMPLE_HEAD, title="Outcome completeness (visits with a value)", title_justify="left")
     for col in ("outcome", "visits", "%", "patients", "mean", "min", "max"):
         outcomes.add_column(col, justify="left" if col == "outcome" else "right")
-    for name in schema.OUTCOMES:
+    for name in visit_columns():
         col = v[name]
         n = int(col.notna().sum())
         pct = 100.0 * n / len(v) if len(v) else 0.0

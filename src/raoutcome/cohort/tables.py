@@ -29,6 +29,7 @@ import pandas as pd
 
 from raoutcome.cohort import schema
 from raoutcome.errors import Problem
+from raoutcome.readers import read_table_file
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -147,12 +148,12 @@ def resolve_spec(path: str | Path) -> tuple[Spec, list[Problem]]:
         spec.views = _str_map(doc.get("views", {}), "views", toml_name, problems)
         spec.events = _str_map(doc.get("events", {}), "events", toml_name, problems)
         # A view mapped onto a name we do not know is a toml problem, not a per-row one.
-        from raoutcome.anatomy import VIEWS
+        from raoutcome.anatomy import view_names
 
         for user, ours in spec.views.items():
-            if ours not in VIEWS:
+            if ours not in view_names():
                 problems.append(Problem(toml_name, f"[views] maps onto an unknown view (expected one of "
-                                        f"{list(VIEWS)})", column=f"views.{user}", value=ours))
+                                        f"{list(view_names())})", column=f"views.{user}", value=ours))
 
     for name in schema.TABLES:
         if name in spec.files:
@@ -186,15 +187,9 @@ def read_table(spec: Spec, name: str, problems: list[Problem]) -> Table | None:
     file = _display(path, spec.table_dir)
     if not path.is_file():  # named in the toml but absent: already reported there
         return None
-    try:
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            # Everything as text first: types are checked per column, so one bad cell
-            # is reported with its row instead of silently turning a column into text.
-            frame = pd.read_csv(path, dtype=str, encoding="utf-8-sig", skipinitialspace=True)
-    except Exception as err:  # noqa: BLE001 - any reader failure is the user's file
-        problems.append(Problem(file, f"cannot read table '{name}': {type(err).__name__}: {err}"))
+    frame, found = read_table_file(path, file, what=f"table '{name}'")
+    if frame is None:
+        problems.extend(found)
         return None
     frame = frame.reset_index(drop=True)
     frame.columns = [str(c).strip() for c in frame.columns]

@@ -24,6 +24,7 @@ from raoutcome import anatomy
 from raoutcome.cohort import schema
 from raoutcome.cohort.tables import Spec, Table, read_table, resolve_spec
 from raoutcome.errors import Problem
+from raoutcome.outcomes import visit_columns
 
 MAX_PER_RULE = 50
 
@@ -74,6 +75,8 @@ class Collector:
 def _plain(value: object) -> object:
     """A cell value as the user would recognise it (numpy scalars -> Python, NaN -> None)."""
     if value is None:
+        return None
+    if isinstance(value, str) and value == "":  # an empty CSV cell: missing, shown as no value
         return None
     if isinstance(value, float) and np.isnan(value):
         return None
@@ -178,11 +181,21 @@ def _infer(table: Table, column: str) -> pd.Series:
 
 
 def _keys(frame: pd.DataFrame, columns: list[str]) -> pd.Series:
-    """One hashable string key per row from several ID columns (NaN if any part is missing)."""
-    key = frame[columns[0]].astype(object)
-    for col in columns[1:]:
-        key = key + "\x1f" + frame[col].astype(object)
-    return key
+    """One hashable string key per row from several ID columns (NaN if any part is missing).
+
+    Each part is prefixed with its length (``"2:p1" + "2:v0"``), so two different tuples can
+    never give the same key, whatever characters the ids hold.
+    """
+    parts = []
+    for col in columns:  # in Arrow (vectorised C): "<length>:<id>" per part, null if the id is missing
+        arr = _arrow_text(frame[col].astype(object))
+        length = pc.cast(pc.utf8_length(arr), pa.string())
+        parts.append(pc.binary_join_element_wise(length, arr, ":"))
+    key = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "")
+    out = pd.Series(key.to_numpy(zero_copy_only=False), index=frame.index, dtype=object)
+    if key.null_count:
+        out[out.isna()] = np.nan
+    return out
 
 
 def _duplicates(table: Table, by: pd.DataFrame, column: str, C: Collector, what: str) -> None:
@@ -248,20 +261,60 @@ def _check_columns(table: Table, C: Collector) -> bool:
 def _base_clean(table: Table, C: Collector) -> pd.DataFrame:
     """ID/label columns as stripped text (blanks reported); extra columns typed by inference."""
     frame = table.frame
-    clean = pd.DataFrame(index=frame.index)
     strings = schema.STRING_COLUMNS[table.name]
-    numeric = schema.NUMERIC_COLUMNS[table.name]
+    numeric = schema.numeric_columns(table.name)
+    columns: dict[str, pd.Series] = {}
     for col in frame.columns:
-        if col in strings:
-            clean[col] = _text(table, col)
+        if col in schema.PATH_COLUMNS:
+            columns[col] = _path_text(frame[col])
+        elif col in strings:
+            columns[col] = _text(table, col)
         elif col in numeric or col == "date":
-            clean[col] = frame[col]  # converted by the table's own checks
+            columns[col] = frame[col]  # converted by the table's own checks
         else:
-            clean[col] = _infer(table, col)
+            columns[col] = _infer(table, col)
+    # Built at once: inserting hundreds of extra columns one by one fragments the frame
+    # (and pandas warns about it).
+    clean = pd.DataFrame(columns, index=frame.index)
     for col in strings:
         if col in schema.REQUIRED_COLUMNS[table.name]:
             C.rows(table, clean[col].isna(), col, "missing value in a required column")
+        if col in clean and col not in schema.PATH_COLUMNS:
+            long = clean[col].str.len() > schema.MAX_ID_LENGTH
+            C.rows(table, long.fillna(False), col, f"longer than {schema.MAX_ID_LENGTH} characters "
+                                                   f"(ids and labels end up in file names and tables)")
+    _check_ranges(table, clean, C)
     return clean
+
+
+def _path_text(series: pd.Series) -> pd.Series:
+    """Paths as written (a file name may end in a space); NaN when blank."""
+    arr = _arrow_text(series)
+    blank = pc.equal(pc.utf8_trim_whitespace(arr), "").fill_null(True).to_numpy(zero_copy_only=False)
+    text = pd.Series(arr.to_numpy(zero_copy_only=False), index=series.index, dtype=object)
+    return text.where(~blank, np.nan)
+
+
+def _check_ranges(table: Table, clean: pd.DataFrame, C: Collector) -> None:
+    """Every numeric column with a registered range (outcomes, times, in any table) is checked against it.
+
+    Runs on the raw column so it covers every table, including ones added later; the
+    per-table checks convert the same cells and report non-numbers.
+    """
+    for col in table.frame.columns:
+        bounds = schema.column_range(col)
+        if bounds is None:
+            continue
+        raw = table.frame[col]
+        if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+            values = raw.astype(float)
+        else:
+            values = _to_float(_text(table, col))
+        lo, hi = bounds
+        finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
+        what = (f"{col} is above its plausible maximum {hi:g}" if lo == -np.inf
+                else f"{col} out of range [{lo:g}, {hi:g}]")
+        C.rows(table, finite & ((values < lo) | (values > hi)).to_numpy(), col, what)
 
 
 def _time_column(table: Table, clean: pd.DataFrame, C: Collector,
@@ -329,12 +382,9 @@ def _check_visits(table: Table, C: Collector, patients: pd.Index | None) -> pd.D
     time = _time_column(table, clean, C, anchor=None)
     time_col = "time_years" if "time_years" in table.frame else "date"
     C.rows(table, time < 0, time_col, "visit time is negative")
-    for col in schema.OUTCOMES:
+    for col in visit_columns():
         if col in clean:
-            values = _numeric(table, col, C)
-            lo, hi = anatomy.OUTCOME_RANGES[col]
-            C.rows(table, (values < lo) | (values > hi), col, f"{col} out of range [{lo:g}, {hi:g}]")
-            clean[col] = values
+            clean[col] = _numeric(table, col, C)  # its range: _check_ranges
         else:
             clean[col] = np.nan
     _duplicates(table, clean[["patient_id", "visit_id"]], "visit_id", C, "(patient_id, visit_id)")
@@ -344,12 +394,34 @@ def _check_visits(table: Table, C: Collector, patients: pd.Index | None) -> pd.D
     return clean
 
 
+def _deep_check(table: Table, clean: pd.DataFrame, spec: Spec, C: Collector, usable: pd.Series,
+                workers: int | None = None) -> dict[str, tuple[int, int]]:
+    """Decode every usable image (:func:`raoutcome.imaging.check.check_images`); report each bad one
+    against its images-table rows; return ``{path: (rows, columns)}`` of the decoded images."""
+    from raoutcome.imaging.check import check_images
+
+    paths = clean["path"]
+    distinct = pd.unique(paths[usable].to_numpy(dtype=object)).tolist()
+    root = os.fspath(spec.root)
+    verdicts = check_images([os.path.join(root, p) for p in distinct], workers=workers)
+    by_rel = {rel: verdicts[os.path.join(root, rel)] for rel in distinct}
+    sizes = {rel: (v.rows, v.columns) for rel, v in by_rel.items() if v.rows is not None and v.columns is not None}
+    bad = {rel: v for rel, v in by_rel.items() if not v.ok}
+    if bad:
+        kinds = paths.map({rel: v.kind for rel, v in bad.items()}, na_action="ignore").where(usable)
+        reasons = paths.map({rel: v.reason for rel, v in bad.items()}, na_action="ignore")
+        for kind in sorted(kinds.dropna().unique()):  # one rule per kind of problem
+            C.rows(table, kinds == kind, "path", f"image check: {kind}", messages=reasons)
+    return sizes
+
+
 def _check_images(table: Table, C: Collector, spec: Spec, patients: pd.Index | None,
-                  visit_keys: pd.Index | None, check_files: bool) -> pd.DataFrame:
+                  visit_keys: pd.Index | None, check_files: bool, deep: bool = False,
+                  sizes: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame:
     clean = _base_clean(table, C)
     _map_labels(clean, "view", spec.views)
-    bad_view = clean["view"].notna() & ~clean["view"].isin(anatomy.VIEWS)
-    C.rows(table, bad_view, "view", f"unknown view (expected one of {list(anatomy.VIEWS)}, "
+    bad_view = clean["view"].notna() & ~clean["view"].isin(anatomy.view_names())
+    C.rows(table, bad_view, "view", f"unknown view (expected one of {list(anatomy.view_names())}, "
                                     f"or map yours in cohort.toml [views])")
     paths, escapes = _normalise_paths(clean["path"])
     clean["path"] = paths
@@ -360,20 +432,53 @@ def _check_images(table: Table, C: Collector, spec: Spec, patients: pd.Index | N
         ok = paths.notna() & ~escapes
         status = _file_status(spec.root, paths[ok])
         if status:
+            # A path written with stray spaces around it (" a.png" in a hand-edited CSV) is
+            # taken as the file without them when only that one exists.
+            missing = pd.Series([k for k, v in status.items() if v.startswith("image file not found")], dtype=object)
+            stripped = missing.str.strip()
+            retry = stripped[stripped != missing]
+            if len(retry):
+                again = _file_status(spec.root, retry)
+                fixed = {m: t for m, t in zip(missing[retry.index], retry) if t not in again}
+                if fixed:
+                    paths = paths.map(lambda v: fixed.get(v, v), na_action="ignore")
+                    clean["path"] = paths
+                    for m in fixed:
+                        del status[m]
             reason = paths.where(ok).map(status, na_action="ignore")
             C.rows(table, reason.notna(), "path", "image file problem", messages=reason)
+        if deep:
+            fine = ok & ~paths.isin(list(status))
+            found = _deep_check(table, clean, spec, C, fine)
+            if sizes is not None:
+                sizes.update(found)
     return clean
 
 
 def _stat_chunk(base: str, rels: list[str]) -> dict[str, str]:
     """What is wrong with each path in ``rels`` (fine ones are left out)."""
     bad: dict[str, str] = {}
-    stat, access, isreg, R_OK = os.stat, os.access, stat_mod.S_ISREG, os.R_OK
+    stat, lstat, access, isreg, islnk, R_OK = os.stat, os.lstat, os.access, stat_mod.S_ISREG, stat_mod.S_ISLNK, os.R_OK
     sep = os.sep
+    real_base = os.path.realpath(base)
+    inside: dict[str, bool] = {}  # folder -> whether it resolves inside the cohort folder
+
+    def within(real: str) -> bool:
+        return real == real_base or real.startswith(real_base.rstrip(sep) + sep)
+
     for rel in rels:
         full = base + sep + rel
         try:
-            st = stat(full)
+            st = lstat(full)
+            folder = rel.rpartition("/")[0]
+            if folder not in inside:  # a symlinked folder on the way out of the cohort
+                inside[folder] = within(os.path.realpath(base + sep + folder))
+            if islnk(st.st_mode) or not inside[folder]:
+                if not within(os.path.realpath(full)):
+                    bad[rel] = ("image path leaves the cohort folder through a symbolic link; point "
+                                "'root' in cohort.toml at the folder holding the images instead")
+                    continue
+                st = stat(full)
         except (FileNotFoundError, NotADirectoryError):
             bad[rel] = f"image file not found (looked in {base})"
             continue
@@ -391,12 +496,21 @@ def _stat_chunk(base: str, rels: list[str]) -> dict[str, str]:
 
 
 def _file_status(root: Path, paths: pd.Series) -> dict[str, str]:
-    """Stat each distinct path once; return {path: what is wrong} for the bad ones. No pixels are read.
+    """Stat each distinct path once; return {path: what is wrong} for the bad ones. No pixels are read."""
+    rels = pd.unique(paths.to_numpy(dtype=object)).tolist()
+    base = os.fspath(root)
+    if len(rels) < 20_000:
+        return _stat_chunk(base, rels)
+    # Many files: a few threads keep the disk busy while one waits on a directory lookup
+    # (the system call releases the GIL); on 2 cores and a cold cache about 1.5x.
+    from concurrent.futures import ThreadPoolExecutor
 
-    (One thread: on a local disk a thread pool was slower, the Python loop and not
-    the system call being the cost.)
-    """
-    return _stat_chunk(os.fspath(root), pd.unique(paths.to_numpy(dtype=object)).tolist())
+    step = 5_000
+    bad: dict[str, str] = {}
+    with ThreadPoolExecutor(4) as pool:
+        for part in pool.map(lambda i: _stat_chunk(base, rels[i:i + step]), range(0, len(rels), step)):
+            bad.update(part)
+    return bad
 
 
 def _check_events(table: Table, C: Collector, spec: Spec, patients: pd.Index | None,
@@ -476,14 +590,47 @@ def _check_joints(table: Table, C: Collector, patients: pd.Index | None,
     return clean
 
 
-def _check_landmarks(table: Table, C: Collector, image_paths: pd.Index | None) -> pd.DataFrame:
+def _check_retest(table: Table, C: Collector, patients: pd.Index | None,
+                  visit_keys: pd.Index | None) -> pd.DataFrame:
+    """The repeat reading of visits' scores: known visits, once each, numeric scores (ranges: _check_ranges)."""
+    clean = _base_clean(table, C)
+    scores = [col for col in visit_columns() if col in clean]
+    for col in scores:
+        clean[col] = _numeric(table, col, C)
+    if not scores:
+        C.add(Problem(table.file, f"a retest table needs at least one score column (one of {list(visit_columns())})"))
+    _duplicates(table, clean[["patient_id", "visit_id"]], "visit_id", C, "(patient_id, visit_id)")
+    _unknown(table, clean, C, patients, visit_keys)
+    return clean
+
+
+def _check_landmarks(table: Table, C: Collector, image_paths: pd.Index | None,
+                     sizes: dict[str, tuple[int, int]] | None = None) -> pd.DataFrame:
+    """``sizes`` (path -> (rows, columns), from the deep image check): landmarks must lie on their image."""
     clean = _base_clean(table, C)
     paths, _ = _normalise_paths(clean["path"])
+    if image_paths is not None:  # the same stray-space rule as the images table
+        stripped = paths.str.strip()
+        use = paths.notna() & ~paths.isin(image_paths) & stripped.isin(image_paths)
+        paths = paths.where(~use, stripped)
     clean["path"] = paths
+    size_of = None
+    if sizes:
+        known = paths.map(sizes, na_action="ignore")
+        size_of = {"x": known.map(lambda rc: rc[1], na_action="ignore").astype(float),
+                   "y": known.map(lambda rc: rc[0], na_action="ignore").astype(float)}
     for col in ("x", "y"):
         values = _numeric(table, col, C, required=True)
         C.rows(table, values < -0.5, col,  # the image spans [-0.5, side - 0.5]: pixel centres at 0, 1, ...
                f"landmark {col} is negative beyond the first pixel (< -0.5; the top-left pixel's centre is 0)")
+        if size_of is not None:
+            side = size_of[col]
+            off = values.notna() & side.notna() & (values > side - 0.5)
+            if off.any():
+                msgs = (f"landmark {col} lies beyond the image's last pixel (the image is "
+                        + side.fillna(0).astype(int).astype(str)
+                        + (" pixels wide)" if col == "x" else " pixels high)"))
+                C.rows(table, off, col, f"landmark {col} lies beyond its image", messages=msgs)
         clean[col] = values
     if image_paths is not None:
         C.rows(table, paths.notna() & ~paths.isin(image_paths), "path", "landmark path is not listed in images")
@@ -494,8 +641,12 @@ def _check_landmarks(table: Table, C: Collector, image_paths: pd.Index | None) -
 # ---------------------------------------------------------------- entry points
 
 def check(spec: Spec, tables: dict[str, Table | None], check_files: bool = True,
-          cap: int = MAX_PER_RULE) -> tuple[list[Problem], dict[str, pd.DataFrame | None]]:
-    """Validate read tables; return (problems, clean typed tables)."""
+          cap: int = MAX_PER_RULE, images: bool = False) -> tuple[list[Problem], dict[str, pd.DataFrame | None]]:
+    """Validate read tables; return (problems, clean typed tables).
+
+    ``images=True`` (with ``check_files``) decodes every image (the deep check of
+    :mod:`raoutcome.imaging.check`) and checks landmarks against their image's size.
+    """
     C = Collector(cap)
     usable = {name: t is not None and _check_columns(t, C) for name, t in tables.items()}
     clean: dict[str, pd.DataFrame | None] = {name: None for name in schema.TABLES}
@@ -516,8 +667,10 @@ def check(spec: Spec, tables: dict[str, Table | None], check_files: bool = True,
             anchor = ("events are given by date, but visits have no 'date' column to count years from; "
                       "give events time_years (years since the first visit) or give visits dates")
     image_paths = None
+    sizes: dict[str, tuple[int, int]] = {}
     if usable.get("images"):
-        im = _check_images(tables["images"], C, spec, patients, visit_keys, check_files)
+        im = _check_images(tables["images"], C, spec, patients, visit_keys, check_files,
+                           deep=images and check_files, sizes=sizes)
         clean["images"] = im
         image_paths = pd.Index(im["path"].dropna().unique())
     if usable.get("events"):
@@ -525,7 +678,11 @@ def check(spec: Spec, tables: dict[str, Table | None], check_files: bool = True,
     if usable.get("joints"):
         clean["joints"] = _check_joints(tables["joints"], C, patients, visit_keys)
     if usable.get("landmarks"):
-        clean["landmarks"] = _check_landmarks(tables["landmarks"], C, image_paths)
+        clean["landmarks"] = _check_landmarks(tables["landmarks"], C, image_paths, sizes)
+    if usable.get("retest"):
+        clean["retest"] = _check_retest(tables["retest"], C, patients, visit_keys)
+    if usable.get("retest_joints"):
+        clean["retest_joints"] = _check_joints(tables["retest_joints"], C, patients, visit_keys)
     return C.problems, clean
 
 
@@ -540,10 +697,12 @@ def read_all(path: str | Path) -> tuple[Spec, dict[str, Table | None], list[Prob
     return spec, tables, problems
 
 
-def validate(path: str | Path, check_files: bool = True) -> list[Problem]:
-    """Every problem in the cohort at ``path`` (folder or cohort.toml); an empty list if it is valid."""
+def validate(path: str | Path, check_files: bool = True, images: bool = False) -> list[Problem]:
+    """Every problem in the cohort at ``path`` (folder or cohort.toml); an empty list if it is valid.
+
+    ``images=True`` also decodes every image (see :func:`check`)."""
     spec, tables, problems = read_all(path)
     if not spec.table_dir.is_dir():
         return problems
-    found, _ = check(spec, tables, check_files=check_files)
+    found, _ = check(spec, tables, check_files=check_files, images=images)
     return problems + found

@@ -14,14 +14,14 @@ visit or per patient) or a Predictions dataset (see :mod:`.align`).
 """
 from raoutcome.evaluation.agreement import (BlandAltman, ICCResult, bland_altman, icc, icc_table, ratings_table,
                                             weighted_kappa)
-from raoutcome.evaluation.align import HEAD_OUTCOMES, event_pairs, visit_pairs
+from raoutcome.evaluation.align import event_pairs, visit_pairs
 from raoutcome.evaluation.bootstrap import (BayesFactor, BootstrapResult, bayes_factor, bootstrap_ci,
                                             bootstrap_metrics, with_batched)
 from raoutcome.evaluation.classification import (BinaryMetrics, SeverityMetrics, binary_metrics, horizon_labels,
                                                  horizon_metrics, severity_class, severity_metrics)
 from raoutcome.evaluation.dream import dream_bin, dream_weighted_mae, dream_weighted_rmse, dream_weights
 from raoutcome.evaluation.ensembles import average_predictions, ensemble_curve
-from raoutcome.evaluation.regression import (Correlation, bias, mae, pearson, pearson_r, rmse, spearman,
+from raoutcome.evaluation.regression import (Correlation, bias, mae, pearson, pearson_r, r2, rmse, spearman,
                                              spearman_rho)
 from raoutcome.evaluation.reports import regression_report, survival_report
 from raoutcome.evaluation.survival_metrics import (Calibration, Concordance, TimeDependentAUC, brier_scores,
@@ -31,11 +31,11 @@ from raoutcome.evaluation.survival_metrics import (Calibration, Concordance, Tim
 
 __all__ = [
     "BayesFactor", "BinaryMetrics", "BlandAltman", "BootstrapResult", "Calibration", "Concordance", "Correlation",
-    "HEAD_OUTCOMES", "ICCResult", "SeverityMetrics", "TimeDependentAUC", "average_predictions", "bayes_factor",
+    "ICCResult", "SeverityMetrics", "TimeDependentAUC", "average_predictions", "bayes_factor",
     "bias", "binary_metrics", "bland_altman", "bootstrap_ci", "bootstrap_metrics", "brier_scores",
     "calibration_at_horizon", "concordance", "dream_bin", "dream_weighted_mae", "dream_weighted_rmse",
     "dream_weights", "ensemble_curve", "event_pairs", "harrell_c", "horizon_labels", "horizon_metrics", "icc",
-    "icc_table", "integrated_brier", "mae", "mean_time_dependent_auc", "pearson", "pearson_r", "ratings_table",
+    "icc_table", "integrated_brier", "mae", "mean_time_dependent_auc", "pearson", "pearson_r", "r2", "ratings_table",
     "regression_report", "rmse", "severity_class", "severity_metrics", "spearman", "spearman_rho",
     "survival_at", "survival_report", "time_dependent_auc", "uno_c", "visit_pairs", "weighted_kappa",
     "with_batched",

@@ -10,16 +10,8 @@ import pandas as pd
 import xarray as xr
 
 from raoutcome.errors import InputError
+from raoutcome.outcomes import event_outcome, output_columns
 from raoutcome.predictions import to_frame
-
-#: Which cohort outcome column each prediction head estimates.
-HEAD_OUTCOMES: dict[str, str] = {
-    "svdh": "svdh_total",
-    "jsn": "svdh_jsn",
-    "erosion": "svdh_erosion",
-    "haq": "haq",
-    "pain": "pain",
-}
 
 
 def visit_pairs(predictions: xr.Dataset, visits: pd.DataFrame, head: str, outcome: str | None = None
@@ -27,9 +19,9 @@ def visit_pairs(predictions: xr.Dataset, visits: pd.DataFrame, head: str, outcom
     """One row per visit with both a prediction and an observed value.
 
     Columns: ``patient_id, visit_id, time_years, fold, y_true, y_pred``.
-    ``outcome`` defaults to the head's column in :data:`HEAD_OUTCOMES`.
+    ``outcome`` defaults to the head's cohort column (:func:`raoutcome.outcomes.output_columns`).
     """
-    outcome = outcome or HEAD_OUTCOMES.get(head)
+    outcome = outcome or output_columns().get(head)
     if outcome is None:
         raise InputError(f"no observed outcome known for head {head!r}; pass outcome=")
     if head not in predictions:
@@ -53,16 +45,17 @@ def visit_pairs(predictions: xr.Dataset, visits: pd.DataFrame, head: str, outcom
     return merged.reset_index(drop=True)
 
 
-def event_pairs(predictions: xr.Dataset, events: pd.DataFrame, score: str = "risk", visit: str = "first"
+def event_pairs(predictions: xr.Dataset, events: pd.DataFrame, score: str | None = None, visit: str = "first"
                 ) -> pd.DataFrame:
     """One row per patient: ``patient_id, time, event, risk`` (+ ``fold``).
 
-    ``risk`` is the patient's ``score`` at their first visit with one
+    ``risk`` is the patient's ``score`` (default: the registered time-to-event outcome's) at their first visit with one
     (``visit="first"``, the landmark the event times count from) or last
     (``visit="last"``; beware: later visits may already show the outcome).
     """
     if visit not in ("first", "last"):
         raise InputError(f"visit must be 'first' or 'last', got {visit!r}")
+    score = score or event_outcome().name
     if score not in predictions:
         raise InputError(f"predictions hold no {score!r} variable")
     missing = {"patient_id", "time_years", "observed"} - set(events.columns)

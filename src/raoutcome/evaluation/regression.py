@@ -1,7 +1,7 @@
-"""Continuous-outcome metrics: RMSE, MAE, mean bias, Pearson and Spearman correlation.
+"""Continuous-outcome metrics: RMSE, MAE, mean bias, R², Pearson and Spearman correlation.
 
 Every function takes ``(y_true, y_pred)`` and ignores rows where either is
-missing. The scalar functions (``rmse``, ``mae``, ``bias``, ``pearson_r``,
+missing. The scalar functions (``rmse``, ``mae``, ``bias``, ``r2``, ``pearson_r``,
 ``spearman_rho``) are the ones to hand to :mod:`raoutcome.evaluation.bootstrap`;
 ``pearson`` and ``spearman`` return the statistic with its test and, for
 Pearson, scipy's Fisher-z confidence interval (rows assumed independent: with
@@ -46,6 +46,16 @@ def _bias_batched(w: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> np.n
     return safe_divide(w @ (p - t), w.sum(axis=1))
 
 
+def _r2_batched(w: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    w, (t, p) = finite_weights(w, y_true, y_pred)
+    sw = w.sum(axis=1)
+    mt = safe_divide(w @ t, sw)
+    sse = w @ (p - t) ** 2
+    sst = (w * (t[None, :] - mt[:, None]) ** 2).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), np.nan)
+
+
 def _pearson_batched(w: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
     w, (t, p) = finite_weights(w, y_true, y_pred)
     keep = w.sum(axis=0) > 0
@@ -82,6 +92,17 @@ def bias(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Mean of ``y_pred - y_true`` (positive: the model over-estimates)."""
     t, p = complete(y_true=y_true, y_pred=y_pred)
     return float(np.mean(p - t))
+
+
+@with_batched(_r2_batched)
+def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Coefficient of determination ``1 - SSE / SST`` of the predictions as they are (no refitting, so it
+    can be negative: a prediction worse than the observed mean). NaN when the observed values do not vary."""
+    t, p = complete(min_n=2, y_true=y_true, y_pred=y_pred)
+    sst = float(((t - t.mean()) ** 2).sum())
+    if sst <= 0:
+        return float("nan")
+    return 1.0 - float(((t - p) ** 2).sum()) / sst
 
 
 @with_batched(_pearson_batched)

@@ -21,7 +21,7 @@ from raoutcome.evaluation._common import as_array, check_events, check_nonnegati
 from raoutcome.evaluation.bootstrap import Metric, bootstrap_metrics
 from raoutcome.evaluation.classification import horizon_metrics
 from raoutcome.evaluation.dream import dream_weighted_mae, dream_weighted_rmse
-from raoutcome.evaluation.regression import bias, mae, pearson, pearson_r, rmse, spearman_rho
+from raoutcome.evaluation.regression import bias, mae, pearson, pearson_r, r2, rmse, spearman_rho
 from raoutcome.evaluation.survival_metrics import (calibration_at_horizon, harrell_c, integrated_brier,
                                                    time_dependent_auc, uno_c)
 
@@ -56,7 +56,8 @@ def _table(metrics: Mapping[str, Metric], arrays: Sequence[ArrayLike], n: int, p
 def regression_report(y_true: ArrayLike, y_pred: ArrayLike, patient_ids: ArrayLike | None = None,
                       n_boot: int = 1000, level: float = 0.95, seed: int | None = 0, dream: bool = False,
                       progress: bool | None = None) -> pd.DataFrame:
-    """RMSE, MAE, bias, Pearson r and Spearman rho (and the DREAM scores if ``dream``) with CIs.
+    """RMSE, MAE, bias, R² (as predicted, no refitting), Pearson r and Spearman rho (and the DREAM scores if
+    ``dream``) with CIs.
 
     Rows with a missing value on either side are dropped first. With several
     visits per patient, pass ``patient_ids`` so that the intervals resample
@@ -70,7 +71,7 @@ def regression_report(y_true: ArrayLike, y_pred: ArrayLike, patient_ids: ArrayLi
     keep = np.isfinite(t) & np.isfinite(p)
     t, p = complete(min_n=3, y_true=t[keep], y_pred=p[keep])
     ids = None if ids is None else ids[keep]
-    metrics: dict[str, Metric] = {"rmse": rmse, "mae": mae, "bias": bias, "pearson_r": pearson_r,
+    metrics: dict[str, Metric] = {"rmse": rmse, "mae": mae, "bias": bias, "r2": r2, "pearson_r": pearson_r,
                                   "spearman_rho": spearman_rho}
     if dream:
         metrics.update(dream_weighted_rmse=dream_weighted_rmse, dream_weighted_mae=dream_weighted_mae)

@@ -8,7 +8,8 @@ items into the batch dict the model and the loss read (``LongitudinalOutcomeMode
 
 Pixels come from a loader with ``.get(path, view) -> float32[1, S, S]`` in [0, 1] —
 normally :class:`raoutcome.imaging.cache.ImageCache`, so only the first epoch decodes.
-This module knows nothing about outcomes beyond copying the cohort's columns.
+This module knows nothing about outcomes beyond copying the cohort columns the outcome registry names
+(:func:`raoutcome.outcomes.output_columns`, as ``target_<output>``).
 """
 from __future__ import annotations
 
@@ -20,17 +21,15 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from raoutcome.anatomy import DEFORMITY_EVENT, VIEWS
+from raoutcome.anatomy import DEFORMITY_EVENT, view_names
 from raoutcome.imaging.joint_targets import JointTargets, shift_points
+from raoutcome.outcomes import output_columns
 
-# batch key -> cohort ``visits`` column
-TARGET_COLUMNS: dict[str, str] = {
-    "target_svdh": "svdh_total",
-    "target_jsn": "svdh_jsn",
-    "target_erosion": "svdh_erosion",
-    "target_haq": "haq",
-    "target_pain": "pain",
-}
+
+def target_columns() -> dict[str, str]:
+    """Batch key (``target_<output>``) -> cohort ``visits`` column, for every registered per-visit output."""
+    return {f"target_{k}": v for k, v in output_columns().items()}
+
 RISK_VISIT_RULES: tuple[str, ...] = ("last_before_event", "baseline", "last")
 
 
@@ -119,7 +118,7 @@ class PatientSequences(Dataset):
             self.times[p] = grp["time_years"].to_numpy(np.float32)
             self.targets[p] = {key: (grp[col].to_numpy(np.float32) if col in grp else
                                      np.full(len(grp), np.nan, np.float32))
-                               for key, col in TARGET_COLUMNS.items()}
+                               for key, col in target_columns().items()}
         # images: (absolute path, view name, visit index, view index) per patient
         img = cohort.images[cohort.images["patient_id"].isin(pos.index)]
         if views is not None:
@@ -127,7 +126,7 @@ class PatientSequences(Dataset):
         key = visits.set_index(["patient_id", "visit_id"])["_t"]
         img = img.join(key, on=["patient_id", "visit_id"], how="inner")
         img = img.drop_duplicates(["patient_id", "visit_id", "view"])
-        view_index = {v: i for i, v in enumerate(VIEWS)}
+        view_index = {v: i for i, v in enumerate(view_names())}  # registry order (models map it to their rows)
         self.images: list[list[tuple[str, str, int, int]]] = [[] for _ in pids]
         self._image_keys: dict[str, tuple[str, str, str, str]] = {}  # abs path -> (patient, visit, view, rel path)
         for pid, vid, path, view, t in zip(img["patient_id"], img["visit_id"], img["path"], img["view"], img["_t"]):
@@ -210,7 +209,7 @@ def collate_patients(items: list[dict]) -> dict[str, torch.Tensor]:
     b = len(items)
     time = np.zeros((b, n_vis), np.float32)
     mask = np.zeros((b, n_vis), bool)
-    targets = {k: np.full((b, n_vis), np.nan, np.float32) for k in TARGET_COLUMNS}
+    targets = {k: np.full((b, n_vis), np.nan, np.float32) for it in items for k in it["targets"]}
     for j, it in enumerate(items):
         t = len(it["time"])
         time[j, :t] = it["time"]

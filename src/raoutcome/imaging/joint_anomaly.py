@@ -213,6 +213,18 @@ class JointAnomaly:
             raise ValueError(f"no landmark has >= {self.min_reference} reference patches to fit")
         return self
 
+    @classmethod
+    def from_arrays(cls, landmarks: Iterable[str], mean: np.ndarray, components: np.ndarray, score_mean: np.ndarray,
+                    score_sd: np.ndarray, fitted: np.ndarray, shift: int) -> "JointAnomaly":
+        """A fitted model from per-landmark arrays (``mean [L, w]``, ``components [L, k, w]``, ``score_mean``,
+        ``score_sd``, ``fitted [L]``), as a model checkpoint stores them
+        (:class:`raoutcome.models.anomaly_readout.JointAnomalyScorer`)."""
+        model = cls(n_components=components.shape[1], shift=shift)
+        model.models_ = {name: _LandmarkModel(np.asarray(mean[i], np.float64), np.asarray(components[i], np.float64),
+                                              float(score_mean[i]), float(score_sd[i]), shift)
+                         for i, name in enumerate(landmarks) if fitted[i]}
+        return model
+
     def score(self, patches: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``{landmark: [n]}`` log mean squared reconstruction residual, in SDs of the reference's scores
         from their mean (NaN where the patch is missing)."""

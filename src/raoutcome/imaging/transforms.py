@@ -25,18 +25,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raoutcome.anatomy import VIEWS
-
-MIRRORED_VIEWS: frozenset[str] = frozenset({"hand_right", "foot_right"})
+from raoutcome import anatomy
 
 
 def needs_mirror(view: str | None) -> bool:
-    """True for the views :func:`canonical_orientation` mirrors. ``None``: unknown side, no flip."""
+    """True for the views :func:`canonical_orientation` mirrors (registered with ``mirrored``, see
+    :mod:`raoutcome.anatomy`). ``None``: unknown side, no flip."""
     if view is None:
         return False
-    if view not in VIEWS:
-        raise ValueError(f"unknown view {view!r}; expected one of {', '.join(VIEWS)} or None")
-    return view in MIRRORED_VIEWS
+    if view not in anatomy.view_names():
+        raise ValueError(f"unknown view {view!r}; expected one of {', '.join(anatomy.view_names())} or None")
+    return anatomy.is_mirrored(view)
 
 
 def canonical_orientation(pixels: np.ndarray, view: str | None) -> np.ndarray:

@@ -81,7 +81,8 @@ def pull(
 
 @pacs_app.command()
 def score(
-    run: Path = typer.Option(..., "--run", help="run folder written by `raoutcome train`"),
+    run: Path = typer.Option(..., "--run", "--run-dir", help="run folder written by `raoutcome train` (under torchrun "
+                                                           "write --run-dir: torchrun takes --run as its --run-path)"),
     server: str = _SERVER,
     since: Optional[str] = typer.Option(None, "--since", help="only studies on or after this date (YYYY-MM-DD)"),
     state: Optional[Path] = typer.Option(None, "--state", help="private ledger folder (default: RUN.pacs-private)"),
@@ -90,6 +91,8 @@ def score(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="stop after this many studies"),
     keep_predictions: Optional[Path] = typer.Option(None, "--predictions-out",
                                                     help="keep each chunk's Predictions (.nc) in this folder"),
+    history: bool = typer.Option(False, "--history", help="also retrieve each patient's earlier studies as "
+                                                          "unscored context visits for the longitudinal model"),
     modality: Optional[List[str]] = _MODALITY,
     body_part: Optional[List[str]] = _BODY,
     credentials: Optional[Path] = _CRED, ca_bundle: Optional[Path] = _CA, insecure: bool = _INSECURE,
@@ -102,7 +105,7 @@ def score(
         summary = run_score(run, _spec(server, credentials, ca_bundle, insecure, timeout, max_mb), state=state,
                             since=_date(since), modalities=tuple(modality or ("DX", "CR")),
                             body_parts=tuple(body_part or ()), chunk=chunk, fhir=fhir, limit=limit,
-                            keep_predictions=keep_predictions,
+                            keep_predictions=keep_predictions, history=history,
                             progress=lambda line: typer.echo(line))
     except InputError as err:
         _fail(err)

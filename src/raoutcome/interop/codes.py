@@ -10,9 +10,10 @@ Descriptors). Units are UCUM (``{score}`` for ordinal scores, ``1`` for a dimens
 from __future__ import annotations
 
 __all__ = ["SCHEME", "concept", "site_concept", "laterality_concept", "unit_concept", "KIND_CONCEPTS",
-           "OUTCOME_CONCEPTS", "PROCEDURE", "BODY_PART_CONCEPTS", "probability_concept"]
+           "OUTCOME_CONCEPTS", "outcome_concept", "outcome_of_code", "PROCEDURE", "BODY_PART_CONCEPTS",
+           "probability_concept"]
 
-from raoutcome.interop.results import OUTCOME_LABELS
+from raoutcome.interop.results import OUTCOME_LABELS, outcome_label
 
 SCHEME = "99RAOUTCOME"
 
@@ -59,6 +60,16 @@ def unit_concept(ucum: str):
 KIND_CONCEPTS = {"jsn": ("SVDH-JSN-SITE", "Sharp-van der Heijde joint space narrowing score"),
                  "erosion": ("SVDH-ERO-SITE", "Sharp-van der Heijde erosion score")}
 OUTCOME_CONCEPTS = {name: (f"RAO-{name.upper()}", label) for name, (label, _unit) in OUTCOME_LABELS.items()}
+
+
+def outcome_concept(name: str) -> tuple[str, str]:
+    """(code value, meaning) of a visit-level outcome; any registered outcome gets ``RAO-<NAME>``."""
+    return OUTCOME_CONCEPTS.get(name) or (f"RAO-{name.upper()}", outcome_label(name)[0])
+
+
+def outcome_of_code(code: str) -> str | None:
+    """The outcome name a ``RAO-<NAME>`` code stands for."""
+    return code[4:].lower() if code.startswith("RAO-") else None
 #: SCT 168537006 Plain radiography (procedure)
 PROCEDURE = ("168537006", "Plain radiography", "SCT")
 #: DICOM CID 4031 body parts for the views.

@@ -16,7 +16,7 @@ from __future__ import annotations
 __all__ = ["observations", "bundle"]
 
 from raoutcome.interop import codes
-from raoutcome.interop.results import OUTCOME_LABELS, VisitResult
+from raoutcome.interop.results import VisitResult, outcome_label
 from raoutcome.interop.sr import Algorithm
 
 SYSTEM = "urn:raoutcome:codes"
@@ -37,14 +37,15 @@ def observations(result: VisitResult, study_key: str, algorithm: Algorithm) -> l
                                         "code": "imaging"}]}]}
     out = []
     for name, value in result.outcomes.items():
-        code, label = codes.OUTCOME_CONCEPTS[name]
+        code, label = codes.outcome_concept(name)
+        unit = outcome_label(name)[1]
         obs = {**common, "id": f"{study_key}-{name}",
                "code": {"coding": [{"system": SYSTEM, "code": code, "display": label}], "text": label},
-               "valueQuantity": _quantity(value, OUTCOME_LABELS[name][1])}
+               "valueQuantity": _quantity(value, unit)}
         if name in result.outcome_sd:
             obs["component"] = [{"code": {"coding": [{"system": SCT, "code": "386136009",
                                                       "display": "Standard deviation"}]},
-                                 "valueQuantity": _quantity(result.outcome_sd[name], OUTCOME_LABELS[name][1])}]
+                                 "valueQuantity": _quantity(result.outcome_sd[name], unit)}]
         out.append(obs)
     for r in result.joints:
         code, label = codes.KIND_CONCEPTS[r.kind]

@@ -57,6 +57,9 @@ class PrivateStore:
         if new:
             os.chmod(db, 0o600)
         self.db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: every commit survives a crash of the process (what resumability needs);
+        # only a power cut can lose the last commits, which a rerun redoes.
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
 
     def _mac(self, kind: str, value: str) -> str:

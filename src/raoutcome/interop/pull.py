@@ -42,11 +42,14 @@ class PullSummary:
     unusable: int
 
 
-def save_instance(ds: Dataset, store: PrivateStore, root: Path, taken: set[tuple[str, str]]) -> tuple[str, str, str | None, str | None]:
+def save_instance(ds: Dataset, store: PrivateStore, root: Path, taken: set[tuple[str, str]],
+                  durable: bool = True) -> tuple[str, str, str | None, str | None]:
     """De-identify and write one retrieved instance under ``root/images``.
 
     Returns ``(pseudonym, study_key, relative path or None, reason or None)``; ``taken`` holds the
-    (study key, view) pairs already written (one image per view and study).
+    (study key, view) pairs already written (one image per view and study). ``durable``: write
+    atomically with fsync (a pulled cohort); False for the scorer's temporary chunk folders, which a
+    crash discards anyway.
     """
     from raoutcome.imaging.dicom import read_dicom
 
@@ -66,8 +69,11 @@ def save_instance(ds: Dataset, store: PrivateStore, root: Path, taken: set[tuple
     path = root / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     clean = deidentify(ds, pseudo, store.uid)
-    with atomic_write(path, "wb") as fh:
-        clean.save_as(fh, enforce_file_format=True)
+    if durable:
+        with atomic_write(path, "wb") as fh:
+            clean.save_as(fh, enforce_file_format=True)
+    else:
+        clean.save_as(path, enforce_file_format=True)
     try:
         read_dicom(path)
     except ImageReadError as err:

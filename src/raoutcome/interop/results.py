@@ -12,7 +12,7 @@ results only.
 """
 from __future__ import annotations
 
-__all__ = ["JointResult", "VisitResult", "visit_result", "has_joints", "OUTCOME_LABELS"]
+__all__ = ["JointResult", "VisitResult", "visit_result", "has_joints", "OUTCOME_LABELS", "outcome_label"]
 
 import math
 from dataclasses import dataclass, field
@@ -24,16 +24,36 @@ import xarray as xr
 from raoutcome.errors import InputError
 from raoutcome.predictions import SCORE_VARIABLES
 
-#: Visit-level variables reported, with a label and a UCUM unit. The labels follow the outcome
-#: registry (``raoutcome.outcomes``) when it is installed.
-OUTCOME_LABELS: dict[str, tuple[str, str]] = {
-    "svdh": ("Predicted Sharp-van der Heijde total score", "{score}"),
-    "jsn": ("Predicted Sharp-van der Heijde joint space narrowing subtotal", "{score}"),
-    "erosion": ("Predicted Sharp-van der Heijde erosion subtotal", "{score}"),
-    "haq": ("Predicted HAQ disability index", "{score}"),
-    "pain": ("Predicted pain VAS", "mm"),
-    "risk": ("Predicted deformity risk (log relative hazard)", "1"),
-}
+#: UCUM units of the built-in outcomes' variables (the registry's units are for people: "0–448").
+_UCUM: dict[str, str] = {"svdh": "{score}", "jsn": "{score}", "erosion": "{score}", "haq": "{score}", "pain": "mm",
+                         "risk": "1"}
+
+
+def outcome_label(name: str) -> tuple[str, str]:
+    """(label, UCUM unit) of a visit-level Predictions variable.
+
+    The label is the outcome registry's (:mod:`raoutcome.outcomes`: ``title``; for a risk its label and
+    unit, e.g. "Predicted SvdH total score", "Predicted deformity risk (log relative hazard)"); the unit
+    is UCUM: ``{score}`` for scores, ``mm`` for the pain VAS, ``1`` for a risk or anything unknown.
+    """
+    from raoutcome import outcomes as registry
+
+    try:
+        spec = registry.output_outcome(name)
+    except (KeyError, ValueError, LookupError):
+        return f"Predicted {name}", _UCUM.get(name, "1")
+    if spec.kind == "time_to_event":  # the output is a risk score, not a time
+        words = f"Predicted {registry.label(name)}" + (f" ({spec.unit})" if spec.unit else "")
+        return words, "1"
+    title = registry.title(name)
+    first = title.split(" ", 1)[0]
+    words = f"Predicted {title[:1].lower() + title[1:] if first[1:].islower() else title}"
+    return words, _UCUM.get(name, "{score}" if spec.kind in ("count", "bounded", "ordinal") else "1")
+
+
+#: label and UCUM unit of each built-in variable (see :func:`outcome_label`)
+OUTCOME_LABELS: dict[str, tuple[str, str]] = {n: outcome_label(n) for n in SCORE_VARIABLES}
+
 
 _SCORE_NAMES = ("joint_score", "joint_expected")
 _SD_NAMES = ("joint_sd", "joint_std")
@@ -93,7 +113,7 @@ def visit_result(ds: xr.Dataset, patient_id: str, visit_id: str) -> VisitResult:
         raise InputError(f"predictions hold no visit ({patient_id!r}, {visit_id!r})")
     at = {"patient_id": patient_id, "visit_id": visit_id}
     outcomes = {}
-    for name in SCORE_VARIABLES:
+    for name in _visit_variables(ds):
         if name in ds:
             value = _finite(ds[name].sel(at).values)
             if value is not None:
@@ -124,6 +144,15 @@ def visit_result(ds: xr.Dataset, patient_id: str, visit_id: str) -> VisitResult:
                     probs = tuple(float(x) for x in p) if p.size else None
                 joints.append(JointResult(joint, kind or _kind_of(ds, joint), value, sd_value, probs))
     return VisitResult(str(patient_id), str(visit_id), outcomes, tuple(joints), outcome_sd)
+
+
+def _visit_variables(ds: xr.Dataset) -> list[str]:
+    """The per-visit predicted numbers: the known score variables first, then any other
+    ``patient_id x visit_id`` variable (an outcome registered later), bar times and SDs."""
+    known = [n for n in SCORE_VARIABLES if n in ds]
+    extra = [str(n) for n, v in ds.data_vars.items() if v.dims == ("patient_id", "visit_id") and n not in known
+             and n != "time_years" and not str(n).endswith("_sd") and np.issubdtype(v.dtype, np.number)]
+    return known + sorted(extra)
 
 
 def _kind_of(ds: xr.Dataset, joint: str) -> str:

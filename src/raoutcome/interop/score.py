@@ -15,8 +15,10 @@ to rank ``sha256(StudyInstanceUID) mod WORLD_SIZE``) that the ledger does not li
    the chunk's folder is deleted.
 
 Memory and disk stay flat: one chunk of images at a time, the ledger is SQLite (looked up, never
-loaded whole), the search is paged. A crash loses at most the chunk in flight. Each study is scored
-from its own images (one visit per patient sequence): the patient's earlier studies are not pulled.
+loaded whole), the search is paged. A crash loses at most the chunk in flight. By default each study
+is scored from its own images (with the patient's other studies of the same chunk); ``history=True``
+also retrieves the patient's earlier studies as unscored visits, so the longitudinal model sees the
+sequence it would see in ``predict`` on the whole archive.
 """
 from __future__ import annotations
 
@@ -50,6 +52,20 @@ class ScoreSummary:
     images: int = 0          # images scored
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step (search, retrieve, ...)
+
+    def timed(self, phase: str):
+        """``with summary.timed("retrieve"): ...`` adds the block's wall time to ``phases``."""
+        import contextlib
+
+        @contextlib.contextmanager
+        def block():
+            start = time.perf_counter()
+            try:
+                yield
+            finally:
+                self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - start
+        return block()
 
     @property
     def images_per_s(self) -> float:
@@ -99,11 +115,14 @@ class _Scorer:
 def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | None = None,
           since: dt.date | None = None, modalities: Sequence[str] = ("DX", "CR"), body_parts: Sequence[str] = (),
           chunk: int = 16, fhir: str | os.PathLike | None = None, limit: int | None = None,
-          keep_predictions: str | os.PathLike | None = None, progress: Callable[[str], None] | None = None) -> ScoreSummary:
+          keep_predictions: str | os.PathLike | None = None, history: bool = False,
+          progress: Callable[[str], None] | None = None) -> ScoreSummary:
     """Score every new study on the server and store one SR per study (see the module docstring).
 
     ``limit`` stops after that many studies were handled (stored or unusable) by this call;
     ``keep_predictions`` (a folder) keeps each chunk's Predictions file (pseudonymous ids only).
+    ``history``: also retrieve each patient's earlier studies (same modalities, any date) as unscored
+    visits, so the longitudinal model sees the patient's sequence up to the scored study.
     """
     run = Path(run)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -128,7 +147,8 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
                 continue
             series_uid, sop_uid = sr_uids(study.study_uid, scorer.algorithm)
             try:
-                present = server.has_instance(study.study_uid, series_uid, sop_uid)
+                with summary.timed("check server for SR"):
+                    present = server.has_instance(study.study_uid, series_uid, sop_uid)
             except PacsError as err:
                 summary.failed += 1
                 summary.errors.append(str(err))
@@ -140,11 +160,11 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
             pending.append(study)
             if len(pending) >= chunk:
                 _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank,
-                             summary, progress, keep_predictions)
+                             summary, progress, keep_predictions, history)
                 pending = []
         if pending:
             _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank, summary,
-                         progress, keep_predictions)
+                         progress, keep_predictions, history)
     finally:
         server.close()
         store.close()
@@ -152,9 +172,37 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
     return summary
 
 
+def _add_history(studies: list[StudyRef], server, store: PrivateStore, work: Path, modalities, body_parts,
+                 taken: set, summary: ScoreSummary) -> list[str]:
+    """Retrieve the chunk's patients' earlier studies into ``work`` (unscored context); their keys."""
+    from raoutcome.interop.pull import save_instance
+
+    chunk = {s.study_uid for s in studies}
+    added: dict[str, str] = {}
+    for study in studies:
+        if not study.patient_id or not study.study_date:
+            continue
+        with summary.timed("history"):
+            try:
+                earlier = [r for r in server.studies(None, modalities, patient_id=study.patient_id)
+                           if r.study_uid not in chunk and r.study_uid not in added and r.study_date
+                           and r.study_date < study.study_date]
+                for ref in earlier:
+                    added[ref.study_uid] = store.study_key(ref.study_uid)
+                    for inst in server.instances(ref.study_uid, modalities, body_parts):
+                        _p, key, rel, _reason = save_instance(server.retrieve(inst), store, work, taken,
+                                                              durable=False)
+                        if rel:
+                            store.record_instance(inst.sop_uid, key, "ok", view=Path(rel).stem.split("_", 1)[1],
+                                                  path=rel)
+            except PacsError as err:  # history is context: a failure leaves the study scored without it
+                summary.errors.append(f"history: {err}")
+    return list(added.values())
+
+
 def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
                  modalities, body_parts, fhir, rank: int, summary: ScoreSummary, progress,
-                 keep_predictions=None) -> None:
+                 keep_predictions=None, history: bool = False) -> None:
     from raoutcome.interop.fhir import bundle
     from raoutcome.interop.pull import save_instance, write_manifest
     from raoutcome.interop.results import visit_result
@@ -172,10 +220,13 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
             key = store.study_key(study.study_uid)
             headers[key], views[key], reasons[key] = [], {}, []
             try:
-                refs = server.instances(study.study_uid, modalities, body_parts)
+                with summary.timed("search instances"):
+                    refs = server.instances(study.study_uid, modalities, body_parts)
                 for ref in refs:
-                    ds = server.retrieve(ref)
-                    _pseudo, key, rel, reason = save_instance(ds, store, work, taken)
+                    with summary.timed("retrieve"):
+                        ds = server.retrieve(ref)
+                    with summary.timed("de-identify, write, decode check"):
+                        _pseudo, key, rel, reason = save_instance(ds, store, work, taken, durable=False)
                     header = ds.copy()
                     for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
                         if tag in header:
@@ -194,9 +245,13 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
                 summary.errors.append(str(err))
                 store.record_scored(key, "error", None, 0, str(err), rank)
         keys = [k for k in headers if k not in failed]
-        counts = write_manifest(store, work, keys)
+        if history:
+            keys += _add_history(studies, server, store, work, modalities, body_parts, taken, summary)
+        with summary.timed("manifest"):
+            counts = write_manifest(store, work, keys)
         if counts["images"]:
-            predictions, n_images = scorer.predict(work)
+            with summary.timed("predict"):
+                predictions, n_images = scorer.predict(work)
             if keep_predictions:
                 Path(keep_predictions).mkdir(parents=True, exist_ok=True)
                 shutil.copy2(work / "predictions.nc", Path(keep_predictions) / f"{work.name}.nc")
@@ -220,9 +275,18 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
                 continue
             pseudo = store.db.execute("SELECT pseudonym FROM studies WHERE study_key = ?", (key,)).fetchone()[0]
             result = visit_result(predictions, pseudo, key)
-            sr = build_report(result, headers[key], study.study_uid, scorer.algorithm, views=views[key])
             try:
-                server.store(sr)
+                with summary.timed("build SR"):
+                    sr = build_report(result, headers[key], study.study_uid, scorer.algorithm, views=views[key])
+            except Exception as err:  # noqa: BLE001 - a header highdicom refuses; its text may identify: type only
+                why = f"study {key}: cannot build the SR from this study's headers ({type(err).__name__})"
+                store.record_scored(key, "unusable", None, 0, why, rank)
+                summary.unusable += 1
+                summary.errors.append(why)
+                continue
+            try:
+                with summary.timed("store SR"):
+                    server.store(sr)
             except PacsError as err:
                 summary.failed += 1
                 summary.errors.append(str(err))

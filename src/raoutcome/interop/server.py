@@ -2,8 +2,9 @@
 
 Both transports offer the same four calls, so pull and score never know which one they use:
 
-- :meth:`studies` — the studies with an image of the asked modalities since a date (QIDO-RS
-  ``/studies`` or C-FIND at STUDY level), streamed page by page (DICOMweb ``limit``/``offset``);
+- :meth:`studies` — the studies with an image of the asked modalities since a date, optionally of
+  one patient (QIDO-RS ``/studies`` or C-FIND at STUDY level), streamed page by page (DICOMweb
+  ``limit``/``offset``);
 - :meth:`instances` — the instances of one study (QIDO-RS ``/studies/{uid}/instances`` or C-FIND
   SERIES then IMAGE level), filtered by modality and body part;
 - :meth:`retrieve` — one instance (WADO-RS, or C-GET / C-MOVE to our own storage SCP);
@@ -170,7 +171,8 @@ class DicomWebServer:
         except Exception as err:  # noqa: BLE001 - a malformed answer of any kind
             raise PacsError(f"{where}{what}: malformed answer ({type(err).__name__}: {str(err)[:200]})") from None
 
-    def studies(self, since: dt.date | None, modalities: Sequence[str]) -> Iterator[StudyRef]:
+    def studies(self, since: dt.date | None, modalities: Sequence[str],
+                patient_id: str | None = None) -> Iterator[StudyRef]:
         seen: set[str] = set()
         for modality in modalities:
             offset = 0
@@ -178,6 +180,8 @@ class DicomWebServer:
                 filters = {"ModalitiesInStudy": modality}
                 if since:
                     filters["StudyDate"] = _date_range(since)
+                if patient_id:
+                    filters["PatientID"] = patient_id
                 page = self._call("QIDO-RS study search", None, self.client.search_for_studies,
                                   search_filters=filters, fields=["PatientID", "StudyDate"],
                                   limit=_PAGE, offset=offset)
@@ -193,7 +197,8 @@ class DicomWebServer:
                 if len(page) < _PAGE:
                     break
                 offset += len(page)
-            seen.clear() if len(seen) > 100_000 else None
+            if len(seen) > 100_000:  # bounded memory: a study listed again later is skipped by the ledger
+                seen.clear()
 
     def instances(self, study_uid: str, modalities: Sequence[str], body_parts: Sequence[str] = ()) -> list[InstanceRef]:
         page = self._call("QIDO-RS instance search", study_uid, self.client.search_for_instances,
@@ -346,13 +351,16 @@ class DimseServer:
         finally:
             assoc.release()
 
-    def studies(self, since: dt.date | None, modalities: Sequence[str]) -> Iterator[StudyRef]:
+    def studies(self, since: dt.date | None, modalities: Sequence[str],
+                patient_id: str | None = None) -> Iterator[StudyRef]:
+        """C-FIND answers are collected per modality before yielding (the association is released
+        before any retrieve), so memory grows with the number of matching studies of one modality."""
         seen: set[str] = set()
         for modality in modalities:
             q = Dataset()
             q.QueryRetrieveLevel = "STUDY"
             q.StudyInstanceUID = ""
-            q.PatientID = ""
+            q.PatientID = patient_id or ""
             q.StudyDate = _date_range(since) or ""
             q.ModalitiesInStudy = modality
             for ds in list(self._find(q, None, "C-FIND study search")):

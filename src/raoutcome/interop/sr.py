@@ -34,7 +34,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from raoutcome.interop import codes
-from raoutcome.interop.results import OUTCOME_LABELS, JointResult, VisitResult
+from raoutcome.interop.results import JointResult, VisitResult, outcome_label
 
 SR_SERIES_DESCRIPTION = "raoutcome AI result (unverified)"
 SR_SERIES_NUMBER = 9901
@@ -126,9 +126,9 @@ def build_report(result: VisitResult, evidence: Sequence[Dataset], study_uid: st
     for joint in sorted(by_joint):
         groups.append(_joint_group(joint, by_joint[joint], algorithm_id, views or {}))
     visit_measurements = [
-        _measurement(codes.concept(*codes.OUTCOME_CONCEPTS[name]), value, OUTCOME_LABELS[name][1], algorithm_id,
+        _measurement(codes.concept(*codes.outcome_concept(name)), value, outcome_label(name)[1], algorithm_id,
                      sd=result.outcome_sd.get(name))
-        for name, value in result.outcomes.items() if name in OUTCOME_LABELS]
+        for name, value in result.outcomes.items()]
     if visit_measurements:
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(entropy_srcs=["visit", study_uid]),
@@ -152,13 +152,17 @@ _TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID
 
 
 def _with_type2(ds: Dataset) -> Dataset:
-    """The patient/study module's type 2 attributes present (empty when the source lacks them)."""
-    if all(k in ds for k in _TYPE2):
+    """The patient/study module's type 2 attributes present (empty when the source lacks them), and a
+    Patient's Sex outside M/F/O emptied (highdicom refuses it; the SR would not be written at all)."""
+    sex = str(ds.get("PatientSex", "") or "").strip().upper()
+    if all(k in ds for k in _TYPE2) and sex in ("", "M", "F", "O"):
         return ds
     ds = ds.copy()
     for keyword in _TYPE2:
         if keyword not in ds:
             setattr(ds, keyword, "")
+    if sex not in ("", "M", "F", "O"):
+        ds.PatientSex = ""
     return ds
 
 
@@ -172,7 +176,6 @@ def read_report(ds: Dataset) -> dict:
 
     sr = hd.sr.Comprehensive3DSR.from_dataset(ds, copy=True)
     report = sr.content
-    by_code = {v[0]: k for k, v in codes.OUTCOME_CONCEPTS.items()}
     kind_by_code = {v[0]: k for k, v in codes.KIND_CONCEPTS.items()}
     out: dict = {"verification": str(ds.get("VerificationFlag", "")),
                  "preliminary": str(ds.get("PreliminaryFlag", "")),
@@ -191,14 +194,15 @@ def read_report(ds: Dataset) -> dict:
                     sd = _num(item)
                 elif item.ConceptNameCodeSequence[0].CodeValue.startswith("P-SCORE-"):
                     probs.append(_num(item))
-            if code in by_code:
-                out["outcomes"][by_code[code]] = float(m.value)
+            name = codes.outcome_of_code(code)
+            if name is not None:
+                out["outcomes"][name] = _num(m[0])
                 if sd is not None:
-                    out["outcome_sd"][by_code[code]] = sd
+                    out["outcome_sd"][name] = sd
                 continue
             site = sites[0] if sites else None
             out["joints"][(ident, kind_by_code[code])] = {
-                "score": float(m.value), "sd": sd, "probs": tuple(probs) or None,
+                "score": _num(m[0]), "sd": sd, "probs": tuple(probs) or None,
                 "site": site.value.value if site is not None else None,
                 "laterality": _laterality(site)}
     return out

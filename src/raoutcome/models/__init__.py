@@ -2,9 +2,9 @@
 longitudinal aggregator, outcome heads and the multitask loss. Never reads files
 (except the weights file a user names for the encoder)."""
 from raoutcome.models.encoder import WHEEL_EFFICIENTNET_LITE0, create_encoder
-from raoutcome.models.heads import HEAD_NAMES, HEAD_OUTPUTS
+from raoutcome.models.heads import build_head, register_head
 from raoutcome.models.losses import MultitaskLoss
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
 
-__all__ = ["create_encoder", "WHEEL_EFFICIENTNET_LITE0", "HEAD_NAMES", "HEAD_OUTPUTS", "MultitaskLoss",
+__all__ = ["create_encoder", "WHEEL_EFFICIENTNET_LITE0", "build_head", "register_head", "MultitaskLoss",
            "LongitudinalOutcomeModel", "ModelSpec"]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from raoutcome.anatomy import VIEWS
+from raoutcome.anatomy import view_names
 from raoutcome.imaging.joint_anomaly import N_COMPONENTS, PATCH_GRID, SHIFT, JointAnomaly, erosion_site_landmarks
 
 
@@ -36,8 +36,8 @@ class JointAnomalyScorer(nn.Module):
         self.register_buffer("score_mean", torch.zeros(n))
         self.register_buffer("score_sd", torch.ones(n))
         self.register_buffer("fitted", torch.zeros(n, dtype=torch.bool))
-        site = torch.zeros(len(VIEWS), n, dtype=torch.bool)  # [view, landmark]: an erosion site of that view
-        for v, view in enumerate(VIEWS):
+        site = torch.zeros(len(view_names()), n, dtype=torch.bool)  # [registry view, landmark]: an erosion site
+        for v, view in enumerate(view_names()):
             for name in erosion_site_landmarks(view, self.landmarks):
                 site[v, self.landmarks.index(name)] = True
         self.register_buffer("erosion_site", site, persistent=False)
@@ -58,15 +58,6 @@ class JointAnomalyScorer(nn.Module):
                 self.score_mean[i], self.score_sd[i] = m.score_mean, m.score_sd
                 self.fitted[i] = True
 
-    def _window_score(self, x: Tensor) -> Tensor:
-        """Log mean squared PCA residual of windows ``[N, L, window^2]`` (float64)."""
-        centred = x - x.mean(-1, keepdim=True)
-        sd = centred.std(-1, unbiased=False, keepdim=True)
-        z = centred / torch.where(sd > 1e-6, sd, torch.ones_like(sd)) - self.mean.double()
-        comps = self.components.double()
-        resid = z - torch.einsum("nlk,lkd->nld", torch.einsum("nld,lkd->nlk", z, comps), comps)
-        return torch.log(resid.pow(2).mean(-1).clamp_min(1e-12))
-
     @property
     def patch_width(self) -> int:
         """Samples per patch: the window and a margin of ``SHIFT`` on each side."""
@@ -74,23 +65,22 @@ class JointAnomalyScorer(nn.Module):
         return side * side
 
     def landmark_scores(self, patches: Tensor) -> Tensor:
-        """``[N, L]`` scores in reference SDs (NaN where the patch is missing or the landmark unfitted)."""
+        """``[N, L]`` scores in reference SDs (NaN where the patch is missing or the landmark unfitted), computed
+        by :meth:`raoutcome.imaging.joint_anomaly.JointAnomaly.score` (the one implementation of the score) on
+        the buffers. Not differentiable: the anomaly is a fitted, label-free input of the readouts."""
         n, n_marks, d = patches.shape
         side, window = int(round(d ** 0.5)), int(round(self.mean.shape[1] ** 0.5))
         shift = (side - window) // 2
         if side * side != d or window + 2 * shift != side:
             raise ValueError(f"joint patches of {d} samples do not fit this scorer's {window}x{window} window")
-        ok = torch.isfinite(patches).all(-1) & self.fitted
-        x = torch.where(ok[..., None], patches.double(), torch.zeros_like(patches, dtype=torch.float64))
-        sq = x.reshape(n, n_marks, side, side)
-        raw = None
-        for a in range(-shift, shift + 1):  # a running minimum: memory of one window at a time
-            for b in range(-shift, shift + 1):
-                r = self._window_score(sq[:, :, shift + a:shift + a + window, shift + b:shift + b + window]
-                                       .reshape(n, n_marks, -1))
-                raw = r if raw is None else torch.minimum(raw, r)
-        s = (raw - self.score_mean.double()) / self.score_sd.double()
-        return torch.where(ok, s, torch.full_like(s, float("nan"))).float()
+        fitted = JointAnomaly.from_arrays(self.landmarks, *(b.detach().cpu().double().numpy() for b in (
+            self.mean, self.components, self.score_mean, self.score_sd)), self.fitted.cpu().numpy(), shift)
+        arr = patches.detach().cpu().double().numpy()
+        out = np.full((n, n_marks), np.nan)
+        if fitted.models_ and n:
+            for name, s in fitted.score({m: arr[:, i] for i, m in enumerate(self.landmarks)}).items():
+                out[:, self.landmarks.index(name)] = s
+        return torch.as_tensor(out, dtype=torch.float32, device=patches.device)
 
     def forward(self, patches: Tensor, img_v: Tensor) -> Tensor:
         """Per image: the soft maximum (log mean exp) of its erosion-site landmark scores ``[N]`` (NaN when

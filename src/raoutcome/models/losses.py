@@ -6,11 +6,13 @@ value without changing the loss or its gradients. A task with no label in the ba
 contributes an exact zero that is still connected to the graph (DDP needs every
 parameter to receive a gradient).
 
-* Regression terms are mean squared errors of standardised values: SvdH (total, JSN,
-  erosion) in ``log1p`` space, HAQ and pain as they are, each divided by a scale — the
-  standard deviation of that target over the training patients (passed as ``scales`` by
-  the trainer; defaults :data:`DEFAULT_SCALES` are typical RA-cohort values) — so every
-  task starts on the same footing, whatever its units.
+* Regression terms are mean squared errors of standardised values in each outcome's
+  ``loss_space`` (:mod:`raoutcome.outcomes`): SvdH (total, JSN, erosion) in ``log1p`` space,
+  HAQ and pain as they are, each divided by a scale — the standard deviation of that
+  target over the training patients (passed as ``scales`` by the trainer; defaults: each
+  outcome's ``scale``, typical RA-cohort values) — so every task starts on the same
+  footing, whatever its units. An outcome with parts (SvdH) weighs each output's term by
+  its ``loss_weights`` (total 1, each subscore 0.5).
 * Survival: Cox negative partial log-likelihood (torchsurv, Efron ties) of one risk
   per patient, read at the visit ``risk_visit`` (the last visit at or before the event or
   censoring time, chosen by the dataset) against ``event_time`` / ``event_observed``.
@@ -33,20 +35,21 @@ parameter to receive a gradient).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torchsurv.loss.cox import neg_partial_log_likelihood
 
-from raoutcome.models.heads import HEAD_NAMES
+from raoutcome.outcomes import event_outcome, outcome, outcome_names, outcomes
 
 WEIGHTINGS: tuple[str, ...] = ("fixed", "uncertainty")
-# svdh term: total counts fully, each subscore half.
-_SVDH_TERMS: tuple[tuple[str, float], ...] = (("svdh", 1.0), ("jsn", 0.5), ("erosion", 0.5))
-# target -> default scale (SD): svdh/jsn/erosion in log1p units, haq 0-3, pain 0-100
-DEFAULT_SCALES: dict[str, float] = {"svdh": 1.0, "jsn": 1.0, "erosion": 1.0, "haq": 0.6, "pain": 25.0}
-SCALED_TARGETS: tuple[str, ...] = tuple(DEFAULT_SCALES)
+
+
+def default_scales(heads: Sequence[str] | None = None) -> dict[str, float]:
+    """Output -> default loss scale (the outcome's ``scale``) of every per-visit output of these heads."""
+    return {o: spec.scale for spec in outcomes(heads) if spec.per_visit for o in spec.outputs}
 
 
 def _zero(like: Tensor) -> Tensor:
@@ -63,27 +66,30 @@ def masked_mse(pred: Tensor, target: Tensor, mask: Tensor) -> tuple[Tensor, Tens
     return diff.pow(2).sum() / n, n
 
 
-def _scale(scales: Mapping[str, float] | None, name: str) -> float:
-    return float((scales or DEFAULT_SCALES).get(name, DEFAULT_SCALES[name]))
+def _log1p(x):
+    """``log1p`` of the non-negative part, of a tensor or a NumPy array."""
+    return torch.log1p(x.clamp_min(0)) if isinstance(x, Tensor) else np.log1p(np.clip(x, 0, None))
 
 
-def svdh_loss(out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
-              scales: Mapping[str, float] | None = None) -> Tensor:
+#: loss space -> the transform applied to prediction and label before the scaled squared error
+SPACE_TRANSFORMS: dict[str, Callable[[Tensor], Tensor]] = {"identity": lambda x: x, "log1p": _log1p}
+
+
+def regression_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
+                    scales: Mapping[str, float] | None = None) -> Tensor:
+    """Weighted mean over the outcome's outputs of the masked MSE of ``f(pred) / s`` and ``f(label) / s``
+    (``f`` the outcome's loss-space transform, ``s`` the output's scale); outputs without labels in the
+    batch drop out of the weighting."""
+    spec = outcome(name)
+    f = SPACE_TRANSFORMS[spec.loss_space]
     mask = batch["visit_mask"]
-    total, weight = _zero(out["svdh"]), 0.0
-    for name, w in _SVDH_TERMS:
-        target = batch[f"target_{name}"]
-        sc = _scale(scales, name)
-        loss, n = masked_mse(torch.log1p(out[name].clamp_min(0)) / sc, torch.log1p(target.clamp_min(0)) / sc, mask)
+    total, weight = _zero(out[name]), 0.0
+    for output, w in spec.loss_weights.items():
+        sc = float((scales or {}).get(output, spec.scale))
+        loss, n = masked_mse(f(out[output]) / sc, f(batch[f"target_{output}"]) / sc, mask)
         if int(n) > 0:
             total, weight = total + w * loss, weight + w
     return total / weight if weight else total
-
-
-def scaled_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
-                scales: Mapping[str, float] | None = None) -> Tensor:
-    sc = _scale(scales, name)
-    return masked_mse(out[name] / sc, batch[f"target_{name}"] / sc, batch["visit_mask"])[0]
 
 
 def patient_risk(risk: Tensor, risk_visit: Tensor) -> Tensor:
@@ -91,8 +97,10 @@ def patient_risk(risk: Tensor, risk_visit: Tensor) -> Tensor:
     return risk.gather(1, risk_visit.long()[:, None]).squeeze(1)
 
 
-def cox_loss(out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
-    risk = patient_risk(out["risk"], batch["risk_visit"])
+def cox_loss(out: Mapping[str, Tensor], batch: Mapping[str, Tensor], name: str | None = None) -> Tensor:
+    """Cox negative partial log-likelihood (Efron ties) of each patient's ``out[name]`` (default: the registered
+    time-to-event outcome) at its risk visit."""
+    risk = patient_risk(out[name or event_outcome().name], batch["risk_visit"])
     time, observed = batch["event_time"], batch["event_observed"]
     valid = torch.isfinite(time) & torch.isfinite(observed)
     if int(valid.sum()) < 2 or float(observed[valid].sum()) == 0:
@@ -101,15 +109,27 @@ def cox_loss(out: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
                                       ties_method="efron", reduction="mean")
 
 
+LossFn = Callable[[str, Mapping[str, Tensor], Mapping[str, Tensor], "Mapping[str, float] | None"], Tensor]
+#: loss space -> loss of one outcome, ``fn(name, out, batch, scales)``
+LOSSES: dict[str, LossFn] = {"identity": regression_loss, "log1p": regression_loss,
+                              "cox": lambda name, out, batch, scales=None: cox_loss(out, batch, name)}
+
+
+def register_loss(loss_space: str, fn: LossFn) -> LossFn:
+    """Make ``fn`` the loss of every outcome whose ``loss_space`` is ``loss_space``."""
+    LOSSES[loss_space] = fn
+    return fn
+
+
 def task_loss(name: str, out: Mapping[str, Tensor], batch: Mapping[str, Tensor],
               scales: Mapping[str, float] | None = None) -> Tensor:
-    if name == "svdh":
-        return svdh_loss(out, batch, scales)
-    if name in ("haq", "pain"):
-        return scaled_loss(name, out, batch, scales)
-    if name == "risk":
-        return cox_loss(out, batch)
-    raise ValueError(f"unknown task {name!r}")
+    """The loss of outcome ``name``, chosen by its spec's ``loss_space``."""
+    if name not in outcome_names():
+        raise ValueError(f"unknown task {name!r}")
+    space = outcome(name).loss_space
+    if space not in LOSSES:
+        raise ValueError(f"outcome {name!r}: no loss for loss space {space!r} (add one with register_loss)")
+    return LOSSES[space](name, out, batch, scales)
 
 
 def joint_density_targets(maps: Tensor, points: Tensor) -> Tensor:
@@ -178,7 +198,7 @@ class MultitaskLoss(nn.Module):
         self.joint_weight = float(joint_weight)
         self.rank_weight = float(rank_weight)
         self.rank_channels = tuple(int(c) for c in rank_channels)
-        unknown = [h for h in heads if h not in HEAD_NAMES]
+        unknown = [h for h in heads if h not in outcome_names()]
         if unknown:
             raise ValueError(f"unknown head(s) {unknown}")
         if weighting not in WEIGHTINGS:
@@ -187,8 +207,9 @@ class MultitaskLoss(nn.Module):
         self.weighting = weighting
         weights = dict(weights or {})
         self.register_buffer("weights", torch.tensor([float(weights.get(h, 1.0)) for h in self.heads]))
-        scales = {**DEFAULT_SCALES, **dict(scales or {})}
-        self.register_buffer("scales", torch.tensor([float(scales[k]) for k in SCALED_TARGETS]))
+        # plain numbers, recomputed from the training patients at every (re)start: not part of the state
+        self.scales = {k: float(v) for k, v in {**default_scales(self.heads), **dict(scales or {})}.items()
+                       if k in default_scales(self.heads)}
         if weighting == "uncertainty":
             self.log_vars = nn.Parameter(torch.zeros(len(self.heads)))
 
@@ -218,7 +239,11 @@ class MultitaskLoss(nn.Module):
         return self.rank_weight > 0 or (self.joint_weight > 0 and "joint_points" in batch)
 
     def scale_map(self) -> dict[str, float]:
-        return dict(zip(SCALED_TARGETS, self.scales.tolist()))
+        return dict(self.scales)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        state_dict.pop(prefix + "scales", None)  # a buffer in checkpoints written before the outcome registry
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def task_weights(self) -> dict[str, float]:
         """The effective weight on each task loss (for logs)."""
@@ -228,4 +253,6 @@ class MultitaskLoss(nn.Module):
         return {h: float(v) for h, v in zip(self.heads, w)}
 
 
-__all__ = ["MultitaskLoss", "progression_pairs", "progression_rank_loss", "joint_density_loss", "joint_density_targets", "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS", "DEFAULT_SCALES"]
+__all__ = ["MultitaskLoss", "progression_pairs", "progression_rank_loss", "joint_density_loss", "joint_density_targets",
+           "masked_mse", "cox_loss", "patient_risk", "task_loss", "WEIGHTINGS", "default_scales", "regression_loss",
+           "register_loss", "LOSSES"]

@@ -21,13 +21,23 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
-from raoutcome.anatomy import DEFORMITY_EVENT, OUTCOMES  # noqa: E402
+from raoutcome.anatomy import DEFORMITY_EVENT  # noqa: E402
 from raoutcome.io_utils import atomic_path  # noqa: E402
+from raoutcome.outcomes import column, damage_outcome, outcomes, visit_columns  # noqa: E402
 
-OUTCOME_LABELS = {
-    "svdh_total": "SvdH total (0–448)", "svdh_jsn": "SvdH joint-space narrowing", "svdh_erosion": "SvdH erosion",
-    "haq": "HAQ disability (0–3)", "pain": "Pain VAS (0–100)", "das28": "DAS28", "msasss": "mSASSS",
-}
+
+def _column_label(col: str) -> str:
+    """A visit column's registered label with its unit: "HAQ (0–3)"."""
+    if col not in visit_columns():
+        return col
+    m = column(col)
+    return f"{m.label} ({m.unit})" if m.unit else m.label
+
+
+def _damage_column() -> str:
+    """The human damage reading's column (``svdh_total``)."""
+    damage = damage_outcome()
+    return damage.column if damage is not None else ""
 
 
 def cohort_table(cohort) -> pd.DataFrame:
@@ -43,11 +53,11 @@ def cohort_table(cohort) -> pd.DataFrame:
     ]
     for view, n in images["view"].value_counts().sort_index().items():
         rows.append((f"  · {view.replace('_', ' ')}", f"{n:,} ({n / max(len(visits), 1):.0%} of visits)"))
-    for col in OUTCOMES:
+    for col in visit_columns():
         if col in visits and visits[col].notna().any():
             present = visits[col].notna()
             base = visits.groupby("patient_id").head(1)
-            rows.append((f"{OUTCOME_LABELS.get(col, col)}: recorded",
+            rows.append((f"{_column_label(col)}: recorded",
                          f"{present.mean():.0%} of visits; baseline median {base[col].median():.3g} "
                          f"(IQR {base[col].quantile(.25):.3g}–{base[col].quantile(.75):.3g})"))
     for event, grp in events.groupby("event"):
@@ -60,19 +70,19 @@ def cohort_table(cohort) -> pd.DataFrame:
 def pick_rapid_progressor(cohort, views: Sequence[str] = ("hand_left", "hand_right")) -> str | None:
     """The patient with the steepest observed SvdH rise (per year) between first and last visit that has
     radiographs of ``views`` at both; ``None`` when no SvdH scores or images allow a choice."""
-    visits = cohort.visits
-    if "svdh_total" not in visits or visits["svdh_total"].notna().sum() == 0:
+    visits, damage = cohort.visits, _damage_column()
+    if damage not in visits or visits[damage].notna().sum() == 0:
         return None
     have = cohort.images[cohort.images["view"].isin(views)].groupby(["patient_id", "visit_id"])["view"].nunique()
     full = set(have[have == len(set(views))].index)
-    scored = visits.dropna(subset=["svdh_total"])
+    scored = visits.dropna(subset=[damage])
     scored = scored[[(p, v) in full for p, v in zip(scored["patient_id"], scored["visit_id"])]]
     if scored.empty:
         return None
     g = scored.sort_values(["patient_id", "time_years"]).groupby("patient_id")
     first, last = g.first(), g.last()
     dt = last["time_years"] - first["time_years"]
-    rate = (last["svdh_total"] - first["svdh_total"]) / dt.where(dt > 0)
+    rate = (last[damage] - first[damage]) / dt.where(dt > 0)
     rate = rate.dropna()
     if rate.empty:
         return None
@@ -84,8 +94,9 @@ def _visit_images(cohort, patient_id: str, views: Sequence[str]):
     imgs = cohort.images[cohort.images["patient_id"] == patient_id]
     ok = imgs.groupby("visit_id")["view"].apply(lambda s: set(views) <= set(s))
     visits = visits[visits["visit_id"].map(ok).fillna(False).astype(bool)].sort_values("time_years")
-    if "svdh_total" in visits and visits["svdh_total"].notna().sum() >= 2:
-        visits = visits.dropna(subset=["svdh_total"])  # the visits whose scores chose this patient
+    damage = _damage_column()
+    if damage in visits and visits[damage].notna().sum() >= 2:
+        visits = visits.dropna(subset=[damage])  # the visits whose scores chose this patient
     return visits, imgs
 
 
@@ -94,6 +105,8 @@ def example_radiographs_figure(cohort, patient_id: str, views: Sequence[str] = (
     from raoutcome.imaging import read_image
 
     visits, imgs = _visit_images(cohort, patient_id, views)
+    damage = _damage_column()
+    short = damage_outcome().short_label if damage else ""
     if len(visits) == 0:
         raise ValueError(f"patient {patient_id} has no visit with all of {list(views)}")
     chosen = [visits.iloc[0], visits.iloc[-1]] if len(visits) > 1 else [visits.iloc[0]]
@@ -107,9 +120,9 @@ def example_radiographs_figure(cohort, patient_id: str, views: Sequence[str] = (
             ax.imshow(pixels, cmap="gray", vmin=0, vmax=1, interpolation="lanczos")
             ax.set_xticks([])
             ax.set_yticks([])
-            score = visit.get("svdh_total", np.nan)
+            score = visit.get(damage, np.nan)
             label = "first visit" if r == 0 else "last visit"
-            sv = "SvdH not scored" if pd.isna(score) else f"SvdH total {score:.0f}"
+            sv = f"{short} not scored" if pd.isna(score) else f"{column(damage).label} {score:.0f}"
             ax.set_title(f"{view.replace('_', ' ')} · {label}\nyear {visit['time_years']:.1f} · {sv}", fontsize=9.5)
     fig.suptitle(f"Patient {patient_id}", fontsize=11)
     return fig
@@ -117,9 +130,10 @@ def example_radiographs_figure(cohort, patient_id: str, views: Sequence[str] = (
 
 def cohort_overview_figure(cohort, highlight: str | None = None):
     """Three panels: SvdH over time, HAQ over time (one thin line per patient), follow-up and events."""
-    visits = cohort.visits
+    visits, damage = cohort.visits, _damage_column()
+    reported = next((o.column for o in outcomes() if o.kind == "bounded"), "")
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, col in zip(axes[:2], ("svdh_total", "haq")):
+    for ax, col in zip(axes[:2], (damage, reported)):
         data = visits.dropna(subset=[col]) if col in visits else visits.iloc[:0]
         if data.empty:
             ax.text(0.5, 0.5, f"no {col} recorded", ha="center", va="center", transform=ax.transAxes)
@@ -133,9 +147,9 @@ def cohort_overview_figure(cohort, highlight: str | None = None):
         med = data.assign(t=data["time_years"].round(0)).groupby("t")[col].median()
         ax.plot(med.index, med.values, color="black", lw=2, ls="--", label="median by year", zorder=4)
         ax.set_xlabel("years since first visit")
-        ax.set_ylabel(OUTCOME_LABELS.get(col, col))
+        ax.set_ylabel(_column_label(col))
         ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2, frameon=False)
-        if col == "svdh_total":  # right-skewed: stretch the low end, label in plain numbers
+        if col == damage:  # right-skewed: stretch the low end, label in plain numbers
             ax.set_yscale("symlog", linthresh=5, linscale=0.6)
             top = float(np.nanmax(data[col])) if len(data) else 1.0
             ticks = [t for t in (0, 2, 5, 10, 20, 50, 100, 200, 400) if t <= max(top * 1.25, 5)]

@@ -11,24 +11,28 @@ The analysis tables keep their machine names (``svdh_total``, ``sex_m``, ``pred_
 """
 from __future__ import annotations
 
-#: Model heads (the Predictions variables) as a reader knows them.
-HEAD_LABELS: dict[str, str] = {
-    "svdh": "SvdH total", "jsn": "SvdH narrowing", "erosion": "SvdH erosion", "haq": "HAQ", "pain": "pain",
-    "risk": "deformity risk",
-}
+from raoutcome import outcomes
 
-#: Cohort columns, derived covariates and model terms.
+#: Derived covariates and model terms (cohort columns and model heads come from the outcome registry).
 LABELS: dict[str, str] = {
-    "svdh_total": "SvdH total", "svdh_jsn": "SvdH narrowing", "svdh_erosion": "SvdH erosion",
-    "haq": "HAQ", "pain": "pain", "das28": "DAS28", "msasss": "mSASSS",
     "time_years": "time (years)", "sex_m": "male sex", "age": "age (years)", "rf": "rheumatoid factor",
     "acpa": "ACPA", "disease_duration_years": "disease duration (years)", "deformity": "deformity",
     "Intercept": "intercept",
 }
 
-#: Heads whose image score reads "image <name> score" (risk stays lower case: "image risk score").
-_SCORE_NAMES = {"svdh": "SvdH", "jsn": "SvdH narrowing", "erosion": "SvdH erosion", "haq": "HAQ", "pain": "pain",
-                "risk": "risk"}
+
+
+def head_label(head: str) -> str:
+    """A model head (Predictions variable) as a reader knows it (its registered label)."""
+    return outcomes.label(head)
+
+
+def _score_name(head: str) -> str:
+    """How an image score reads: "image <name> score" with the outcome's short name (a time to event: "risk")."""
+    if head in outcomes.outcome_names():
+        spec = outcomes.outcome(head)
+        return "risk" if spec.kind == "time_to_event" else spec.short_label
+    return label(head)
 
 
 def label(name: object) -> str:
@@ -36,15 +40,21 @@ def label(name: object) -> str:
     text = str(name)
     if text in LABELS:
         return LABELS[text]
+    if text in outcomes.visit_columns():
+        return outcomes.column(text).label
     if ":" in text:  # an interaction term
         return " × ".join(label(part) for part in text.split(":"))
     if text.startswith("pred_"):
         head = text[len("pred_"):]
-        return f"image {_SCORE_NAMES.get(head, label(head))} score"
+        return f"image {_score_name(head)} score"
     if text.startswith("log1p_"):
         return f"log({label(text[len('log1p_'):])} + 1)"
-    if text in HEAD_LABELS:
-        return HEAD_LABELS[text]
+    if text.startswith("spline(") and text.endswith(")"):  # a natural-spline adjustment
+        return f"spline of {label(text[len('spline('):-1])}"
+    if text.startswith("calibrated_"):  # corrected for reader error (beyond_damage)
+        return f"{label(text[len('calibrated_'):])} corrected for reader error"
+    if text in outcomes.score_variables():
+        return head_label(text)
     return text.replace("_", " ")
 
 
@@ -60,4 +70,4 @@ def years(value: float) -> str:
     return f"{text} year" if text == "1" else f"{text} years"
 
 
-__all__ = ["HEAD_LABELS", "LABELS", "label", "label_list", "years"]
+__all__ = ["LABELS", "head_label", "label", "label_list", "years"]

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
 from raoutcome.io_utils import atomic_path  # noqa: E402
+from raoutcome.outcomes import damage_outcome  # noqa: E402
 from raoutcome.reporting.labels import label  # noqa: E402
 
 GROUP_COLOURS = {"low": "#1b9e77", "middle": "#7570b3", "high": "#d95f02"}
@@ -234,17 +235,19 @@ def _fmt_p(p: float) -> str:
     return f"p = {p:.2g}" if p >= 1e-4 else "p < 0.0001"
 
 
-def anomaly_figure(visits: pd.DataFrame, score: str = "anomaly") -> Figure:
-    """A visit score against log(1 + SvdH total), coloured by simulated bone density loss when present."""
-    d = visits.dropna(subset=["svdh_total", score])
+def anomaly_figure(visits: pd.DataFrame, score: str = "anomaly", damage: str | None = None) -> Figure:
+    """A visit score against log(1 + the human damage reading, default the registry's: SvdH total), coloured
+    by simulated bone density loss when present."""
+    damage = damage or damage_outcome().column
+    d = visits.dropna(subset=[damage, score])
     fig, ax = plt.subplots(figsize=(5.4, 4.3))
-    x = np.log1p(d["svdh_total"].to_numpy(float))
+    x = np.log1p(d[damage].to_numpy(float))
     colour = d["osteopenia"].to_numpy(float) if "osteopenia" in d and d["osteopenia"].notna().all() else None
     dots = ax.scatter(x, d[score], c=colour if colour is not None else PALETTE[0], s=9, alpha=0.75,
                       cmap="viridis" if colour is not None else None, edgecolor="none")
     if colour is not None:
         fig.colorbar(dots, ax=ax, label="bone density loss (simulated osteopenia)")
-    ax.set_xlabel("log(1 + SvdH total)")
+    ax.set_xlabel(f"log(1 + {label(damage)})")
     ax.set_ylabel("joint anomaly score (held out)")
     r = float(np.corrcoef(x, d[score])[0, 1]) if len(d) > 2 else float("nan")
     ax.set_title(f"Label-free joint anomaly vs the Sharp score\n(r = {r:.2f}, {len(d)} visits)", fontsize=10)

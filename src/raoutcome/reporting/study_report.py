@@ -16,17 +16,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from raoutcome.reporting.html import (Figure, Gallery, KeyNumbers, Preformatted, Section, Table, Text,
                                       format_number, write_report)
-from raoutcome.reporting.labels import HEAD_LABELS, label, label_list, years
+from raoutcome import outcomes
+from raoutcome.analysis import outputs as files
+from raoutcome.analysis.truth import ORACLE_FILE, flatten, read_truth
+from raoutcome.reporting.labels import head_label, label, label_list, years
 
 #: Per-patient listings the analysis writes: too long for the report, linked by name instead.
-LISTINGS = {"change_scores.csv"}
+LISTINGS = {files.CHANGE_SCORES_CSV}
 
 INTROS: dict[str, tuple[str, str]] = {
     "accuracy": (
@@ -51,8 +54,10 @@ INTROS: dict[str, tuple[str, str]] = {
         "separation could be chance.",
     ),
     "beyond": (
-        "Does the image add information beyond the Sharp score?",
-        "Two Cox models of time to deformity are compared: one with the SvdH score and the usual covariates, "
+        "Does the image add information beyond the Sharp score — and beyond joint damage?",
+        "Two questions are asked, and each table says which. First: does the image add to the Sharp score as "
+        "the reader scored it? Second, the biomarker question: does it carry something other than joint damage, "
+        "once the reader's scoring error is corrected? For each, two Cox models of time to deformity are compared: one with the SvdH score and the usual covariates, "
         "and the same model plus the image risk score. The likelihood-ratio test (LRT) asks whether adding "
         "the image improves the fit more than chance would; the change in C-index (ΔC) says how much better "
         "patients are ranked by risk (0.5 = coin toss, 1 = perfect). A small p-value and a ΔC interval above "
@@ -93,9 +98,17 @@ INTROS: dict[str, tuple[str, str]] = {
     ),
 }
 
-HEAD_NAMES = {h: name[0].upper() + name[1:] for h, name in HEAD_LABELS.items()}  # row labels: capitalised
+
+
+def _head_name(head: str) -> str:
+    """A head's registered label, capitalised (table rows)."""
+    name = head_label(head)
+    return name[0].upper() + name[1:]
+
+
 METRIC_NAMES = {
-    "rmse": "RMSE", "mae": "mean absolute error", "bias": "bias (predicted − recorded)", "pearson_r": "Pearson r",
+    "rmse": "RMSE", "mae": "mean absolute error", "bias": "bias (predicted − recorded)", "r2": "R²",
+    "pearson_r": "Pearson r",
     "spearman_rho": "Spearman ρ", "dream_weighted_rmse": "RA2-DREAM weighted RMSE",
     "dream_weighted_mae": "RA2-DREAM weighted MAE", "harrell_c": "Harrell C-index", "uno_c": "Uno C-index",
     "mean_auc": "mean time-dependent AUC", "auroc_at_horizon": "AUROC at the horizon",
@@ -110,18 +123,6 @@ REGION_NAMES = {"svdh_site": "SvdH sites", "periarticular": "periarticular bone"
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mapping -> {"a.b.c": value}."""
-    out: dict[str, Any] = {}
-    for key, value in mapping.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            out.update(flatten(value, name))
-        else:
-            out[name] = value
-    return out
-
-
 def _read_json(path: Path | None) -> Any:
     if path is None:
         return None
@@ -170,7 +171,7 @@ class _Folder:
     def __init__(self, folder: Path | None):
         self.folder = folder if folder is not None and folder.is_dir() else None
         self.used: set[str] = set()
-        summary = _read_json(self.folder / "summary.json") if self.folder else None
+        summary = _read_json(self.folder / files.SUMMARY_JSON) if self.folder else None
         self.summary: dict = summary if isinstance(summary, dict) else {}
         self.describe: dict = dict(self.summary.get("files", {}))
 
@@ -214,7 +215,8 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
     analysis = _Folder(path_of("analyze", "analysis"))
     accuracy = path_of("analyze", "accuracy")
     accuracy = pd.read_csv(accuracy) if accuracy is not None and accuracy.exists() else None
-    oracle = _read_json(cohort_dir / "truth" / "oracle.json") if (demo and cohort_dir) else None
+    truth = read_truth(cohort_dir, visits=False) if (demo and cohort_dir) else None
+    oracle = truth.oracle if truth is not None and truth.oracle else None
     cross_fitted = bool(up.get("predict", {}).get("cross_fitted", False))
 
     sections = [
@@ -236,7 +238,7 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
     if other is not None:
         sections.append(other)
     if oracle:
-        sections.append(_truth_section(oracle, _relative(cohort_dir / "truth" / "oracle.json", Path(target).parent)))
+        sections.append(_truth_section(oracle, _relative(truth.folder / ORACLE_FILE, Path(target).parent)))
     sections.append(_methods_section(record, up, analysis))
     subtitle = [
         ("Synthetic demonstration cohort with known ground truth — no real patients." if demo
@@ -262,16 +264,26 @@ def _intro_section(demo: bool, accuracy: pd.DataFrame | None, analysis: _Folder,
                  "can be checked against the best achievable value.")
     items: list[tuple[str, str, str]] = []
     if accuracy is not None:
-        for head, metric, label in (("svdh", "Pearson r", "SvdH: Pearson r"), ("haq", "R²", "HAQ: R²"),
-                                    ("risk", "Harrell C-index", "Deformity: C-index")):
+        headline = [(o.name, "Pearson r", f"{o.short_label}: Pearson r") if o.kind == "count" else
+                    (o.name, "Harrell C-index", f"{outcomes.DEFAULT_EVENT.capitalize()}: C-index")
+                    if o.kind == "time_to_event" else (o.name, "R²", f"{_head_name(o.name)}: R²")
+                    for o in outcomes.outcomes()]
+        for head, metric, label in headline:
             row = accuracy[(accuracy["head"] == head) & (accuracy["metric"] == metric)]
             if len(row):
                 r = row.iloc[0]
                 best = (f"best achievable {format_number(float(r['best_achievable']))}"
                         if demo and pd.notna(r.get("best_achievable")) else "out-of-fold")
                 items.append((label, format_number(float(r["estimate"])), best))
-    inc = analysis.csv("incremental.csv")
+    inc = analysis.csv(files.INCREMENTAL_CSV)
     if inc is not None and len(inc):
+        words = inc["question"].astype(str) if "question" in inc else pd.Series("", index=inc.index)
+        damage = inc[words.str.startswith("Does the image carry")]
+        row = damage[damage["test"] == "cox_lrt"]
+        if len(row):
+            items.append(("Image beyond damage: LRT p", _p(float(row.iloc[0]["p_value"])),
+                          "reader error corrected"))
+        inc = inc[~words.str.startswith("Does the image carry")]
         for test, label in (("cox_lrt", "Image beyond SvdH: LRT p"), ("delta_c", "ΔC-index (image added)")):
             row = inc[inc["test"] == test]
             if len(row):
@@ -334,23 +346,25 @@ def _accuracy_section(analysis: _Folder, accuracy: pd.DataFrame | None, demo: bo
                "the Sharp scores the correlation of the true score with the reader's noisy score, for deformity the "
                "C-index of the true hazard. " if demo else "")
             + "R² is 1 − SSE/SST of the predictions as they are (no refitting; it can be negative).")))
-    figs = [Figure(p, caption=f"{HEAD_NAMES.get(h, h)}: predicted vs recorded, one dot per visit; the diagonal "
-                              "is perfect agreement." if h != "risk" else
-                   "Deformity risk at the first visit vs time to deformity or censoring.", width="480px")
-            for h in ("svdh", "haq", "pain", "risk") if (p := analysis.png(f"scatter_{h}.png")) is not None]
+    event = outcomes.DEFAULT_EVENT
+    figs = [Figure(p, caption=f"{_head_name(o.name)}: predicted vs recorded, one dot per visit; the diagonal "
+                              "is perfect agreement." if o.per_visit else
+                   f"{_head_name(o.name)} at the first visit vs time to {event} or censoring.", width="480px")
+            for o in outcomes.outcomes() if (p := analysis.png(files.scatter(o.name))) is not None]
     if figs:
         blocks.append(Gallery(figs))
-    for h in ("jsn", "erosion"):
-        analysis.png(f"scatter_{h}.png")  # subscores: in the table below, figures stay in the folder
-    metrics = analysis.csv("metrics.csv")
+    for h in [p.name for o in outcomes.outcomes() for p in o.parts]:
+        analysis.png(files.scatter(h))  # subscores: in the table below, figures stay in the folder
+    metrics = analysis.csv(files.METRICS_CSV)
     if metrics is not None and len(metrics):
         cells = metrics.assign(
             cell=[_ci(e, lo, hi) for e, lo, hi in zip(metrics["estimate"], metrics["ci_low"], metrics["ci_high"])],
-            outcome=metrics["head"].map(lambda h: HEAD_NAMES.get(h, h)))
-        plain = cells[(cells["head"] != "risk") & ~cells["metric"].astype(str).str.startswith("dream")]
+            outcome=metrics["head"].map(_head_name))
+        timed = cells["head"].isin([o.name for o in outcomes.outcomes() if not o.per_visit])
+        plain = cells[~timed & ~cells["metric"].astype(str).str.startswith("dream")]
         for rows, caption in ((plain, "Every accuracy metric per outcome, estimate (95 % CI) (metrics.csv). RMSE, MAE "
                                       "and bias are in the outcome's own units; the RA2-DREAM scores follow below."),
-                              (cells[cells["head"] == "risk"], "Discrimination of the deformity risk score at the "
+                              (cells[timed], f"Discrimination of the {event} risk score at the "
                                "first visit: C-indices and time-dependent AUCs (metrics.csv).")):
             if len(rows):
                 wide = rows.pivot_table(index="outcome", columns="metric", values="cell", aggfunc="first", sort=False)
@@ -361,13 +375,13 @@ def _accuracy_section(analysis: _Folder, accuracy: pd.DataFrame | None, demo: bo
 
 
 def _dream_section(analysis: _Folder) -> Section:
-    metrics = analysis.csv("metrics.csv")
+    metrics = analysis.csv(files.METRICS_CSV)
     blocks: list = []
     if metrics is not None:
         rows = metrics[metrics["metric"].astype(str).str.startswith("dream")]
         if len(rows):
             blocks.append(Table(pd.DataFrame({
-                "score": rows["head"].map(lambda h: HEAD_NAMES.get(h, h)),
+                "score": rows["head"].map(lambda h: _head_name(h)),
                 "metric": rows["metric"].map(_metric_name),
                 "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in
                                        zip(rows["estimate"], rows["ci_low"], rows["ci_high"])],
@@ -379,12 +393,12 @@ def _dream_section(analysis: _Folder) -> Section:
 
 def _survival_section(analysis: _Folder) -> Section:
     blocks: list = []
-    km = analysis.png("km_tertiles.png")
+    km = analysis.png(files.KM_TERTILES_PNG)
     if km is not None:
         blocks.append(Figure(km, caption="Share of patients free of deformity over time, by tertile of the image risk "
                                          "score at the first visit (shaded: 95 % confidence bands); numbers at risk "
                                          "below.", width="760px"))
-    groups = analysis.csv("km_groups.csv")
+    groups = analysis.csv(files.KM_GROUPS_CSV)
     if groups is not None and len(groups):
         shown = pd.DataFrame({"image-risk group": groups["group"], "patients": groups["n"],
                               "deformity events": groups["events"],
@@ -400,7 +414,7 @@ def _survival_section(analysis: _Folder) -> Section:
 
 def _beyond_section(analysis: _Folder) -> Section:
     blocks: list = []
-    hr = analysis.csv("cox_hazard_ratios.csv")
+    hr = analysis.csv(files.COX_HAZARD_RATIOS_CSV)
     if hr is not None and len(hr) and "model" in hr:
         models = list(dict.fromkeys(hr["model"]))
         names = list(dict.fromkeys(hr["covariate"]))
@@ -422,34 +436,21 @@ def _beyond_section(analysis: _Folder) -> Section:
         blocks.append(Table(wide, caption="Cox models of time to deformity, without and with the image risk score. "
                                           "Hazard ratios per standard deviation (SD) for scores, per unit for "
                                           "covariates." + note))
-    inc = analysis.csv("incremental.csv")
-    if inc is not None and len(inc):
-        shown = pd.DataFrame({
-            "test": inc["test"].map(lambda t: TEST_NAMES.get(t, t)), "outcome": inc["outcome"].map(label),
-            "image score added": inc["added"].map(label),
-            "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(inc["estimate"], inc.get("ci_lower"),
-                                                                       inc.get("ci_upper"))],
-            "p-value": inc["p_value"].map(lambda v: _p(float(v)) if pd.notna(v) else "–"),
-            "n": inc["n"],
-        })
-        base = str(inc["base"].iloc[0]) if "base" in inc else ""
-        blocks.append(Table(shown, caption=f"Incremental value of the image score beyond: {label_list(base)}. "
-                                           "χ² for the LRTs; ΔC and NRI with bootstrap intervals; partial R² is the "
-                                           "share of the remaining variance the image explains."))
-    analysis.png("cox_forest.png")  # the same hazard ratios as a forest plot: in the folder
-    models = analysis.csv("survival_models.csv")
+    blocks.extend(_incremental_tables(analysis.csv(files.INCREMENTAL_CSV)))
+    analysis.png(files.COX_FOREST_PNG)  # the same hazard ratios as a forest plot: in the folder
+    models = analysis.csv(files.SURVIVAL_MODELS_CSV)
     if models is not None and len(models):
         blocks.append(Table(models.rename(columns={"c_index_cv": "C-index (cross-validated)"}),
                             caption="Cross-validated C-index of survival models with and without image information "
                                     "(CoxNet uses principal components of the image embeddings)."))
-    tv = analysis.csv("cox_time_varying.csv")
+    tv = analysis.csv(files.COX_TIME_VARYING_CSV)
     if tv is not None and len(tv):
         blocks.append(Table(pd.DataFrame({"covariate": tv["covariate"].map(label), "per": tv.get("per", ""),
                                           "HR (95 % CI)": [_ci(h, lo, hi, 2) for h, lo, hi in
                                                            zip(tv["hr"], tv["hr_lower"], tv["hr_upper"])],
                                           "p": tv["p"].map(lambda v: _p(float(v)))}),
                             caption="Time-varying Cox model: scores updated at every visit."))
-    ph = analysis.csv("cox_ph_test.csv")
+    ph = analysis.csv(files.COX_PH_TEST_CSV)
     if ph is not None and len(ph):
         blocks.append(Table(pd.DataFrame({"covariate": ph["covariate"].map(label), "statistic": ph["statistic"],
                                           "p": ph["p"].map(lambda v: _p(float(v)))}),
@@ -458,18 +459,67 @@ def _beyond_section(analysis: _Folder) -> Section:
     return _section("beyond", blocks, "No incremental-value analysis could run (no events or no image score).")
 
 
+#: The two questions of incremental.csv in a clinician's words (column ``question`` names the first word).
+QUESTION_WORDS = {
+    "Does the image add to the human Sharp reading?": (
+        "Question 1 — does the radiograph add to the Sharp score as the reader scored it? A yes can simply mean "
+        "that the model reads joint damage more precisely than a human reader does (useful for trials, but not "
+        "a new biomarker)."),
+    "Does the image carry something other than joint damage?": (
+        "Question 2 — does the radiograph carry something other than joint damage? Here the damage score is "
+        "first corrected for the reader's scoring error (from the second reading of the same radiographs, or a "
+        "published reliability), so a yes means the image sees something the damage itself does not explain: "
+        "the biomarker question."),
+}
+SHARP_ONLY_WARNING = (
+    "Only question 1 could be answered for this cohort. A small p-value there may mean no more than that the "
+    "image reads joint damage more precisely than the human reader; it does not show that the image sees "
+    "anything other than damage.")
+
+
+def _incremental_tables(inc: pd.DataFrame | None) -> list:
+    """One table per question of ``incremental.csv``, each captioned with its question in plain words."""
+    if inc is None or not len(inc):
+        return []
+    if "question" not in inc:
+        inc = inc.assign(question=next(iter(QUESTION_WORDS)))
+    blocks: list = []
+    for question, rows in inc.groupby("question", sort=False):
+        shown = pd.DataFrame({
+            "test": rows["test"].map(lambda t: TEST_NAMES.get(t, t)), "outcome": rows["outcome"].map(label),
+            "image score added": rows["added"].map(label),
+            "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(rows["estimate"], rows.get("ci_lower"),
+                                                                       rows.get("ci_upper"))],
+            "p-value": rows["p_value"].map(lambda v: _p(float(v)) if pd.notna(v) else "–"),
+            "n": rows["n"],
+        })
+        words = next((w for q, w in QUESTION_WORDS.items() if str(question).startswith(q)), str(question))
+        base = str(rows["base"].iloc[0]) if "base" in rows else ""
+        source = ""
+        if "reliability_source" in rows and rows["reliability_source"].notna().any():
+            source = f" Reader error from: {rows['reliability_source'].dropna().iloc[0]}."
+        blocks.append(Table(shown, caption=f"{words} Adjusted for: {label_list(base)}.{source} χ² for the LRTs; ΔC and NRI "
+                                           "with bootstrap intervals; partial R² is the share of the remaining "
+                                           "variance the image explains."))
+    if not any(str(q).startswith("Does the image carry") for q in inc["question"]):
+        blocks.append(Text(SHARP_ONLY_WARNING, "warning"))
+    return blocks
+
+
 def _longitudinal_section(analysis: _Folder) -> Section:
     blocks: list = []
-    fig = analysis.png("mixed_coefficients.png")
+    fig = analysis.png(files.MIXED_COEFFICIENTS_PNG)
     if fig is not None:
         blocks.append(Figure(fig, caption="Mixed-model coefficients with 95 % confidence intervals (per SD of each "
                                           "score).", width="100%"))
-    mixed = analysis.csv("mixed_models.csv")
+    mixed = analysis.csv(files.MIXED_MODELS_CSV)
     if mixed is not None and len(mixed):
         rows = mixed[mixed["term"] != "Intercept"]
         if "predictors" in rows and "model" in rows:  # the joint model; the time, SvdH and image terms
             joint = rows[rows["predictors"] == rows["predictors"].iloc[-1]]
-            rows = joint[joint["term"].isin(["time_years", "svdh_total"]) | joint["term"].str.startswith("pred_")]
+            damage = outcomes.damage_outcome()
+            rows = joint[joint["term"].isin(["time_years", damage.column if damage else ""])
+                         | joint["term"].str.startswith("pred_")]
         blocks.append(Table(pd.DataFrame({
             "outcome": rows["outcome"].map(label), "model": rows.get("predictors", ""), "term": rows["term"].map(label),
             "estimate (95 % CI)": [_ci(e, lo, hi) for e, lo, hi in zip(rows["estimate"], rows["ci_lower"],
@@ -480,14 +530,14 @@ def _longitudinal_section(analysis: _Folder) -> Section:
                                                              "the terms for time, SvdH and the image score (per SD; "
                                                              "covariates and the models with one score each are in "
                                                              "mixed_models.csv)."))
-    for name in ("gee_models.csv", "mixed_random_effects.csv"):
+    for name in (files.GEE_MODELS_CSV, files.MIXED_RANDOM_EFFECTS_CSV):
         analysis.csv(name)  # population-average (GEE) and variance components: in the folder
     return _section("longitudinal", blocks, "No HAQ or pain recorded: no longitudinal models.")
 
 
 def _endpoints_section(analysis: _Folder) -> Section:
     blocks: list = []
-    ep = analysis.csv("endpoints.csv")
+    ep = analysis.csv(files.ENDPOINTS_CSV)
     if ep is not None and len(ep):
         cols = {"endpoint": "endpoint", "n": "patients", "mean_change": "mean change", "sd_change": "SD of change",
                 "srm": "SRM", "sdc": "SDC", "pct_progressors_sdc": "% progressors (> SDC)",
@@ -501,21 +551,20 @@ def _endpoints_section(analysis: _Folder) -> Section:
     # One figure per row: the cumulative-probability panels (one per endpoint) need the page's width to be
     # readable; squeezed into a gallery cell their labels shrank to a few pixels.
     for p, c, width in (
-        (analysis.png("cumulative_probability.png"), "Cumulative probability plot: every patient's change, sorted; "
+        (analysis.png(files.CUMULATIVE_PROBABILITY_PNG), "Cumulative probability plot: every patient's change, sorted; "
                                                      "the share above zero (or above the SDC) are the progressors.",
          "100%"),
-        (analysis.png("power_curves.png"), "Simulated two-arm trials: power by treatment effect (the fraction of "
+        (analysis.png(files.POWER_CURVES_PNG), "Simulated two-arm trials: power by treatment effect (the fraction of "
                                            "progression prevented), one line per endpoint; dashed: 80 % power.",
          "800px"),
     ):
         if p is not None:
             blocks.append(Figure(p, caption=c, width=width))
-    analysis.csv("power.csv")  # the numbers behind the power curves: in the folder
+    analysis.csv(files.POWER_CSV)  # the numbers behind the power curves: in the folder
     return _section("endpoints", blocks, "Too few patients with two visits: no endpoint analysis.")
 
 
-ANOMALY_REFERENCES = {"log_svdh": "log(1 + SvdH total), recorded", "log_erosion": "log(1 + erosion score), recorded",
-                      "log_jsn": "log(1 + JSN score), recorded", "true_damage": "true damage (simulator)",
+ANOMALY_REFERENCES = {"true_damage": "true damage (simulator)",
                       "osteopenia": "bone density loss (simulator)", "carpal_collapse": "carpal collapse (simulator)",
                       "swelling": "soft-tissue swelling (simulator)"}
 
@@ -528,7 +577,8 @@ def _anomaly_section(summary: Path | None, figure: Path | None, scores: Path | N
         return _section("anomaly", [], f"No joint anomaly score was computed{why}. It needs a landmarks table "
                                        "(landmarks.csv) locating the joints in enough images.")
     blocks: list = []
-    rows = [{"compared with": ANOMALY_REFERENCES.get(k, k), "Pearson r": round(v["r"], 3), "visits": v["n"]}
+    rows = [{"compared with": ANOMALY_REFERENCES.get(k) or (f"log(1 + {head_label(k[4:])}), recorded"
+                                                           if k.startswith("log_") else k), "Pearson r": round(v["r"], 3), "visits": v["n"]}
             for k, v in data.get("pearson_r", {}).items()]
     if rows:
         blocks.append(Table(pd.DataFrame(rows), caption="Agreement of the visit's joint anomaly score (mean over "
@@ -564,7 +614,7 @@ def _attribution_section(folder: Path | None, settings, report_dir: Path, report
             from raoutcome.reporting.attribution_figures import density_ratio_figure
             from raoutcome.reporting.cohort_figures import save_figure
 
-            table = pd.DataFrame({"label": peri["head"].map(lambda h: f"{HEAD_NAMES.get(h, h)} head"),
+            table = pd.DataFrame({"label": peri["head"].map(lambda h: f"{_head_name(h)} head"),
                                   "ratio": peri["ratio_to_svdh_site"], "ci_low": peri["ci_low"],
                                   "ci_high": peri["ci_high"]})
             fig = save_figure(density_ratio_figure(table, "Periarticular bone vs SvdH sites, per outcome head"),
@@ -575,12 +625,12 @@ def _attribution_section(folder: Path | None, settings, report_dir: Path, report
                 "more than at the sites the Sharp score reads."), width="640px"))
         dens = summary.pivot_table(index="region", columns="head", values="relative_density", sort=False)
         dens.index = [REGION_NAMES.get(r, r) for r in dens.index]
-        dens.columns = [HEAD_NAMES.get(h, h) for h in dens.columns]
+        dens.columns = [_head_name(h) for h in dens.columns]
         blocks.append(Table(dens.reset_index().rename(columns={"index": "region"}), digits=2, caption=(
             "Relative attribution density (share of attribution / share of image area) per region and head.")))
         outside = summary.drop_duplicates("head")[["head", "mass_outside_svdh", "area_outside_svdh"]]
         blocks.append(Table(pd.DataFrame({
-            "head": outside["head"].map(lambda h: HEAD_NAMES.get(h, h)),
+            "head": outside["head"].map(lambda h: _head_name(h)),
             "attribution outside SvdH sites": outside["mass_outside_svdh"].map(lambda v: f"{v:.0%}"),
             "image area outside SvdH sites": outside["area_outside_svdh"].map(lambda v: f"{v:.0%}")}),
             caption="How much of each head's attribution falls outside the joint sites the Sharp score reads."))
@@ -696,8 +746,8 @@ def _readout_heads(record: Mapping[str, Any], up) -> list[str]:
         except (OSError, ValueError):
             continue
         heads |= {h for h, r in readouts.items() if "kept_trained_head" not in r}
-    order = {"haq": 0, "pain": 1, "risk": 2}
-    return sorted(heads, key=lambda h: order.get(h, 9))
+    order = {h: i for i, h in enumerate(outcomes.readout_outcomes())}
+    return sorted(heads, key=lambda h: order.get(h, len(order)))
 
 
 __all__ = ["build_report", "flatten", "LISTINGS"]

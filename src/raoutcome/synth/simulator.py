@@ -36,6 +36,9 @@ COLUMNS = {
     "events": ["patient_id", "event", "time_years", "observed"],
     "joints": ["patient_id", "visit_id", "joint", "kind", "score"],
     "landmarks": ["path", "landmark", "x", "y"],
+    # a second, independent reading of every read visit (same reader-error model): SDC, ICC, error correction
+    "retest": ["patient_id", "visit_id", "svdh_total", "svdh_jsn", "svdh_erosion"],
+    "retest_joints": ["patient_id", "visit_id", "joint", "kind", "score"],
     "truth/patients": ["patient_id", "sex", "age", "female", "rf", "acpa", "disease_duration_years",
                        "baseline_svdh_full", "rate", "rapid", "erosion_v0", "carpal_collapse_v0",
                        "osteopenia_v0", "log_hazard", "hazard", "event_time_true", "censor_time",
@@ -112,6 +115,10 @@ def simulate_patient(index: int, seq: np.random.SeedSequence) -> dict[str, list[
     pain = oc.observe_pain(cfg, pain_m, r_out)
     das = oc.das28(pc.activity, r_out)
     read = read_scores(pc.scores, sites, cfg.course, np.random.default_rng(s_read))
+    # the retest reading has its own stream (spawn key 100: independent of any stream added later), so
+    # every other table keeps its bytes
+    s_retest = np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 100))
+    reread = read_scores(pc.scores, sites, cfg.course, np.random.default_rng(s_retest))
     m = cfg.missing
     miss = {k: r_miss.random(len(pc.times)) < getattr(m, k) for k in ("svdh", "haq", "pain", "das28")}
 
@@ -148,6 +155,10 @@ def simulate_patient(index: int, seq: np.random.SeedSequence) -> dict[str, list[
             svdh_total=nan if miss["svdh"][v] else int(jr + er), svdh_jsn=nan if miss["svdh"][v] else int(jr),
             svdh_erosion=nan if miss["svdh"][v] else int(er), haq=nan if miss["haq"][v] else haq[v],
             pain=nan if miss["pain"][v] else pain[v], das28=nan if miss["das28"][v] else das[v]))
+        if not miss["svdh"][v]:
+            jr2, er2 = int((reread[v] * ~is_ero).sum()), int((reread[v] * is_ero).sum())
+            rows["retest"].append(dict(patient_id=pid, visit_id=vid, svdh_total=jr2 + er2, svdh_jsn=jr2,
+                                       svdh_erosion=er2))
         rows["truth/visits"].append(dict(
             patient_id=pid, visit_id=vid, time_years=round(t, 4), svdh_total=int(jsn_true[v] + ero_true[v]),
             svdh_jsn=int(jsn_true[v]), svdh_erosion=int(ero_true[v]), osteopenia=pc.osteopenia[v],
@@ -159,6 +170,8 @@ def simulate_patient(index: int, seq: np.random.SeedSequence) -> dict[str, list[
             if not miss["svdh"][v]:
                 rows["joints"].append(dict(patient_id=pid, visit_id=vid, joint=name, kind=sites.kind[j],
                                            score=int(read[v, j])))
+                rows["retest_joints"].append(dict(patient_id=pid, visit_id=vid, joint=name, kind=sites.kind[j],
+                                                  score=int(reread[v, j])))
         # ---- images
         present = [r_miss.random() >= m.view for _ in cfg.views]
         if not any(present):

@@ -24,15 +24,28 @@ def save(obj: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` onto the CPU."""
+def load(path: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` onto the CPU.
+
+    A missing, truncated or foreign file (not a dict, or lacking a ``required`` key, or
+    holding pickled code that ``weights_only`` refuses) raises
+    :class:`~raoutcome.errors.InputError` naming the file, never a pickle traceback.
+    """
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as err:
         raise InputError(f"{path}: checkpoint not found") from err
     except Exception as err:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise InputError(f"{path}: cannot read checkpoint ({err})") from err
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"{path}: cannot read checkpoint (truncated, corrupt, or not written by raoutcome: "
+                         f"{first})") from err
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: not a raoutcome checkpoint (holds a {type(obj).__name__}, expected a dict)")
+    missing = [k for k in required if k not in obj]
+    if missing:
+        raise InputError(f"{path}: not a raoutcome checkpoint (missing {missing})")
+    return obj
 
 
 def rng_state(loader_generator: torch.Generator | None = None) -> dict[str, Any]:

@@ -94,30 +94,49 @@ except ModuleNotFoundError:  # Python 3.10
 from pathlib import Path
 from typing import Any, Mapping
 
-from raoutcome.anatomy import VIEWS
+from raoutcome.anatomy import view_names
 from raoutcome.errors import ConfigError
 from raoutcome.io_utils import atomic_write
-from raoutcome.models.heads import HEAD_NAMES
 from raoutcome.models.losses import WEIGHTINGS
-from raoutcome.models.multitask import READOUT_HEADS, RISK_INPUTS, risk_inputs_for
+from raoutcome.outcomes import outcome, outcome_names, outcomes, readout_outcomes, risk_inputs_for
 from raoutcome.imaging.dataset import RISK_VISIT_RULES
 
-DEFAULTS: dict[str, dict[str, Any]] = {
+_STATIC_DEFAULTS: dict[str, dict[str, Any]] = {
     "model": {"encoder": "resnet10t", "pretrained": "", "image_size": 128, "d_model": 128, "layers": 2,
               "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": []},
-    "heads": {h: True for h in HEAD_NAMES},
-    "loss": {"weighting": "uncertainty", "weights": {h: 1.0 for h in HEAD_NAMES}, "joint_weight": 1.0, "progression_rank": 0.0},
+    "heads": {},  # filled from the outcome registry by defaults()
+    "loss": {"weighting": "uncertainty", "weights": {}, "joint_weight": 1.0, "progression_rank": 0.0},
     "survival": {"event": "deformity", "risk_visit": "last_before_event"},
     "train": {"epochs": 20, "batch_patients": 8, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1.0,
               "grad_clip": 1.0, "patience": 5, "val_fraction": 0.15, "augment": True, "seed": 0,
               "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True},
-    "readout": {"heads": ["haq", "pain", "risk"], "folds": 5, "cox_penalizer": 0.1, "joint_anomaly": False,
+    "readout": {"heads": [], "folds": 5, "cox_penalizer": 0.1, "joint_anomaly": False,
                 "risk_inputs": []},
     "cv": {"folds": 3, "seed": 0, "ensemble_seeds": 1},
     "predict": {"batch_patients": 16, "num_workers": 2},
     "data": {"cache_dir": "", "contrast": []},
     "tracking": {"backend": "", "dir": ""},
 }
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    """Every default, the outcome-keyed ones from the registry (:mod:`raoutcome.outcomes`): a head per
+    registered outcome (on if it is ``default_on``), weight 1 each, the closed-form readout of every
+    default head that has one."""
+    out = copy.deepcopy(_STATIC_DEFAULTS)
+    out["heads"] = {o.name: o.default_on for o in outcomes()}
+    out["loss"]["weights"] = {h: 1.0 for h in outcome_names()}
+    out["readout"]["heads"] = [h for h in readout_outcomes() if outcome(h).default_on]
+    return out
+
+
+#: the defaults with the built-in outcomes (call defaults() to see outcomes registered since)
+DEFAULTS = defaults()
+
+
+def _risk_inputs() -> tuple[str, ...]:
+    """Everything a Cox readout can read, over every registered outcome."""
+    return risk_inputs_for(outcome_names(), True)
 
 
 def _positive_int(v):
@@ -156,14 +175,13 @@ _RULES: dict[str, dict[str, tuple]] = {
         "dropout": (_number(0, 0.95), "a number in [0, 0.95]"),
         "drop_path_rate": (_number(0, 0.95), "a number in [0, 0.95]"),
         "lesion_maps": (lambda v: _nonneg_int(v) and v != 1, "0 (off) or an integer >= 2"),
-        "views": (lambda v: isinstance(v, list) and all(x in VIEWS for x in v),
-                  f"a list of views from {list(VIEWS)}"),
+        "views": (lambda v: isinstance(v, list) and all(x in view_names() for x in v), "a list of registered views"),
     },
-    "heads": {h: (_is(bool), "true or false") for h in HEAD_NAMES},
+    "heads": {},  # any registered outcome: true or false (see _rule)
     "loss": {
         "weighting": (_choice(*WEIGHTINGS), f"one of {list(WEIGHTINGS)}"),
-        "weights": (lambda v: isinstance(v, dict) and all(k in HEAD_NAMES and _number(0)(x) for k, x in v.items()),
-                    f"a table of non-negative numbers keyed by {list(HEAD_NAMES)}"),
+        "weights": (lambda v: isinstance(v, dict) and all(k in outcome_names() and _number(0)(x) for k, x in v.items()),
+                    "a table of non-negative numbers keyed by registered outcomes"),
         "joint_weight": (_number(0), "a non-negative number"),
         "progression_rank": (_number(0), "a non-negative number"),
     },
@@ -188,13 +206,15 @@ _RULES: dict[str, dict[str, tuple]] = {
         "deterministic": (_is(bool), "true or false"),
     },
     "readout": {
-        "heads": (lambda v: isinstance(v, list) and all(x in READOUT_HEADS for x in v) and len(set(v)) == len(v),
-                  f"a list of distinct heads from {list(READOUT_HEADS)}"),
+        "heads": (lambda v: isinstance(v, list) and all(x in readout_outcomes() for x in v) and len(set(v)) == len(v),
+                  "a list of distinct outcomes that have a closed-form readout"),
         "folds": (lambda v: _positive_int(v) and v >= 2, "an integer >= 2"),
         "cox_penalizer": (_number(0), "a non-negative number"),
         "joint_anomaly": (_is(bool), "true or false"),
-        "risk_inputs": (lambda v: isinstance(v, list) and all(x in RISK_INPUTS for x in v) and len(set(v)) == len(v),
-                        f"a list of distinct inputs from {list(RISK_INPUTS)}"),
+        "risk_inputs": (lambda v: isinstance(v, list) and all(x in _risk_inputs() for x in v) and len(set(v)) == len(v),
+                        "a list of distinct inputs of the Cox readout (log_ counts of count outcomes, "
+                        "risk-input outcomes, "
+                        "joint_anomaly)"),
     },
     "cv": {
         "folds": (_positive_int, "a positive integer (1 = no cross-fitting)"),
@@ -236,15 +256,16 @@ class TrainConfig:
 
     @property
     def heads_on(self) -> tuple[str, ...]:
-        return tuple(h for h in HEAD_NAMES if self.values["heads"][h])
+        return tuple(h for h in outcome_names() if self.values["heads"].get(h))
 
     @property
     def readout_heads(self) -> tuple[str, ...]:
-        """Heads to refit in closed form after training: those switched on (risk only when it has a
-        SvdH, HAQ or pain output to read)."""
-        on = self.values["heads"]
-        has_inputs = on["svdh"] or on["haq"] or on["pain"]
-        return tuple(h for h in self.values["readout"]["heads"] if on[h] and (h != "risk" or has_inputs))
+        """Heads to refit in closed form after training: those switched on (a Cox readout only when a head
+        it reads is on)."""
+        on = self.heads_on
+        has_inputs = bool(risk_inputs_for(on, False))
+        return tuple(h for h in self.values["readout"]["heads"] if h in on
+                     and (outcome(h).readout != "cox" or has_inputs))
 
     def model_spec(self):
         from raoutcome.models.multitask import ModelSpec
@@ -275,23 +296,24 @@ class TrainConfig:
 def _resolve(values: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
     if not isinstance(values, Mapping):
         raise ConfigError(f"{source}: the config must be a TOML table")
-    out = copy.deepcopy(DEFAULTS)
+    base = defaults()
+    out = copy.deepcopy(base)
     for section, table in values.items():
-        if section not in DEFAULTS:
-            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(DEFAULTS)})")
+        if section not in base:
+            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(base)})")
         if not isinstance(table, Mapping):
             raise ConfigError(f"{source}: [{section}] must be a table, got {table!r}")
         for key, value in table.items():
-            if key not in DEFAULTS[section]:
+            if key not in base[section]:
                 raise ConfigError(f"{source}: unknown key {section}.{key} (value {value!r}; known keys: "
-                                  f"{', '.join(DEFAULTS[section])})")
-            check, allowed = _RULES[section][key]
-            if isinstance(DEFAULTS[section][key], float) and isinstance(value, int) and not isinstance(value, bool):
+                                  f"{', '.join(base[section])})")
+            check, allowed = _RULES[section][key] if section != "heads" else (_is(bool), "true or false")
+            if isinstance(base[section][key], float) and isinstance(value, int) and not isinstance(value, bool):
                 value = float(value)
             if not check(value):
                 raise ConfigError(f"{source}: {section}.{key} = {value!r} is invalid: expected {allowed}")
             if section == "loss" and key == "weights":
-                value = {**DEFAULTS["loss"]["weights"], **{k: float(x) for k, x in value.items()}}
+                value = {**base["loss"]["weights"], **{k: float(x) for k, x in value.items()}}
             out[section][key] = value
     m = out["model"]
     if m["d_model"] % m["attention_heads"]:

@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 
 from raoutcome.imaging.dataset import PatientSequences, batch_to
-from raoutcome.models.heads import HEAD_OUTPUTS
 from raoutcome.models.multitask import LongitudinalOutcomeModel
+from raoutcome.outcomes import score_variables
 from raoutcome.predictions import from_frame, save_predictions
 from raoutcome.progress import tqdm
 from raoutcome.training.trainer import autocast, make_loader
@@ -73,8 +73,7 @@ def write_predictions(groups: Sequence[PredictionGroup], cohort, loader_factory,
     datasets = [PatientSequences(cohort, image_loader, g.patient_ids, **(dataset_kwargs or {})) for g in groups]
     n_rows = sum(ds.n_visits for ds in datasets)
     emb_dim = groups[0].models[0].embedding_dim
-    outputs = [o for o in ("svdh", "jsn", "erosion", "haq", "pain", "risk")
-               if any(o in HEAD_OUTPUTS[h] for h in groups[0].models[0].spec.heads)]
+    outputs = [o for o in score_variables() if o in groups[0].models[0].outputs]
     bar = tqdm(total=sum(len(g.patient_ids) for g in groups), desc="predict", unit="patient") if progress else None
     tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_path.parent if out_path.parent.exists() else None))
     try:

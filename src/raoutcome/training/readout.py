@@ -36,6 +36,7 @@ into it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -43,6 +44,10 @@ from torch.utils.data import DataLoader
 
 from raoutcome.imaging.dataset import batch_to
 from raoutcome.models.multitask import LongitudinalOutcomeModel
+from raoutcome.outcomes import outcome
+
+if TYPE_CHECKING:
+    from raoutcome.imaging.joint_anomaly import JointAnomaly
 
 ALPHAS = tuple(float(a) for a in np.logspace(-1, 5, 13))  # ridge penalties tried (on standardised features)
 MIN_PATIENTS = 4  # fewer labelled patients than this: keep the trained head
@@ -141,7 +146,7 @@ def readout_data(model: LongitudinalOutcomeModel, loader: DataLoader, device: to
     """(features ``[visits, readout_dim]``, targets per head ``{head: [visits]}`` (NaN = missing),
     patient index ``[visits]``) over every visit with an image in ``loader``."""
     model.eval()
-    xs, ys, gs = [], {h: [] for h in model.spec.readouts if h != "risk"}, []
+    xs, ys, gs = [], {h: [] for h in model.spec.readouts if outcome(h).readout == "ridge"}, []
     for batch in loader:
         out = model.forward_batch(batch_to(batch, device), return_readout_features=True)
         keep = (batch["visit_mask"] & _has_image(batch)).numpy()
@@ -202,10 +207,10 @@ def fit_readouts(model: LongitudinalOutcomeModel, loader: DataLoader, device: to
             layer.weight.copy_(torch.as_tensor(fitted.coef, dtype=layer.weight.dtype)[None])
             layer.bias.fill_(fitted.intercept)
         fits[head] = fitted
-    if "risk" in model.readouts:
+    for name in [h for h in model.readouts if outcome(h).readout == "cox"]:
         unfitted = [h for h, f in fits.items() if isinstance(f, str)]
         if unfitted:  # the risk readout would read a head that stays the trained one
-            fits["risk"] = f"the readouts of {unfitted} could not be fitted"
+            fits[name] = f"the readouts of {unfitted} could not be fitted"
             return fits
         names = tuple(risk_inputs) if risk_inputs else model.risk_inputs
         unknown = [n for n in names if n not in model.risk_inputs]
@@ -216,15 +221,15 @@ def fit_readouts(model: LongitudinalOutcomeModel, loader: DataLoader, device: to
         try:
             cox = fit_cox_readout(rx[:, cols], time, event, names, cox_penalizer)
         except ValueError as err:
-            fits["risk"] = str(err)
+            fits[name] = str(err)
             return fits
         coef = np.zeros(len(model.risk_inputs))
         coef[cols] = cox.coef
-        layer = model.readouts["risk"]
+        layer = model.readouts[name]
         with torch.no_grad():
             layer.weight.copy_(torch.as_tensor(coef, dtype=layer.weight.dtype)[None])
             layer.bias.zero_()  # the centre is the risk head's (set after the fit)
-        fits["risk"] = cox
+        fits[name] = cox
     return fits
 
 

@@ -20,6 +20,7 @@ an interrupted one continues from its last checkpoint, and the config must be th
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -41,8 +42,9 @@ from raoutcome.errors import ConfigError, InputError
 from raoutcome.imaging.dataset import Augment, PatientSequences
 from raoutcome.imaging.joint_targets import JointTargets
 from raoutcome.imaging.landmark_patches import cohort_landmark_names
-from raoutcome.io_utils import atomic_write
+from raoutcome.io_utils import atomic_write, output_lock
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
+from raoutcome.outcomes import event_outcome, output_columns, outcomes
 from raoutcome.predictions import load_predictions, to_frame
 from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.config import TrainConfig, load_config
@@ -184,8 +186,10 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
     _check_cohort(cohort, cfg)
     device = pick_device(cfg.train["device"])
     dist = init_from_env(device)
+    lock = contextlib.ExitStack()
     try:
         if dist.is_main:
+            lock.enter_context(output_lock(run_dir, "run folder"))  # one training per run folder
             run_dir.mkdir(parents=True, exist_ok=True)
             if not (run_dir / CONFIG_NAME).exists():
                 with atomic_write(run_dir / CONFIG_NAME) as fh:
@@ -219,8 +223,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 summary = fit(spec, cfg, train_ds, val_ds, mdir, seed, device, dist, on_epoch_end=hook, desc=name).summary
                 center = None
                 if dist.is_main:
-                    readouts = _fit_readouts(mdir, cohort, images, fit_ids + val_ids, cfg, device, dkw)
-                    center = _center_best(mdir, spec, cohort, images, fit_ids, cfg, device, dkw)
+                    readouts, center = _post_fit(mdir, cohort, images, fit_ids, val_ids, cfg, device, dkw)
                     record = {"member": name, "fold": fold, "seed_index": s, "seed": seed, "train_ids": fit_ids,
                               "val_ids": val_ids, "test_ids": test_ids, "risk_center": center, "readouts": readouts,
                               **{k: v for k, v in summary.items() if k != "history"}}
@@ -236,6 +239,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
             tracker.close(run_dir)
         barrier(dist)
     finally:
+        lock.close()
         shutdown(dist)
     return run_dir
 
@@ -255,52 +259,71 @@ def _check_cohort(cohort, cfg: TrainConfig) -> None:
     views = cfg.model["views"]
     if views and not cohort.images["view"].isin(views).any():
         raise ConfigError(f"model.views = {views!r}: the cohort has no image of these views")
-    cols = {"svdh": "svdh_total", "haq": "haq", "pain": "pain"}
-    for head, col in cols.items():
-        if cfg.heads[head] and (col not in cohort.visits or cohort.visits[col].notna().sum() == 0):
-            raise ConfigError(f"heads.{head} = true but the cohort has no '{col}' values; switch the head off")
+    for spec in outcomes(cfg.heads_on):
+        col = spec.column
+        if spec.per_visit and (col not in cohort.visits or cohort.visits[col].notna().sum() == 0):
+            raise ConfigError(f"heads.{spec.name} = true but the cohort has no '{col}' values; switch the head off")
     if cfg.readout["joint_anomaly"] and cfg.readout_heads and not cohort_landmark_names(cohort):
         raise InputError(f"readout.joint_anomaly = true, but cohort {cohort.root} has no landmarks table "
                          f"(landmarks.csv): the joint anomaly is sampled at the joint landmarks")
-    if cfg.heads["risk"]:
+    for spec in [o for o in outcomes(cfg.heads_on) if o.kind == "time_to_event"]:
         ev = cohort.event_table(cfg.survival["event"])
         if ev["observed"].sum() == 0:
-            raise ConfigError(f"heads.risk = true but no '{cfg.survival['event']}' event is observed in the cohort "
+            raise ConfigError(f"heads.{spec.name} = true but no '{cfg.survival['event']}' event is observed in the "
+                              f"cohort "
                               f"(survival.event = {cfg.survival['event']!r}); switch the head off")
 
 
-def _fit_readouts(mdir: Path, cohort, images, ids: list[str], cfg: TrainConfig, device, dkw) -> dict:
-    """Refit ``cfg.readout_heads`` of ``best.pt`` as closed-form linear readouts on ``ids`` (the
-    model's training patients: fit + validation, never its test patients); rewrite ``best.pt``.
+def _post_fit(mdir: Path, cohort, images, fit_ids: list[str], val_ids: list[str], cfg: TrainConfig, device,
+              dkw) -> tuple[dict, float | None]:
+    """The post-fit step, once after training: reload ``best.pt``, fit ``cfg.readout_heads`` as closed-form
+    readouts on the model's training patients (fit + validation, never its test patients), centre the
+    time-to-event head on the mean risk of its fit patients, save ``best.pt`` once.
 
-    Returns per head the chosen penalty and grouped-CV R^2, or why the trained head was kept.
+    Returns per readout head the chosen penalty and grouped-CV R^2 (or why the trained head was kept), and
+    the centre (None without a time-to-event head).
     """
-    heads = cfg.readout_heads
-    if not heads:
-        return {}
     best = ckpt.load(mdir / "best.pt")
     spec = ModelSpec.from_dict(best["spec"])
-    landmarks = tuple(dkw.get("patch_landmarks", ()))
-    model = LongitudinalOutcomeModel(replace(spec, readouts=heads, anomaly_landmarks=landmarks), load_pretrained=False)
-    missing, unexpected = model.load_state_dict(best["model"], strict=False)
+    heads = cfg.readout_heads
+    landmarks = tuple(dkw.get("patch_landmarks", ())) if heads else ()
+    model = _with_state(replace(spec, readouts=heads, anomaly_landmarks=landmarks), best["model"], mdir)
+    model.to(device)
+    records: dict = {}
+    if heads:
+        ds = PatientSequences(cohort, images, fit_ids + val_ids, **dkw)
+        loader = make_loader(ds, cfg.predict["batch_patients"], cfg.train["num_workers"], device=device)
+        fits = fit_readouts(model, loader, device, cfg.readout["folds"], cfg.readout["cox_penalizer"],
+                            tuple(cfg.readout["risk_inputs"]) or None)
+        kept = tuple(h for h in heads if not isinstance(fits[h], str))
+        if kept != heads:  # drop the readouts that could not be fitted (and the anomaly when nothing reads it)
+            state = {k: v for k, v in model.state_dict().items()
+                     if (not k.startswith("readouts.") or k.split(".")[1] in kept)
+                     and (kept or not k.startswith("joint_anomaly."))}
+            model = _with_state(replace(spec, readouts=kept, anomaly_landmarks=landmarks if kept else ()), state,
+                                mdir).to(device)
+        records = {h: _readout_record(f) for h, f in fits.items()}
+        log.info("%s readouts: %s", mdir.name, "; ".join(_readout_line(h, r) for h, r in records.items()))
+    center = None
+    name = next((o.name for o in outcomes(spec.heads) if o.kind == "time_to_event"), None)
+    if name is not None:
+        model.heads[name].center.zero_()
+        ds = PatientSequences(cohort, images, fit_ids, **dkw)
+        loader = make_loader(ds, cfg.predict["batch_patients"], cfg.train["num_workers"], device=device)
+        center = risk_center(model, loader, device, amp=False, name=name)
+        model.heads[name].center.fill_(center)
+    best.update(model={k: v.cpu() for k, v in model.state_dict().items()}, spec=model.spec.to_dict())
+    ckpt.save(best, mdir / "best.pt")
+    return records, center
+
+
+def _with_state(spec: ModelSpec, state: dict, mdir: Path) -> LongitudinalOutcomeModel:
+    """A model of ``spec`` holding ``state``; only post-fit weights (readouts, joint anomaly) may be missing."""
+    model = LongitudinalOutcomeModel(spec, load_pretrained=False)
+    missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith(("readouts.", "joint_anomaly.")) for k in missing):
         raise RuntimeError(f"{mdir / 'best.pt'}: unexpected weights {unexpected} / missing {missing}")
-    model.to(device)
-    ds = PatientSequences(cohort, images, ids, **dkw)
-    loader = make_loader(ds, cfg.predict["batch_patients"], cfg.train["num_workers"], device=device)
-    fits = fit_readouts(model, loader, device, cfg.readout["folds"], cfg.readout["cox_penalizer"],
-                        tuple(cfg.readout["risk_inputs"]) or None)
-    kept = tuple(h for h in heads if not isinstance(fits[h], str))
-    if not kept:
-        landmarks = ()  # nothing reads the anomaly any more
-    state = {k: v.cpu() for k, v in model.state_dict().items()
-             if (not k.startswith("readouts.") or k.split(".")[1] in kept)
-             and (landmarks or not k.startswith("joint_anomaly."))}
-    best.update(model=state, spec=replace(spec, readouts=kept, anomaly_landmarks=landmarks).to_dict())
-    ckpt.save(best, mdir / "best.pt")
-    records = {h: _readout_record(f) for h, f in fits.items()}
-    log.info("%s readouts: %s", mdir.name, "; ".join(_readout_line(h, r) for h, r in records.items()))
-    return records
+    return model
 
 
 def _readout_line(head: str, record: dict) -> str:
@@ -323,35 +346,31 @@ def _readout_record(fit) -> dict:
     return {"kept_trained_head": fit}
 
 
-def _center_best(mdir: Path, spec: ModelSpec, cohort, images, fit_ids, cfg, device, dkw) -> float | None:
-    """Centre the risk head of ``best.pt`` on the mean risk of the model's training patients."""
-    if "risk" not in spec.heads:
-        return None
-    best = ckpt.load(mdir / "best.pt")
-    model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
-    model.load_state_dict(best["model"])
-    model.heads["risk"].center.zero_()
-    model.to(device)
-    ds = PatientSequences(cohort, images, fit_ids, **dkw)
-    loader = make_loader(ds, cfg.predict["batch_patients"], cfg.train["num_workers"], device=device)
-    center = risk_center(model, loader, device, amp=False)
-    model.heads["risk"].center.fill_(center)
-    best["model"] = {k: v.cpu() for k, v in model.state_dict().items()}
-    ckpt.save(best, mdir / "best.pt")
-    return center
+def _read_record(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise InputError(f"{path}: cannot read the model record ({err})") from err
+    if not isinstance(record, dict) or not {"member", "fold", "seed_index"} <= set(record):
+        raise InputError(f"{path}: not a model record written by `raoutcome train`")
+    return record
 
 
 def _member_records(run_dir: Path) -> list[dict]:
-    records = [json.loads(p.read_text()) for p in run_dir.glob("fold_*/done.json")]
+    records = [_read_record(p) for p in run_dir.glob("fold_*/done.json")]
     if not records:
         raise InputError(f"{run_dir}: no trained model found (expected fold_*/done.json from `raoutcome train`)")
     return sorted(records, key=lambda r: (r["fold"], r["seed_index"]))
 
 
 def _load_member(run_dir: Path, record: dict) -> LongitudinalOutcomeModel:
-    best = ckpt.load(run_dir / record["member"] / "best.pt")
-    model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
-    model.load_state_dict(best["model"])
+    path = run_dir / record["member"] / "best.pt"
+    best = ckpt.load(path, required=("spec", "model"))
+    try:
+        model = LongitudinalOutcomeModel(ModelSpec.from_dict(best["spec"]), load_pretrained=False)
+        model.load_state_dict(best["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise InputError(f"{path}: checkpoint does not fit this model ({type(err).__name__}: {err})") from err
     model.member = record["member"]
     model.fold = record["fold"]
     return model.eval()
@@ -361,7 +380,11 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     path = Path(run_dir) / CONFIG_NAME
     if not path.exists():
         raise InputError(f"{run_dir}: not a run folder (no {CONFIG_NAME})")
-    return TrainConfig(tomllib.loads(path.read_text()), source=str(path))
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise InputError(f"{path}: cannot read the run's config ({err})") from err
+    return TrainConfig(values, source=str(path))
 
 
 def load_run(run_dir: str | Path) -> tuple[list[LongitudinalOutcomeModel], TrainConfig]:
@@ -423,21 +446,23 @@ def oof_summary(predictions_path: Path, cohort, event: str = "deformity") -> dic
     from raoutcome.evaluation.survival_metrics import harrell_c
 
     frame = to_frame(load_predictions(predictions_path))
-    obs = cohort.visits[["patient_id", "visit_id", "svdh_total", "svdh_jsn", "svdh_erosion", "haq", "pain"]]
-    merged = frame.merge(obs, on=["patient_id", "visit_id"], how="left")
+    columns = {p: c for p, c in output_columns().items() if c in cohort.visits}
+    obs = cohort.visits[["patient_id", "visit_id", *dict.fromkeys(columns.values())]]
+    merged = frame.merge(obs, on=["patient_id", "visit_id"], how="left", suffixes=("", "_observed"))
     out: dict = {}
-    for pred, col in (("svdh", "svdh_total"), ("jsn", "svdh_jsn"), ("erosion", "svdh_erosion"), ("haq", "haq"),
-                      ("pain", "pain")):
+    for pred, col in columns.items():
+        col = f"{col}_observed" if col == pred else col
         ok = merged[[pred, col]].dropna() if pred in merged else merged.iloc[:0]
         if len(ok) < 3 or ok[col].std() == 0:
             continue
         p, y = ok[pred].to_numpy(), ok[col].to_numpy()
         out[pred] = {"pearson_r": pearson_r(y, p), "r2": float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum()),
                      "n": int(len(ok))}
-    if frame["risk"].notna().any():
+    risk = getattr(event_outcome(), "name", None)
+    if risk in frame and frame[risk].notna().any():
         base = frame.sort_values(["patient_id", "time_years"]).groupby("patient_id").head(1).set_index("patient_id")
         ev = cohort.event_table(event).set_index("patient_id").reindex(base.index).dropna()
         if len(ev) and ev["observed"].sum() > 0:
-            out["risk"] = {"harrell_c_baseline": harrell_c(ev["time_years"], ev["observed"],
-                                                           base.loc[ev.index, "risk"]), "n": int(len(ev))}
+            out[risk] = {"harrell_c_baseline": harrell_c(ev["time_years"], ev["observed"],
+                                                         base.loc[ev.index, risk]), "n": int(len(ev))}
     return out

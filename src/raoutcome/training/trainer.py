@@ -35,13 +35,14 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from raoutcome.progress import tqdm
 
 from raoutcome.imaging.dataset import PatientSequences, batch_to, collate_patients
-from raoutcome.models.losses import SCALED_TARGETS, MultitaskLoss, patient_risk, task_loss
+from raoutcome.models.losses import SPACE_TRANSFORMS, MultitaskLoss, default_scales, patient_risk, task_loss
 from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
+from raoutcome.errors import InputError
+from raoutcome.outcomes import outcome_of_kind, output_outcome, outcomes
 from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.distributed import DistInfo, barrier
 
 EpochHook = Callable[[int, dict], None]
-_PAD_KEYS_2D = ("time", "visit_mask", "target_svdh", "target_jsn", "target_erosion", "target_haq", "target_pain")
 
 
 class TrainModule(nn.Module):
@@ -147,26 +148,29 @@ def validation_losses(model: LongitudinalOutcomeModel, loader: DataLoader, devic
 
 
 @torch.no_grad()
-def risk_center(model: LongitudinalOutcomeModel, loader: DataLoader, device: torch.device, amp: bool) -> float:
-    """Mean patient risk (at each patient's risk visit) over ``loader``'s patients."""
+def risk_center(model: LongitudinalOutcomeModel, loader: DataLoader, device: torch.device, amp: bool,
+                name: str | None = None) -> float:
+    """Mean patient risk (at each patient's risk visit) of time-to-event head ``name`` (default: the
+    registered time-to-event outcome) over ``loader``'s patients."""
+    name = name or getattr(outcome_of_kind("time_to_event"), "name", "")
     out, batch = collect_outputs(model, loader, device, amp)
-    if "risk" not in out:
+    if name not in out:
         return 0.0
-    risk = patient_risk(out["risk"], batch["risk_visit"])
+    risk = patient_risk(out[name], batch["risk_visit"])
     return float(risk.mean()) if len(risk) else 0.0
 
 
 def target_scales(dataset: PatientSequences) -> dict[str, float]:
-    """Standard deviation of each regression target over a dataset's visits (SvdH in log1p units).
+    """Standard deviation of each regression target over a dataset's visits, in its outcome's loss space
+    (SvdH in log1p units).
 
     Targets with fewer than two values, or no spread, keep the default scale.
     """
     out = {}
-    for name in SCALED_TARGETS:
+    for name in default_scales():
         values = np.concatenate([t[f"target_{name}"] for t in dataset.targets if t] or [np.zeros(0)])
         values = values[np.isfinite(values)]
-        if name in ("svdh", "jsn", "erosion"):
-            values = np.log1p(np.clip(values, 0, None))
+        values = SPACE_TRANSFORMS[output_outcome(name).loss_space](values)
         if len(values) >= 2 and values.std() > 1e-6:
             out[name] = float(values.std())
     return out
@@ -190,11 +194,13 @@ def _param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def uses_joint_targets(spec: ModelSpec, cfg) -> bool:
-    """Joint-level density supervision is on: SvdH head, lesion maps, ``loss.joint_weight > 0``.
+    """Joint-level density supervision is on: a count head (SvdH), lesion maps for its parts,
+    ``loss.joint_weight > 0``.
 
     Per-joint readings are a human score: the "no human score" model (SvdH head off) never
     sees them."""
-    return "svdh" in spec.heads and spec.lesion_maps >= 2 and cfg.loss.get("joint_weight", 0.0) > 0
+    counts = [o for o in outcomes(spec.heads) if o.kind == "count"]
+    return bool(counts) and spec.lesion_maps >= len(counts[0].parts) and cfg.loss.get("joint_weight", 0.0) > 0
 
 
 def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequences | None, member_dir: Path,
@@ -251,14 +257,17 @@ def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequenc
              "history": [], "finished": False, "seconds": 0.0}
     path = member_dir / "checkpoint.pt"
     if path.exists():
-        saved = ckpt.load(path)
-        module.model.load_state_dict(saved["model"])
-        module.criterion.load_state_dict(saved["loss"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
-        state.update(saved["state"])
-        ckpt.set_rng_state(saved["rng"], generator)
+        saved = ckpt.load(path, required=("model", "loss", "optimizer", "scheduler", "scaler", "state", "rng"))
+        try:
+            module.model.load_state_dict(saved["model"])
+            module.criterion.load_state_dict(saved["loss"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            scaler.load_state_dict(saved["scaler"])
+            state.update(saved["state"])
+            ckpt.set_rng_state(saved["rng"], generator)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise InputError(f"{path}: checkpoint does not fit this run ({type(err).__name__}: {err})") from err
     if state["finished"]:
         return FitResult(_summary(state), module.model)
 

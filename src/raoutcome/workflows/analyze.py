@@ -19,10 +19,17 @@ Stages (a progress line each):
    and pain over time with the image score, SvdH, or both (per SD) →
    ``mixed_models.csv``, ``mixed_random_effects.csv``, ``gee_models.csv``,
    ``mixed_coefficients.png``;
-4. **beyond Sharp** — incremental value of the image score over log(1 + SvdH)
-   + covariates (Cox LRT, ΔC with bootstrap CI, continuous NRI, ML mixed-model
-   LRT, partial R² F-test; see :func:`raoutcome.analysis.incremental.beyond_sharp`
-   for why SvdH enters on the log scale there) → ``incremental.csv``;
+4. **reader agreement** — when the cohort has repeat readings (``retest``):
+   ICC, Bland–Altman and SDC of the two readings → ``reader_agreement.csv``;
+   **beyond Sharp** — two questions, each test's row naming its question in
+   column ``question``: *does the image add to the human reading?*
+   (:func:`raoutcome.analysis.incremental.beyond_sharp`: image score over a
+   spline of log(1 + SvdH) + covariates) and *does the image carry something
+   other than damage?* (:func:`~raoutcome.analysis.incremental.beyond_damage`:
+   over a spline of reader-error-corrected damage); Cox LRT, ΔC with bootstrap
+   CI, continuous NRI, ML mixed-model LRT, partial R² F-test →
+   ``incremental.csv``. When only the first question could run, a plain
+   warning goes to ``summary.json`` (``beyond_damage_warning``);
 5. **endpoints** — per-patient change (SvdH, the learned progression score,
    HAQ), SRM, SDC (when a ``retest.csv`` of repeat readings sits in the cohort
    folder), % progressors, sample size per arm, simulated two-arm power →
@@ -34,9 +41,10 @@ note (analyses skipped for lack of data, with the reason). The folder is
 built under a temporary name and renamed into place at the end: an
 interrupted run leaves no half-written output.
 
-Image scores: ``pred_risk`` for the time-to-event analyses; ``pred_haq`` /
-``pred_pain`` for HAQ / pain when those heads exist (else the risk score).
-The learned progression score is the ``svdh`` head. If the Predictions are not
+Outcomes come from the registry (:mod:`raoutcome.outcomes`). Image scores: the time-to-event
+head (``pred_risk``) for the time-to-event analyses; each bounded outcome's own head (``pred_haq``,
+``pred_pain``, ...) for that outcome when it exists (else the risk score). The human damage reading
+is the count outcome's column (``svdh_total``); the learned progression score is its head. If the Predictions are not
 cross-fitted a warning is recorded (``require_cross_fitted=True`` refuses).
 """
 from __future__ import annotations
@@ -54,19 +62,22 @@ import pandas as pd
 
 from raoutcome import anatomy
 from raoutcome.analysis import endpoints as ep
-from raoutcome.analysis.features import (DURATION, HEAD_TARGETS, OBSERVED, AnalysisData, NotCrossFittedWarning, analysis_data,
+from raoutcome.analysis import outputs as files
+from raoutcome.analysis.features import (DURATION, OBSERVED, AnalysisData, NotCrossFittedWarning, analysis_data,
                                          check_cross_fitted)
-from raoutcome.analysis.incremental import beyond_sharp
+from raoutcome.analysis.incremental import beyond_damage, beyond_sharp
+from raoutcome.analysis.reader_error import reader_agreement
 from raoutcome.analysis.longitudinal import GEEModel, MixedModel
 from raoutcome.analysis.survival import (CoxModel, CoxNetModel, SurvivalForest, TimeVaryingCox, cross_val_risk,
                                          event_folds, km_by_groups)
 from raoutcome.errors import InputError
 from raoutcome.evaluation import harrell_c, regression_report, survival_report
 from raoutcome.io_utils import atomic_path, atomic_write
+from raoutcome.outcomes import damage_outcome, event_outcome, outcomes
 from raoutcome.predictions import load_predictions
 from raoutcome.reporting import stats_figures as figs
 
-RETEST_FILE = "retest.csv"
+RETEST_FILE = files.RETEST_CSV
 DEFAULT_EFFECTS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
@@ -129,7 +140,7 @@ def analyze(cohort, predictions_path: str | Path, out_dir: str | Path, settings:
 
     stages: list[tuple[str, Callable[[_Run], None]]] = [
         ("metrics", _metrics), ("survival", _survival), ("longitudinal", _longitudinal),
-        ("beyond Sharp", _incremental), ("endpoints", _endpoints),
+        ("reader agreement", _agreement), ("beyond Sharp", _incremental), ("endpoints", _endpoints),
     ]
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
@@ -151,83 +162,98 @@ def analyze(cohort, predictions_path: str | Path, out_dir: str | Path, settings:
         run.summary["notes"] = list(dict.fromkeys(run.notes))
         run.summary["files"] = run.files
         run.summary["seconds"] = run.timings
-        with atomic_write(tmp / "summary.json") as fh:
+        with atomic_write(tmp / files.SUMMARY_JSON) as fh:
             json.dump(_jsonable(run.summary), fh, indent=2, allow_nan=False)
     return out_dir
 
 
 # ------------------------------------------------------------------------------------------- stages
 def _survival_image(data: AnalysisData) -> str | None:
-    for head in ("risk", "svdh", "erosion", "jsn", "haq", "pain"):
-        if head in data.heads:
-            return data.pred(head)
+    """The image score of the time-to-event analyses: the time-to-event head, else a count head's output,
+    else any other."""
+    rank = {"time_to_event": 0, "count": 1}
+    for spec in sorted(outcomes(), key=lambda o: rank.get(o.kind, 2)):
+        for head in spec.outputs:
+            if head in data.heads:
+                return data.pred(head)
     return None
 
 
+def _sharp(visits: pd.DataFrame) -> str | None:
+    """The human damage reading's column (``svdh_total``) when the cohort has any value of it."""
+    damage = damage_outcome()
+    col = damage.column if damage is not None else None
+    return col if col in visits and visits[col].notna().any() else None
+
+
 def _outcome_images(data: AnalysisData) -> dict[str, str]:
+    """Bounded outcome's column (HAQ, pain, ...) -> its image score (its own head, else the survival image)."""
     default = _survival_image(data)
     out = {}
-    for outcome in ("haq", "pain"):
-        if outcome in data.visits and data.visits[outcome].notna().any():
-            col = data.pred(outcome) if outcome in data.heads else default
+    for spec in outcomes():
+        if spec.kind == "bounded" and spec.column in data.visits and data.visits[spec.column].notna().any():
+            col = data.pred(spec.name) if spec.name in data.heads else default
             if col is not None:
-                out[outcome] = col
+                out[spec.column] = col
     return out
 
 
 def _metrics(run: _Run) -> None:
     data, s = run.data, run.settings
     rows = []
+    columns = {out: (spec, col) for spec in outcomes() for out, col in spec.columns.items()}
     for head in data.heads:
-        outcome = HEAD_TARGETS.get(head)
-        if head == "risk" or outcome not in data.visits:
+        spec, outcome = columns.get(head, (None, None))
+        if outcome not in data.visits:
             continue
         pairs = data.visits[["patient_id", outcome, data.pred(head)]].dropna()
         try:
             report = regression_report(pairs[outcome], pairs[data.pred(head)], pairs["patient_id"], n_boot=s.n_boot,
-                                       seed=s.seed, dream=head in ("svdh", "jsn", "erosion"), progress=False)
+                                       seed=s.seed, dream=spec.dream, progress=False)
         except InputError as err:
             run.note("metrics", f"{head}: {err}")
             continue
         rows.append(report.reset_index().assign(head=head, outcome=outcome))
         est = report["estimate"]
         text = f"RMSE {est['rmse']:.3g}\nr {est['pearson_r']:.2f}\nn patients {pairs['patient_id'].nunique()}"
-        run.figure(f"scatter_{head}.png", figs.scatter_figure(pairs[outcome], pairs[data.pred(head)], head, outcome, text),
+        run.figure(files.scatter(head), figs.scatter_figure(pairs[outcome], pairs[data.pred(head)], head, outcome, text),
                    f"{head} head: predicted vs observed {outcome}")
         run.summary.setdefault("metrics", {})[head] = {k: float(est[k]) for k in ("rmse", "pearson_r")}
     pts = data.patients
-    if "risk" in data.heads and DURATION in pts:
-        pairs = pts[[data.pred("risk"), DURATION, OBSERVED]].dropna()
+    event = event_outcome()
+    risk = event.name if event is not None else None
+    if risk in data.heads and DURATION in pts:
+        pairs = pts[[data.pred(risk), DURATION, OBSERVED]].dropna()
         try:
             times = _time_grid(pairs[DURATION], pairs[OBSERVED])
-            report = survival_report(pairs[DURATION], pairs[OBSERVED], pairs[data.pred("risk")],
+            report = survival_report(pairs[DURATION], pairs[OBSERVED], pairs[data.pred(risk)],
                                      times=times if len(times) else None, horizon=_horizon(run),
                                      n_boot=s.n_boot, seed=s.seed, progress=False)
         except InputError as err:
-            run.note("metrics", f"risk: {err}")
+            run.note("metrics", f"{risk}: {err}")
         else:
-            rows.append(report.reset_index().assign(head="risk", outcome=data.event))
+            rows.append(report.reset_index().assign(head=risk, outcome=data.event))
             c = report.loc["harrell_c"]
-            run.summary.setdefault("metrics", {})["risk"] = {"harrell_c": float(c["estimate"]),
-                                                             "harrell_c_ci": [float(c["ci_low"]), float(c["ci_high"])]}
+            run.summary.setdefault("metrics", {})[risk] = {"harrell_c": float(c["estimate"]),
+                                                           "harrell_c_ci": [float(c["ci_low"]), float(c["ci_high"])]}
             text = f"Harrell C {c['estimate']:.3f} ({c['ci_low']:.3f}–{c['ci_high']:.3f})"
-            run.figure("scatter_risk.png",
-                       figs.risk_scatter_figure(pairs[data.pred("risk")], pairs[DURATION], pairs[OBSERVED], text),
-                       "risk head (first visit) vs time to event")
+            run.figure(files.scatter(risk),
+                       figs.risk_scatter_figure(pairs[data.pred(risk)], pairs[DURATION], pairs[OBSERVED], text),
+                       f"{risk} head (first visit) vs time to event")
     if rows:
         table = pd.concat(rows, ignore_index=True)
-        run.table("metrics.csv", table[["head", "outcome", *[c for c in table if c not in ("head", "outcome")]]],
+        run.table(files.METRICS_CSV, table[["head", "outcome", *[c for c in table if c not in ("head", "outcome")]]],
                   "accuracy of each head against the observed outcome, bootstrap CIs")
 
 
 def _survival(run: _Run) -> None:
-    data, s = run.data, run.settings
+    data = run.data
     image = _survival_image(data)
     pts = data.patients
     if DURATION not in pts or image is None:
         run.note("survival", f"no '{data.event}' event table or no image score: survival analyses skipped")
         return
-    sharp = ["svdh_total"] if "svdh_total" in pts and pts["svdh_total"].notna().any() else []
+    sharp = [c for c in [_sharp(pts)] if c]
     base = [*sharp, *data.covariates]
     scaled = [image, *sharp]
     hr_rows = []
@@ -241,22 +267,22 @@ def _survival(run: _Run) -> None:
             continue
         hr_rows.append(model.summary.assign(model=label, n=model.n_, events=model.n_events_))
         if image in terms:
-            run.table("cox_ph_test.csv", model.check_proportional_hazards(),
+            run.table(files.COX_PH_TEST_CSV, model.check_proportional_hazards(),
                       "proportional-hazards test (Schoenfeld residuals, rank time) of the full Cox model")
             row = model.summary.set_index("covariate").loc[image]
             run.summary["cox_image_hr_per_sd"] = {"image": image, "hr": row["hr"], "ci": [row["hr_lower"], row["hr_upper"]],
                                                   "p": row["p"], "n": model.n_, "events": model.n_events_}
     if hr_rows:
         hr = pd.concat(hr_rows, ignore_index=True)
-        run.table("cox_hazard_ratios.csv", hr, "Cox hazard ratios with 95 % CIs (image score and SvdH per SD)")
-        run.figure("cox_forest.png", figs.forest_figure(hr, f"Cox models for {data.event}: hazard ratios (95 % CI)"),
+        run.table(files.COX_HAZARD_RATIOS_CSV, hr, "Cox hazard ratios with 95 % CIs (image score and SvdH per SD)")
+        run.figure(files.COX_FOREST_PNG, figs.forest_figure(hr, f"Cox models for {data.event}: hazard ratios (95 % CI)"),
                    "forest plot of the Cox hazard ratios")
     try:
         km = km_by_groups(pts, image)
-        run.table("km_groups.csv", km.groups.assign(logrank_statistic=km.statistic, logrank_df=km.df,
+        run.table(files.KM_GROUPS_CSV, km.groups.assign(logrank_statistic=km.statistic, logrank_df=km.df,
                                                     logrank_p=km.p_value),
                   "Kaplan–Meier groups (image-score tertiles) and the log-rank test")
-        run.figure("km_tertiles.png", figs.km_figure(km.curves, km.groups, km.p_value, image, data.event),
+        run.figure(files.KM_TERTILES_PNG, figs.km_figure(km.curves, km.groups, km.p_value, image, data.event),
                    "Kaplan–Meier curves by image-score tertile")
         run.summary["km_logrank_p"] = km.p_value
     except InputError as err:
@@ -264,11 +290,11 @@ def _survival(run: _Run) -> None:
     try:
         events = pts[["patient_id", DURATION, OBSERVED]]
         tv = TimeVaryingCox([image, *base], standardize=scaled).fit(data.visits, events)
-        run.table("cox_time_varying.csv", tv.summary.assign(intervals=len(tv.table_)),
+        run.table(files.COX_TIME_VARYING_CSV, tv.summary.assign(intervals=len(tv.table_)),
                   "time-varying Cox model: scores updated at every visit (per SD)")
     except (InputError, ValueError, np.linalg.LinAlgError) as err:
         run.note("survival", f"time-varying Cox: {err}")
-    run.table("survival_models.csv", _survival_models(run, image, base), "cross-validated C-index of survival models")
+    run.table(files.SURVIVAL_MODELS_CSV, _survival_models(run, image, base), "cross-validated C-index of survival models")
 
 
 def _survival_models(run: _Run, image: str, base: list[str]) -> pd.DataFrame:
@@ -315,7 +341,7 @@ def _standardized(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 def _longitudinal(run: _Run) -> None:
     data = run.data
     outcome_images = _outcome_images(data)
-    sharp = "svdh_total" if "svdh_total" in data.visits and data.visits["svdh_total"].notna().any() else None
+    sharp = _sharp(data.visits)
     mixed, effects, gee = [], [], []
     for outcome, image in outcome_images.items():
         scaled = _standardized(data.visits, [c for c in (image, sharp) if c])
@@ -336,13 +362,13 @@ def _longitudinal(run: _Run) -> None:
         run.note("longitudinal", "no HAQ or pain values with an image score: mixed models skipped")
         return
     mixed_t = pd.concat(mixed, ignore_index=True)
-    run.table("mixed_models.csv", mixed_t, "linear mixed models (random intercept + time slope, REML), "
+    run.table(files.MIXED_MODELS_CSV, mixed_t, "linear mixed models (random intercept + time slope, REML), "
                                            "image score and SvdH per SD")
-    run.table("mixed_random_effects.csv", pd.concat(effects, ignore_index=True), "mixed-model variance components")
-    run.table("gee_models.csv", pd.concat(gee, ignore_index=True), "GEE (Gaussian, exchangeable), per SD")
+    run.table(files.MIXED_RANDOM_EFFECTS_CSV, pd.concat(effects, ignore_index=True), "mixed-model variance components")
+    run.table(files.GEE_MODELS_CSV, pd.concat(gee, ignore_index=True), "GEE (Gaussian, exchangeable), per SD")
     shown = mixed_t[mixed_t["term"].isin([*outcome_images.values(), sharp, "time_years"])]
     shown = shown.drop(columns="model").rename(columns={"predictors": "model"})
-    run.figure("mixed_coefficients.png",
+    run.figure(files.MIXED_COEFFICIENTS_PNG,
                figs.coefficient_figure(shown, "Mixed models: change in outcome per SD of each score (95 % CI)"),
                "mixed-model coefficients of the image score and SvdH")
 
@@ -350,28 +376,74 @@ def _longitudinal(run: _Run) -> None:
 def _incremental(run: _Run) -> None:
     data, s = run.data, run.settings
     image = _survival_image(data)
-    if image is None or "svdh_total" not in data.visits:
-        run.note("beyond Sharp", "no image score or no svdh_total column: incremental-value tests skipped")
+    damage = damage_outcome()
+    if image is None or damage is None or damage.column not in data.visits:
+        run.note("beyond Sharp", "no image score or no human damage reading column: incremental-value tests skipped")
         return
+    kw = dict(outcome_images=_outcome_images(data), horizon=_horizon(run), n_boot=s.n_boot, seed=s.seed,
+              require_cross_fitted=s.require_cross_fitted)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotCrossFittedWarning)  # already noted once for the whole run
-        table = beyond_sharp(data, image, outcome_images=_outcome_images(data), horizon=_horizon(run),
-                             n_boot=s.n_boot, seed=s.seed, require_cross_fitted=s.require_cross_fitted)
+        table = beyond_sharp(data, image, sharp=damage.column, **kw)
+        try:
+            corrected = beyond_damage(data, image, retest=_retest_table(run), **kw)
+        except (InputError, ValueError, np.linalg.LinAlgError) as err:
+            corrected = pd.DataFrame()
+            run.note("beyond Sharp", f"beyond_damage could not run: {err}")
     if table.empty:
         run.note("beyond Sharp", "no test could run")
         return
-    table = table.assign(cross_fitted=data.cross_fitted)
-    run.table("incremental.csv", table, "does the image score add information beyond SvdH + covariates?")
-    run.summary["beyond_sharp"] = [
-        {k: row[k] for k in ("test", "outcome", "added", "estimate", "ci_lower", "ci_upper", "p_value", "n")}
-        for _, row in table.iterrows()
-    ]
+    keys = ("question", "test", "outcome", "added", "estimate", "ci_lower", "ci_upper", "p_value", "n")
+    run.summary["beyond_sharp"] = [{k: row[k] for k in keys} for _, row in table.iterrows()]
+    if corrected.empty:
+        run.summary["beyond_damage_warning"] = BEYOND_SHARP_ONLY
+        run.note("beyond Sharp", BEYOND_SHARP_ONLY)
+    else:
+        run.summary["beyond_damage"] = [{k: row[k] for k in (*keys, "reliability_source")}
+                                        for _, row in corrected.iterrows()]
+    table = pd.concat([table, corrected], ignore_index=True).assign(cross_fitted=data.cross_fitted)
+    run.table(files.INCREMENTAL_CSV, table, "does the image add to the human Sharp reading, and does it carry "
+                                        "something other than damage? (column 'question')")
+
+
+BEYOND_SHARP_ONLY = ("only the 'beyond the human reading' question could be answered: a small p-value there may "
+                     "mean no more than that the image reads joint damage more precisely than the human reader, "
+                     "not that it sees anything other than damage")
+
+
+def _retest_table(run: _Run) -> pd.DataFrame | None:
+    """The cohort's repeat readings (``Cohort.retest``, else ``<root>/retest.csv``), or None."""
+    retest = getattr(run.cohort, "retest", None)
+    if retest is not None:
+        return retest
+    root = getattr(run.cohort, "root", None)
+    path = Path(root) / RETEST_FILE if root is not None else None
+    if path is None or not path.exists():
+        return None
+    return pd.read_csv(path, dtype={"patient_id": str, "visit_id": str})
+
+
+def _agreement(run: _Run) -> None:
+    retest = _retest_table(run)
+    if retest is None:
+        run.note("reader agreement", f"no {RETEST_FILE} (repeat readings): reader agreement not estimated; "
+                                     "beyond_damage uses a published reliability")
+        return
+    table = reader_agreement(run.data.visits, retest)
+    if table.empty:
+        run.note("reader agreement", f"{RETEST_FILE} shares no scored visit with the cohort")
+        return
+    run.table(files.READER_AGREEMENT_CSV, table, "agreement of the two readings: ICC(A,1), Bland–Altman, SDC")
+    run.summary["reader_agreement"] = {row["score"]: {k: row[k] for k in ("pairs", "icc", "bias", "error_sd", "sdc")}
+                                       for _, row in table.iterrows()}
 
 
 def _endpoints(run: _Run) -> None:
     data, s = run.data, run.settings
-    sources = [("SvdH change (observed)", "svdh_total"), ("learned progression score", data.pred("svdh")),
-               ("HAQ change (observed)", "haq")]
+    damage = damage_outcome()
+    sources = ([(f"{damage.short_label} change (observed)", damage.column),
+                ("learned progression score", data.pred(damage.name))] if damage is not None else [])
+    sources += [(f"{o.short_label} change (observed)", o.column) for o in outcomes() if o.endpoint]
     changes: dict[str, np.ndarray] = {}
     per_patient = []
     for label, col in sources:
@@ -386,18 +458,18 @@ def _endpoints(run: _Run) -> None:
         return
     sdcs = _retest_sdc(run, dict(sources))
     table = ep.endpoint_table(changes, sdcs, effect=0.5)
-    run.table("endpoints.csv", table, "endpoint responsiveness: SRM, SDC, % progressors, sample size per arm "
+    run.table(files.ENDPOINTS_CSV, table, "endpoint responsiveness: SRM, SDC, % progressors, sample size per arm "
                                       "(50 % reduction of change)")
-    run.table("change_scores.csv", pd.concat(per_patient, ignore_index=True), "per-patient change, first to last visit")
-    run.figure("cumulative_probability.png", figs.cumulative_probability_figure(changes, sdcs),
+    run.table(files.CHANGE_SCORES_CSV, pd.concat(per_patient, ignore_index=True), "per-patient change, first to last visit")
+    run.figure(files.CUMULATIVE_PROBABILITY_PNG, figs.cumulative_probability_figure(changes, sdcs),
                "cumulative probability plots of change scores")
     n = s.n_per_arm
     if n is None:
         first = table.iloc[0]
         n = int(np.clip(first["n_per_arm"], 20, 500)) if np.isfinite(first["n_per_arm"]) else 100
     power = ep.simulate_power(changes, s.effects, n_per_arm=n, n_sim=s.n_sim, seed=s.seed, progress=False)
-    run.table("power.csv", power, "simulated two-arm trial power per endpoint and effect")
-    run.figure("power_curves.png", figs.power_figure(power), "simulated power curves")
+    run.table(files.POWER_CSV, power, "simulated two-arm trial power per endpoint and effect")
+    run.figure(files.POWER_CURVES_PNG, figs.power_figure(power), "simulated power curves")
     run.summary["endpoints"] = {row["endpoint"]: {"srm": row["srm"], "sdc": row["sdc"], "n_per_arm": row["n_per_arm"]}
                                 for _, row in table.iterrows()}
     run.summary["power_n_per_arm"] = n
@@ -405,23 +477,14 @@ def _endpoints(run: _Run) -> None:
 
 def _retest_sdc(run: _Run, sources: dict[str, str]) -> dict[str, float]:
     """SDC per endpoint from ``<cohort>/retest.csv`` (patient_id, visit_id, repeat readings), if present."""
-    root = getattr(run.cohort, "root", None)
-    path = Path(root) / RETEST_FILE if root is not None else None
-    if path is None or not path.exists():
+    retest = _retest_table(run)
+    if retest is None:
         run.note("endpoints", f"no {RETEST_FILE} (repeat readings) in the cohort folder: SDC not estimated")
         return {}
-    retest = pd.read_csv(path, dtype={"patient_id": str, "visit_id": str})
     out = {}
     for label, col in sources.items():
-        if col not in retest:
-            continue
-        main = run.data.visits[["patient_id", "visit_id", "time_years", col]]
-        again = main.drop(columns=[col]).merge(retest[["patient_id", "visit_id", col]], on=["patient_id", "visit_id"])
-        a, b = ep.change_scores(main, col), ep.change_scores(again, col)
-        pair = a.merge(b, on="patient_id", suffixes=("_a", "_b"))
-        pair = pair[(pair["t_start_a"] == pair["t_start_b"]) & (pair["t_end_a"] == pair["t_end_b"])]
-        if len(pair) >= 3:
-            out[label] = ep.sdc(pair["change_a"], pair["change_b"])
+        if col in retest and (value := ep.retest_sdc(run.data.visits, retest, col)) is not None:
+            out[label] = value
     return out
 
 
@@ -491,7 +554,7 @@ class _NoProgress:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *_exc):
         return False
 
     def add_task(self, *args, **kwargs):
@@ -511,7 +574,7 @@ class _StageBar(_NoProgress):
         self.bar = None
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *_exc):
         if self.bar is not None:
             self.bar.close()
         return False

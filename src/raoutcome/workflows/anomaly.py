@@ -15,6 +15,7 @@ import pandas as pd
 
 from raoutcome.anatomy import DEFORMITY_EVENT
 from raoutcome.errors import InputError
+from raoutcome.outcomes import damage_outcome
 
 LEVELS = ("visit", "image")
 
@@ -65,7 +66,8 @@ def write_evaluation(evaluation: AnomalyEvaluation, out_dir: str | Path, image_s
         paths["images"] = out_dir / "image_scores.csv"
         with atomic_write(paths["images"]) as fh:
             evaluation.images.to_csv(fh, index=False)
-    if "svdh_total" in visits and visits["svdh_total"].notna().sum() >= 3:
+    damage = damage_outcome()
+    if damage is not None and damage.column in visits and visits[damage.column].notna().sum() >= 3:
         paths["figure"] = save(anomaly_figure(visits), out_dir / "anomaly_vs_svdh.png")
     return paths
 

@@ -84,6 +84,7 @@ def _landmarks_of(cohort, path: str):
 def prepare_images(cohort, rows: pd.DataFrame, size: int, contrast=None, pad_value: float = 0.0,
                    progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Model inputs ``(N,size,size)``, region labels ``(N,size,size)`` and each image's region source."""
+    from raoutcome.analysis.truth import read_truth
     from raoutcome.attribution.regions import model_frame_regions
     from raoutcome.imaging import read_image
     from raoutcome.imaging.transforms import preprocess
@@ -91,6 +92,7 @@ def prepare_images(cohort, rows: pd.DataFrame, size: int, contrast=None, pad_val
     x = np.zeros((len(rows), size, size), dtype=np.float32)
     labels = np.zeros((len(rows), size, size), dtype=np.uint8)
     sources = []
+    truth = read_truth(cohort.root, visits=False)
     it = rows.itertuples()
     if progress:
         from raoutcome.progress import tqdm
@@ -99,8 +101,7 @@ def prepare_images(cohort, rows: pd.DataFrame, size: int, contrast=None, pad_val
         path = cohort.image_path(row.path)
         pixels = read_image(path).pixels
         x[i] = preprocess(pixels, row.view, size, contrast=contrast, pad_value=pad_value)
-        truth = Path(cohort.root) / "truth" / "regions" / f"{Path(row.path).stem}.png"
-        rm = model_frame_regions(pixels, row.view, size, label_map_path=truth,
+        rm = model_frame_regions(pixels, row.view, size, label_map_path=truth.region_map(row.path),
                                  landmarks=_landmarks_of(cohort, row.path), name=str(row.path), warn=False)
         labels[i] = rm.labels
         sources.append(rm.source)

@@ -40,7 +40,7 @@ import logging
 
 from rich.console import Console
 
-from raoutcome.io_utils import atomic_write
+from raoutcome.io_utils import atomic_write, output_lock
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,11 @@ class StageRunner:
 
     # -- public -------------------------------------------------------------------------------------
     def run(self) -> dict[str, StageResult]:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        """Run (or skip) every stage, holding the folder's lock (a second run into it is refused)."""
+        with output_lock(self.out_dir, "study folder"):
+            return self._run_all()
+
+    def _run_all(self) -> dict[str, StageResult]:
         t0 = time.perf_counter()
         self.record.setdefault("started", _now())
         self.record["out_dir"] = str(self.out_dir.resolve())
@@ -237,6 +241,7 @@ class StageRunner:
             shutil.rmtree(sdir)
         elif started is not None:
             log.info("%s: resuming an interrupted run", label)
+            _clear_temporaries(sdir)  # half-written files of the killed run (we hold the folder's lock)
         sdir.mkdir(parents=True, exist_ok=True)
         t_start = _now()
         _write_json(sdir / STARTED, {"stage": stage.name, "config_hash": chash, "upstream": upstream,
@@ -268,6 +273,18 @@ class StageRunner:
 
     def _save_record(self) -> None:
         _write_json(self.out_dir / RUN_RECORD, self.record)
+
+
+def _clear_temporaries(folder: Path) -> None:
+    """Remove what an interrupted writer left: the ``.<name>.*tmp*`` files and folders of
+    :func:`raoutcome.io_utils.atomic_write` / ``atomic_path``, anywhere under ``folder``."""
+    for path in sorted(folder.rglob(".*tmp*"), key=lambda p: len(p.parts), reverse=True):
+        if not path.name.startswith(".") or ".tmp" not in path.name or not path.exists():
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _cpu_seconds() -> float:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
@@ -157,7 +157,7 @@ def demo_config_paths() -> tuple[Path, Path]:
 def _load_cohort(path: Path):
     from raoutcome.cohort import load
 
-    return load(path)
+    return load(path, images=True)  # every image decoded (cached) before any work starts
 
 
 def _stage_simulate(sim_config: Path, seed: int | None):
@@ -277,13 +277,14 @@ def _stage_anomaly(folds: int = 3):
 
 def _stage_analyze(n_boot: int = 200):
     def run(ctx: StageContext):
+        from raoutcome.analysis import outputs as files
         from raoutcome.io_utils import atomic_write
         from raoutcome.workflows.analyze import analyze
 
         cohort = ctx.state["cohort"]
         pred_path = ctx.path("predict", "predictions")
         path = Path(analyze(cohort, pred_path, ctx.stage_dir / "analysis"))
-        table = accuracy_vs_ceiling(cohort, pred_path, path / "metrics.csv", n_boot=n_boot)
+        table = accuracy_vs_ceiling(cohort, pred_path, path / files.METRICS_CSV, n_boot=n_boot)
         with atomic_write(ctx.stage_dir / "accuracy_vs_ceiling.csv") as fh:
             table.to_csv(fh, index=False)
         return {"analysis": path, "accuracy": ctx.stage_dir / "accuracy_vs_ceiling.csv"}
@@ -291,87 +292,75 @@ def _stage_analyze(n_boot: int = 200):
     return run
 
 
-def _r2(y_true, y_pred) -> float:
-    """Coefficient of determination 1 - SSE/SST of predictions taken as they are (no refitting)."""
-    import numpy as np
+def headline() -> list[tuple[str, str, str, str | None]]:
+    """The headline accuracy of each registered outcome and the simulator's ceiling for it:
+    ``(output, metric shown, metric row in metrics.csv, ceiling)`` with the ceiling an
+    oracle.json key or ``truth:<column>``. Count outcomes: Pearson r of each output against the truth's
+    reader-free score (and the RA2-DREAM RMSE); bounded ones: R² against the oracle's noise-free R², and
+    Pearson r; time to event: Harrell's C against the oracle's."""
+    from raoutcome.outcomes import DEFAULT_EVENT, outcomes
 
-    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
-    sst = float(((y_true - y_true.mean()) ** 2).sum())
-    if sst <= 0:
-        raise ValueError("R²: the observed values do not vary")
-    return 1.0 - float(((y_true - y_pred) ** 2).sum()) / sst
-
-
-#: The headline accuracy of each head, and the simulator's ceiling for it (oracle.json key or a truth column).
-HEADLINE = (
-    # head, metric shown, metric row in metrics.csv (None: computed here), oracle ceiling
-    ("svdh", "Pearson r", "pearson_r", "truth:svdh_total"),
-    ("svdh", "RA2-DREAM weighted RMSE", "dream_weighted_rmse", None),
-    ("jsn", "Pearson r", "pearson_r", "truth:svdh_jsn"),
-    ("erosion", "Pearson r", "pearson_r", "truth:svdh_erosion"),
-    ("haq", "R²", None, "haq.r2_noise_free"),
-    ("haq", "Pearson r", "pearson_r", None),
-    ("pain", "R²", None, "pain.r2_noise_free"),
-    ("pain", "Pearson r", "pearson_r", None),
-    ("risk", "Harrell C-index", "harrell_c", "deformity.c_index_oracle"),
-)
-OUTCOME_NAMES = {"svdh": "SvdH total score", "jsn": "SvdH joint-space narrowing", "erosion": "SvdH erosion",
-                 "haq": "HAQ disability", "pain": "Pain (VAS)", "risk": "Time to deformity"}
+    rows: list[tuple[str, str, str, str | None]] = []
+    for spec in outcomes():
+        if spec.kind == "count":
+            for i, (out, col) in enumerate(spec.columns.items()):
+                rows.append((out, "Pearson r", "pearson_r", f"truth:{col}"))
+                if i == 0 and spec.dream:
+                    rows.append((out, "RA2-DREAM weighted RMSE", "dream_weighted_rmse", None))
+        elif spec.kind == "time_to_event":
+            rows.append((spec.name, "Harrell C-index", "harrell_c", f"{DEFAULT_EVENT}.c_index_oracle"))
+        elif spec.per_visit:
+            rows += [(spec.name, "R²", "r2", f"{spec.name}.r2_noise_free"), (spec.name, "Pearson r", "pearson_r", None)]
+    return rows
 
 
 def accuracy_vs_ceiling(cohort, predictions_path: Path, metrics_csv: Path, n_boot: int = 200, seed: int = 0):
-    """One row per head and headline metric: estimate with its 95 % patient-bootstrap CI (from the
-    analysis' ``metrics.csv``; R² is computed here) and, for a simulated cohort, the best achievable
-    value: the oracle's noise-free R² / C-index, or for the Sharp scores the Pearson r of the true
-    score with the recorded (reader-noisy) one."""
+    """One row per head and headline metric (:func:`headline`): estimate with its 95 % patient-bootstrap CI
+    from the analysis' ``metrics.csv`` and, for a simulated cohort, the best achievable value: the oracle's
+    noise-free R² / C-index, or for the Sharp scores the Pearson r of the true score with the recorded
+    (reader-noisy) one. A metric missing from ``metrics.csv`` is computed with
+    :func:`raoutcome.evaluation.regression_report` on the predictions."""
     import numpy as np
     import pandas as pd
 
-    from raoutcome.evaluation import bootstrap_ci
-    from raoutcome.evaluation.align import HEAD_OUTCOMES
+    from raoutcome.analysis.truth import read_truth
+    from raoutcome.evaluation import pearson_r, regression_report
+    from raoutcome.outcomes import output_columns, title
     from raoutcome.predictions import load_predictions, to_frame
-    from raoutcome.reporting.study_report import flatten
 
     metrics = pd.read_csv(metrics_csv) if Path(metrics_csv).exists() else pd.DataFrame(columns=["head", "metric"])
-    truth_dir = Path(cohort.root) / "truth"
-    oracle = json.loads((truth_dir / "oracle.json").read_text()) if (truth_dir / "oracle.json").exists() else {}
-    flat = flatten(oracle)
-    truth = pd.read_csv(truth_dir / "visits.csv") if (truth_dir / "visits.csv").exists() else None
+    truth = read_truth(cohort.root)
     frame = to_frame(load_predictions(predictions_path))
     rows = []
-    for head, label, row_name, ceiling_key in HEADLINE:
-        est = lo = hi = np.nan
-        n = None
-        if row_name is not None:
-            hit = metrics[(metrics["head"] == head) & (metrics["metric"] == row_name)]
-            if hit.empty:
-                continue
-            est, lo, hi = (float(hit.iloc[0][c]) for c in ("estimate", "ci_low", "ci_high"))
-            n = hit.iloc[0].get("n")
-        else:
-            outcome = HEAD_OUTCOMES.get(head)
-            if head not in frame or outcome not in cohort.visits:
-                continue
-            pairs = frame[["patient_id", "visit_id", head]].rename(columns={head: "y_pred"}).merge(
-                cohort.visits[["patient_id", "visit_id", outcome]].rename(columns={outcome: "y_true"}),
-                on=["patient_id", "visit_id"]).dropna()
+    for head, label, row_name, ceiling_key in headline():
+        hit = metrics[(metrics["head"] == head) & (metrics["metric"] == row_name)]
+        outcome = output_columns().get(head)
+        if hit.empty and row_name == "r2" and head in frame and outcome in cohort.visits:
+            pairs = frame[["patient_id", "visit_id", head]].merge(
+                cohort.visits[["patient_id", "visit_id", outcome]], on=["patient_id", "visit_id"],
+                suffixes=("_pred", "")).dropna()
+            pred = f"{head}_pred" if head == outcome else head
             try:
-                res = bootstrap_ci(_r2, pairs["y_true"].to_numpy(), pairs["y_pred"].to_numpy(),
-                                   patient_ids=pairs["patient_id"].to_numpy(), n_boot=n_boot, seed=seed, progress=False)
-            except (InputError, ValueError):
+                report = regression_report(pairs[outcome], pairs[pred], pairs["patient_id"], n_boot=n_boot, seed=seed,
+                                           progress=False)
+            except InputError:
                 continue
-            est, lo, hi, n = res.estimate, res.ci_low, res.ci_high, len(pairs)
+            hit = report.loc[["r2"]].reset_index()
+        if hit.empty:
+            continue
+        est, lo, hi = (float(hit.iloc[0][c]) for c in ("estimate", "ci_low", "ci_high"))
+        n = hit.iloc[0].get("n")
         ceiling = np.nan
-        if ceiling_key and ceiling_key.startswith("truth:") and truth is not None:
+        if ceiling_key and ceiling_key.startswith("truth:") and truth.visits is not None:
             col = ceiling_key[6:]
-            both = truth[["patient_id", "visit_id", col]].merge(cohort.visits[["patient_id", "visit_id", col]],
-                                                                on=["patient_id", "visit_id"], suffixes=("_true", ""))
-            both = both.dropna()
+            both = truth.visits[["patient_id", "visit_id", col]].merge(
+                cohort.visits[["patient_id", "visit_id", col]], on=["patient_id", "visit_id"],
+                suffixes=("_true", "")).dropna()
             if len(both) > 2:
-                ceiling = float(np.corrcoef(both[f"{col}_true"], both[col])[0, 1])
-        elif ceiling_key and isinstance(flat.get(ceiling_key), (int, float)):
-            ceiling = float(flat[ceiling_key])
-        rows.append({"outcome": OUTCOME_NAMES.get(head, head), "head": head, "metric": label, "estimate": est,
+                ceiling = pearson_r(both[f"{col}_true"], both[col])
+        elif ceiling_key and isinstance(truth.oracle_value(ceiling_key), (int, float)):
+            ceiling = float(truth.oracle_value(ceiling_key))
+        rows.append({"outcome": title(head), "head": head, "metric": label, "estimate": est,
                      "ci_low": lo, "ci_high": hi, "best_achievable": ceiling, "n": n})
     return pd.DataFrame(rows, columns=["outcome", "head", "metric", "estimate", "ci_low", "ci_high",
                                        "best_achievable", "n"])

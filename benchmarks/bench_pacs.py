@@ -1,0 +1,171 @@
+"""Benchmark: `pacs score` end to end (server → score → SR stored) vs bare `predict`, same images.
+
+Side by side in one process, against a throwaway Orthanc on 127.0.0.1 (``apt-get install orthanc
+orthanc-dicomweb``), with a small trained run (1 epoch on a PNG cohort; the encoder is what costs):
+
+* ``--studies`` hospital-like studies (two hand radiographs each, ``--size`` px, 12-bit DX) are uploaded;
+* **pull**: ``raoutcome pacs pull`` over DICOMweb into a cohort (for bare predict's input; timed for the record);
+* **bare predict**: ``predict_run`` on the pulled cohort (models loaded, images decoded and preprocessed
+  into a fresh cache, Predictions written), the same images the scorer sees;
+* **score**: ``raoutcome pacs score`` over DICOMweb from scratch (fresh ledger, fresh server SRs: a new
+  run name): search, retrieve, de-identify, decode, predict, build and STOW one SR per study, ledger.
+
+Images/s of each and the ratio score/predict. With ``--memory`` the scorer's peak RSS is measured in a
+child process for half and all of the studies (flat memory: the ratio stays near 1).
+
+    python benchmarks/bench_pacs.py [--studies 60] [--size 128] [--encoder resnet10t] [--chunk 16] [--memory]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TRAIN = """
+[model]
+encoder = "{encoder}"
+image_size = {size}
+[train]
+epochs = 1
+batch_patients = 4
+num_workers = 0
+[cv]
+folds = 1
+[predict]
+batch_patients = 8
+num_workers = 0
+"""
+
+
+def _study_bytes(i: int, size: int, rng) -> list[bytes]:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    out, uid = [], generate_uid()
+    for side in "LR":
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = uid, generate_uid()
+        ds.PatientID, ds.PatientName = f"MRN{i // 2:05d}", f"PATIENT^{i // 2}"
+        ds.StudyDate, ds.StudyTime = f"20{10 + i % 2}0{1 + i % 9}15", "090000"
+        ds.Modality, ds.BodyPartExamined, ds.ImageLaterality, ds.ViewPosition = "DX", "HAND", side, "PA"
+        ds.Rows = ds.Columns = size
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelSpacing = 1, "MONOCHROME2", [0.2, 0.2]
+        ds.PixelData = rng.integers(0, 4096, (size, size), dtype=np.uint16).tobytes()
+        buf = io.BytesIO()
+        ds.save_as(buf, enforce_file_format=True)
+        out.append(buf.getvalue())
+    return out
+
+
+def _train(work: Path, encoder: str, size: int) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import write_tiny_cohort
+
+    from raoutcome.cohort import load
+    from raoutcome.training import train_run
+
+    cohort = write_tiny_cohort(work / "train_cohort", n_patients=6, n_visits=2, size=size)
+    (work / "train.toml").write_text(TRAIN.format(encoder=encoder, size=size))
+    return train_run(load(cohort), work / "train.toml", work / "run")
+
+
+def _child_rss(run: Path, url: str, state: Path, limit: int, env: dict) -> float:
+    import shutil
+
+    # a copy of the run under another name: another algorithm key, so the child scores afresh
+    run = Path(shutil.copytree(run, state.parent / f"{state.name}_run"))
+    code = ("import resource, sys; from raoutcome.interop.credentials import server_spec; "
+            "from raoutcome.interop.score import score; "
+            f"s = score({str(run)!r}, server_spec({url!r}), state={str(state)!r}, limit={limit}); "
+            "print(s.stored, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    stored, rss_kb = out.stdout.split()[-2:]
+    return int(rss_kb) / 1024
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--studies", type=int, default=60)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--encoder", default="resnet10t")
+    ap.add_argument("--chunk", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--memory", action="store_true", help="also peak RSS of the scorer at half / all studies")
+    args = ap.parse_args(argv)
+
+    from raoutcome.interop import testserver
+
+    reason = testserver.available()
+    if reason:
+        print(f"skipped: {reason}")
+        return 0
+    import torch
+
+    from raoutcome.cohort import load
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.pull import pull
+    from raoutcome.interop.score import score
+    from raoutcome.training import predict_run
+
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    with tempfile.TemporaryDirectory(prefix="bench-pacs-") as tmp, testserver.Orthanc() as pacs:
+        work = Path(tmp)
+        os.environ["RAOUTCOME_PACS_USER"], os.environ["RAOUTCOME_PACS_PASSWORD"] = pacs.user, pacs.password
+        run = _train(work, args.encoder, args.size)
+        for i in range(args.studies):
+            for blob in _study_bytes(i, args.size, rng):
+                pacs.upload_bytes(blob)
+        spec = server_spec(pacs.dicomweb_url)
+        n_images = 2 * args.studies
+
+        t0 = time.perf_counter()
+        pulled = pull(spec, work / "pulled")
+        t_pull = time.perf_counter() - t0
+        assert pulled.images == n_images, pulled
+
+        t0 = time.perf_counter()
+        predict_run(run, load(work / "pulled"), work / "bare.nc")
+        t_predict = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        summary = score(run, spec, state=work / "state", chunk=args.chunk)
+        t_score = time.perf_counter() - t0
+        assert summary.stored == args.studies and summary.images == n_images, summary
+
+        rows = [("pull (DICOMweb → cohort)", t_pull), ("bare predict (cohort → Predictions)", t_predict),
+                ("pacs score (server → score → SR stored)", t_score)]
+        print(f"{args.studies} studies, {n_images} images of {args.size} px, encoder {args.encoder}, "
+              f"chunk {args.chunk}, torch threads {torch.get_num_threads()}, seed {args.seed}")
+        print(f"{'path':45s} {'seconds':>8s} {'images/s':>9s}")
+        for name, sec in rows:
+            print(f"{name:45s} {sec:8.2f} {n_images / sec:9.2f}")
+        print(f"ratio score / bare predict (images/s): {t_predict / t_score:.3f}")
+        print("pacs score, seconds per step: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.phases.items())
+              + f"; rest (model load, search, ledger) {t_score - sum(summary.phases.values()):.2f}")
+        if args.memory:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+            half = _child_rss(run, pacs.dicomweb_url, work / "mem_half", args.studies // 2, env)
+            full = _child_rss(run, pacs.dicomweb_url, work / "mem_full", args.studies, env)
+            print(f"peak RSS of pacs score: {half:.0f} MiB ({args.studies // 2} studies), {full:.0f} MiB "
+                  f"({args.studies} studies), ratio {full / half:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
