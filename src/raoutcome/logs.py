@@ -18,6 +18,18 @@ LOGGER_NAME = "raoutcome"
 _HANDLER_FLAG = "_raoutcome_cli_handler"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler writing to whatever ``sys.stderr`` is at emit time (test runners swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def configure(verbosity: int = 0, stream=None) -> logging.Logger:
     """Attach one stderr handler to the ``raoutcome`` logger and set its level.
 
@@ -40,7 +52,7 @@ def configure(verbosity: int = 0, stream=None) -> logging.Logger:
         for old in list(owner.handlers):
             if getattr(old, _HANDLER_FLAG, False):
                 owner.removeHandler(old)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.StreamHandler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     setattr(handler, _HANDLER_FLAG, True)
     fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbosity > 0 else "%(message)s"
     handler.setFormatter(logging.Formatter(fmt, datefmt="%H:%M:%S"))
