@@ -7,7 +7,7 @@ notebook user captures or silences the library with the standard :mod:`logging` 
 """
 from __future__ import annotations
 
-__all__ = ["configure", "LOGGER_NAME"]
+__all__ = ["configure", "log_message", "LOGGER_NAME"]
 
 import logging
 import sys
@@ -63,3 +63,10 @@ def configure(verbosity: int = 0, stream=None) -> logging.Logger:
     logging.captureWarnings(True)
     warn_logger.addHandler(handler)
     return logger
+
+
+def log_message(message: str) -> None:
+    """The default ``log`` callback of the training loops: to the ``raoutcome.training`` logger, at
+    WARNING when the message starts with "WARNING" (a model that did not learn), else at INFO."""
+    level = logging.WARNING if message.lstrip().upper().startswith("WARNING") else logging.INFO
+    logging.getLogger(f"{LOGGER_NAME}.training").log(level, message)
