@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -57,7 +56,7 @@ def test_validate_images_reports_every_bad_image_with_its_row(tiny_cohort, tmp_p
     problems = validate(tiny_cohort, images=True)
     found = {p.row: p for p in problems if p.file == "images.csv" and p.column == "path"}
     assert set(found) == set(planted) | ({2} if planted.get(2) == "empty" else set())
-    for row, kind in planted.items():
+    for row, _kind in planted.items():
         assert found[row].value.startswith("images/")
 
 

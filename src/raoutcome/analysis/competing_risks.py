@@ -172,6 +172,46 @@ def fine_gray_table(time: np.ndarray, status: np.ndarray, cause: int = 1) -> pd.
     return pd.DataFrame(rows, columns=["row", "start", "stop", "event", "weight"])
 
 
+def sandwich_covariance(x: np.ndarray, start: np.ndarray, stop: np.ndarray, event: np.ndarray, weight: np.ndarray,
+                        cluster: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Robust covariance I^-1 (sum_c U_c U_c') I^-1 of a weighted counting-process Cox fit (Breslow).
+
+    U_c sums the score residuals of cluster c's rows (Lin & Wei, JASA 1989; Therneau & Grambsch 2000,
+    section 7.2): ``w_j d_j (x_j - xbar(t_j)) - sum_k w_j e^{x_j b} (x_j - xbar(t_k)) dN(t_k) / S0(t_k)``
+    over the event times t_k in (start_j, stop_j]. lifelines' own robust option does not take delayed
+    entry into account, which the Fine–Gray risk set needs.
+    """
+    risk = weight * np.exp(x @ beta)
+    times = np.unique(stop[event == 1])
+    n_t, p = len(times), x.shape[1]
+    s0, s1, s2 = np.zeros(n_t), np.zeros((n_t, p)), np.zeros((n_t, p, p))
+    blocks = [slice(a, a + max(1, 2_000_000 // max(len(x), 1))) for a in range(0, n_t, max(1, 2_000_000 // max(len(x), 1)))]
+
+    def risk_set(b: slice) -> np.ndarray:  # rows x times-in-block (memory bounded by the block size)
+        return ((start[:, None] < times[None, b]) & (times[None, b] <= stop[:, None])).astype(float)
+
+    for b in blocks:
+        at = risk_set(b)
+        s0[b] = risk @ at
+        s1[b] = ((risk[:, None] * x).T @ at).T
+        s2[b] = np.einsum("j,jk,ja,jb->kab", risk, at, x, x)
+    xbar = s1 / s0[:, None]                                                          # K x p
+    d_n = np.bincount(np.searchsorted(times, stop[event == 1]), weights=weight[event == 1], minlength=n_t)
+    haz = d_n / s0                                                                   # dN / S0 per time
+    k_of = np.minimum(np.searchsorted(times, stop), n_t - 1)
+    own = np.where(event == 1, 1.0, 0.0)[:, None] * weight[:, None] * (x - xbar[k_of])
+    cum_h, cum_hx = np.zeros(len(x)), np.zeros((len(x), p))
+    for b in blocks:
+        at = risk_set(b)
+        cum_h += at @ haz[b]
+        cum_hx += at @ (haz[b, None] * xbar[b])
+    resid = own - risk[:, None] * (x * cum_h[:, None] - cum_hx)
+    info = np.einsum("k,kab->ab", d_n, s2 / s0[:, None, None] - np.einsum("ka,kb->kab", xbar, xbar))
+    groups = pd.DataFrame(resid).groupby(np.asarray(cluster)).sum().to_numpy()
+    inv = np.linalg.inv(info)
+    return inv @ (groups.T @ groups) @ inv
+
+
 class FineGray:
     """Fine–Gray subdistribution hazards model (weighted Cox on the Fine–Gray risk set)."""
 
@@ -194,19 +234,31 @@ class FineGray:
         frame = pd.DataFrame(x, columns=self.covariates).assign(
             _id=table["row"].to_numpy(), start=table["start"].to_numpy(), stop=table["stop"].to_numpy(),
             _E=table["event"].to_numpy(), _w=table["weight"].to_numpy())
-        frame = frame[frame["_w"] > 0]
+        frame = frame[(frame["_w"] > 0) & (frame["stop"] > frame["start"])]  # time 0: never at risk
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.fitter_ = CoxPHFitter(penalizer=self.penalizer).fit(
-                frame, duration_col="stop", event_col="_E", entry_col="start", weights_col="_w",
-                cluster_col="_id", robust=True)
+                frame[[*self.covariates, "start", "stop", "_E", "_w"]], duration_col="stop", event_col="_E",
+                entry_col="start", weights_col="_w")
+        beta = self.fitter_.params_.loc[self.covariates].to_numpy(float)
+        self.robust_cov_ = sandwich_covariance(frame[self.covariates].to_numpy(float), frame["start"].to_numpy(float),
+                                               frame["stop"].to_numpy(float), frame["_E"].to_numpy(int),
+                                               frame["_w"].to_numpy(float), frame["_id"].to_numpy(), beta)
         self.table_ = table
         return self
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Subdistribution hazard ratios (column ``hr``) with robust 95 % CIs."""
-        return _table(self.fitter_)
+        """Subdistribution hazard ratios (column ``hr``) with robust (sandwich, per patient) 95 % CIs."""
+        from scipy.stats import norm
+
+        coef = self.fitter_.params_.loc[self.covariates].to_numpy(float)
+        se = np.sqrt(np.diag(self.robust_cov_))
+        z = coef / se
+        return pd.DataFrame({"covariate": self.covariates, "coef": coef, "se": se, "hr": np.exp(coef),
+                             "hr_lower": np.exp(coef - 1.959963984540054 * se),
+                             "hr_upper": np.exp(coef + 1.959963984540054 * se), "z": z,
+                             "p": 2 * norm.sf(np.abs(z)), "per": "unit"})
 
     def predict_risk(self, df: pd.DataFrame) -> np.ndarray:
         coef = self.fitter_.params_.loc[self.covariates].to_numpy(float)

@@ -25,10 +25,6 @@ import json
 import os
 import platform
 import sys
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 from importlib import metadata
 from dataclasses import replace
 from pathlib import Path
@@ -142,7 +138,7 @@ def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
     path = run_dir / CONFIG_NAME
     if not path.exists():
         return
-    old = TrainConfig(tomllib.loads(path.read_text()), source=str(path))
+    old = load_config(path)
     diffs = [d for d in cfg.differences(old) if tuple(d.split(":")[0].split(".", 1)) not in _RESUMABLE_CHANGES]
     if diffs:
         raise ConfigError(f"{run_dir} holds a run with a different config; use a new folder or the same config. "
@@ -398,10 +394,9 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     if not path.exists():
         raise InputError(f"{run_dir}: not a run folder (no {CONFIG_NAME})")
     try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        return load_config(path)
+    except ConfigError as err:
         raise InputError(f"{path}: cannot read the run's config ({err})") from err
-    return TrainConfig(values, source=str(path))
 
 
 def load_run(run_dir: str | Path) -> tuple[list[LongitudinalOutcomeModel], TrainConfig]:
