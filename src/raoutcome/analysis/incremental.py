@@ -389,8 +389,8 @@ DAMAGE_HEADS = ("svdh", "jsn", "erosion")
 
 def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None = None,
                   damage: Sequence[str] = ("svdh_jsn", "svdh_erosion"), readings: Sequence[str] | None = None,
-                  sdc: float | None = None, icc: float | None = None, spline_df: int = 4,
-                  damage_basis: str = "interaction", scale: str = "log1p", covariates: Sequence[str] | None = None, outcome_images: Mapping[str, str] | None = None,
+                  sdc: float | None = None, icc: float | None = None, spline_df: int = 3,
+                  damage_basis: str = "tensor", scale: str = "log1p", calibration_df: int = 4, covariates: Sequence[str] | None = None, outcome_images: Mapping[str, str] | None = None,
                   horizon: float | None = None, n_boot: int = 200, seed: int = 0, require_cross_fitted: bool = False,
                   tests: Sequence[str] = ("cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f")
                   ) -> pd.DataFrame:
@@ -474,7 +474,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         """``cal_<damage>`` per visit with ``img`` in Z; returns (columns, names)."""
         z = pd.DataFrame(index=visits.index)
         for col in dict.fromkeys([img, *[r for r in readings if r != img]]):
-            basis = re_.spline_basis(visits[col].to_numpy(float), df=spline_df, prefix=f"z_{col}_")
+            basis = re_.spline_basis(visits[col].to_numpy(float), df=calibration_df, prefix=f"z_{col}_")
             z = z.join(basis.set_axis(visits.index))
         for col in [*covs, "time_years"]:
             if col in visits:
@@ -484,7 +484,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         for col in present:
             frame[f"raw_{col}"] = visits[col].to_numpy(float)
             frame[f"log_{col}"] = np.log1p(visits[col].clip(lower=0))
-            basis = re_.spline_basis(frame[f"log_{col}"].to_numpy(float), df=spline_df, prefix=f"w_{col}_")
+            basis = re_.spline_basis(frame[f"log_{col}"].to_numpy(float), df=calibration_df, prefix=f"w_{col}_")
             frame = frame.join(basis.set_axis(visits.index))
         w_terms = [c for c in frame if c.startswith("w_")]
         to_scale = np.log1p if scale == "log1p" else (lambda x: x)
