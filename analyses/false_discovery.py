@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         planted = [(link, reader, True) for link in args.links for reader in args.readers[:1]]
         jobs += [(args.seed, 1000 * args.power_size + 500 + r, args.power_size, planted, args.variants, tests)
                  for r in range(args.replicates)]
+    jobs.sort(key=lambda job: job[1] % 500)  # replicate by replicate: an interrupted run covers every world
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.summarise_only:
         table = pd.read_csv(args.out)

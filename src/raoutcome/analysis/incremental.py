@@ -95,7 +95,8 @@ def cox_lrt(df: pd.DataFrame, base: Sequence[str], added: Sequence[str], duratio
     stat, p = _lrt(ll0, full.log_likelihood_, len(added))
     return IncrementalResult("cox_lrt", event_col, ",".join(base), ",".join(added), estimate=stat, statistic=stat,
                              df=len(added), p_value=p, n=len(rows),
-                             extra={"events": int(rows[event_col].sum()), "ll_base": ll0, "ll_full": full.log_likelihood_})
+                             extra={"events": int(rows[event_col].sum()), "ll_base": ll0, "ll_full": full.log_likelihood_,
+                                    "coef_added": _added_coef(full.params_, added)})
 
 
 def mixed_lrt(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Sequence[str],
@@ -112,6 +113,11 @@ def mixed_lrt(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Sequen
                              extra={"patients": full.n_groups_, "ll_base": reduced.log_likelihood_,
                                     "ll_full": full.log_likelihood_,
                                     "converged": bool(full.converged_ and reduced.converged_)})
+
+
+def _added_coef(params: pd.Series, added: Sequence[str]) -> float:
+    """The fitted coefficient of a single added term (log-HR per unit for Cox, outcome units per unit for OLS)."""
+    return float(params[added[0]]) if len(added) == 1 and added[0] in params.index else np.nan
 
 
 def partial_r2(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Sequence[str]) -> IncrementalResult:
@@ -131,7 +137,7 @@ def partial_r2(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Seque
     return IncrementalResult("partial_r2_f", outcome, ",".join(base), ",".join(added), estimate=float(pr2),
                              statistic=float(f), df=float(df_diff), p_value=float(p), n=len(rows),
                              extra={"df_resid": float(full.df_resid), "r2_base": float(reduced.rsquared),
-                                    "r2_full": float(full.rsquared)})
+                                    "r2_full": float(full.rsquared), "coef_added": _added_coef(full.params, added)})
 
 
 def delta_c_index(df: pd.DataFrame, base: Sequence[str], added: Sequence[str], duration_col: str = DURATION,
