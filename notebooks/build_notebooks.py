@@ -233,6 +233,23 @@ ax.set_xlabel("years since first visit"); ax.set_ylabel("free of deformity")
 ax.set_title(f"log-rank p = {km.p_value:.3g}"); ax.legend()
 print(f"log-rank test across image-risk tertiles: p = {km.p_value:.3g}")
 km.groups'''),
+        new_markdown_cell(
+            "## Deformity as it is observed: intervals, competing death, risk now, calibration\n\n"
+            "A deformity is found at a visit (known only between two visits) and RA patients die earlier than "
+            "their peers. `observed_survival` reads the events table and uses interval-censored models when it "
+            "has `time_lower`/`time_upper`, competing-risk models when `death` is recorded, and says which; it "
+            "also fits landmark models (risk from the history up to 1 and 2 years, with a look-ahead check) and "
+            "checks calibration at 1/2/5 years (those inside the follow-up)."),
+        new_code_cell('''\
+from raoutcome.analysis.observed_survival import observed_survival
+
+obs = observed_survival(data.patients, data.visits, cohort.events, "pred_risk", ["svdh_total"],
+                        scaled=["pred_risk", "svdh_total"], k=3)
+print(obs.summary["survival_models_used"]["statement"])
+print("look-ahead check passed:", obs.summary.get("landmark_no_look_ahead"))
+for name in ("calibration.csv", "landmark_auc.csv", "interval_hazard_ratios.csv", "competing_hazard_ratios.csv"):
+    if name in obs.tables:
+        display(obs.tables[name].round(3))'''),
         new_markdown_cell("## HAQ over time: linear mixed model with SvdH and the image HAQ score"),
         new_code_cell('''\
 from raoutcome.analysis import MixedModel, mixed_lrt

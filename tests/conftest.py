@@ -30,6 +30,18 @@ def load_analysis(name: str):
     return module
 
 
+#: The smallest model a run trains on CPU in seconds (timm's test_efficientnet at 32 px); a config goes on with
+#: more ``[model]`` keys or the next section.
+TINY_MODEL_TOML = """
+[model]
+encoder = "test_efficientnet"
+image_size = 32
+d_model = 16
+attention_heads = 2
+layers = 1
+"""
+
+
 def write_tiny_cohort(root: Path, n_patients: int = 6, n_visits: int = 3, size: int = 64) -> Path:
     """Write a small valid manifest folder (CSV tables + grayscale PNGs) into ``root`` and return it.
 

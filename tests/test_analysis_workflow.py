@@ -22,6 +22,7 @@ EXPECTED = {
     "cox_time_varying.csv", "survival_models.csv", "mixed_models.csv", "mixed_random_effects.csv",
     "gee_models.csv", "mixed_coefficients.png", "incremental.csv", "endpoints.csv", "change_scores.csv",
     "cumulative_probability.png", "power.csv", "power_curves.png", "reader_agreement.csv",
+    "calibration.csv", "calibration.png", "landmark_models.csv", "landmark_lookahead.csv", "landmark_auc.csv",
 }
 FAST = dict(n_boot=20, n_sim=60, progress=False)
 
@@ -81,6 +82,9 @@ def test_analyze_writes_every_table_and_figure(study, tmp_path):
     assert np.isnan(endpoints.loc["learned progression score", "sdc"])
     power = pd.read_csv(out / "power.csv")
     assert set(power["endpoint"]) == set(endpoints.index)
+    # exact event times and no death: the observed-event stage says it used right-censored models only
+    assert summary["survival_models_used"]["interval_censored"] is False
+    assert summary["landmark_no_look_ahead"] is True
 
 
 def test_failed_run_leaves_previous_output_untouched(study, tmp_path, monkeypatch):

@@ -3,7 +3,6 @@ tests/fixtures/make_ckpt_v0.py at commit 0631eee) loads with ``weights_only=True
 predicted then."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
@@ -11,17 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from fixtures.make_ckpt_v0 import fixture_cohort
 from raoutcome.predictions import load_predictions, to_frame
 from raoutcome.training import predict_run
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def _maker():
-    spec = importlib.util.spec_from_file_location("make_ckpt_v0", FIXTURES / "make_ckpt_v0.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_pre_registry_checkpoint_loads_weights_only_and_predicts_identically(tmp_path):
@@ -30,7 +25,7 @@ def test_pre_registry_checkpoint_loads_weights_only_and_predicts_identically(tmp
     assert {"model", "spec"} <= set(saved)
     run = tmp_path / "run"
     shutil.copytree(FIXTURES / "ckpt_v0", run)
-    cohort = _maker().fixture_cohort(tmp_path / "cohort")
+    cohort = fixture_cohort(tmp_path / "cohort")
     got = to_frame(load_predictions(predict_run(run, cohort, tmp_path / "pred.nc")))
     want = pd.read_csv(FIXTURES / "ckpt_v0" / "predictions.csv", dtype={"patient_id": str, "visit_id": str})
     key = ["patient_id", "visit_id"]

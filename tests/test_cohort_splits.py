@@ -28,7 +28,7 @@ def test_kfold_partitions_patients_and_balances_events(data, k, seed):
     tests = [set(test) for _, test in folds]
     assert sum(len(t) for t in tests) == len(patients)  # disjoint ...
     assert set().union(*tests) == set(patients)          # ... and covering
-    for (train, test), t in zip(folds, tests):
+    for (train, _test), t in zip(folds, tests):
         assert set(train) | t == set(patients) and not (set(train) & t)
     sizes = [len(t) for t in tests]
     assert max(sizes) - min(sizes) <= 1

@@ -378,12 +378,37 @@ def _compare_study(a: Path, b: Path) -> list[str]:
                                       equal_nan=da[var].dtype.kind == "f"):
                     diffs.append(f"{rel}:{var}")
         elif pa.read_bytes() != pb.read_bytes() and _normalised(pa, a) != _normalised(pb, b):
-            diffs.append(str(rel))
+            la, lb = pa.read_text(errors="replace").splitlines(), pb.read_text(errors="replace").splitlines()
+            first = next((i for i, (x, y) in enumerate(zip(la, lb)) if x != y), min(len(la), len(lb)))
+            diffs.append(f"{rel} (line {first + 1}: {la[first][:300] if first < len(la) else '<end>'!r} vs "
+                         f"{lb[first][:300] if first < len(lb) else '<end>'!r})")
     return diffs
+
+
+STUDY_STAGES = ("simulate", "validate", "train", "predict", "anomaly", "analyze", "attribute", "report")
+
+
+def _kill_in_stage(cmd: list[str], env: dict, out: Path, stage: str, delay: float) -> bool:
+    """Run ``cmd``; SIGKILL it ``delay`` s after ``stage`` starts. True if it finished first."""
+    marker = out / stage / "STARTED.json"
+    before = marker.stat().st_mtime_ns if marker.exists() else 0
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while proc.poll() is None:
+        if marker.exists() and marker.stat().st_mtime_ns != before:
+            time.sleep(delay)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return False
+        time.sleep(0.05)
+    assert proc.returncode == 0
+    return True
 
 
 @pytest.mark.stress
 def test_stress_sigkill_every_study_stage(tmp_path):
+    """Each stage of the demo pipeline is killed once (a random delay after it starts), then more kills
+    at random times; the final outputs equal an uninterrupted run's."""
     env = _env(cache=str(tmp_path / "check_cache"))
 
     def cmd(out: Path) -> list[str]:
@@ -394,7 +419,10 @@ def test_stress_sigkill_every_study_stage(tmp_path):
     rng = random.Random(SEED)
     out = tmp_path / "killed"
     hit: list[str] = []
-    for _ in range(int(os.environ.get("RAOUTCOME_STRESS_KILLS", "8"))):
+    for stage in STUDY_STAGES:
+        if not _kill_in_stage(cmd(out), env, out, stage, rng.uniform(0.0, 3.0)):
+            hit.append(_running_stage(out) or stage)
+    for _ in range(int(os.environ.get("RAOUTCOME_STRESS_KILLS", "4"))):
         done, _ = _run_killed(cmd(out), env, kill_after=rng.uniform(0.05, 0.7) * whole_s, timeout=3000)
         if done:
             break

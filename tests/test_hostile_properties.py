@@ -18,7 +18,6 @@ runs thousands, and prints how many bad inputs were generated and refused.
 """
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import tempfile

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -57,7 +56,7 @@ def test_validate_images_reports_every_bad_image_with_its_row(tiny_cohort, tmp_p
     problems = validate(tiny_cohort, images=True)
     found = {p.row: p for p in problems if p.file == "images.csv" and p.column == "path"}
     assert set(found) == set(planted) | ({2} if planted.get(2) == "empty" else set())
-    for row, kind in planted.items():
+    for row, _kind in planted.items():
         assert found[row].value.startswith("images/")
 
 
@@ -109,10 +108,16 @@ def test_parallel_check_equals_serial(tmp_path):
     assert serial == parallel
 
 
-def test_train_refuses_a_cohort_with_a_bad_image_before_any_work(tiny_cohort, tmp_path):
+@pytest.mark.parametrize("command", ["train", "predict", "attribute", "joint-anomaly", "study"])
+def test_commands_refuse_a_cohort_with_a_bad_image_before_any_work(tiny_cohort, tmp_path, command):
     _plant(tiny_cohort, tmp_path)
-    out = tmp_path / "run"
-    result = CliRunner().invoke(app, ["train", "--cohort", str(tiny_cohort), "--config", str(tmp_path / "none.toml"),
-                                      "--out", str(out)])
-    assert result.exit_code == 2 and "structured report" in result.output
+    out = tmp_path / "out"
+    config = tmp_path / "train.toml"
+    config.write_text("")
+    study = tmp_path / "study.toml"
+    study.write_text(f"[train]\nconfig = {str(config)!r}\n")
+    args = {"train": ["--config", str(config)], "predict": ["--run", str(tmp_path)],
+            "attribute": ["--run", str(tmp_path)], "joint-anomaly": [], "study": ["--config", str(study)]}[command]
+    result = CliRunner().invoke(app, [command, "--cohort", str(tiny_cohort), "--out", str(out), *args])
+    assert result.exit_code == 2 and "structured report" in result.output, result.output
     assert not out.exists()

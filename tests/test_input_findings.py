@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -283,3 +282,27 @@ def test_cli_paths_with_control_characters_exit_2(tmp_path):
         result = CliRunner().invoke(app, ["validate", bad])
         assert result.exit_code == 2, (bad, result.output)
         assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_table_added_later_inherits_the_reader_rules(tiny_cohort):
+    """The retest table (#25) came after the reader: NUL, duplicate headers, 1e308 and NA-like ids are
+    handled there exactly as in the first tables."""
+    from raoutcome.cohort import schema
+
+    assert "retest" in schema.TABLES
+    visits = _csv(tiny_cohort, "visits")
+    retest = visits[["patient_id", "visit_id", "svdh_total"]].copy()
+    retest.to_csv(tiny_cohort / "retest.csv", index=False)
+    assert load(tiny_cohort).retest is not None
+    retest.loc[1, "svdh_total"] = "1e308"
+    retest.loc[2, "visit_id"] = "v\x001"
+    retest.to_csv(tiny_cohort / "retest.csv", index=False)
+    p = _one(_problems(tiny_cohort), "retest.csv", "control character U+0000")
+    assert (p.row, p.column) == (3, "visit_id")
+    retest.loc[2, "visit_id"] = visits.loc[2, "visit_id"]
+    retest.to_csv(tiny_cohort / "retest.csv", index=False)
+    p = _one(_problems(tiny_cohort), "retest.csv", "out of range")
+    assert (p.row, p.column) == (2, "svdh_total")
+    text = (tiny_cohort / "retest.csv").read_text().replace("svdh_total", "visit_id", 1)
+    (tiny_cohort / "retest.csv").write_text(text)
+    assert _one(_problems(tiny_cohort), "retest.csv", "duplicate column name").column == "visit_id"

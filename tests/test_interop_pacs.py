@@ -209,6 +209,14 @@ def test_pull_dicomweb_writes_a_pseudonymised_valid_cohort(pacs, creds, tmp_path
     assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in private.iterdir() if f.is_file()
                and not f.name.endswith(("-wal", "-shm")))
     assert "ZQMRN1" in (private / "mapping.csv").read_text()  # the mapping, kept apart
+    # study -> visit by date: time_years = days since the patient's first study / 365.25
+    import pandas as pd
+
+    mapping = pd.read_csv(private / "mapping.csv", dtype=str).set_index("study_key")
+    visits = cohort.visits.assign(date=lambda v: pd.to_datetime(mapping.loc[v.visit_id, "study_date"].to_numpy()))
+    first = visits.groupby("patient_id").date.transform("min")
+    assert np.allclose(visits.time_years, (visits.date - first).dt.days / 365.25, atol=1e-4)
+    assert (visits.time_years > 0.9).sum() == 3  # each patient's second study, a year later
     _assert_clean([tmp_path / "c"], [res.output], _identifying_strings(pacs))
     # resumable: a second pull fetches nothing new and writes the same manifest
     before = (tmp_path / "c" / "images.csv").read_text()

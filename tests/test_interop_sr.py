@@ -394,3 +394,29 @@ def test_an_outcome_registered_later_is_reported_too():
     from raoutcome import outcomes
 
     assert meanings["RAO-HAQ"] == f"Predicted {outcomes.title('haq')}" and meanings["RAO-DAS28"] == "Predicted das28"
+
+
+def test_sr_from_predictions_built_by_the_site_route_schema():
+    """The joint dimension as raoutcome.joint_predictions.add_joints writes it (issue 23) reads back exactly."""
+    from raoutcome.joint_predictions import add_joints
+
+    ds = _predictions(False)
+    rows = []
+    rng = np.random.default_rng(5)
+    for joint, kind, top in (("hand_left:MCP2", "jsn", 4), ("hand_left:MCP2", "erosion", 5),
+                             ("foot_right:MTP1", "erosion", 10)):
+        p = rng.dirichlet(np.ones(top + 1))
+        e = float((p * np.arange(top + 1)).sum())
+        rows.append({"patient_id": "p1", "visit_id": "S1", "joint": joint, "kind": kind, "score": e,
+                     "sd": float(np.sqrt((p * (np.arange(top + 1) - e) ** 2).sum())),
+                     **{f"p{k}": (p[k] if k <= top else np.nan) for k in range(11)}})
+    ds = add_joints(ds, pd.DataFrame(rows))
+    result = visit_result(ds, "p1", "S1")
+    assert len(result.joints) == 3
+    back = read_report(_roundtrip(build_report(result, [_source("hand_left")], "1.2.3.4", Algorithm())))
+    for r in rows:
+        got = back["joints"][(r["joint"], r["kind"])]
+        assert got["score"] == float(np.float32(r["score"])) and got["sd"] == float(np.float32(r["sd"]))
+        top = 4 if r["kind"] == "jsn" else (10 if r["joint"].startswith("foot") else 5)
+        assert np.array_equal(got["probs"], [float(np.float32(r[f"p{k}"])) for k in range(top + 1)])
+    assert back["joints"][("foot_right:MTP1", "erosion")]["laterality"] == "Right"

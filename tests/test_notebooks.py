@@ -24,7 +24,7 @@ EXPECTED = {
                                   "Does the image add to the human Sharp reading?",
                                   "Does the image carry something other than joint damage?",
                                   "damage corrected with: retest"),
-    "cohort_models.ipynb": ("deformity events", "pred_risk", "log-rank", "svdh_total"),
+    "cohort_models.ipynb": ("deformity events", "pred_risk", "log-rank", "svdh_total", "look-ahead check passed"),
     "trial_endpoints.ipynb": ("srm", "patients per arm", "learned progression score"),
 }
 #: Wall-clock bound per notebook: generous, for a busy shared 2-core machine (on an idle one each notebook

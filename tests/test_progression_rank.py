@@ -134,20 +134,13 @@ def test_progression_rank_config_is_validated():
 def test_a_no_human_score_run_trains_with_the_ranking_term_and_logs_it(tmp_path):
     import json
 
-    from conftest import write_tiny_cohort
+    from conftest import TINY_MODEL_TOML, write_tiny_cohort
     from raoutcome.cohort import load
     from raoutcome.training import train_run
 
     cohort = load(write_tiny_cohort(tmp_path / "cohort", n_patients=6, n_visits=3))
     cfg = tmp_path / "t.toml"
-    cfg.write_text(f"""
-[model]
-encoder = "test_efficientnet"
-image_size = 32
-d_model = 16
-attention_heads = 2
-layers = 1
-[heads]
+    cfg.write_text(TINY_MODEL_TOML + f"""[heads]
 svdh = false
 [loss]
 progression_rank = 1.0

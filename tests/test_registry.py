@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import write_tiny_cohort
+from conftest import TINY_MODEL_TOML, write_tiny_cohort
 from raoutcome import anatomy, outcomes
 from raoutcome.cohort import load
 from raoutcome.outcomes import Outcome, registered
@@ -21,14 +21,7 @@ torch.set_num_threads(1)
 
 DAS28 = Outcome("das28", kind="bounded", column="das28", upper=10.0, label="DAS28", unit="0–10", scale=1.2)
 
-TINY = """
-[model]
-encoder = "test_efficientnet"
-image_size = 32
-d_model = 16
-attention_heads = 2
-layers = 1
-[heads]
+TINY = TINY_MODEL_TOML + """[heads]
 das28 = true
 [train]
 epochs = 1

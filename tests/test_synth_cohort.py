@@ -50,7 +50,7 @@ def test_manifest_tables_and_columns(cohort):
         df = pd.read_csv(cohort / name)
         assert need <= set(df.columns), (name, need - set(df.columns))
     visits = pd.read_csv(cohort / "visits.csv")
-    for pid, g in visits.groupby("patient_id"):
+    for _pid, g in visits.groupby("patient_id"):
         assert list(g["visit_id"]) == [f"v{i}" for i in range(len(g))]
         assert g["time_years"].iloc[0] == 0 and g["time_years"].is_monotonic_increasing
     ev = pd.read_csv(cohort / "events.csv")

@@ -11,10 +11,10 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from conftest import write_tiny_cohort
+from conftest import TINY_MODEL_TOML, write_tiny_cohort
 from raoutcome.anatomy import VIEWS
 from raoutcome.cohort import load
-from raoutcome.imaging.dataset import PatientSequences, collate_patients
+from raoutcome.imaging.dataset import PatientSequences
 from raoutcome.models import LongitudinalOutcomeModel, ModelSpec
 from raoutcome.training import train_run
 from raoutcome.training import checkpoint as ckpt
@@ -219,14 +219,7 @@ def test_fit_readouts_learns_a_target_that_is_linear_in_the_models_own_features(
 
 
 # ------------------------------------------------------------------ the run
-TINY = """
-[model]
-encoder = "test_efficientnet"
-image_size = 32
-d_model = 16
-attention_heads = 2
-layers = 1
-[train]
+TINY = TINY_MODEL_TOML + """[train]
 epochs = 1
 batch_patients = 4
 num_workers = 0

@@ -10,7 +10,7 @@ import torch
 import xarray as xr
 from typer.testing import CliRunner
 
-from conftest import write_tiny_cohort
+from conftest import TINY_MODEL_TOML, write_tiny_cohort
 from raoutcome.cli import app
 from raoutcome.cohort import load
 from raoutcome.errors import ConfigError, InputError
@@ -20,14 +20,7 @@ from raoutcome.training import load_run, predict_run, train_run
 
 torch.set_num_threads(1)
 
-TINY = """
-[model]
-encoder = "test_efficientnet"
-image_size = 32
-d_model = 16
-attention_heads = 2
-layers = 1
-[train]
+TINY = TINY_MODEL_TOML + """[train]
 epochs = {epochs}
 batch_patients = 2
 num_workers = {workers}

@@ -23,11 +23,11 @@ __all__ = ["BodyPart", "View", "register_body_part", "register_view", "views_reg
            "LANDMARK_TEMPLATES", "LANDMARK_SITE", "MAX_JSN", "MAX_EROSION_HAND", "MAX_EROSION_FOOT",
            "OUTCOME_RANGES", "OUTCOMES", "REGIONS", "REGION_NAMES"]
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
+from typing import Mapping
 
 from raoutcome import outcomes as _outcomes
+from raoutcome.registry import Registry, registering
 
 
 @dataclass(frozen=True)
@@ -53,55 +53,31 @@ class View:
     modality: str = "radiograph"  # "radiograph" | "mr"
 
 
-_BODY_PARTS: dict[str, BodyPart] = {}
-_VIEWS: dict[str, View] = {}
+_BODY_PARTS: Registry[BodyPart] = Registry("body part")
+_VIEWS: Registry[View] = Registry("view")
 
 
 def register_body_part(part: BodyPart) -> BodyPart:
     """Add a body part (idempotent for an identical one; a conflicting one is refused)."""
-    old = _BODY_PARTS.get(part.name)
-    if old is not None and old != part:
-        raise ValueError(f"body part {part.name!r} is already registered")
-    _BODY_PARTS[part.name] = part
-    return part
+    return _BODY_PARTS.add(part.name, part)
 
 
 def register_view(spec: View) -> View:
     """Add a view (appended: the index of every view registered before stays the same)."""
-    old = _VIEWS.get(spec.name)
-    if old is not None and old != spec:
-        raise ValueError(f"view {spec.name!r} is already registered as {old}")
+    _VIEWS.add(spec.name, spec)
     if spec.body_part not in _BODY_PARTS:
         register_body_part(BodyPart(spec.body_part))
-    _VIEWS[spec.name] = spec
     return spec
 
 
-@contextmanager
-def views_registered(*specs: View | BodyPart) -> Iterator[None]:
+def views_registered(*specs: View | BodyPart):
     """Register views / body parts for a ``with`` block (tests, notebooks), then restore the registry."""
-    saved_views, saved_parts = dict(_VIEWS), dict(_BODY_PARTS)
-    try:
-        for s in specs:
-            (register_view if isinstance(s, View) else register_body_part)(s)
-        yield
-    finally:
-        _VIEWS.clear()
-        _VIEWS.update(saved_views)
-        _BODY_PARTS.clear()
-        _BODY_PARTS.update(saved_parts)
+    return registering((_VIEWS, _BODY_PARTS), lambda s: (register_view if isinstance(s, View)
+                                                          else register_body_part)(s), specs)
 
 
-def view(name: str) -> View:
-    try:
-        return _VIEWS[name]
-    except KeyError:
-        raise KeyError(f"unknown view {name!r} (known: {', '.join(_VIEWS)})") from None
-
-
-def view_names() -> tuple[str, ...]:
-    """Every registered view, in registration order."""
-    return tuple(_VIEWS)
+view = _VIEWS.get
+view_names = _VIEWS.names  # every registered view, in registration order
 
 
 def views_of(part: str) -> tuple[str, ...]:
@@ -111,15 +87,15 @@ def views_of(part: str) -> tuple[str, ...]:
 
 def body_part(view_name: str | None) -> str | None:
     """The body part of a registered view with scoring sites or landmarks ("hand", "foot"), else None."""
-    v = _VIEWS.get(view_name) if view_name is not None else None
+    v = _VIEWS.find(view_name)
     if v is None:
         return None
-    part = _BODY_PARTS[v.body_part]
+    part = _BODY_PARTS.get(v.body_part)
     return part.name if part.sites or part.landmarks else None
 
 
 def body_part_spec(name: str) -> BodyPart:
-    return _BODY_PARTS[name]
+    return _BODY_PARTS.get(name)
 
 
 def is_mirrored(view_name: str) -> bool:
@@ -133,7 +109,7 @@ def joint_name(view: str, site: str) -> str:
 
 def joint_max(joint: str, kind: str) -> int:
     """Maximum score of ``kind`` (e.g. 'jsn' or 'erosion') at ``joint`` (``view:site``)."""
-    part = _BODY_PARTS[view(joint.split(":", 1)[0]).body_part]
+    part = _BODY_PARTS.get(view(joint.split(":", 1)[0]).body_part)
     if kind not in part.max_score:
         raise ValueError(f"unknown score kind {kind!r} for {joint} (expected one of {sorted(part.max_score)})")
     return part.max_score[kind]
@@ -141,20 +117,20 @@ def joint_max(joint: str, kind: str) -> int:
 
 def sites_for(view_name: str, kind: str) -> tuple[str, ...]:
     """The sites scored for ``kind`` on a view (() for an unknown view or kind)."""
-    v = _VIEWS.get(view_name)
-    return tuple(_BODY_PARTS[v.body_part].sites.get(kind, ())) if v is not None else ()
+    v = _VIEWS.find(view_name)
+    return tuple(_BODY_PARTS.get(v.body_part).sites.get(kind, ())) if v is not None else ()
 
 
 def landmark_template(view_name: str | None) -> dict[str, tuple[float, float]]:
     """The landmark template of a view's body part ({} when it has none)."""
-    v = _VIEWS.get(view_name) if view_name is not None else None
-    return dict(_BODY_PARTS[v.body_part].landmarks) if v is not None else {}
+    v = _VIEWS.find(view_name)
+    return dict(_BODY_PARTS.get(v.body_part).landmarks) if v is not None else {}
 
 
 def landmark_site(view_name: str, landmark: str) -> str:
     """The scored site a landmark stands for on a view (its own name unless the body part maps it)."""
-    v = _VIEWS.get(view_name)
-    return _BODY_PARTS[v.body_part].landmark_sites.get(landmark, landmark) if v is not None else landmark
+    v = _VIEWS.find(view_name)
+    return _BODY_PARTS.get(v.body_part).landmark_sites.get(landmark, landmark) if v is not None else landmark
 
 
 # --------------------------------------------------------------------------- built-ins

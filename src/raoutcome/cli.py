@@ -97,13 +97,15 @@ def predict(
     run: Path = typer.Option(..., "--run", help="Run folder written by `raoutcome train`"),
     cohort: Path = typer.Option(..., "--cohort", help="Cohort folder or cohort.toml"),
     out: Path = typer.Option(..., "--out", help="Predictions file (.nc or .zarr)"),
+    joints_out: Optional[Path] = typer.Option(None, "--joints-out", help="Also write per-joint predictions as CSV "
+                                              "(site-level runs: patient_id, visit_id, joint, kind, score, sd, p0..pK)"),
 ) -> None:
     """Write a Predictions dataset (patient_id x visit_id) for every visit of a cohort."""
     from raoutcome.cohort import load
     from raoutcome.training import predict_run
 
     try:
-        path = predict_run(run, load(cohort, images=True), out)
+        path = predict_run(run, load(cohort, images=True), out, joints_out=joints_out)
     except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"predictions written to {path}")

@@ -26,12 +26,14 @@ from __future__ import annotations
 __all__ = ["KINDS", "LOSS_SPACES", "READOUTS", "Measure", "Outcome", "Part", "register_column", "register_outcome",
            "unregister_outcome", "registered", "column", "visit_columns", "outcome", "outcomes", "outcome_names",
            "score_variables", "output_columns", "output_outcome", "risk_inputs_for", "readout_outcomes",
-           "outcome_of_kind", "damage_outcome", "event_outcome", "label", "title", "DEFAULT_EVENT", "LEGACY_OUTCOMES"]
+           "outcome_of_kind", "damage_outcome", "event_outcome", "label", "title", "DEFAULT_EVENT", "RISK_VISIT_RULES",
+           "WEIGHTINGS", "LEGACY_OUTCOMES"]
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
+
+from raoutcome.registry import Registry, registering
 
 #: kinds of outcome: a count of lesions (non-negative, log-normal-ish), a bounded score (questionnaire,
 #: VAS), an ordered class, a time to an event, a yes/no.
@@ -44,6 +46,11 @@ LOSS_SPACES: tuple[str, ...] = ("identity", "log1p", "cox", "logit")
 READOUTS: tuple[str, ...] = ("", "ridge", "cox")
 #: the time-to-event outcome's default event (the events table's ``event`` value)
 DEFAULT_EVENT = "deformity"
+#: which visit's risk represents a patient in the Cox loss: the last at or before the event or censoring
+#: time (never an image taken after the event), the first, the last
+RISK_VISIT_RULES: tuple[str, ...] = ("last_before_event", "baseline", "last")
+#: how the outcomes' losses are weighted: fixed weights, or learned (homoscedastic uncertainty)
+WEIGHTINGS: tuple[str, ...] = ("fixed", "uncertainty")
 
 
 @dataclass(frozen=True)
@@ -173,84 +180,50 @@ class Outcome:
         return self.kind != "time_to_event"
 
 
-_COLUMNS: dict[str, Measure] = {}
-_OUTCOMES: dict[str, Outcome] = {}
+_COLUMNS: Registry[Measure] = Registry("visit column")
+_OUTCOMES: Registry[Outcome] = Registry("outcome")
 
 
 def register_column(measure: Measure) -> Measure:
     """Add a per-visit cohort column (idempotent for an identical measure; a conflicting one is refused)."""
-    old = _COLUMNS.get(measure.column)
-    if old is not None and old != measure:
-        raise ValueError(f"visit column {measure.column!r} is already registered as {old}")
-    _COLUMNS[measure.column] = measure
-    return measure
+    return _COLUMNS.add(measure.column, measure)
 
 
 def register_outcome(spec: Outcome) -> Outcome:
     """Add an outcome (and its cohort column(s), if new). A name registered before is refused unless identical."""
-    old = _OUTCOMES.get(spec.name)
-    if old is not None and old != spec:
-        raise ValueError(f"outcome {spec.name!r} is already registered as {old}")
-    clash = [o for o in spec.outputs[1:] + (spec.name,) if any(o in x.outputs for n, x in _OUTCOMES.items()
-                                                               if n != spec.name)]
+    clash = [o for o in spec.outputs if any(o in x.outputs for x in _OUTCOMES.values() if x.name != spec.name)]
     if clash:
         raise ValueError(f"outcome {spec.name!r}: output(s) {clash} belong to another outcome")
+    _OUTCOMES.add(spec.name, spec)  # before its columns: a refused outcome leaves no column behind
     if spec.column:
-        register_column(_COLUMNS.get(spec.column) or Measure(spec.column, spec.lower, spec.upper,
+        register_column(_COLUMNS.find(spec.column) or Measure(spec.column, spec.lower, spec.upper,
                                                              spec.label or spec.name, spec.unit, spec.step))
         for p in spec.parts:
-            register_column(_COLUMNS.get(p.column) or Measure(p.column, spec.lower, p.upper, p.label,
+            register_column(_COLUMNS.find(p.column) or Measure(p.column, spec.lower, p.upper, p.label,
                                                               f"{spec.lower:g}–{p.upper:g}", spec.step))
-    _OUTCOMES[spec.name] = spec
     return spec
 
 
 def unregister_outcome(name: str) -> None:
     """Remove an outcome (its columns stay known: a cohort may still carry them)."""
-    _OUTCOMES.pop(name, None)
+    _OUTCOMES.remove(name)
 
 
-@contextmanager
-def registered(*specs: Outcome | Measure) -> Iterator[None]:
+def registered(*specs: Outcome | Measure):
     """Register outcomes / columns for the duration of a ``with`` block (tests, notebooks), then restore."""
-    saved_outcomes, saved_columns = dict(_OUTCOMES), dict(_COLUMNS)
-    try:
-        for s in specs:
-            (register_outcome if isinstance(s, Outcome) else register_column)(s)
-        yield
-    finally:
-        _OUTCOMES.clear()
-        _OUTCOMES.update(saved_outcomes)
-        _COLUMNS.clear()
-        _COLUMNS.update(saved_columns)
+    return registering((_OUTCOMES, _COLUMNS), lambda s: (register_outcome if isinstance(s, Outcome)
+                                                          else register_column)(s), specs)
 
 
-def column(name: str) -> Measure:
-    try:
-        return _COLUMNS[name]
-    except KeyError:
-        raise KeyError(f"unknown visit column {name!r} (known: {', '.join(_COLUMNS)})") from None
-
-
-def visit_columns() -> tuple[str, ...]:
-    """Every registered per-visit cohort column, in registration order."""
-    return tuple(_COLUMNS)
-
-
-def outcome(name: str) -> Outcome:
-    try:
-        return _OUTCOMES[name]
-    except KeyError:
-        raise KeyError(f"unknown outcome {name!r} (known: {', '.join(_OUTCOMES)})") from None
+column = _COLUMNS.get
+outcome = _OUTCOMES.get
+visit_columns = _COLUMNS.names
+outcome_names = _OUTCOMES.names
 
 
 def outcomes(names: Sequence[str] | None = None) -> tuple[Outcome, ...]:
     """The registered outcomes (in registration order), or those named, in the order given."""
-    return tuple(_OUTCOMES.values()) if names is None else tuple(outcome(n) for n in names)
-
-
-def outcome_names() -> tuple[str, ...]:
-    return tuple(_OUTCOMES)
+    return _OUTCOMES.values() if names is None else tuple(outcome(n) for n in names)
 
 
 def outcome_of_kind(kind: str) -> Outcome | None:
@@ -306,7 +279,7 @@ def label(name: str) -> str:
         for p in o.parts:
             if name == p.name:
                 return p.label
-    return _COLUMNS[name].label if name in _COLUMNS else name
+    return _COLUMNS.get(name).label if name in _COLUMNS else name
 
 
 def title(output: str) -> str:
@@ -336,7 +309,7 @@ register_outcome(Outcome("pain", kind="bounded", column="pain", upper=100.0, sca
                          label="pain", unit="0–100 mm", risk_input=True, default_on=True,
                          title="Pain (VAS)"))
 register_outcome(Outcome("risk", kind="time_to_event", loss_space="cox", readout="cox", lower=-math.inf,
-                         label="deformity risk", unit="log relative hazard", default_on=True,
+                         label="deformity risk", unit="log relative hazard", default_on=True, short="risk",
                          title="Time to deformity"))
 #: The outcomes every checkpoint written before the registry could have (its spec lists the ones it trained).
 LEGACY_OUTCOMES: tuple[str, ...] = outcome_names()

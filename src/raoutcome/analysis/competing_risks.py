@@ -172,6 +172,34 @@ def fine_gray_table(time: np.ndarray, status: np.ndarray, cause: int = 1) -> pd.
     return pd.DataFrame(rows, columns=["row", "start", "stop", "event", "weight"])
 
 
+def sandwich_covariance(x: np.ndarray, start: np.ndarray, stop: np.ndarray, event: np.ndarray, weight: np.ndarray,
+                        cluster: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """Robust covariance I^-1 (sum_c U_c U_c') I^-1 of a weighted counting-process Cox fit (Breslow).
+
+    U_c sums the score residuals of cluster c's rows (Lin & Wei, JASA 1989; Therneau & Grambsch 2000,
+    section 7.2): ``w_j d_j (x_j - xbar(t_j)) - sum_k w_j e^{x_j b} (x_j - xbar(t_k)) dN(t_k) / S0(t_k)``
+    over the event times t_k in (start_j, stop_j]. lifelines' own robust option does not take delayed
+    entry into account, which the Fine–Gray risk set needs.
+    """
+    risk = weight * np.exp(x @ beta)
+    times = np.unique(stop[event == 1])
+    at_risk = (start[:, None] < times[None, :]) & (times[None, :] <= stop[:, None])   # rows x K
+    s0 = risk @ at_risk
+    s1 = (risk[:, None] * x).T @ at_risk                                             # p x K
+    xbar = (s1 / s0).T                                                               # K x p
+    d_n = np.array([(weight * (event == 1) * (stop == t)).sum() for t in times])
+    k_of = np.searchsorted(times, stop)
+    own = np.where(event == 1, 1.0, 0.0)[:, None] * weight[:, None] * (x - xbar[np.minimum(k_of, len(times) - 1)])
+    haz = d_n / s0                                                                   # dN / S0 per time
+    comp = risk[:, None] * (x * (at_risk @ haz)[:, None] - at_risk @ (haz[:, None] * xbar))
+    resid = own - comp
+    s2 = np.einsum("j,jk,ja,jb->kab", risk, at_risk.astype(float), x, x)
+    info = np.einsum("k,kab->ab", d_n, s2 / s0[:, None, None] - np.einsum("ka,kb->kab", xbar, xbar))
+    groups = pd.DataFrame(resid).groupby(np.asarray(cluster)).sum().to_numpy()
+    inv = np.linalg.inv(info)
+    return inv @ (groups.T @ groups) @ inv
+
+
 class FineGray:
     """Fine–Gray subdistribution hazards model (weighted Cox on the Fine–Gray risk set)."""
 
@@ -194,19 +222,31 @@ class FineGray:
         frame = pd.DataFrame(x, columns=self.covariates).assign(
             _id=table["row"].to_numpy(), start=table["start"].to_numpy(), stop=table["stop"].to_numpy(),
             _E=table["event"].to_numpy(), _w=table["weight"].to_numpy())
-        frame = frame[frame["_w"] > 0]
+        frame = frame[(frame["_w"] > 0) & (frame["stop"] > frame["start"])]  # time 0: never at risk
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.fitter_ = CoxPHFitter(penalizer=self.penalizer).fit(
-                frame, duration_col="stop", event_col="_E", entry_col="start", weights_col="_w",
-                cluster_col="_id", robust=True)
+                frame[[*self.covariates, "start", "stop", "_E", "_w"]], duration_col="stop", event_col="_E",
+                entry_col="start", weights_col="_w")
+        beta = self.fitter_.params_.loc[self.covariates].to_numpy(float)
+        self.robust_cov_ = sandwich_covariance(frame[self.covariates].to_numpy(float), frame["start"].to_numpy(float),
+                                               frame["stop"].to_numpy(float), frame["_E"].to_numpy(int),
+                                               frame["_w"].to_numpy(float), frame["_id"].to_numpy(), beta)
         self.table_ = table
         return self
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Subdistribution hazard ratios (column ``hr``) with robust 95 % CIs."""
-        return _table(self.fitter_)
+        """Subdistribution hazard ratios (column ``hr``) with robust (sandwich, per patient) 95 % CIs."""
+        from scipy.stats import norm
+
+        coef = self.fitter_.params_.loc[self.covariates].to_numpy(float)
+        se = np.sqrt(np.diag(self.robust_cov_))
+        z = coef / se
+        return pd.DataFrame({"covariate": self.covariates, "coef": coef, "se": se, "hr": np.exp(coef),
+                             "hr_lower": np.exp(coef - 1.959963984540054 * se),
+                             "hr_upper": np.exp(coef + 1.959963984540054 * se), "z": z,
+                             "p": 2 * norm.sf(np.abs(z)), "per": "unit"})
 
     def predict_risk(self, df: pd.DataFrame) -> np.ndarray:
         coef = self.fitter_.params_.loc[self.covariates].to_numpy(float)

@@ -367,15 +367,23 @@ class TimeVaryingCox:
         self.penalizer = penalizer
         self.standardize = standardize
 
-    def fit(self, visits: pd.DataFrame, events: pd.DataFrame) -> "TimeVaryingCox":
-        table = counting_process_table(visits, events, self.covariates, self.id_col, self.time_col,
-                                       self.duration_col, self.event_col)
+    def fit(self, visits: pd.DataFrame, events: pd.DataFrame, table: pd.DataFrame | None = None) -> "TimeVaryingCox":
+        """Fit on the start/stop table of ``visits``/``events`` (or a prebuilt ``table`` from
+        :func:`counting_process_table`, e.g. the rows of some patients of one built once)."""
+        if table is None:
+            table = counting_process_table(visits, events, self.covariates, self.id_col, self.time_col,
+                                           self.duration_col, self.event_col)
+        table = table.copy()
         if table.empty or table[self.event_col].sum() == 0:
             raise InputError("time-varying Cox: no intervals with observed events")
         scaled = [c for c in self.covariates if _scaled(self.standardize, c)]
+        mean = pd.Series(0.0, index=self.covariates)
+        sd_all = pd.Series(1.0, index=self.covariates)
         if scaled:
             sd = table[scaled].std(ddof=1).replace(0, 1.0)
+            mean[scaled], sd_all[scaled] = table[scaled].mean(), sd
             table[scaled] = (table[scaled] - table[scaled].mean()) / sd
+        self.scale_ = {"mean": mean, "sd": sd_all}  # for predictions (raoutcome.analysis.landmark)
         self.table_ = table
         self.fitter_ = _fit_with_smaller_steps(
             CoxTimeVaryingFitter(penalizer=self.penalizer),

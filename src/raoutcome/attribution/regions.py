@@ -317,7 +317,7 @@ def regions_from_landmarks(image: np.ndarray, landmarks) -> RegionMap:
     stack = np.stack([site_r[n] for n in names])
     nearest = np.argmin(stack, axis=0)
     in_site = (np.min(stack, axis=0) <= 1) & fg
-    for i, (name, p) in enumerate(points.items()):  # the landmark itself is always in its site
+    for name, p in points.items():  # the landmark itself is always in its site
         core = np.hypot(gx - p[0], gy - p[1]) <= max(2.0, CORE_RADIUS * d)
         in_site |= core
         nearest[core] = names.index(name)

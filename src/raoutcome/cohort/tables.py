@@ -21,20 +21,15 @@ Reading never raises for bad input: every problem is collected as a
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from raoutcome.cohort import schema
-from raoutcome.errors import Problem
+from raoutcome.config import read_toml
+from raoutcome.errors import ConfigError, Problem
 from raoutcome.readers import read_table_file
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 TOML_NAME = "cohort.toml"
 _TOP_KEYS = {"root", "tables", "columns", "views", "events"}
@@ -103,8 +98,8 @@ def resolve_spec(path: str | Path) -> tuple[Spec, list[Problem]]:
     if toml_path is not None:
         toml_name = toml_path.name
         try:
-            doc = tomllib.loads(toml_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            doc = read_toml(toml_path, "cohort spec")
+        except ConfigError as err:
             problems.append(Problem(toml_name, f"cannot read the cohort spec: {err}"))
             doc = {}
         for key in sorted(set(doc) - _TOP_KEYS):

@@ -23,14 +23,13 @@ from torch.utils.data import Dataset
 
 from raoutcome.anatomy import DEFORMITY_EVENT, view_names
 from raoutcome.imaging.joint_targets import JointTargets, shift_points
-from raoutcome.outcomes import output_columns
+from raoutcome.outcomes import RISK_VISIT_RULES, output_columns
 
 
 def target_columns() -> dict[str, str]:
     """Batch key (``target_<output>``) -> cohort ``visits`` column, for every registered per-visit output."""
     return {f"target_{k}": v for k, v in output_columns().items()}
 
-RISK_VISIT_RULES: tuple[str, ...] = ("last_before_event", "baseline", "last")
 
 
 class ImageLoader(Protocol):

@@ -77,21 +77,37 @@ def shard_of(study_uid: str, world: int) -> int:
 
 
 class _Scorer:
-    """The run's models, loaded once, predicting one chunk cohort at a time."""
+    """The run's models, loaded once, predicting one chunk cohort at a time.
+
+    A run of another route than the whole-image one (``[model] route``, e.g. the site route of
+    issue 23, which writes the ``joint`` dimension) is predicted through the public
+    :func:`raoutcome.training.predict_run`, which dispatches on the route (models then load per chunk).
+    """
 
     def __init__(self, run: Path):
         from raoutcome import __version__
         from raoutcome.interop.sr import Algorithm
         from raoutcome.training.distributed import pick_device
-        from raoutcome.training.run import CONFIG_NAME, load_run
+        from raoutcome.training.run import CONFIG_NAME, load_run, read_run_config
 
-        self.models, self.cfg = load_run(run)
-        if self.models[0].spec.anomaly_landmarks:
-            raise InputError(f"{run}: this run's model needs landmarks, which pulled studies do not have")
-        self.device = pick_device(self.cfg.train["device"])
+        self.run = run
+        self.cfg = read_run_config(run)
+        self.route = str(self.cfg.model.get("route", "image") or "image")
+        self.models = None
+        n_models = "?"
+        if self.route == "sites":
+            raise InputError(f"{run}: a site-route run reads joint patches posed from landmarks, which studies pulled "
+                             "from a PACS do not have (no landmark detector in this version); score with a "
+                             "whole-image run (model.route = 'image')")
+        if self.route == "image":
+            self.models, self.cfg = load_run(run)
+            if self.models[0].spec.anomaly_landmarks:
+                raise InputError(f"{run}: this run's model needs landmarks, which pulled studies do not have")
+            self.device = pick_device(self.cfg.train["device"])
+            n_models = len(self.models)
         digest = hashlib.sha256((run / CONFIG_NAME).read_bytes()).hexdigest()[:12]
         self.algorithm = Algorithm(version=__version__, run=f"{run.name}:{digest}",
-                                   parameters=(f"ensemble_size={len(self.models)}",))
+                                   parameters=(f"ensemble_size={n_models}", f"route={self.route}"))
 
     def predict(self, cohort_dir: Path):
         from raoutcome.cohort import load
@@ -101,10 +117,15 @@ class _Scorer:
         from raoutcome.training.run import _dataset_kwargs
 
         cohort = load(cohort_dir)
+        out = cohort_dir / "predictions.nc"
+        if self.models is None:
+            from raoutcome.training import predict_run
+
+            predict_run(self.run, cohort, out)
+            return load_predictions(out), len(cohort.images)
         cfg = self.cfg
         contrast = tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None
         size = cfg.model["image_size"]
-        out = cohort_dir / "predictions.nc"
         write_predictions([PredictionGroup(self.models, cohort.patient_ids, -1)], cohort,
                           lambda: ImageCache(cohort_dir / "cache", size, contrast=contrast), out,
                           cfg.predict["batch_patients"], 0, self.device, amp=self.device.type == "cuda",
@@ -116,13 +137,15 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
           since: dt.date | None = None, modalities: Sequence[str] = ("DX", "CR"), body_parts: Sequence[str] = (),
           chunk: int = 16, fhir: str | os.PathLike | None = None, limit: int | None = None,
           keep_predictions: str | os.PathLike | None = None, history: bool = False,
-          progress: Callable[[str], None] | None = None) -> ScoreSummary:
+          progress: Callable[[str], None] | None = None, overlap: bool = True) -> ScoreSummary:
     """Score every new study on the server and store one SR per study (see the module docstring).
 
     ``limit`` stops after that many studies were handled (stored or unusable) by this call;
     ``keep_predictions`` (a folder) keeps each chunk's Predictions file (pseudonymous ids only).
     ``history``: also retrieve each patient's earlier studies (same modalities, any date) as unscored
     visits, so the longitudinal model sees the patient's sequence up to the scored study.
+    ``overlap``: build and store a chunk's SRs in a worker thread while the next chunk is retrieved
+    and predicted.
     """
     run = Path(run)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -133,11 +156,25 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
     summary = ScoreSummary()
     start = time.perf_counter()
     pending: list[StudyRef] = []
+    queued = 0
+    # SR building and storing of one chunk (Python, highdicom) runs in one worker thread while the main
+    # thread retrieves and predicts the next chunk (I/O and torch, which release the GIL). The worker has
+    # its own ledger connection, server client and counters; at most one chunk waits to be finished.
+    finisher = _Finisher(spec, state_dir, scorer.algorithm, fhir, rank, progress) if overlap else None
+
+    def flush(studies: list[StudyRef]) -> None:
+        prepared = _prepare_chunk(studies, scorer, server, store, state_dir, modalities, body_parts, rank, summary,
+                                  keep_predictions, history)
+        if finisher is not None:
+            finisher.submit(prepared)
+        else:
+            _finish_chunk(prepared, server, store, scorer.algorithm, fhir, rank, summary, progress)
+
     try:
         from raoutcome.interop.sr import sr_uids
 
         for study in server.studies(since, modalities):
-            if limit is not None and summary.stored + summary.unusable + len(pending) >= limit:
+            if limit is not None and queued + len(pending) >= limit:
                 break
             if shard_of(study.study_uid, world) != rank:
                 continue
@@ -159,17 +196,68 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
                 continue
             pending.append(study)
             if len(pending) >= chunk:
-                _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank,
-                             summary, progress, keep_predictions, history)
+                queued += len(pending)
+                flush(pending)
                 pending = []
         if pending:
-            _score_chunk(pending, scorer, server, store, state_dir, modalities, body_parts, fhir, rank, summary,
-                         progress, keep_predictions, history)
+            flush(pending)
     finally:
-        server.close()
-        store.close()
+        try:
+            if finisher is not None:
+                finisher.close(summary)
+        finally:
+            server.close()
+            store.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+class _Finisher:
+    """One worker thread finishing chunks (SR build, store, ledger, FHIR, clean-up), one at a time."""
+
+    def __init__(self, spec: ServerSpec, state_dir: Path, algorithm, fhir, rank: int, progress):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.spec, self.state_dir, self.algorithm, self.fhir, self.rank = spec, state_dir, algorithm, fhir, rank
+        self.progress = progress
+        self.summary = ScoreSummary()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pacs-sr")
+        self.future = None
+        self.store = self.server = None
+
+    def _run(self, prepared) -> None:
+        if self.store is None:  # SQLite connections and HTTP sessions stay in the thread that made them
+            self.store = PrivateStore(self.state_dir)
+            self.server = connect(self.spec, label=self.store.study_key)
+        _finish_chunk(prepared, self.server, self.store, self.algorithm, self.fhir, self.rank, self.summary,
+                      self.progress)
+
+    def submit(self, prepared) -> None:
+        self.wait()
+        self.future = self.pool.submit(self._run, prepared)
+
+    def wait(self) -> None:
+        if self.future is not None:
+            future, self.future = self.future, None
+            future.result()  # re-raises the worker's exception here
+
+    def close(self, summary: ScoreSummary) -> None:
+        try:
+            self.wait()
+        finally:
+            def shut():
+                if self.server is not None:
+                    self.server.close()
+                    self.store.close()
+            self.pool.submit(shut).result()
+            self.pool.shutdown(wait=True)
+            w = self.summary
+            summary.stored += w.stored
+            summary.unusable += w.unusable
+            summary.failed += w.failed
+            summary.errors.extend(w.errors)
+            for k, v in w.phases.items():
+                summary.phases[k] = summary.phases.get(k, 0.0) + v
 
 
 def _add_history(studies: list[StudyRef], server, store: PrivateStore, work: Path, modalities, body_parts,
@@ -200,13 +288,25 @@ def _add_history(studies: list[StudyRef], server, store: PrivateStore, work: Pat
     return list(added.values())
 
 
-def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
-                 modalities, body_parts, fhir, rank: int, summary: ScoreSummary, progress,
-                 keep_predictions=None, history: bool = False) -> None:
-    from raoutcome.interop.fhir import bundle
+@dataclass
+class _Prepared:
+    """A chunk retrieved and predicted, waiting for its SRs."""
+
+    work: Path
+    studies: list
+    keys: dict          # study UID -> study key
+    headers: dict
+    views: dict
+    reasons: dict
+    failed: set
+    predictions: object  # xarray Dataset or None
+
+
+def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
+                   modalities, body_parts, rank: int, summary: ScoreSummary, keep_predictions=None,
+                   history: bool = False) -> _Prepared:
+    """Retrieve, de-identify into a temporary cohort and predict one chunk (main thread)."""
     from raoutcome.interop.pull import save_instance, write_manifest
-    from raoutcome.interop.results import visit_result
-    from raoutcome.interop.sr import build_report, sr_uids
 
     work = state_dir / "work" / f"rank{rank}-{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
@@ -258,9 +358,25 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
         else:
             predictions, n_images = None, 0
         summary.images += n_images
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return _Prepared(work, list(studies), {st.study_uid: store.study_key(st.study_uid) for st in studies}, headers,
+                     views, reasons, failed, predictions)
+
+
+def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, rank: int, summary: ScoreSummary,
+                  progress) -> None:
+    """Build, store and record each study's SR, write FHIR, delete the chunk's folder (worker thread)."""
+    from raoutcome.interop.fhir import bundle
+    from raoutcome.interop.results import visit_result
+    from raoutcome.interop.sr import build_report, sr_uids
+
+    predictions, failed, views, reasons, headers = p.predictions, p.failed, p.views, p.reasons, p.headers
+    try:
         visits = set(predictions["visit_id"].values) if predictions is not None else set()
-        for study in studies:
-            key = store.study_key(study.study_uid)
+        for study in p.studies:
+            key = p.keys[study.study_uid]
             if key in failed:
                 continue
             if key not in visits:
@@ -277,7 +393,7 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
             result = visit_result(predictions, pseudo, key)
             try:
                 with summary.timed("build SR"):
-                    sr = build_report(result, headers[key], study.study_uid, scorer.algorithm, views=views[key])
+                    sr = build_report(result, headers[key], study.study_uid, algorithm, views=views[key])
             except Exception as err:  # noqa: BLE001 - a header highdicom refuses; its text may identify: type only
                 why = f"study {key}: cannot build the SR from this study's headers ({type(err).__name__})"
                 store.record_scored(key, "unusable", None, 0, why, rank)
@@ -292,13 +408,13 @@ def _score_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Privat
                 summary.errors.append(str(err))
                 store.record_scored(key, "error", None, 0, str(err), rank)
                 continue
-            store.record_scored(key, "stored", sr_uids(study.study_uid, scorer.algorithm)[1], len(views[key]),
+            store.record_scored(key, "stored", sr_uids(study.study_uid, algorithm)[1], len(views[key]),
                                 None, rank)
             summary.stored += 1
             if fhir:
                 with atomic_write(Path(fhir) / f"{key}.json") as fh:
-                    json.dump(bundle(result, key, scorer.algorithm), fh, indent=1)
+                    json.dump(bundle(result, key, algorithm), fh, indent=1)
             if progress:
                 progress(f"study {key}: SR stored")
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(p.work, ignore_errors=True)

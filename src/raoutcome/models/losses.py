@@ -42,9 +42,7 @@ import torch
 from torch import Tensor, nn
 from torchsurv.loss.cox import neg_partial_log_likelihood
 
-from raoutcome.outcomes import event_outcome, outcome, outcome_names, outcomes
-
-WEIGHTINGS: tuple[str, ...] = ("fixed", "uncertainty")
+from raoutcome.outcomes import WEIGHTINGS, event_outcome, outcome, outcome_names, outcomes
 
 
 def default_scales(heads: Sequence[str] | None = None) -> dict[str, float]:

@@ -221,8 +221,8 @@ def _block_html(block: Block) -> str:
         return f"{cap}<pre>{_esc(block.text)}</pre>"
     if isinstance(block, KeyNumbers):
         cells = "".join(
-            f'<div class="keynum"><div class="l">{_esc(l)}</div><div class="v">{_esc(v)}</div>'
-            f'<div class="d">{_esc(d)}</div></div>' for l, v, d in block.items)
+            f'<div class="keynum"><div class="l">{_esc(key)}</div><div class="v">{_esc(v)}</div>'
+            f'<div class="d">{_esc(d)}</div></div>' for key, v, d in block.items)
         return f'<div class="keynums">{cells}</div>'
     raise TypeError(f"unknown report block {type(block).__name__}")
 

@@ -28,11 +28,8 @@ def head_label(head: str) -> str:
 
 
 def _score_name(head: str) -> str:
-    """How an image score reads: "image <name> score" with the outcome's short name (a time to event: "risk")."""
-    if head in outcomes.outcome_names():
-        spec = outcomes.outcome(head)
-        return "risk" if spec.kind == "time_to_event" else spec.short_label
-    return label(head)
+    """How an image score reads: "image <name> score" with the outcome's short name."""
+    return outcomes.outcome(head).short_label if head in outcomes.outcome_names() else label(head)
 
 
 def label(name: object) -> str:

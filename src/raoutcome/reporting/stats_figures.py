@@ -47,12 +47,12 @@ def km_figure(curves: pd.DataFrame, groups: pd.DataFrame, p_value: float, score_
     labels = list(groups["group"])
     t_max = float(curves["time"].max()) if len(curves) else 1.0
     ticks = np.linspace(0, t_max, 6)
-    for i, label in enumerate(labels):
-        c = curves[curves["group"] == label]
-        colour = GROUP_COLOURS.get(label, PALETTE[i % len(PALETTE)])
-        g = groups[groups["group"] == label].iloc[0]
+    for i, group in enumerate(labels):
+        c = curves[curves["group"] == group]
+        colour = GROUP_COLOURS.get(group, PALETTE[i % len(PALETTE)])
+        g = groups[groups["group"] == group].iloc[0]
         ax.step(c["time"], c["survival"], where="post", color=colour, lw=2,
-                label=f"{label} ({g['score_min']:.2g} to {g['score_max']:.2g}): {int(g['events'])}/{int(g['n'])} events")
+                label=f"{group} ({g['score_min']:.2g} to {g['score_max']:.2g}): {int(g['events'])}/{int(g['n'])} events")
         ax.fill_between(c["time"], c["lower"], c["upper"], step="post", color=colour, alpha=0.15, lw=0)
         at_risk = [int((c["at_risk"].where(c["time"] >= t).dropna().iloc[0]) if (c["time"] >= t).any() else 0)
                    for t in ticks]

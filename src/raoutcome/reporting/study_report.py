@@ -46,6 +46,14 @@ INTROS: dict[str, tuple[str, str]] = {
         "by calling every radiograph 'no damage'. Lower is better. For orientation, the challenge winners "
         "reached 0.44 (total score) on real radiographs, and the baseline model 4.65.",
     ),
+    "observed": (
+        "Deformity as it is observed: intervals, competing death, risk now, calibration",
+        "A deformity is found at a visit, so it is only known to have happened since the previous one; RA "
+        "patients also die earlier than their peers, and a death before deformity is not a censoring. The "
+        "models below are chosen by what the events table records, and say so. Landmark models predict a "
+        "patient's risk from the history up to now only; calibration asks whether predicted risks match "
+        "what happened.",
+    ),
     "survival": (
         "Time to deformity by image-risk group (Kaplan–Meier)",
         "Patients are split into three equal groups by the model's image-based risk score at their first "
@@ -227,6 +235,7 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
         _accuracy_section(analysis, accuracy, demo),
         _dream_section(analysis),
         _survival_section(analysis),
+        _observed_section(analysis),
         _beyond_section(analysis),
         _longitudinal_section(analysis),
         _endpoints_section(analysis),
@@ -410,6 +419,46 @@ def _survival_section(analysis: _Folder) -> Section:
         blocks.append(Table(shown, caption=f"Groups of the Kaplan–Meier plot. Log-rank test across the three groups: "
                                            f"p = {_p(p)}."))
     return _section("survival", blocks, "No deformity events or no risk head: no survival analysis.")
+
+
+def _observed_section(analysis: _Folder) -> Section:
+    """Models chosen by how events were observed, dynamic prediction and calibration (issue #26)."""
+    blocks: list = []
+    used = analysis.summary.get("survival_models_used", {})
+    if used.get("statement"):
+        blocks.append(Text(used["statement"]))
+    for name, caption in (
+            ("calibration.png", "Calibration of the survival models at each horizon (cross-validated predicted "
+                                "probability of deformity against the smoothed observed probability; dashed: perfect)."),
+            ("cif_groups.png", "Cumulative incidence of deformity by image-risk tertile with death as a competing "
+                               "event (Aalen–Johansen; shaded: 95 % CI).")):
+        fig = analysis.png(name)
+        if fig is not None:
+            blocks.append(Figure(fig, caption=caption, width="900px"))
+    captions = {
+        "calibration.csv": "Calibration at each horizon: ICI (mean absolute predicted-minus-observed), E50, E90; "
+                           "D-calibration χ² and p (a small p: predicted survival curves not calibrated).",
+        "landmark_lookahead.csv": "Look-ahead check: every visit after each landmark was changed (scores redrawn, "
+                                  "times moved, a visit added); the largest change of any landmark prediction "
+                                  "must be 0.",
+        "landmark_auc.csv": "Dynamic prediction from the history up to each landmark: cross-validated AUC for "
+                            "deformity within the window after it (landmark Cox, time-varying Cox).",
+        "interval_hazard_ratios.csv": "Interval-censored Weibull models (events known between two visits): hazard "
+                                      "ratios per SD for scores.",
+        "interval_beyond_sharp.csv": "Image score beyond SvdH + covariates on interval-censored events "
+                                     "(likelihood-ratio χ², 1 df).",
+        "interval_c_index.csv": "C-index for interval-censored events.",
+        "competing_hazard_ratios.csv": "Death as a competing event: cause-specific Cox and Fine–Gray "
+                                       "(subdistribution) hazard ratios.",
+        "competing_discrimination.csv": "Discrimination with death competing: Wolbers' C and cause-specific AUC(t).",
+    }
+    for name, caption in captions.items():
+        table = analysis.csv(name)
+        if table is not None and len(table):
+            blocks.append(Table(table.round(4), caption=caption))
+    analysis.csv("cif_groups.csv")  # the curves of the figure: in the folder
+    analysis.csv("landmark_models.csv")
+    return _section("observed", blocks, "No survival analysis of how events were observed.")
 
 
 def _beyond_section(analysis: _Folder) -> Section:

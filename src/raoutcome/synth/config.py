@@ -1,26 +1,21 @@
 """Simulator configuration: one TOML file -> a validated, frozen :class:`SimulationConfig`.
 
 Every key has a default (``SimulationConfig()`` is the code default, 256 px); a TOML file
-overrides any subset. Unknown keys and bad values raise :class:`raoutcome.errors.ConfigError`
-naming the key and the value. The sections and their meaning are documented in
+overrides any subset. Read by the library's one config system (:mod:`raoutcome.config`): unknown keys
+and bad values raise :class:`raoutcome.errors.ConfigError` naming the file, the key (with the nearest
+valid name) and the value. The sections and their meaning are documented in
 ``cohorts/README.md``.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
-import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from raoutcome import config
 from raoutcome.anatomy import FOOT_VIEWS, HAND_VIEWS
 from raoutcome.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SIM_VIEWS = HAND_VIEWS + FOOT_VIEWS
 IMAGE_FORMATS = ("dicom", "png")
@@ -195,86 +190,18 @@ def _check_value(key: str, name: str, value: Any) -> None:
         bad("must be < 0.5")
 
 
-def _coerce(key: str, default: Any, value: Any) -> Any:
-    """Check the TOML value's type against the default's and convert lists to tuples."""
-    def bad(expected: str) -> None:
-        raise ConfigError(f"config key '{key}': expected {expected} (value: {value!r})")
-
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            bad("true or false")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            bad("an integer")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            bad("a number")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            bad("a string")
-        return value
-    if isinstance(default, tuple):
-        if not isinstance(value, list):
-            bad("a list")
-        if default and isinstance(default[0], float):
-            return tuple(_coerce(key, 0.0, v) for v in value)
-        return tuple(_coerce(key, "", v) for v in value)
-    raise AssertionError(key)  # pragma: no cover
-
-
-def _build(cls: type, data: dict, prefix: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"config key '{prefix.rstrip('.')}': expected a table (value: {data!r})")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(known))
-    if unknown:
-        raise ConfigError(f"config key '{prefix}{unknown[0]}': unknown key "
-                          f"(known here: {', '.join(sorted(known))}) (value: {data[unknown[0]]!r})")
-    kwargs = {}
-    default_obj = cls()
-    for name, value in data.items():
-        key = prefix + name
-        default = getattr(default_obj, name)
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = _build(type(default), value, key + ".")
-        else:
-            value = _coerce(key, default, value)
-            _check_value(key, name, value)
-            kwargs[name] = value
-    return cls(**kwargs)
-
-
-def from_dict(data: dict) -> SimulationConfig:
-    """Build a validated config from a (TOML-like) dict; raises ConfigError."""
-    return _build(SimulationConfig, data, "")
+def from_dict(data: dict, source: str = "<config>") -> SimulationConfig:
+    """Build a validated config from a (TOML-like) dict; raises ConfigError (:func:`raoutcome.config.from_dict`)."""
+    return config.from_dict(SimulationConfig, data, source, validate=_check_value)
 
 
 def load_config(path: str | Path | None) -> SimulationConfig:
     """Read a simulator TOML; ``None`` gives the code defaults."""
     if path is None:
         return SimulationConfig()
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read simulator config {path}: {err.strerror or err}") from err
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from err
-    try:
-        return from_dict(data)
-    except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from err
+    return from_dict(config.read_toml(path, "simulator config"), str(path))
 
 
 def to_dict(cfg: Any) -> dict:
     """Plain nested dict (lists for tuples), e.g. to save the resolved config."""
-    out = {}
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        out[f.name] = to_dict(v) if dataclasses.is_dataclass(v) else (list(v) if isinstance(v, tuple) else v)
-    return out
+    return config.to_dict(cfg)

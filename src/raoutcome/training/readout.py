@@ -1,37 +1,26 @@
-"""Closed-form linear readouts for the HAQ and pain heads, fitted after training.
+"""Fitting the closed-form readouts (the post-fit step, :mod:`raoutcome.models.readouts`) after training.
 
-Why: a head trained by SGD inside the multitask loss, from a few hundred noisy visit labels,
-reads the outcome off a narrow embedding and stays well below what the encoder knows. On the
-simulated cohort a ridge regression on the frozen *pooled image features* recovers
-periarticular bone density with R^2 ~0.8 where the trained embedding holds ~0.3, and it
-predicts HAQ for held-out patients better than the trained head (R^2 ~0.5 vs ~0.3). So after
-training each model refits these heads as
+Why: a head trained by SGD inside the multitask loss, from a few hundred noisy visit labels, reads the
+outcome off a narrow embedding and stays below what the encoder knows; and each fold's trained risk head
+has its own scale, so pooled out-of-fold risks rank patients worse than each fold does (the probes that
+showed both: ``docs/registry.md``). So after training each model refits its ``ridge`` outcomes as
 
     y_hat = clip(w . x + b, outcome range),   x = [embedding, log counts, mean pooled image features]
 
-by ridge regression on the model's own training patients (never its test patients), with the
-penalty chosen by patient-grouped K-fold cross-validation (scikit-learn ``GridSearchCV`` over
-``Pipeline(StandardScaler, Ridge)``; visits of one patient never straddle a split). The
-standardisation is folded into ``w, b``, so the readout is one ``nn.Linear`` in the model.
-
-The risk head is refit the same way as a Cox proportional-hazards model (lifelines
-``CoxPHFitter``, ridge penalty ``cox_penalizer``) of the time from the first visit, on a few of
-the first visit's own outputs (``model.risk_inputs``: log JSN and erosion counts, HAQ, pain).
-Why: the trained risk head of each fold model has its own scale, so pooled out-of-fold risks
-rank patients worse than each fold does (demo cohort, 3 folds: C 0.72 pooled, 0.76 averaged
-over folds), and even the predicted erosion count alone ranks them better (C 0.76). A Cox model on
-four outputs that keep one scale from fold to fold (10 events per parameter with ~35 events)
-reached pooled C 0.75-0.76 in the same probe. The first visit is used whatever
-``survival.risk_visit`` says: a later visit's outputs against the time from the first visit
+by ridge regression on the model's own training patients (never its test patients), with the penalty
+chosen by patient-grouped K-fold cross-validation (scikit-learn ``GridSearchCV`` over
+``Pipeline(StandardScaler, Ridge)``; visits of one patient never straddle a split); the standardisation is
+folded into ``w, b``. Its ``cox`` outcome (risk) is refitted as a Cox proportional-hazards model
+(lifelines ``CoxPHFitter``, ridge penalty ``cox_penalizer``) of the time from the first visit on the first
+visit's own outputs (``model.risk_inputs``), which keep one scale from fold to fold. The first visit is
+used whatever ``survival.risk_visit`` says: a later visit's outputs against the time from the first visit
 would credit non-events with the damage of their longer follow-up.
 
 A model with ``anomaly_landmarks`` first gets its joint anomaly PCA fitted on the same patients
-(:func:`fit_anomaly_readout`); the visit's anomaly then enters the ridge features and the risk
-inputs. ``risk_inputs`` restricts the Cox model to some of the inputs (the others get 0).
-
-The fitting (:func:`fit_ridge_readout`, :func:`fit_cox_readout`) is plain NumPy, scikit-learn and
-lifelines; :func:`fit_readouts` collects the features from a model and writes the fitted weights
-into it.
+(:func:`fit_anomaly_readout`); the visit's anomaly then enters the ridge features and the risk inputs.
+``risk_inputs`` restricts the Cox model to some of the inputs (the others get 0). The fitting
+(:func:`fit_ridge_readout`, :func:`fit_cox_readout`) is plain NumPy, scikit-learn and lifelines;
+:func:`fit_readouts` collects the features from a model and writes the fitted weights into it.
 """
 from __future__ import annotations
 

@@ -25,10 +25,6 @@ import json
 import os
 import platform
 import sys
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 from importlib import metadata
 from dataclasses import replace
 from pathlib import Path
@@ -56,7 +52,8 @@ CONFIG_NAME = "config.resolved.toml"
 CV_PREDICTIONS = "cv_predictions.nc"
 # Settings that may change between a run and its resumption (they do not change results).
 _RESUMABLE_CHANGES = {("train", "num_workers"), ("predict", "batch_patients"), ("predict", "num_workers"),
-                      ("data", "cache_dir"), ("train", "device"), ("train", "amp")}
+                      ("data", "cache_dir"), ("train", "device"), ("train", "amp"), ("train", "stall_epoch"),
+                      ("train", "stall_tolerance")}
 
 
 def member_name(fold: int, seed_index: int) -> str:
@@ -141,7 +138,7 @@ def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
     path = run_dir / CONFIG_NAME
     if not path.exists():
         return
-    old = TrainConfig(tomllib.loads(path.read_text()), source=str(path))
+    old = load_config(path)
     diffs = [d for d in cfg.differences(old) if tuple(d.split(":")[0].split(".", 1)) not in _RESUMABLE_CHANGES]
     if diffs:
         raise ConfigError(f"{run_dir} holds a run with a different config; use a new folder or the same config. "
@@ -177,6 +174,8 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"{run_dir}: run folder is a file")
     _check_same_config(run_dir, cfg)
+    if cfg.model["route"] == "sites":  # posed joint patches read site by site (raoutcome.training.site_run)
+        return _train_sites(cohort, cfg, run_dir)
     _check_cohort(cohort, cfg)
     device = pick_device(cfg.train["device"])
     dist = init_from_env(device)
@@ -217,8 +216,10 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 center = None
                 if dist.is_main:
                     readouts, center = _post_fit(mdir, cohort, images, fit_ids, val_ids, cfg, device, dkw)
+                    learned = _learned(name, summary.get("history") or [], cfg)
                     record = {"member": name, "fold": fold, "seed_index": s, "seed": seed, "train_ids": fit_ids,
                               "val_ids": val_ids, "test_ids": test_ids, "risk_center": center, "readouts": readouts,
+                              "stalled": learned["stalled"], "learning": learned,
                               **{k: v for k, v in summary.items() if k != "history"}}
                     _write_json(mdir / "done.json", record)
                     members.append({**record, "history": summary["history"]})
@@ -233,6 +234,35 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
         lock.close()
         shutdown(dist)
     return run_dir
+
+
+def _learned(name: str, history: list[dict], cfg: TrainConfig) -> dict:
+    """The stall rule (:func:`raoutcome.training.learning.stall_check`) on a member's validation criterion, printed
+    per member and loudly when it stalled."""
+    from raoutcome.training.learning import stall_check
+
+    crit = [h.get("criterion") for h in history if h.get("criterion") is not None]
+    check = stall_check(crit, cfg.train["stall_epoch"], cfg.train["stall_tolerance"])
+    if check["stalled"]:
+        print(f"WARNING {name.upper()} HAS NOT LEARNED: validation criterion {check['start']:.3f} moved "
+              f"{100 * check['moved']:.1f} % by epoch {check['epoch']} (< {100 * cfg.train['stall_tolerance']:.0f} %)",
+              file=sys.stderr, flush=True)
+    elif check["stalled"] is False:
+        print(f"{name}: validation criterion {check['start']:.3f} fell {100 * check['moved']:.1f} % by epoch "
+              f"{check['epoch']}", file=sys.stderr, flush=True)
+    return check
+
+
+def _train_sites(cohort, cfg: TrainConfig, run_dir: Path) -> Path:
+    from raoutcome.training.site_run import train_site_run
+
+    with output_lock(run_dir, "run folder"):  # one training per run folder
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not (run_dir / CONFIG_NAME).exists():
+            with atomic_write(run_dir / CONFIG_NAME) as fh:
+                fh.write(f"# resolved training config (source: {cfg.source})\n" + cfg.to_toml())
+        _write_json(run_dir / "versions.json", versions())
+        return train_site_run(cohort, cfg, run_dir, _plan(cohort, cfg))
 
 
 def _check_cohort(cohort, cfg: TrainConfig) -> None:
@@ -364,10 +394,9 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     if not path.exists():
         raise InputError(f"{run_dir}: not a run folder (no {CONFIG_NAME})")
     try:
-        values = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        return load_config(path)
+    except ConfigError as err:
         raise InputError(f"{path}: cannot read the run's config ({err})") from err
-    return TrainConfig(values, source=str(path))
 
 
 def load_run(run_dir: str | Path) -> tuple[list[LongitudinalOutcomeModel], TrainConfig]:
@@ -388,13 +417,23 @@ def _write_oof(run_dir: Path, cohort, cfg: TrainConfig, device, factory, dkw) ->
                              cfg.predict["num_workers"], device, amp=False, attrs=attrs, dataset_kwargs=dkw)
 
 
-def predict_run(run_dir: str | Path, cohort, out_path: str | Path) -> Path:
+def predict_run(run_dir: str | Path, cohort, out_path: str | Path, joints_out: str | Path | None = None) -> Path:
     """Predictions for every visit of ``cohort``: scores averaged over all the run's models.
 
     Streams patients in batches (memory flat in cohort size). The embedding is the first
-    model's (one consistent space for every patient).
+    model's (one consistent space for every patient). ``joints_out``: a site-route run also writes its
+    per-joint predictions there as CSV (the manifest's ``joints`` format plus ``sd``, ``p0 .. pK``).
     """
     run_dir = Path(run_dir)
+    route = read_run_config(run_dir).model["route"]
+    if route == "sites":
+        from raoutcome.training.site_run import predict_site_run
+
+        return predict_site_run(run_dir, cohort, read_run_config(run_dir), Path(out_path),
+                                Path(joints_out) if joints_out else None)
+    if joints_out:
+        raise InputError(f"{run_dir}: --joints-out needs a site-level run (model.route = 'sites'); this run reads "
+                         f"whole images and predicts no joint")
     models, cfg = load_run(run_dir)
     landmarks = models[0].spec.anomaly_landmarks
     _check_patches(cohort, landmarks)
@@ -417,6 +456,10 @@ def _write_metrics(run_dir: Path, cohort, cfg: TrainConfig, members: list[dict],
     out = {"members": [{**{k: v for k, v in m.items() if k not in ("train_ids", "val_ids", "test_ids", "history")},
                         "n_train": len(m["train_ids"]), "n_val": len(m["val_ids"]), "n_test": len(m["test_ids"]),
                         "history": history.get(m["member"])} for m in members]}
+    out["stalled_members"] = [m["member"] for m in members if m.get("stalled")]
+    if out["stalled_members"]:
+        print(f"WARNING: MODEL(S) {', '.join(out['stalled_members'])} DID NOT LEARN (see metrics.json)",
+              file=sys.stderr, flush=True)
     if cross_fitted and (run_dir / CV_PREDICTIONS).exists():
         out["out_of_fold"] = oof_summary(run_dir / CV_PREDICTIONS, cohort, cfg.survival["event"])
     _write_json(path, out)

@@ -19,6 +19,14 @@ Stages (a progress line each):
    and pain over time with the image score, SvdH, or both (per SD) →
    ``mixed_models.csv``, ``mixed_random_effects.csv``, ``gee_models.csv``,
    ``mixed_coefficients.png``;
+   **observed events** (after survival) — interval-censored models when the
+   events table has ``time_lower``/``time_upper`` intervals, competing-risk models
+   when a ``death`` event is recorded, landmark models at 1 and 2 years with
+   their look-ahead check, calibration at 1/2/5 years (ICI/E50, D-calibration)
+   → ``calibration.csv``/``.png``, ``landmark_*.csv``, ``interval_*.csv``,
+   ``competing_*.csv``, ``cif_groups.*`` (see
+   :mod:`raoutcome.analysis.observed_survival`; ``summary.json`` says which
+   models were used under ``survival_models_used``);
 4. **reader agreement** — when the cohort has repeat readings (``retest``):
    ICC, Bland–Altman and SDC of the two readings → ``reader_agreement.csv``;
    **beyond Sharp** — two questions, each test's row naming its question in
@@ -139,8 +147,9 @@ def analyze(cohort, predictions_path: str | Path, out_dir: str | Path, settings:
         raise InputError(f"{predictions_path}: predictions hold no score for any cohort visit")
 
     stages: list[tuple[str, Callable[[_Run], None]]] = [
-        ("metrics", _metrics), ("survival", _survival), ("longitudinal", _longitudinal),
-        ("reader agreement", _agreement), ("beyond Sharp", _incremental), ("endpoints", _endpoints),
+        ("metrics", _metrics), ("survival", _survival), ("observed events", _observed_events),
+        ("longitudinal", _longitudinal), ("reader agreement", _agreement), ("beyond Sharp", _incremental),
+        ("endpoints", _endpoints),
     ]
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
@@ -295,6 +304,33 @@ def _survival(run: _Run) -> None:
     except (InputError, ValueError, np.linalg.LinAlgError) as err:
         run.note("survival", f"time-varying Cox: {err}")
     run.table(files.SURVIVAL_MODELS_CSV, _survival_models(run, image, base), "cross-validated C-index of survival models")
+
+
+def _observed_events(run: _Run) -> None:
+    """Interval-censored / competing-risk models when the events call for them, landmark models and
+    calibration at 1/2/5 years (:mod:`raoutcome.analysis.observed_survival`)."""
+    from raoutcome.analysis.observed_survival import FILES, observed_survival
+    from raoutcome.reporting import survival_figures as sfigs
+
+    data = run.data
+    image = _survival_image(data)
+    pts = data.patients
+    if DURATION not in pts or image is None:
+        run.note("observed events", "no event table or no image score: skipped")
+        return
+    sharp = [c for c in [_sharp(pts)] if c]
+    res = observed_survival(pts, data.visits, run.cohort.events, image, [*sharp, *data.covariates],
+                            scaled=[image, *sharp], event=data.event, seed=run.settings.seed)
+    for name, frame in res.tables.items():
+        run.table(name, frame, FILES.get(name, name))
+    if res.calibration_curves is not None:
+        run.figure("calibration.png", sfigs.calibration_figure(res.calibration_curves, res.tables["calibration.csv"],
+                                                               data.event), FILES["calibration.png"])
+    if res.cif is not None:
+        run.figure("cif_groups.png", sfigs.cif_figure(res.cif, figs.score_name(image), data.event),
+                   FILES["cif_groups.png"])
+    run.summary.update(res.summary)
+    run.notes.extend(f"observed events: {n}" for n in res.notes)
 
 
 def _survival_models(run: _Run, image: str, base: list[str]) -> pd.DataFrame:

@@ -27,19 +27,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
+from raoutcome.config import check, dumps_toml, from_dict, read_toml
 from raoutcome.errors import ConfigError, InputError
 from raoutcome.workflows.stages import RUN_RECORD, Stage, StageContext, StageRunner
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 REPO_COHORTS = Path(__file__).resolve().parents[3] / "cohorts"
 ATTRIBUTION_METHODS = ("integrated_gradients", "gradcam", "occlusion")
@@ -47,17 +42,59 @@ REPORT_NAME = "report.html"
 
 
 # --------------------------------------------------------------------------------------------- settings
+def _registered_views(v: tuple[str, ...]) -> bool:
+    from raoutcome.anatomy import view_names
+
+    return bool(v) and all(x in view_names() for x in v)
+
+
+@dataclass(frozen=True)
+class StudySection:
+    title: str = "raoutcome study"
+    seed: int = field(default=0, metadata={"check": check(lambda v: v >= 0, "a non-negative integer")})
+
+
+@dataclass(frozen=True)
+class TrainReference:
+    config: str = ""  # the training TOML, relative to the study TOML (required)
+
+
+@dataclass(frozen=True)
+class AttributionSection:
+    enabled: bool = True
+    method: str = field(default="integrated_gradients", metadata={"check": check(
+        lambda v: v in ATTRIBUTION_METHODS, f"one of {', '.join(ATTRIBUTION_METHODS)}")})
+    max_images: int = field(default=24, metadata={"check": check(lambda v: v >= 1, "an integer >= 1")})
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    example_views: tuple[str, ...] = field(default=("hand_left", "hand_right"), metadata={"check": check(
+        _registered_views, "registered views (at least one)")})
+    example_patient: str = ""
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A study TOML: one frozen dataclass per section, the defaults are the field defaults (the demo's)."""
+
+    study: StudySection = field(default_factory=StudySection)
+    train: TrainReference = field(default_factory=TrainReference)
+    attribution: AttributionSection = field(default_factory=AttributionSection)
+    report: ReportSection = field(default_factory=ReportSection)
+
+
 @dataclass
 class StudySettings:
-    """Resolved study settings (defaults = the demo's)."""
+    """Resolved study settings (defaults = :class:`StudyConfig`'s, the demo's)."""
 
-    title: str = "raoutcome study"
-    seed: int = 0
+    title: str = StudySection.title
+    seed: int = StudySection.seed
     train_config: Path | None = None
-    attribution: bool = True
-    attribution_method: str = "integrated_gradients"
-    max_images: int = 24
-    example_views: tuple[str, ...] = ("hand_left", "hand_right")
+    attribution: bool = AttributionSection.enabled
+    attribution_method: str = AttributionSection.method
+    max_images: int = AttributionSection.max_images
+    example_views: tuple[str, ...] = ReportSection.example_views
     example_patient: str | None = None
     source: Path | None = None  # the study TOML, if any
 
@@ -69,75 +106,23 @@ class StudySettings:
         return out
 
 
-_KNOWN = {
-    "study": {"title", "seed"},
-    "train": {"config"},
-    "attribution": {"enabled", "method", "max_images"},
-    "report": {"example_views", "example_patient"},
-}
-
-
-def read_toml(path: Path) -> dict[str, Any]:
+def load_study_config(path: str | Path) -> StudySettings:
+    """Read and check a study TOML (:class:`StudyConfig`, :mod:`raoutcome.config`); every bad key or value
+    raises :class:`ConfigError` naming it."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from err
-
-
-def load_study_config(path: str | Path) -> StudySettings:
-    """Read and check a study TOML; every bad key or value raises :class:`ConfigError` naming it."""
-    path = Path(path)
-    raw = read_toml(path)
-    for section, value in raw.items():
-        if section not in _KNOWN:
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {', '.join(sorted(_KNOWN))})")
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: '{section}' must be a table [{section}], got {value!r}")
-        for key in value:
-            if key not in _KNOWN[section]:
-                raise ConfigError(f"{path}: unknown key '{section}.{key}' (known: {', '.join(sorted(_KNOWN[section]))})")
-
-    def get(section: str, key: str, kind, default):
-        value = raw.get(section, {}).get(key, default)
-        if value is default:
-            return value
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{path}: '{section}.{key}' must be an integer, got {value!r}")
-        if kind is not int and not isinstance(value, kind):
-            raise ConfigError(f"{path}: '{section}.{key}' must be {kind.__name__}, got {value!r}")
-        return value
-
-    s = StudySettings(source=path.resolve())
-    s.title = get("study", "title", str, s.title)
-    s.seed = get("study", "seed", int, s.seed)
-    train = get("train", "config", str, None)
-    if train is None:
+    cfg = from_dict(StudyConfig, read_toml(path, "study config"), str(path))
+    if not cfg.train.config:
         raise ConfigError(f"{path}: missing key 'train.config' (the training TOML, e.g. cohorts/train_demo.toml)")
-    tpath = Path(train)
-    s.train_config = (tpath if tpath.is_absolute() else path.parent / tpath).resolve()
-    if not s.train_config.is_file():
-        raise ConfigError(f"{path}: 'train.config' = {train!r}: file not found ({s.train_config})")
-    s.attribution = get("attribution", "enabled", bool, s.attribution)
-    s.attribution_method = get("attribution", "method", str, s.attribution_method)
-    if s.attribution_method not in ATTRIBUTION_METHODS:
-        raise ConfigError(f"{path}: 'attribution.method' = {s.attribution_method!r}; "
-                          f"expected one of {', '.join(ATTRIBUTION_METHODS)}")
-    s.max_images = get("attribution", "max_images", int, s.max_images)
-    if s.max_images < 1:
-        raise ConfigError(f"{path}: 'attribution.max_images' must be >= 1, got {s.max_images!r}")
-    views = get("report", "example_views", list, list(s.example_views))
-    from raoutcome.anatomy import VIEWS
-
-    bad = [v for v in views if v not in VIEWS]
-    if bad or not views:
-        raise ConfigError(f"{path}: 'report.example_views' = {views!r}; each must be one of {', '.join(VIEWS)}")
-    s.example_views = tuple(views)
-    patient = get("report", "example_patient", str, "")
-    s.example_patient = patient or None
-    return s
+    tpath = Path(cfg.train.config)
+    train_config = (tpath if tpath.is_absolute() else path.parent / tpath).resolve()
+    if not train_config.is_file():
+        raise ConfigError(f"{path}: 'train.config' = {cfg.train.config!r}: file not found ({train_config})")
+    return StudySettings(title=cfg.study.title, seed=cfg.study.seed, train_config=train_config,
+                         attribution=cfg.attribution.enabled, attribution_method=cfg.attribution.method,
+                         max_images=cfg.attribution.max_images, example_views=cfg.report.example_views,
+                         example_patient=cfg.report.example_patient or None, source=path.resolve())
 
 
 def demo_config_paths() -> tuple[Path, Path]:
@@ -492,37 +477,6 @@ def _seeds(configs: Mapping[str, Any], settings: StudySettings) -> dict[str, Any
 
 
 # --------------------------------------------------------------------------- small studies (notebooks, tests)
-def dump_toml(values: Mapping[str, Any]) -> str:
-    """Write a plain config mapping (scalars, lists of scalars, nested tables) as TOML."""
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, (list, tuple)):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        raise TypeError(f"cannot write {v!r} as TOML")
-
-    lines: list[str] = []
-
-    def table(prefix: str, mapping: Mapping[str, Any]) -> None:
-        plain = {k: v for k, v in mapping.items() if not isinstance(v, Mapping)}
-        if prefix and plain:
-            lines.append(f"[{prefix}]")
-        lines.extend(f"{k} = {scalar(v)}" for k, v in plain.items())
-        if plain:
-            lines.append("")
-        for k, v in mapping.items():
-            if isinstance(v, Mapping):
-                table(f"{prefix}.{k}" if prefix else k, v)
-
-    table("", values)
-    return "\n".join(lines)
-
-
 def _merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in changes.items():
@@ -549,7 +503,7 @@ def small_configs(folder: str | Path, sim: Mapping[str, Any] | None = None,
     paths = []
     for name, src, change in (("sim.toml", demo_sim, SMALL_SIM if sim is None else sim),
                               ("train.toml", demo_train, SMALL_TRAIN if train is None else train)):
-        text = dump_toml(_merge(read_toml(src), change))
+        text = dumps_toml(_merge(read_toml(src), change))
         target = folder / name
         if not target.exists() or target.read_text() != text:  # keep the file (and its stage hashes) stable
             from raoutcome.io_utils import atomic_write
@@ -586,4 +540,4 @@ def read_run_record(out_dir: str | Path) -> dict[str, Any]:
 
 
 __all__ = ["StudySettings", "load_study_config", "demo_config_paths", "build_stages", "run_demo", "run_study",
-           "read_run_record", "small_configs", "example_study", "dump_toml"]
+           "read_run_record", "small_configs", "example_study", "StudyConfig"]

@@ -114,7 +114,7 @@ def render_hand(cv: Canvas, st: ViewState):
         for k, name in enumerate(r.names):
             if name.startswith(("MCP", "PIP")) or name == "IP":
                 joints.append((ri, k, name))
-    for ri, k, name in joints:
+    for ri, k, _name in joints:
         swell_joint(cv, geo[ri], k, rays[ri].soft_radius, st)
     s = st.swelling * st.vis_swelling
     if s > 0:
@@ -149,7 +149,7 @@ def render_hand(cv: Canvas, st: ViewState):
             erode(cv, spec[0], list(st.order.get(site, (0, 1, 2, 3))), e, 2.0)
 
     # ---- periarticular osteopenia (MCP, PIP, thumb IP)
-    for ri, k, name in joints:
+    for ri, k, _name in joints:
         osteopenia_joint(cv, geo[ri], k, st)
 
     # ---- labels and landmarks

@@ -1,0 +1,107 @@
+"""Benchmark: the site route's ``predict`` throughput vs its bare patch-encoder forward over the same patches.
+
+Side by side in one process, on one simulated cohort (``cohorts/demo.toml`` shrunk to ``--patients``), with a
+site run of one fold model (random weights: throughput does not depend on them) and its outcome model:
+
+* **bare encoder**: ``SiteModel.encode`` (the timm patch encoder alone), inference mode, on the cohort's site
+  patches already in memory, in batches of 32 visits' patches (what one predict batch holds);
+* **predict**: :func:`raoutcome.training.site_run.predict_site_run` with the patch cache warm (as a second
+  ``raoutcome predict`` on a cohort finds it): cached patches -> encoder + site identity + attention over the
+  visit's sites -> ordinal heads -> per-joint probabilities, expected scores and SDs -> visit totals with SDs ->
+  outcome model (attention over sites, longitudinal aggregator, readouts) -> Predictions with the ``joint``
+  dimension written to netCDF.
+
+Ratio = predict patches/s / bare patches/s; target >= 0.9. Each is timed ``--repeats`` times, alternating, and
+the best of each kept. Single-threaded torch by default (``--threads``).
+
+    python benchmarks/bench_site_predict.py [--patients 40] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+TARGET = 0.9
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--patients", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--config", type=Path, default=REPO / "cohorts" / "train_sites.toml")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from raoutcome.cohort import load
+    from raoutcome.imaging.site_patches import site_names
+    from raoutcome.models.site_model import SiteModel
+    from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
+    from raoutcome.synth import simulate
+    from raoutcome.synth.config import load_config as load_sim
+    from raoutcome.training import checkpoint as ckpt
+    from raoutcome.training.config import load_config
+    from raoutcome.training import site_run
+    from raoutcome.training.site_run import SITE_MODEL, SITE_OUTCOME, _patches, site_settings
+    from raoutcome.training.site_train import SiteData
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        sim = replace(load_sim(REPO / "cohorts" / "demo.toml"), n_patients=args.patients, workers=1)
+        simulate(config=sim, out_dir=tmp / "cohort", seed=7)
+        cohort = load(tmp / "cohort")
+        cfg = load_config(args.config)
+        run = tmp / "run"
+        (run / "fold_0").mkdir(parents=True)
+        (run / "config.resolved.toml").write_text(cfg.to_toml())
+        spec, _ = site_settings(cfg)
+        spec = replace(spec, sites=site_names(sorted(cohort.images["view"].unique())))
+        torch.manual_seed(0)
+        model = SiteModel(spec).eval()
+        ckpt.save({"spec": spec.to_dict(), "model": model.state_dict(), "record": {}}, run / "fold_0" / SITE_MODEL)
+        ospec = SiteOutcomeSpec(n_sites=len(spec.sites), site_dim=spec.d_model, d_model=cfg.model["d_model"],
+                                layers=cfg.model["layers"])
+        outcome = SiteOutcomeModel(ospec).eval()
+        ckpt.save({"spec": ospec.to_dict(), "model": outcome.state_dict(), "readouts": {}, "record": {}},
+                  run / "fold_0" / SITE_OUTCOME)
+        sp = _patches(cohort, cfg, run)  # fills the patch cache (as the first predict does)
+        data = SiteData.build(sp, spec.sites, None)
+        n = len(data.table)
+        batches = list(data.batches(32))
+
+        def bare() -> float:
+            t = time.perf_counter()
+            with torch.inference_mode():
+                for idx in batches:
+                    model.encode(data.patches[idx])
+            return time.perf_counter() - t
+
+        def predict() -> float:
+            t = time.perf_counter()
+            site_run.predict_site_run(run, cohort, cfg, tmp / "p.nc")
+            return time.perf_counter() - t
+
+        bare(), predict()  # warm-up
+        tb, tp = [], []
+        for _ in range(args.repeats):
+            tb.append(bare())
+            tp.append(predict())
+        rb, rp = n / min(tb), n / min(tp)
+        ratio = rp / rb
+        print(f"site route predict: {n} patches of {cohort.images.shape[0]} images ({args.threads} thread(s)); "
+              f"bare patch encoder {rb:.0f} patches/s, predict {rp:.0f} patches/s, ratio {ratio:.2f} "
+              f"(target >= {TARGET}) {'PASS' if ratio >= TARGET else 'FAIL'}")
+        print(f"times (s): bare {np.round(tb, 2).tolist()}, predict {np.round(tp, 2).tolist()}")
+        return 0 if ratio >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

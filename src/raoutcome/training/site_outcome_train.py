@@ -1,0 +1,237 @@
+"""Training the outcome model on sites (:class:`raoutcome.models.site_outcome.SiteOutcomeModel`) and its
+closed-form readouts.
+
+The full model reads frozen per-site embeddings (``h``) of a fold's site reader and the visit's predicted
+totals; it trains on HAQ, pain (masked MSE on the outcome's scale) and the deformity event (Cox partial
+likelihood of the first visit's risk, Efron ties, torchsurv), patients in batches with all their visits. As
+in the image route (:mod:`raoutcome.training.readout`), HAQ and pain are then refitted in closed form by ridge
+on ``[visit embedding, mean site embedding, log totals]`` and the risk by a Cox model on the first visit's
+``log1p`` predicted erosion and JSN totals and refitted HAQ, on the model's training patients only. The
+validation loss before training and per epoch is recorded, and a model whose validation loss has not fallen
+by ``stall_tolerance`` by ``stall_epoch`` is reported loudly (as for the site reader).
+"""
+from __future__ import annotations
+
+__all__ = ["OutcomeData", "fit_site_outcome", "predict_site_outcome"]
+
+import sys
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
+from raoutcome.training.learning import stall_check
+
+RISK_READOUT_INPUTS = ("log_erosion", "log_jsn", "haq")
+
+
+@dataclass
+class OutcomeData:
+    """Per patient: its visits (sorted by time) and the rows of its site embeddings."""
+
+    patients: list[str]
+    visits: dict[str, pd.DataFrame]          # patient -> visit_id, time_years, haq, pain, log_jsn, log_erosion
+    rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # patient -> (patch rows, visit position, site)
+    events: dict[str, tuple[float, float]]   # patient -> (time, observed)
+
+    @classmethod
+    def build(cls, cohort, table: pd.DataFrame, site_index: dict[str, int], totals: pd.DataFrame | None,
+              event: str = "deformity") -> "OutcomeData":
+        v = cohort.visits.astype({"patient_id": str, "visit_id": str}).sort_values(["patient_id", "time_years"])
+        if totals is not None:
+            t = totals.astype({"patient_id": str, "visit_id": str})
+            v = v.merge(t[["patient_id", "visit_id", "jsn", "erosion"]], on=["patient_id", "visit_id"], how="left")
+            v["log_jsn"], v["log_erosion"] = np.log1p(v["jsn"].clip(lower=0)), np.log1p(v["erosion"].clip(lower=0))
+        else:
+            v["log_jsn"] = v["log_erosion"] = np.nan
+        ev = cohort.event_table(event).astype({"patient_id": str}).set_index("patient_id")
+        tab = table.reset_index(drop=True).astype({"patient_id": str, "visit_id": str})
+        patients = sorted(set(tab["patient_id"]))
+        visits, rows, events = {}, {}, {}
+        by_patient = tab.groupby("patient_id").indices
+        for pid, grp in v[v["patient_id"].isin(patients)].groupby("patient_id"):
+            grp = grp.reset_index(drop=True)
+            visits[pid] = grp
+            idx = by_patient[pid]
+            pos = pd.Index(grp["visit_id"]).get_indexer(tab["visit_id"].to_numpy()[idx])
+            keep = pos >= 0
+            rows[pid] = (idx[keep], pos[keep], tab["joint"].map(site_index).to_numpy()[idx][keep])
+            events[pid] = (float(ev.loc[pid, "time_years"]), float(ev.loc[pid, "observed"])) if pid in ev.index \
+                else (np.nan, np.nan)
+        return cls([p for p in patients if p in visits], visits, rows, events)
+
+    def batch(self, pids: Sequence[str], h: torch.Tensor) -> dict:
+        T = max(len(self.visits[p]) for p in pids)
+        B = len(pids)
+        time = torch.zeros(B, T)
+        mask = torch.zeros(B, T, dtype=torch.bool)
+        out = {k: torch.full((B, T), float("nan")) for k in ("haq", "pain", "log_jsn", "log_erosion")}
+        idx, ib, it, site = [], [], [], []
+        for b, p in enumerate(pids):
+            vis = self.visits[p]
+            n = len(vis)
+            time[b, :n] = torch.as_tensor(vis["time_years"].to_numpy(float), dtype=torch.float32)
+            mask[b, :n] = True
+            for k in out:
+                out[k][b, :n] = torch.as_tensor(vis[k].to_numpy(float), dtype=torch.float32)
+            r, pos, s = self.rows[p]
+            idx.append(r), ib.append(np.full(len(r), b)), it.append(pos), site.append(s)
+        idx = np.concatenate(idx)
+        ev = np.array([self.events[p] for p in pids], float)
+        return {"h": h[torch.as_tensor(idx)], "site": torch.as_tensor(np.concatenate(site), dtype=torch.long),
+                "img_b": torch.as_tensor(np.concatenate(ib), dtype=torch.long),
+                "img_t": torch.as_tensor(np.concatenate(it), dtype=torch.long), "time": time, "visit_mask": mask,
+                "log_totals": torch.stack([torch.nan_to_num(out["log_jsn"]), torch.nan_to_num(out["log_erosion"])], -1),
+                "haq": out["haq"], "pain": out["pain"], "log_jsn": out["log_jsn"], "log_erosion": out["log_erosion"],
+                "event_time": torch.as_tensor(ev[:, 0], dtype=torch.float32),
+                "event_observed": torch.as_tensor(ev[:, 1], dtype=torch.float32), "pids": list(pids)}
+
+
+def _loss(model: SiteOutcomeModel, batch: dict) -> torch.Tensor:
+    from torchsurv.loss.cox import neg_partial_log_likelihood
+
+    out = model(batch["h"], batch["site"], batch["img_b"], batch["img_t"], batch["time"], batch["visit_mask"],
+                batch["log_totals"])
+    total = out["haq"].sum() * 0.0
+    for name, scale in (("haq", 3.0), ("pain", 100.0)):
+        if name in out:
+            y = batch[name]
+            ok = torch.isfinite(y) & batch["visit_mask"] & out["has_image"]
+            if bool(ok.any()):
+                total = total + (((out[name] - torch.nan_to_num(y)) / scale) ** 2)[ok].mean() * 10.0
+    if "risk" in out:
+        t, e = batch["event_time"], batch["event_observed"]
+        ok = torch.isfinite(t) & torch.isfinite(e)
+        if int(ok.sum()) >= 2 and float(e[ok].sum()) > 0:
+            total = total + neg_partial_log_likelihood(out["risk"][:, 0][ok], e[ok] > 0.5, t[ok], ties_method="efron",
+                                                       reduction="mean")
+    return total
+
+
+def _epoch_loss(model, data: OutcomeData, pids: list[str], h: torch.Tensor, batch: int) -> float:
+    model.eval()
+    with torch.no_grad():
+        losses = [float(_loss(model, data.batch(pids[i:i + batch], h))) for i in range(0, len(pids), batch)]
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, fit_ids: list[str],
+                     val_ids: list[str], seed: int, epochs: int = 40, batch: int = 16, lr: float = 2e-3,
+                     stall_epoch: int = 10, stall_tolerance: float = 0.02, name: str = "outcome",
+                     log: Callable[[str], None] | None = None) -> tuple[SiteOutcomeModel, dict]:
+    """Train the outcome model on ``fit_ids`` (best validation epoch kept), then fit its closed-form readouts
+    on ``fit_ids + val_ids``. Returns the model and its record (history, stalled, readouts)."""
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = SiteOutcomeModel(spec)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
+    fit_ids = [p for p in fit_ids if p in data.visits]
+    val_ids = [p for p in val_ids if p in data.visits]
+    start = _epoch_loss(model, data, val_ids, h, batch) if val_ids else float("nan")
+    history, best, best_state, stalled, best_epoch = [], float("inf"), None, False, 0
+    for epoch in range(epochs):
+        model.train()
+        order = [fit_ids[i] for i in rng.permutation(len(fit_ids))]
+        tot = []
+        for i in range(0, len(order), batch):
+            loss = _loss(model, data.batch(order[i:i + batch], h))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            tot.append(float(loss.detach()))
+        val = _epoch_loss(model, data, val_ids, h, batch) if val_ids else float(np.mean(tot))
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(tot)), "val_loss": val})
+        if val < best:
+            best, best_epoch = val, epoch + 1
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if epoch + 1 == stall_epoch and np.isfinite(start):
+            check = stall_check([r["val_loss"] for r in history], stall_epoch, stall_tolerance, start)
+            moved = check["moved"]
+            if check["stalled"]:
+                stalled = True
+                log(f"WARNING {name.upper()} HAS NOT LEARNED: validation loss {start:.4f} -> {val:.4f} by epoch "
+                    f"{epoch + 1} (moved {100 * moved:.1f} %)")
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log(f"{name}: validation loss {start:.4f} -> {best:.4f} (best epoch {best_epoch}/{epochs})"
+        + ("  ** STALLED **" if stalled else ""))
+    model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name)
+    return model, {"history": history, "val_loss_start": start, "best_val_loss": best, "best_epoch": best_epoch,
+                   "stalled": stalled, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")}}
+
+
+def _features(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids: list[str]) -> pd.DataFrame:
+    """Per visit: outputs of the trained heads and the readout features ``x``."""
+    rows = []
+    with torch.no_grad():
+        for i in range(0, len(pids), 32):
+            b = data.batch(pids[i:i + 32], h)
+            out = model(b["h"], b["site"], b["img_b"], b["img_t"], b["time"], b["visit_mask"], b["log_totals"])
+            x = torch.cat([out["embedding"], out["pooled"]], -1)
+            for j, p in enumerate(b["pids"]):
+                vis = data.visits[p]
+                for t in range(len(vis)):
+                    rows.append({"patient_id": p, "visit_id": vis["visit_id"].iloc[t], "position": t,
+                                 "time_years": float(vis["time_years"].iloc[t]),
+                                 "has_image": bool(out["has_image"][j, t]),
+                                 **{k: float(out[k][j, t]) for k in ("haq", "pain", "risk") if k in out},
+                                 "log_jsn": float(b["log_jsn"][j, t]), "log_erosion": float(b["log_erosion"][j, t]),
+                                 "obs_haq": float(b["haq"][j, t]), "obs_pain": float(b["pain"][j, t]),
+                                 "x": x[j, t].numpy().astype(np.float64)})
+    return pd.DataFrame(rows)
+
+
+def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str) -> dict:
+    from raoutcome.training.readout import fit_cox_readout, fit_ridge_readout
+
+    f = _features(model, data, h, pids)
+    f = f[f["has_image"]]
+    x = np.stack(f["x"].to_numpy())
+    readouts: dict = {}
+    for head in ("haq", "pain"):
+        y = f[f"obs_{head}"].to_numpy(float)
+        try:
+            r = fit_ridge_readout(x, y, f["patient_id"].to_numpy())
+        except ValueError as err:
+            readouts[f"{head}_info"] = {"kept_trained_head": str(err)}
+            continue
+        readouts[head] = {"coef": r.coef.tolist(), "intercept": float(r.intercept)}
+        readouts[f"{head}_info"] = {"alpha": r.alpha, "cv_r2": r.cv_r2, "n_patients": r.n_patients}
+    if "haq" in readouts:
+        f = f.assign(haq=np.clip(x @ np.asarray(readouts["haq"]["coef"]) + readouts["haq"]["intercept"], 0, 3))
+    first = f.sort_values(["patient_id", "position"]).groupby("patient_id").head(1)
+    inputs = [c for c in RISK_READOUT_INPUTS if first[c].notna().all() and first[c].std() > 0]
+    ev = np.array([data.events[p] for p in first["patient_id"]], float)
+    if inputs:
+        try:
+            cox = fit_cox_readout(first[inputs].to_numpy(float), ev[:, 0], ev[:, 1], tuple(inputs))
+            readouts["risk"] = {"inputs": list(inputs), "coef": cox.coef.tolist()}
+            readouts["risk_info"] = {"inputs": inputs, "coef": cox.coef.round(4).tolist(), "n_events": cox.n_events}
+        except ValueError as err:
+            readouts["risk_info"] = {"kept_trained_head": str(err)}
+    log(f"{name} readouts: " + "; ".join(f"{k[:-5]} {v}" for k, v in readouts.items() if k.endswith("_info")))
+    return readouts
+
+
+def predict_site_outcome(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids: list[str]
+                         ) -> pd.DataFrame:
+    """Per visit of ``pids``: ``patient_id, visit_id, haq, pain, risk`` (readouts where fitted, trained heads
+    elsewhere) and the visit ``embedding`` (a column of arrays)."""
+    f = _features(model, data, h, [p for p in pids if p in data.visits])
+    x = np.stack(f["x"].to_numpy()) if len(f) else np.zeros((0, 1))
+    ro = getattr(model, "readouts", {})
+    for head, upper in (("haq", 3.0), ("pain", 100.0)):
+        if head in ro:
+            lin = np.clip(x @ np.asarray(ro[head]["coef"]) + ro[head]["intercept"], 0, upper)
+            f[head] = np.where(f["has_image"], lin, f[head])
+    if "risk" in ro:
+        cols = f[list(ro["risk"]["inputs"])].to_numpy(float)
+        f["risk"] = np.where(np.isfinite(cols).all(1), np.nan_to_num(cols) @ np.asarray(ro["risk"]["coef"]), f["risk"])
+    f["embedding"] = list(x[:, :2 * model.spec.d_model]) if len(f) else []
+    return f[["patient_id", "visit_id", "haq", "pain", "risk", "embedding"]]

@@ -1,0 +1,281 @@
+"""Runs of the site route (``[model] route = "sites"``): cross-fitted site readers, out-of-fold joints, predict.
+
+Same run folder contract as :mod:`raoutcome.training.run` (``config.resolved.toml``, ``fold_<k>/done.json``,
+``cv_predictions.nc``, ``metrics.json``), with per fold ``fold_<k>/site_model.pt`` (the site reader's spec
+and weights). The Predictions carry the ``joint`` dimension (:mod:`raoutcome.joint_predictions`); the visit
+subscores and total are the sums of the per-joint expected scores (:func:`raoutcome.evaluation.joints.visit_totals`).
+
+Every fold says whether it learned: its epochs, its validation loss before training and at its best, whether
+it stalled (:func:`raoutcome.training.site_train.train_site_model`) and its out-of-fold SvdH r are printed and
+recorded in ``metrics.json``; a stalled fold is repeated in capitals at the end of the run.
+"""
+from __future__ import annotations
+
+__all__ = ["predict_site_run", "site_settings", "train_site_run"]
+
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from raoutcome.errors import InputError
+from raoutcome.imaging.site_patches import SitePatches, cohort_site_patches
+from raoutcome.io_utils import atomic_write
+from raoutcome.models.site_model import SiteModel, SiteSpec
+from raoutcome.training import checkpoint as ckpt
+from raoutcome.training.config import TrainConfig
+from raoutcome.training.site_train import (SiteData, SiteTrainSettings, _split, ensemble_joints, predict_sites,
+                                           train_site_model)
+
+SITE_MODEL = "site_model.pt"
+SITE_OUTCOME = "site_outcome.pt"
+
+
+def site_settings(cfg: TrainConfig) -> tuple[SiteSpec, SiteTrainSettings]:
+    """The site reader's spec (no vocabulary yet) and training settings of a config."""
+    s = cfg.sites
+    spec = SiteSpec(encoder=s["encoder"], pretrained=cfg.model["pretrained"], grid=s["grid"], d_model=s["d_model"],
+                    context=s["context"], dropout=cfg.model["dropout"])
+    settings = SiteTrainSettings(epochs=s["epochs"], batch_visits=s["batch_visits"], lr=s["lr"],
+                                 weight_decay=cfg.train["weight_decay"], val_fraction=cfg.train["val_fraction"],
+                                 augment=cfg.train["augment"], seed=cfg.train["seed"], folds=cfg.cv["folds"],
+                                 stall_epoch=s["stall_epoch"], stall_tolerance=s["stall_tolerance"])
+    return spec, settings
+
+
+def _patches(cohort, cfg: TrainConfig, run_dir: Path) -> SitePatches:
+    views = cfg.model["views"] or None
+    cache = Path(cfg.data["cache_dir"]) if cfg.data["cache_dir"] else run_dir / "site_cache"
+    return cohort_site_patches(cohort, cfg.sites["grid"], cfg.sites["half_width"], views=views, cache_dir=cache)
+
+
+def _write_json(path: Path, obj) -> None:
+    with atomic_write(path) as fh:
+        json.dump(obj, fh, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+        fh.write("\n")
+
+
+def _expected_joints(cohort, views) -> dict[str, list[str]]:
+    from raoutcome.anatomy import joint_name, sites_for
+
+    return {k: [joint_name(v, s) for v in views for s in sites_for(v, k)] for k in ("jsn", "erosion")}
+
+
+def _predictions(cohort, joints: pd.DataFrame, views, folds: dict[str, int] | None, attrs: dict,
+                 outcomes: pd.DataFrame | None = None):
+    """Predictions (visit scores = sums of joints, their SDs, the joint dimension; HAQ, pain, risk and the visit
+    embedding from ``outcomes``) for every visit of ``cohort``."""
+    from raoutcome.evaluation.joints import visit_totals
+    from raoutcome.joint_predictions import add_joints
+    from raoutcome.predictions import from_frame
+
+    totals = visit_totals(joints, _expected_joints(cohort, views))
+    frame = cohort.visits[["patient_id", "visit_id", "time_years"]].astype({"patient_id": str, "visit_id": str})
+    frame = frame.merge(totals[["patient_id", "visit_id", "svdh", "jsn", "erosion"]], how="left",
+                        on=["patient_id", "visit_id"])
+    embedding = None
+    if outcomes is not None and len(outcomes):
+        frame = frame.merge(outcomes, how="left", on=["patient_id", "visit_id"])
+        width = len(next(e for e in frame["embedding"] if isinstance(e, np.ndarray)))
+        embedding = np.stack([e if isinstance(e, np.ndarray) else np.full(width, np.nan) for e in frame["embedding"]])
+        frame = frame.drop(columns="embedding")
+    ds = from_frame(frame, embedding=embedding, folds=folds, attrs=attrs)
+    return add_joints(ds, joints, totals), totals
+
+
+def _outcome_heads(cfg: TrainConfig) -> tuple[str, ...]:
+    return tuple(h for h in ("haq", "pain", "risk") if cfg.heads[h])
+
+
+def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, seed: int, log):
+    """Train (or reload) the fold's outcome model on its reader's frozen site embeddings and predicted totals."""
+    from raoutcome.evaluation.joints import visit_totals
+    from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
+    from raoutcome.training.site_outcome_train import OutcomeData, fit_site_outcome
+
+    path = mdir / SITE_OUTCOME
+    totals = visit_totals(frame, _expected_joints(cohort, views))
+    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals,
+                             cfg.survival["event"])
+    if path.exists():
+        state = ckpt.load(path)
+        model = SiteOutcomeModel(SiteOutcomeSpec.from_dict(state["spec"]))
+        model.load_state_dict(state["model"])
+        model.readouts = state["readouts"]
+        return model.eval(), state["record"]
+    ospec = SiteOutcomeSpec(n_sites=len(spec.sites), site_dim=spec.d_model, d_model=cfg.model["d_model"],
+                            layers=cfg.model["layers"], attention_heads=cfg.model["attention_heads"],
+                            dropout=cfg.model["dropout"], counts=True, heads=_outcome_heads(cfg))
+    model, orec = fit_site_outcome(ospec, data, torch.from_numpy(h), record["train_ids"], record["val_ids"], seed,
+                                   epochs=cfg.sites["outcome_epochs"], name=f"{mdir.name} outcome", log=log)
+    readouts = {k: v for k, v in model.readouts.items() if not k.endswith("_info")}
+    ckpt.save({"spec": ospec.to_dict(), "model": model.state_dict(), "readouts": readouts, "record": orec}, path)
+    return model, orec
+
+
+def _outcome_predict(cohort, model, spec, part, frame, h, views, ids) -> pd.DataFrame:
+    from raoutcome.evaluation.joints import visit_totals
+    from raoutcome.training.site_outcome_train import OutcomeData, predict_site_outcome
+
+    totals = visit_totals(frame, _expected_joints(cohort, views))
+    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals)
+    return predict_site_outcome(model, data, torch.from_numpy(h), [str(p) for p in ids])
+
+
+def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int, list[str], list[str]]],
+                   log: Callable[[str], None] | None = None) -> Path:
+    """Train the site route's fold models (``plan``: fold, training ids, test ids) into ``run_dir`` (finished folds
+    are kept), write out-of-fold Predictions and ``metrics.json``; returns ``run_dir``."""
+    from raoutcome.evaluation.regression import pearson_r
+    from raoutcome.imaging.site_patches import site_names
+    from raoutcome.predictions import save_predictions
+
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    spec, settings = site_settings(cfg)
+    sp = _patches(cohort, cfg, run_dir)
+    views = sorted(sp.table["view"].unique())
+    spec = replace(spec, sites=site_names(views), grid=sp.grid)
+    data = SiteData.build(sp, spec.sites, cohort.joints)
+    if not (torch.isfinite(data.jsn).any() or torch.isfinite(data.erosion).any()):
+        raise InputError(f"{cohort.root}: the site route learns per-joint scores, but the cohort has no per-joint "
+                         "readings (joints.csv) at its landmarked sites")
+    parts, records, folds, outcome_parts = [], [], {}, []
+    for fold, train_ids, test_ids in plan:
+        mdir = run_dir / f"fold_{fold}"
+        done = mdir / "done.json"
+        seed = settings.seed + 1009 * fold
+        if done.exists():
+            record = json.loads(done.read_text())
+            model = _load(mdir)
+        elif (mdir / SITE_MODEL).exists():  # the reader finished, the outcome model did not: keep the reader
+            model = _load(mdir)
+            record = ckpt.load(mdir / SITE_MODEL)["record"]
+        else:
+            fit_ids, val_ids = _split(list(train_ids), settings.val_fraction, seed)
+            model, record = train_site_model(spec, data.subset(fit_ids), data.subset(val_ids) if val_ids else None,
+                                             settings, seed, name=f"fold_{fold}", log=log)
+            record = {**record, "member": f"fold_{fold}", "fold": fold, "seed_index": 0, "train_ids": fit_ids,
+                      "val_ids": val_ids, "test_ids": [str(p) for p in test_ids], "route": "sites"}
+            mdir.mkdir(parents=True, exist_ok=True)
+            ckpt.save({"spec": spec.to_dict(), "model": model.state_dict(), "record": record}, mdir / SITE_MODEL)
+        outcome_on = bool(_outcome_heads(cfg)) and cfg.sites["outcome_epochs"] > 0
+        if test_ids or outcome_on:
+            every = sorted(set(map(str, train_ids)) | set(map(str, test_ids)))
+            part = data.subset(every)
+            frame, h = predict_sites(model, part, embeddings=outcome_on)
+            test = frame["patient_id"].isin(set(map(str, test_ids)))
+            parts.append(frame[test].assign(fold=fold))
+            folds.update({str(p): fold for p in test_ids})
+            if outcome_on:
+                omodel, orec = _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir, views, seed, log)
+                record["outcome"] = orec
+                outcome_parts.append(_outcome_predict(cohort, omodel, spec, part, frame, h, views, test_ids))
+        if not done.exists():
+            _write_json(done, record)
+        records.append(record)
+    metrics: dict = {"route": "sites", "members": [], "folds": []}
+    if parts:
+        joints = pd.concat(parts, ignore_index=True)
+        outcomes = pd.concat(outcome_parts, ignore_index=True) if outcome_parts else None
+        ds, totals = _predictions(cohort, joints, views, folds, {"run": run_dir.name, "route": "sites",
+                                                                 "heads": ",".join(["svdh", *_outcome_heads(cfg)]),
+                                                                 "embedding_source": "fold model of each patient"},
+                                  outcomes)
+        save_predictions(ds, run_dir / "cv_predictions.nc")
+        obs = cohort.visits.astype({"patient_id": str, "visit_id": str})
+        merged = totals.merge(obs, on=["patient_id", "visit_id"]).dropna(subset=["svdh_total", "svdh"])
+        merged["fold"] = merged["patient_id"].map(folds)
+        for rec in records:
+            g = merged[merged["fold"] == rec["fold"]]
+            r = pearson_r(g["svdh_total"], g["svdh"]) if len(g) > 2 and g["svdh_total"].std() > 0 else float("nan")
+            metrics["folds"].append({"fold": rec["fold"], "svdh_pearson_r": r, "n_visits": int(len(g)),
+                                     "stalled": rec["stalled"], "best_epoch": rec["best_epoch"],
+                                     "val_loss_start": rec["val_loss_start"], "best_val_loss": rec["best_val_loss"]})
+            log(f"fold_{rec['fold']}: out-of-fold SvdH r {r:.3f} ({len(g)} visits); validation loss "
+                f"{rec['val_loss_start']:.4f} -> {rec['best_val_loss']:.4f} (best epoch {rec['best_epoch']})"
+                + ("  ** STALLED: DID NOT LEARN **" if rec["stalled"] else ""))
+    metrics["members"] = [{k: v for k, v in r.items() if k not in ("train_ids", "val_ids", "test_ids")}
+                          for r in records]
+    metrics["stalled_folds"] = [r["fold"] for r in records if r["stalled"]]
+    if metrics["stalled_folds"]:
+        log(f"WARNING: FOLD(S) {metrics['stalled_folds']} DID NOT LEARN (validation loss flat by epoch "
+            f"{settings.stall_epoch}); see metrics.json")
+    _write_json(run_dir / "metrics.json", metrics)
+    return run_dir
+
+
+def _load(mdir: Path) -> SiteModel:
+    state = ckpt.load(mdir / SITE_MODEL)
+    model = SiteModel(SiteSpec.from_dict(state["spec"]), load_pretrained=False)
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def load_site_models(run_dir: Path) -> list[SiteModel]:
+    """The run's fold readers (eval mode; ``.fold_dir`` set)."""
+    dirs = sorted(p.parent for p in Path(run_dir).glob(f"fold_*/{SITE_MODEL}"))
+    if not dirs:
+        raise InputError(f"{run_dir}: no trained site model found (expected fold_*/{SITE_MODEL})")
+    models = []
+    for d in dirs:
+        m = _load(d)
+        m.fold_dir = d
+        models.append(m)
+    return models
+
+
+def _load_outcome(mdir: Path):
+    from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
+
+    if not (mdir / SITE_OUTCOME).exists():
+        return None
+    state = ckpt.load(mdir / SITE_OUTCOME)
+    model = SiteOutcomeModel(SiteOutcomeSpec.from_dict(state["spec"]))
+    model.load_state_dict(state["model"])
+    model.readouts = state["readouts"]
+    return model.eval()
+
+
+def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
+                     joints_out: Path | None = None) -> Path:
+    """Predictions of every visit of ``cohort`` by the run's fold models (class probabilities averaged; HAQ, pain
+    and risk of the fold outcome models averaged; the embedding the first fold's), with the ``joint``
+    dimension; ``joints_out``: also the per-joint CSV (:func:`raoutcome.joint_predictions.write_joints_csv`)."""
+    from raoutcome.joint_predictions import write_joints_csv
+    from raoutcome.predictions import save_predictions
+
+    models = load_site_models(run_dir)
+    sp = _patches(cohort, cfg, run_dir)
+    spec = models[0].spec
+    data = SiteData.build(sp, spec.sites, None)
+    if not len(data.table):
+        raise InputError(f"{cohort.root}: no landmarked site of the views this run was trained on "
+                         f"({', '.join(sorted({s.split(':')[0] for s in spec.sites}))})")
+    views = sorted({s.split(":")[0] for s in spec.sites} & set(sp.table["view"]))
+    frames, outcomes = [], []
+    for m in models:
+        outcome = _load_outcome(m.fold_dir)
+        frame, h = predict_sites(m, data, embeddings=outcome is not None)
+        frames.append(frame)
+        if outcome is not None:
+            outcomes.append(_outcome_predict(cohort, outcome, spec, data, frame, h, views, sorted(data.visit_keys[
+                "patient_id"].unique())))
+    joints = ensemble_joints(frames)
+    merged = None
+    if outcomes:
+        merged = outcomes[0].copy()
+        for col in ("haq", "pain", "risk"):
+            merged[col] = np.mean([o[col].to_numpy(float) for o in outcomes], axis=0)
+    heads = ["svdh"] + ([c for c in ("haq", "pain", "risk") if merged is not None and merged[c].notna().any()])
+    ds, _ = _predictions(cohort, joints, views, None, {"run": Path(run_dir).name, "route": "sites",
+                                                      "heads": ",".join(heads), "ensemble_size": len(models),
+                                                      "embedding_source": "first model of the run"}, merged)
+    save_predictions(ds, out_path)
+    if joints_out is not None:
+        write_joints_csv(joints, joints_out)
+    return Path(out_path)
