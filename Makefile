@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test lint venv bench stress clean
+.PHONY: demo test lint venv bench stress clean landmark-detector
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ stress: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# Retrain the shipped landmark detector (src/raoutcome/data/landmark_detector.safetensors); docs/landmarks.md.
+LANDMARK_WORK ?= landmark_work
+landmark-detector: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) analyses/landmark_detector.py --work $(LANDMARK_WORK)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT)

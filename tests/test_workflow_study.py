@@ -500,3 +500,49 @@ def test_real_small_study_resumes_after_a_kill_and_reports(tmp_path, small_study
     assert c_row["best_achievable"] == pytest.approx(oracle["deformity"]["c_index_oracle"])
     with xr.open_dataset(out / "attribute" / "attribution" / "maps.nc", engine="h5netcdf") as maps:
         assert maps.sizes["image"] == 4
+
+
+def test_study_config_landmarks_detect(tmp_path):
+    train = tmp_path / "train.toml"
+    train.write_text("")
+    cfg = tmp_path / "study.toml"
+    cfg.write_text('[study]\nlandmarks = "detect"\n[train]\nconfig = "train.toml"\n')
+    assert study.load_study_config(cfg).landmarks == "detect"
+    cfg.write_text('[study]\nlandmarks = "guess"\n[train]\nconfig = "train.toml"\n')
+    with pytest.raises(ConfigError, match="study.landmarks"):
+        study.load_study_config(cfg)
+    cfg.write_text('[study]\nlandmarks = "detect"\nlandmark_detector = "no.safetensors"\n[train]\nconfig = "train.toml"\n')
+    with pytest.raises(ConfigError, match="landmark_detector"):
+        study.load_study_config(cfg)
+
+
+def test_run_study_detects_landmarks_when_asked(tmp_path, fakes, configs, monkeypatch):
+    """`landmarks = "detect"`: the validate stage writes the detected table and later stages see it."""
+    import torch
+
+    from raoutcome.models.landmarks import DetectorSpec, LandmarkNet, save_detector
+
+    torch.manual_seed(0)
+    det = save_detector(LandmarkNet(DetectorSpec(backbone="mobilenetv3_small_050", size=64, out_indices=(1, 2, 3),
+                                                 decoder=8)), tmp_path / "tiny.safetensors")
+    cohort = write_tiny_cohort(tmp_path / "mine", n_patients=6, n_visits=3, size=40)
+    (cohort / "landmarks.csv").unlink()
+    _, train = configs
+    cfg = tmp_path / "study.toml"
+    cfg.write_text(f'[study]\nlandmarks = "detect"\nlandmark_detector = "{det}"\n[train]\nconfig = "{train.name}"\n'
+                   '[attribution]\nenabled = false\n')
+    seen = {}
+    training = sys.modules["raoutcome.training"]  # the stand-in the `fakes` fixture installed
+    original = training.train_run
+
+    def spy(cohort_obj, config_path, out_dir):
+        seen["landmarks"] = cohort_obj.landmarks
+        return original(cohort_obj, config_path, out_dir)
+
+    monkeypatch.setattr(training, "train_run", spy)
+    study.run_study(cohort, cfg, tmp_path / "out")
+    table = pd.read_csv(tmp_path / "out" / "validate" / "landmarks.csv")
+    images = pd.read_csv(cohort / "images.csv")
+    assert set(table.path) == set(images.path)
+    assert {"confidence", "qc"} <= set(table.columns)
+    assert seen["landmarks"] is not None and len(seen["landmarks"]) == len(table)

@@ -200,9 +200,11 @@ def study(
     typer.echo(f"report: {report}")
 
 
+from raoutcome.cli_landmarks import app as landmarks_app  # noqa: E402 - `landmarks fit/detect` (lazy imports)
 from raoutcome.interop.cli import pacs_app  # noqa: E402 - the `pacs` sub-commands (thin, lazy imports)
 
 app.add_typer(pacs_app, name="pacs")
+app.add_typer(landmarks_app, name="landmarks")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -44,6 +44,9 @@ def summarize(cohort: "Cohort", width: int = 100) -> str:
         lines.append(f"Per-joint scores: {len(cohort.joints)} rows")
     if cohort.landmarks is not None:
         lines.append(f"Landmarks: {len(cohort.landmarks)} rows on {cohort.landmarks['path'].nunique()} images")
+    from raoutcome.cohort.landmark_coverage import coverage_lines
+
+    lines.extend(coverage_lines(im, cohort.landmarks))
     for line in lines:
         console.print(line)
 

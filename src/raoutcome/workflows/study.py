@@ -18,7 +18,7 @@ Where the demo's configuration comes from: inside a source checkout (``make demo
 
 Study TOML (``cohorts/study_example.toml`` documents every key)::
 
-    [study]       title, seed
+    [study]       title, seed, landmarks ("given" | "detect"), landmark_detector (a .safetensors; default: shipped)
     [train]       config = "train.toml"          (relative to the study file)
     [attribution] enabled, method, max_images
     [report]      example_views, example_patient
@@ -52,6 +52,11 @@ def _registered_views(v: tuple[str, ...]) -> bool:
 class StudySection:
     title: str = "raoutcome study"
     seed: int = field(default=0, metadata={"check": check(lambda v: v >= 0, "a non-negative integer")})
+    # "detect": landmarks from the landmark detector (raoutcome.workflows.landmarks), written to
+    # <out>/validate/landmarks.csv; landmark_detector: a .safetensors file ("" = the shipped one)
+    landmarks: str = field(default="given", metadata={"check": check(lambda v: v in ("given", "detect"),
+                                                                      "'given' or 'detect'")})
+    landmark_detector: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,11 +102,14 @@ class StudySettings:
     example_views: tuple[str, ...] = ReportSection.example_views
     example_patient: str | None = None
     source: Path | None = None  # the study TOML, if any
+    landmarks: str = "given"  # "detect": landmarks from the detector (raoutcome.workflows.landmarks)
+    landmark_detector: Path | None = None
 
     def as_record(self) -> dict[str, Any]:
         out = asdict(self)
         out["train_config"] = str(self.train_config) if self.train_config else None
         out["source"] = str(self.source) if self.source else None
+        out["landmark_detector"] = str(self.landmark_detector) if self.landmark_detector else None
         out["example_views"] = list(self.example_views)
         return out
 
@@ -122,7 +130,19 @@ def load_study_config(path: str | Path) -> StudySettings:
     return StudySettings(title=cfg.study.title, seed=cfg.study.seed, train_config=train_config,
                          attribution=cfg.attribution.enabled, attribution_method=cfg.attribution.method,
                          max_images=cfg.attribution.max_images, example_views=cfg.report.example_views,
-                         example_patient=cfg.report.example_patient or None, source=path.resolve())
+                         example_patient=cfg.report.example_patient or None, source=path.resolve(),
+                         landmarks=cfg.study.landmarks,
+                         landmark_detector=_detector_path(path, cfg.study.landmark_detector))
+
+
+def _detector_path(study_toml: Path, value: str) -> Path | None:
+    """The study's ``landmark_detector`` (relative to the study TOML), checked to exist; None = default."""
+    if not value:
+        return None
+    dpath = Path(value) if Path(value).is_absolute() else study_toml.parent / value
+    if not dpath.is_file():
+        raise ConfigError(f"{study_toml}: 'study.landmark_detector' = {value!r}: file not found ({dpath})")
+    return dpath.resolve()
 
 
 def demo_config_paths() -> tuple[Path, Path]:
@@ -167,6 +187,12 @@ def _stage_validate(source: Path | None, settings: StudySettings):
     def reload(ctx: StageContext) -> None:
         if "cohort" not in ctx.state:  # run_study validated it before starting
             ctx.state["cohort"] = _load_cohort(cohort_path(ctx))
+        if settings.landmarks == "detect" and not ctx.state.get("landmarks_detected"):
+            from raoutcome.workflows.landmarks import with_detected_landmarks
+
+            ctx.state["cohort"] = with_detected_landmarks(ctx.state["cohort"], ctx.stage_dir / "landmarks.csv",
+                                                          settings.landmark_detector)
+            ctx.state["landmarks_detected"] = True
 
     def run(ctx: StageContext):
         from raoutcome.io_utils import atomic_write
@@ -383,7 +409,8 @@ def build_stages(settings: StudySettings, *, cohort_source: Path | None, sim_con
     stages.append(Stage("validate", v_run, "validate the cohort and describe it",
                         needs=("simulate",) if sim_config is not None else (),
                         config={"cohort": str(cohort_source), "views": settings.example_views,
-                                "patient": settings.example_patient},
+                                "patient": settings.example_patient, "landmarks": settings.landmarks,
+                                "detector": str(settings.landmark_detector)},
                         reload=v_reload))
     train_text = Path(settings.train_config).read_text(encoding="utf-8")
     stages.append(Stage("train", _stage_train(settings.train_config), "train the model (cross-fitted folds)",
