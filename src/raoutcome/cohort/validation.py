@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from raoutcome import anatomy
 from raoutcome.cohort import schema
+from raoutcome.cohort.mr_rows import check_series, mr_rows, series_folders
 from raoutcome.cohort.tables import Spec, Table, read_table, resolve_spec
 from raoutcome.errors import Problem
 from raoutcome.outcomes import visit_columns
@@ -430,7 +431,10 @@ def _check_images(table: Table, C: Collector, spec: Spec, patients: pd.Index | N
     _unknown(table, clean, C, patients, visit_keys)
     if check_files:
         ok = paths.notna() & ~escapes
-        status = _file_status(spec.root, paths[ok])
+        mr = mr_rows(clean["view"]) & ok  # MR rows may point at a series folder (raoutcome.cohort.mr_rows)
+        folders, status_mr = series_folders(spec.root, paths[mr])
+        status = _file_status(spec.root, paths[ok & ~(mr & paths.isin(list(folders)))])
+        status.update(status_mr)
         if status:
             # A path written with stray spaces around it (" a.png" in a hand-edited CSV) is
             # taken as the file without them when only that one exists.
@@ -449,7 +453,11 @@ def _check_images(table: Table, C: Collector, spec: Spec, patients: pd.Index | N
             C.rows(table, reason.notna(), "path", "image file problem", messages=reason)
         if deep:
             fine = ok & ~paths.isin(list(status))
-            found = _deep_check(table, clean, spec, C, fine)
+            found = _deep_check(table, clean, spec, C, fine & ~mr)
+            series_bad = check_series(spec.root, paths[fine & mr])
+            if series_bad:
+                why = paths.where(fine & mr).map(series_bad, na_action="ignore")
+                C.rows(table, why.notna(), "path", "MR series check", messages=why)
             if sizes is not None:
                 sizes.update(found)
     return clean
