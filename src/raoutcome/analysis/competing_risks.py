@@ -183,17 +183,29 @@ def sandwich_covariance(x: np.ndarray, start: np.ndarray, stop: np.ndarray, even
     """
     risk = weight * np.exp(x @ beta)
     times = np.unique(stop[event == 1])
-    at_risk = (start[:, None] < times[None, :]) & (times[None, :] <= stop[:, None])   # rows x K
-    s0 = risk @ at_risk
-    s1 = (risk[:, None] * x).T @ at_risk                                             # p x K
-    xbar = (s1 / s0).T                                                               # K x p
-    d_n = np.array([(weight * (event == 1) * (stop == t)).sum() for t in times])
-    k_of = np.searchsorted(times, stop)
-    own = np.where(event == 1, 1.0, 0.0)[:, None] * weight[:, None] * (x - xbar[np.minimum(k_of, len(times) - 1)])
+    n_t, p = len(times), x.shape[1]
+    s0, s1, s2 = np.zeros(n_t), np.zeros((n_t, p)), np.zeros((n_t, p, p))
+    blocks = [slice(a, a + max(1, 2_000_000 // max(len(x), 1))) for a in range(0, n_t, max(1, 2_000_000 // max(len(x), 1)))]
+
+    def risk_set(b: slice) -> np.ndarray:  # rows x times-in-block (memory bounded by the block size)
+        return ((start[:, None] < times[None, b]) & (times[None, b] <= stop[:, None])).astype(float)
+
+    for b in blocks:
+        at = risk_set(b)
+        s0[b] = risk @ at
+        s1[b] = ((risk[:, None] * x).T @ at).T
+        s2[b] = np.einsum("j,jk,ja,jb->kab", risk, at, x, x)
+    xbar = s1 / s0[:, None]                                                          # K x p
+    d_n = np.bincount(np.searchsorted(times, stop[event == 1]), weights=weight[event == 1], minlength=n_t)
     haz = d_n / s0                                                                   # dN / S0 per time
-    comp = risk[:, None] * (x * (at_risk @ haz)[:, None] - at_risk @ (haz[:, None] * xbar))
-    resid = own - comp
-    s2 = np.einsum("j,jk,ja,jb->kab", risk, at_risk.astype(float), x, x)
+    k_of = np.minimum(np.searchsorted(times, stop), n_t - 1)
+    own = np.where(event == 1, 1.0, 0.0)[:, None] * weight[:, None] * (x - xbar[k_of])
+    cum_h, cum_hx = np.zeros(len(x)), np.zeros((len(x), p))
+    for b in blocks:
+        at = risk_set(b)
+        cum_h += at @ haz[b]
+        cum_hx += at @ (haz[b, None] * xbar[b])
+    resid = own - risk[:, None] * (x * cum_h[:, None] - cum_hx)
     info = np.einsum("k,kab->ab", d_n, s2 / s0[:, None, None] - np.einsum("ka,kb->kab", xbar, xbar))
     groups = pd.DataFrame(resid).groupby(np.asarray(cluster)).sum().to_numpy()
     inv = np.linalg.inv(info)

@@ -63,7 +63,7 @@ def detect_images(model, items: Sequence[tuple[np.ndarray, str]]) -> list[Detect
         x = torch.from_numpy(np.stack([p[0] for p in prepared]))[:, None]
         coords, conf = decode_heatmaps(model(x))
     out = []
-    for (img, frame, part, blank), c, q in zip(prepared, coords.numpy(), conf.numpy()):
+    for (_img, frame, part, blank), c, q in zip(prepared, coords.numpy(), conf.numpy()):
         own = spec.part_channels(part)
         other = [i for i in range(len(spec.channels)) if i not in own]
         names = [spec.channels[i].split(":", 1)[1] for i in own]
