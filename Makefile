@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test lint docs typecheck dist venv bench stress clean landmark-detector
+.PHONY: demo test test-all lint docs typecheck dist venv bench stress clean landmark-detector
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,11 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/raoutcome demo --out $(DEMO_OUT)
 
+# The default suite leaves out the tests marked `slow` (long end-to-end runs); `make test-all` runs them too.
 test: $(STAMP) lint
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: $(STAMP) lint
 	$(PY) -m pytest -q tests
 
 # The docs site (MkDocs) into site/, every warning an error; tests/test_docs.py builds it too.
