@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test lint venv bench stress clean landmark-detector
+.PHONY: demo test test-all lint docs typecheck dist venv bench stress clean landmark-detector
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,24 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/raoutcome demo --out $(DEMO_OUT)
 
+# The default suite leaves out the tests marked `slow` (long end-to-end runs); `make test-all` runs them too.
 test: $(STAMP) lint
+	$(PY) -m pytest -q -m "not slow" tests
+
+test-all: $(STAMP) lint
 	$(PY) -m pytest -q tests
+
+# The docs site (MkDocs) into site/, every warning an error; tests/test_docs.py builds it too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true PYTHONPATH=src $(PY) -m mkdocs build --strict
+
+# Type checks of the public API (files listed in pyproject's [tool.mypy]); tests/test_typecheck.py runs it too.
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+# Wheel and sdist into dist/.
+dist: $(STAMP)
+	$(PY) -m build
 
 # ruff (lint; rules in pyproject.toml) and vulture (dead code) over the code and the tests.
 lint: $(STAMP)
@@ -43,4 +59,4 @@ landmark-detector: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) analyses/landmark_detector.py --work $(LANDMARK_WORK)
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT)
+	rm -rf $(VENV) $(DEMO_OUT) site dist

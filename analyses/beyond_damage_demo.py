@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     for _, r in table.iterrows():
         print(f"{r['cohort']:5s} {r['test']:13s} {r['outcome']:10s} "
               f"{'beyond damage ' if r['question'].startswith('Does the image carry') else 'beyond reading'} "
-              f"estimate {r['estimate']:8.4g}  p = {r['p_value']:.3g}  (n = {r['n']}, events {r['events']})")
+              f"estimate {r['estimate']:8.4g}  coefficient of the image score {r['coef_added']:7.3g}  "
+              f"p = {r['p_value']:.3g}  (n = {r['n']}, events {r['events']})")
     return 0
 
 

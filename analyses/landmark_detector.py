@@ -125,10 +125,6 @@ def main(argv=None) -> int:
 
     from landmarks_real_hands import real_samples
 
-    from landmarks_real_hands import real_samples
-
-    from raoutcome.models.landmarks import load_detector
-
     tuned_path = args.work / "tuned.safetensors"
     model = tuning_start(base_path)
     samples = sim_samples(cohorts, model.spec)

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         for part, g in m.groupby("part"):
             res[part] = {"within_2pct": float((g.err <= 0.02 * size).mean()), "mre_px": float(g.err.mean()),
                          "n": int(len(g)), "worst_landmarks": g.groupby("landmark").err.apply(
-                             lambda e: float((e <= 0.02 * size).mean())).nsmallest(3).round(3).to_dict()}
+                             lambda e, size=size: float((e <= 0.02 * size).mean())).nsmallest(3).round(3).to_dict()}
         res["all"] = {"within_2pct": float((m.err <= 0.02 * size).mean()), "mre_px": float(m.err.mean()),
                       "n": int(len(m))}
         # image-level flags are on every landmark of the image

@@ -27,5 +27,5 @@ def test_low_confidence_and_qc_flags_are_reported():
     assert c["flagged"] == ["h1.png", "h2.png"]
     assert c["flags"] == {"low_confidence": 1, "mirrored": 1, "outlier": 1}
     lines = coverage_lines(IMAGES, lm)
-    assert any(l.startswith("Low-confidence landmarks (< 0.3): 1 images (h1.png)") for l in lines)
-    assert any("Landmark QC flags: 2 images" in l and "mirrored 1" in l for l in lines)
+    assert any(line.startswith("Low-confidence landmarks (< 0.3): 1 images (h1.png)") for line in lines)
+    assert any("Landmark QC flags: 2 images" in line and "mirrored 1" in line for line in lines)

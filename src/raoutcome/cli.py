@@ -22,6 +22,27 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from raoutcome import __version__
+
+        typer.echo(f"raoutcome {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log with logger names and times"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only; no progress bars"),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit", is_eager=True,
+                                 callback=_show_version),
+) -> None:
+    """Outcome prediction from longitudinal rheumatology radiographs, beyond the Sharp score."""
+    from raoutcome.logs import configure
+
+    configure(1 if verbose else -1 if quiet else 0)
+
+
 # Where the output cannot be written (full disk, read-only folder, no permission, file size
 # limit): a clear message naming the file instead of a traceback. Writers use temp names and
 # rename, so nothing half-written is left under a final name.

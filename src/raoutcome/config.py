@@ -34,7 +34,7 @@ def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
     """Parse a TOML file; a missing, unreadable or malformed file raises :class:`ConfigError` naming it."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is tolerated
     except FileNotFoundError as err:
         raise ConfigError(f"{path}: cannot read the {what}: file not found") from err
     except (OSError, UnicodeDecodeError) as err:

@@ -3,8 +3,14 @@
 Any error caused by the user's input (a bad manifest, an unreadable image, a bad
 config) derives from :class:`InputError`; the CLI turns it into a message and
 exit code 2, so nothing downstream has to know about exit codes.
+
+Warnings the library raises derive from :class:`RaoutcomeWarning`, one subclass per kind, so a
+user can filter them (``warnings.simplefilter("ignore", raoutcome.errors.RegionFallbackWarning)``).
 """
 from __future__ import annotations
+
+__all__ = ["InputError", "Problem", "CohortValidationError", "ImageReadError", "ConfigError",
+           "RaoutcomeWarning", "NotCrossFittedWarning", "RegionFallbackWarning", "AnalysisSkippedWarning"]
 
 from dataclasses import dataclass
 
@@ -15,7 +21,13 @@ class InputError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem found in user input, located as precisely as possible."""
+    """One problem found in user input, located as precisely as possible.
+
+    Examples
+    --------
+    >>> str(Problem("visits.csv", "not a number", row=3, column="haq", value="x"))
+    "visits.csv, row 3, column 'haq': not a number (value: 'x')"
+    """
 
     file: str
     message: str
@@ -53,3 +65,19 @@ class ImageReadError(InputError):
 
 class ConfigError(InputError):
     """A TOML config is missing a key or holds a bad value."""
+
+
+class RaoutcomeWarning(UserWarning):
+    """Base class of every warning raoutcome raises (filter them all with this one)."""
+
+
+class NotCrossFittedWarning(RaoutcomeWarning):
+    """Image scores were (possibly) produced by a model that saw the same patients."""
+
+
+class RegionFallbackWarning(RaoutcomeWarning):
+    """An image has neither a truth region map nor landmarks: regions are foreground/background only."""
+
+
+class AnalysisSkippedWarning(RaoutcomeWarning, RuntimeWarning):
+    """One analysis could not run on this data (too few events, a singular design) and was skipped."""

@@ -21,8 +21,8 @@ the same rules hold everywhere:
 - **Nothing raised.** Every problem becomes a :class:`~raoutcome.errors.Problem`
   naming file, row (1-based data row), column and value.
 
-:func:`read_toml` is the one TOML reader (BOM tolerated, errors become
-:class:`~raoutcome.errors.ConfigError` naming the file).
+:func:`read_toml` is the one TOML reader (:func:`raoutcome.config.read_toml`: BOM tolerated,
+errors become :class:`~raoutcome.errors.ConfigError` naming the file).
 """
 from __future__ import annotations
 
@@ -32,19 +32,13 @@ import codecs
 import csv
 import io
 import re
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from raoutcome.errors import ConfigError, Problem
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from raoutcome.errors import Problem
 
 #: Control characters refused in any cell: C0 except TAB, LF and CR; DEL; C1.
 CONTROL_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -323,18 +317,9 @@ def read_table_file(path: str | Path, file: str | None = None, what: str = "tabl
     return _read_csv(path, file, what)
 
 
-def read_toml(path: str | Path) -> dict:
-    """Parse a TOML file (a UTF-8 byte-order mark is tolerated); bad files raise :class:`ConfigError`."""
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config file ({err.strerror or err})") from err
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: the config file is not UTF-8 text (byte {err.start})") from err
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+def read_toml(path: str | Path, what: str = "config") -> dict:
+    """The one TOML reader, :func:`raoutcome.config.read_toml` (BOM tolerated; bad files raise
+    :class:`ConfigError` naming the file); here so every kind of user file has its reader in one place."""
+    from raoutcome.config import read_toml as _read
+
+    return _read(path, what)

@@ -74,7 +74,13 @@ def _finite(values, name: str, min_n: int = 2) -> np.ndarray:
 
 
 def srm(change) -> float:
-    """Standardized response mean: mean(change) / SD(change) (SD with n − 1)."""
+    """Standardized response mean: mean(change) / SD(change) (SD with n − 1).
+
+    Examples
+    --------
+    >>> round(srm([1.0, 2.0, 3.0, 6.0]), 4)  # mean 3, SD sqrt(14/3)
+    1.3887
+    """
     arr = _finite(change, "SRM")
     sd = arr.std(ddof=1)
     return float(arr.mean() / sd) if sd > 0 else np.nan
@@ -137,7 +143,15 @@ class SampleSize:
 
 
 def sample_size_per_arm(effect_size: float, alpha: float = 0.05, power: float = 0.8) -> SampleSize:
-    """n per arm = 2 (z₁₋α/₂ + z₁₋β)² / d² (rounded up), and ``TTestIndPower`` for comparison."""
+    """n per arm = 2 (z₁₋α/₂ + z₁₋β)² / d² (rounded up), and ``TTestIndPower`` for comparison.
+
+    Examples
+    --------
+    The textbook case: a standardized effect of 0.5 needs 63 patients per arm (80 % power, α = 0.05).
+
+    >>> sample_size_per_arm(0.5).n_formula
+    63
+    """
     d = abs(float(effect_size))
     if not d > 0 or not np.isfinite(d):
         raise InputError(f"sample size: effect size must be a non-zero number, got {effect_size!r}")
@@ -238,6 +252,6 @@ class _NoBar:
 def _progress(total: int, desc: str, show: bool):
     if not show:
         return _NoBar()
-    from tqdm.auto import tqdm
+    from raoutcome.progress import tqdm
 
     return tqdm(total=total, desc=desc, leave=False)

@@ -25,7 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from raoutcome import anatomy
-from raoutcome.errors import InputError
+from raoutcome.errors import InputError, NotCrossFittedWarning
 from raoutcome.outcomes import score_variables, visit_columns
 from raoutcome.predictions import embedding_frame, from_frame, to_frame
 
@@ -35,10 +35,6 @@ OBSERVED = "observed"
 # A covariate column is kept when at most this fraction of patients lack it.
 MAX_COVARIATE_MISSING = 0.2
 MAX_CATEGORIES = 8
-
-
-class NotCrossFittedWarning(UserWarning):
-    """Image scores were (possibly) produced by a model that saw the same patients."""
 
 
 @dataclass

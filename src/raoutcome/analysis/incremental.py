@@ -41,7 +41,7 @@ from raoutcome.analysis.features import DURATION, OBSERVED, AnalysisData, NotCro
 from raoutcome.analysis.longitudinal import MixedModel, _formula
 from raoutcome.analysis.reader_error import spline_basis
 from raoutcome.analysis.survival import CoxModel, cross_val_risk, event_folds
-from raoutcome.errors import InputError
+from raoutcome.errors import AnalysisSkippedWarning, InputError
 from raoutcome.evaluation import bootstrap_ci, harrell_c
 from raoutcome.outcomes import damage_outcome, outcomes
 
@@ -95,7 +95,8 @@ def cox_lrt(df: pd.DataFrame, base: Sequence[str], added: Sequence[str], duratio
     stat, p = _lrt(ll0, full.log_likelihood_, len(added))
     return IncrementalResult("cox_lrt", event_col, ",".join(base), ",".join(added), estimate=stat, statistic=stat,
                              df=len(added), p_value=p, n=len(rows),
-                             extra={"events": int(rows[event_col].sum()), "ll_base": ll0, "ll_full": full.log_likelihood_})
+                             extra={"events": int(rows[event_col].sum()), "ll_base": ll0, "ll_full": full.log_likelihood_,
+                                    "coef_added": _added_coef(full.params_, added)})
 
 
 def mixed_lrt(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Sequence[str],
@@ -112,6 +113,11 @@ def mixed_lrt(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Sequen
                              extra={"patients": full.n_groups_, "ll_base": reduced.log_likelihood_,
                                     "ll_full": full.log_likelihood_,
                                     "converged": bool(full.converged_ and reduced.converged_)})
+
+
+def _added_coef(params: pd.Series, added: Sequence[str]) -> float:
+    """The fitted coefficient of a single added term (log-HR per unit for Cox, outcome units per unit for OLS)."""
+    return float(params[added[0]]) if len(added) == 1 and added[0] in params.index else np.nan
 
 
 def partial_r2(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Sequence[str]) -> IncrementalResult:
@@ -131,7 +137,7 @@ def partial_r2(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Seque
     return IncrementalResult("partial_r2_f", outcome, ",".join(base), ",".join(added), estimate=float(pr2),
                              statistic=float(f), df=float(df_diff), p_value=float(p), n=len(rows),
                              extra={"df_resid": float(full.df_resid), "r2_base": float(reduced.rsquared),
-                                    "r2_full": float(full.rsquared)})
+                                    "r2_full": float(full.rsquared), "coef_added": _added_coef(full.params, added)})
 
 
 def delta_c_index(df: pd.DataFrame, base: Sequence[str], added: Sequence[str], duration_col: str = DURATION,
@@ -357,7 +363,7 @@ def _run_tests(data: AnalysisData, pts: pd.DataFrame, visits: pd.DataFrame, pts_
         try:
             results.append(fn(*args, **kwargs))
         except (InputError, np.linalg.LinAlgError, ValueError) as err:
-            warnings.warn(f"{fn.__name__} skipped: {err}", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"{fn.__name__} skipped: {err}", AnalysisSkippedWarning, stacklevel=3)
 
     has_events = DURATION in pts and pts[OBSERVED].sum() > 0
     if has_events:
@@ -389,8 +395,8 @@ DAMAGE_HEADS = ("svdh", "jsn", "erosion")
 
 def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None = None,
                   damage: Sequence[str] = ("svdh_jsn", "svdh_erosion"), readings: Sequence[str] | None = None,
-                  sdc: float | None = None, icc: float | None = None, spline_df: int = 4,
-                  damage_basis: str = "interaction", scale: str = "log1p", covariates: Sequence[str] | None = None, outcome_images: Mapping[str, str] | None = None,
+                  sdc: float | None = None, icc: float | None = None, spline_df: int = 3,
+                  damage_basis: str = "tensor", scale: str = "log1p", calibration_df: int = 4, covariates: Sequence[str] | None = None, outcome_images: Mapping[str, str] | None = None,
                   horizon: float | None = None, n_boot: int = 200, seed: int = 0, require_cross_fitted: bool = False,
                   tests: Sequence[str] = ("cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f")
                   ) -> pd.DataFrame:
@@ -474,7 +480,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         """``cal_<damage>`` per visit with ``img`` in Z; returns (columns, names)."""
         z = pd.DataFrame(index=visits.index)
         for col in dict.fromkeys([img, *[r for r in readings if r != img]]):
-            basis = re_.spline_basis(visits[col].to_numpy(float), df=spline_df, prefix=f"z_{col}_")
+            basis = re_.spline_basis(visits[col].to_numpy(float), df=calibration_df, prefix=f"z_{col}_")
             z = z.join(basis.set_axis(visits.index))
         for col in [*covs, "time_years"]:
             if col in visits:
@@ -484,7 +490,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         for col in present:
             frame[f"raw_{col}"] = visits[col].to_numpy(float)
             frame[f"log_{col}"] = np.log1p(visits[col].clip(lower=0))
-            basis = re_.spline_basis(frame[f"log_{col}"].to_numpy(float), df=spline_df, prefix=f"w_{col}_")
+            basis = re_.spline_basis(frame[f"log_{col}"].to_numpy(float), df=calibration_df, prefix=f"w_{col}_")
             frame = frame.join(basis.set_axis(visits.index))
         w_terms = [c for c in frame if c.startswith("w_")]
         to_scale = np.log1p if scale == "log1p" else (lambda x: x)

@@ -347,7 +347,7 @@ def attribute_images(
         batches += [(view, idx[i:i + batch_size]) for i in range(0, len(idx), batch_size)]
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from raoutcome.progress import tqdm
         bar = tqdm(total=len(batches) * len(heads) * len(models), desc=f"attribution ({s.method})", unit="batch")
     for view, idx in batches:
         for head in heads:

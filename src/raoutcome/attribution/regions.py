@@ -52,7 +52,7 @@ import numpy as np
 from scipy import ndimage
 
 from raoutcome.anatomy import HAND_EROSION_SITES, HAND_JSN_SITES, LANDMARK_SITE, REGION_NAMES, REGIONS
-from raoutcome.errors import InputError
+from raoutcome.errors import InputError, RegionFallbackWarning
 
 FOREGROUND = 255
 FOREGROUND_NAME = "foreground"
@@ -189,7 +189,7 @@ def fallback_regions(image: np.ndarray, name: str = "image", warn: bool = True) 
     """Foreground / background only, with a warning (no truth label map, no landmarks)."""
     if warn:
         warnings.warn(f"{name}: no region label map and no landmarks; attribution regions fall back to "
-                      "foreground/background only", stacklevel=2)
+                      "foreground/background only", RegionFallbackWarning, stacklevel=2)
     labels = np.where(tissue_masks(image)[0], FOREGROUND, REGIONS["background"]).astype(np.uint8)
     return RegionMap(labels, "fallback")
 

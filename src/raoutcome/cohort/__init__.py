@@ -1,9 +1,13 @@
 """Cohort manifest: loading, validation, the :class:`Cohort` object and patient-grouped splits.
 
+A folder or ``cohort.toml`` is loaded (raising CohortValidationError with every problem), split by
+patient into folds (``[(train_ids, test_ids), ...]``) and turned into a patient_id x visit_id Dataset,
+the grid Predictions use:
+
 >>> from raoutcome.cohort import load
->>> cohort = load("path/to/cohort")          # folder or cohort.toml; raises CohortValidationError
->>> folds = cohort.kfold(5, seed=0)          # [(train_ids, test_ids), ...]
->>> ds = cohort.to_xarray()                  # patient_id x visit_id, the grid Predictions use
+>>> cohort = load("path/to/cohort")          # doctest: +SKIP
+>>> folds = cohort.kfold(5, seed=0)          # doctest: +SKIP
+>>> ds = cohort.to_xarray()                  # doctest: +SKIP
 
 The manifest format is documented in docs/manifest.md.
 """

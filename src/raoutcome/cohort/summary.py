@@ -22,16 +22,20 @@ def _fmt(x: float, digits: int = 1) -> str:
 
 def summarize(cohort: "Cohort", width: int = 100) -> str:
     """Patients, visits and follow-up; images per view; completeness of each outcome; events."""
-    buf = io.StringIO()
-    console = Console(file=buf, width=width, color_system=None, force_terminal=False, highlight=False)
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False, highlight=False)
+    parts: list[str] = []
+
+    def add(item) -> None:  # render to text (the library never prints)
+        parts.extend("".join(seg.text for seg in line).rstrip()
+                     for line in console.render_lines(item, pad=False, new_lines=False))
     v, im, ev = cohort.visits, cohort.images, cohort.events
     n_pat = len(cohort.patients)
     per_patient = v.groupby("patient_id").size()
     follow = v.groupby("patient_id")["time_years"].max()
     no_visits = n_pat - len(per_patient)
 
-    console.print(f"Cohort: {cohort.source or cohort.root}")
-    console.print(f"Image root: {cohort.root}")
+    add(f"Cohort: {cohort.source or cohort.root}")
+    add(f"Image root: {cohort.root}")
     lines = [
         f"Patients: {n_pat}" + (f" ({no_visits} without visits)" if no_visits else ""),
         f"Visits: {len(v)} (per patient: median {_fmt(float(per_patient.median()) if len(per_patient) else np.nan)}, "
@@ -48,7 +52,7 @@ def summarize(cohort: "Cohort", width: int = 100) -> str:
 
     lines.extend(coverage_lines(im, cohort.landmarks))
     for line in lines:
-        console.print(line)
+        add(line)
 
     views = Table(box=box.SIMPLE_HEAD, title="Images per view", title_justify="left")
     for col in ("view", "images", "visits with view", "patients with view"):
@@ -59,7 +63,7 @@ def summarize(cohort: "Cohort", width: int = 100) -> str:
         if view in counts.index:
             views.add_row(view, str(int(counts.loc[view, "images"])), str(int(visits_with.get(view, 0))),
                           str(int(counts.loc[view, "patients"])))
-    console.print(views)
+    add(views)
 
     outcomes = Table(box=box.SIMPLE_HEAD, title="Outcome completeness (visits with a value)", title_justify="left")
     for col in ("outcome", "visits", "%", "patients", "mean", "min", "max"):
@@ -71,7 +75,7 @@ def summarize(cohort: "Cohort", width: int = 100) -> str:
         pats = int(v.loc[col.notna(), "patient_id"].nunique())
         outcomes.add_row(name, str(n), f"{pct:.0f}", str(pats), _fmt(col.mean(), 2),
                          _fmt(col.min(), 2), _fmt(col.max(), 2))
-    console.print(outcomes)
+    add(outcomes)
 
     events = Table(box=box.SIMPLE_HEAD, title="Events (time in years since first visit)", title_justify="left")
     for col in ("event", "patients", "observed", "censored", "median time observed", "median time censored"):
@@ -83,5 +87,5 @@ def summarize(cohort: "Cohort", width: int = 100) -> str:
                        _fmt(group.loc[~obs, "time_years"].median(), 2))
     if len(ev) == 0:
         events.add_row("(none)", "0", "0", "0", "-", "-")
-    console.print(events)
-    return "\n".join(line.rstrip() for line in buf.getvalue().rstrip().splitlines()) + "\n"
+    add(events)
+    return "\n".join(parts).rstrip() + "\n"

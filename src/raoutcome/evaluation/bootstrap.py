@@ -32,7 +32,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from tqdm.auto import tqdm
+from raoutcome.progress import tqdm
 
 from raoutcome.errors import InputError
 from raoutcome.evaluation._common import same_length

@@ -287,13 +287,29 @@ def _work(paths: list[str], cache_folder: str | None = None) -> list[tuple[str, 
     return out
 
 
-def _progress(total: int, enabled: bool):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+class _Bar:
+    """``add_task`` / ``advance`` over the library's one progress bar (tqdm, quiet off a terminal)."""
 
-    console = Console(stderr=True)
-    return Progress(TextColumn("checking images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=console, transient=True, disable=not (enabled and console.is_terminal))
+    def __init__(self, total: int, enabled: bool):
+        from raoutcome.progress import tqdm
+
+        self.bar = tqdm(total=total, desc="checking images", unit="image", leave=False, disable=not enabled)
+
+    def __enter__(self) -> "_Bar":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.bar.close()
+
+    def add_task(self, description: str, total: int | None = None) -> int:
+        return 0
+
+    def advance(self, task: int, n: int = 1) -> None:
+        self.bar.update(n)
+
+
+def _progress(total: int, enabled: bool) -> _Bar:
+    return _Bar(total, enabled)
 
 
 def check_images(paths: Sequence[str | os.PathLike], *, workers: int | None = None,

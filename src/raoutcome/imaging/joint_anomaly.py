@@ -294,7 +294,7 @@ def cohort_patches(cohort, paths: Iterable[str] | None = None, progress: bool = 
     out = {n: np.full((len(images), side * side), np.nan, dtype=np.float32) for n in names}
     rows = images.itertuples(index=True)
     if progress:
-        from tqdm.auto import tqdm
+        from raoutcome.progress import tqdm
 
         rows = tqdm(rows, total=len(images), desc="joint patches", unit="image")
     for row in rows:

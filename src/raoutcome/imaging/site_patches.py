@@ -148,7 +148,7 @@ def cohort_site_patches(cohort, grid: int = SITE_GRID, half_width: float = SITE_
     chunks: list[np.ndarray] = []
     it = images.itertuples(index=False)
     if progress:
-        from tqdm.auto import tqdm
+        from raoutcome.progress import tqdm
 
         it = tqdm(it, total=len(images), desc="site patches", unit="image")
     for img in it:

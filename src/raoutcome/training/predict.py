@@ -25,6 +25,7 @@ from raoutcome.imaging.dataset import PatientSequences, batch_to
 from raoutcome.models.multitask import LongitudinalOutcomeModel
 from raoutcome.outcomes import score_variables
 from raoutcome.predictions import from_frame, save_predictions
+from raoutcome.progress import tqdm
 from raoutcome.training.trainer import autocast, make_loader
 
 
@@ -73,6 +74,7 @@ def write_predictions(groups: Sequence[PredictionGroup], cohort, loader_factory,
     n_rows = sum(ds.n_visits for ds in datasets)
     emb_dim = groups[0].models[0].embedding_dim
     outputs = [o for o in score_variables() if o in groups[0].models[0].outputs]
+    bar = tqdm(total=sum(len(g.patient_ids) for g in groups), desc="predict", unit="patient") if progress else None
     tmpdir = Path(tempfile.mkdtemp(prefix=".predict-", dir=out_path.parent if out_path.parent.exists() else None))
     try:
         emb = np.lib.format.open_memmap(tmpdir / "embedding.npy", mode="w+", dtype=np.float32,
@@ -99,11 +101,11 @@ def write_predictions(groups: Sequence[PredictionGroup], cohort, loader_factory,
                 emb[row:row + n] = embedding.numpy()[mask]
                 row += n
                 done += len(batch["index"])
-                if progress:
-                    print(f"\rpredicted {done} patients", end="", flush=True)
+                if bar is not None:
+                    bar.update(len(batch["index"]))
             folds.update({p: group.fold for p in ds.patient_ids})
-        if progress:
-            print()
+        if bar is not None:
+            bar.close()
         frame = pd.DataFrame({"patient_id": pids, "visit_id": vids,
                               "time_years": np.concatenate(times) if times else np.zeros(0)})
         for o in outputs:

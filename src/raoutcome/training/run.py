@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import platform
 import sys
@@ -47,13 +48,17 @@ from raoutcome.training.distributed import barrier, init_from_env, pick_device, 
 from raoutcome.training.predict import PredictionGroup, write_predictions
 from raoutcome.training.readout import CoxReadout, RidgeReadout, fit_readouts
 from raoutcome.training.trainer import fit, make_loader, risk_center, uses_joint_targets
+from raoutcome.training.tracking import Tracker, open_tracker
 
 CONFIG_NAME = "config.resolved.toml"
 CV_PREDICTIONS = "cv_predictions.nc"
 # Settings that may change between a run and its resumption (they do not change results).
 _RESUMABLE_CHANGES = {("train", "num_workers"), ("predict", "batch_patients"), ("predict", "num_workers"),
                       ("data", "cache_dir"), ("train", "device"), ("train", "amp"), ("train", "stall_epoch"),
-                      ("train", "stall_tolerance")}
+                      ("train", "stall_tolerance"), ("tracking", "backend"), ("tracking", "dir")}
+
+
+log = logging.getLogger(__name__)
 
 
 def member_name(fold: int, seed_index: int) -> str:
@@ -189,6 +194,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                     fh.write(f"# resolved training config (source: {cfg.source})\n" + cfg.to_toml())
             _write_json(run_dir / "versions.json", versions())
         barrier(dist)
+        tracker = open_tracker(cfg, run_dir) if dist.is_main else Tracker()
         spec = cfg.model_spec()
         factory = _cache_factory(cfg, run_dir)
         dkw = _dataset_kwargs(cfg, cohort, _anomaly_landmarks(cfg, cohort))
@@ -211,7 +217,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=seed,
                                             joint_targets=joints, **train_kw)
                 val_ds = PatientSequences(cohort, images, val_ids, **train_kw) if val_ids else None
-                hook = (lambda e, r, _n=name: on_epoch_end(_n, e, r)) if on_epoch_end else None
+                hook = _epoch_hook(name, tracker, on_epoch_end)
                 summary = fit(spec, cfg, train_ds, val_ds, mdir, seed, device, dist, on_epoch_end=hook, desc=name).summary
                 center = None
                 if dist.is_main:
@@ -223,17 +229,28 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                               **{k: v for k, v in summary.items() if k != "history"}}
                     _write_json(mdir / "done.json", record)
                     members.append({**record, "history": summary["history"]})
+                    tracker.member(name, members[-1])
                 barrier(dist)
         if dist.is_main:
             cross_fitted = cfg.cv["folds"] >= 2
             if cross_fitted and not (run_dir / CV_PREDICTIONS).exists():
                 _write_oof(run_dir, cohort, cfg, device, factory, dkw)
             _write_metrics(run_dir, cohort, cfg, members, cross_fitted)
+            tracker.close(run_dir)
         barrier(dist)
     finally:
         lock.close()
         shutdown(dist)
     return run_dir
+
+
+def _epoch_hook(name: str, tracker: Tracker, user: Callable[[str, int, dict], None] | None) -> Callable:
+    """The per-epoch callback of member ``name``: the tracker first, then the caller's hook."""
+    def hook(epoch: int, record: dict) -> None:
+        tracker.epoch(name, epoch, record)
+        if user is not None:
+            user(name, epoch, record)
+    return hook
 
 
 def _learned(name: str, history: list[dict], cfg: TrainConfig) -> dict:
@@ -244,12 +261,12 @@ def _learned(name: str, history: list[dict], cfg: TrainConfig) -> dict:
     crit = [h.get("criterion") for h in history if h.get("criterion") is not None]
     check = stall_check(crit, cfg.train["stall_epoch"], cfg.train["stall_tolerance"])
     if check["stalled"]:
-        print(f"WARNING {name.upper()} HAS NOT LEARNED: validation criterion {check['start']:.3f} moved "
-              f"{100 * check['moved']:.1f} % by epoch {check['epoch']} (< {100 * cfg.train['stall_tolerance']:.0f} %)",
-              file=sys.stderr, flush=True)
+        log.warning(f"WARNING {name.upper()} HAS NOT LEARNED: validation criterion {check['start']:.3f} moved "
+                    f"{100 * check['moved']:.1f} % by epoch {check['epoch']} "
+                    f"(< {100 * cfg.train['stall_tolerance']:.0f} %)")
     elif check["stalled"] is False:
-        print(f"{name}: validation criterion {check['start']:.3f} fell {100 * check['moved']:.1f} % by epoch "
-              f"{check['epoch']}", file=sys.stderr, flush=True)
+        log.info(f"{name}: validation criterion {check['start']:.3f} fell {100 * check['moved']:.1f} % by epoch "
+                 f"{check['epoch']}")
     return check
 
 
@@ -315,8 +332,7 @@ def _post_fit(mdir: Path, cohort, images, fit_ids: list[str], val_ids: list[str]
             model = _with_state(replace(spec, readouts=kept, anomaly_landmarks=landmarks if kept else ()), state,
                                 mdir).to(device)
         records = {h: _readout_record(f) for h, f in fits.items()}
-        print(f"{mdir.name} readouts: " + "; ".join(_readout_line(h, r) for h, r in records.items()),
-              file=sys.stderr)
+        log.info("%s readouts: %s", mdir.name, "; ".join(_readout_line(h, r) for h, r in records.items()))
     center = None
     name = next((o.name for o in outcomes(spec.heads) if o.kind == "time_to_event"), None)
     if name is not None:
@@ -458,8 +474,7 @@ def _write_metrics(run_dir: Path, cohort, cfg: TrainConfig, members: list[dict],
                         "history": history.get(m["member"])} for m in members]}
     out["stalled_members"] = [m["member"] for m in members if m.get("stalled")]
     if out["stalled_members"]:
-        print(f"WARNING: MODEL(S) {', '.join(out['stalled_members'])} DID NOT LEARN (see metrics.json)",
-              file=sys.stderr, flush=True)
+        log.warning(f"WARNING: MODEL(S) {', '.join(out['stalled_members'])} DID NOT LEARN (see metrics.json)")
     if cross_fitted and (run_dir / CV_PREDICTIONS).exists():
         out["out_of_fold"] = oof_summary(run_dir / CV_PREDICTIONS, cohort, cfg.survival["event"])
     _write_json(path, out)

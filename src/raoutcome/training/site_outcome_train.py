@@ -14,7 +14,6 @@ from __future__ import annotations
 
 __all__ = ["OutcomeData", "fit_site_outcome", "predict_site_outcome"]
 
-import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from raoutcome.logs import log_message
 from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
 from raoutcome.training.learning import stall_check
 
@@ -124,7 +124,7 @@ def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, 
                      log: Callable[[str], None] | None = None) -> tuple[SiteOutcomeModel, dict]:
     """Train the outcome model on ``fit_ids`` (best validation epoch kept), then fit its closed-form readouts
     on ``fit_ids + val_ids``. Returns the model and its record (history, stalled, readouts)."""
-    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    log = log or log_message
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = SiteOutcomeModel(spec)

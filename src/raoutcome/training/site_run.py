@@ -14,7 +14,6 @@ from __future__ import annotations
 __all__ = ["predict_site_run", "site_settings", "train_site_run"]
 
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from raoutcome.logs import log_message
 from raoutcome.errors import InputError
 from raoutcome.imaging.site_patches import SitePatches, cohort_site_patches
 from raoutcome.io_utils import atomic_write
@@ -135,7 +135,7 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
     from raoutcome.imaging.site_patches import site_names
     from raoutcome.predictions import save_predictions
 
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = log or log_message
     spec, settings = site_settings(cfg)
     sp = _patches(cohort, cfg, run_dir)
     views = sorted(sp.table["view"].unique())

@@ -19,9 +19,9 @@ posts.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
-from tqdm.auto import tqdm
+from raoutcome.progress import tqdm
 
 from raoutcome.imaging.dataset import PatientSequences, batch_to, collate_patients
 from raoutcome.models.losses import SPACE_TRANSFORMS, MultitaskLoss, default_scales, patient_risk, task_loss
@@ -74,6 +74,9 @@ class EpochShuffle(Sampler[int]):
 
     def __len__(self) -> int:
         return self.n
+
+
+log = logging.getLogger(__name__)
 
 
 def loader_workers(num_workers: int, device: torch.device | None) -> int:
@@ -269,7 +272,7 @@ def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequenc
         return FitResult(_summary(state), module.model)
 
     weights = dict(zip(spec.heads, criterion.weights.tolist()))
-    show = dist.is_main and sys.stderr.isatty()
+    show = dist.is_main
     for epoch in range(state["epoch"] + 1, t["epochs"]):
         started = time.perf_counter()
         train_ds.set_epoch(epoch)
@@ -329,8 +332,8 @@ def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequenc
                        "scaler": scaler.state_dict(), "state": state, "rng": ckpt.rng_state(generator),
                        "spec": spec.to_dict()}, path)
             val_txt = f" val {crit:.4f}" if crit is not None else ""
-            tqdm.write(f"{desc} epoch {epoch + 1}/{t['epochs']}: train {train_losses.get('total', math.nan):.4f}"
-                       f"{val_txt}{' *' if improved else ''} ({record['seconds']:.0f}s)".strip(), file=sys.stderr)
+            log.info(f"{desc} epoch {epoch + 1}/{t['epochs']}: train {train_losses.get('total', math.nan):.4f}"
+                     f"{val_txt}{' *' if improved else ''} ({record['seconds']:.0f}s)".strip())
         barrier(dist)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)

@@ -590,7 +590,7 @@ class _NoProgress:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *_exc):
         return False
 
     def add_task(self, *args, **kwargs):
@@ -603,10 +603,32 @@ class _NoProgress:
         pass
 
 
-def _progress(show: bool):
-    if not show:
-        return _NoProgress()
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+class _StageBar(_NoProgress):
+    """The add_task/update/advance calls above, on the library's one progress bar (tqdm)."""
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn())
+    def __enter__(self):
+        self.bar = None
+        return self
+
+    def __exit__(self, *_exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+    def add_task(self, description, total=None, **kwargs):
+        from raoutcome.progress import tqdm
+
+        self.bar = tqdm(total=total, desc=description, leave=False)
+        return 0
+
+    def update(self, task, description=None, **kwargs):
+        if self.bar is not None and description is not None:
+            self.bar.set_description_str(description)
+
+    def advance(self, task, advance=1):
+        if self.bar is not None:
+            self.bar.update(advance)
+
+
+def _progress(show: bool):
+    return _StageBar() if show else _NoProgress()

@@ -31,7 +31,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from raoutcome.errors import ConfigError, InputError
+from raoutcome.errors import ConfigError, InputError, RegionFallbackWarning
 from raoutcome.io_utils import atomic_path
 
 MARKER = "attribution.json"
@@ -95,7 +95,7 @@ def prepare_images(cohort, rows: pd.DataFrame, size: int, contrast=None, pad_val
     truth = read_truth(cohort.root, visits=False)
     it = rows.itertuples()
     if progress:
-        from tqdm.auto import tqdm
+        from raoutcome.progress import tqdm
         it = tqdm(it, total=len(rows), desc="images and regions", unit="image")
     for i, row in enumerate(it):
         path = cohort.image_path(row.path)
@@ -109,7 +109,7 @@ def prepare_images(cohort, rows: pd.DataFrame, size: int, contrast=None, pad_val
     if n_fallback:
         warnings.warn(f"{n_fallback} of {len(rows)} images have neither a truth region map nor landmarks: their "
                       "regions fall back to foreground/background only (add a `landmarks` table to the cohort)",
-                      stacklevel=2)
+                      RegionFallbackWarning, stacklevel=2)
     return x, labels, sources
 
 
@@ -236,7 +236,7 @@ def _write_outputs(folder: Path, rows, x, labels, sources, maps, table, summary,
     (folder / "overlays").mkdir()
     it = range(len(rows))
     if progress:
-        from tqdm.auto import tqdm
+        from raoutcome.progress import tqdm
         it = tqdm(it, desc="overlays", unit="image")
     for i in it:
         r = rows.iloc[i]

@@ -63,7 +63,7 @@ def detect_images(model, items: Sequence[tuple[np.ndarray, str]]) -> list[Detect
         x = torch.from_numpy(np.stack([p[0] for p in prepared]))[:, None]
         coords, conf = decode_heatmaps(model(x))
     out = []
-    for (img, frame, part, blank), c, q in zip(prepared, coords.numpy(), conf.numpy()):
+    for (_img, frame, part, blank), c, q in zip(prepared, coords.numpy(), conf.numpy()):
         own = spec.part_channels(part)
         other = [i for i in range(len(spec.channels)) if i not in own]
         names = [spec.channels[i].split(":", 1)[1] for i in own]
@@ -93,14 +93,16 @@ def detect_cohort(cohort, detector: str | Path | None = None, batch: int = 16, m
                          f"({', '.join(model.spec.parts)})")
     rows: list[dict] = []
     paths, views = known["path"].tolist(), known["view"].tolist()
-    with torch.inference_mode():
+    from raoutcome.progress import tqdm
+
+    bar = tqdm(total=len(paths), desc="landmarks", unit="image", disable=not progress)
+    with torch.inference_mode(), bar:
         for i in range(0, len(paths), batch):
             chunk = list(zip(paths[i:i + batch], views[i:i + batch]))
             items = [(read_image(cohort.image_path(p)).pixels, v) for p, v in chunk]
             for (p, _), det in zip(chunk, detect_images(model, items)):
                 rows.extend(det.rows(p))
-            if progress:
-                print(f"  {min(i + batch, len(paths))}/{len(paths)} images", flush=True)
+            bar.update(len(chunk))
     return pd.DataFrame(rows, columns=LANDMARK_COLUMNS)
 
 

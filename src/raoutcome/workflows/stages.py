@@ -36,9 +36,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import logging
+
 from rich.console import Console
 
 from raoutcome.io_utils import atomic_write, output_lock
+
+log = logging.getLogger(__name__)
 
 DONE = "DONE.json"
 STARTED = "STARTED.json"
@@ -220,8 +224,8 @@ class StageRunner:
         done = None if self.force else self._is_done(stage, chash, upstream)
         ctx = self._ctx(stage)
         if done is not None:
-            self.console.print(f"[bold]{label}[/bold]: [green]done earlier[/green] "
-                               f"({done.get('seconds', 0):.1f} s on {done.get('finished', '?')}); skipped")
+            log.info("%s: done earlier (%.1f s on %s); skipped", label, done.get("seconds", 0),
+                     done.get("finished", "?"))
             if stage.reload is not None:
                 stage.reload(ctx)
             return StageResult(stage.name, "skipped", float(done.get("seconds", 0.0)), done["outputs"],
@@ -233,16 +237,16 @@ class StageRunner:
         if sdir.exists() and (self.force or stale or (sdir / DONE).exists()):
             # Finished under other inputs, or forced: nothing in the folder may be reused.
             why = "forced" if self.force else "inputs changed"
-            self.console.print(f"[bold]{label}[/bold]: clearing previous outputs ({why})")
+            log.info("%s: clearing previous outputs (%s)", label, why)
             shutil.rmtree(sdir)
         elif started is not None:
-            self.console.print(f"[bold]{label}[/bold]: resuming an interrupted run")
+            log.info("%s: resuming an interrupted run", label)
             _clear_temporaries(sdir)  # half-written files of the killed run (we hold the folder's lock)
         sdir.mkdir(parents=True, exist_ok=True)
         t_start = _now()
         _write_json(sdir / STARTED, {"stage": stage.name, "config_hash": chash, "upstream": upstream,
                                      "started": t_start, "pid": os.getpid()})
-        self.console.rule(f"[bold]{label}")
+        log.info("── %s", label)
         t0, c0 = time.perf_counter(), _cpu_seconds()
         raw = dict(stage.func(ctx) or {})
         seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
@@ -264,8 +268,7 @@ class StageRunner:
             "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
             "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         })
-        self.console.print(f"[bold]{label}[/bold]: [green]finished[/green] in {seconds:.1f} s "
-                           f"(CPU {cpu:.1f} s)")
+        log.info("%s: finished in %.1f s (CPU %.1f s)", label, seconds, cpu)
         return StageResult(stage.name, "ran", seconds, outputs, token, t_start, finished, cpu)
 
     def _save_record(self) -> None:
