@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 from typer.testing import CliRunner
 
-from conftest import write_tiny_cohort
+from conftest import TINY_MODEL_TOML, write_tiny_cohort
 from raoutcome.cli import app
 from raoutcome.errors import InputError
 from raoutcome.io_utils import output_lock
@@ -231,14 +231,7 @@ def test_read_only_output_folder(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ SIGKILL
-TRAIN_TOML = """
-[model]
-encoder = "test_efficientnet"
-image_size = 32
-d_model = 16
-attention_heads = 2
-layers = 1
-[train]
+TRAIN_TOML = TINY_MODEL_TOML + """[train]
 epochs = 3
 batch_patients = 2
 num_workers = 0

@@ -33,7 +33,7 @@ from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from conftest import write_tiny_cohort  # noqa: E402
+from conftest import TINY_MODEL_TOML, write_tiny_cohort  # noqa: E402
 from raoutcome.cli import app  # noqa: E402
 from raoutcome.interop.private import PrivateStore  # noqa: E402
 from raoutcome.interop.results import visit_result  # noqa: E402
@@ -43,14 +43,7 @@ from raoutcome.predictions import load_predictions  # noqa: E402
 SR_CLASS = "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
 BIRTH = "19230417"
 STUDY_DATES: list[str] = []
-TRAIN = """
-[model]
-encoder = "test_efficientnet"
-image_size = 32
-d_model = 16
-attention_heads = 2
-layers = 1
-[train]
+TRAIN = TINY_MODEL_TOML + """[train]
 epochs = 1
 batch_patients = 2
 num_workers = 0

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import write_tiny_cohort
+from conftest import TINY_MODEL_TOML, write_tiny_cohort
 from raoutcome.cohort import load
 from raoutcome.errors import ConfigError
 from raoutcome.training import train_run
@@ -19,14 +19,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 torch.set_num_threads(1)
 
-CONFIG = """
-[model]
-encoder = "test_efficientnet"
-image_size = 32
-d_model = 16
-attention_heads = 2
-layers = 1
-[train]
+CONFIG = TINY_MODEL_TOML + """[train]
 epochs = 2
 batch_patients = 2
 num_workers = 0
