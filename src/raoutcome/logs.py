@@ -21,7 +21,7 @@ _HANDLER_FLAG = "_raoutcome_cli_handler"
 class _StderrHandler(logging.StreamHandler):
     """A stream handler writing to whatever ``sys.stderr`` is at emit time (test runners swap it)."""
 
-    @property  # type: ignore[override]
+    @property  # type: ignore[override, unused-ignore]  # an override for some typeshed versions only
     def stream(self):
         return sys.stderr
 
