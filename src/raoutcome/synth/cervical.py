@@ -57,9 +57,9 @@ class CervicalConfig:
     seed: int = 0
     visit_years: tuple[float, ...] = (0.0, 1.5, 3.0, 4.5, 6.0)
     visit_jitter_years: float = 0.1
-    rate_log_mean: float = -0.65     # mu: sets the deformity rate (~15 % found by the 3-year visit)
+    rate_log_mean: float = -0.85     # mu: sets the deformity rate (~15 % found by the 3-year visit)
     rate_activity: float = 0.75      # b_a: visible activity -> faster progression
-    rate_frailty: float = 0.6        # b_z: unseen
+    rate_frailty: float = 1.0        # b_z: unseen (sets the ceiling of any baseline-image model)
     rate_rf: float = 0.25            # b_rf: rheumatoid factor
     death_smr: float = 1.5
     loss_per_year: float = 0.03
