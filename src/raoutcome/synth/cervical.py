@@ -287,6 +287,12 @@ def simulate_cervical(cfg: CervicalConfig, out_dir: str | Path) -> Path:
     manifest), images, and ``truth/`` (latents, true ADI/SAC/Ranawat per image, region label maps).
     Built in a temporary folder beside ``out_dir`` and renamed onto it at the end."""
     out = Path(out_dir)
+    if cfg.render != "none" and cfg.mr_contrasts:
+        try:
+            import SimpleITK  # noqa: F401
+        except ImportError as err:
+            raise ConfigError("simulation: writing MR volumes needs SimpleITK (pip install 'raoutcome[mri]'), "
+                              "or set mr_contrasts = [] / render = \"none\"") from err
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
         raise InputError(f"refusing to write into {out}: it exists, is not empty and is not a previous "
                          f"cervical simulation (no {MARKER}); choose a new folder")

@@ -31,6 +31,7 @@ from __future__ import annotations
 __all__ = ["FEATURE_SETS", "event_table", "radiograph_features", "mr_features", "fit_predict", "evaluate",
            "horizon_status"]
 
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -141,9 +142,11 @@ def fit_predict(train_x: pd.DataFrame, train_ev: pd.DataFrame, test_x: pd.DataFr
     oof = np.full(len(x), np.nan)
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     idx_known = np.flatnonzero(known)
-    for tr, te in folds.split(xk, yk):
-        oof[idx_known[te]] = _score(_logistic(seed).fit(xk[tr], yk[tr]), xk[te])
-    final = _logistic(seed).fit(xk, yk)
+    with warnings.catch_warnings():  # scikit-learn 1.8+ announces LogisticRegressionCV attribute changes
+        warnings.simplefilter("ignore", FutureWarning)
+        for tr, te in folds.split(xk, yk):
+            oof[idx_known[te]] = _score(_logistic(seed).fit(xk[tr], yk[tr]), xk[te])
+        final = _logistic(seed).fit(xk, yk)
     # patients censored before the horizon: scored by the model fitted on all the known ones
     oof[~known] = _score(final, x[~known])
     tr_frame = pd.DataFrame({"patient_id": train_x.index, "score": oof, "time_lower": ev["lower"].to_numpy(),
