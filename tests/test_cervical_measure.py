@@ -90,3 +90,22 @@ def test_mr_features_align_shifted_volumes():
     a, b = f.transform([base, moved])
     assert np.corrcoef(a, b)[0, 1] > 0.97
     assert block_features(np.arange(16.0).reshape(4, 4), 2).tolist() == [2.5, 4.5, 10.5, 12.5]
+
+
+def test_landmark_regions_match_the_phantom_truth():
+    from raoutcome.anatomy import REGIONS
+    from raoutcome.attribution.regions import image_regions
+
+    rng = np.random.default_rng(2)
+    g = CervicalGeometry(adi=3.5, pannus=2.0)
+    img, truth, pts = render_lateral(g, "flexion", 128, 0.55, XrAcquisition.draw(rng, "flexion"), rng)
+    rm = image_regions(img, None, pts)
+    assert rm.source == "landmarks"
+    for name in ("cc_atlantodental", "cc_c1_anterior_arch", "cc_c1_posterior_arch"):
+        got, want = rm.labels == REGIONS[name], truth == REGIONS[name]
+        inter = np.sum(got & want)
+        assert inter / np.sum(got | want) > 0.5, name       # IoU against the truth label map
+    # most of the landmark-built dens region is dens (or bone overlapping it) in the truth map
+    dens = rm.labels == REGIONS["cc_dens"]
+    bone = np.isin(truth, [REGIONS[k] for k in ("cc_dens", "cc_facet_c1c2", "cc_c2_body")])
+    assert np.mean(bone[dens]) > 0.8

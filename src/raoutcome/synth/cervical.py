@@ -42,6 +42,7 @@ import pandas as pd
 from raoutcome.errors import ConfigError, InputError
 from .mortality import draw_death_time
 from .observation import detect_at_visits
+from .writer import write_labels
 from .phantom.craniocervical import (LANDMARKS, MR_CONTRASTS, XR_VIEWS, CervicalGeometry, XrAcquisition,
                                      measures_mm, render_lateral, render_mr, sagittal_direction)
 
@@ -267,7 +268,7 @@ def _render_patient(cfg: CervicalConfig, p: Mapping[str, Any], root: Path) -> di
             _write_xr(root / rel, img, seed=cfg.seed, pid=pid, vid=vid, view=view, spacing=cfg.xr_spacing_mm,
                       date=day0 + dt.timedelta(days=int(round(t * 365.25))), sex="F" if p["female"] else "M",
                       age=p["age"] + t)
-            np.save(root / "truth" / "regions" / f"{pid}_{vid}_cervical_{view}.npy", lab)
+            write_labels(root / "truth" / "regions" / f"{pid}_{vid}_cervical_{view}.png", lab)
             rows["images"].append(dict(patient_id=pid, visit_id=vid, view=f"cervical_{view}", path=rel))
             rows["landmarks"].extend(dict(path=rel, landmark=k, x=round(x, 3), y=round(y, 3)) for k, (x, y) in pts.items())
             rows["truth/measurements"].append(dict(path=rel, patient_id=pid, visit_id=vid, view=f"cervical_{view}",
