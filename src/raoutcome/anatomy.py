@@ -21,7 +21,8 @@ __all__ = ["BodyPart", "View", "register_body_part", "register_view", "views_reg
            "views_of", "body_part", "body_part_spec", "sites_for", "joint_name", "joint_max", "landmark_template",
            "landmark_site", "is_mirrored", "LEGACY_VIEWS", "VIEWS", "HAND_VIEWS", "FOOT_VIEWS", "DEFORMITY_EVENT",
            "LANDMARK_TEMPLATES", "LANDMARK_SITE", "MAX_JSN", "MAX_EROSION_HAND", "MAX_EROSION_FOOT",
-           "OUTCOME_RANGES", "OUTCOMES", "REGIONS", "REGION_NAMES"]
+           "OUTCOME_RANGES", "OUTCOMES", "REGIONS", "REGION_NAMES", "CRANIOCERVICAL_LANDMARKS",
+           "CRANIOCERVICAL_VIEWS", "CRANIOCERVICAL_MR_VIEWS"]
 
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -207,3 +208,27 @@ REGIONS: dict[str, int] = {
     "carpus": 5,         # carpal bones outside the scored wrist sites
 }
 REGION_NAMES = {v: k for k, v in REGIONS.items()}
+
+# --------------------------------------------------------------------------- craniocervical junction (issue 30)
+# Lateral cervical radiographs (neutral, flexion, extension) of the craniocervical junction and sagittal
+# T1/T2 MR series. Landmarks: the four atlantoaxial points of Okita et al. 2023 (C1A posterior margin of the
+# anterior arch of C1, DA / DP anterior / posterior surface of the dens, C1P anterior margin of the posterior
+# arch), Ranawat's C1 arch centres (C1AT, C1PT) and C2 pedicle centre (C2P), the basion (BA), the dens tip
+# (DT) and the C1 / C2 facet surfaces (F1, F2). Template: the phantom's default geometry in a neutral,
+# unjittered 128-px radiograph (raoutcome.synth.phantom.craniocervical.template_fractions; a test keeps the
+# two in step). Region codes 10+ label the phantom's structures for attribution.
+CRANIOCERVICAL_LANDMARKS: dict[str, tuple[float, float]] = {
+    "C1A": (0.3082, 0.5597), "DA": (0.3295, 0.5597), "DP": (0.4716, 0.5597), "C1P": (0.7344, 0.5597),
+    "C1AT": (0.2514, 0.5597), "C1PT": (0.8054, 0.5597), "C2P": (0.429, 0.7983), "BA": (0.3438, 0.2685),
+    "DT": (0.4006, 0.3651), "F1": (0.4077, 0.6378), "F2": (0.4077, 0.6705)}
+register_body_part(BodyPart("craniocervical", landmarks=CRANIOCERVICAL_LANDMARKS))
+CRANIOCERVICAL_VIEWS: tuple[str, ...] = ("cervical_neutral", "cervical_flexion", "cervical_extension")
+CRANIOCERVICAL_MR_VIEWS: tuple[str, ...] = ("cervical_mr_t1", "cervical_mr_t2")
+for _name in CRANIOCERVICAL_VIEWS:
+    register_view(View(_name, "craniocervical"))
+for _name in CRANIOCERVICAL_MR_VIEWS:  # own body part: no 2-D landmark template, never sent to the detector
+    register_view(View(_name, "craniocervical_mr", modality="mr"))
+REGIONS.update({"cc_dens": 10, "cc_c2_body": 11, "cc_c1_anterior_arch": 12, "cc_c1_posterior_arch": 13,
+                "cc_atlantodental": 14, "cc_facet_c1c2": 15, "cc_clivus": 16, "cc_canal": 17, "cc_pannus": 18,
+                "cc_ligament": 19})
+REGION_NAMES.update({v: k for k, v in REGIONS.items()})
