@@ -54,7 +54,7 @@ CONFIG_NAME = "config.resolved.toml"
 CV_PREDICTIONS = "cv_predictions.nc"
 # Settings that may change between a run and its resumption (they do not change results).
 _RESUMABLE_CHANGES = {("train", "num_workers"), ("predict", "batch_patients"), ("predict", "num_workers"),
-                      ("data", "cache_dir"), ("train", "device"), ("train", "amp"), 
+                      ("data", "cache_dir"), ("train", "device"), ("train", "amp"),
                       ("tracking", "backend"), ("tracking", "dir")}  # the stall rule restarts models: not here
 
 
