@@ -71,8 +71,10 @@ def _code_strings(tree: ast.AST):
 def test_no_module_restates_an_outcome_name_outside_the_registry():
     """Issue #21: outside the registry (and the simulator) no code under src/raoutcome names an outcome by its
     string; every module loops over ``raoutcome.outcomes`` or reads a spec's fields instead."""
-    names = set(outcomes.outcome_names())
-    assert {"svdh", "haq", "pain", "risk"} <= names
+    # the built-in outcomes (registered by raoutcome.outcomes at import; outcomes registered on demand elsewhere,
+    # such as the AS outcomes of raoutcome.msasss, are spelled in their own registry module)
+    names = set(outcomes.LEGACY_OUTCOMES)
+    assert names == {"svdh", "haq", "pain", "risk"}
     found = []
     for path in sorted(SRC.rglob("*.py")):
         rel = path.relative_to(SRC).as_posix()
