@@ -140,13 +140,17 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     latents = ["pannus_v0", "facet_v0", "erosion_v0", "laxity_v0", "activity"]
     sets = {"mr": (mr_train, mr_test),
             "radiograph": (xr["train"].loc[ids["train"]], xr["test"].loc[ids["test"]]),
-            "both": (pd.concat([mr_train, xr["train"].loc[ids["train"]]], axis=1),
-                     pd.concat([mr_test, xr["test"].loc[ids["test"]]], axis=1)),
+            "both": None,  # stacked: the MR and radiograph scores (cross-fitted on training) side by side
             "truth (ceiling)": (tp["train"].loc[ids["train"], latents], tp["test"].loc[ids["test"], latents])}
-    rows, preds, curves = [], [], []
-    for name, (xtr, xte) in sets.items():
+    rows, preds, curves, scores = [], [], [], {}
+    for name, pair in sets.items():
+        if pair is None:
+            pair = tuple(pd.DataFrame({k: scores[k][part].set_index("patient_id")["score"] for k in ("mr", "radiograph")})
+                         for part in ("train", "test"))
+        xtr, xte = pair
         log(f"deformity model: {name}")
         fit = cp.fit_predict(xtr, ev["train"], xte, st.horizon_years, seed=st.train_seed)
+        scores[name] = fit
         res = cp.evaluate(fit["test"], ev["test"], st.horizon_years, fit["threshold"], n_boot=st.bootstrap,
                           seed=st.test_seed)
         hr = fit["cs_cox"].summary.iloc[0]
