@@ -27,6 +27,7 @@ __all__ = ["BodyPart", "View", "register_body_part", "register_view", "views_reg
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from raoutcome import msasss as _msasss
 from raoutcome import outcomes as _outcomes
 from raoutcome.registry import Registry, registering
 
@@ -171,6 +172,20 @@ LANDMARK_TEMPLATES: dict[str, dict[str, tuple[float, float]]] = {
              "MNA": (0.5819, 0.8136), "CNL": (0.4885, 0.8136), "RADCAR": (0.5320, 0.8930)},
     "foot": {"MTP1": (0.6408, 0.5448), "IP": (0.6600, 0.3528), "MTP2": (0.5192, 0.4808), "MTP3": (0.4334, 0.5128),
              "MTP4": (0.3528, 0.5576), "MTP5": (0.2760, 0.6152)},
+    # lateral spine (patient facing left): the mSASSS corners and the vertebral centres of the spine phantom
+    # (:mod:`raoutcome.synth.phantom.spine`, default pose, no acquisition transform; a test keeps them in step)
+    "spine_cervical": {
+        "C2_inf": (0.4509, 0.1263), "C2_c": (0.5217, 0.0904), "C3_sup": (0.4487, 0.1681), "C3_inf": (0.4380, 0.2435),
+        "C3_c": (0.4993, 0.2138), "C4_sup": (0.4325, 0.2836), "C4_inf": (0.4270, 0.3596), "C4_c": (0.4873, 0.3258),
+        "C5_sup": (0.4236, 0.4014), "C5_inf": (0.4234, 0.4788), "C5_c": (0.4831, 0.4402), "C6_sup": (0.4230, 0.5223),
+        "C6_inf": (0.4285, 0.6008), "C6_c": (0.4871, 0.5573), "C7_sup": (0.4307, 0.6446), "C7_inf": (0.4422, 0.7248),
+        "C7_c": (0.4997, 0.6756), "T1_sup": (0.4465, 0.7691), "T1_c": (0.5217, 0.7964)},
+    "spine_lumbar": {
+        "T12_inf": (0.4604, 0.0930), "T12_c": (0.5366, 0.0776), "L1_sup": (0.4439, 0.1341),
+        "L1_inf": (0.4240, 0.2153), "L1_c": (0.5020, 0.1914), "L2_sup": (0.4128, 0.2614), "L2_inf": (0.4017, 0.3467),
+        "L2_c": (0.4791, 0.3134), "L3_sup": (0.3956, 0.3971), "L3_inf": (0.3945, 0.4856), "L3_c": (0.4700, 0.4423),
+        "L4_sup": (0.3952, 0.5396), "L4_inf": (0.4050, 0.6287), "L4_c": (0.4765, 0.5758), "L5_sup": (0.4138, 0.6835),
+        "L5_inf": (0.4340, 0.7696), "L5_c": (0.4993, 0.7088), "S1_sup": (0.4526, 0.8187), "S1_c": (0.5366, 0.8339)},
 }
 #: Landmark names used by real-hand landmark sets for a scored site of another name
 #: (the thumb MCP is "MP" there, "MCP1" in the SvdH site list).
@@ -180,6 +195,10 @@ register_body_part(BodyPart("hand", {"jsn": HAND_JSN_SITES, "erosion": HAND_EROS
                             {"jsn": MAX_JSN, "erosion": MAX_EROSION_HAND}, LANDMARK_TEMPLATES["hand"], LANDMARK_SITE))
 register_body_part(BodyPart("foot", {"jsn": FOOT_JSN_SITES, "erosion": FOOT_EROSION_SITES},
                             {"jsn": MAX_JSN, "erosion": MAX_EROSION_FOOT}, LANDMARK_TEMPLATES["foot"]))
+# mSASSS: 12 anterior corners per lateral view, each 0-3 (raoutcome.msasss, Creemers 2005)
+for _part in _msasss.SPINE_VIEWS:
+    register_body_part(BodyPart(_part, {"msasss": _msasss.CORNERS[_part]}, {"msasss": _msasss.MAX_CORNER},
+                                LANDMARK_TEMPLATES[_part]))
 for _name, _part, _mirror in (("hand_left", "hand", False), ("hand_right", "hand", True),
                               ("foot_left", "foot", False), ("foot_right", "foot", True),
                               ("spine_cervical", "spine_cervical", False), ("spine_lumbar", "spine_lumbar", False)):
@@ -206,6 +225,7 @@ REGIONS: dict[str, int] = {
     "svdh_site": 3,      # joint spaces and erosion areas that the Sharp score looks at
     "periarticular": 4,  # bone next to MCP/PIP joints, outside the scored site itself
     "carpus": 5,         # carpal bones outside the scored wrist sites
+    "msasss_corner": 6,  # the anterior vertebral corners that mSASSS scores (lateral spine views)
 }
 REGION_NAMES = {v: k for k, v in REGIONS.items()}
 
