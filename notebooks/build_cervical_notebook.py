@@ -53,7 +53,9 @@ print("patient:", PATIENT, f"| predicted P(deformity by {horizon} y) = {both.loc
     ("md", "## 2. The baseline radiographs: atlantoaxial measurements\n\n"
            "ADI > 3 mm and SAC < 14 mm are the usual cut-offs for atlantoaxial subluxation (AAS). The interval is "
            "the measurement's 95 % interval (from the detector's errors on patients it was not trained on)."),
-    ("code", '''from raoutcome.reporting.cervical_report import patient_figure
+    ("code", '''from IPython.display import Image, display
+
+from raoutcome.reporting.cervical_report import patient_figure
 
 measured = pd.read_csv(STUDY / "measured_test_with_uncertainty.csv")
 mine = measured[measured["patient_id"] == PATIENT]
@@ -61,7 +63,6 @@ cols = ["view", "adi_mm", "adi_mm_lo", "adi_mm_hi", "p_aas_adi", "sac_mm", "sac_
         "ranawat_mm"]
 print(mine[cols].round(2).to_string(index=False))
 png = patient_figure(STUDY / "test", PATIENT, pd.read_csv(STUDY / "measured_test.csv"))
-from IPython.display import Image, display
 display(Image(png))'''),
     ("md", "## 3. The risk of deformity over time\n\n"
            "The interval-censored Weibull model on the MR + radiograph score: the probability that the deformity "
@@ -74,7 +75,8 @@ for pid, c in curves.groupby("patient_id"):
     ax.plot(c["time_years"], c["risk"], color="red" if pid == PATIENT else "0.8",
             lw=2 if pid == PATIENT else 0.5, zorder=3 if pid == PATIENT else 1)
 ax.axvline(horizon, ls="--", color="k", lw=0.8)
-ax.set_xlabel("years from baseline"); ax.set_ylabel("P(deformity by then)")
+ax.set_xlabel("years from baseline")
+ax.set_ylabel("P(deformity by then)")
 plt.show()
 rank = (both["prob"] < both.loc[PATIENT, "prob"]).mean()
 print(f"risk percentile among {len(both)} held-out patients: {100 * rank:.0f}")
