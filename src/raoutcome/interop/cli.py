@@ -93,6 +93,9 @@ def score(
                                                     help="keep each chunk's Predictions (.nc) in this folder"),
     history: bool = typer.Option(False, "--history", help="also retrieve each patient's earlier studies as "
                                                           "unscored context visits for the longitudinal model"),
+    landmark_detector: Optional[Path] = typer.Option(
+        None, "--landmark-detector", help="site-route runs: landmark detector (.safetensors) for the pulled "
+                                          "images (default: RUN/landmark_detector.safetensors, else the shipped one)"),
     modality: Optional[List[str]] = _MODALITY,
     body_part: Optional[List[str]] = _BODY,
     credentials: Optional[Path] = _CRED, ca_bundle: Optional[Path] = _CA, insecure: bool = _INSECURE,
@@ -105,7 +108,7 @@ def score(
         summary = run_score(run, _spec(server, credentials, ca_bundle, insecure, timeout, max_mb), state=state,
                             since=_date(since), modalities=tuple(modality or ("DX", "CR")),
                             body_parts=tuple(body_part or ()), chunk=chunk, fhir=fhir, limit=limit,
-                            keep_predictions=keep_predictions, history=history,
+                            keep_predictions=keep_predictions, history=history, detector=landmark_detector,
                             progress=lambda line: typer.echo(line))
     except InputError as err:
         _fail(err)

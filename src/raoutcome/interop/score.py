@@ -79,12 +79,14 @@ def shard_of(study_uid: str, world: int) -> int:
 class _Scorer:
     """The run's models, loaded once, predicting one chunk cohort at a time.
 
-    A run of another route than the whole-image one (``[model] route``, e.g. the site route of
-    issue 23, which writes the ``joint`` dimension) is predicted through the public
-    :func:`raoutcome.training.predict_run`, which dispatches on the route (models then load per chunk).
+    A run of another route than the whole-image one (``[model] route``) is predicted through the public
+    :func:`raoutcome.training.predict_run` dispatch (models then load per chunk). A site-route run
+    (issue 23: joints read from patches posed by landmarks, the ``joint`` dimension) first gets the chunk's
+    landmarks from the landmark detector, gated by the landmark QC
+    (:func:`raoutcome.interop.landmark_gate.detect_and_gate`); ``self.qc`` then holds each image's verdict.
     """
 
-    def __init__(self, run: Path):
+    def __init__(self, run: Path, detector: str | os.PathLike | None = None):
         from raoutcome import __version__
         from raoutcome.interop.sr import Algorithm
         from raoutcome.training.distributed import pick_device
@@ -94,11 +96,21 @@ class _Scorer:
         self.cfg = read_run_config(run)
         self.route = str(self.cfg.model.get("route", "image") or "image")
         self.models = None
-        n_models = "?"
+        self.detector = None
+        self.qc: dict = {}
+        n_models: object = "?"
+        parameters: tuple[str, ...] = ()
         if self.route == "sites":
-            raise InputError(f"{run}: a site-route run reads joint patches posed from landmarks, which studies pulled "
-                             "from a PACS do not have (no landmark detector in this version); score with a "
-                             "whole-image run (model.route = 'image')")
+            from raoutcome.interop.landmark_gate import default_detector_for
+            from raoutcome.models.landmarks import load_detector
+
+            path = default_detector_for(run, detector)
+            self.detector = load_detector(path)  # ConfigError (an InputError) for a missing or foreign file
+            digest = hashlib.sha256(Path(path or _shipped_detector()).read_bytes()).hexdigest()[:12]
+            parameters = (f"landmarks=detected:{Path(path).name if path else 'default'}:{digest}",)
+        elif detector is not None:
+            raise InputError(f"{run}: a landmark detector is used by site-route runs only (model.route = 'sites'); "
+                             f"this run reads whole images")
         if self.route == "image":
             self.models, self.cfg = load_run(run)
             if self.models[0].spec.anomaly_landmarks:
@@ -107,9 +119,11 @@ class _Scorer:
             n_models = len(self.models)
         digest = hashlib.sha256((run / CONFIG_NAME).read_bytes()).hexdigest()[:12]
         self.algorithm = Algorithm(version=__version__, run=f"{run.name}:{digest}",
-                                   parameters=(f"ensemble_size={n_models}", f"route={self.route}"))
+                                   parameters=(f"ensemble_size={n_models}", f"route={self.route}", *parameters))
 
     def predict(self, cohort_dir: Path):
+        """Predictions of the chunk cohort in ``cohort_dir`` and the number of images read (None, 0 when the
+        landmark QC left no image to score)."""
         from raoutcome.cohort import load
         from raoutcome.imaging.cache import ImageCache
         from raoutcome.predictions import load_predictions
@@ -118,6 +132,8 @@ class _Scorer:
 
         cohort = load(cohort_dir)
         out = cohort_dir / "predictions.nc"
+        if self.detector is not None:
+            return self._predict_sites(cohort, cohort_dir, out)
         if self.models is None:
             from raoutcome.training import predict_run
 
@@ -132,25 +148,55 @@ class _Scorer:
                           attrs={"run": self.algorithm.run}, dataset_kwargs=_dataset_kwargs(cfg, cohort, ()))
         return load_predictions(out), len(cohort.images)
 
+    def _predict_sites(self, cohort, cohort_dir: Path, out: Path):
+        from dataclasses import replace
+
+        from raoutcome.interop.landmark_gate import detect_and_gate
+        from raoutcome.predictions import load_predictions
+        from raoutcome.training.config import TrainConfig
+        from raoutcome.training.site_run import predict_site_run
+        from raoutcome.workflows.landmarks import write_landmarks
+
+        landmarks, detected, self.qc = detect_and_gate(cohort, self.detector)
+        write_landmarks(detected, cohort_dir / "landmarks.csv")  # the chunk's record (pseudonymous paths)
+        scored = {q.path for q in self.qc.values() if q.scored}
+        if not scored:
+            return None, 0
+        # the site patches of a chunk are never reused: cache them in the chunk's folder, not in the run's
+        cfg = TrainConfig({**self.cfg.values, "data": {**self.cfg.data, "cache_dir": str(cohort_dir / "site_cache")}},
+                          self.cfg.source)
+        predict_site_run(self.run, replace(cohort, landmarks=landmarks), cfg, out)
+        return load_predictions(out), len(scored)
+
+
+def _shipped_detector() -> Path:
+    from raoutcome.models.landmarks import default_detector_path
+
+    return default_detector_path()
+
 
 def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | None = None,
           since: dt.date | None = None, modalities: Sequence[str] = ("DX", "CR"), body_parts: Sequence[str] = (),
           chunk: int = 16, fhir: str | os.PathLike | None = None, limit: int | None = None,
           keep_predictions: str | os.PathLike | None = None, history: bool = False,
-          progress: Callable[[str], None] | None = None, overlap: bool = True) -> ScoreSummary:
+          progress: Callable[[str], None] | None = None, overlap: bool = True,
+          detector: str | os.PathLike | None = None) -> ScoreSummary:
     """Score every new study on the server and store one SR per study (see the module docstring).
 
     ``limit`` stops after that many studies were handled (stored or unusable) by this call;
-    ``keep_predictions`` (a folder) keeps each chunk's Predictions file (pseudonymous ids only).
+    ``keep_predictions`` (a folder) keeps each chunk's Predictions file (pseudonymous ids only) and, for a
+    site-route run, the chunk's detected landmarks (``<chunk>.landmarks.csv``).
     ``history``: also retrieve each patient's earlier studies (same modalities, any date) as unscored
     visits, so the longitudinal model sees the patient's sequence up to the scored study.
     ``overlap``: build and store a chunk's SRs in a worker thread while the next chunk is retrieved
     and predicted.
+    ``detector``: the landmark detector of a site-route run (default: the run folder's own
+    ``landmark_detector.safetensors``, else the shipped one; :mod:`raoutcome.interop.landmark_gate`).
     """
     run = Path(run)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     state_dir = Path(state) if state else run.parent / f"{run.name}.pacs-private"
-    scorer = _Scorer(run)
+    scorer = _Scorer(run, detector)
     store = PrivateStore(state_dir)
     server = connect(spec, label=store.study_key)
     summary = ScoreSummary()
@@ -300,6 +346,7 @@ class _Prepared:
     reasons: dict
     failed: set
     predictions: object  # xarray Dataset or None
+    qc: dict = field(default_factory=dict)  # study key -> [ImageQc] (site route: the landmark QC's verdicts)
 
 
 def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
@@ -314,6 +361,7 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
     views: dict[str, dict] = {}
     reasons: dict[str, list[str]] = {}
     failed: set[str] = set()
+    qc: dict[str, list] = {}
     try:
         taken: set[tuple[str, str]] = set()
         for study in studies:
@@ -352,9 +400,15 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
         if counts["images"]:
             with summary.timed("predict"):
                 predictions, n_images = scorer.predict(work)
+            for verdict in scorer.qc.values():  # images/<pseudonym>/<study key>_<view>.dcm
+                qc.setdefault(Path(verdict.path).stem.split("_", 1)[0], []).append(verdict)
+            scorer.qc = {}
             if keep_predictions:
                 Path(keep_predictions).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(work / "predictions.nc", Path(keep_predictions) / f"{work.name}.nc")
+                for name, target in (("predictions.nc", f"{work.name}.nc"),
+                                     ("landmarks.csv", f"{work.name}.landmarks.csv")):
+                    if (work / name).exists():
+                        shutil.copy2(work / name, Path(keep_predictions) / target)
         else:
             predictions, n_images = None, 0
         summary.images += n_images
@@ -362,7 +416,7 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
         shutil.rmtree(work, ignore_errors=True)
         raise
     return _Prepared(work, list(studies), {st.study_uid: store.study_key(st.study_uid) for st in studies}, headers,
-                     views, reasons, failed, predictions)
+                     views, reasons, failed, predictions, qc)
 
 
 def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, rank: int, summary: ScoreSummary,
@@ -379,6 +433,12 @@ def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, ra
             key = p.keys[study.study_uid]
             if key in failed:
                 continue
+            verdicts = p.qc.get(key, [])
+            if verdicts and not any(v.scored for v in verdicts):
+                why = "landmark QC: " + "; ".join(v.reason for v in sorted(verdicts, key=lambda v: v.view))
+                store.record_scored(key, "unusable", None, 0, why, rank)
+                summary.unusable += 1
+                continue
             if key not in visits:
                 if views[key]:
                     why = "another study of the patient on the same day is scored"
@@ -391,9 +451,14 @@ def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, ra
                 continue
             pseudo = store.db.execute("SELECT pseudonym FROM studies WHERE study_key = ?", (key,)).fetchone()[0]
             result = visit_result(predictions, pseudo, key)
+            if not result.outcomes and not result.joints:
+                store.record_scored(key, "unusable", None, 0, "the model scored nothing in this study", rank)
+                summary.unusable += 1
+                continue
             try:
                 with summary.timed("build SR"):
-                    sr = build_report(result, headers[key], study.study_uid, algorithm, views=views[key])
+                    sr = build_report(result, headers[key], study.study_uid, algorithm, views=views[key],
+                                      landmark_qc=verdicts)
             except Exception as err:  # noqa: BLE001 - a header highdicom refuses; its text may identify: type only
                 why = f"study {key}: cannot build the SR from this study's headers ({type(err).__name__})"
                 store.record_scored(key, "unusable", None, 0, why, rank)
