@@ -350,10 +350,12 @@ def _with_splines(frame: pd.DataFrame, columns: Mapping[str, pd.Series], df: int
 def _run_tests(data: AnalysisData, pts: pd.DataFrame, visits: pd.DataFrame, pts_base: list[str],
                visit_base: list[str] | Mapping[str, list[str]], image: str,
                outcome_images: Mapping[str, str] | None, horizon: float | None, n_boot: int, seed: int,
-               tests: Sequence[str]) -> pd.DataFrame:
+               tests: Sequence[str],
+               last_rows: Mapping[str, tuple[pd.DataFrame, list[str]]] | None = None) -> pd.DataFrame:
     """The incremental-value tests of ``image`` (patient table) and each outcome image (visit table).
 
-    ``visit_base`` may map an outcome to its own base terms (beyond_damage calibrates per image score).
+    ``visit_base`` may map an outcome to its own base terms (beyond_damage calibrates per image score);
+    ``last_rows`` may give an outcome's one-row-per-patient table with its own base terms for the F-test.
     """
     outcome_images = dict(outcome_images or {o.column: image for o in outcomes() if o.kind == "bounded"})
     base = pts_base
@@ -382,13 +384,18 @@ def _run_tests(data: AnalysisData, pts: pd.DataFrame, visits: pd.DataFrame, pts_
         if "mixed_lrt" in tests:
             attempt(mixed_lrt, visits, outcome, vbase, [img])
         if "partial_r2_f" in tests:
-            attempt(partial_r2, last_complete_visit(visits, [outcome, *vbase, img]), outcome, vbase, [img])
+            if last_rows and outcome in last_rows:
+                last, last_base = last_rows[outcome]
+                attempt(partial_r2, last, outcome, last_base, [img])
+            else:
+                attempt(partial_r2, last_complete_visit(visits, [outcome, *vbase, img]), outcome, vbase, [img])
     table = pd.DataFrame([r.to_row() for r in results])
     if len(table):
         table.loc[table["outcome"] == OBSERVED, "outcome"] = data.event
     return table
 
 
+_INTERACT = False  # experiment switch (seed 1)
 #: The model's own damage heads, used (when present and not the score under test) to read damage better.
 DAMAGE_HEADS = ("svdh", "jsn", "erosion")
 
@@ -396,39 +403,49 @@ DAMAGE_HEADS = ("svdh", "jsn", "erosion")
 def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None = None,
                   damage: Sequence[str] = ("svdh_jsn", "svdh_erosion"), readings: Sequence[str] | None = None,
                   sdc: float | None = None, icc: float | None = None, spline_df: int = 3,
-                  damage_basis: str = "tensor", scale: str = "log1p", calibration_df: int = 4, covariates: Sequence[str] | None = None, outcome_images: Mapping[str, str] | None = None,
+                  damage_basis: str = "tensor", scale: str = "log1p", calibration_df: int = 4,
+                  calibration: str = "basis", covariates: Sequence[str] | None = None,
+                  outcome_images: Mapping[str, str] | None = None,
                   horizon: float | None = None, n_boot: int = 200, seed: int = 0, require_cross_fitted: bool = False,
                   tests: Sequence[str] = ("cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f")
                   ) -> pd.DataFrame:
     """The incremental-value tests of :func:`beyond_sharp`, but beyond *true damage*: the biomarker question.
 
-    The human reading is replaced by regression-calibrated damage
-    ``X̂ = E[X | W, Z]`` (:mod:`raoutcome.analysis.reader_error`), computed per
-    image score tested, with ``Z`` = a natural-spline basis of the image score
-    itself, of the model's own cross-fitted damage readings (``readings``;
-    default the ``svdh`` / ``jsn`` / ``erosion`` heads present), of the
-    other subscore's reading, the covariates and the visit time. The base
-    model then holds a natural-spline basis (``spline_df``) of each calibrated
-    subscore plus the covariates, and the image score is added linearly.
+    The human reading ``W`` is true damage ``X`` plus reader error; a score that
+    reads ``X`` more precisely than ``W`` would pass any test "beyond W". Under the
+    null the outcome depends on damage only, through some ``g(X) = B(X)'θ`` with
+    ``B`` a flexible basis of the JSN and erosion scores (``damage_basis``:
+    natural splines of log(1 + x), ``spline_df`` per subscore, their tensor
+    products, plus each subscore linear), so the base model must hold
+    ``E[g(X) | V] = E[B(X) | V]'θ`` with ``V`` everything measured: the first
+    reading, natural-spline bases (``calibration_df``) of the image score under
+    test and of the model's own cross-fitted damage readings (``readings``;
+    default the ``svdh`` / ``jsn`` / ``erosion`` heads present), the covariates
+    and the visit time.
 
-    Why this is honest: if the outcome depends on damage only, ``Y = f(X) + e``,
-    then ``E[Y | Z] = E[f(X) | Z]``, which depends on ``Z`` only through
-    ``E[X | Z]`` when the calibration error ``X − E[X | Z]`` has the same
-    distribution whatever ``Z`` (Carroll et al. 2006, §4.7), so a flexible
-    function of ``X̂`` absorbs every damage effect, however curved ``f`` is and
-    however precisely the image reads damage — a score that only reads damage
-    better is absorbed into ``X̂`` and adds nothing beyond it.
+    ``retest`` (a second, independent reading of the same radiographs:
+    ``patient_id``, ``visit_id`` and the ``damage`` columns, e.g. the cohort's
+    ``retest.csv``), ``calibration="basis"`` (default): regression calibration
+    of the basis — each column of ``B(W₂)`` regressed on ``V``
+    (:func:`~raoutcome.analysis.reader_error.calibrate_basis`); the fitted
+    columns (their principal components, to drop exact collinearity) are the
+    base model's damage terms. Exact for the linear models (HAQ) whatever the
+    reader's error distribution, the usual regression-calibration approximation
+    for the Cox model (Carroll, Ruppert, Stefanski & Crainiceanu, *Measurement
+    Error in Nonlinear Models*, 2nd ed. 2006, §4.4.1 and §4.7).
+    ``calibration="mean"``: the former method — natural splines of the
+    calibrated mean damage ``E[X | V]`` — which misses the Jensen term
+    ``E[g(X) | V] − g(E[X | V])`` where ``Var(X | V)`` varies with ``V``.
 
-    ``retest``: a second, independent reading of the same radiographs
-    (``patient_id``, ``visit_id`` and the ``damage`` columns, e.g. the cohort's
-    ``retest.csv``): ``X̂`` is the regression of the retest reading (log(1 + x)
-    scale) on ``(W, Z)`` (:func:`~raoutcome.analysis.reader_error.calibrate_replicate`).
-    Without it, the SvdH total is calibrated with the error variance of a
-    published SDC (``sdc``, default :data:`~raoutcome.analysis.reader_error.PUBLISHED_SDC`)
-    or ICC (``icc``) by :func:`~raoutcome.analysis.reader_error.calibrate_moments`;
-    the ``reliability_source`` column says which. Result table: that of
-    :func:`beyond_sharp` with ``question``, ``damage_method``,
-    ``reliability_source`` and ``reading_error_sd`` (SvdH units per reading).
+    Without a retest, each subscore's mean is calibrated by the best linear
+    predictor given the error variance of a published SDC (``sdc``, default
+    :data:`~raoutcome.analysis.reader_error.PUBLISHED_SDC`) or ICC (``icc``)
+    (:func:`~raoutcome.analysis.reader_error.calibrate_moments`) and enters as
+    splines (the ``"mean"`` method, an approximation). The ``reliability_source``
+    column says which. Result table: that of :func:`beyond_sharp` with
+    ``question``, ``damage_method``, ``reliability_source`` and
+    ``reading_error_sd`` (score units per reading). Size and power in simulated
+    worlds: ``analyses/false_discovery.py`` and docs/beyond_damage.md.
     """
     from raoutcome.analysis import reader_error as re_
 
@@ -450,7 +467,8 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         again = again.drop_duplicates(["patient_id", "visit_id"])
         visits = visits.merge(again.rename(columns={c: f"retest_{c}" for c in present}),
                               on=["patient_id", "visit_id"], how="left")
-        method = "regression calibration on a second reading (retest)"
+        method = ("regression calibration of the damage basis on a second reading (retest)"
+                  if calibration == "basis" else "regression calibration on a second reading (retest)")
         source = f"retest: {int(visits[[f'retest_{c}' for c in present]].notna().all(axis=1).sum())} re-read visits"
         err_sd = {c: float(np.sqrt(re_.error_variance(visits[c], visits[f"retest_{c}"])[0])) for c in present}
     else:
@@ -476,51 +494,109 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         readings = [data.pred(h) for h in DAMAGE_HEADS if h in data.heads]
     readings = [r for r in readings if r in visits]
 
-    def calibrated(img: str) -> tuple[pd.DataFrame, list[str]]:
-        """``cal_<damage>`` per visit with ``img`` in Z; returns (columns, names)."""
-        z = pd.DataFrame(index=visits.index)
+    if calibration not in ("basis", "mean"):
+        raise InputError(f"calibration must be 'basis' or 'mean', got {calibration!r}")
+    by_basis = retest is not None and calibration == "basis"
+    to_scale = np.log1p if scale == "log1p" else (lambda x: x)
+
+    def predictors(img: str) -> tuple[pd.DataFrame, list[str]]:
+        """V: splines of ``img`` and of the model's damage readings, covariates, visit time, the first reading."""
+        frame = pd.DataFrame(index=visits.index)
         for col in dict.fromkeys([img, *[r for r in readings if r != img]]):
             basis = re_.spline_basis(visits[col].to_numpy(float), df=calibration_df, prefix=f"z_{col}_")
-            z = z.join(basis.set_axis(visits.index))
+            frame = frame.join(basis.set_axis(visits.index))
         for col in [*covs, "time_years"]:
             if col in visits:
-                z[col] = visits[col].to_numpy(float)
-        out = pd.DataFrame(index=visits.index)
-        frame = z.copy()
+                frame[col] = visits[col].to_numpy(float)
         for col in present:
             frame[f"raw_{col}"] = visits[col].to_numpy(float)
             frame[f"log_{col}"] = np.log1p(visits[col].clip(lower=0))
             basis = re_.spline_basis(frame[f"log_{col}"].to_numpy(float), df=calibration_df, prefix=f"w_{col}_")
             frame = frame.join(basis.set_axis(visits.index))
-        w_terms = [c for c in frame if c.startswith("w_")]
-        to_scale = np.log1p if scale == "log1p" else (lambda x: x)
+        if _INTERACT:
+            for zc in [c for c in frame if c.startswith(f"z_{img}_")]:
+                for col in present:
+                    frame[f"i_{zc}_{col}"] = frame[zc] * (frame[f"log_{col}"] - frame[f"log_{col}"].mean())
+        return frame, list(frame.columns)
+
+    def calibrated_basis(img: str, rows: np.ndarray | None = None) -> tuple[pd.DataFrame, list[str]]:
+        """``E[B(W₂) | V]`` for the damage basis ``B`` of the retest reading, fitted on the visits ``rows``
+        (a boolean mask; default all) — the rows of the test it serves, so the residual of ``E[g(X) | V]``
+        off the calibration is orthogonal to the image score on exactly those rows (falls back to all
+        visits when too few of them were re-read). Returns the fitted columns for ``rows`` and their names."""
+        frame, v = predictors(img)
+        again = pd.DataFrame({f"b_{c}": to_scale(visits[f"retest_{c}"].clip(lower=0)) for c in present},
+                             index=visits.index)
+        again, targets = _damage_terms(again, list(again.columns), spline_df, damage_basis)
+        targets = [*targets, *[f"b_{c}" for c in present]]  # + each subscore linear on the reading's scale
+        frame = frame.join(again[targets])
+        rows = np.ones(len(frame), bool) if rows is None else np.asarray(rows, bool)
+        re_read = rows & frame[[*targets, *v]].notna().all(axis=1).to_numpy()
+        fitted = re_.calibrate_basis(frame.loc[rows] if re_read.sum() >= 2 * len(v) + 10 else frame,
+                                     targets, v).loc[frame.index[rows]]
+        names = [f"cb{j + 1}__{img}" for j in range(len(targets))]
+        return fitted.set_axis(names, axis=1), names
+
+    def calibrated(img: str) -> tuple[pd.DataFrame, list[str]]:
+        """``cal_<damage>`` per visit (calibrated mean damage) with ``img`` in Z; returns (columns, names)."""
+        frame, v = predictors(img)
+        w_terms = [c for c in v if c.startswith("w_")]
+        z_cols = [c for c in v if not c.startswith(("w_", "raw_", "log_"))]
+        out = pd.DataFrame(index=visits.index)
         for col in present:
             others = [f"raw_{c}" for c in present if c != col]
             if retest is not None:
                 frame[f"retest_{col}"] = to_scale(visits[f"retest_{col}"].clip(lower=0))
-                zcols = [*others, *[f"log_{c}" for c in present], *w_terms, *z.columns]
+                zcols = [*others, *[f"log_{c}" for c in present], *w_terms, *z_cols]
                 cal = re_.calibrate_replicate(frame, f"raw_{col}", f"retest_{col}", zcols)
             else:  # linear projection: the own reading's error enters only through its linear term
-                cal = to_scale(re_.calibrate_moments(frame, f"raw_{col}", [*others, *z.columns],
+                cal = to_scale(re_.calibrate_moments(frame, f"raw_{col}", [*others, *z_cols],
                                                      error_var[col]).clip(lower=0))
             out[f"cal_{col}__{img}"] = np.asarray(cal, dtype=float)
         return out, list(out.columns)
 
     images = list(dict.fromkeys([image, *outcome_images.values()]))
     visit_base: dict[str, list[str]] = {}
+    last_rows: dict[str, tuple[pd.DataFrame, list[str]]] = {}
     pts_base: list[str] = []
+    keys = ["patient_id", "visit_id"]
     for img in images:
+        if by_basis:  # calibrated on each test's own rows: baseline (Cox), all visits (mixed), last visits (F)
+            if img == image:
+                first = visits[keys].astype(str).merge(pts[keys].astype(str), on=keys, how="left", indicator=True)
+                cal, names = calibrated_basis(img, (first["_merge"] == "both").to_numpy())
+                pts = pts.merge(visits.loc[cal.index, keys].join(cal), on=keys, how="left")
+                pts, terms = _components(pts, names, f"pc_{img}_")
+                pts_base = [*terms, *covs]
+            cal, names = calibrated_basis(img)
+            visits = visits.join(cal)
+            visits, terms = _components(visits, names, f"vc_{img}_")
+            for outcome, oimg in outcome_images.items():
+                if oimg != img or outcome not in visits:
+                    continue
+                visit_base[outcome] = [*terms, *covs]
+                last = last_complete_visit(visits.assign(_row=np.arange(len(visits))),
+                                           [outcome, img, *present, *covs, *readings])
+                mask = np.zeros(len(visits), bool)
+                mask[last["_row"].to_numpy()] = True
+                lcal, lnames = calibrated_basis(img, mask)
+                last = last.drop(columns=[c for c in last if c.startswith(("cb", "vc_"))]).join(
+                    lcal.loc[last["_row"].to_numpy()].set_axis(last.index))
+                last, lterms = _components(last, lnames, f"lc_{img}_")
+                last_rows[outcome] = (last, [*lterms, *covs])
+            continue
         cal, names = calibrated(img)
         visits = visits.join(cal)
         if img == image:
-            pts = pts.merge(visits[["patient_id", "visit_id", *names]], on=["patient_id", "visit_id"], how="left")
+            pts = pts.merge(visits[[*keys, *names]], on=keys, how="left")
             pts, terms = _damage_terms(pts, names, spline_df, damage_basis)
             pts_base = [*terms, *covs]
         visits, terms = _damage_terms(visits, names, spline_df, damage_basis)
         for outcome, oimg in outcome_images.items():
             if oimg == img:
                 visit_base[outcome] = [*terms, *covs]
-    table = _run_tests(data, pts, visits, pts_base, visit_base, image, outcome_images, horizon, n_boot, seed, tests)
+    table = _run_tests(data, pts, visits, pts_base, visit_base, image, outcome_images, horizon, n_boot, seed, tests,
+                       last_rows=last_rows)
     if len(table):
         table["base"] = ",".join([*[f"spline(calibrated_{c})" for c in present], *covs])
         table.insert(0, "question", QUESTIONS["beyond_damage"])
@@ -528,6 +604,24 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         table["reliability_source"] = source
         table["reading_error_sd"] = "; ".join(f"{c} {v:.2f}" for c, v in err_sd.items())
     return table
+
+
+def _components(frame: pd.DataFrame, names: list[str], prefix: str, tol: float = 1e-7) -> tuple[pd.DataFrame, list[str]]:
+    """Orthonormal principal components spanning the columns ``names`` on the rows where all are present.
+
+    The calibrated basis columns are linear combinations of the same predictors and may be collinear on
+    a subset of rows (at baseline most erosion scores are 0): the base model needs their span only, so
+    directions with a singular value below ``tol`` × the largest are dropped (a Cox fit would not converge).
+    """
+    ok = frame[names].notna().all(axis=1).to_numpy()
+    m = frame.loc[ok, names].to_numpy(float)
+    m = m - m.mean(axis=0)
+    u, sv, _ = np.linalg.svd(m, full_matrices=False)
+    keep = int((sv > tol * sv[0]).sum()) if len(sv) and sv[0] > 0 else 0
+    cols = [f"{prefix}{j + 1}" for j in range(keep)]
+    out = np.full((len(frame), keep), np.nan)
+    out[ok] = u[:, :keep] * np.sqrt(max(ok.sum() - 1, 1))
+    return frame.assign(**dict(zip(cols, out.T))), cols
 
 
 def _damage_terms(frame: pd.DataFrame, names: list[str], df: int, basis: str) -> tuple[pd.DataFrame, list[str]]:
