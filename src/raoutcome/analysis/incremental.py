@@ -84,9 +84,17 @@ def _lrt(ll_base: float, ll_full: float, df: int) -> tuple[float, float]:
 
 def cox_lrt(df: pd.DataFrame, base: Sequence[str], added: Sequence[str], duration_col: str = DURATION,
             event_col: str = OBSERVED) -> IncrementalResult:
-    """Likelihood-ratio test of ``added`` in a Cox model already holding ``base``."""
+    """Likelihood-ratio test of ``added`` in a Cox model already holding ``base``.
+
+    When no two events share a time the fits are the vectorised Newton–Raphson of
+    :mod:`raoutcome.analysis.cox_newton` (Breslow's likelihood, then equal to Efron's);
+    with tied events, or if that fit does not converge, lifelines' (Efron).
+    """
     base, added = list(base), list(added)
     rows = _complete(df, [*base, *added, duration_col, event_col], "Cox LRT")
+    fast = _fast_cox_lrt(rows, base, added, duration_col, event_col)
+    if fast is not None:
+        return fast
     full = CoxModel(base + added, duration_col=duration_col, event_col=event_col).fit(rows)
     if base:
         ll0 = CoxModel(base, duration_col=duration_col, event_col=event_col).fit(rows).log_likelihood_
@@ -97,6 +105,30 @@ def cox_lrt(df: pd.DataFrame, base: Sequence[str], added: Sequence[str], duratio
                              df=len(added), p_value=p, n=len(rows),
                              extra={"events": int(rows[event_col].sum()), "ll_base": ll0, "ll_full": full.log_likelihood_,
                                     "coef_added": _added_coef(full.params_, added)})
+
+
+def _fast_cox_lrt(rows: pd.DataFrame, base: list[str], added: list[str], duration_col: str,
+                  event_col: str) -> IncrementalResult | None:
+    """:func:`cox_lrt` by :func:`~raoutcome.analysis.cox_newton.fit_cox`; None when events are tied or a fit fails."""
+    from raoutcome.analysis.cox_newton import distinct_event_times, fit_cox
+
+    t, e = rows[duration_col].to_numpy(float), rows[event_col].to_numpy(float)
+    if not distinct_event_times(t, e):
+        return None
+    try:
+        full = fit_cox(rows[base + added].to_numpy(float), t, e)
+        reduced = fit_cox(rows[base].to_numpy(float), t, e) if base else None
+    except InputError:
+        return None
+    if not full.converged or (reduced is not None and not reduced.converged):
+        return None
+    ll0 = reduced.log_likelihood if reduced is not None else full.log_likelihood_null
+    stat, p = _lrt(ll0, full.log_likelihood, len(added))
+    coef = float(full.params[len(base)]) if len(added) == 1 else np.nan
+    return IncrementalResult("cox_lrt", event_col, ",".join(base), ",".join(added), estimate=stat, statistic=stat,
+                             df=len(added), p_value=p, n=len(rows),
+                             extra={"events": int(e.sum()), "ll_base": ll0, "ll_full": full.log_likelihood,
+                                    "coef_added": coef})
 
 
 def mixed_lrt(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Sequence[str],
