@@ -34,11 +34,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
+import statsmodels.api as sm
 from scipy import stats
 
 from raoutcome.analysis.features import DURATION, OBSERVED, AnalysisData, NotCrossFittedWarning
-from raoutcome.analysis.longitudinal import MixedModel, _formula
+from raoutcome.analysis.longitudinal import MixedModel
 from raoutcome.analysis.reader_error import spline_basis
 from raoutcome.analysis.survival import CoxModel, cross_val_risk, event_folds
 from raoutcome.errors import AnalysisSkippedWarning, InputError
@@ -162,8 +162,9 @@ def partial_r2(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Seque
     rows = _complete(df, [outcome, *base, *added], "partial R²")
     if len(rows) <= len(base) + len(added) + 2:
         raise InputError(f"partial R² for {outcome}: only {len(rows)} complete rows")
-    full = smf.ols(_formula(outcome, base + added), rows).fit()
-    reduced = smf.ols(_formula(outcome, base), rows).fit()
+    design = rows[base + added].astype(float).assign(Intercept=1.0)[["Intercept", *base, *added]]
+    full = sm.OLS(rows[outcome].astype(float), design).fit()  # arrays, not formulas: the harness fits thousands
+    reduced = sm.OLS(rows[outcome].astype(float), design[["Intercept", *base]]).fit()
     f, p, df_diff = full.compare_f_test(reduced)
     pr2 = (reduced.ssr - full.ssr) / reduced.ssr if reduced.ssr > 0 else np.nan
     return IncrementalResult("partial_r2_f", outcome, ",".join(base), ",".join(added), estimate=float(pr2),
@@ -531,37 +532,47 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
     by_basis = retest is not None and calibration == "basis"
     to_scale = np.log1p if scale == "log1p" else (lambda x: x)
 
+    splines: dict[str, pd.DataFrame] = {}  # each column's basis once (the visit rows never change below)
+
+    def spline(name: str, values: pd.Series) -> pd.DataFrame:
+        if name not in splines:
+            splines[name] = re_.spline_basis(values.to_numpy(float), df=calibration_df,
+                                             prefix=f"{name}_").set_axis(visits.index)
+        return splines[name]
+
     def predictors(img: str) -> tuple[pd.DataFrame, list[str]]:
         """V: splines of ``img`` and of the model's damage readings, covariates, visit time, the first reading."""
-        frame = pd.DataFrame(index=visits.index)
-        for col in dict.fromkeys([img, *[r for r in readings if r != img]]):
-            basis = re_.spline_basis(visits[col].to_numpy(float), df=calibration_df, prefix=f"z_{col}_")
-            frame = frame.join(basis.set_axis(visits.index))
-        for col in [*covs, "time_years"]:
-            if col in visits:
-                frame[col] = visits[col].to_numpy(float)
+        parts = [spline(f"z_{col}", visits[col]) for col in dict.fromkeys([img, *[r for r in readings if r != img]])]
+        plain = {col: visits[col].to_numpy(float) for col in [*covs, "time_years"] if col in visits}
         for col in present:
-            frame[f"raw_{col}"] = visits[col].to_numpy(float)
-            frame[f"log_{col}"] = np.log1p(visits[col].clip(lower=0))
-            basis = re_.spline_basis(frame[f"log_{col}"].to_numpy(float), df=calibration_df, prefix=f"w_{col}_")
-            frame = frame.join(basis.set_axis(visits.index))
+            plain[f"raw_{col}"] = visits[col].to_numpy(float)
+            plain[f"log_{col}"] = np.log1p(visits[col].clip(lower=0)).to_numpy(float)
+            parts.append(spline(f"w_{col}", pd.Series(plain[f"log_{col}"])))
+        frame = pd.concat([pd.DataFrame(plain, index=visits.index), *parts], axis=1)
         if _INTERACT:
             for zc in [c for c in frame if c.startswith(f"z_{img}_")]:
                 for col in present:
                     frame[f"i_{zc}_{col}"] = frame[zc] * (frame[f"log_{col}"] - frame[f"log_{col}"].mean())
         return frame, list(frame.columns)
 
+    cache: dict[str, tuple] = {}
+
     def calibrated_basis(img: str, rows: np.ndarray | None = None) -> tuple[pd.DataFrame, list[str]]:
         """``E[B(W₂) | V]`` for the damage basis ``B`` of the retest reading, fitted on the visits ``rows``
         (a boolean mask; default all) — the rows of the test it serves, so the residual of ``E[g(X) | V]``
         off the calibration is orthogonal to the image score on exactly those rows (falls back to all
         visits when too few of them were re-read). Returns the fitted columns for ``rows`` and their names."""
-        frame, v = predictors(img)
-        again = pd.DataFrame({f"b_{c}": to_scale(visits[f"retest_{c}"].clip(lower=0)) for c in present},
-                             index=visits.index)
-        again, targets = _damage_terms(again, list(again.columns), spline_df, damage_basis)
-        targets = [*targets, *[f"b_{c}" for c in present]]  # + each subscore linear on the reading's scale
-        frame = frame.join(again[targets])
+        if img not in cache:
+            frame, v = predictors(img)
+            if "targets" not in cache:
+                again = pd.DataFrame({f"b_{c}": to_scale(visits[f"retest_{c}"].clip(lower=0)) for c in present},
+                                     index=visits.index)
+                again, targets = _damage_terms(again, list(again.columns), spline_df, damage_basis)
+                targets = [*targets, *[f"b_{c}" for c in present]]  # + each subscore linear, reading's scale
+                cache["targets"] = (again[targets], targets)
+            cache[img] = (frame.join(cache["targets"][0]), v)
+        frame, v = cache[img]
+        targets = cache["targets"][1]
         rows = np.ones(len(frame), bool) if rows is None else np.asarray(rows, bool)
         re_read = rows & frame[[*targets, *v]].notna().all(axis=1).to_numpy()
         fitted = re_.calibrate_basis(frame.loc[rows] if re_read.sum() >= 2 * len(v) + 10 else frame,
