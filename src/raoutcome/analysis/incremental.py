@@ -605,19 +605,19 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
     keys = ["patient_id", "visit_id"]
     for img in images:
         if by_basis:  # calibrated on each test's own rows: baseline (Cox), all visits (mixed), last visits (F)
-            if img == image:
+            if img == image and set(tests) & {"cox_lrt", "delta_c", "continuous_nri"}:
                 first = visits[keys].astype(str).merge(pts[keys].astype(str), on=keys, how="left", indicator=True)
                 cal, names = calibrated_basis(img, (first["_merge"] == "both").to_numpy())
                 pts = pts.merge(visits.loc[cal.index, keys].join(cal), on=keys, how="left")
                 pts, terms = _components(pts, names, f"pc_{img}_")
                 pts_base = [*terms, *covs]
-            cal, names = calibrated_basis(img)
-            visits = visits.join(cal)
-            visits, terms = _components(visits, names, f"vc_{img}_")
-            for outcome, oimg in outcome_images.items():
-                if oimg != img or outcome not in visits:
-                    continue
-                visit_base[outcome] = [*terms, *covs]
+            mine = [o for o, oimg in outcome_images.items() if oimg == img and o in visits]
+            if mine and "mixed_lrt" in tests:
+                cal, names = calibrated_basis(img)
+                visits = visits.join(cal)
+                visits, terms = _components(visits, names, f"vc_{img}_")
+                visit_base.update({o: [*terms, *covs] for o in mine})
+            for outcome in mine if "partial_r2_f" in tests else []:
                 last = last_complete_visit(visits.assign(_row=np.arange(len(visits))),
                                            [outcome, img, *present, *covs, *readings])
                 mask = np.zeros(len(visits), bool)
@@ -627,6 +627,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
                     lcal.loc[last["_row"].to_numpy()].set_axis(last.index))
                 last, lterms = _components(last, lnames, f"lc_{img}_")
                 last_rows[outcome] = (last, [*lterms, *covs])
+                visit_base.setdefault(outcome, [*lterms, *covs])  # (unused: no mixed model asked for)
             continue
         cal, names = calibrated(img)
         visits = visits.join(cal)
