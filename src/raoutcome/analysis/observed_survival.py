@@ -9,7 +9,9 @@
   cross-validated risks (:mod:`raoutcome.analysis.interval_censored`);
 * an observed ``death`` event → competing risks: Aalen–Johansen cumulative incidence by image-risk
   tertile, cause-specific Cox and Fine–Gray, Wolbers' C and the cause-specific AUC
-  (:mod:`raoutcome.analysis.competing_risks`);
+  (:mod:`raoutcome.analysis.competing_risks`), and calibration of the cross-validated Fine–Gray
+  cumulative incidence at each horizon (risk groups against Aalen–Johansen, smoothed curve, ICI;
+  Austin et al. 2022, :mod:`raoutcome.evaluation.cif_calibration`);
 * always: landmark Cox models at 1 and 2 years and the time-varying Cox model used for prediction
   (cross-validated AUC per landmark) with the look-ahead check (:mod:`raoutcome.analysis.landmark`),
   and calibration at 1/2/5 years (those inside follow-up) of every survival model: smoothed
@@ -34,6 +36,7 @@ from raoutcome.analysis.landmark import LandmarkCox, landmark_data, lookahead_ch
 from raoutcome.analysis.survival import CoxModel, TimeVaryingCox, event_folds
 from raoutcome.errors import InputError
 from raoutcome.evaluation import calibration_at_horizon, time_dependent_auc
+from raoutcome.evaluation.cif_calibration import aalen_johansen_at, cif_calibration_at_horizon, cif_calibration_groups
 from raoutcome.evaluation.d_calibration import d_calibration
 
 FILES = {
@@ -49,6 +52,10 @@ FILES = {
     "calibration.csv": "calibration at each horizon: ICI, E50, E90 and D-calibration (cross-validated)",
     "calibration.png": "calibration curves of the survival models at each horizon",
     "cif_groups.png": "cumulative incidence of the event by image-risk tertile, death competing",
+    "cif_calibration.csv": "calibration of the Fine–Gray cumulative incidence at each horizon: ICI, E50, E90 "
+                           "(cross-validated, death competing)",
+    "cif_calibration_groups.csv": "Fine–Gray cumulative incidence by risk group: mean predicted vs Aalen–Johansen",
+    "cif_calibration.png": "calibration of the Fine–Gray cumulative incidence at each horizon",
 }
 HORIZONS = (1.0, 2.0, 5.0)
 LANDMARKS = (1.0, 2.0)
@@ -62,6 +69,7 @@ class ObservedSurvival:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     calibration_curves: pd.DataFrame | None = None   # model, horizon, predicted, observed
     cif: pd.DataFrame | None = None                  # group, time, cif, lower, upper
+    cif_calibration_curves: pd.DataFrame | None = None  # horizon, predicted, observed (Fine–Gray CIF)
     notes: list[str] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
 
@@ -103,6 +111,7 @@ def observed_survival(patients: pd.DataFrame, visits: pd.DataFrame, events: pd.D
         _interval(res, pts, ev, image, base, folds)
     if competing:
         _competing(res, pts, events, image, base, event, horizons)
+        _cif_calibration(res, pts, events, image, base, event, folds, horizons)
     _landmarks(res, pts, visits, image, base, scaled, landmarks, window, k, seed)
     _calibration(res, pts, ev if interval else None, image, base, folds, horizons)
     return res
@@ -182,6 +191,44 @@ def _competing(res: ObservedSurvival, pts, events, image, base, event, horizons)
     for h, auc in zip(inside, competing_auc(data["cr_time"], data["cr_status"], data[image], inside)):
         disc.append({"measure": "cause-specific AUC(t)", "time": h, "value": auc})
     res.tables["competing_discrimination.csv"] = pd.DataFrame(disc).assign(score=image)
+
+
+def _cif_calibration(res: ObservedSurvival, pts, events, image, base, event, folds, horizons) -> None:
+    """Cross-validated Fine–Gray cumulative incidence at each horizon against Aalen–Johansen (risk groups)
+    and a smoothed curve (``raoutcome.evaluation.cif_calibration``)."""
+    st = competing_status(events, event=event).rename(columns={"time": "cr_time", "status": "cr_status"})
+    data = pts.merge(st, on="patient_id", how="inner")
+    t, s = data["cr_time"].to_numpy(float), data["cr_status"].to_numpy(int)
+    inside = [h for h in horizons if (t >= h).any() and ((t <= h) & (s == 1)).sum() >= 3]
+    if not inside:
+        return
+    fold_of = pd.Series(folds, index=pts["patient_id"]).reindex(data["patient_id"]).to_numpy()
+    pred = np.full((len(data), len(inside)), np.nan)
+    try:
+        for f in np.unique(fold_of):
+            test = fold_of == f
+            model = FineGray([image, *base]).fit(data.loc[~test], time_col="cr_time", status_col="cr_status")
+            pred[test] = model.predict_cif(data.loc[test], inside)
+    except _ERRORS as err:
+        res.notes.append(f"calibration of the Fine–Gray cumulative incidence: {err}")
+        return
+    rows, groups, curves = [], [], []
+    for j, h in enumerate(inside):
+        try:
+            cal = cif_calibration_at_horizon(t, s, pred[:, j], h)
+            grp = cif_calibration_groups(t, s, pred[:, j], h, groups=5)
+        except _ERRORS as err:
+            res.notes.append(f"calibration of the Fine–Gray cumulative incidence at {h:g} years: {err}")
+            continue
+        rows.append({"model": "Fine–Gray cumulative incidence", "horizon": h, "ici": cal.ici, "e50": cal.e50,
+                     "e90": cal.e90, "n": cal.n, "mean_predicted": float(pred[:, j].mean()),
+                     "observed_aalen_johansen": aalen_johansen_at(t, s, h), "cross_validated": True})
+        groups.append(grp.assign(horizon=h))
+        curves.append(pd.DataFrame({"horizon": h, "predicted": cal.predicted, "observed": cal.observed}))
+    if rows:
+        res.tables["cif_calibration.csv"] = pd.DataFrame(rows)
+        res.tables["cif_calibration_groups.csv"] = pd.concat(groups, ignore_index=True)
+        res.cif_calibration_curves = pd.concat(curves, ignore_index=True)
 
 
 def _landmarks(res: ObservedSurvival, pts, visits, image, base, scaled, landmarks, window, k, seed) -> None:
