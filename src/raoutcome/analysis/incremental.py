@@ -654,6 +654,8 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         for outcome, oimg in outcome_images.items():
             if oimg == img:
                 visit_base[outcome] = [*terms, *covs]
+    for outcome in outcome_images:  # (outcomes whose tests were not asked for: never used)
+        visit_base.setdefault(outcome, list(covs))
     table = _run_tests(data, pts, visits, pts_base, visit_base, image, outcome_images, horizon, n_boot, seed, tests,
                        last_rows=last_rows)
     if len(table):
