@@ -53,7 +53,8 @@ def test_cox_lrt_likelihoods_are_maxima_where_lifelines_default_steps_stall(monk
     monkeypatch.setattr(incremental, "_run_tests", spy)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = incremental.beyond_damage(data, "pred_risk", retest=retest, tests=("cox_lrt",))
+        table = incremental.beyond_damage(data, "pred_risk", retest=retest, tests=("cox_lrt",), damage_basis="tensor",
+                                           calibration_interactions=False)
     first = pop.groupby("patient_id", sort=False).head(1).set_index("patient_id")["true_total"]
     rows = seen["pts"].assign(true_total=lambda d: first.loc[d["patient_id"]].to_numpy())
     rows = rows.dropna(subset=[*seen["base"], "pred_risk", "duration", "observed"])
