@@ -37,19 +37,22 @@ without a retest, published SDC). Tests: Cox LRT (deformity) and the HAQ
 partial-R² F-test (last visit). Per world, variant and test: the rejection
 rate at α = 0.05, its Wilson 95 % interval and, for planted worlds, the power.
 
-Seeds: methods were chosen on ``--seed 1`` (selection); the tables in
-docs/beyond_damage.md are from ``--seed 2`` (report). Replicate ``r`` of a
-run at size ``n`` uses ``SeedSequence([seed, 1000 n + r])`` (planted worlds
-``1000 n + 500 + r``). Rows are appended to ``<out>.partial`` replicate by
-replicate (``--summarise-only`` prints the tables of a finished or renamed
-partial file). Cost on an idle core: about 1 s per Cox world and 0.3 s per
-HAQ world at n = 1000; the documented runs (16 and 40 cohorts per world)
-took 20 and 32 minutes on the shared 2-core machine:
+Seeds: methods were chosen on seed 1 (``analyses/beyond_damage_selection.py``);
+the tables in docs/beyond_damage.md are from ``--seed 3`` (report; seed 2 was
+seen while the method was being fixed). Replicate ``r`` draws one population
+from ``SeedSequence([seed, r])``; a cohort of ``n`` is its first ``n``
+patients, so every size and the planted worlds share the draw.
+``--extra-variants`` run only on the first ``--extra-replicates`` populations.
+Rows are appended to ``<out>.partial`` replicate by replicate (``--resume``
+continues it; ``--summarise-only`` prints the tables of a finished or renamed
+partial file). Cost on the shared 2-core machine, one core: about 11 s per
+population for ``damage_retest`` on all 15 worlds, 16 s with the three
+comparison variants (Cox fits by the vectorised Newton–Raphson of
+``raoutcome.analysis.cox_newton``):
 
-    .venv/bin/python analyses/false_discovery.py --seed 2 --replicates 16 --sizes 200 1000 --power-size 400 \
-        --tests cox_lrt --variants sharp_log1p sharp_spline damage_retest --out out/fd_cox.csv
-    .venv/bin/python analyses/false_discovery.py --seed 2 --replicates 40 --sizes 200 1000 --power-size 400 \
-        --tests partial_r2_f --out out/fd_haq.csv
+    .venv/bin/python analyses/false_discovery.py --seed 3 --replicates 200 --sizes 200 1000 --power-size 400 \
+        --variants damage_retest --extra-variants sharp_spline sharp_log1p damage_published \
+        --extra-replicates 40 --jobs 1 --out out/fd_report.csv                  # about 45 min
     .venv/bin/python analyses/false_discovery.py --replicates 3 --sizes 200      # a quick look
 
 Exit code 0 when ``damage_retest`` rejects at most 8 % in every null world
