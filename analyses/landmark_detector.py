@@ -17,7 +17,20 @@ Stages (each skipped when its output exists, unless ``--force``):
    each batch -> ``<work>/tuned.safetensors``.
 4. ``polish``: 100 more steps (lr 2e-4) with simulated images for 3/4 of each batch, because stage 3's
    simulated validation (96.9 % within 2 % of the width) was below the 98 % target (the tuning seeds'
-   validation patients decided, never the held-out seeds) -> ``src/raoutcome/data/landmark_detector.safetensors``.
+   validation patients decided, never the held-out seeds) -> ``<work>/polish.safetensors``: the coarse pass.
+5. ``refiner_base``: the local refinement pass (:mod:`raoutcome.models.landmark_refine`: 64-px crops of a
+   32-px window of the 256-px frame, twice the coarse resolution), initialised from the base's weights and
+   trained on crops of simulated images of at least 256 px only: seed 101 and a third tuning cohort,
+   seed 103 at 512 px (20 patients), so the crops show detail rather than upsampling; 400 steps of 24
+   crops, lr 1e-3, crops centred on the landmark + a Gaussian offset of SD 3 px (the coarse pass's error),
+   rotation +-20 degrees, zoom 0.8-1.25, the coarse augmentation's grey levels -> ``<work>/refiner_base.safetensors``.
+   Never saw a real radiograph (the zero-shot refiner of the real-hand evaluation).
+6. ``default``: the polished coarse pass + the refiner fine-tuned on crops of the simulated training
+   patients and the 12 real hands (real images half of the draws), 150 steps of 24 crops, lr 3e-4
+   -> ``src/raoutcome/data/landmark_detector.safetensors``.
+
+The refiner's recipe (window, zoom, offsets, steps) was fixed before any real hand was held out with it:
+from the literature (coarse-to-fine: Payer 2019, GU2Net) and the simulated validation patients of stage 5.
 
 Without the real-hands folder the default is the base (``--real /nonexistent``: a detector that never saw
 the RSNA images).
@@ -25,7 +38,7 @@ the RSNA images).
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python analyses/landmark_detector.py --work landmark_work
 
 Time on 2 cores shared with other work (load 10-20): a minute to simulate, 3-4 s per base step, 9-13 s per
-fine-tuning step; about 1.5 hours in all. On free cores several times faster.
+fine-tuning step, 1-3 s per refiner step; about 2 hours in all. On free cores several times faster.
 """
 from __future__ import annotations
 
@@ -80,20 +93,23 @@ def sim_samples(cohorts: list[Path], spec):
 
 
 def refine_samples(cohorts: list[Path], spec, rspec, hires: bool = True):
-    """Refiner samples of the simulated tuning cohorts (+ the 512-px one)."""
+    """Refiner samples of the simulated cohorts whose images are at least the refiner's reference side
+    (detection refines only those; seed 102's 128-px images are left out)."""
     from raoutcome.cohort import load
     from raoutcome.training.landmark_refine import refine_samples_from_cohort
 
     out = []
     for i, c in enumerate(cohorts):
+        if int(Path(c).name.rsplit("_", 1)[1]) < rspec.reference * rspec.min_source:
+            continue
         out += refine_samples_from_cohort(load(c), spec.channels, rspec, spec.contrast, tag=f"sim{i}:")
     return out
 
 
 def train_refiner_base(work: Path, base_path: Path, cohorts: list[Path], steps: int, seed: int) -> Path:
     """Stage 5: the refiner, initialised from the base detector's weights, trained on crops of simulated
-    images (seeds 101, 102 and the 512-px seed 103; validation: the base's validation patients of
-    101/102 and 15 % of 103's) -> ``<work>/refiner_base.safetensors`` (the base + its refiner)."""
+    images of at least 256 px (seed 101 and the 512-px seed 103; validation: the base's validation
+    patients of 101 and 15 % of 103's) -> ``<work>/refiner_base.safetensors`` (the base + its refiner)."""
     import json
 
     from raoutcome.models.landmark_refine import RefineSpec
@@ -119,6 +135,9 @@ def train_refiner_base(work: Path, base_path: Path, cohorts: list[Path], steps: 
     return out
 
 
+_SIM_REFINE: dict = {}
+
+
 def tune_refiner(model, work: Path, cohorts: list[Path], real_root: Path, real_images, steps: int, seed: int,
                  log=print):
     """Fine-tune ``model.refiner`` on crops of the simulated training patients and the real hands of
@@ -129,11 +148,14 @@ def tune_refiner(model, work: Path, cohorts: list[Path], real_root: Path, real_i
     from landmarks_real_hands import real_tables
 
     rspec = model.refiner.rspec
-    sims = refine_samples(cohorts + simulate_tuning(work, seeds=(HIRES,), n_patients=20), model.spec, rspec)
-    val = set()
-    for tag in {s.group.split(":")[0] for s in sims}:
-        val |= group_split([s.group for s in sims if s.group.startswith(tag + ":")], 0.15, seed)
-    sims = [s for s in sims if s.group not in val]
+    key = (tuple(map(str, cohorts)), rspec, seed)
+    if key not in _SIM_REFINE:  # the simulated training crops' images, read once per process
+        sims = refine_samples(cohorts + simulate_tuning(work, seeds=(HIRES,), n_patients=20), model.spec, rspec)
+        val = set()
+        for tag in {s.group.split(":")[0] for s in sims}:
+            val |= group_split([s.group for s in sims if s.group.startswith(tag + ":")], 0.15, seed)
+        _SIM_REFINE[key] = [s for s in sims if s.group not in val]
+    sims = _SIM_REFINE[key]
     imgs, lm = real_tables(real_root)
     real = refine_samples_from_tables(real_root, imgs if real_images is None else real_images, lm,
                                       model.spec.channels, rspec, model.spec.contrast)
