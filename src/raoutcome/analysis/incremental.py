@@ -389,12 +389,23 @@ def _run_tests(data: AnalysisData, pts: pd.DataFrame, visits: pd.DataFrame, pts_
     return table
 
 
-#: The model's own damage heads, used (when present and not the score under test) to read damage better.
-DAMAGE_HEADS = ("svdh", "jsn", "erosion")
+def damage_heads() -> tuple[str, ...]:
+    """The model's own damage outputs (the damage outcome's: SvdH total, JSN, erosion), used (when present
+    and not the score under test) to read damage better."""
+    spec = damage_outcome()
+    return spec.outputs if spec is not None else ()
+
+
+def _damage_columns() -> tuple[str, tuple[str, ...]]:
+    """The human damage reading's cohort columns: (total, parts) (``svdh_total``, (``svdh_jsn``, ``svdh_erosion``))."""
+    spec = damage_outcome()
+    if spec is None:
+        raise InputError("beyond_damage needs a registered damage outcome (a count outcome, SvdH)")
+    return spec.column, tuple(p.column for p in spec.parts)
 
 
 def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None = None,
-                  damage: Sequence[str] = ("svdh_jsn", "svdh_erosion"), readings: Sequence[str] | None = None,
+                  damage: Sequence[str] | None = None, readings: Sequence[str] | None = None,
                   sdc: float | None = None, icc: float | None = None, spline_df: int = 3,
                   damage_basis: str = "tensor", scale: str = "log1p", calibration_df: int = 4, covariates: Sequence[str] | None = None, outcome_images: Mapping[str, str] | None = None,
                   horizon: float | None = None, n_boot: int = 200, seed: int = 0, require_cross_fitted: bool = False,
@@ -436,14 +447,16 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
     covs = list(data.covariates if covariates is None else covariates)
     visits, pts = data.visits.copy(), data.patients.copy()
     outcome_images = dict(outcome_images or {o.column: image for o in outcomes() if o.kind == "bounded"})
+    total_col, part_cols = _damage_columns()
+    damage = part_cols if damage is None else damage
     present = [c for c in damage if c in visits and visits[c].notna().any()]
     if retest is not None:
         keys = [c for c in ("patient_id", "visit_id") if c not in retest]
         if keys:
             raise InputError(f"retest table lacks column(s) {keys}")
         present = [c for c in present if c in retest and retest[c].notna().any()]
-        if not present and "svdh_total" in retest and "svdh_total" in visits:
-            present = ["svdh_total"]  # a retest of the total only
+        if not present and total_col in retest and total_col in visits:
+            present = [total_col]  # a retest of the total only
         if not present:
             raise InputError(f"retest table has none of the damage column(s) {list(damage)} with values")
         again = retest[["patient_id", "visit_id", *present]].astype({"patient_id": str, "visit_id": str})
@@ -454,26 +467,26 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
         source = f"retest: {int(visits[[f'retest_{c}' for c in present]].notna().all(axis=1).sum())} re-read visits"
         err_sd = {c: float(np.sqrt(re_.error_variance(visits[c], visits[f"retest_{c}"])[0])) for c in present}
     else:
-        if "svdh_total" not in visits or visits["svdh_total"].notna().sum() < 3:
-            raise InputError("beyond_damage without a retest table needs the svdh_total reading")
-        subscores = [c for c in ("svdh_jsn", "svdh_erosion") if c in present]
-        present = subscores if len(subscores) == 2 else ["svdh_total"]
+        if total_col not in visits or visits[total_col].notna().sum() < 3:
+            raise InputError(f"beyond_damage without a retest table needs the {total_col} reading")
+        subscores = [c for c in part_cols if c in present]
+        present = subscores if len(subscores) == len(part_cols) else [total_col]
         if icc is not None:
-            total_var = re_.error_variance_from_icc(icc, visits["svdh_total"])
+            total_var = re_.error_variance_from_icc(icc, visits[total_col])
             source = f"published ICC {icc:g}: σ²_U = (1 − ICC) Var(SvdH)"
         else:
             total_var = re_.error_variance_from_sdc(re_.PUBLISHED_SDC if sdc is None else sdc)
             source = (re_.PUBLISHED_SOURCE if sdc is None else f"given SDC {sdc:g}: σ_U = SDC / (1.96 √2)")
-        if len(present) == 2:  # reader error grows with damage: split the total's by the subscores' mean reading
+        if len(present) > 1:  # reader error grows with damage: split the total's by the subscores' mean reading
             means = {c: float(visits[c].mean()) for c in present}
             error_var = {c: total_var * means[c] / sum(means.values()) for c in present}
             source += "; split between JSN and erosion in proportion to their mean reading"
         else:
-            error_var = {"svdh_total": total_var}
+            error_var = {total_col: total_var}
         method = "regression calibration from a published reliability (no retest)"
         err_sd = {c: float(np.sqrt(v)) for c, v in error_var.items()}
     if readings is None:
-        readings = [data.pred(h) for h in DAMAGE_HEADS if h in data.heads]
+        readings = [data.pred(h) for h in damage_heads() if h in data.heads]
     readings = [r for r in readings if r in visits]
 
     def calibrated(img: str) -> tuple[pd.DataFrame, list[str]]:

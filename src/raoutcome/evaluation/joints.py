@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from raoutcome.evaluation.dream import dream_weighted_mae, dream_weighted_rmse
+from raoutcome.outcomes import Outcome, site_outcome
 
 _KEYS = ["patient_id", "visit_id"]
 
@@ -57,9 +58,19 @@ def _other_side(joint: str) -> str | None:
     return None
 
 
+def _site_spec() -> Outcome:
+    """The outcome read site by site (SvdH; :func:`raoutcome.outcomes.site_outcome`)."""
+    spec = site_outcome()
+    if spec is None:
+        raise ValueError("no registered outcome is read site by site (no part with a site_kind)")
+    return spec
+
+
 def visit_totals(frame: pd.DataFrame, expected_joints: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """Visit subscores and total from per-joint predictions: ``patient_id, visit_id, jsn, jsn_sd, erosion,
-    erosion_sd, svdh, svdh_sd, n_joints, n_imputed, n_missing``.
+    """Visit subscores and total from per-joint predictions: ``patient_id, visit_id``, then for each output of the
+    site-read outcome (:func:`raoutcome.outcomes.site_outcome`; SvdH: ``jsn`` and ``erosion``, the sums over the
+    joints of their ``site_kind``, and ``svdh``, their sum) the output and ``<output>_sd``; ``n_joints,
+    n_imputed, n_missing``.
 
     ``expected_joints``: per kind, every joint a full reading has (e.g. the cohort's joint names); a visit
     missing one takes the contralateral joint of that visit (:func:`_other_side`) or counts it missing.
@@ -90,11 +101,14 @@ def visit_totals(frame: pd.DataFrame, expected_joints: dict[str, list[str]] | No
             f = pd.concat([f, pd.DataFrame(extra)], ignore_index=True)
     g = f.groupby(_KEYS + ["kind"])[["score", "var"]].sum().unstack("kind")
     out = pd.DataFrame(index=g.index)
-    for kind in ("jsn", "erosion"):
-        out[kind] = g[("score", kind)] if ("score", kind) in g else np.nan
-        out[f"{kind}_sd"] = np.sqrt(g[("var", kind)]) if ("var", kind) in g else np.nan
-    out["svdh"] = out["jsn"] + out["erosion"]
-    out["svdh_sd"] = np.sqrt(out["jsn_sd"] ** 2 + out["erosion_sd"] ** 2)
+    spec = _site_spec()
+    parts = spec.site_parts
+    for part in parts:
+        kind = part.site_kind
+        out[part.name] = g[("score", kind)] if ("score", kind) in g else np.nan
+        out[f"{part.name}_sd"] = np.sqrt(g[("var", kind)]) if ("var", kind) in g else np.nan
+    out[spec.name] = sum((out[p.name] for p in parts[1:]), out[parts[0].name])
+    out[f"{spec.name}_sd"] = np.sqrt(sum((out[f"{p.name}_sd"] ** 2 for p in parts[1:]), out[f"{parts[0].name}_sd"] ** 2))
     out["n_joints"] = f.groupby(_KEYS).size()
     out["n_imputed"] = n_imputed.reindex(out.index).fillna(0).astype(int)
     out["n_missing"] = n_missing.reindex(out.index).fillna(0).astype(int)
@@ -138,11 +152,12 @@ def dream_subchallenges(pred: pd.DataFrame, truth: pd.DataFrame, totals: pd.Data
     overall = overall[overall["count"] == overall["size"]]["sum"].rename("overall")
     totals = visit_totals(pred) if totals is None else totals
     sc1 = totals.merge(overall.reset_index(), on=_KEYS, how="inner")
+    total = _site_spec().name
     m = pred.merge(t[_KEYS + ["joint", "kind", "score"]].rename(columns={"score": "truth"}),
                    on=_KEYS + ["joint", "kind"], how="inner").merge(overall.reset_index(), on=_KEYS, how="inner")
-    out = {"sc1_overall": {"weighted_rmse": dream_weighted_rmse(sc1["overall"], sc1["svdh"]),
-                           "weighted_mae": dream_weighted_mae(sc1["overall"], sc1["svdh"]), "n": int(len(sc1))}}
-    for name, kind in (("sc2_jsn", "jsn"), ("sc3_erosion", "erosion")):
+    out = {"sc1_overall": {"weighted_rmse": dream_weighted_rmse(sc1["overall"], sc1[total]),
+                           "weighted_mae": dream_weighted_mae(sc1["overall"], sc1[total]), "n": int(len(sc1))}}
+    for name, kind in (("sc2_jsn", "jsn"), ("sc3_erosion", "erosion")):  # the challenge's subchallenges 2, 3
         g = m[(m["kind"] == kind) & m["truth"].notna()]
         out[name] = {"weighted_rmse": dream_weighted_rmse(g["truth"], g["score"], weight_by=g["overall"]),
                      "n": int(len(g))}
@@ -170,15 +185,17 @@ def severity_from_joints(frame: pd.DataFrame, truth: pd.DataFrame, cutoffs=None)
     """Severity classes (seeds/002; default cut-offs the RA2-DREAM bins,
     :data:`raoutcome.evaluation.classification.DEFAULT_SEVERITY_CUTOFFS`) read off the ordinal per-joint heads:
     the class of highest probability under :func:`total_distribution`, against the class of the observed total
-    (``truth``: ``patient_id, visit_id, svdh_total``). Returns accuracy, class MAE and the PCC of the classes."""
+    (``truth``: ``patient_id, visit_id`` and the site-read outcome's column, ``svdh_total``). Returns accuracy,
+    class MAE and the PCC of the classes."""
     from raoutcome.evaluation.classification import DEFAULT_SEVERITY_CUTOFFS, severity_class
 
     edges = np.asarray(DEFAULT_SEVERITY_CUTOFFS if cutoffs is None else cutoffs, float)
     dists = total_distribution(frame)
     t = truth.assign(patient_id=truth["patient_id"].astype(str), visit_id=truth["visit_id"].astype(str))
-    t = t.dropna(subset=["svdh_total"])
+    column = _site_spec().column
+    t = t.dropna(subset=[column])
     pred, true = [], []
-    for pid, vid, y in zip(t["patient_id"], t["visit_id"], t["svdh_total"]):
+    for pid, vid, y in zip(t["patient_id"], t["visit_id"], t[column]):
         d = dists.get((pid, vid))
         if d is None:
             continue

@@ -29,8 +29,11 @@ from torch import Tensor, nn
 
 from raoutcome.models.heads import build_head
 from raoutcome.models.longitudinal import LongitudinalAggregator, ViewFusion
+from raoutcome.outcomes import LEGACY_OUTCOMES, outcomes
 
-OUTCOME_HEADS: tuple[str, ...] = ("haq", "pain", "risk")
+#: the heads of a spec that does not name its own (the outcomes every model had before the registry, less the
+#: one read site by site: HAQ, pain, risk)
+OUTCOME_HEADS: tuple[str, ...] = tuple(o.name for o in outcomes(LEGACY_OUTCOMES) if not o.site_parts)
 
 
 @dataclass(frozen=True)

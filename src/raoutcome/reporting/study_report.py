@@ -431,7 +431,10 @@ def _observed_section(analysis: _Folder) -> Section:
             ("calibration.png", "Calibration of the survival models at each horizon (cross-validated predicted "
                                 "probability of deformity against the smoothed observed probability; dashed: perfect)."),
             ("cif_groups.png", "Cumulative incidence of deformity by image-risk tertile with death as a competing "
-                               "event (Aalen–Johansen; shaded: 95 % CI).")):
+                               "event (Aalen–Johansen; shaded: 95 % CI)."),
+            ("cif_calibration.png", "Calibration of the cross-validated Fine–Gray cumulative incidence of deformity "
+                                    "(death competing) at each horizon: smoothed observed curve with ICI, and "
+                                    "Aalen–Johansen per risk group with 95 % CI; dashed: perfect.")):
         fig = analysis.png(name)
         if fig is not None:
             blocks.append(Figure(fig, caption=caption, width="900px"))
@@ -451,12 +454,15 @@ def _observed_section(analysis: _Folder) -> Section:
         "competing_hazard_ratios.csv": "Death as a competing event: cause-specific Cox and Fine–Gray "
                                        "(subdistribution) hazard ratios.",
         "competing_discrimination.csv": "Discrimination with death competing: Wolbers' C and cause-specific AUC(t).",
+        "cif_calibration.csv": "Calibration of the cross-validated Fine–Gray cumulative incidence of deformity "
+                               "(death competing): ICI, E50, E90, mean predicted and Aalen–Johansen observed.",
     }
     for name, caption in captions.items():
         table = analysis.csv(name)
         if table is not None and len(table):
             blocks.append(Table(table.round(4), caption=caption))
     analysis.csv("cif_groups.csv")  # the curves of the figure: in the folder
+    analysis.csv("cif_calibration_groups.csv")
     analysis.csv("landmark_models.csv")
     return _section("observed", blocks, "No survival analysis of how events were observed.")
 

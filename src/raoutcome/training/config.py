@@ -76,6 +76,8 @@ device = "auto"            # "auto" | "cpu" | "cuda"
 deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds
 stall_epoch = 8            # a model whose validation criterion has not fallen by stall_tolerance (relative)
 stall_tolerance = 0.02     # from its first epoch by this epoch is reported loudly (and recorded) as not learning
+stall_restarts = 1         # a model that stalls is abandoned at stall_epoch and trained again from a new seed (same
+                           # split), at most this many times; every abandoned attempt is recorded; 0 = never restart
 
 [readout]                  # after training, refit these heads in closed form on the model's training patients:
 heads = ["haq", "pain", "risk"]  # HAQ / pain: ridge on the frozen visit features (embedding, counts, pooled
@@ -219,6 +221,7 @@ class TrainSection:
     deterministic: bool = True
     stall_epoch: int = field(default=8, metadata=_meta(_positive_int, "a positive integer"))
     stall_tolerance: float = field(default=0.02, metadata=_meta(_number(0, 1), "a number in [0, 1]"))
+    stall_restarts: int = field(default=1, metadata=_meta(lambda v: v >= 0, "a non-negative integer"))
 
 
 def _distinct(v) -> bool:

@@ -27,6 +27,7 @@ from raoutcome.errors import InputError
 from raoutcome.imaging.site_patches import SitePatches, cohort_site_patches
 from raoutcome.io_utils import atomic_write
 from raoutcome.models.site_model import SiteModel, SiteSpec
+from raoutcome import outcomes as registry
 from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.config import TrainConfig
 from raoutcome.training.site_train import (SiteData, SiteTrainSettings, _split, ensemble_joints, predict_sites,
@@ -60,10 +61,19 @@ def _write_json(path: Path, obj) -> None:
         fh.write("\n")
 
 
+def _site_spec() -> registry.Outcome:
+    spec = registry.site_outcome()
+    if spec is None:
+        raise InputError("the site route sums per-joint readings into an outcome, but no registered outcome is "
+                         "read site by site (no part with a site_kind)")
+    return spec
+
+
 def _expected_joints(cohort, views) -> dict[str, list[str]]:
     from raoutcome.anatomy import joint_name, sites_for
 
-    return {k: [joint_name(v, s) for v in views for s in sites_for(v, k)] for k in ("jsn", "erosion")}
+    return {k: [joint_name(v, s) for v in views for s in sites_for(v, k)]
+            for k in (p.site_kind for p in _site_spec().site_parts)}
 
 
 def _predictions(cohort, joints: pd.DataFrame, views, folds: dict[str, int] | None, attrs: dict,
@@ -76,7 +86,7 @@ def _predictions(cohort, joints: pd.DataFrame, views, folds: dict[str, int] | No
 
     totals = visit_totals(joints, _expected_joints(cohort, views))
     frame = cohort.visits[["patient_id", "visit_id", "time_years"]].astype({"patient_id": str, "visit_id": str})
-    frame = frame.merge(totals[["patient_id", "visit_id", "svdh", "jsn", "erosion"]], how="left",
+    frame = frame.merge(totals[["patient_id", "visit_id", *_site_spec().outputs]], how="left",
                         on=["patient_id", "visit_id"])
     embedding = None
     if outcomes is not None and len(outcomes):
@@ -89,7 +99,8 @@ def _predictions(cohort, joints: pd.DataFrame, views, folds: dict[str, int] | No
 
 
 def _outcome_heads(cfg: TrainConfig) -> tuple[str, ...]:
-    return tuple(h for h in ("haq", "pain", "risk") if cfg.heads[h])
+    """The switched-on heads of the outcome model on sites: every outcome but the one read site by site."""
+    return tuple(o.name for o in registry.outcomes() if not o.site_parts and cfg.heads.get(o.name))
 
 
 def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, seed: int, log):
@@ -112,7 +123,8 @@ def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, 
                             layers=cfg.model["layers"], attention_heads=cfg.model["attention_heads"],
                             dropout=cfg.model["dropout"], counts=True, heads=_outcome_heads(cfg))
     model, orec = fit_site_outcome(ospec, data, torch.from_numpy(h), record["train_ids"], record["val_ids"], seed,
-                                   epochs=cfg.sites["outcome_epochs"], name=f"{mdir.name} outcome", log=log)
+                                   epochs=cfg.sites["outcome_epochs"], name=f"{mdir.name} outcome", log=log,
+                                   risk_inputs=tuple(cfg.readout["risk_inputs"]))
     readouts = {k: v for k, v in model.readouts.items() if not k.endswith("_info")}
     ckpt.save({"spec": ospec.to_dict(), "model": model.state_dict(), "readouts": readouts, "record": orec}, path)
     return model, orec
@@ -183,16 +195,19 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
         joints = pd.concat(parts, ignore_index=True)
         outcomes = pd.concat(outcome_parts, ignore_index=True) if outcome_parts else None
         ds, totals = _predictions(cohort, joints, views, folds, {"run": run_dir.name, "route": "sites",
-                                                                 "heads": ",".join(["svdh", *_outcome_heads(cfg)]),
+                                                                 "heads": ",".join([_site_spec().name,
+                                                                                    *_outcome_heads(cfg)]),
                                                                  "embedding_source": "fold model of each patient"},
                                   outcomes)
         save_predictions(ds, run_dir / "cv_predictions.nc")
         obs = cohort.visits.astype({"patient_id": str, "visit_id": str})
-        merged = totals.merge(obs, on=["patient_id", "visit_id"]).dropna(subset=["svdh_total", "svdh"])
+        total, column = _site_spec().name, _site_spec().column
+        merged = totals.merge(obs, on=["patient_id", "visit_id"], suffixes=("", "_obs")).dropna(
+            subset=[column, total])
         merged["fold"] = merged["patient_id"].map(folds)
         for rec in records:
             g = merged[merged["fold"] == rec["fold"]]
-            r = pearson_r(g["svdh_total"], g["svdh"]) if len(g) > 2 and g["svdh_total"].std() > 0 else float("nan")
+            r = pearson_r(g[column], g[total]) if len(g) > 2 and g[column].std() > 0 else float("nan")
             metrics["folds"].append({"fold": rec["fold"], "svdh_pearson_r": r, "n_visits": int(len(g)),
                                      "stalled": rec["stalled"], "best_epoch": rec["best_epoch"],
                                      "val_loss_start": rec["val_loss_start"], "best_val_loss": rec["best_val_loss"]})
@@ -267,11 +282,12 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
                 "patient_id"].unique())))
     joints = ensemble_joints(frames)
     merged = None
+    heads = [_site_spec().name]
     if outcomes:
         merged = outcomes[0].copy()
-        for col in ("haq", "pain", "risk"):
+        for col in (c for c in merged if c not in ("patient_id", "visit_id", "embedding")):
             merged[col] = np.mean([o[col].to_numpy(float) for o in outcomes], axis=0)
-    heads = ["svdh"] + ([c for c in ("haq", "pain", "risk") if merged is not None and merged[c].notna().any()])
+            heads += [col] if merged[col].notna().any() else []
     ds, _ = _predictions(cohort, joints, views, None, {"run": Path(run_dir).name, "route": "sites",
                                                       "heads": ",".join(heads), "ensemble_size": len(models),
                                                       "embedding_source": "first model of the run"}, merged)
