@@ -229,9 +229,11 @@ def study(
 
 from raoutcome.cli_landmarks import app as landmarks_app  # noqa: E402 - `landmarks fit/detect` (lazy imports)
 from raoutcome.interop.cli import pacs_app  # noqa: E402 - the `pacs` sub-commands (thin, lazy imports)
+from raoutcome.cli_cervical import app as cervical_app  # noqa: E402 - `cervical simulate/study` (issue 30)
 
 app.add_typer(pacs_app, name="pacs")
 app.add_typer(landmarks_app, name="landmarks")
+app.add_typer(cervical_app, name="cervical")
 
 
 def main() -> None:  # pragma: no cover - console entry
