@@ -22,7 +22,9 @@ calibration of the horizon probability (ICI, :func:`raoutcome.evaluation.surviva
 
 Features: radiograph — the detected-landmark measures of the baseline neutral and flexion views (ADI, SAC,
 Ranawat, basion–dens interval, facet gap, flexion - neutral ADI); MR — aligned slab block means of T1 and T2
-(:class:`raoutcome.imaging.mr_features.MRFeaturizer`); both — the two side by side. ``truth`` — the baseline
+(:class:`raoutcome.imaging.mr_features.MRFeaturizer`); both — the MR and radiograph scores side by side
+(stacked: the training scores are the cross-fitted ones; Wolpert 1992). On the training seed, 5-fold AUROC of
+the MR score: L2 on all block means 0.73, PCA(10) 0.58, PCA(30) 0.68, mid-sagittal slab only 0.70, L1 0.72. ``truth`` — the baseline
 latents the simulator drew (pannus, facet degeneration, erosion, laxity, visible activity): the ceiling an
 image model could reach (the unseen frailty is in nobody's reach).
 """

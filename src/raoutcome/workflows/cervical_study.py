@@ -122,7 +122,10 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
             _write_csv(measure_images(model, root, images), path)
         measured[name] = pd.read_csv(path)
     truth = {name: pd.read_csv(root / "truth" / "measurements.csv") for name, root in (("train", train), ("test", test))}
-    sd = measurement_sd(measured["train"], truth["train"])
+    val_file = det_path.with_suffix(".validation.json")
+    val_ids = set(json.loads(val_file.read_text())["validation_patients"]) if val_file.is_file() else set()
+    held = measured["train"][measured["train"]["patient_id"].isin(val_ids)] if val_ids else measured["train"]
+    sd = measurement_sd(held, truth["train"])  # the detector's validation patients: not trained on
     agree = agreement(measured["test"], truth["test"])
     _write_csv(agree, out / "measurement_agreement.csv")
     _write_csv(with_uncertainty(measured["test"], sd), out / "measured_test_with_uncertainty.csv")
@@ -137,13 +140,17 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     latents = ["pannus_v0", "facet_v0", "erosion_v0", "laxity_v0", "activity"]
     sets = {"mr": (mr_train, mr_test),
             "radiograph": (xr["train"].loc[ids["train"]], xr["test"].loc[ids["test"]]),
-            "both": (pd.concat([mr_train, xr["train"].loc[ids["train"]]], axis=1),
-                     pd.concat([mr_test, xr["test"].loc[ids["test"]]], axis=1)),
+            "both": None,  # stacked: the MR and radiograph scores (cross-fitted on training) side by side
             "truth (ceiling)": (tp["train"].loc[ids["train"], latents], tp["test"].loc[ids["test"], latents])}
-    rows, preds = [], []
-    for name, (xtr, xte) in sets.items():
+    rows, preds, curves, scores = [], [], [], {}
+    for name, pair in sets.items():
+        if pair is None:
+            pair = tuple(pd.DataFrame({k: scores[k][part].set_index("patient_id")["score"] for k in ("mr", "radiograph")})
+                         for part in ("train", "test"))
+        xtr, xte = pair
         log(f"deformity model: {name}")
         fit = cp.fit_predict(xtr, ev["train"], xte, st.horizon_years, seed=st.train_seed)
+        scores[name] = fit
         res = cp.evaluate(fit["test"], ev["test"], st.horizon_years, fit["threshold"], n_boot=st.bootstrap,
                           seed=st.test_seed)
         hr = fit["cs_cox"].summary.iloc[0]
@@ -155,9 +162,16 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
                "cs_cox_hr_per_score_sd": float(np.exp(hr["coef"] * fit["train"]["score"].std()))}
         rows.append(row)
         preds.append(fit["test"].assign(features=name))
+        grid = np.round(np.arange(0.25, 6.01, 0.25), 2)
+        surv = fit["weibull"].predict_survival(fit["test"], grid)
+        curves.append(pd.DataFrame({"features": name, "patient_id": np.repeat(fit["test"]["patient_id"].to_numpy(),
+                                                                               len(grid)),
+                                    "time_years": np.tile(grid, len(fit["test"])),
+                                    "risk": (1.0 - surv).ravel()}))
     metrics = pd.DataFrame(rows)
     _write_csv(metrics, out / "prediction_metrics.csv")
     _write_csv(pd.concat(preds, ignore_index=True), out / "predictions_test.csv")
+    _write_csv(pd.concat(curves, ignore_index=True), out / "risk_curves_test.csv")  # 1 - S(t), Weibull
     results = {"config": str(config) if config else None, "study": dataclasses.asdict(st),
                "measurement_sd_mm": sd, "measurement_agreement": agree.to_dict(orient="records"),
                "prediction": metrics.to_dict(orient="records"),
