@@ -8,12 +8,14 @@ IMAGES = pd.DataFrame({"patient_id": ["a", "a", "b", "b"], "visit_id": "v0",
                        "path": ["h1.png", "f1.png", "h2.png", "s.png"]})
 
 
-def test_coverage_counts_hand_and_foot_images_only():
-    lm = pd.DataFrame({"path": ["h1.png", "h1.png", "s.png"], "landmark": ["MCP2", "MCP3", "C2"],
-                       "x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0]})
-    c = landmark_coverage(IMAGES, lm)
-    assert c["images"] == 3 and c["with_landmarks"] == 1
-    assert coverage_lines(IMAGES, lm)[0] == "Landmark coverage: 1 of 3 hand/foot images (33%)"
+def test_coverage_counts_images_of_views_with_a_landmark_template():
+    lm = pd.DataFrame({"path": ["h1.png", "h1.png", "s.png", "x.png"], "landmark": ["MCP2", "MCP3", "C2_c", "A"],
+                       "x": [1.0, 2.0, 3.0, 4.0], "y": [1.0, 2.0, 3.0, 4.0]})
+    images = pd.concat([IMAGES, pd.DataFrame({"patient_id": ["b"], "visit_id": "v0", "view": ["cspine_mr"],
+                                              "path": ["x.png"]})], ignore_index=True)
+    c = landmark_coverage(images, lm)  # an unregistered view does not count
+    assert c["images"] == 4 and c["with_landmarks"] == 2
+    assert coverage_lines(images, lm)[0] == "Landmark coverage: 2 of 4 hand/foot/spine images (50%)"
     assert "landmarks detect" in coverage_lines(IMAGES, None)[0]
 
 

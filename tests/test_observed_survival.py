@@ -69,6 +69,15 @@ def test_interval_and_competing_models_are_used_and_named(data):
     assert any("5 years beyond" in n for n in res.notes)
     assert set(cal["model"]) == {"Cox: image + SvdH + covariates", "interval Weibull: image + SvdH + covariates"}
     assert (cal["ici"] < 0.15).all() and cal["d_calibration_p"].notna().all()
+    # the Fine–Gray cumulative incidence (death competing), cross-validated, at the horizons inside follow-up
+    cif_cal = res.tables["cif_calibration.csv"]
+    assert set(cif_cal["horizon"]) == {1.0, 2.0} and (cif_cal["ici"] < 0.15).all()
+    assert (abs(cif_cal["mean_predicted"] - cif_cal["observed_aalen_johansen"]) < 0.1).all()
+    groups = res.tables["cif_calibration_groups.csv"]
+    two = groups[groups["horizon"] == 2.0]
+    assert len(two) == 5 and two["n"].sum() == cif_cal["n"].iloc[0]
+    assert two["observed"].iloc[-1] > two["observed"].iloc[0]  # the riskiest fifth has more deformity
+    assert set(res.cif_calibration_curves["horizon"]) == {1.0, 2.0}
 
 
 def test_exact_events_use_right_censored_models_only(tmp_path):
@@ -101,9 +110,12 @@ def test_report_section_shows_calibration_figures_and_the_lookahead_check(data, 
         frame.to_csv(tmp_path / name, index=False)
     save(sfigs.calibration_figure(res.calibration_curves, res.tables["calibration.csv"]), tmp_path / "calibration.png")
     save(sfigs.cif_figure(res.cif, "image risk score"), tmp_path / "cif_groups.png")
+    save(sfigs.cif_calibration_figure(res.cif_calibration_curves, res.tables["cif_calibration.csv"],
+                                      res.tables["cif_calibration_groups.csv"]), tmp_path / "cif_calibration.png")
     (tmp_path / "summary.json").write_text(json.dumps({"survival_models_used": res.summary["survival_models_used"]}))
     html = render_report("t", [_observed_section(_Folder(tmp_path))])
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 3
+    assert "Calibration of the cross-validated Fine–Gray cumulative incidence" in html
     assert "interval-censored models" in html and "competing-risk models" in html
     assert "Look-ahead check" in html and "no_look_ahead" in html
     assert "D-calibration" in html and "Fine–Gray" in html

@@ -21,11 +21,13 @@ __all__ = ["BodyPart", "View", "register_body_part", "register_view", "views_reg
            "views_of", "body_part", "body_part_spec", "sites_for", "joint_name", "joint_max", "landmark_template",
            "landmark_site", "is_mirrored", "LEGACY_VIEWS", "VIEWS", "HAND_VIEWS", "FOOT_VIEWS", "DEFORMITY_EVENT",
            "LANDMARK_TEMPLATES", "LANDMARK_SITE", "MAX_JSN", "MAX_EROSION_HAND", "MAX_EROSION_FOOT",
-           "OUTCOME_RANGES", "OUTCOMES", "REGIONS", "REGION_NAMES"]
+           "OUTCOME_RANGES", "OUTCOMES", "REGIONS", "REGION_NAMES", "CRANIOCERVICAL_LANDMARKS",
+           "CRANIOCERVICAL_VIEWS", "CRANIOCERVICAL_MR_VIEWS"]
 
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from raoutcome import msasss as _msasss
 from raoutcome import outcomes as _outcomes
 from raoutcome.registry import Registry, registering
 
@@ -170,6 +172,20 @@ LANDMARK_TEMPLATES: dict[str, dict[str, tuple[float, float]]] = {
              "MNA": (0.5819, 0.8136), "CNL": (0.4885, 0.8136), "RADCAR": (0.5320, 0.8930)},
     "foot": {"MTP1": (0.6408, 0.5448), "IP": (0.6600, 0.3528), "MTP2": (0.5192, 0.4808), "MTP3": (0.4334, 0.5128),
              "MTP4": (0.3528, 0.5576), "MTP5": (0.2760, 0.6152)},
+    # lateral spine (patient facing left): the mSASSS corners and the vertebral centres of the spine phantom
+    # (:mod:`raoutcome.synth.phantom.spine`, default pose, no acquisition transform; a test keeps them in step)
+    "spine_cervical": {
+        "C2_inf": (0.4509, 0.1263), "C2_c": (0.5217, 0.0904), "C3_sup": (0.4487, 0.1681), "C3_inf": (0.4380, 0.2435),
+        "C3_c": (0.4993, 0.2138), "C4_sup": (0.4325, 0.2836), "C4_inf": (0.4270, 0.3596), "C4_c": (0.4873, 0.3258),
+        "C5_sup": (0.4236, 0.4014), "C5_inf": (0.4234, 0.4788), "C5_c": (0.4831, 0.4402), "C6_sup": (0.4230, 0.5223),
+        "C6_inf": (0.4285, 0.6008), "C6_c": (0.4871, 0.5573), "C7_sup": (0.4307, 0.6446), "C7_inf": (0.4422, 0.7248),
+        "C7_c": (0.4997, 0.6756), "T1_sup": (0.4465, 0.7691), "T1_c": (0.5217, 0.7964)},
+    "spine_lumbar": {
+        "T12_inf": (0.4604, 0.0930), "T12_c": (0.5366, 0.0776), "L1_sup": (0.4439, 0.1341),
+        "L1_inf": (0.4240, 0.2153), "L1_c": (0.5020, 0.1914), "L2_sup": (0.4128, 0.2614), "L2_inf": (0.4017, 0.3467),
+        "L2_c": (0.4791, 0.3134), "L3_sup": (0.3956, 0.3971), "L3_inf": (0.3945, 0.4856), "L3_c": (0.4700, 0.4423),
+        "L4_sup": (0.3952, 0.5396), "L4_inf": (0.4050, 0.6287), "L4_c": (0.4765, 0.5758), "L5_sup": (0.4138, 0.6835),
+        "L5_inf": (0.4340, 0.7696), "L5_c": (0.4993, 0.7088), "S1_sup": (0.4526, 0.8187), "S1_c": (0.5366, 0.8339)},
 }
 #: Landmark names used by real-hand landmark sets for a scored site of another name
 #: (the thumb MCP is "MP" there, "MCP1" in the SvdH site list).
@@ -179,6 +195,10 @@ register_body_part(BodyPart("hand", {"jsn": HAND_JSN_SITES, "erosion": HAND_EROS
                             {"jsn": MAX_JSN, "erosion": MAX_EROSION_HAND}, LANDMARK_TEMPLATES["hand"], LANDMARK_SITE))
 register_body_part(BodyPart("foot", {"jsn": FOOT_JSN_SITES, "erosion": FOOT_EROSION_SITES},
                             {"jsn": MAX_JSN, "erosion": MAX_EROSION_FOOT}, LANDMARK_TEMPLATES["foot"]))
+# mSASSS: 12 anterior corners per lateral view, each 0-3 (raoutcome.msasss, Creemers 2005)
+for _part in _msasss.SPINE_VIEWS:
+    register_body_part(BodyPart(_part, {"msasss": _msasss.CORNERS[_part]}, {"msasss": _msasss.MAX_CORNER},
+                                LANDMARK_TEMPLATES[_part]))
 for _name, _part, _mirror in (("hand_left", "hand", False), ("hand_right", "hand", True),
                               ("foot_left", "foot", False), ("foot_right", "foot", True),
                               ("spine_cervical", "spine_cervical", False), ("spine_lumbar", "spine_lumbar", False)):
@@ -205,5 +225,30 @@ REGIONS: dict[str, int] = {
     "svdh_site": 3,      # joint spaces and erosion areas that the Sharp score looks at
     "periarticular": 4,  # bone next to MCP/PIP joints, outside the scored site itself
     "carpus": 5,         # carpal bones outside the scored wrist sites
+    "msasss_corner": 6,  # the anterior vertebral corners that mSASSS scores (lateral spine views)
 }
 REGION_NAMES = {v: k for k, v in REGIONS.items()}
+
+# --------------------------------------------------------------------------- craniocervical junction (issue 30)
+# Lateral cervical radiographs (neutral, flexion, extension) of the craniocervical junction and sagittal
+# T1/T2 MR series. Landmarks: the four atlantoaxial points of Okita et al. 2023 (C1A posterior margin of the
+# anterior arch of C1, DA / DP anterior / posterior surface of the dens, C1P anterior margin of the posterior
+# arch), Ranawat's C1 arch centres (C1AT, C1PT) and C2 pedicle centre (C2P), the basion (BA), the dens tip
+# (DT) and the C1 / C2 facet surfaces (F1, F2). Template: the phantom's default geometry in a neutral,
+# unjittered 128-px radiograph (raoutcome.synth.phantom.craniocervical.template_fractions; a test keeps the
+# two in step). Region codes 10+ label the phantom's structures for attribution.
+CRANIOCERVICAL_LANDMARKS: dict[str, tuple[float, float]] = {
+    "C1A": (0.3082, 0.5597), "DA": (0.3295, 0.5597), "DP": (0.4716, 0.5597), "C1P": (0.7344, 0.5597),
+    "C1AT": (0.2514, 0.5597), "C1PT": (0.8054, 0.5597), "C2P": (0.429, 0.7983), "BA": (0.3438, 0.2685),
+    "DT": (0.4006, 0.3651), "F1": (0.4077, 0.6378), "F2": (0.4077, 0.6705)}
+register_body_part(BodyPart("craniocervical", landmarks=CRANIOCERVICAL_LANDMARKS))
+CRANIOCERVICAL_VIEWS: tuple[str, ...] = ("cervical_neutral", "cervical_flexion", "cervical_extension")
+CRANIOCERVICAL_MR_VIEWS: tuple[str, ...] = ("cervical_mr_t1", "cervical_mr_t2")
+for _name in CRANIOCERVICAL_VIEWS:
+    register_view(View(_name, "craniocervical"))
+for _name in CRANIOCERVICAL_MR_VIEWS:  # own body part: no 2-D landmark template, never sent to the detector
+    register_view(View(_name, "craniocervical_mr", modality="mr"))
+REGIONS.update({"cc_dens": 10, "cc_c2_body": 11, "cc_c1_anterior_arch": 12, "cc_c1_posterior_arch": 13,
+                "cc_atlantodental": 14, "cc_facet_c1c2": 15, "cc_clivus": 16, "cc_canal": 17, "cc_pannus": 18,
+                "cc_ligament": 19})
+REGION_NAMES.update({v: k for k, v in REGIONS.items()})

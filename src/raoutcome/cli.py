@@ -86,11 +86,17 @@ def simulate(
     seed: Optional[int] = typer.Option(None, "--seed", help="Overrides the config's seed"),
     format: Optional[str] = typer.Option(None, "--format", help="dicom (default) or png"),
 ) -> None:
-    """Simulate a synthetic longitudinal RA cohort with known truth."""
+    """Simulate a synthetic longitudinal RA cohort (or, with ``cohort = "as_spine"``, an AS spine cohort)."""
     from raoutcome.synth import simulate as run_simulation
+    from raoutcome.synth.spine_course import is_spine_config
 
     try:
-        path = run_simulation(config, out, seed=seed, image_format=format)
+        if is_spine_config(config):  # the AS spine simulator (16-bit PNG only)
+            from raoutcome.synth.spine_cohort import simulate_spine
+
+            path = simulate_spine(config, out, seed=seed)
+        else:
+            path = run_simulation(config, out, seed=seed, image_format=format)
     except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"cohort written to {path}")
@@ -223,9 +229,11 @@ def study(
 
 from raoutcome.cli_landmarks import app as landmarks_app  # noqa: E402 - `landmarks fit/detect` (lazy imports)
 from raoutcome.interop.cli import pacs_app  # noqa: E402 - the `pacs` sub-commands (thin, lazy imports)
+from raoutcome.cli_cervical import app as cervical_app  # noqa: E402 - `cervical simulate/study` (issue 30)
 
 app.add_typer(pacs_app, name="pacs")
 app.add_typer(landmarks_app, name="landmarks")
+app.add_typer(cervical_app, name="cervical")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -8,11 +8,13 @@ Status per patient: 1 = the event of interest (deformity), 2 = the competing eve
   all-cause Kaplan–Meier), per group; 1 - Kaplan–Meier with deaths censored overstates it.
 * :class:`CauseSpecificCox` — Cox on the deformity hazard with deaths censored (lifelines
   ``CoxPHFitter``): the hazard ratio of the hazard that acts on those still alive.
-* :class:`FineGray` — the subdistribution-hazard model of Fine & Gray (JASA 1999) as a weighted Cox
-  model: patients who die stay in the risk set after death with weight G(t-)/G(T_i-), G the
-  Kaplan–Meier of the censoring times (Geskus, Biometrics 2011; R ``survival::finegray``), fitted with
-  lifelines ``CoxPHFitter`` (delayed entry, weights, robust sandwich SE clustered by patient). No maintained Python package offers
-  Fine–Gray (lifelines, scikit-survival and statsmodels do not), so this is the smallest correct one.
+* :class:`FineGray` — the subdistribution-hazard model of Fine & Gray (JASA 1999): patients who die
+  stay in the risk set after death with weight G(t-)/G(T_i-), G the Kaplan–Meier of the censoring
+  times, fitted as R ``cmprsk::crr`` does (:mod:`raoutcome.analysis.fine_gray`: Breslow ties, Fine–Gray
+  variance with the censoring-estimation term). No maintained Python package offers Fine–Gray
+  (lifelines, scikit-survival and statsmodels do not), so this is the smallest correct one; it matches
+  ``crr``'s output on the follicular-lymphoma data of Pintilie (2006). :func:`fine_gray_table` builds the equivalent expanded data set
+  (Geskus, Biometrics 2011; R ``survival::finegray``) used to cross-check it with lifelines.
 * :func:`competing_c_index` — Wolbers et al. (Epidemiology 2009) C for a cause: pairs where i had the
   cause at T_i and j was still free of it after T_i (later time, or the competing event at any time).
 * :func:`competing_auc` — cumulative/dynamic AUC for a cause at t (Blanche, Dartigues &
@@ -213,47 +215,55 @@ def sandwich_covariance(x: np.ndarray, start: np.ndarray, stop: np.ndarray, even
 
 
 class FineGray:
-    """Fine–Gray subdistribution hazards model (weighted Cox on the Fine–Gray risk set)."""
+    """Fine–Gray subdistribution hazards model (``raoutcome.analysis.fine_gray``, as R ``cmprsk::crr``).
 
-    def __init__(self, covariates: Sequence[str], cause: int = 1, penalizer: float = 0.0):
+    ``variance="fine-gray"`` (default) includes the term for the estimated censoring distribution, as
+    ``crr``; ``"fixed-weights"`` is the sandwich of the weighted Cox fit (``survival::finegray`` + robust
+    ``coxph``). :meth:`predict_cif` gives the predicted cumulative incidence ``1 - exp(-Lambda_1(t) e^{x'b})``.
+    """
+
+    def __init__(self, covariates: Sequence[str], cause: int = 1, penalizer: float = 0.0,
+                 variance: str = "fine-gray", imputations: int = 10, seed: int = 0):
         self.covariates = list(covariates)
         self.cause = cause
+        if penalizer:
+            raise InputError("Fine–Gray: a penalizer is not supported")
         self.penalizer = penalizer
+        self.variance = variance
+        self.imputations = imputations
+        self.seed = seed
 
-    def fit(self, df: pd.DataFrame, time_col: str = "time", status_col: str = "status") -> "FineGray":
-        from lifelines import CoxPHFitter
+    def fit(self, df: pd.DataFrame, time_col: str = "time", status_col: str = "status",
+            lower_col: str | None = None, upper_col: str | None = None) -> "FineGray":
+        """Fit on ``time``/``status``; with ``lower_col``/``upper_col`` (an event found at a visit: known
+        only within (lower, upper]) the event times are multiply imputed inside their intervals
+        (:func:`raoutcome.analysis.fine_gray.fit_fine_gray_imputed`, ``imputations`` draws, ``seed``)."""
+        from raoutcome.analysis.fine_gray import fit_fine_gray, fit_fine_gray_imputed
 
         rows = df.dropna(subset=[*self.covariates, time_col, status_col]).reset_index(drop=True)
         t, s = _check_status(rows[time_col], rows[status_col])
-        if not (s == self.cause).any():
-            raise InputError(f"Fine–Gray: no patient with status {self.cause}")
         if self.cause not in (1, 2):
             raise InputError("Fine–Gray: cause must be 1 or 2")
-        table = fine_gray_table(t, s, self.cause)
-        x = rows[self.covariates].astype(float).to_numpy()[table["row"].to_numpy()]
-        frame = pd.DataFrame(x, columns=self.covariates).assign(
-            _id=table["row"].to_numpy(), start=table["start"].to_numpy(), stop=table["stop"].to_numpy(),
-            _E=table["event"].to_numpy(), _w=table["weight"].to_numpy())
-        frame = frame[(frame["_w"] > 0) & (frame["stop"] > frame["start"])]  # time 0: never at risk
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.fitter_ = CoxPHFitter(penalizer=self.penalizer).fit(
-                frame[[*self.covariates, "start", "stop", "_E", "_w"]], duration_col="stop", event_col="_E",
-                entry_col="start", weights_col="_w")
-        beta = self.fitter_.params_.loc[self.covariates].to_numpy(float)
-        self.robust_cov_ = sandwich_covariance(frame[self.covariates].to_numpy(float), frame["start"].to_numpy(float),
-                                               frame["stop"].to_numpy(float), frame["_E"].to_numpy(int),
-                                               frame["_w"].to_numpy(float), frame["_id"].to_numpy(), beta)
-        self.table_ = table
+        x = rows[self.covariates].astype(float).to_numpy()
+        lo = rows[lower_col].to_numpy(float) if lower_col else None
+        hi = rows[upper_col].to_numpy(float) if upper_col else None
+        self.imputed_ = bool(lo is not None and hi is not None and
+                             ((s == self.cause) & np.isfinite(lo) & np.isfinite(hi) & (hi > lo)).any())
+        if self.imputed_:
+            self.fit_ = fit_fine_gray_imputed(t, s, x, lo, hi, cause=self.cause, imputations=self.imputations,
+                                              seed=self.seed, variance=self.variance)
+        else:
+            self.fit_ = fit_fine_gray(t, s, x, cause=self.cause, variance=self.variance)
+        self.robust_cov_ = self.fit_.cov
         return self
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Subdistribution hazard ratios (column ``hr``) with robust (sandwich, per patient) 95 % CIs."""
+        """Subdistribution hazard ratios (column ``hr``) with 95 % CIs from the chosen variance."""
         from scipy.stats import norm
 
-        coef = self.fitter_.params_.loc[self.covariates].to_numpy(float)
-        se = np.sqrt(np.diag(self.robust_cov_))
+        coef = self.fit_.coef
+        se = self.fit_.se
         z = coef / se
         return pd.DataFrame({"covariate": self.covariates, "coef": coef, "se": se, "hr": np.exp(coef),
                              "hr_lower": np.exp(coef - 1.959963984540054 * se),
@@ -261,8 +271,12 @@ class FineGray:
                              "p": 2 * norm.sf(np.abs(z)), "per": "unit"})
 
     def predict_risk(self, df: pd.DataFrame) -> np.ndarray:
-        coef = self.fitter_.params_.loc[self.covariates].to_numpy(float)
-        return df[self.covariates].astype(float).to_numpy() @ coef
+        """The linear predictor ``x'b`` (higher: higher cumulative incidence at every time)."""
+        return df[self.covariates].astype(float).to_numpy() @ self.fit_.coef
+
+    def predict_cif(self, df: pd.DataFrame, times: Sequence[float]) -> np.ndarray:
+        """Predicted cumulative incidence of the cause, rows of ``df`` by ``times``."""
+        return self.fit_.cumulative_incidence(df[self.covariates].astype(float).to_numpy(), np.asarray(times, float))
 
 
 def competing_c_index(time: Sequence[float], status: Sequence[int], risk: Sequence[float], cause: int = 1) -> float:

@@ -1,4 +1,4 @@
-"""What the ``landmarks`` table covers: which hand/foot images have landmarks, which are doubtful.
+"""What the ``landmarks`` table covers: which hand/foot/spine images have landmarks, which are doubtful.
 
 Used by the cohort summary (``raoutcome validate``). A detected table (``raoutcome landmarks detect``)
 carries ``confidence`` and ``qc`` columns; images with a landmark below :data:`LOW_CONFIDENCE` or any QC
@@ -19,7 +19,7 @@ LOW_CONFIDENCE = 0.3  # as raoutcome.imaging.landmark_qc.LOW_CONFIDENCE
 
 
 def landmark_coverage(images: pd.DataFrame, landmarks: pd.DataFrame | None) -> dict:
-    """Counts: hand/foot images, those with landmarks, low-confidence images, QC flags per kind."""
+    """Counts: images of views with a landmark template (hand, foot, lateral spine), those with landmarks, low-confidence images, QC flags per kind."""
     known = images[images["view"].map(body_part).notna()]
     paths = set(known["path"])
     out = {"images": len(paths), "with_landmarks": 0, "low_confidence": [], "flagged": [], "flags": {}}
@@ -44,7 +44,7 @@ def coverage_lines(images: pd.DataFrame, landmarks: pd.DataFrame | None, show: i
     if not c["images"]:
         return []
     pct = 100.0 * c["with_landmarks"] / c["images"]
-    lines = [f"Landmark coverage: {c['with_landmarks']} of {c['images']} hand/foot images ({pct:.0f}%)"
+    lines = [f"Landmark coverage: {c['with_landmarks']} of {c['images']} hand/foot/spine images ({pct:.0f}%)"
              + ("" if c["with_landmarks"] else "; `raoutcome landmarks detect` can add them")]
     if c["low_confidence"]:
         names = ", ".join(c["low_confidence"][:show]) + (" ..." if len(c["low_confidence"]) > show else "")

@@ -63,11 +63,11 @@ def numeric_columns(table: str) -> tuple[str, ...]:
 # Optional events columns for an event found between two visits: (time_lower, time_upper].
 INTERVAL_COLUMNS: tuple[str, str] = ("time_lower", "time_upper")
 
-SCORE_KINDS: tuple[str, ...] = ("jsn", "erosion")
+SCORE_KINDS: tuple[str, ...] = ("jsn", "erosion", "msasss")
 
 
 def valid_joints(kind: str) -> frozenset[str]:
-    """Every ``view:site`` name scored for ``kind`` ('jsn' or 'erosion')."""
+    """Every ``view:site`` name scored for ``kind`` ('jsn', 'erosion' or 'msasss')."""
     return frozenset(
         anatomy.joint_name(view, site) for view in anatomy.view_names() for site in anatomy.sites_for(view, kind)
     )

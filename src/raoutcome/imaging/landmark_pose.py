@@ -16,7 +16,7 @@ sampling grid by it. On three simulated tuning cohorts this raised the held-out 
 anomaly with log erosions and its first-visit C for deformity (see that module).
 
 The fit uses the landmarks the image shares with the template (at least
-:data:`MIN_POSE_LANDMARKS`); without enough of them, or for views without a template (spine),
+:data:`MIN_POSE_LANDMARKS`); without enough of them, or for views without a template,
 :func:`landmark_pose` returns ``None`` and the caller falls back to the image frame.
 """
 from __future__ import annotations

@@ -431,7 +431,10 @@ def _observed_section(analysis: _Folder) -> Section:
             ("calibration.png", "Calibration of the survival models at each horizon (cross-validated predicted "
                                 "probability of deformity against the smoothed observed probability; dashed: perfect)."),
             ("cif_groups.png", "Cumulative incidence of deformity by image-risk tertile with death as a competing "
-                               "event (Aalen–Johansen; shaded: 95 % CI).")):
+                               "event (Aalen–Johansen; shaded: 95 % CI)."),
+            ("cif_calibration.png", "Calibration of the cross-validated Fine–Gray cumulative incidence of deformity "
+                                    "(death competing) at each horizon: smoothed observed curve with ICI, and "
+                                    "Aalen–Johansen per risk group with 95 % CI; dashed: perfect.")):
         fig = analysis.png(name)
         if fig is not None:
             blocks.append(Figure(fig, caption=caption, width="900px"))
@@ -451,12 +454,15 @@ def _observed_section(analysis: _Folder) -> Section:
         "competing_hazard_ratios.csv": "Death as a competing event: cause-specific Cox and Fine–Gray "
                                        "(subdistribution) hazard ratios.",
         "competing_discrimination.csv": "Discrimination with death competing: Wolbers' C and cause-specific AUC(t).",
+        "cif_calibration.csv": "Calibration of the cross-validated Fine–Gray cumulative incidence of deformity "
+                               "(death competing): ICI, E50, E90, mean predicted and Aalen–Johansen observed.",
     }
     for name, caption in captions.items():
         table = analysis.csv(name)
         if table is not None and len(table):
             blocks.append(Table(table.round(4), caption=caption))
     analysis.csv("cif_groups.csv")  # the curves of the figure: in the folder
+    analysis.csv("cif_calibration_groups.csv")
     analysis.csv("landmark_models.csv")
     return _section("observed", blocks, "No survival analysis of how events were observed.")
 
@@ -656,6 +662,10 @@ def _attribution_section(folder: Path | None, settings, report_dir: Path, report
         return _section("attribution", [], "The attribution stage produced no output.")
     blocks: list = []
     meta = _read_json(folder / "attribution.json") or {}
+    if meta.get("route") == "sites":  # a site-route run: the joint atlas
+        from raoutcome.reporting.site_section import site_attribution_blocks
+
+        return _section("attribution", site_attribution_blocks(folder), "The joint atlas holds no figures or tables.")
     summary = pd.read_csv(folder / "summary.csv") if (folder / "summary.csv").exists() else None
     if summary is not None and len(summary):
         peri = summary[summary["region"] == "periarticular"].dropna(subset=["ratio_to_svdh_site"])
@@ -756,6 +766,11 @@ def _methods_section(record: Mapping[str, Any], up, analysis: _Folder) -> Sectio
                                "CPU seconds": s.get("cpu_seconds", np.nan)} for s in stages])
         blocks.append(Table(frame, digits=1, caption="Stage timings. A 'skipped' stage was finished by an earlier run "
                                                      "(its original time is shown). CPU seconds add up all cores."))
+    run = up.get("train", {}).get("run")
+    if run and record.get("out_dir"):  # did every model learn? (stalls and restarts, from the run's metrics.json)
+        from raoutcome.reporting.learning_section import learning_blocks
+
+        blocks += learning_blocks(Path(record["out_dir"]) / run)
     hw = record.get("hardware", {})
     pk = record.get("packages", {})
     lines = [f"{k}: {v}" for k, v in hw.items() if k != "python_executable"]

@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -41,6 +42,35 @@ def calibration_figure(curves: pd.DataFrame, table: pd.DataFrame, event_label: s
         ax.set_title(f"{h:g} years")
         ax.legend(fontsize=7, loc="upper left")
     fig.suptitle("Calibration of the survival models (cross-validated predictions)")
+    fig.tight_layout()
+    return fig
+
+
+def cif_calibration_figure(curves: pd.DataFrame, table: pd.DataFrame, groups: pd.DataFrame,
+                           event_label: str = "deformity") -> Figure:
+    """One panel per horizon: Fine–Gray predicted cumulative incidence against the observed one
+    (smoothed curve with ICI; points: Aalen–Johansen per risk group with 95 % CI)."""
+    horizons = sorted(curves["horizon"].unique())
+    fig, axes = plt.subplots(1, len(horizons), figsize=(4.2 * len(horizons), 4.2), squeeze=False)
+    for ax, h in zip(axes[0], horizons):
+        c = curves[curves["horizon"] == h]
+        g = groups[groups["horizon"] == h]
+        row = table[table["horizon"] == h]
+        ici = f" (ICI {row['ici'].iloc[0]:.3f})" if len(row) else ""
+        ax.plot(c["predicted"], c["observed"], color=PALETTE[0], lw=2, label="smoothed" + ici)
+        err = np.vstack([g["observed"] - g["lower"], g["upper"] - g["observed"]])
+        ax.errorbar(g["mean_predicted"], g["observed"], yerr=np.where(np.isfinite(err), np.maximum(err, 0), 0),
+                    fmt="o", color=PALETTE[1], ms=5, capsize=3, label="risk groups (Aalen–Johansen)")
+        top = min(1.0, max(float(c["predicted"].max()), float(c["observed"].max()),
+                           float(np.nanmax(g["upper"])) if g["upper"].notna().any() else 0.0) * 1.05 + 0.02)
+        ax.plot([0, top], [0, top], color="grey", ls="--", lw=1, label="perfect calibration")
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_xlabel(f"predicted P({event_label} by {h:g} years, before death)")
+        ax.set_ylabel("observed cumulative incidence")
+        ax.set_title(f"{h:g} years")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Calibration of the Fine–Gray cumulative incidence (cross-validated, death competing)")
     fig.tight_layout()
     return fig
 

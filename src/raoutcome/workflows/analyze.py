@@ -329,6 +329,10 @@ def _observed_events(run: _Run) -> None:
     if res.cif is not None:
         run.figure("cif_groups.png", sfigs.cif_figure(res.cif, figs.score_name(image), data.event),
                    FILES["cif_groups.png"])
+    if res.cif_calibration_curves is not None:
+        run.figure("cif_calibration.png", sfigs.cif_calibration_figure(
+            res.cif_calibration_curves, res.tables["cif_calibration.csv"], res.tables["cif_calibration_groups.csv"],
+            data.event), FILES["cif_calibration.png"])
     run.summary.update(res.summary)
     run.notes.extend(f"observed events: {n}" for n in res.notes)
 
