@@ -599,3 +599,52 @@ def test_pull_and_score_over_https_against_a_real_tls_endpoint(run_dir, tmp_path
                                        "--ca-bundle", str(cert), *base])
         assert res.exit_code == 0 and "2 SR stored" in res.output, res.output
         assert [len(_srs(fresh, uid)) for uid in studies] == [1, 1, 0]
+
+
+def test_score_stores_attribution_overlays_as_secondary_captures(run_dir, tmp_path, monkeypatch):
+    """``--overlay risk``: each scored image's Integrated Gradients overlay of the risk head is stored in its study as a
+    Secondary Capture, equal pixel for pixel to the overlay recomputed from the original image and the run."""
+    import io
+
+    from raoutcome.imaging.io import read_image
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.overlay import OVERLAY_SERIES_DESCRIPTION, attribution_overlays
+    from raoutcome.interop.score import score
+    from raoutcome.training.run import load_run
+
+    for var in ("RANK", "WORLD_SIZE", "RAOUTCOME_PACS_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=1)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        monkeypatch.setenv("RAOUTCOME_PACS_USER", fresh.user)
+        monkeypatch.setenv("RAOUTCOME_PACS_PASSWORD", fresh.password)
+        summary = score(run_dir, server_spec(fresh.dicomweb_url, timeout_s=30), state=tmp_path / "state",
+                        overlay="risk")
+        assert (summary.stored, summary.overlays, summary.failed) == (2, 4, 0)
+        models, cfg = load_run(run_dir)
+        checked = 0
+        for uid in list(studies)[:-1]:
+            stored = [pydicom.dcmread(io.BytesIO(fresh.file(i["ID"]))) for i in fresh.instances_of_study(uid)]
+            scs = [d for d in stored if d.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"]
+            assert len(scs) == 2 and len(_srs(fresh, uid)) == 1
+            for sc in scs:
+                assert (sc.StudyInstanceUID, sc.PatientID) == (uid, studies[uid])
+                assert (sc.PhotometricInterpretation, sc.BurnedInAnnotation) == ("RGB", "NO")
+                assert sc.SeriesDescription == OVERLAY_SERIES_DESCRIPTION and "DERIVED" in sc.ImageType
+                view = "hand_left" if sc.Laterality == "L" else "hand_right"
+                [src] = [d for d in instances if d.StudyInstanceUID == uid and d.get("ImageLaterality") == sc.Laterality
+                         and d.BodyPartExamined == "HAND" and d.Modality == "DX"]
+                src.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+                contrast = tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None
+                [want] = attribution_overlays(models, [read_image(tmp_path / "src.dcm").pixels], [view], "risk",
+                                              cfg.model["image_size"], contrast=contrast)
+                assert np.array_equal(sc.pixel_array, want)
+                assert want.std(axis=-1).max() > 0  # colour drawn over the grey radiograph
+                checked += 1
+        assert checked == 4
+        # idempotent: a rerun stores nothing new
+        again = score(run_dir, server_spec(fresh.dicomweb_url, timeout_s=30), state=tmp_path / "state",
+                      overlay="risk")
+        assert (again.stored, again.overlays) == (0, 0)

@@ -50,6 +50,7 @@ class ScoreSummary:
     unusable: int = 0        # no usable image
     failed: int = 0          # a server error (retried next time)
     images: int = 0          # images scored
+    overlays: int = 0        # attribution overlays stored (secondary captures)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step (search, retrieve, ...)
@@ -86,7 +87,7 @@ class _Scorer:
     (:func:`raoutcome.interop.landmark_gate.detect_and_gate`); ``self.qc`` then holds each image's verdict.
     """
 
-    def __init__(self, run: Path, detector: str | os.PathLike | None = None):
+    def __init__(self, run: Path, detector: str | os.PathLike | None = None, overlay: str | None = None):
         from raoutcome import __version__
         from raoutcome.interop.sr import Algorithm
         from raoutcome.training.distributed import pick_device
@@ -117,9 +118,34 @@ class _Scorer:
                 raise InputError(f"{run}: this run's model needs landmarks, which pulled studies do not have")
             self.device = pick_device(self.cfg.train["device"])
             n_models = len(self.models)
+        self.overlay = overlay
+        if overlay is not None:
+            self._check_overlay(run, overlay)
         digest = hashlib.sha256((run / CONFIG_NAME).read_bytes()).hexdigest()[:12]
         self.algorithm = Algorithm(version=__version__, run=f"{run.name}:{digest}",
                                    parameters=(f"ensemble_size={n_models}", f"route={self.route}", *parameters))
+
+    def _check_overlay(self, run: Path, head: str) -> None:
+        from raoutcome.anatomy import view_names
+        from raoutcome.attribution.methods import model_heads
+
+        if self.models is None:
+            raise InputError(f"{run}: --overlay draws a whole-image model's attribution; this run's route is "
+                             f"{self.route!r} (model.route = 'image' needed)")
+        heads = model_heads(self.models[0], view_names()[0], self.cfg.model["image_size"])
+        if head not in heads:
+            raise InputError(f"--overlay {head!r}: not a head of this run (heads: {', '.join(heads)})")
+
+    def overlays(self, cohort_dir: Path, items: list[tuple[str, str]]) -> list:
+        """RGB attribution overlays of the chunk images ``items`` (relative path, view)."""
+        from raoutcome.imaging.io import read_image
+        from raoutcome.interop.overlay import attribution_overlays
+
+        cfg = self.cfg
+        images = [read_image(cohort_dir / rel).pixels for rel, _ in items]
+        return attribution_overlays(self.models, images, [v for _, v in items], self.overlay, cfg.model["image_size"],
+                                    contrast=tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None,
+                                    pad_value=float(cfg.data.get("pad_value", 0.0) or 0.0), device=self.device)
 
     def predict(self, cohort_dir: Path):
         """Predictions of the chunk cohort in ``cohort_dir`` and the number of images read (None, 0 when the
@@ -180,7 +206,7 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
           chunk: int = 16, fhir: str | os.PathLike | None = None, limit: int | None = None,
           keep_predictions: str | os.PathLike | None = None, history: bool = False,
           progress: Callable[[str], None] | None = None, overlap: bool = True,
-          detector: str | os.PathLike | None = None) -> ScoreSummary:
+          detector: str | os.PathLike | None = None, overlay: str | None = None) -> ScoreSummary:
     """Score every new study on the server and store one SR per study (see the module docstring).
 
     ``limit`` stops after that many studies were handled (stored or unusable) by this call;
@@ -192,11 +218,13 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
     and predicted.
     ``detector``: the landmark detector of a site-route run (default: the run folder's own
     ``landmark_detector.safetensors``, else the shipped one; :mod:`raoutcome.interop.landmark_gate`).
+    ``overlay``: a head of a whole-image run; each scored image's attribution overlay for it is stored too, as a
+    Secondary Capture in the study (:mod:`raoutcome.interop.overlay`).
     """
     run = Path(run)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     state_dir = Path(state) if state else run.parent / f"{run.name}.pacs-private"
-    scorer = _Scorer(run, detector)
+    scorer = _Scorer(run, detector, overlay)
     store = PrivateStore(state_dir)
     server = connect(spec, label=store.study_key)
     summary = ScoreSummary()
@@ -300,6 +328,7 @@ class _Finisher:
             w = self.summary
             summary.stored += w.stored
             summary.unusable += w.unusable
+            summary.overlays += w.overlays
             summary.failed += w.failed
             summary.errors.extend(w.errors)
             for k, v in w.phases.items():
@@ -347,6 +376,8 @@ class _Prepared:
     failed: set
     predictions: object  # xarray Dataset or None
     qc: dict = field(default_factory=dict)  # study key -> [ImageQc] (site route: the landmark QC's verdicts)
+    overlays: dict = field(default_factory=dict)  # study key -> [(view, RGB array)] (``--overlay``)
+    overlay_head: str | None = None
 
 
 def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
@@ -362,6 +393,8 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
     reasons: dict[str, list[str]] = {}
     failed: set[str] = set()
     qc: dict[str, list] = {}
+    rels: list[tuple[str, str, str]] = []  # (study key, relative path, view) of the chunk's scored studies
+    overlays: dict[str, list] = {}
     try:
         taken: set[tuple[str, str]] = set()
         for study in studies:
@@ -383,6 +416,7 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
                     if rel:
                         view = Path(rel).stem.split("_", 1)[1]
                         views[key][view] = header
+                        rels.append((key, rel, view))
                         store.record_instance(ref.sop_uid, key, "ok", view=view, path=rel)
                     else:
                         reasons[key].append(reason)
@@ -403,6 +437,11 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
             for verdict in scorer.qc.values():  # images/<pseudonym>/<study key>_<view>.dcm
                 qc.setdefault(Path(verdict.path).stem.split("_", 1)[0], []).append(verdict)
             scorer.qc = {}
+            if scorer.overlay is not None:
+                keep = [(k, r, v) for k, r, v in rels if k not in failed]
+                with summary.timed("attribution overlays"):
+                    for (k, _r, v), rgb in zip(keep, scorer.overlays(work, [(r, v) for _k, r, v in keep])):
+                        overlays.setdefault(k, []).append((v, rgb))
             if keep_predictions:
                 Path(keep_predictions).mkdir(parents=True, exist_ok=True)
                 for name, target in (("predictions.nc", f"{work.name}.nc"),
@@ -416,7 +455,7 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
         shutil.rmtree(work, ignore_errors=True)
         raise
     return _Prepared(work, list(studies), {st.study_uid: store.study_key(st.study_uid) for st in studies}, headers,
-                     views, reasons, failed, predictions, qc)
+                     views, reasons, failed, predictions, qc, overlays, scorer.overlay)
 
 
 def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, rank: int, summary: ScoreSummary,
@@ -424,6 +463,7 @@ def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, ra
     """Build, store and record each study's SR, write FHIR, delete the chunk's folder (worker thread)."""
     from raoutcome.interop.fhir import bundle
     from raoutcome.interop.results import visit_result
+    from raoutcome.interop.overlay import build_overlay
     from raoutcome.interop.sr import build_report, sr_uids
 
     predictions, failed, views, reasons, headers = p.predictions, p.failed, p.views, p.reasons, p.headers
@@ -454,6 +494,17 @@ def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, ra
             if not result.outcomes and not result.joints:
                 store.record_scored(key, "unusable", None, 0, "the model scored nothing in this study", rank)
                 summary.unusable += 1
+                continue
+            try:
+                for number, (view, rgb) in enumerate(p.overlays.get(key, []), 1):
+                    with summary.timed("store overlay"):
+                        server.store(build_overlay(rgb, views[key][view], study.study_uid, view, p.overlay_head,
+                                                   algorithm, number))
+                    summary.overlays += 1
+            except PacsError as err:
+                summary.failed += 1
+                summary.errors.append(str(err))
+                store.record_scored(key, "error", None, 0, str(err), rank)
                 continue
             try:
                 with summary.timed("build SR"):
