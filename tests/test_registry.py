@@ -2,8 +2,10 @@
 predicts, reaches Predictions, ``analyze``'s metrics and the report, with no other source file edited."""
 from __future__ import annotations
 
+import ast
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -47,6 +49,57 @@ def test_builtin_registry_is_consistent():
         Outcome("x", kind="nominal", column="x")
     with pytest.raises(ValueError, match="already registered"):
         outcomes.register_outcome(Outcome("haq", kind="bounded", column="haq", upper=4.0))
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "raoutcome"
+#: modules allowed to spell an outcome's name: the registry itself and the simulator (it writes the cohort)
+NAMING_ALLOWED = ("outcomes.py", "synth/")
+#: (module, string) pairs where the string is not the outcome, with the reason
+NOT_AN_OUTCOME = {("evaluation/align.py", "risk"): "event_pairs' column is named for the survival metrics' "
+                  "generic `risk` argument (any score passed as `score=`), like visit_pairs' y_pred",
+                  ("workflows/cervical_study.py", "risk"): "a column of the cervical study's risk curves (1 - S(t) "
+                  "of its Weibull model), not the registered deformity-risk head"}
+
+
+def _code_strings(tree: ast.AST):
+    """String constants of a module that are not docstrings: (line, value)."""
+    docs = {id(n.body[0].value) for n in ast.walk(tree)
+            if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.body
+            and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+
+
+def test_no_module_restates_an_outcome_name_outside_the_registry():
+    """Issue #21: outside the registry (and the simulator) no code under src/raoutcome names an outcome by its
+    string; every module loops over ``raoutcome.outcomes`` or reads a spec's fields instead."""
+    # the built-in outcomes (registered by raoutcome.outcomes at import; outcomes registered on demand elsewhere,
+    # such as the AS outcomes of raoutcome.msasss, are spelled in their own registry module)
+    names = set(outcomes.LEGACY_OUTCOMES)
+    assert names == {"svdh", "haq", "pain", "risk"}
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC).as_posix()
+        if rel.startswith(NAMING_ALLOWED):
+            continue
+        for line, value in _code_strings(ast.parse(path.read_text(encoding="utf-8"))):
+            if value in names and (rel, value) not in NOT_AN_OUTCOME:
+                found.append(f"src/raoutcome/{rel}:{line}: {value!r}")
+    assert not found, "outcome names restated outside raoutcome.outcomes:\n" + "\n".join(found)
+
+
+def test_the_restated_name_check_sees_code_but_not_docstrings():
+    tree = ast.parse('"""The haq model."""\ndef f():\n    """haq"""\n    return x["haq"], f"{y}pain"\n')
+    assert [v for _, v in _code_strings(tree)] == ["haq", "pain"]
+
+
+def test_units_come_from_the_outcome_specs():
+    from raoutcome.interop.results import outcome_label
+
+    assert [outcome_label(n)[1] for n in ("svdh", "jsn", "haq", "pain", "risk")] == ["{score}"] * 3 + ["mm", "1"]
+    with registered(Outcome("grip", kind="bounded", column="grip", upper=80.0, ucum="kg", title="Grip strength")):
+        assert outcome_label("grip") == ("Predicted grip strength", "kg")
+    assert outcome_label("unknown")[1] == "1"
 
 
 def test_registered_outcome_is_gone_after_the_block():
@@ -143,3 +196,29 @@ def test_a_registered_view_trains_and_predicts_and_old_models_keep_their_embeddi
         with pytest.raises(ValueError, match="trained with"):
             old.forward_single_image(x, "wrist_pa")
     assert "wrist_pa" not in anatomy.view_names()
+
+
+def test_registering_a_view_changes_no_initial_weight_of_a_new_model():
+    """The view embedding's rows are drawn per view name off the global RNG: with the same seed, a model built
+    after another view is registered has the same initial weights (and one more embedding row)."""
+    from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
+
+    def build():
+        torch.manual_seed(123)
+        return LongitudinalOutcomeModel(ModelSpec(encoder="test_efficientnet", d_model=16, attention_heads=2,
+                                                  layers=1), load_pretrained=False).state_dict()
+
+    before = build()
+    with anatomy.views_registered(VIEW):
+        after = build()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        if key == "fusion.view_embedding.weight":
+            assert after[key].shape[0] == value.shape[0] + 1
+            assert torch.equal(after[key][:-1], value)  # the old views' rows are unchanged
+        else:
+            assert torch.equal(after[key], value), key
+    torch.manual_seed(124)
+    other = LongitudinalOutcomeModel(ModelSpec(encoder="test_efficientnet", d_model=16, attention_heads=2,
+                                               layers=1), load_pretrained=False).state_dict()
+    assert not torch.equal(other["fusion.view_embedding.weight"], before["fusion.view_embedding.weight"])

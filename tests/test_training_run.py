@@ -231,3 +231,75 @@ def test_a_head_without_labels_is_refused_before_anything_is_written(cohort, tmp
     with pytest.raises(ConfigError, match="heads.pain"):
         train_run(no_pain, _config(tmp_path / "t.toml", tmp_path / "cache"), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+STALL = "stall_epoch = 2\nstall_tolerance = {tol}\nstall_restarts = {restarts}\n"
+
+
+def _stall_config(tmp_path, cache, name, tol, restarts, lr="1e-9"):
+    path = _config(tmp_path / f"{name}.toml", cache, epochs=3)
+    text = path.read_text().replace("lr = 0.003", f"lr = {lr}\n" + STALL.format(tol=tol, restarts=restarts))
+    path.write_text(text)
+    return path
+
+
+def test_a_stalled_model_is_trained_again_from_a_new_seed_on_the_same_split(cohort, tmp_path):
+    """lr 1e-9 cannot move the criterion by 50 % in 2 epochs: each member is abandoned at epoch 2, trained again
+    from restart_seed(seed, 1) on the same split, and the abandoned attempt is recorded."""
+    from raoutcome.training.run import member_seed, restart_seed
+
+    seen = []
+    run = train_run(cohort, _stall_config(tmp_path, tmp_path / "cache", "s", 0.5, 1), tmp_path / "run",
+                    on_epoch_end=lambda m, e, r: seen.append((m, e)))
+    assert seen == [("fold_0", 0), ("fold_0", 1), ("fold_0", 0), ("fold_0", 1), ("fold_0", 2),
+                    ("fold_1", 0), ("fold_1", 1), ("fold_1", 0), ("fold_1", 1), ("fold_1", 2)]
+    metrics = json.loads((run / "metrics.json").read_text())
+    for fold, m in enumerate(metrics["members"]):
+        seed = member_seed(0, fold, 0)
+        assert [r["seed"] for r in m["restarts"]] == [seed]
+        assert m["restarts"][0]["stalled"] is True and len(m["restarts"][0]["criterion"]) == 2
+        assert m["seed"] == restart_seed(seed, 1) != seed and m["member_seed"] == seed
+        assert len(m["history"]) == 3  # the last allowed attempt trains to the end
+        assert m["stalled"] is True  # ... and is still reported as not learned
+        done = json.loads((run / m["member"] / "done.json").read_text())
+        assert done["seed"] == m["seed"]
+    assert metrics["restarted_members"] == {"fold_0": [member_seed(0, 0, 0)], "fold_1": [member_seed(0, 1, 0)]}
+    # the split never changes with the restart: same validation patients as a run that never restarts
+    plain = train_run(cohort, _stall_config(tmp_path, tmp_path / "cache", "p", 0.5, 0), tmp_path / "plain")
+    plain_m = json.loads((plain / "metrics.json").read_text())["members"]
+    assert [m["n_val"] for m in plain_m] == [m["n_val"] for m in metrics["members"]]
+    assert all(not m["restarts"] for m in plain_m) and all(m["stalled"] for m in plain_m)
+
+
+def test_a_learning_model_is_never_restarted(cohort, tmp_path):
+    run = train_run(cohort, _stall_config(tmp_path, tmp_path / "cache", "l", 0.0, 2, lr="0.003"), tmp_path / "run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["restarted_members"] == {}
+    assert all(not m["restarts"] and m["seed"] == m["member_seed"] for m in metrics["members"])
+
+
+def test_a_run_killed_during_a_restart_resumes_the_restarted_attempt(cohort, tmp_path):
+    """Killed in fold 0's second attempt: the resumed run continues that attempt (not the abandoned one) and ends
+    bit-identical to an uninterrupted run."""
+    cache = tmp_path / "cache"
+    whole = train_run(cohort, _stall_config(tmp_path, cache, "a", 0.5, 1), tmp_path / "whole")
+    calls = []
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash(member, epoch, record):
+        calls.append((member, epoch))
+        if len(calls) == 3:  # fold_0, the restarted attempt's first epoch
+            raise Crash
+
+    cfg = _stall_config(tmp_path, cache, "b", 0.5, 1)
+    with pytest.raises(Crash):
+        train_run(cohort, cfg, tmp_path / "resumed", on_epoch_end=crash)
+    seen = []
+    train_run(cohort, cfg, tmp_path / "resumed", on_epoch_end=lambda m, e, r: seen.append((m, e)))
+    assert seen[:2] == [("fold_0", 1), ("fold_0", 2)]
+    for member in ("fold_0", "fold_1"):
+        a = torch.load(whole / member / "best.pt", weights_only=True)["model"]
+        b = torch.load(tmp_path / "resumed" / member / "best.pt", weights_only=True)["model"]
+        assert all(torch.equal(v, b[k]) for k, v in a.items()), member

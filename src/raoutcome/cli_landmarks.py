@@ -59,13 +59,16 @@ def detect(
     out: Path = typer.Option(..., "--out", help="landmarks CSV to write"),
     detector: Optional[Path] = typer.Option(None, "--detector", help="Detector file (default: the shipped one)"),
     batch: int = typer.Option(16, "--batch", help="Images per forward pass"),
+    refine: Optional[bool] = typer.Option(None, "--refine/--no-refine",
+                                          help="Local refinement pass (default: on images of at least 256 px, "
+                                               "when the detector has one)"),
 ) -> None:
     """Detect the landmarks of every hand and foot image: path, landmark, x, y, confidence, qc."""
     from raoutcome.cohort import load
     from raoutcome.workflows.landmarks import detect_cohort, write_landmarks
 
     try:
-        table = detect_cohort(load(cohort), detector, batch=batch)
+        table = detect_cohort(load(cohort), detector, batch=batch, refine=refine)
     except InputError as err:
         _fail(err)
     write_landmarks(table, out)

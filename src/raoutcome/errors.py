@@ -25,8 +25,8 @@ class Problem:
 
     Examples
     --------
-    >>> str(Problem("visits.csv", "not a number", row=3, column="haq", value="x"))
-    "visits.csv, row 3, column 'haq': not a number (value: 'x')"
+    >>> str(Problem("visits.csv", "not a number", row=3, column="time_years", value="x"))
+    "visits.csv, row 3, column 'time_years': not a number (value: 'x')"
     """
 
     file: str

@@ -27,6 +27,7 @@ import pandas as pd
 import xarray as xr
 
 from raoutcome.io_utils import atomic_write
+from raoutcome.outcomes import site_outcome
 
 JOINT_KINDS: tuple[str, ...] = ("jsn", "erosion")
 _KEYS = ["patient_id", "visit_id"]
@@ -69,7 +70,7 @@ def add_joints(ds: xr.Dataset, joints: pd.DataFrame, totals: pd.DataFrame | None
         tp = pd.Index(pids).get_indexer(t["patient_id"])
         tv = pd.Index(vids).get_indexer(t["visit_id"])
         keep = (tp >= 0) & (tv >= 0)
-        for name in ("jsn_sd", "erosion_sd", "svdh_sd"):
+        for name in (f"{o}_sd" for o in site_outcome().outputs if f"{o}_sd" in t):
             grid = np.full((len(pids), len(vids)), np.nan)
             grid[tp[keep], tv[keep]] = t.loc[keep, name].to_numpy(float)
             out[name] = (("patient_id", "visit_id"), grid)

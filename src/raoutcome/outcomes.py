@@ -26,7 +26,7 @@ from __future__ import annotations
 __all__ = ["KINDS", "LOSS_SPACES", "READOUTS", "Measure", "Outcome", "Part", "register_column", "register_outcome",
            "unregister_outcome", "registered", "column", "visit_columns", "outcome", "outcomes", "outcome_names",
            "score_variables", "output_columns", "output_outcome", "risk_inputs_for", "readout_outcomes",
-           "outcome_of_kind", "damage_outcome", "event_outcome", "label", "title", "DEFAULT_EVENT", "RISK_VISIT_RULES",
+           "outcome_of_kind", "damage_outcome", "event_outcome", "site_outcome", "label", "title", "DEFAULT_EVENT", "RISK_VISIT_RULES",
            "WEIGHTINGS", "LEGACY_OUTCOMES"]
 
 import math
@@ -76,6 +76,7 @@ class Part:
     label: str
     weight: float = 0.5
     title: str = ""  # the long human name (headline tables); default the label
+    site_kind: str = ""  # the per-site reading (joints table ``kind``) whose sum over a visit's sites it is
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class Outcome:
     endpoint : its observed change is a trial endpoint (``analyze``'s endpoints stage).
     short : a short name for tight labels ("SvdH"); default the label.
     title : the long human name for headline tables ("HAQ disability"); default the label.
+    ucum : its UCUM unit code (DICOM SR, FHIR); default by kind: ``{score}`` for a count, bounded or
+        ordinal outcome (and its parts), ``1`` otherwise.
     """
 
     name: str
@@ -122,6 +125,7 @@ class Outcome:
     endpoint: bool = False
     short: str = ""
     title: str = ""
+    ucum: str = ""
 
     def __post_init__(self) -> None:
         problems = []
@@ -170,6 +174,16 @@ class Outcome:
             return ()
         prefix = "log_" if self.loss_space == "log1p" else ""
         return tuple(prefix + o for o in ((p.name for p in self.parts) if self.parts else (self.name,)))
+
+    @property
+    def ucum_unit(self) -> str:
+        """The UCUM unit of its outputs (:attr:`ucum`, or by kind)."""
+        return self.ucum or ("{score}" if self.kind in ("count", "bounded", "ordinal") else "1")
+
+    @property
+    def site_parts(self) -> tuple[Part, ...]:
+        """Its parts that are sums of per-site readings (the SvdH JSN and erosion over the scored joints)."""
+        return tuple(p for p in self.parts if p.site_kind)
 
     @property
     def short_label(self) -> str:
@@ -236,6 +250,12 @@ def damage_outcome() -> Outcome | None:
     return outcome_of_kind("count")
 
 
+def site_outcome() -> Outcome | None:
+    """The outcome read site by site (the first with :attr:`Outcome.site_parts`: SvdH = JSN + erosion over the
+    joints), which the site route sums from its per-joint predictions."""
+    return next((o for o in _OUTCOMES.values() if o.site_parts), None)
+
+
 def event_outcome() -> Outcome | None:
     """The time-to-event outcome (the risk head)."""
     return outcome_of_kind("time_to_event")
@@ -300,13 +320,13 @@ register_outcome(Outcome(
     "svdh", kind="count", column="svdh_total", upper=448.0, loss_space="log1p", scale=1.0,
     label="SvdH total", unit="0–448", risk_input=True, dream=True, short="SvdH", default_on=True,
     title="SvdH total score",
-    parts=(Part("jsn", "svdh_jsn", 168.0, "SvdH narrowing", title="SvdH joint-space narrowing"),
-           Part("erosion", "svdh_erosion", 280.0, "SvdH erosion"))))
+    parts=(Part("jsn", "svdh_jsn", 168.0, "SvdH narrowing", title="SvdH joint-space narrowing", site_kind="jsn"),
+           Part("erosion", "svdh_erosion", 280.0, "SvdH erosion", site_kind="erosion"))))
 register_outcome(Outcome("haq", kind="bounded", column="haq", upper=3.0, step=0.125, scale=0.6, readout="ridge",
                          label="HAQ", unit="0–3", risk_input=True, endpoint=True, default_on=True,
                          title="HAQ disability"))
 register_outcome(Outcome("pain", kind="bounded", column="pain", upper=100.0, scale=25.0, readout="ridge",
-                         label="pain", unit="0–100 mm", risk_input=True, default_on=True,
+                         label="pain", unit="0–100 mm", ucum="mm", risk_input=True, default_on=True,
                          title="Pain (VAS)"))
 register_outcome(Outcome("risk", kind="time_to_event", loss_space="cox", readout="cox", lower=-math.inf,
                          label="deformity risk", unit="log relative hazard", default_on=True, short="risk",

@@ -223,23 +223,37 @@ class FineGray:
     """
 
     def __init__(self, covariates: Sequence[str], cause: int = 1, penalizer: float = 0.0,
-                 variance: str = "fine-gray"):
+                 variance: str = "fine-gray", imputations: int = 10, seed: int = 0):
         self.covariates = list(covariates)
         self.cause = cause
         if penalizer:
             raise InputError("Fine–Gray: a penalizer is not supported")
         self.penalizer = penalizer
         self.variance = variance
+        self.imputations = imputations
+        self.seed = seed
 
-    def fit(self, df: pd.DataFrame, time_col: str = "time", status_col: str = "status") -> "FineGray":
-        from raoutcome.analysis.fine_gray import fit_fine_gray
+    def fit(self, df: pd.DataFrame, time_col: str = "time", status_col: str = "status",
+            lower_col: str | None = None, upper_col: str | None = None) -> "FineGray":
+        """Fit on ``time``/``status``; with ``lower_col``/``upper_col`` (an event found at a visit: known
+        only within (lower, upper]) the event times are multiply imputed inside their intervals
+        (:func:`raoutcome.analysis.fine_gray.fit_fine_gray_imputed`, ``imputations`` draws, ``seed``)."""
+        from raoutcome.analysis.fine_gray import fit_fine_gray, fit_fine_gray_imputed
 
         rows = df.dropna(subset=[*self.covariates, time_col, status_col]).reset_index(drop=True)
         t, s = _check_status(rows[time_col], rows[status_col])
         if self.cause not in (1, 2):
             raise InputError("Fine–Gray: cause must be 1 or 2")
-        self.fit_ = fit_fine_gray(t, s, rows[self.covariates].astype(float).to_numpy(), cause=self.cause,
-                                  variance=self.variance)
+        x = rows[self.covariates].astype(float).to_numpy()
+        lo = rows[lower_col].to_numpy(float) if lower_col else None
+        hi = rows[upper_col].to_numpy(float) if upper_col else None
+        self.imputed_ = bool(lo is not None and hi is not None and
+                             ((s == self.cause) & np.isfinite(lo) & np.isfinite(hi) & (hi > lo)).any())
+        if self.imputed_:
+            self.fit_ = fit_fine_gray_imputed(t, s, x, lo, hi, cause=self.cause, imputations=self.imputations,
+                                              seed=self.seed, variance=self.variance)
+        else:
+            self.fit_ = fit_fine_gray(t, s, x, cause=self.cause, variance=self.variance)
         self.robust_cov_ = self.fit_.cov
         return self
 

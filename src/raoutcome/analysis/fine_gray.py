@@ -14,6 +14,12 @@ over cause-1 times after ``u``, the weighted deviations of the competing-event s
 event-free set before ``u``). ``variance="fixed-weights"`` leaves ``psi`` out (the sandwich of a weighted
 Cox fit, as R ``survival::finegray`` + ``coxph(robust)``).
 
+Events found at a visit (known only to lie in ``(lower, upper]``): :func:`fit_fine_gray_imputed` draws
+each such time uniformly inside its interval ``imputations`` times, fits each completed data set and
+pools by Rubin's rules (coefficients averaged; variance ``W + (1 + 1/M) B``), so the CI carries the
+uncertainty of when the event happened. Taking the visit that found the event as its time moves the
+estimand (the subdistribution hazard of visit-recorded times) and its CIs under-cover.
+
 Every sum is a cumulative sum over the time-sorted subjects (no expanded data set), so a fit is
 ``O(n p^2)`` per Newton step. Validated against ``cmprsk::crr`` on the follicular-lymphoma data of
 Pintilie (2006) and against lifelines' Cox fit to the Geskus (2011) expanded data
@@ -28,7 +34,8 @@ Gray B. cmprsk: Subdistribution Analysis of Competing Risks (R package), functio
 """
 from __future__ import annotations
 
-__all__ = ["FineGrayFit", "censoring_km_before", "fit_fine_gray"]
+__all__ = ["FineGrayFit", "ImputedFineGray", "censoring_km_before", "fit_fine_gray", "fit_fine_gray_imputed",
+           "interval_imputer"]
 
 from dataclasses import dataclass
 
@@ -222,3 +229,65 @@ def _psi(d: _Sorted, e: np.ndarray, s0: np.ndarray, xbar: np.ndarray) -> np.ndar
     at = np.searchsorted(cens_t, d.t[d.cens])
     psi[d.cens] += q[at] / y_c[at, None]
     return psi
+
+
+def interval_imputer(time, status, lower, upper, cause: int = 1, seed: int = 0):
+    """A function returning ``time`` with each cause-``cause`` time in ``(lower, upper]`` redrawn uniformly.
+
+    Rows whose interval is missing or empty (an exact time) and other statuses keep ``time``.
+    """
+    t = np.asarray(time, float)
+    s = np.asarray(status)
+    lo, hi = np.asarray(lower, float), np.asarray(upper, float)
+    if not (len(lo) == len(hi) == len(t)):
+        raise InputError(f"interval times: lower/upper differ in length from time ({len(lo)}, {len(hi)}, {len(t)})")
+    draw = (s == cause) & np.isfinite(lo) & np.isfinite(hi) & (hi > lo)
+    bad = draw & ((t < lo - 1e-9) | (t > hi + 1e-9))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"interval times: time {t[i]!r} at row {i} lies outside its interval ({lo[i]!r}, {hi[i]!r}]")
+    rng = np.random.default_rng(seed)
+
+    def one() -> np.ndarray:
+        out = t.copy()
+        out[draw] = hi[draw] - rng.random(int(draw.sum())) * (hi[draw] - lo[draw])  # uniform on (lo, hi]
+        return out
+
+    return one
+
+
+@dataclass
+class ImputedFineGray:
+    """Fine–Gray pooled over completed data sets (Rubin's rules); predictions average the fits'."""
+
+    coef: np.ndarray
+    cov: np.ndarray
+    within: np.ndarray      # W: mean of the fits' covariances
+    between: np.ndarray     # B: covariance of the coefficients across imputations
+    fits: list
+
+    @property
+    def se(self) -> np.ndarray:
+        return np.sqrt(np.diag(self.cov))
+
+    def cumulative_incidence(self, x: np.ndarray, times: np.ndarray) -> np.ndarray:
+        return np.mean([f.cumulative_incidence(x, times) for f in self.fits], axis=0)
+
+
+def fit_fine_gray_imputed(time, status, x, lower, upper, cause: int = 1, imputations: int = 10, seed: int = 0,
+                          variance: str = "fine-gray") -> ImputedFineGray:
+    """Fine–Gray with each cause-``cause`` time known only within ``(lower, upper]`` imputed uniformly.
+
+    Rows whose interval is missing or empty (``upper <= lower``, an exact time) keep ``time``; other
+    statuses keep ``time`` (a competing event or a censoring is recorded exactly). ``seed`` makes the
+    draws reproducible. Rubin DB, *Multiple Imputation for Nonresponse in Surveys* (Wiley 1987).
+    """
+    if imputations < 2:
+        raise InputError(f"Fine–Gray: imputations must be at least 2, got {imputations}")
+    draw = interval_imputer(time, status, lower, upper, cause, seed)
+    fits = [fit_fine_gray(draw(), status, x, cause=cause, variance=variance) for _ in range(imputations)]
+    coefs = np.array([f.coef for f in fits])
+    within = np.mean([f.cov for f in fits], axis=0)
+    between = np.atleast_2d(np.cov(coefs, rowvar=False))
+    return ImputedFineGray(coef=coefs.mean(axis=0), cov=within + (1 + 1 / imputations) * between, within=within,
+                           between=between, fits=fits)

@@ -36,7 +36,7 @@ from raoutcome.analysis.landmark import LandmarkCox, landmark_data, lookahead_ch
 from raoutcome.analysis.survival import CoxModel, TimeVaryingCox, event_folds
 from raoutcome.errors import InputError
 from raoutcome.evaluation import calibration_at_horizon, time_dependent_auc
-from raoutcome.evaluation.cif_calibration import aalen_johansen_at, cif_calibration_at_horizon, cif_calibration_groups
+from raoutcome.evaluation.cif_calibration import cif_calibration_at_horizon, cif_calibration_groups, observed_cif
 from raoutcome.evaluation.d_calibration import d_calibration
 
 FILES = {
@@ -165,9 +165,26 @@ def _interval(res: ObservedSurvival, pts, ev, image, base, folds) -> None:
         res.summary["interval_image_lrt_p"] = tests[0]["p_value"]
 
 
-def _competing(res: ObservedSurvival, pts, events, image, base, event, horizons) -> None:
+def _competing_data(pts: pd.DataFrame, events: pd.DataFrame, event: str) -> pd.DataFrame:
+    """Patients with ``cr_time``/``cr_status`` and, for events found at a visit, ``cr_lower``/``cr_upper``."""
     st = competing_status(events, event=event).rename(columns={"time": "cr_time", "status": "cr_status"})
     data = pts.merge(st, on="patient_id", how="inner")
+    if {"time_lower", "time_upper"} <= set(events.columns):
+        ev = events[(events["event"].astype(str) == event) & (events["observed"] == 1)]
+        bounds = ev.set_index("patient_id")[["time_lower", "time_upper"]].apply(pd.to_numeric, errors="coerce")
+        data["cr_lower"] = data["patient_id"].map(bounds["time_lower"]).where(data["cr_status"] == 1)
+        data["cr_upper"] = data["patient_id"].map(bounds["time_upper"]).where(data["cr_status"] == 1)
+    return data
+
+
+def _fine_gray(covariates: list[str], data: pd.DataFrame) -> FineGray:
+    """Fine–Gray on the recorded times, or with visit-found event times imputed within their intervals."""
+    cols = {"lower_col": "cr_lower", "upper_col": "cr_upper"} if "cr_lower" in data else {}
+    return FineGray(covariates).fit(data, time_col="cr_time", status_col="cr_status", **cols)
+
+
+def _competing(res: ObservedSurvival, pts, events, image, base, event, horizons) -> None:
+    data = _competing_data(pts, events, event)
     group = pd.qcut(data[image].rank(method="first"), 3, labels=["low", "middle", "high"]).astype(str)
     try:
         res.cif = cumulative_incidence(data["cr_time"], data["cr_status"], group)
@@ -175,11 +192,17 @@ def _competing(res: ObservedSurvival, pts, events, image, base, event, horizons)
     except _ERRORS as err:
         res.notes.append(f"Aalen–Johansen: {err}")
     rows = []
-    for label, model in (("cause-specific Cox", CauseSpecificCox([image, *base])), ("Fine–Gray", FineGray([image, *base]))):
+    for label in ("cause-specific Cox", "Fine–Gray"):
         try:
-            model.fit(data, time_col="cr_time", status_col="cr_status")
+            if label == "Fine–Gray":
+                model = _fine_gray([image, *base], data)
+                times = (f"imputed within the visit intervals ({model.imputations} draws, Rubin's rules)"
+                         if model.imputed_ else "as recorded")
+            else:
+                model = CauseSpecificCox([image, *base]).fit(data, time_col="cr_time", status_col="cr_status")
+                times = "as recorded"
             rows.append(model.summary.assign(model=label, n=len(data), events=int((data["cr_status"] == 1).sum()),
-                                             competing=int((data["cr_status"] == 2).sum())))
+                                             competing=int((data["cr_status"] == 2).sum()), event_times=times))
         except _ERRORS as err:
             res.notes.append(f"{label}: {err}")
     if rows:
@@ -196,8 +219,7 @@ def _competing(res: ObservedSurvival, pts, events, image, base, event, horizons)
 def _cif_calibration(res: ObservedSurvival, pts, events, image, base, event, folds, horizons) -> None:
     """Cross-validated Fine–Gray cumulative incidence at each horizon against Aalen–Johansen (risk groups)
     and a smoothed curve (``raoutcome.evaluation.cif_calibration``)."""
-    st = competing_status(events, event=event).rename(columns={"time": "cr_time", "status": "cr_status"})
-    data = pts.merge(st, on="patient_id", how="inner")
+    data = _competing_data(pts, events, event)
     t, s = data["cr_time"].to_numpy(float), data["cr_status"].to_numpy(int)
     inside = [h for h in horizons if (t >= h).any() and ((t <= h) & (s == 1)).sum() >= 3]
     if not inside:
@@ -207,22 +229,26 @@ def _cif_calibration(res: ObservedSurvival, pts, events, image, base, event, fol
     try:
         for f in np.unique(fold_of):
             test = fold_of == f
-            model = FineGray([image, *base]).fit(data.loc[~test], time_col="cr_time", status_col="cr_status")
+            model = _fine_gray([image, *base], data.loc[~test])
             pred[test] = model.predict_cif(data.loc[test], inside)
     except _ERRORS as err:
         res.notes.append(f"calibration of the Fine–Gray cumulative incidence: {err}")
         return
+    bounds = {"lower": data["cr_lower"].to_numpy(float), "upper": data["cr_upper"].to_numpy(float)} \
+        if "cr_lower" in data else {}
     rows, groups, curves = [], [], []
     for j, h in enumerate(inside):
         try:
-            cal = cif_calibration_at_horizon(t, s, pred[:, j], h)
-            grp = cif_calibration_groups(t, s, pred[:, j], h, groups=5)
+            cal = cif_calibration_at_horizon(t, s, pred[:, j], h, **bounds)
+            grp = cif_calibration_groups(t, s, pred[:, j], h, groups=5, **bounds)
         except _ERRORS as err:
             res.notes.append(f"calibration of the Fine–Gray cumulative incidence at {h:g} years: {err}")
             continue
         rows.append({"model": "Fine–Gray cumulative incidence", "horizon": h, "ici": cal.ici, "e50": cal.e50,
                      "e90": cal.e90, "n": cal.n, "mean_predicted": float(pred[:, j].mean()),
-                     "observed_aalen_johansen": aalen_johansen_at(t, s, h), "cross_validated": True})
+                     "observed_aalen_johansen": observed_cif(t, s, h, **bounds),
+                     "event_times": "imputed within the visit intervals" if bounds else "as recorded",
+                     "cross_validated": True})
         groups.append(grp.assign(horizon=h))
         curves.append(pd.DataFrame({"horizon": h, "predicted": cal.predicted, "observed": cal.observed}))
     if rows:

@@ -366,6 +366,11 @@ def image_regions(image: np.ndarray, label_map_path: str | Path | None = None, l
             rm = rm.resized(np.asarray(image).shape)
         return rm
     if landmarks is not None and len(landmarks) >= 2:
+        from raoutcome.attribution.craniocervical_regions import is_craniocervical, regions_from_cervical_landmarks
+
+        pts = _as_points(landmarks)
+        if is_craniocervical(pts):  # a lateral craniocervical radiograph (issue 30)
+            return RegionMap(regions_from_cervical_landmarks(np.asarray(image).shape, pts), "landmarks")
         return regions_from_landmarks(image, landmarks)
     return fallback_regions(image, name=name, warn=warn)
 

@@ -11,6 +11,11 @@ Two views, as Austin, Putter, Giardiello & van Klaveren (2022) recommend for com
   exp(f(cloglog p)))``; ICI = mean |observed(p_i) - p_i|, E50 and E90 its median and 90th percentile
   (the competing-risk analogue of :func:`raoutcome.evaluation.calibration_at_horizon`).
 
+Events found at a visit (``lower``/``upper`` given): the predicted incidence is of the event itself, the
+recorded time is the visit that found it, so both views are computed on ``imputations`` data sets with
+each such time drawn uniformly inside its interval (as the Fine–Gray fit does,
+:func:`raoutcome.analysis.fine_gray.interval_imputer`) and averaged.
+
 References
 ----------
 Austin PC, Putter H, Giardiello D, van Klaveren D. Graphical calibration curves and the integrated
@@ -19,7 +24,8 @@ Harrell FE. Regression Modeling Strategies, 2nd ed., section 2.4.5 (restricted c
 """
 from __future__ import annotations
 
-__all__ = ["CifCalibration", "aalen_johansen_at", "cif_calibration_at_horizon", "cif_calibration_groups"]
+__all__ = ["CifCalibration", "aalen_johansen_at", "cif_calibration_at_horizon", "cif_calibration_groups",
+           "observed_cif"]
 
 from dataclasses import dataclass
 
@@ -68,31 +74,54 @@ def aalen_johansen_at(time, status, horizon: float, cause: int = 1) -> float:
     return float(np.sum(s_before[keep] * d_c[keep] / y[keep]))
 
 
+def _time_draws(time, status, lower, upper, cause: int, imputations: int, seed: int) -> list[np.ndarray]:
+    if lower is None or upper is None:
+        return [np.asarray(time, float)]
+    from raoutcome.analysis.fine_gray import interval_imputer
+
+    draw = interval_imputer(time, status, lower, upper, cause, seed)
+    return [draw() for _ in range(max(1, imputations))]
+
+
+def observed_cif(time, status, horizon: float, cause: int = 1, lower=None, upper=None, imputations: int = 10,
+                 seed: int = 0) -> float:
+    """Aalen–Johansen cumulative incidence at ``horizon``, averaged over imputed times when intervals are given."""
+    draws = _time_draws(time, status, lower, upper, cause, imputations, seed)
+    return float(np.mean([aalen_johansen_at(t, status, horizon, cause) for t in draws]))
+
+
 def cif_calibration_groups(time, status, predicted, horizon: float, groups: int = 10, cause: int = 1,
-                           seed: int = 0) -> pd.DataFrame:
+                           seed: int = 0, lower=None, upper=None, imputations: int = 10) -> pd.DataFrame:
     """Observed (Aalen–Johansen) against mean predicted cumulative incidence in quantile groups of risk.
 
     Returns ``group, n, events, mean_predicted, observed, lower, upper``; ``lower``/``upper`` is
-    lifelines' pointwise 95 % CI of the Aalen–Johansen estimate (its jitter seeded by ``seed``).
+    lifelines' pointwise 95 % CI of the Aalen–Johansen estimate (its jitter seeded by ``seed``); with
+    imputed times, that of the first completed data set moved to the pooled estimate.
     """
     from raoutcome.analysis.competing_risks import cumulative_incidence
 
-    t, s, p = _inputs(time, status, predicted, horizon, cause)
-    k = int(min(groups, max(1, len(t) // 20)))
+    draws = [_inputs(t_m, status, predicted, horizon, cause)[0]
+             for t_m in _time_draws(time, status, lower, upper, cause, imputations, seed)]
+    s, p = np.asarray(status), np.asarray(predicted, float)
+    n = len(p)
+    k = int(min(groups, max(1, n // 20)))
     rank = pd.Series(p).rank(method="first").to_numpy()
-    label = np.minimum((rank - 1) * k // len(t), k - 1).astype(int)
+    label = np.minimum((rank - 1) * k // n, k - 1).astype(int)
     rows = []
     for g in range(k):
         sel = label == g
-        obs = aalen_johansen_at(t[sel], s[sel], horizon, cause)
+        obs = [aalen_johansen_at(t[sel], s[sel], horizon, cause) for t in draws]
+        events = [int(((s == cause) & (t <= horizon) & sel).sum()) for t in draws]
         lo = hi = np.nan
-        if (s[sel] == cause).any():
-            cif = cumulative_incidence(t[sel], s[sel], cause=cause, seed=seed)
+        if (s[sel] == cause).any():  # the CI of the first data set, centred on the pooled estimate
+            cif = cumulative_incidence(draws[0][sel], s[sel], cause=cause, seed=seed)
             before = cif[cif["time"] <= horizon]
             if len(before):
-                lo, hi = float(before["lower"].iloc[-1]), float(before["upper"].iloc[-1])
-        rows.append({"group": g + 1, "n": int(sel.sum()), "events": int(((s == cause) & (t <= horizon) & sel).sum()),
-                     "mean_predicted": float(p[sel].mean()), "observed": obs, "lower": lo, "upper": hi})
+                shift = float(np.mean(obs)) - obs[0]
+                lo = float(np.clip(before["lower"].iloc[-1] + shift, 0, 1))
+                hi = float(np.clip(before["upper"].iloc[-1] + shift, 0, 1))
+        rows.append({"group": g + 1, "n": int(sel.sum()), "events": float(np.mean(events)),
+                     "mean_predicted": float(p[sel].mean()), "observed": float(np.mean(obs)), "lower": lo, "upper": hi})
     return pd.DataFrame(rows)
 
 
@@ -117,24 +146,30 @@ def _rcs(z: np.ndarray, knots: np.ndarray) -> np.ndarray:
     return np.column_stack([z, nonlin])
 
 
-def cif_calibration_at_horizon(time, status, predicted, horizon: float, cause: int = 1,
-                               n_grid: int = 100) -> CifCalibration:
+def cif_calibration_at_horizon(time, status, predicted, horizon: float, cause: int = 1, n_grid: int = 100,
+                               lower=None, upper=None, imputations: int = 10, seed: int = 0) -> CifCalibration:
     """ICI / E50 / E90 of a predicted cumulative incidence at ``horizon`` against a smoothed observed curve."""
     from raoutcome.analysis.fine_gray import fit_fine_gray
 
-    t, s, p = _inputs(time, status, predicted, horizon, cause)
-    p = np.clip(p, 1e-8, 1 - 1e-8)
+    draws = [_inputs(t_m, status, predicted, horizon, cause)[0]
+             for t_m in _time_draws(time, status, lower, upper, cause, imputations, seed)]
+    s = np.asarray(status)
+    p = np.clip(np.asarray(predicted, float), 1e-8, 1 - 1e-8)
     z = np.log(-np.log(1 - p))
     knots = np.percentile(z, [10, 50, 90])
     basis = (lambda v: _rcs(v, knots)) if np.all(np.diff(knots) > 1e-8) else (lambda v: v[:, None])
-    try:
-        fit = fit_fine_gray(t, s, basis(z), cause=cause, variance="fixed-weights")
-    except (InputError, np.linalg.LinAlgError) as err:
-        raise InputError(f"cumulative-incidence calibration: smoother did not fit ({err})") from err
-    if not fit.converged:
-        raise InputError("cumulative-incidence calibration: smoother did not converge")
-    delta = np.abs(fit.cumulative_incidence(basis(z), [horizon])[:, 0] - p)
     grid = np.linspace(max(p.min() - 0.01, 1e-6), min(p.max() + 0.01, 1 - 1e-6), n_grid)
-    curve = fit.cumulative_incidence(basis(np.log(-np.log(1 - grid))), [horizon])[:, 0]
+    observed, curves = [], []
+    for t in draws:
+        try:
+            fit = fit_fine_gray(t, s, basis(z), cause=cause, variance="fixed-weights")
+        except (InputError, np.linalg.LinAlgError) as err:
+            raise InputError(f"cumulative-incidence calibration: smoother did not fit ({err})") from err
+        if not fit.converged:
+            raise InputError("cumulative-incidence calibration: smoother did not converge")
+        observed.append(fit.cumulative_incidence(basis(z), [horizon])[:, 0])
+        curves.append(fit.cumulative_incidence(basis(np.log(-np.log(1 - grid))), [horizon])[:, 0])
+    delta = np.abs(np.mean(observed, axis=0) - p)
     return CifCalibration(horizon=float(horizon), ici=float(delta.mean()), e50=float(np.percentile(delta, 50)),
-                          e90=float(np.percentile(delta, 90)), n=len(t), predicted=grid, observed=curve)
+                          e90=float(np.percentile(delta, 90)), n=len(p), predicted=grid,
+                          observed=np.mean(curves, axis=0))

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from raoutcome.evaluation.dream import dream_weighted_mae, dream_weighted_rmse
+from raoutcome.outcomes import Outcome, site_outcome
 
 _KEYS = ["patient_id", "visit_id"]
 
@@ -57,44 +58,59 @@ def _other_side(joint: str) -> str | None:
     return None
 
 
+def _site_spec() -> Outcome:
+    """The outcome read site by site (SvdH; :func:`raoutcome.outcomes.site_outcome`)."""
+    spec = site_outcome()
+    if spec is None:
+        raise ValueError("no registered outcome is read site by site (no part with a site_kind)")
+    return spec
+
+
 def visit_totals(frame: pd.DataFrame, expected_joints: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """Visit subscores and total from per-joint predictions: ``patient_id, visit_id, jsn, jsn_sd, erosion,
-    erosion_sd, svdh, svdh_sd, n_joints, n_imputed, n_missing``.
+    """Visit subscores and total from per-joint predictions: ``patient_id, visit_id``, then for each output of the
+    site-read outcome (:func:`raoutcome.outcomes.site_outcome`; SvdH: ``jsn`` and ``erosion``, the sums over the
+    joints of their ``site_kind``, and ``svdh``, their sum) the output and ``<output>_sd``; ``n_joints,
+    n_imputed, n_missing``.
 
     ``expected_joints``: per kind, every joint a full reading has (e.g. the cohort's joint names); a visit
     missing one takes the contralateral joint of that visit (:func:`_other_side`) or counts it missing.
     """
     f = frame[_KEYS + ["joint", "kind", "score", "sd"]].copy()
     f["var"] = f["sd"].astype(float) ** 2
-    n_imputed = pd.Series(0, index=pd.MultiIndex.from_frame(f[_KEYS].drop_duplicates()), dtype=int)
+    visits = f[_KEYS].drop_duplicates().reset_index(drop=True)
+    n_imputed = pd.Series(0, index=pd.MultiIndex.from_frame(visits), dtype=int)
     n_missing = n_imputed.copy()
     if expected_joints:
         extra = []
         for kind, joints in expected_joints.items():
-            have = f[f["kind"] == kind]
-            lookup = have.set_index(_KEYS + ["joint"])[["score", "var"]]
-            present = set(map(tuple, have[_KEYS + ["joint"]].to_numpy()))
-            for (pid, vid) in n_imputed.index:
-                for j in joints:
-                    if (pid, vid, j) in present:
-                        continue
-                    other = _other_side(j)
-                    if other is not None and (pid, vid, other) in present:
-                        s, v = lookup.loc[(pid, vid, other)]
-                        extra.append({"patient_id": pid, "visit_id": vid, "joint": j, "kind": kind, "score": s,
-                                      "sd": np.sqrt(v), "var": v})
-                        n_imputed[(pid, vid)] += 1
-                    else:
-                        n_missing[(pid, vid)] += 1
+            if not len(joints):
+                continue
+            have = f.loc[f["kind"] == kind, _KEYS + ["joint", "score", "var"]]
+            grid = visits.merge(pd.DataFrame({"joint": list(joints)}), how="cross")
+            grid = grid.merge(have[_KEYS + ["joint"]].assign(_present=True), on=_KEYS + ["joint"], how="left")
+            absent = grid[grid["_present"].isna()].drop(columns="_present")
+            if not len(absent):
+                continue
+            absent = absent.assign(other=absent["joint"].map(_other_side))
+            filled = absent.merge(have.rename(columns={"joint": "other"}), on=_KEYS + ["other"], how="left")
+            imputed = filled[filled["score"].notna()]
+            extra.append(imputed[_KEYS + ["joint", "score", "var"]].assign(kind=kind, sd=np.sqrt(imputed["var"])))
+            key = lambda d: pd.MultiIndex.from_frame(d[_KEYS])  # noqa: E731
+            n_imputed = n_imputed.add(pd.Series(1, index=key(imputed)).groupby(level=[0, 1]).sum(), fill_value=0)
+            missing = filled[filled["score"].isna()]
+            n_missing = n_missing.add(pd.Series(1, index=key(missing)).groupby(level=[0, 1]).sum(), fill_value=0)
         if extra:
-            f = pd.concat([f, pd.DataFrame(extra)], ignore_index=True)
+            f = pd.concat([f, *extra], ignore_index=True)
     g = f.groupby(_KEYS + ["kind"])[["score", "var"]].sum().unstack("kind")
     out = pd.DataFrame(index=g.index)
-    for kind in ("jsn", "erosion"):
-        out[kind] = g[("score", kind)] if ("score", kind) in g else np.nan
-        out[f"{kind}_sd"] = np.sqrt(g[("var", kind)]) if ("var", kind) in g else np.nan
-    out["svdh"] = out["jsn"] + out["erosion"]
-    out["svdh_sd"] = np.sqrt(out["jsn_sd"] ** 2 + out["erosion_sd"] ** 2)
+    spec = _site_spec()
+    parts = spec.site_parts
+    for part in parts:
+        kind = part.site_kind
+        out[part.name] = g[("score", kind)] if ("score", kind) in g else np.nan
+        out[f"{part.name}_sd"] = np.sqrt(g[("var", kind)]) if ("var", kind) in g else np.nan
+    out[spec.name] = sum((out[p.name] for p in parts[1:]), out[parts[0].name])
+    out[f"{spec.name}_sd"] = np.sqrt(sum((out[f"{p.name}_sd"] ** 2 for p in parts[1:]), out[f"{parts[0].name}_sd"] ** 2))
     out["n_joints"] = f.groupby(_KEYS).size()
     out["n_imputed"] = n_imputed.reindex(out.index).fillna(0).astype(int)
     out["n_missing"] = n_missing.reindex(out.index).fillna(0).astype(int)
@@ -138,11 +154,12 @@ def dream_subchallenges(pred: pd.DataFrame, truth: pd.DataFrame, totals: pd.Data
     overall = overall[overall["count"] == overall["size"]]["sum"].rename("overall")
     totals = visit_totals(pred) if totals is None else totals
     sc1 = totals.merge(overall.reset_index(), on=_KEYS, how="inner")
+    total = _site_spec().name
     m = pred.merge(t[_KEYS + ["joint", "kind", "score"]].rename(columns={"score": "truth"}),
                    on=_KEYS + ["joint", "kind"], how="inner").merge(overall.reset_index(), on=_KEYS, how="inner")
-    out = {"sc1_overall": {"weighted_rmse": dream_weighted_rmse(sc1["overall"], sc1["svdh"]),
-                           "weighted_mae": dream_weighted_mae(sc1["overall"], sc1["svdh"]), "n": int(len(sc1))}}
-    for name, kind in (("sc2_jsn", "jsn"), ("sc3_erosion", "erosion")):
+    out = {"sc1_overall": {"weighted_rmse": dream_weighted_rmse(sc1["overall"], sc1[total]),
+                           "weighted_mae": dream_weighted_mae(sc1["overall"], sc1[total]), "n": int(len(sc1))}}
+    for name, kind in (("sc2_jsn", "jsn"), ("sc3_erosion", "erosion")):  # the challenge's subchallenges 2, 3
         g = m[(m["kind"] == kind) & m["truth"].notna()]
         out[name] = {"weighted_rmse": dream_weighted_rmse(g["truth"], g["score"], weight_by=g["overall"]),
                      "n": int(len(g))}
@@ -170,15 +187,17 @@ def severity_from_joints(frame: pd.DataFrame, truth: pd.DataFrame, cutoffs=None)
     """Severity classes (seeds/002; default cut-offs the RA2-DREAM bins,
     :data:`raoutcome.evaluation.classification.DEFAULT_SEVERITY_CUTOFFS`) read off the ordinal per-joint heads:
     the class of highest probability under :func:`total_distribution`, against the class of the observed total
-    (``truth``: ``patient_id, visit_id, svdh_total``). Returns accuracy, class MAE and the PCC of the classes."""
+    (``truth``: ``patient_id, visit_id`` and the site-read outcome's column, ``svdh_total``). Returns accuracy,
+    class MAE and the PCC of the classes."""
     from raoutcome.evaluation.classification import DEFAULT_SEVERITY_CUTOFFS, severity_class
 
     edges = np.asarray(DEFAULT_SEVERITY_CUTOFFS if cutoffs is None else cutoffs, float)
     dists = total_distribution(frame)
     t = truth.assign(patient_id=truth["patient_id"].astype(str), visit_id=truth["visit_id"].astype(str))
-    t = t.dropna(subset=["svdh_total"])
+    column = _site_spec().column
+    t = t.dropna(subset=[column])
     pred, true = [], []
-    for pid, vid, y in zip(t["patient_id"], t["visit_id"], t["svdh_total"]):
+    for pid, vid, y in zip(t["patient_id"], t["visit_id"], t[column]):
         d = dists.get((pid, vid))
         if d is None:
             continue

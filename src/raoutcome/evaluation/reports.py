@@ -128,7 +128,7 @@ def survival_report(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times: A
     the probabilities (no CI: one spline fit is slow). Uno's C is truncated at
     ``tau`` (default: the last of ``times``, else the horizon, else none).
     """
-    t, e, r = as_array(time, "time"), as_array(event, "event"), as_array(risk, "risk")
+    t, e, r = as_array(time, "time"), as_array(event, "event"), as_array(risk, "risk score")
     grid = None if times is None else as_array(times, "times")
     keep = np.isfinite(t) & np.isfinite(e) & np.isfinite(r)
     prob = None

@@ -150,7 +150,7 @@ def concordance(time: ArrayLike, event: ArrayLike, risk: ArrayLike) -> Concordan
     """Harrell's C with pair counts (scikit-survival ``concordance_index_censored``)."""
     from sksurv.metrics import concordance_index_censored
 
-    t, e, r = _survival_data(time, event, ("risk", risk))
+    t, e, r = _survival_data(time, event, ("risk score", risk))
     if not e.any():
         raise InputError("concordance: no observed event, so no comparable pair")
     c, conc, disc, tr, tt = _sksurv_call(concordance_index_censored, e, t, _ranks(r))
@@ -166,7 +166,7 @@ def harrell_c(time: ArrayLike, event: ArrayLike, risk: ArrayLike) -> float:
     """
     from lifelines.utils import concordance_index
 
-    t, e, r = _survival_data(time, event, ("risk", risk))
+    t, e, r = _survival_data(time, event, ("risk score", risk))
     if not e.any():
         raise InputError("harrell_c: no observed event, so no comparable pair")
     try:
@@ -180,7 +180,7 @@ def uno_c(time: ArrayLike, event: ArrayLike, risk: ArrayLike, tau: float | None 
     """Uno's IPCW concordance index up to ``tau`` (scikit-survival ``concordance_index_ipcw``)."""
     from sksurv.metrics import concordance_index_ipcw
 
-    t, e, r = _survival_data(time, event, ("risk", risk))
+    t, e, r = _survival_data(time, event, ("risk score", risk))
     if not e.any():
         raise InputError("uno_c: no observed event, so no comparable pair")
     train = _train(train_time, train_event, t, e)
@@ -202,10 +202,10 @@ def time_dependent_auc(time: ArrayLike, event: ArrayLike, risk: ArrayLike, times
     given = as_array(times, "times")
     grid, order = _sorted_grid(given)
     if np.ndim(risk) == 2:
-        t, e, est = _with_matrix(time, event, risk, given, "risk")
+        t, e, est = _with_matrix(time, event, risk, given, "risk score")
         est = est[:, order]
     else:
-        t, e, est = _survival_data(time, event, ("risk", risk))
+        t, e, est = _survival_data(time, event, ("risk score", risk))
     est = _ranks(est)
     train = _train(train_time, train_event, t, e)
     # Past the last evaluation time a patient can only be a control, whatever happened to

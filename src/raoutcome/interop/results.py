@@ -24,31 +24,28 @@ import xarray as xr
 from raoutcome.errors import InputError
 from raoutcome.predictions import SCORE_VARIABLES
 
-#: UCUM units of the built-in outcomes' variables (the registry's units are for people: "0–448").
-_UCUM: dict[str, str] = {"svdh": "{score}", "jsn": "{score}", "erosion": "{score}", "haq": "{score}", "pain": "mm",
-                         "risk": "1"}
-
 
 def outcome_label(name: str) -> tuple[str, str]:
     """(label, UCUM unit) of a visit-level Predictions variable.
 
     The label is the outcome registry's (:mod:`raoutcome.outcomes`: ``title``; for a risk its label and
     unit, e.g. "Predicted SvdH total score", "Predicted deformity risk (log relative hazard)"); the unit
-    is UCUM: ``{score}`` for scores, ``mm`` for the pain VAS, ``1`` for a risk or anything unknown.
+    is UCUM, the spec's :attr:`~raoutcome.outcomes.Outcome.ucum_unit` (``{score}`` for scores, ``mm`` for
+    the pain VAS, ``1`` for a risk); ``1`` for a variable no registered outcome writes.
     """
     from raoutcome import outcomes as registry
 
     try:
         spec = registry.output_outcome(name)
     except (KeyError, ValueError, LookupError):
-        return f"Predicted {name}", _UCUM.get(name, "1")
+        return f"Predicted {name}", "1"
     if spec.kind == "time_to_event":  # the output is a risk score, not a time
         words = f"Predicted {registry.label(name)}" + (f" ({spec.unit})" if spec.unit else "")
-        return words, "1"
+        return words, spec.ucum_unit
     title = registry.title(name)
     first = title.split(" ", 1)[0]
     words = f"Predicted {title[:1].lower() + title[1:] if first[1:].islower() else title}"
-    return words, _UCUM.get(name, "{score}" if spec.kind in ("count", "bounded", "ordinal") else "1")
+    return words, spec.ucum_unit
 
 
 #: label and UCUM unit of each built-in variable (see :func:`outcome_label`)

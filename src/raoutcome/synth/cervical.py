@@ -42,6 +42,7 @@ import pandas as pd
 from raoutcome.errors import ConfigError, InputError
 from .mortality import draw_death_time
 from .observation import detect_at_visits
+from .writer import write_labels
 from .phantom.craniocervical import (LANDMARKS, MR_CONTRASTS, XR_VIEWS, CervicalGeometry, XrAcquisition,
                                      measures_mm, render_lateral, render_mr, sagittal_direction)
 
@@ -57,9 +58,9 @@ class CervicalConfig:
     seed: int = 0
     visit_years: tuple[float, ...] = (0.0, 1.5, 3.0, 4.5, 6.0)
     visit_jitter_years: float = 0.1
-    rate_log_mean: float = -0.65     # mu: sets the deformity rate (~15 % found by the 3-year visit)
+    rate_log_mean: float = -0.85     # mu: sets the deformity rate (~15 % found by the 3-year visit)
     rate_activity: float = 0.75      # b_a: visible activity -> faster progression
-    rate_frailty: float = 0.6        # b_z: unseen
+    rate_frailty: float = 1.0        # b_z: unseen (sets the ceiling of any baseline-image model)
     rate_rf: float = 0.25            # b_rf: rheumatoid factor
     death_smr: float = 1.5
     loss_per_year: float = 0.03
@@ -267,7 +268,7 @@ def _render_patient(cfg: CervicalConfig, p: Mapping[str, Any], root: Path) -> di
             _write_xr(root / rel, img, seed=cfg.seed, pid=pid, vid=vid, view=view, spacing=cfg.xr_spacing_mm,
                       date=day0 + dt.timedelta(days=int(round(t * 365.25))), sex="F" if p["female"] else "M",
                       age=p["age"] + t)
-            np.save(root / "truth" / "regions" / f"{pid}_{vid}_cervical_{view}.npy", lab)
+            write_labels(root / "truth" / "regions" / f"{pid}_{vid}_cervical_{view}.png", lab)
             rows["images"].append(dict(patient_id=pid, visit_id=vid, view=f"cervical_{view}", path=rel))
             rows["landmarks"].extend(dict(path=rel, landmark=k, x=round(x, 3), y=round(y, 3)) for k, (x, y) in pts.items())
             rows["truth/measurements"].append(dict(path=rel, patient_id=pid, visit_id=vid, view=f"cervical_{view}",
@@ -287,6 +288,12 @@ def simulate_cervical(cfg: CervicalConfig, out_dir: str | Path) -> Path:
     manifest), images, and ``truth/`` (latents, true ADI/SAC/Ranawat per image, region label maps).
     Built in a temporary folder beside ``out_dir`` and renamed onto it at the end."""
     out = Path(out_dir)
+    if cfg.render != "none" and cfg.mr_contrasts:
+        try:
+            import SimpleITK  # noqa: F401
+        except ImportError as err:
+            raise ConfigError("simulation: writing MR volumes needs SimpleITK (pip install 'raoutcome[mri]'), "
+                              "or set mr_contrasts = [] / render = \"none\"") from err
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).is_file())):
         raise InputError(f"refusing to write into {out}: it exists, is not empty and is not a previous "
                          f"cervical simulation (no {MARKER}); choose a new folder")

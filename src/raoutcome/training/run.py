@@ -54,8 +54,8 @@ CONFIG_NAME = "config.resolved.toml"
 CV_PREDICTIONS = "cv_predictions.nc"
 # Settings that may change between a run and its resumption (they do not change results).
 _RESUMABLE_CHANGES = {("train", "num_workers"), ("predict", "batch_patients"), ("predict", "num_workers"),
-                      ("data", "cache_dir"), ("train", "device"), ("train", "amp"), ("train", "stall_epoch"),
-                      ("train", "stall_tolerance"), ("tracking", "backend"), ("tracking", "dir")}
+                      ("data", "cache_dir"), ("train", "device"), ("train", "amp"),
+                      ("tracking", "backend"), ("tracking", "dir")}  # the stall rule restarts models: not here
 
 
 log = logging.getLogger(__name__)
@@ -214,16 +214,36 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 joints = (JointTargets(cohort, images.source_shape, cfg.model["image_size"])
                           if uses_joint_targets(spec, cfg) else None)
                 train_kw = {**dkw, "patch_landmarks": ()}  # only the readouts read the joint patches
-                train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=seed,
-                                            joint_targets=joints, **train_kw)
                 val_ds = PatientSequences(cohort, images, val_ids, **train_kw) if val_ids else None
                 hook = _epoch_hook(name, tracker, on_epoch_end)
-                summary = fit(spec, cfg, train_ds, val_ds, mdir, seed, device, dist, on_epoch_end=hook, desc=name).summary
+                restarts = _read_restarts(mdir) if dist.is_main else []
+                while True:  # the stall restart: a stalled attempt is abandoned and the member trained again
+                    run_seed = restart_seed(seed, len(restarts))
+                    if dist.is_main:
+                        _begin_attempt(mdir, run_seed)
+                    barrier(dist)
+                    train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=run_seed,
+                                                joint_targets=joints, **train_kw)
+                    may_restart = bool(val_ids) and len(restarts) < cfg.train["stall_restarts"]
+                    summary = fit(spec, cfg, train_ds, val_ds, mdir, run_seed, device, dist, on_epoch_end=hook,
+                                  desc=name, abandon=_stall_rule(cfg) if may_restart else None).summary
+                    if "abandoned" not in summary:
+                        break
+                    restarts.append({"seed": run_seed, **summary["abandoned"],
+                                     "criterion": [h.get("criterion") for h in summary["history"]]})
+                    log.warning(f"WARNING {name.upper()} HAS NOT LEARNED from seed {run_seed}: validation criterion "
+                                f"moved {100 * summary['abandoned']['moved']:.1f} % by epoch "
+                                f"{summary['abandoned']['epoch']}; training it again from seed "
+                                f"{restart_seed(seed, len(restarts))} (restart {len(restarts)} of "
+                                f"{cfg.train['stall_restarts']})")
+                    if dist.is_main:
+                        _write_json(mdir / _RESTARTS, restarts)
                 center = None
                 if dist.is_main:
                     readouts, center = _post_fit(mdir, cohort, images, fit_ids, val_ids, cfg, device, dkw)
                     learned = _learned(name, summary.get("history") or [], cfg)
-                    record = {"member": name, "fold": fold, "seed_index": s, "seed": seed, "train_ids": fit_ids,
+                    record = {"member": name, "fold": fold, "seed_index": s, "seed": run_seed, "member_seed": seed,
+                              "restarts": restarts, "train_ids": fit_ids,
                               "val_ids": val_ids, "test_ids": test_ids, "risk_center": center, "readouts": readouts,
                               "stalled": learned["stalled"], "learning": learned,
                               **{k: v for k, v in summary.items() if k != "history"}}
@@ -251,6 +271,47 @@ def _epoch_hook(name: str, tracker: Tracker, user: Callable[[str, int, dict], No
         if user is not None:
             user(name, epoch, record)
     return hook
+
+
+_RESTARTS = "restarts.json"  # the abandoned attempts of a member (seed, stall check, criterion per epoch)
+_ATTEMPT = "attempt.json"    # the seed of the attempt whose checkpoints lie in the member folder
+
+
+def restart_seed(seed: int, attempt: int) -> int:
+    """The training seed of a member's ``attempt`` (0 = the member's own seed); the split never changes."""
+    return seed + 104729 * attempt
+
+
+def _read_restarts(mdir: Path) -> list[dict]:
+    path = mdir / _RESTARTS
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _begin_attempt(mdir: Path, run_seed: int) -> None:
+    """Make ``mdir`` hold only the checkpoints of the attempt with seed ``run_seed``: an abandoned attempt's
+    checkpoints are removed (also when a run was killed between abandoning an attempt and starting the next)."""
+    mdir.mkdir(parents=True, exist_ok=True)
+    marker = mdir / _ATTEMPT
+    current = json.loads(marker.read_text())["seed"] if marker.exists() else None
+    if current is not None and current != run_seed:
+        for stale in ("checkpoint.pt", "best.pt"):
+            (mdir / stale).unlink(missing_ok=True)
+    if current != run_seed:
+        _write_json(marker, {"seed": run_seed})
+
+
+def _stall_rule(cfg: TrainConfig) -> Callable[[list[dict]], dict | None]:
+    """``abandon`` for :func:`raoutcome.training.trainer.fit`: the stall check once ``stall_epoch`` epochs ran;
+    its record when the model stalled, else None."""
+    from raoutcome.training.learning import stall_check
+
+    def rule(history: list[dict]) -> dict | None:
+        if len(history) != cfg.train["stall_epoch"]:
+            return None
+        crit = [h.get("criterion") for h in history if h.get("criterion") is not None]
+        check = stall_check(crit, cfg.train["stall_epoch"], cfg.train["stall_tolerance"])
+        return check if check["stalled"] else None
+    return rule
 
 
 def _learned(name: str, history: list[dict], cfg: TrainConfig) -> dict:
@@ -473,6 +534,7 @@ def _write_metrics(run_dir: Path, cohort, cfg: TrainConfig, members: list[dict],
                         "n_train": len(m["train_ids"]), "n_val": len(m["val_ids"]), "n_test": len(m["test_ids"]),
                         "history": history.get(m["member"])} for m in members]}
     out["stalled_members"] = [m["member"] for m in members if m.get("stalled")]
+    out["restarted_members"] = {m["member"]: [r["seed"] for r in m["restarts"]] for m in members if m.get("restarts")}
     if out["stalled_members"]:
         log.warning(f"WARNING: MODEL(S) {', '.join(out['stalled_members'])} DID NOT LEARN (see metrics.json)")
     if cross_fitted and (run_dir / CV_PREDICTIONS).exists():

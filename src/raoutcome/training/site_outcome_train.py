@@ -2,11 +2,13 @@
 closed-form readouts.
 
 The full model reads frozen per-site embeddings (``h``) of a fold's site reader and the visit's predicted
-totals; it trains on HAQ, pain (masked MSE on the outcome's scale) and the deformity event (Cox partial
-likelihood of the first visit's risk, Efron ties, torchsurv), patients in batches with all their visits. As
-in the image route (:mod:`raoutcome.training.readout`), HAQ and pain are then refitted in closed form by ridge
-on ``[visit embedding, mean site embedding, log totals]`` and the risk by a Cox model on the first visit's
-``log1p`` predicted erosion and JSN totals and refitted HAQ, on the model's training patients only. The
+totals; it trains its per-visit heads (HAQ, pain: masked MSE divided by the outcome's range width, from the
+registry, :mod:`raoutcome.outcomes`) and its time-to-event head (the deformity event: Cox partial likelihood of
+the first visit's risk, Efron ties, torchsurv), patients in batches with all their visits. As in the image
+route (:mod:`raoutcome.training.readout`), the heads whose spec has ``readout = "ridge"`` are then refitted in
+closed form by ridge on ``[visit embedding, mean site embedding, log totals]`` (clipped to the outcome's
+range) and the ``readout = "cox"`` head by a Cox model on the first visit's risk inputs (``log1p`` predicted
+subscores and refitted outcomes, :func:`raoutcome.outcomes.risk_inputs_for`), on the training patients only. The
 validation loss before training and per epoch is recorded, and a model whose validation loss has not fallen
 by ``stall_tolerance`` by ``stall_epoch`` is reported loudly (as for the site reader).
 """
@@ -23,9 +25,31 @@ import torch
 
 from raoutcome.logs import log_message
 from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
+from raoutcome.outcomes import DEFAULT_EVENT, outcome, outcomes, risk_inputs_for, site_outcome
+from raoutcome.severity import observed_classes
 from raoutcome.training.learning import stall_check
 
-RISK_READOUT_INPUTS = ("log_erosion", "log_jsn", "haq")
+#: the per-visit column of the observed total's severity class (NaN where the total is not read)
+SEVERITY_TARGET = "_severity"
+
+
+def count_features() -> tuple[str, ...]:
+    """The visit's predicted subscores as the model reads them: ``log_<part>`` of each site-read part
+    (``log_jsn``, ``log_erosion``)."""
+    spec = site_outcome()
+    return tuple(f"log_{p.name}" for p in spec.site_parts) if spec is not None else ()
+
+
+def visit_targets(columns: Sequence[str]) -> tuple[str, ...]:
+    """The per-visit outcomes an outcome model on sites can learn from a cohort with these visit ``columns``:
+    registered, per visit, not read site by site, with their column present."""
+    return tuple(o.name for o in outcomes() if o.per_visit and not o.site_parts and o.column in columns)
+
+
+def default_risk_inputs(heads: Sequence[str]) -> tuple[str, ...]:
+    """The Cox readout's inputs of a site outcome model with ``heads``: the predicted subscores, then the
+    risk inputs among its heads (:func:`raoutcome.outcomes.risk_inputs_for`)."""
+    return count_features() + tuple(f for f in risk_inputs_for(heads, False) if f not in count_features())
 
 
 @dataclass
@@ -33,20 +57,27 @@ class OutcomeData:
     """Per patient: its visits (sorted by time) and the rows of its site embeddings."""
 
     patients: list[str]
-    visits: dict[str, pd.DataFrame]          # patient -> visit_id, time_years, haq, pain, log_jsn, log_erosion
+    visits: dict[str, pd.DataFrame]          # patient -> visit_id, time_years, targets, count features
     rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # patient -> (patch rows, visit position, site)
     events: dict[str, tuple[float, float]]   # patient -> (time, observed)
+    targets: tuple[str, ...] = ()            # per-visit outcomes with labels (outcome names; their cohort columns)
 
     @classmethod
     def build(cls, cohort, table: pd.DataFrame, site_index: dict[str, int], totals: pd.DataFrame | None,
-              event: str = "deformity") -> "OutcomeData":
+              event: str = DEFAULT_EVENT) -> "OutcomeData":
         v = cohort.visits.astype({"patient_id": str, "visit_id": str}).sort_values(["patient_id", "time_years"])
+        targets = visit_targets(v.columns)
+        v = v.assign(**{name: v[outcome(name).column] for name in targets})
+        total = site_outcome().column if site_outcome() is not None else ""
+        v[SEVERITY_TARGET] = observed_classes(v[total]) if total in v else np.nan
+        parts = site_outcome().site_parts if site_outcome() is not None else ()
         if totals is not None:
             t = totals.astype({"patient_id": str, "visit_id": str})
-            v = v.merge(t[["patient_id", "visit_id", "jsn", "erosion"]], on=["patient_id", "visit_id"], how="left")
-            v["log_jsn"], v["log_erosion"] = np.log1p(v["jsn"].clip(lower=0)), np.log1p(v["erosion"].clip(lower=0))
+            v = v.merge(t[["patient_id", "visit_id", *(p.name for p in parts)]].rename(
+                columns={p.name: f"_{p.name}" for p in parts}), on=["patient_id", "visit_id"], how="left")
+            v = v.assign(**{f: np.log1p(v[f"_{p.name}"].clip(lower=0)) for f, p in zip(count_features(), parts)})
         else:
-            v["log_jsn"] = v["log_erosion"] = np.nan
+            v = v.assign(**{f: np.nan for f in count_features()})
         ev = cohort.event_table(event).astype({"patient_id": str}).set_index("patient_id")
         tab = table.reset_index(drop=True).astype({"patient_id": str, "visit_id": str})
         patients = sorted(set(tab["patient_id"]))
@@ -61,14 +92,17 @@ class OutcomeData:
             rows[pid] = (idx[keep], pos[keep], tab["joint"].map(site_index).to_numpy()[idx][keep])
             events[pid] = (float(ev.loc[pid, "time_years"]), float(ev.loc[pid, "observed"])) if pid in ev.index \
                 else (np.nan, np.nan)
-        return cls([p for p in patients if p in visits], visits, rows, events)
+        return cls([p for p in patients if p in visits], visits, rows, events, targets)
 
-    def batch(self, pids: Sequence[str], h: torch.Tensor) -> dict:
+    def batch(self, pids: Sequence[str], h: torch.Tensor | None) -> dict:
+        """The patients ``pids`` as one batch: their site embeddings (rows of ``h``; None: the caller computes
+        them from the patches of ``rows``), visit layout, targets and events."""
         T = max(len(self.visits[p]) for p in pids)
         B = len(pids)
         time = torch.zeros(B, T)
         mask = torch.zeros(B, T, dtype=torch.bool)
-        out = {k: torch.full((B, T), float("nan")) for k in ("haq", "pain", "log_jsn", "log_erosion")}
+        counts = count_features()
+        out = {k: torch.full((B, T), float("nan")) for k in (*self.targets, *counts, SEVERITY_TARGET)}
         idx, ib, it, site = [], [], [], []
         for b, p in enumerate(pids):
             vis = self.visits[p]
@@ -81,11 +115,11 @@ class OutcomeData:
             idx.append(r), ib.append(np.full(len(r), b)), it.append(pos), site.append(s)
         idx = np.concatenate(idx)
         ev = np.array([self.events[p] for p in pids], float)
-        return {"h": h[torch.as_tensor(idx)], "site": torch.as_tensor(np.concatenate(site), dtype=torch.long),
+        return {"h": h[torch.as_tensor(idx)] if h is not None else None, "rows": idx,
+                "site": torch.as_tensor(np.concatenate(site), dtype=torch.long),
                 "img_b": torch.as_tensor(np.concatenate(ib), dtype=torch.long),
                 "img_t": torch.as_tensor(np.concatenate(it), dtype=torch.long), "time": time, "visit_mask": mask,
-                "log_totals": torch.stack([torch.nan_to_num(out["log_jsn"]), torch.nan_to_num(out["log_erosion"])], -1),
-                "haq": out["haq"], "pain": out["pain"], "log_jsn": out["log_jsn"], "log_erosion": out["log_erosion"],
+                "log_totals": torch.stack([torch.nan_to_num(out[c]) for c in counts], -1), **out,
                 "event_time": torch.as_tensor(ev[:, 0], dtype=torch.float32),
                 "event_observed": torch.as_tensor(ev[:, 1], dtype=torch.float32), "pids": list(pids)}
 
@@ -95,19 +129,20 @@ def _loss(model: SiteOutcomeModel, batch: dict) -> torch.Tensor:
 
     out = model(batch["h"], batch["site"], batch["img_b"], batch["img_t"], batch["time"], batch["visit_mask"],
                 batch["log_totals"])
-    total = out["haq"].sum() * 0.0
-    for name, scale in (("haq", 3.0), ("pain", 100.0)):
-        if name in out:
-            y = batch[name]
+    total = out["embedding"].sum() * 0.0
+    for spec in outcomes(model.spec.heads):
+        if spec.per_visit and spec.name in batch:  # masked MSE on the outcome's range
+            width = spec.upper - spec.lower if np.isfinite(spec.upper - spec.lower) else spec.scale
+            y = batch[spec.name]
             ok = torch.isfinite(y) & batch["visit_mask"] & out["has_image"]
             if bool(ok.any()):
-                total = total + (((out[name] - torch.nan_to_num(y)) / scale) ** 2)[ok].mean() * 10.0
-    if "risk" in out:
-        t, e = batch["event_time"], batch["event_observed"]
-        ok = torch.isfinite(t) & torch.isfinite(e)
-        if int(ok.sum()) >= 2 and float(e[ok].sum()) > 0:
-            total = total + neg_partial_log_likelihood(out["risk"][:, 0][ok], e[ok] > 0.5, t[ok], ties_method="efron",
-                                                       reduction="mean")
+                total = total + (((out[spec.name] - torch.nan_to_num(y)) / width) ** 2)[ok].mean() * 10.0
+        elif spec.kind == "time_to_event":  # Cox partial likelihood of the first visit's risk
+            t, e = batch["event_time"], batch["event_observed"]
+            ok = torch.isfinite(t) & torch.isfinite(e)
+            if int(ok.sum()) >= 2 and float(e[ok].sum()) > 0:
+                total = total + neg_partial_log_likelihood(out[spec.name][:, 0][ok], e[ok] > 0.5, t[ok],
+                                                           ties_method="efron", reduction="mean")
     return total
 
 
@@ -121,9 +156,11 @@ def _epoch_loss(model, data: OutcomeData, pids: list[str], h: torch.Tensor, batc
 def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, fit_ids: list[str],
                      val_ids: list[str], seed: int, epochs: int = 40, batch: int = 16, lr: float = 2e-3,
                      stall_epoch: int = 10, stall_tolerance: float = 0.02, name: str = "outcome",
-                     log: Callable[[str], None] | None = None) -> tuple[SiteOutcomeModel, dict]:
+                     log: Callable[[str], None] | None = None, risk_inputs: Sequence[str] = ()
+                     ) -> tuple[SiteOutcomeModel, dict]:
     """Train the outcome model on ``fit_ids`` (best validation epoch kept), then fit its closed-form readouts
-    on ``fit_ids + val_ids``. Returns the model and its record (history, stalled, readouts)."""
+    on ``fit_ids + val_ids`` (``risk_inputs``: the Cox readout's inputs, default :func:`default_risk_inputs`).
+    Returns the model and its record (history, stalled, readouts)."""
     log = log or log_message
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -161,40 +198,100 @@ def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, 
     model.eval()
     log(f"{name}: validation loss {start:.4f} -> {best:.4f} (best epoch {best_epoch}/{epochs})"
         + ("  ** STALLED **" if stalled else ""))
-    model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name)
+    model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name,
+                                   tuple(risk_inputs) or default_risk_inputs(spec.heads))
+    severity = _fit_severity(model, data, h, fit_ids, val_ids, seed, log, name) if model.severity is not None else {}
     return model, {"history": history, "val_loss_start": start, "best_val_loss": best, "best_epoch": best_epoch,
-                   "stalled": stalled, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")}}
+                   "stalled": stalled, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")},
+                   "severity": severity}
+
+
+def _fit_severity(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, fit_ids: list[str],
+                  val_ids: list[str], seed: int, log, name: str, epochs: int = 300, lr: float = 0.05,
+                  weight_decay: float = 1e-2) -> dict:
+    """Fit the severity head on the frozen readout features of the ``fit_ids`` visits (full-batch AdamW on the
+    CORAL loss; the epoch of the lowest ``val_ids`` loss kept, the last without validation visits)."""
+    from raoutcome.models.site_model import coral_loss
+
+    head = model.severity
+    f = _features(model, data, h, fit_ids + val_ids)
+    f = f[f["has_image"] & np.isfinite(f[f"obs_{SEVERITY_TARGET}"])]
+    fit = f["patient_id"].isin(set(fit_ids)).to_numpy()
+    if fit.sum() < 4:
+        return {"fitted": False, "reason": f"{int(fit.sum())} training visits with a read total"}
+    x = torch.as_tensor(_x(f), dtype=torch.float32)
+    y = torch.as_tensor(f[f"obs_{SEVERITY_TARGET}"].to_numpy(float), dtype=torch.float32)
+    with torch.no_grad():
+        head.mean.copy_(x[fit].mean(0))
+        head.scale.copy_(x[fit].std(0).clamp_min(1e-6))
+        k = head.head.n_classes
+        head.head.init_from_prevalence([float((y[fit] > c).float().mean()) for c in range(k - 1)])
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+        val = ~fit
+        best, best_state, best_epoch = float("inf"), None, 0
+        for epoch in range(epochs):
+            head.train()
+            loss = coral_loss(head(x[fit]), y[fit])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                crit = float(coral_loss(head(x[val]), y[val])) if val.any() else float(loss)
+            if crit < best:
+                best, best_epoch = crit, epoch + 1
+                best_state = {k_: v.detach().clone() for k_, v in head.state_dict().items()}
+    head.load_state_dict(best_state)
+    head.eval()
+    info = {"fitted": True, "n_visits": int(fit.sum()), "best_epoch": best_epoch, "val_loss": best}
+    log(f"{name} severity head: {k} classes, {info['n_visits']} visits, best epoch {best_epoch}")
+    return info
 
 
 def _features(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids: list[str]) -> pd.DataFrame:
-    """Per visit: outputs of the trained heads and the readout features ``x``."""
-    rows = []
+    """Per visit (rows in the order of ``pids`` and their visits): outputs of the trained heads, the count
+    features, the observed targets and the readout features ``x`` (a column of float64 rows; :func:`_x` stacks
+    them)."""
+    parts, xs = [], []
     with torch.no_grad():
         for i in range(0, len(pids), 32):
             b = data.batch(pids[i:i + 32], h)
             out = model(b["h"], b["site"], b["img_b"], b["img_t"], b["time"], b["visit_mask"], b["log_totals"])
             x = torch.cat([out["embedding"], out["pooled"]], -1)
-            for j, p in enumerate(b["pids"]):
-                vis = data.visits[p]
-                for t in range(len(vis)):
-                    rows.append({"patient_id": p, "visit_id": vis["visit_id"].iloc[t], "position": t,
-                                 "time_years": float(vis["time_years"].iloc[t]),
-                                 "has_image": bool(out["has_image"][j, t]),
-                                 **{k: float(out[k][j, t]) for k in ("haq", "pain", "risk") if k in out},
-                                 "log_jsn": float(b["log_jsn"][j, t]), "log_erosion": float(b["log_erosion"][j, t]),
-                                 "obs_haq": float(b["haq"][j, t]), "obs_pain": float(b["pain"][j, t]),
-                                 "x": x[j, t].numpy().astype(np.float64)})
-    return pd.DataFrame(rows)
+            n = [len(data.visits[p]) for p in b["pids"]]
+            jb = torch.as_tensor(np.repeat(np.arange(len(n)), n))
+            jt = torch.as_tensor(np.concatenate([np.arange(k) for k in n]))
+            vis = pd.concat([data.visits[p][["patient_id", "visit_id", "time_years"]] for p in b["pids"]],
+                            ignore_index=True)
+            cols = {"position": jt.numpy(), "has_image": out["has_image"][jb, jt].numpy(),
+                    **{k: out[k][jb, jt].double().numpy() for k in model.spec.heads if k in out},
+                    **{k: b[k][jb, jt].double().numpy() for k in count_features()},
+                    **{f"obs_{k}": b[k][jb, jt].double().numpy() for k in (*data.targets, SEVERITY_TARGET)}}
+            parts.append(vis.assign(**cols))
+            xs.append(x[jb, jt].double().numpy())
+    if not parts:
+        return pd.DataFrame(columns=["patient_id", "visit_id", "position", "time_years", "has_image", "x"])
+    f = pd.concat(parts, ignore_index=True)
+    f["x"] = list(np.concatenate(xs))
+    return f
 
 
-def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str) -> dict:
+def _x(f: pd.DataFrame) -> np.ndarray:
+    """The readout features of the rows of ``f`` as one ``float64[n, k]`` array."""
+    return np.stack(f["x"].to_numpy()) if len(f) else np.zeros((0, 1))
+
+
+def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, risk_inputs: Sequence[str]
+                  ) -> dict:
     from raoutcome.training.readout import fit_cox_readout, fit_ridge_readout
 
     f = _features(model, data, h, pids)
     f = f[f["has_image"]]
-    x = np.stack(f["x"].to_numpy())
+    x = _x(f)
     readouts: dict = {}
-    for head in ("haq", "pain"):
+    specs = outcomes(model.spec.heads)
+    for head in (o.name for o in specs if o.readout == "ridge" and o.name in data.targets):
         y = f[f"obs_{head}"].to_numpy(float)
         try:
             r = fit_ridge_readout(x, y, f["patient_id"].to_numpy())
@@ -203,35 +300,53 @@ def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str) 
             continue
         readouts[head] = {"coef": r.coef.tolist(), "intercept": float(r.intercept)}
         readouts[f"{head}_info"] = {"alpha": r.alpha, "cv_r2": r.cv_r2, "n_patients": r.n_patients}
-    if "haq" in readouts:
-        f = f.assign(haq=np.clip(x @ np.asarray(readouts["haq"]["coef"]) + readouts["haq"]["intercept"], 0, 3))
+    f = f.assign(**{o.name: _ridge(x, readouts[o.name], o) for o in specs if o.name in readouts})
     first = f.sort_values(["patient_id", "position"]).groupby("patient_id").head(1)
-    inputs = [c for c in RISK_READOUT_INPUTS if first[c].notna().all() and first[c].std() > 0]
     ev = np.array([data.events[p] for p in first["patient_id"]], float)
-    if inputs:
+    for risk in (o.name for o in specs if o.readout == "cox"):
+        inputs = [c for c in risk_inputs if c in first and first[c].notna().all() and first[c].std() > 0]
+        if not inputs:
+            continue
         try:
             cox = fit_cox_readout(first[inputs].to_numpy(float), ev[:, 0], ev[:, 1], tuple(inputs))
-            readouts["risk"] = {"inputs": list(inputs), "coef": cox.coef.tolist()}
-            readouts["risk_info"] = {"inputs": inputs, "coef": cox.coef.round(4).tolist(), "n_events": cox.n_events}
+            readouts[risk] = {"inputs": list(inputs), "coef": cox.coef.tolist()}
+            readouts[f"{risk}_info"] = {"inputs": inputs, "coef": cox.coef.round(4).tolist(), "n_events": cox.n_events}
         except ValueError as err:
-            readouts["risk_info"] = {"kept_trained_head": str(err)}
+            readouts[f"{risk}_info"] = {"kept_trained_head": str(err)}
     log(f"{name} readouts: " + "; ".join(f"{k[:-5]} {v}" for k, v in readouts.items() if k.endswith("_info")))
     return readouts
 
 
+def _ridge(x: np.ndarray, readout: dict, spec) -> np.ndarray:
+    """A ridge readout's prediction, clipped to the outcome's range."""
+    return np.clip(x @ np.asarray(readout["coef"]) + readout["intercept"], spec.lower, spec.upper)
+
+
 def predict_site_outcome(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids: list[str]
                          ) -> pd.DataFrame:
-    """Per visit of ``pids``: ``patient_id, visit_id, haq, pain, risk`` (readouts where fitted, trained heads
-    elsewhere) and the visit ``embedding`` (a column of arrays)."""
+    """Per visit of ``pids``: ``patient_id, visit_id``, one column per head of the model (``haq, pain, risk``;
+    readouts where fitted, trained heads elsewhere) and the visit ``embedding`` (a column of arrays)."""
     f = _features(model, data, h, [p for p in pids if p in data.visits])
-    x = np.stack(f["x"].to_numpy()) if len(f) else np.zeros((0, 1))
+    x = _x(f)
     ro = getattr(model, "readouts", {})
-    for head, upper in (("haq", 3.0), ("pain", 100.0)):
-        if head in ro:
-            lin = np.clip(x @ np.asarray(ro[head]["coef"]) + ro[head]["intercept"], 0, upper)
-            f[head] = np.where(f["has_image"], lin, f[head])
-    if "risk" in ro:
-        cols = f[list(ro["risk"]["inputs"])].to_numpy(float)
-        f["risk"] = np.where(np.isfinite(cols).all(1), np.nan_to_num(cols) @ np.asarray(ro["risk"]["coef"]), f["risk"])
+    specs = outcomes(model.spec.heads)
+    for spec in specs:
+        if spec.name in ro and "intercept" in ro[spec.name]:  # ridge
+            f[spec.name] = np.where(f["has_image"], _ridge(x, ro[spec.name], spec), f[spec.name])
+    for spec in specs:
+        if spec.name in ro and "inputs" in ro[spec.name]:  # Cox, on the refitted outputs
+            cols = f[list(ro[spec.name]["inputs"])].to_numpy(float)
+            f[spec.name] = np.where(np.isfinite(cols).all(1), np.nan_to_num(cols) @ np.asarray(ro[spec.name]["coef"]),
+                                    f[spec.name])
     f["embedding"] = list(x[:, :2 * model.spec.d_model]) if len(f) else []
-    return f[["patient_id", "visit_id", "haq", "pain", "risk", "embedding"]]
+    sev: list[str] = []
+    if model.severity is not None and len(f):
+        from raoutcome.models.site_model import ordinal_probabilities
+        from raoutcome.severity import PROB_PREFIX
+
+        with torch.no_grad():
+            p = ordinal_probabilities(model.severity(torch.as_tensor(x, dtype=torch.float32))).numpy()
+        p[~f["has_image"].to_numpy()] = np.nan
+        sev = [f"{PROB_PREFIX}{k}" for k in range(p.shape[1])]
+        f = pd.concat([f, pd.DataFrame(p, columns=sev, index=f.index)], axis=1)
+    return f[["patient_id", "visit_id", *model.spec.heads, *sev, "embedding"]]

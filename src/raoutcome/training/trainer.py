@@ -205,14 +205,17 @@ def uses_joint_targets(spec: ModelSpec, cfg) -> bool:
 
 def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequences | None, member_dir: Path,
         seed: int, device: torch.device, dist: DistInfo, on_epoch_end: EpochHook | None = None,
-        desc: str = "", loss_scales: Mapping[str, float] | None = None) -> FitResult:
+        desc: str = "", loss_scales: Mapping[str, float] | None = None,
+        abandon: Callable[[list[dict]], dict | None] | None = None) -> FitResult:
     """Train one model into ``member_dir`` (``checkpoint.pt`` each epoch, ``best.pt``).
 
     Resumes from ``member_dir/checkpoint.pt`` if present. Returns the summary
     (best epoch, criterion, history, ...) and the model as it is after the last epoch.
     ``loss_scales``: per-target scales of the regression losses (see
     :mod:`raoutcome.models.losses`; default: :func:`target_scales` of ``train_ds``). ``on_epoch_end(epoch, record)`` runs on every
-    rank after the epoch's checkpoint is on disk (progress reporting, tests).
+    rank after the epoch's checkpoint is on disk (progress reporting, tests). ``abandon(history)``, when given,
+    runs after every epoch on the history so far; a non-None answer stops training at once and is returned in the
+    summary as ``abandoned`` (the stall restart of :mod:`raoutcome.training.run`).
     """
     t = cfg.train
     member_dir = Path(member_dir)
@@ -337,6 +340,9 @@ def fit(spec: ModelSpec, cfg, train_ds: PatientSequences, val_ds: PatientSequenc
         barrier(dist)
         if on_epoch_end is not None:
             on_epoch_end(epoch, record)
+        why = abandon(state["history"]) if abandon is not None else None
+        if why is not None:
+            return FitResult({**_summary(state), "abandoned": why}, module.model)
         if stop:
             break
     return FitResult(_summary(state), module.model)

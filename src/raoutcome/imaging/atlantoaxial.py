@@ -1,0 +1,87 @@
+"""Sub-pixel refinement of the atlantodental interval's two edges on a lateral radiograph.
+
+A heatmap detector places the posterior margin of C1's anterior arch (``C1A``) and the anterior surface
+of the dens (``DA``) to within about a pixel; an ADI of 1–3 mm is only a few pixels, so a pixel of error is
+a large share of it. :func:`refine_edges` reads the intensity profile along the line through the two
+detected points (bright arch – dark interval – bright dens) and fits the blurred two-edge model
+
+    f(s) = c0 + c1 Phi((s0 - s) / sigma) + c2 Phi((s - s1) / sigma),   s0 <= s1,
+
+by least squares (``scipy.optimize.least_squares``); the edges ``s0``, ``s1`` replace the detected points
+when the fit is sound (a dark interval between two brighter sides, edges within ``max_shift`` px of the
+detector's). The same fit serves the posterior edge pair of the SAC (``DP``, ``C1P``), which is wider.
+Classical edge-model fitting for sub-pixel measurement: Ye J, Fu G, Poudel UP. High-accuracy edge detection
+with blurred edge model. Image Vis Comput 2005;23:453-67.
+"""
+from __future__ import annotations
+
+__all__ = ["EdgeFit", "refine_edges"]
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, optimize
+from scipy.special import ndtr
+
+
+@dataclass(frozen=True)
+class EdgeFit:
+    """Refined edge points ``a``, ``b`` (x, y px), whether the fit was accepted, and the fit's RMS residual."""
+
+    a: tuple[float, float]
+    b: tuple[float, float]
+    accepted: bool
+    rms: float
+
+
+def _model(p, s):
+    c0, c1, c2, s0, s1, sig = p
+    return c0 + c1 * ndtr((s0 - s) / sig) + c2 * ndtr((s - s1) / sig)
+
+
+def refine_edges(pixels: np.ndarray, a: tuple[float, float], b: tuple[float, float], *, margin: float = 5.0,
+                 step: float = 0.25, max_shift: float = 2.5, min_gap: float = 0.0) -> EdgeFit:
+    """Refine the two edges of a dark gap between ``a`` (bright side before it) and ``b`` (bright after).
+
+    Parameters
+    ----------
+    pixels : 2-D image, bone bright.
+    a, b : detected edge points (x = column, y = row).
+    margin : profile extends this many px beyond each point.
+    max_shift : a refined edge further than this from its detected point is refused (detected kept).
+
+    Returns
+    -------
+    EdgeFit with the refined points on the line through ``a`` and ``b``.
+    """
+    pa, pb = np.asarray(a, float), np.asarray(b, float)
+    d = pb - pa
+    length = float(np.hypot(*d))
+    if not np.isfinite(length) or length < 1e-6:
+        return EdgeFit(tuple(pa), tuple(pb), False, float("nan"))
+    d = d / length
+    s = np.arange(-margin, length + margin + 1e-9, step)
+    pts = pa[None, :] + s[:, None] * d[None, :]
+    prof = ndimage.map_coordinates(np.asarray(pixels, float), [pts[:, 1], pts[:, 0]], order=1, mode="nearest")
+    # average three parallel lines 0.75 px apart: less noise, same edges
+    nrm = np.array([-d[1], d[0]])
+    for off in (-0.75, 0.75):
+        q = pts + off * nrm
+        prof = prof + ndimage.map_coordinates(np.asarray(pixels, float), [q[:, 1], q[:, 0]], order=1, mode="nearest")
+    prof = prof / 3.0
+    lo, hi = float(prof.min()), float(prof.max())
+    x0 = [lo, hi - lo, hi - lo, 0.0, length, 0.7]
+    bounds = ([lo - 1, 0.0, 0.0, -max_shift, length - max_shift, 0.2],
+              [hi + 1, 2.0, 2.0, length + max_shift, length + max_shift, 3.0])
+    x0[3] = float(np.clip(x0[3], bounds[0][3] + 1e-6, bounds[1][3] - 1e-6))
+    try:
+        fit = optimize.least_squares(lambda p: _model(p, s) - prof, x0, bounds=bounds)
+    except ValueError:
+        return EdgeFit(tuple(pa), tuple(pb), False, float("nan"))
+    c0, c1, c2, s0, s1, _ = fit.x
+    rms = float(np.sqrt(np.mean(fit.fun ** 2)))
+    ok = (fit.success and s1 - s0 >= min_gap and abs(s0) <= max_shift and abs(s1 - length) <= max_shift
+          and c1 > 3 * rms and c2 > 3 * rms)
+    if not ok:
+        return EdgeFit(tuple(pa), tuple(pb), False, rms)
+    return EdgeFit(tuple(pa + s0 * d), tuple(pa + s1 * d), True, rms)
