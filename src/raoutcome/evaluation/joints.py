@@ -77,28 +77,30 @@ def visit_totals(frame: pd.DataFrame, expected_joints: dict[str, list[str]] | No
     """
     f = frame[_KEYS + ["joint", "kind", "score", "sd"]].copy()
     f["var"] = f["sd"].astype(float) ** 2
-    n_imputed = pd.Series(0, index=pd.MultiIndex.from_frame(f[_KEYS].drop_duplicates()), dtype=int)
+    visits = f[_KEYS].drop_duplicates().reset_index(drop=True)
+    n_imputed = pd.Series(0, index=pd.MultiIndex.from_frame(visits), dtype=int)
     n_missing = n_imputed.copy()
     if expected_joints:
         extra = []
         for kind, joints in expected_joints.items():
-            have = f[f["kind"] == kind]
-            lookup = have.set_index(_KEYS + ["joint"])[["score", "var"]]
-            present = set(map(tuple, have[_KEYS + ["joint"]].to_numpy()))
-            for (pid, vid) in n_imputed.index:
-                for j in joints:
-                    if (pid, vid, j) in present:
-                        continue
-                    other = _other_side(j)
-                    if other is not None and (pid, vid, other) in present:
-                        s, v = lookup.loc[(pid, vid, other)]
-                        extra.append({"patient_id": pid, "visit_id": vid, "joint": j, "kind": kind, "score": s,
-                                      "sd": np.sqrt(v), "var": v})
-                        n_imputed[(pid, vid)] += 1
-                    else:
-                        n_missing[(pid, vid)] += 1
+            if not len(joints):
+                continue
+            have = f.loc[f["kind"] == kind, _KEYS + ["joint", "score", "var"]]
+            grid = visits.merge(pd.DataFrame({"joint": list(joints)}), how="cross")
+            grid = grid.merge(have[_KEYS + ["joint"]].assign(_present=True), on=_KEYS + ["joint"], how="left")
+            absent = grid[grid["_present"].isna()].drop(columns="_present")
+            if not len(absent):
+                continue
+            absent = absent.assign(other=absent["joint"].map(_other_side))
+            filled = absent.merge(have.rename(columns={"joint": "other"}), on=_KEYS + ["other"], how="left")
+            imputed = filled[filled["score"].notna()]
+            extra.append(imputed[_KEYS + ["joint", "score", "var"]].assign(kind=kind, sd=np.sqrt(imputed["var"])))
+            key = lambda d: pd.MultiIndex.from_frame(d[_KEYS])  # noqa: E731
+            n_imputed = n_imputed.add(pd.Series(1, index=key(imputed)).groupby(level=[0, 1]).sum(), fill_value=0)
+            missing = filled[filled["score"].isna()]
+            n_missing = n_missing.add(pd.Series(1, index=key(missing)).groupby(level=[0, 1]).sum(), fill_value=0)
         if extra:
-            f = pd.concat([f, pd.DataFrame(extra)], ignore_index=True)
+            f = pd.concat([f, *extra], ignore_index=True)
     g = f.groupby(_KEYS + ["kind"])[["score", "var"]].sum().unstack("kind")
     out = pd.DataFrame(index=g.index)
     spec = _site_spec()
