@@ -357,6 +357,14 @@ QUESTIONS = {
 }
 
 
+#: Said wherever ``beyond_damage`` ran without a second reading (figures: analyses/false_discovery.py, seed 3).
+PUBLISHED_CAVEAT = ("No second reading of the radiographs: the reader-error correction rests on a published "
+                    "reliability and is approximate. In simulated cohorts whose image reads nothing but damage it "
+                    "still called the image a discovery in up to 30 % of cohorts (HAQ; 12.5 % for deformity; "
+                    "docs/beyond_damage.md). A second reading of some radiographs (retest.csv) removes that "
+                    "approximation.")
+
+
 def _check_cross_fitted(data: AnalysisData, image: str, require: bool) -> None:
     if not data.cross_fitted:
         msg = (f"image score {image!r} is not cross-fitted: the incremental-value tests below are "
