@@ -190,7 +190,7 @@ def report(work: Path, held: Path, trial_n: int) -> dict:
     # the human reader against truth
     res["human_reader_1"] = corner_agreement(truth["grade"], truth["scorable"], truth["read1"], truth["scorable"])
     res["human_reader_1"]["confusion"] = confusion(truth["grade"], truth["scorable"], truth["read1"],
-                                                   truth["scorable"]).to_dict()
+                                                   truth["scorable"]).to_dict(orient="index")
     hum = visits.merge(tv, on=["patient_id", "visit_id"])
     ok = hum["msasss"].notna()
     res["human_reader_1"]["total_r"] = float(np.corrcoef(hum.loc[ok, "msasss"], hum.loc[ok, "msasss_true"])[0, 1])
@@ -210,7 +210,7 @@ def report(work: Path, held: Path, trial_n: int) -> dict:
                         on=["patient_id", "visit_id", "joint"], how="left", suffixes=("", "_pred"))
         ps = (m["p_scorable"] >= 0.5).to_numpy() & m["p_scorable"].notna().to_numpy()
         r = corner_agreement(m["grade"], m["scorable"], m["grade_pred"], ps)
-        r["confusion"] = confusion(m["grade"], m["scorable"], m["grade_pred"], ps).to_dict()
+        r["confusion"] = confusion(m["grade"], m["scorable"], m["grade_pred"], ps).to_dict(orient="index")
         les = per_lesion_accuracy(m["lesion"], m["grade"], m["grade_pred"], mask=(m["scorable"] == 1) & ps)
         r["per_lesion"] = {row.lesion: {"corners": int(row.corners), "accuracy": round(float(row.accuracy), 4)}
                            for row in les.itertuples()}

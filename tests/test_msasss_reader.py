@@ -94,7 +94,7 @@ def test_corner_reader_learns_grades_and_scorability():
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    n = 600
+    n = 360
     grade = rng.integers(0, 4, n).astype(float)
     scorable = (rng.random(n) > 0.15).astype(float)
     x = rng.normal(0, 0.3, (n, 32, 32)).astype(np.float32)
@@ -104,11 +104,11 @@ def test_corner_reader_learns_grades_and_scorability():
         else:
             x[i] += rng.normal(0, 1.5, (32, 32)).astype(np.float32)
     grade[scorable == 0] = np.nan
-    table = pd.DataFrame({"patient_id": [f"P{i % 60}" for i in range(n)], "visit_id": "v0", "view": "spine_lumbar",
+    table = pd.DataFrame({"patient_id": [f"P{i % 40}" for i in range(n)], "visit_id": "v0", "view": "spine_lumbar",
                           "corner": "L1_sup", "joint": "spine_lumbar:L1_sup", "path": "x"})
     cp = CornerPatches(table, x)
     spec = CornerSpec(corners=corner_vocabulary(), encoder="resnet10t", d_model=32)
-    fit = fit_corner_reader(cp, grade, scorable, spec, epochs=10, batch=64, lr=3e-3, augment=False, log=None)
+    fit = fit_corner_reader(cp, grade, scorable, spec, epochs=8, batch=64, lr=3e-3, augment=False, log=None)
     pred = predict_corners(fit.model, cp)
     val = table["patient_id"].isin(fit.val_patients).to_numpy()
     ok = val & (scorable == 1)
@@ -124,7 +124,8 @@ def test_cli_simulate_fit_read_and_bad_input(tmp_path):
     from raoutcome.cli import app
 
     cfg = tmp_path / "as.toml"
-    cfg.write_text('cohort = "as_spine"\nn_patients = 3\nimage_size = 128\n[visits]\ntimes_years = [0.0, 2.0]\n')
+    cfg.write_text('cohort = "as_spine"\nn_patients = 5\nimage_size = 128\n[visits]\ntimes_years = [0.0, 2.0]\n'
+                   'dropout = 0.0\n[outcomes]\ndropout_rate = 0.0\n')
     runner = CliRunner()
     r = runner.invoke(app, ["simulate", "--config", str(cfg), "--out", str(tmp_path / "as"), "--seed", "3"])
     assert r.exit_code == 0, r.output
@@ -140,6 +141,16 @@ def test_cli_simulate_fit_read_and_bad_input(tmp_path):
     assert np.allclose(pred[["p0", "p1", "p2", "p3"]].sum(1), 1.0, atol=1e-4)
     totals = pd.read_csv(tmp_path / "t.csv")
     assert len(totals) == images.groupby(["patient_id", "visit_id"]).ngroups
+    r = runner.invoke(app, ["msasss", "study", "--reader", str(tmp_path / "r.pt"), "--cohort", str(tmp_path / "as"),
+                            "--out", str(tmp_path / "study"), "--trial-n", "20"])
+    assert r.exit_code == 0, r.output
+    ends = pd.read_csv(tmp_path / "study" / "endpoints.csv").set_index("endpoint")
+    assert set(ends.index) == {"human mSASSS change", "learned change score"}
+    assert np.isfinite(ends.loc["human mSASSS change", "sdc"])  # from the retest reading
+    human = pd.read_csv(tmp_path / "study" / "changes.csv")["human mSASSS change"]
+    assert ends.loc["human mSASSS change", "srm"] == pytest.approx(human.mean() / human.std(ddof=1))
+    html = (tmp_path / "study" / "report.html").read_text()
+    assert "Change endpoints" in html and "Agreement with the simulation" in html
     bad = tmp_path / "bad.csv"
     bad.write_text("path,landmark,x,y\nimages/a.png,C2_c,oops,3\n")
     r = runner.invoke(app, ["msasss", "read", "--reader", str(tmp_path / "r.pt"), "--cohort", str(tmp_path / "as"),

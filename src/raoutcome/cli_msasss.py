@@ -109,3 +109,26 @@ def read(
     except (InputError, ValueError, OSError, KeyError, RuntimeError) as err:
         _fail(err)
     typer.echo(f"{len(pred)} corners written to {out}")
+
+
+@app.command()
+def study(
+    reader: Path = typer.Option(..., "--reader", help="Reader file from `raoutcome msasss fit`"),
+    cohort: Path = typer.Option(..., "--cohort", help="AS cohort folder or cohort.toml"),
+    out: Path = typer.Option(..., "--out", help="Folder for corners.csv, totals.csv, endpoints.csv, power.csv, "
+                             "report.html"),
+    landmarks: Optional[Path] = typer.Option(None, "--landmarks", help="Landmarks table to use instead of the "
+                                             "cohort's"),
+    years: float = typer.Option(2.0, "--years", help="Change from the first visit to the visit nearest this"),
+    trial_n: int = typer.Option(100, "--trial-n", help="Patients per arm of the simulated trials"),
+    effect: float = typer.Option(0.5, "--effect", help="Share of progression the treatment prevents"),
+) -> None:
+    """An AS study: read every corner, learned and human mSASSS change, SRM, SDC, power, report.html."""
+    from raoutcome.workflows.spine_study import run_spine_study
+
+    try:
+        folder = run_spine_study(cohort, reader, out, landmarks=_landmarks(landmarks), years=years,
+                                 trial_n=trial_n, effect=effect)
+    except (InputError, ValueError, OSError, KeyError, RuntimeError) as err:
+        _fail(err)
+    typer.echo(f"AS study written to {folder} (report: {folder / 'report.html'})")
