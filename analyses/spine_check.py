@@ -101,6 +101,32 @@ def landmarks(work: Path, tune: Path, held: Path, steps: int, size: int, force: 
     return res
 
 
+def qc(work: Path, held: Path, n_images: int = 20) -> dict:
+    """Landmark QC of the spine detector on held-out images given correctly, as the other spine view, upside
+    down, and blank: the share flagged (any image-level flag)."""
+    import torch
+
+    from raoutcome.cohort import load
+    from raoutcome.imaging.io import read_image
+    from raoutcome.models.landmarks import load_detector
+    from raoutcome.workflows.landmarks import detect_images
+
+    torch.set_num_threads(1)
+    model = load_detector(work / "spine_detector.safetensors")
+    images = load(held).images.head(n_images)
+    other = {"spine_cervical": "spine_lumbar", "spine_lumbar": "spine_cervical"}
+    cases = {"correct": lambda p, v: (p, v), "other_view": lambda p, v: (p, other[v]),
+             "upside_down": lambda p, v: (p[::-1, ::-1].copy(), v), "blank": lambda p, v: (p * 0.0, v)}
+    res = {}
+    for case, make in cases.items():
+        items = [make(read_image(load(held).image_path(r.path)).pixels, r.view) for r in images.itertuples()]
+        dets = detect_images(model, items)
+        flags = [d.qc.flags for d in dets]
+        res[case] = {"images": len(flags), "flagged": float(np.mean([bool(f) for f in flags])),
+                     "flags": sorted({x for f in flags for x in f})}
+    return res
+
+
 def reader(work: Path, tune: Path, held: Path, epochs: int, balance: float, encoder: str, force: bool) -> dict:
     import torch
 
@@ -267,6 +293,9 @@ def main(argv=None) -> int:
         results["landmarks"] = landmarks(args.work, tune, held, args.detector_steps, args.detector_size,
                                          "landmarks" in force)
         log(json.dumps(results["landmarks"]))
+    if "qc" in stages:
+        results["landmark_qc"] = qc(args.work, held)
+        log(json.dumps(results["landmark_qc"]))
     if "tune" in stages:
         res = tune_reader(args.work, tune, args.epochs, args.balance, args.encoder)
         log(json.dumps(res))

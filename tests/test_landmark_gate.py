@@ -2,7 +2,6 @@
 which images of a pulled study are scored, which are withheld and why, which landmarks are left out."""
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np

@@ -157,3 +157,19 @@ def test_cli_simulate_fit_read_and_bad_input(tmp_path):
                             "--out", str(tmp_path / "c2.csv"), "--landmarks", str(bad)])
     assert r.exit_code == 2 and "row 2, column x" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "c2.csv").exists()
+
+
+def test_landmark_qc_on_spine_views():
+    """The spine template drives the QC fit: the phantom's own landmarks pass, a lumbar detection given as
+    cervical is called another part, a spine turned upside down is flagged."""
+    from raoutcome.anatomy import landmark_template
+    from raoutcome.imaging.landmark_qc import assess
+
+    img, _, lm, _ = render_spine_view("spine_lumbar", SpineState(), 256, Acquisition(rotation=0.05, noise_sd=0.0),
+                                      np.random.default_rng(0))
+    conf = {k: 0.9 for k in lm}
+    assert assess(lm, conf, "spine_lumbar").flags == []
+    assert "looks_like_other_part" in assess(lm, {k: 0.2 for k in lm}, "spine_lumbar", other_confidence=0.8).flags
+    flipped = {k: (255 - x, 255 - y) for k, (x, y) in lm.items()}
+    assert "upside_down" in assess(flipped, conf, "spine_lumbar").flags
+    assert set(landmark_template("spine_lumbar")) == set(lm)
