@@ -169,3 +169,25 @@ def test_config_errors_name_the_key(tmp_path):
         load_spine_config(bad)
     cfg = load_spine_config(Path(__file__).resolve().parents[1] / "cohorts" / "as_spine.toml")
     assert cfg.male_fraction == 0.76 and cfg.age_at_diagnosis_mean == 26.5
+
+
+def test_as_outcomes_register_on_demand_and_columns_are_validated(tmp_path):
+    """The AS outcomes join the registry only when asked; BASFI/BASDAI are visit columns with a checked range."""
+    from raoutcome import outcomes
+    from raoutcome.cohort import load
+    from raoutcome.errors import CohortValidationError
+    from raoutcome.synth.spine_cohort import simulate_spine
+
+    assert "basfi" not in outcomes.outcome_names()
+    assert outcomes.column("basfi").upper == 10 and outcomes.column("msasss").upper == 72
+    with outcomes.registered(*msasss.SPINE_OUTCOMES):
+        assert {"msasss", "basfi", "basdai", "new_bridge"} <= set(outcomes.outcome_names())
+        assert outcomes.damage_outcome().name == "svdh"  # the RA damage reading stays the first count outcome
+        assert outcomes.event_outcome().name == "risk"
+    assert "basfi" not in outcomes.outcome_names()
+    out = simulate_spine(out_dir=tmp_path / "as", config=SpineCohortConfig(n_patients=3, render=False, seed=2))
+    visits = pd.read_csv(out / "visits.csv")
+    visits.loc[1, "basfi"] = 11.5
+    visits.to_csv(out / "visits.csv", index=False)
+    with pytest.raises(CohortValidationError, match=r"visits.csv, row 2, column 'basfi'.*11.5"):
+        load(out, check_files=False)

@@ -34,6 +34,8 @@ def fit(
     init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune this detector instead"),
     lr: float = typer.Option(1e-3, "--lr", help="AdamW learning rate"),
     seed: int = typer.Option(0, "--seed", help="Validation patients, batches, augmentation"),
+    parts: str = typer.Option("hand,foot", "--parts", help="Body parts whose landmarks it detects, e.g. "
+                              "spine_cervical,spine_lumbar"),
 ) -> None:
     """Train a heatmap landmark detector (patient-grouped validation, augmentation)."""
     from raoutcome.workflows.landmarks import fit_from_cohorts
@@ -42,7 +44,8 @@ def fit(
         _fail(InputError(f"--out {out}: the detector is written as safetensors; use a .safetensors name"))
     try:
         result = fit_from_cohorts(cohort, out, steps=steps, batch=batch, seed=seed, size=size, backbone=backbone,
-                                  init=init, lr=lr, log=typer.echo)
+                                  init=init, lr=lr, parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
+                                  log=typer.echo)
     except (InputError, ValueError) as err:
         _fail(err)
     best = result.best or {}

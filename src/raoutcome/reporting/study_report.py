@@ -556,6 +556,9 @@ def _incremental_tables(inc: pd.DataFrame | None) -> list:
         blocks.append(Table(shown, caption=f"{words} Adjusted for: {label_list(base)}.{source} χ² for the LRTs; ΔC and NRI "
                                            "with bootstrap intervals; partial R² is the share of the remaining "
                                            "variance the image explains."))
+        if source and not rows["reliability_source"].dropna().iloc[0].startswith("retest"):
+            from raoutcome.analysis.incremental import PUBLISHED_CAVEAT  # corrected without a second reading
+            blocks.append(Text(PUBLISHED_CAVEAT, "warning"))
     if not any(str(q).startswith("Does the image carry") for q in inc["question"]):
         blocks.append(Text(SHARP_ONLY_WARNING, "warning"))
     return blocks

@@ -152,10 +152,12 @@ def write_landmarks(table: pd.DataFrame, out: str | Path) -> Path:
 def fit_from_cohorts(cohorts: Iterable[str | Path], out: str | Path, *, steps: int = 1500, batch: int = 8,
                      seed: int = 0, size: int = 256, backbone: str = "efficientnet_lite0",
                      pretrained: str | None = "wheel:efficientnet_lite0", init: str | Path | None = None,
-                     val_fraction: float = 0.15, lr: float = 1e-3, log=print):
+                     val_fraction: float = 0.15, lr: float = 1e-3, parts: tuple[str, ...] = ("hand", "foot"),
+                     log=print):
     """Train a detector on the landmarked images of ``cohorts`` and write it to ``out`` (safetensors).
 
-    ``init``: a detector file to fine-tune (its spec is kept). Returns the
+    ``init``: a detector file to fine-tune (its spec is kept); ``parts``: the body parts whose landmark
+    templates are its channels (e.g. ``("spine_cervical", "spine_lumbar")``). Returns the
     :class:`~raoutcome.training.landmarks.FitResult`.
     """
     from raoutcome.cohort import load
@@ -165,7 +167,10 @@ def fit_from_cohorts(cohorts: Iterable[str | Path], out: str | Path, *, steps: i
     model = load_detector(init) if init is not None else None
     if model is None and backbone != "efficientnet_lite0" and pretrained == "wheel:efficientnet_lite0":
         pretrained = None
-    spec = model.spec if model is not None else DetectorSpec(backbone=backbone, size=size)
+    from raoutcome.models.landmarks import channel_names
+
+    spec = (model.spec if model is not None
+            else DetectorSpec(backbone=backbone, size=size, channels=channel_names(tuple(parts))))
     samples = []
     paths = [Path(c) for c in cohorts]
     if not paths:
