@@ -191,3 +191,27 @@ def test_as_outcomes_register_on_demand_and_columns_are_validated(tmp_path):
     visits.to_csv(out / "visits.csv", index=False)
     with pytest.raises(CohortValidationError, match=r"visits.csv, row 2, column 'basfi'.*11.5"):
         load(out, check_files=False)
+
+
+def test_facing_syndesmophytes_leave_a_gap_a_bridge_does_not():
+    """Two facing grade-2 corners must not look like a bridge: along the front of the disc the bone signal has a
+    gap between two syndesmophytes and none along a bridge."""
+    view = "spine_lumbar"
+    acq = Acquisition(noise_sd=0.0)
+
+    def profile(lesion):
+        st = SpineState(lesions={"L2_inf": lesion, "L3_sup": lesion})
+        img, _, lm, _ = render_spine_view(view, st, 256, acq, np.random.default_rng(0))
+        base, _, _, _ = render_spine_view(view, SpineState(), 256, acq, np.random.default_rng(0))
+        p, q = np.array(lm["L2_inf"]), np.array(lm["L3_sup"])
+        from scipy.ndimage import map_coordinates
+
+        best = []
+        for shift in np.linspace(-4, 0, 9):  # the spur runs a little in front of the corners (-x here)
+            pts = [p + (q - p) * f + np.array([shift, 0.0]) for f in np.linspace(0.2, 0.8, 25)]
+            xy = np.array(pts).T
+            best.append(map_coordinates(img - base, [xy[1], xy[0]], order=1).min())
+        return max(best)  # the best line's weakest point
+
+    assert profile("bridging") > 0.05
+    assert profile("syndesmophyte") < 0.5 * profile("bridging")
