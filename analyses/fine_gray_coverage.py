@@ -12,11 +12,12 @@ low-erosion patients every other visit). Per cohort, the log subdistribution HR 
 
 Target: the Fine–Gray fit to the pooled exact times of all cohorts with every censoring time known.
 
-    python analyses/fine_gray_coverage.py --out fine_gray_coverage [--cohorts 200] [--n 300] [--replicates 100]
+    python analyses/fine_gray_coverage.py --out fine_gray_coverage [--cohorts 200] [--n 300] [--replicates 50]
         [--seed 2026]
 
-Writes ``draws.csv`` and ``fine_gray_coverage.json``/``.md``. Settings (bootstrap, 100 replicates) were
-chosen on ``--seed 1``; the reported run uses ``--seed 2026``.
+Writes ``draws.csv`` and ``fine_gray_coverage.json``/``.md``. Run on ``--seed 1`` (100 cohorts, where every
+variant covered >= 0.95) and reported on ``--seed 2026`` (200 cohorts); the bootstrap variant was added
+after the seed-2026 shortfall of the analytic CI was known (docs/survival.md says so).
 """
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cohorts", type=int, default=200)
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--years", type=int, default=8)
-    ap.add_argument("--replicates", type=int, default=100)
+    ap.add_argument("--replicates", type=int, default=50)
     ap.add_argument("--seed", type=int, default=2026)
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
