@@ -37,19 +37,22 @@ without a retest, published SDC). Tests: Cox LRT (deformity) and the HAQ
 partial-R² F-test (last visit). Per world, variant and test: the rejection
 rate at α = 0.05, its Wilson 95 % interval and, for planted worlds, the power.
 
-Seeds: methods were chosen on ``--seed 1`` (selection); the tables in
-docs/beyond_damage.md are from ``--seed 2`` (report). Replicate ``r`` of a
-run at size ``n`` uses ``SeedSequence([seed, 1000 n + r])`` (planted worlds
-``1000 n + 500 + r``). Rows are appended to ``<out>.partial`` replicate by
-replicate (``--summarise-only`` prints the tables of a finished or renamed
-partial file). Cost on an idle core: about 1 s per Cox world and 0.3 s per
-HAQ world at n = 1000; the documented runs (16 and 40 cohorts per world)
-took 20 and 32 minutes on the shared 2-core machine:
+Seeds: methods were chosen on seed 1 (``analyses/beyond_damage_selection.py``);
+the tables in docs/beyond_damage.md are from ``--seed 3`` (report; seed 2 was
+seen while the method was being fixed). Replicate ``r`` draws one population
+from ``SeedSequence([seed, r])``; a cohort of ``n`` is its first ``n``
+patients, so every size and the planted worlds share the draw.
+``--extra-variants`` run only on the first ``--extra-replicates`` populations.
+Rows are appended to ``<out>.partial`` replicate by replicate (``--resume``
+continues it; ``--summarise-only`` prints the tables of a finished or renamed
+partial file). Cost on the shared 2-core machine, one core: about 11 s per
+population for ``damage_retest`` on all 15 worlds, 16 s with the three
+comparison variants (Cox fits by the vectorised Newton–Raphson of
+``raoutcome.analysis.cox_newton``):
 
-    .venv/bin/python analyses/false_discovery.py --seed 2 --replicates 16 --sizes 200 1000 --power-size 400 \
-        --tests cox_lrt --variants sharp_log1p sharp_spline damage_retest --out out/fd_cox.csv
-    .venv/bin/python analyses/false_discovery.py --seed 2 --replicates 40 --sizes 200 1000 --power-size 400 \
-        --tests partial_r2_f --out out/fd_haq.csv
+    .venv/bin/python analyses/false_discovery.py --seed 3 --replicates 200 --sizes 200 1000 --power-size 400 \
+        --variants damage_retest --extra-variants sharp_spline sharp_log1p damage_published \
+        --extra-replicates 40 --jobs 1 --out out/fd_report.csv                  # about 45 min
     .venv/bin/python analyses/false_discovery.py --replicates 3 --sizes 200      # a quick look
 
 Exit code 0 when ``damage_retest`` rejects at most 8 % in every null world
@@ -72,7 +75,8 @@ REPO = Path(__file__).resolve().parents[1]
 LINKS = ("linear", "curved", "erosion")
 READERS = ("exact", "nonlinear", "erosion")
 DEFAULT_READERS = ("exact", "nonlinear")
-VARIANTS = ("sharp_log1p", "sharp_spline", "damage_retest", "damage_published")
+VARIANTS = ("sharp_log1p", "sharp_spline", "damage_retest", "damage_retest_mean", "damage_published")
+DEFAULT_VARIANTS = ("sharp_log1p", "sharp_spline", "damage_retest", "damage_published")
 TESTS = ("cox_lrt", "partial_r2_f")
 HAQ_EFFECT, HAZARD_EFFECT = 0.35, 0.9
 PLANTED_HAQ, PLANTED_HAZARD, PLANTED_READ = 0.12, 0.35, 0.8
@@ -176,29 +180,40 @@ def run_variant(data, retest, variant: str, tests=TESTS) -> pd.DataFrame:
         return beyond_sharp(data, "pred_risk", **kw)
     if variant == "damage_retest":
         return beyond_damage(data, "pred_risk", retest=retest, **kw)
+    if variant == "damage_retest_mean":  # the former calibration: splines of the calibrated mean damage
+        return beyond_damage(data, "pred_risk", retest=retest, calibration="mean", **kw)
     if variant == "damage_published":
         return beyond_damage(data, "pred_risk", **kw)
     raise ValueError(variant)
 
 
 def replicate(args) -> list[dict]:
-    """All worlds of one population (one seed): rows of (world, variant, test, p, estimate)."""
-    seed, index, n, worlds, variants, tests = args
-    pop = draw_population(n, np.random.SeedSequence([seed, index]))
+    """All worlds of one population (one seed): rows of (world, variant, test, p, estimate).
+
+    ``cells`` lists (cohort size, worlds, variants); one population of the largest size is drawn and
+    a cohort of ``n`` is its first ``n`` patients (``SeedSequence.spawn`` makes them exactly the
+    population a draw of ``n`` gives), so the sizes share their draws.
+    """
+    seed, index, cells, tests = args
+    biggest = max(n for n, _, _ in cells)
+    pop = draw_population(biggest, np.random.SeedSequence([seed, index]))
+    number = pop["patient_id"].str[1:].astype(int)
     rows = []
-    for link, reader, planted in worlds:
-        data, retest = world_data(pop, link, reader, planted)
-        for variant in variants:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                table = run_variant(data, retest, variant, tests)
-            for test in tests:
-                hit = table[table["test"] == test] if len(table) else table
-                p = float(hit["p_value"].iloc[0]) if len(hit) else np.nan
-                est = float(hit["estimate"].iloc[0]) if len(hit) else np.nan
-                rows.append(dict(seed=seed, replicate=index, n=n, link=link, reader=reader,
-                                 world="planted" if planted else "null_world", variant=variant, test=test,
-                                 p_value=p, estimate=est, events=int(data.patients["observed"].sum())))
+    for n, worlds, variants in cells:
+        sub = pop[number < n].reset_index(drop=True)
+        for link, reader, planted in worlds:
+            data, retest = world_data(sub, link, reader, planted)
+            for variant in variants:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    table = run_variant(data, retest, variant, tests)
+                for test in tests:
+                    hit = table[table["test"] == test] if len(table) else table
+                    p = float(hit["p_value"].iloc[0]) if len(hit) else np.nan
+                    est = float(hit["estimate"].iloc[0]) if len(hit) else np.nan
+                    rows.append(dict(seed=seed, replicate=index, n=n, link=link, reader=reader,
+                                     world="planted" if planted else "null_world", variant=variant, test=test,
+                                     p_value=p, estimate=est, events=int(data.patients["observed"].sum())))
     return rows
 
 
@@ -231,12 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--power-size", type=int, default=400, help="cohort size of the planted worlds (0: none)")
     parser.add_argument("--links", nargs="+", default=list(LINKS), choices=LINKS)
     parser.add_argument("--readers", nargs="+", default=list(DEFAULT_READERS), choices=READERS)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=VARIANTS)
     parser.add_argument("--tests", nargs="+", default=list(TESTS), choices=TESTS,
                         help="cox_lrt (deformity, the slow one) and/or partial_r2_f (HAQ)")
-    parser.add_argument("--seed", type=int, default=2, help="1: the selection seed; 2: the reported seed")
+    parser.add_argument("--extra-variants", nargs="*", default=[], choices=VARIANTS,
+                        help="variants run only on the first --extra-replicates populations (comparisons)")
+    parser.add_argument("--extra-replicates", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="keep the .partial file's finished replicates")
+    parser.add_argument("--seed", type=int, default=3, help="1: the selection seed; 3: the reported seed")
     parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--jobs", "--workers", dest="workers", type=int, default=1,
+                        help="worker processes (default 1: the machine is shared; each uses one core)")
     parser.add_argument("--out", type=Path, default=REPO / "out" / "false_discovery.csv")
     parser.add_argument("--summarise-only", action="store_true",
                         help="read --out (or a renamed .partial file) and print the tables without simulating")
@@ -247,21 +267,26 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     null_worlds = [(link, reader, False) for link in args.links for reader in args.readers]
+    planted = [(link, reader, True) for link in args.links for reader in args.readers[:1]]
     tests = tuple(args.tests)
-    jobs = [(args.seed, 1000 * size + r, size, null_worlds, args.variants, tests)
-            for size in args.sizes for r in range(args.replicates)]
-    if args.power_size:
-        planted = [(link, reader, True) for link in args.links for reader in args.readers[:1]]
-        jobs += [(args.seed, 1000 * args.power_size + 500 + r, args.power_size, planted, args.variants, tests)
-                 for r in range(args.replicates)]
-    jobs.sort(key=lambda job: job[1] % 500)  # replicate by replicate: an interrupted run covers every world
+
+    def cells(r: int) -> list:
+        variants = [*args.variants, *(args.extra_variants if r < args.extra_replicates else [])]
+        out = [(size, null_worlds, variants) for size in args.sizes]
+        return out + ([(args.power_size, planted, variants)] if args.power_size else [])
+
+    jobs = [(args.seed, r, cells(r), tests) for r in range(args.replicates)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.summarise_only:
         table = pd.read_csv(args.out)
     else:
         # rows are appended replicate by replicate, so an interrupted run leaves every finished replicate
         partial = args.out.with_name(args.out.name + ".partial")
-        partial.unlink(missing_ok=True)
+        if args.resume and partial.exists():
+            finished = set(pd.read_csv(partial)["replicate"])
+            jobs = [job for job in jobs if job[1] not in finished]
+        else:
+            partial.unlink(missing_ok=True)
 
         def keep(res: list[dict]) -> None:
             pd.DataFrame(res).to_csv(partial, mode="a", header=not partial.exists(), index=False)
@@ -288,10 +313,11 @@ def main(argv: list[str] | None = None) -> int:
         wide = part.assign(cell=[f"{100 * r:4.1f} ({100 * lo:.1f}–{100 * hi:.1f})" for r, lo, hi in
                                  zip(part["rate"], part["ci_low"], part["ci_high"])])
         print(f"\n{world} worlds: % rejected at alpha {args.alpha} (Wilson 95 % CI); seed {args.seed}, "
-              f"{args.replicates} replicates per cell")
+              f"{args.replicates} replicates per cell ({args.extra_replicates} for {args.extra_variants or 'none'})")
         print(wide.pivot_table(index=["test", "link", "reader", "n"], columns="variant", values="cell",
-                               aggfunc="first")[args.variants].to_string())
-    worst = summary[(summary["world"] == "null_world") & summary["variant"].str.startswith("damage_retest")]
+                               aggfunc="first")[[v for v in [*args.variants, *args.extra_variants]
+                                                 if v in set(part["variant"])]].to_string())
+    worst = summary[(summary["world"] == "null_world") & (summary["variant"] == "damage_retest")]
     ok = bool(len(worst)) and bool((worst["rate"] <= 0.08).all())
     power = summary[(summary["world"] == "planted") & (summary["variant"] == "damage_retest")]
     if len(power):

@@ -155,8 +155,10 @@ print("Strongest region by the F-test:", tests.iloc[0]["region"])'''),
             "human scorer. So *\"does the image add to the Sharp score?\"* can be answered yes although the image "
             "sees nothing but damage — a real finding for trialists, but not a biomarker. The biomarker question "
             "is *\"does the image carry something other than joint damage?\"*: `beyond_damage` corrects the "
-            "damage term for reader error (regression calibration on the second reading in `retest.csv`, or a "
-            "published SDC when there is none) before asking it. Each row below states its question."),
+            "damage term for reader error before asking it: with the second reading in `retest.csv`, the damage "
+            "adjustment is the regression-calibrated spline basis E[B(true damage) | everything measured]; without "
+            "one, an approximate correction from a published SDC (the output then says so). Each row below states "
+            "its question."),
         new_code_cell('''\
 import warnings
 from raoutcome.analysis.features import analysis_data
@@ -179,6 +181,9 @@ if damage.empty:
           "that the image reads damage more precisely than the reader.")
 else:
     print("damage corrected with:", damage["reliability_source"].iloc[0])
+    if not damage["reliability_source"].iloc[0].startswith("retest"):
+        from raoutcome.analysis.incremental import PUBLISHED_CAVEAT
+        print("CAVEAT:", PUBLISHED_CAVEAT)
 for _, row in pd.concat([sharp, damage]).iterrows():
     print(f"{row.question}\\n    {row.test} for {row.outcome}: estimate {row.estimate:.3g}, p = {row.p_value:.3g}")'''),
         new_markdown_cell(

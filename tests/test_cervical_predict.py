@@ -86,3 +86,29 @@ def test_cli_simulate_and_bad_config(tmp_path):
     r = runner.invoke(app, ["cervical", "simulate", "--config", str(good), "--out", str(tmp_path / "occupied")])
     assert r.exit_code == 2 and "refusing" in r.output
     assert (tmp_path / "occupied" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_study_end_to_end_small(tmp_path):
+    """The whole study on a tiny setting: cohorts, detector, measurement, prediction, report (minutes)."""
+    pytest.importorskip("SimpleITK")
+    import json
+
+    from raoutcome.workflows.cervical_study import run_study
+
+    cfg = tmp_path / "study.toml"
+    cfg.write_text("[simulation]\nrate_log_mean = 0.3\n\n[study]\nn_train = 80\nn_test = 60\ndetector_steps = 60\n"
+                   "bootstrap = 20\n")
+    res = run_study(cfg, tmp_path / "out", log=lambda m: None)
+    out = tmp_path / "out"
+    assert (out / "report.html").stat().st_size > 10_000
+    assert json.loads((out / "detector.validation.json").read_text())["validation_patients"]
+    agree = pd.read_csv(out / "measurement_agreement.csv")
+    assert set(agree["view"]) == {"cervical_neutral", "cervical_flexion"}
+    assert {"mr", "radiograph", "both", "truth (ceiling)"} == {r["features"] for r in res["prediction"]}
+    measured = pd.read_csv(out / "measured_test.csv")
+    assert len(measured) == 2 * 60 and measured["adi_mm"].between(0, 30).all()
+    # stages are skipped when their outputs exist
+    before = (out / "detector.safetensors").stat().st_mtime_ns
+    run_study(cfg, out, log=lambda m: None)
+    assert (out / "detector.safetensors").stat().st_mtime_ns == before

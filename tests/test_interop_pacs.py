@@ -424,3 +424,233 @@ def test_history_gives_the_latest_study_the_same_scores_as_predict_on_the_whole_
             for g in got:
                 assert g.outcomes.keys() == want.keys()
                 assert np.allclose([g.outcomes[k] for k in want], list(want.values()), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------ site route: landmarks detected on pulled studies
+SITE_TRAIN = """[model]
+route = "sites"
+[sites]
+epochs = 1
+batch_visits = 4
+outcome_epochs = 3
+[cv]
+folds = 2
+[train]
+val_fraction = 0.25
+num_workers = 0
+[data]
+cache_dir = "{cache}"
+"""
+
+
+@pytest.fixture(scope="module")
+def site_setup(tmp_path_factory):
+    """A small simulated cohort (phantom hands with the simulator's landmarks and per-joint readings) and a
+    site-route run trained on it."""
+    from dataclasses import replace
+
+    from raoutcome.cohort import load
+    from raoutcome.synth import simulate
+    from raoutcome.synth.config import load_config
+    from raoutcome.training import train_run
+
+    tmp = tmp_path_factory.mktemp("pacs_sites")
+    cfg = replace(load_config(Path(__file__).resolve().parents[1] / "cohorts" / "demo.toml"), n_patients=8, workers=1)
+    cohort = simulate(config=cfg, out_dir=tmp / "cohort", seed=5)
+    (tmp / "sites.toml").write_text(SITE_TRAIN.format(cache=tmp / "cache"))
+    run = train_run(load(cohort), tmp / "sites.toml", tmp / "run")
+    return {"cohort": Path(cohort), "run": Path(run)}
+
+
+def _phantom_instance(pixels: np.ndarray, patient: int, study_uid: str, date: str, view: str) -> Dataset:
+    """A DX instance of the simulated radiograph ``pixels`` (floats in [0, 1]) stored as 12 bits."""
+    ds = _instance(patient, study_uid, date, view)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.PixelData = np.round(np.clip(pixels, 0, 1) * 4095).astype(np.uint16).tobytes()
+    return ds
+
+
+def test_site_route_scores_pulled_studies_from_detected_landmarks(site_setup, tmp_path, monkeypatch):
+    """A site-route run scores studies pulled from Orthanc: the landmark detector finds the joints of every
+    pulled hand (checked against the simulator's landmarks), the landmark QC keeps a right hand filed as a
+    left one from being scored and says so in the SR, and each SR holds per-joint JSN and erosion scores with
+    their SDs equal to the Predictions."""
+    import pandas as pd
+
+    from raoutcome.cohort import load
+    from raoutcome.imaging.io import read_image
+
+    cohort = load(site_setup["cohort"])
+    truth = cohort.landmarks
+    for var in ("RANK", "WORLD_SIZE", "RAOUTCOME_PACS_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    picked = cohort.visits.sort_values(["patient_id", "time_years"]).groupby("patient_id").head(2)
+    picked = picked[picked["patient_id"].isin(sorted(cohort.patient_ids)[:2])]
+    source: dict[tuple[str, str], tuple[str, str]] = {}  # (study UID, view) -> simulated image path, how stored
+    mixed_up = None
+    mrn: dict[str, str] = {}
+    tmp_plant = tmp_path / "plant"
+    tmp_plant.mkdir()
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        for n, row in enumerate(picked.itertuples(index=False)):
+            uid, date = generate_uid(), f"20{20 + n % 2}0{1 + n // 2}15"
+            STUDY_DATES.append(date)
+            for view in ("hand_left", "hand_right"):
+                path = cohort.images[(cohort.images.patient_id == row.patient_id) & (cohort.images.visit_id ==
+                                                                                     row.visit_id) & (cohort.images.view == view)].path.iloc[0]
+                pixels = read_image(cohort.image_path(path)).pixels
+                how = "as is"
+                if n == 1 and view == "hand_left":  # a right hand filed as a left one (a laterality mix-up)
+                    pixels, how, mixed_up = pixels[:, ::-1], "mirrored", uid
+                ds = _phantom_instance(pixels, 10 + n // 2, uid, date, view)
+                fresh.upload_bytes(_bytes(_planted(ds, tmp_plant)))
+                source[(uid, view)] = (path, how)
+            mrn[uid] = f"ZQMRN{10 + n // 2}"
+        monkeypatch.setenv("RAOUTCOME_PACS_USER", fresh.user)
+        monkeypatch.setenv("RAOUTCOME_PACS_PASSWORD", fresh.password)
+        state, preds, fhir = tmp_path / "state", tmp_path / "preds", tmp_path / "fhir"
+        res = CliRunner().invoke(app, ["pacs", "score", "--run", str(site_setup["run"]), "--server",
+                                       fresh.dicomweb_url, "--state", str(state), "--predictions-out", str(preds),
+                                       "--fhir", str(fhir), "--chunk", "2", "--timeout", "30"])
+        assert res.exit_code == 0, res.output
+        assert f"{len(picked)} SR stored" in res.output
+        store = PrivateStore(state)
+        kept = [load_predictions(p) for p in sorted(preds.glob("*.nc"))]
+        marks = pd.concat([pd.read_csv(p) for p in sorted(preds.glob("*.landmarks.csv"))], ignore_index=True)
+        uids = sorted({u for u, _ in source})
+        # 1. the detector found the joints of every correctly filed hand: detected vs the simulator's landmarks
+        errors = []
+        for (uid, view), (sim_path, how) in source.items():
+            if how != "as is":
+                continue
+            key = store.study_key(uid)
+            got = marks[marks["path"].str.endswith(f"/{key}_{view}.dcm")].set_index("landmark")
+            want = truth[truth["path"] == sim_path].set_index("landmark")
+            both = got.join(want, rsuffix="_true", how="inner")
+            assert len(both) >= 10, (uid, view, len(both))
+            errors += np.hypot(both.x - both.x_true, both.y - both.y_true).tolist()
+        assert np.median(errors) < 0.02 * 128, np.median(errors)  # 2 % of the image width
+        print(f"\nsite route from a pull: {len(errors)} landmarks, median error {np.median(errors):.2f} px, "
+              f"{np.mean(np.asarray(errors) <= 0.02 * 128):.1%} within 2 % of the width")
+        flagged = marks[marks["path"].str.endswith(f"/{store.study_key(mixed_up)}_hand_left.dcm")]
+        assert len(flagged) and flagged["qc"].str.contains("mirrored|implausible").all()  # the record says why
+        # 2. every study: one SR, per-joint JSN and erosion with their SDs equal to the Predictions
+        for uid in uids:
+            key = store.study_key(uid)
+            [sr] = _srs(fresh, uid)
+            back = read_report(pydicom.dcmread(__import__("io").BytesIO(fresh.file(sr["ID"]))))
+            assert back["verification"] == "UNVERIFIED"
+            [pred] = [p for p in kept if key in p["visit_id"].values]
+            pseudo = store.pseudonym(mrn[uid])
+            expected = visit_result(pred, pseudo, key)
+            assert back["outcomes"] == expected.outcomes and {"svdh", "jsn", "erosion"} <= set(back["outcomes"])
+            assert len(back["joints"]) == len(expected.joints) > 0
+            for j in expected.joints:
+                got = back["joints"][(j.joint, j.kind)]
+                assert got["score"] == j.score and got["sd"] == j.sd and got["sd"] is not None
+                assert got["laterality"] == ("Left" if j.view.endswith("left") else "Right")
+            bundle = __import__("json").loads((fhir / f"{key}.json").read_text())
+            assert len(bundle["entry"]) == len(expected.outcomes) + len(expected.joints)
+            kinds = {k for (_joint, k) in back["joints"]}
+            assert kinds == {"jsn", "erosion"}
+            sides = {joint.split(":")[0] for (joint, _k) in back["joints"]}
+            qc = back["landmark_qc"]
+            assert set(qc) == {"hand_left", "hand_right"}
+            if uid == mixed_up:  # the mix-up is not scored, flagged in the SR; the right hand is
+                assert qc["hand_left"]["used"] is False and {"mirrored", "implausible"} & set(qc["hand_left"]["flags"])
+                assert qc["hand_right"]["used"] is True and sides == {"hand_right"}
+            else:
+                assert qc["hand_left"]["used"] and qc["hand_right"]["used"], qc
+                assert sides == {"hand_left", "hand_right"}
+        store.close()
+        _assert_clean([preds, fhir], [res.output], _identifying_strings_of(fresh, uids))
+
+
+def _identifying_strings_of(server, uids) -> list[bytes]:
+    from test_no_identifying_data import sentinel_values, tokens
+
+    restored = {sentinel_values()[k][1] for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID",
+                                                  "PatientID", "StudyDate")}
+    found = [t.encode() for t in tokens() if t not in restored]
+    found += [b"ZQSENTNAME", b"ZQMRN", BIRTH.encode()] + [d.encode() for d in set(STUDY_DATES)]
+    return found + [uid.encode() for uid in uids]
+
+
+def test_pull_and_score_over_https_against_a_real_tls_endpoint(run_dir, tmp_path, monkeypatch):
+    """HTTPS end to end: a real TLS endpoint (a self-signed certificate, OpenSSL through Python's ssl) in front of
+    a real Orthanc. Without the CA the client refuses the server; with ``--ca-bundle`` pull and score work and
+    the SRs reach the server. (Orthanc 1.10.1's own SslEnabled crashes on the first HTTPS request here.)"""
+    import shutil
+
+    from raoutcome.cohort import load
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the TLS endpoint's throwaway certificate")
+    for var in ("RANK", "WORLD_SIZE", "RAOUTCOME_PACS_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    cert, key = testserver.self_signed_certificate(tmp_path)
+    with testserver.Orthanc(start_timeout_s=30) as fresh, testserver.TlsProxy(cert, key, fresh.http_port) as proxy:
+        instances, studies = _hospital(n_patients=1)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        monkeypatch.setenv("RAOUTCOME_PACS_USER", fresh.user)
+        monkeypatch.setenv("RAOUTCOME_PACS_PASSWORD", fresh.password)
+        base = ["--server", proxy.url(), "--timeout", "30"]
+        res = CliRunner().invoke(app, ["pacs", "pull", "--out", str(tmp_path / "c0"), *base])
+        assert res.exit_code == 2 and "TLS verification failed" in res.output, res.output
+        res = CliRunner().invoke(app, ["pacs", "pull", "--out", str(tmp_path / "c"), "--ca-bundle", str(cert), *base])
+        assert res.exit_code == 0, res.output
+        assert len(load(tmp_path / "c").images) == 4
+        res = CliRunner().invoke(app, ["pacs", "score", "--run", str(run_dir), "--state", str(tmp_path / "s"),
+                                       "--ca-bundle", str(cert), *base])
+        assert res.exit_code == 0 and "2 SR stored" in res.output, res.output
+        assert [len(_srs(fresh, uid)) for uid in studies] == [1, 1, 0]
+
+
+def test_score_stores_attribution_overlays_as_secondary_captures(run_dir, tmp_path, monkeypatch):
+    """``--overlay risk``: each scored image's Integrated Gradients overlay of the risk head is stored in its study as a
+    Secondary Capture, equal pixel for pixel to the overlay recomputed from the original image and the run."""
+    import io
+
+    from raoutcome.imaging.io import read_image
+    from raoutcome.interop.credentials import server_spec
+    from raoutcome.interop.overlay import OVERLAY_SERIES_DESCRIPTION, attribution_overlays
+    from raoutcome.interop.score import score
+    from raoutcome.training.run import load_run
+
+    for var in ("RANK", "WORLD_SIZE", "RAOUTCOME_PACS_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    with testserver.Orthanc(start_timeout_s=30) as fresh:
+        instances, studies = _hospital(n_patients=1)
+        for ds in instances:
+            fresh.upload_bytes(_bytes(ds))
+        monkeypatch.setenv("RAOUTCOME_PACS_USER", fresh.user)
+        monkeypatch.setenv("RAOUTCOME_PACS_PASSWORD", fresh.password)
+        summary = score(run_dir, server_spec(fresh.dicomweb_url, timeout_s=30), state=tmp_path / "state",
+                        overlay="risk")
+        assert (summary.stored, summary.overlays, summary.failed) == (2, 4, 0)
+        models, cfg = load_run(run_dir)
+        checked = 0
+        for uid in list(studies)[:-1]:
+            stored = [pydicom.dcmread(io.BytesIO(fresh.file(i["ID"]))) for i in fresh.instances_of_study(uid)]
+            scs = [d for d in stored if d.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"]
+            assert len(scs) == 2 and len(_srs(fresh, uid)) == 1
+            for sc in scs:
+                assert (sc.StudyInstanceUID, sc.PatientID) == (uid, studies[uid])
+                assert (sc.PhotometricInterpretation, sc.BurnedInAnnotation) == ("RGB", "NO")
+                assert sc.SeriesDescription == OVERLAY_SERIES_DESCRIPTION and "DERIVED" in sc.ImageType
+                view = "hand_left" if sc.Laterality == "L" else "hand_right"
+                [src] = [d for d in instances if d.StudyInstanceUID == uid and d.get("ImageLaterality") == sc.Laterality
+                         and d.BodyPartExamined == "HAND" and d.Modality == "DX"]
+                src.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+                contrast = tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None
+                [want] = attribution_overlays(models, [read_image(tmp_path / "src.dcm").pixels], [view], "risk",
+                                              cfg.model["image_size"], contrast=contrast)
+                assert np.array_equal(sc.pixel_array, want)
+                assert want.std(axis=-1).max() > 0  # colour drawn over the grey radiograph
+                checked += 1
+        assert checked == 4
+        # idempotent: a rerun stores nothing new
+        again = score(run_dir, server_spec(fresh.dicomweb_url, timeout_s=30), state=tmp_path / "state",
+                      overlay="risk")
+        assert (again.stored, again.overlays) == (0, 0)

@@ -420,3 +420,28 @@ def test_sr_from_predictions_built_by_the_site_route_schema():
         top = 4 if r["kind"] == "jsn" else (10 if r["joint"].startswith("foot") else 5)
         assert np.array_equal(got["probs"], [float(np.float32(r[f"p{k}"])) for k in range(top + 1)])
     assert back["joints"][("foot_right:MTP1", "erosion")]["laterality"] == "Right"
+
+
+def test_sr_carries_the_landmark_qc_verdict_of_each_image():
+    """Site-route results: each image's landmark QC decision (used or not, flags, landmarks left out) reads back."""
+    from raoutcome.interop.landmark_gate import ImageQc
+
+    ds = _predictions(True)
+    views = {v: _source(v) for v in ("hand_left", "hand_right")}
+    verdicts = [ImageQc("images/a/S1_hand_left.dcm", "hand_left", ("mirrored", "implausible"), (), False),
+                ImageQc("images/a/S1_hand_right.dcm", "hand_right", ("rotated",), ("PIP3: outlier",), True)]
+    assert verdicts[0].reason == "hand_left image not scored: landmark QC flagged it mirrored, implausible"
+    sr = build_report(visit_result(ds, "p1", "S1"), list(views.values()), "1.2.3.4", Algorithm(), views=views,
+                      landmark_qc=verdicts)
+    back = read_report(_roundtrip(sr))
+    assert back["landmark_qc"] == {
+        "hand_left": {"used": False, "flags": ["mirrored", "implausible"], "dropped": []},
+        "hand_right": {"used": True, "flags": ["rotated"], "dropped": ["PIP3: outlier"]}}
+    assert len(back["joints"]) == 2 * len(JOINTS) - 1  # the QC groups are not read as joints
+    # each QC group points at its image
+    refs = {i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID for i in _walk(sr.ContentSequence)
+            if i.ValueType == "IMAGE"}
+    assert {views["hand_left"].SOPInstanceUID, views["hand_right"].SOPInstanceUID} <= refs
+    ok = build_report(visit_result(ds, "p1", "S1"), list(views.values()), "1.2.3.4", Algorithm(), views=views,
+                      landmark_qc=[ImageQc("x", "hand_left", (), (), True)])
+    assert read_report(_roundtrip(ok))["landmark_qc"]["hand_left"] == {"used": True, "flags": ["ok"], "dropped": []}

@@ -123,3 +123,27 @@ def test_training_learns_simulated_landmarks(tmp_path):
     res = fit_detector(samples, spec, steps=300, batch=8, lr=3e-3, eval_every=100, log=None)
     after = res.best
     assert after["val_mre_px"] < 0.4 * before["mre_px"]
+
+
+def test_detect_cli_refines_unless_told_not_to(sim_cohort, tmp_path):
+    """A detector file with a refiner: `detect` refines (64-px images reach this refiner's 64-px reference),
+    `--no-refine` gives the coarse positions; confidences come from the coarse pass either way."""
+    from raoutcome.models.landmark_refine import RefineSpec, attach_refiner
+
+    torch.manual_seed(0)
+    model = LandmarkNet(DetectorSpec(**TINY))
+    ref = attach_refiner(model, RefineSpec(patch=32, window=16, reference=64, backbone="mobilenetv3_small_050",
+                                           out_indices=(1, 2), decoder=8))
+    with torch.no_grad():   # confident everywhere: the refined position is the crop's corner cell
+        ref.net.head.weight.zero_()
+        ref.net.head.bias.fill_(5.0)
+    det = save_detector(model.eval(), tmp_path / "with_refiner.safetensors")
+    outs = {}
+    for flag in ("--refine", "--no-refine"):
+        outs[flag] = tmp_path / f"{flag}.csv"
+        res = CliRunner().invoke(app, ["landmarks", "detect", "--cohort", str(sim_cohort), "--detector", str(det),
+                                       "--out", str(outs[flag]), flag])
+        assert res.exit_code == 0, res.output
+    a, b = pd.read_csv(outs["--refine"]), pd.read_csv(outs["--no-refine"])
+    assert len(a) == len(b) and (a.confidence == b.confidence).all()
+    assert not np.allclose(a[["x", "y"]], b[["x", "y"]])

@@ -89,6 +89,31 @@ def test_replicate_calibration_needs_no_error_variance():
         rerr.calibrate_replicate(df.assign(w2=np.nan), "w1", "w2", ["z"])
 
 
+def test_basis_calibration_matches_normal_theory_for_a_quadratic_and_recovers_theta():
+    # X ~ N(0, 1), W_k = X + U_k, σ²_U = 0.5: E[X | W₁] = W₁ / 1.5, Var(X | W₁) = 0.5 / 1.5, so by hand
+    # E[W₂ | W₁] = 0.6667 W₁ and E[W₂² | W₁] = E[X² | W₁] + σ²_U = W₁² / 2.25 + 1/3 + 0.5 = 0.4444 W₁² + 0.8333.
+    rng = np.random.default_rng(4)
+    n = 200_000
+    x = rng.normal(size=n)
+    w1, w2 = x + rng.normal(0, np.sqrt(0.5), n), x + rng.normal(0, np.sqrt(0.5), n)
+    y = 1 + 2 * x + 0.5 * x ** 2 + rng.normal(size=n)
+    frame = pd.DataFrame({"w1": w1, "w1sq": w1 ** 2, "b1": w2, "b2": w2 ** 2})
+    frame.loc[frame.index[::3], ["b1", "b2"]] = np.nan  # a retest of two readings in three suffices
+    cal = rerr.calibrate_basis(frame, ["b1", "b2"], ["w1", "w1sq"])
+    assert list(cal.columns) == ["b1", "b2"] and cal.notna().all().all()
+    design = np.column_stack([np.ones(n), w1, w1 ** 2])
+    c1 = np.linalg.lstsq(design, cal["b1"], rcond=None)[0]
+    c2 = np.linalg.lstsq(design, cal["b2"], rcond=None)[0]
+    np.testing.assert_allclose(c1, [0, 1 / 1.5, 0], atol=0.01)
+    np.testing.assert_allclose(c2, [1 / 3 + 0.5, 0, 1 / 2.25], atol=0.01)
+    theta = np.linalg.lstsq(np.column_stack([np.ones(n), cal]), y, rcond=None)[0]
+    assert theta[1] == pytest.approx(2.0, abs=0.03) and theta[2] == pytest.approx(0.5, abs=0.03)
+    naive = np.linalg.lstsq(design, y, rcond=None)[0]  # attenuated: 2 / 1.5 and 0.5 / 2.25
+    assert naive[1] == pytest.approx(2 / 1.5, abs=0.03) and naive[2] == pytest.approx(0.5 / 2.25, abs=0.03)
+    with pytest.raises(InputError, match="repeat reading"):
+        rerr.calibrate_basis(frame.assign(b1=np.nan), ["b1", "b2"], ["w1", "w1sq"])
+
+
 def test_spline_basis_is_centred_spans_lines_and_survives_ties():
     x = np.r_[np.zeros(300), np.random.default_rng(2).gamma(1.0, 5.0, 200), np.nan]
     basis = rerr.spline_basis(x, df=4, prefix="b")

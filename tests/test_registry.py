@@ -56,7 +56,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "raoutcome"
 NAMING_ALLOWED = ("outcomes.py", "synth/")
 #: (module, string) pairs where the string is not the outcome, with the reason
 NOT_AN_OUTCOME = {("evaluation/align.py", "risk"): "event_pairs' column is named for the survival metrics' "
-                  "generic `risk` argument (any score passed as `score=`), like visit_pairs' y_pred"}
+                  "generic `risk` argument (any score passed as `score=`), like visit_pairs' y_pred",
+                  ("workflows/cervical_study.py", "risk"): "a column of the cervical study's risk curves (1 - S(t) "
+                  "of its Weibull model), not the registered deformity-risk head"}
 
 
 def _code_strings(tree: ast.AST):
@@ -194,3 +196,29 @@ def test_a_registered_view_trains_and_predicts_and_old_models_keep_their_embeddi
         with pytest.raises(ValueError, match="trained with"):
             old.forward_single_image(x, "wrist_pa")
     assert "wrist_pa" not in anatomy.view_names()
+
+
+def test_registering_a_view_changes_no_initial_weight_of_a_new_model():
+    """The view embedding's rows are drawn per view name off the global RNG: with the same seed, a model built
+    after another view is registered has the same initial weights (and one more embedding row)."""
+    from raoutcome.models.multitask import LongitudinalOutcomeModel, ModelSpec
+
+    def build():
+        torch.manual_seed(123)
+        return LongitudinalOutcomeModel(ModelSpec(encoder="test_efficientnet", d_model=16, attention_heads=2,
+                                                  layers=1), load_pretrained=False).state_dict()
+
+    before = build()
+    with anatomy.views_registered(VIEW):
+        after = build()
+    assert before.keys() == after.keys()
+    for key, value in before.items():
+        if key == "fusion.view_embedding.weight":
+            assert after[key].shape[0] == value.shape[0] + 1
+            assert torch.equal(after[key][:-1], value)  # the old views' rows are unchanged
+        else:
+            assert torch.equal(after[key], value), key
+    torch.manual_seed(124)
+    other = LongitudinalOutcomeModel(ModelSpec(encoder="test_efficientnet", d_model=16, attention_heads=2,
+                                               layers=1), load_pretrained=False).state_dict()
+    assert not torch.equal(other["fusion.view_embedding.weight"], before["fusion.view_embedding.weight"])

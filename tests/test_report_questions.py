@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from raoutcome.analysis.incremental import QUESTIONS
+from raoutcome.analysis.incremental import PUBLISHED_CAVEAT, QUESTIONS
 from raoutcome.reporting.html import Table, Text
 from raoutcome.reporting.study_report import SHARP_ONLY_WARNING, _incremental_tables
 
@@ -31,3 +31,14 @@ def test_only_the_first_question_gives_a_plain_warning():
     blocks = _incremental_tables(pd.DataFrame([_rows(QUESTIONS["beyond_sharp"], 0.001)]))
     assert isinstance(blocks[-1], Text) and blocks[-1].text == SHARP_ONLY_WARNING
     assert _incremental_tables(None) == []
+
+
+def test_a_correction_from_a_published_reliability_carries_its_caveat():
+    source = "published SDC 3.0 SvdH units (mean over 15 RCT data sets, Navarro-Compán et al., Ann Rheum Dis 2014)"
+    inc = pd.DataFrame([_rows(QUESTIONS["beyond_sharp"], 0.001),
+                        _rows(QUESTIONS["beyond_damage"], 0.4, reliability_source=source)])
+    blocks = _incremental_tables(inc)
+    assert [type(b) for b in blocks] == [Table, Table, Text]
+    assert blocks[-1].text == PUBLISHED_CAVEAT and "approximate" in PUBLISHED_CAVEAT
+    retest = _incremental_tables(pd.DataFrame([_rows(QUESTIONS["beyond_damage"], 0.4, reliability_source="retest: 9")]))
+    assert not any(isinstance(b, Text) for b in retest)

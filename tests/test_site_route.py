@@ -70,6 +70,11 @@ def test_visit_totals_sum_and_impute_other_side():
     # b lacks its right hand: the left MCP2 stands in for it, flagged
     assert tot.loc["b", "jsn"] == pytest.approx(6.0) and tot.loc["b", "n_imputed"] == 1
     assert tot.loc["b", "n_missing"] == 1  # its erosion reading has no other side to borrow
+    assert tot.loc["b", "n_joints"] == 2 and tot.loc["a", "n_imputed"] == 0
+    # a donor without a score still stands in (and adds nothing), as a reading without a score does
+    nan = visit_totals(_pred([("c", "v0", "hand_left:MCP2", "jsn", np.nan, np.nan)]), {"jsn": ["hand_left:MCP2",
+                                                                                              "hand_right:MCP2"]})
+    assert nan["n_imputed"].tolist() == [1] and nan["jsn"].tolist() == [0.0] and np.isnan(nan.loc[0, "erosion"])
 
 
 def test_agreement_counts():
@@ -200,6 +205,28 @@ def test_train_predict_joints_out_loads_back(sim_cohort, tmp_path, capsys):
     assert all("stalled" in f and "svdh_pearson_r" in f for f in metrics["folds"])
     oof = load_predictions(run / "cv_predictions.nc")
     assert "joint_score" in oof and set(oof["fold"].values) == {0, 1}
+    # the ordinal head on the total: class probabilities per visit, its most probable class, metrics recorded
+    prob = oof["severity_prob"].values.reshape(-1, oof.sizes["severity_class"])
+    seen = np.isfinite(prob).all(1)
+    assert seen.any() and np.allclose(prob[seen].sum(1), 1.0, atol=1e-5)
+    assert np.array_equal(oof["severity"].values.reshape(-1)[seen], prob[seen].argmax(1))
+    assert {"head", "from_joints"} <= set(metrics["severity"]) and metrics["severity"]["head"]["n"] > 0
+    # per-site attribution: `raoutcome attribute` on a site run writes the joint atlas
+    res = runner.invoke(app, ["attribute", "--run", str(run), "--cohort", str(sim_cohort), "--out",
+                              str(tmp_path / "attr"), "--max-images", "4"])
+    assert res.exit_code == 0, res.output
+    import xarray as xr
+
+    atlas = xr.load_dataset(tmp_path / "attr" / "site_atlas.nc")
+    summary = pd.read_csv(tmp_path / "attr" / "site_summary.csv")
+    assert set(atlas["head"].values) == {"jsn", "erosion"} and atlas.sizes["y"] == atlas.sizes["x"] == 32
+    assert (summary["n"] >= 1).all() and summary["centre_share"].between(0, 1).all()
+    assert len(summary) == int(np.isfinite(atlas["atlas"].values).all((2, 3)).sum())
+    assert sorted(p.name for p in (tmp_path / "attr" / "atlas").iterdir()) == ["site_atlas_erosion.png",
+                                                                             "site_atlas_jsn.png"]
+    from raoutcome.reporting.site_section import site_attribution_blocks
+
+    assert len(site_attribution_blocks(tmp_path / "attr")) == 4  # table, two atlases, note
     out_csv = tmp_path / "joints.csv"
     res = runner.invoke(app, ["predict", "--run", str(run), "--cohort", str(sim_cohort), "--out",
                               str(tmp_path / "p.nc"), "--joints-out", str(out_csv)])
@@ -228,6 +255,45 @@ def test_train_predict_joints_out_loads_back(sim_cohort, tmp_path, capsys):
     assert len(loaded.joints) == len(table)
 
 
+def test_no_human_score_model_trains_its_encoder_from_outcomes(sim_cohort, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from raoutcome.cli import app
+    from raoutcome.models.site_model import SiteModel, SiteSpec
+    from raoutcome.predictions import load_predictions
+    from raoutcome.training import checkpoint as ckpt
+
+    cfg = tmp_path / "nohuman.toml"
+    cfg.write_text('[model]\nroute = "sites"\n[sites]\nepochs = 2\nbatch_visits = 4\noutcome_epochs = 3\n'
+                   'stall_restarts = 0\n[heads]\nsvdh = false\n[cv]\nfolds = 2\n[train]\nval_fraction = 0.25\n'
+                   'num_workers = 0\nbatch_patients = 2\n')
+    runner = CliRunner()
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["train", "--cohort", str(sim_cohort), "--config", str(cfg), "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert [f["fold"] for f in metrics["folds"]] == [0, 1]
+    assert all(len(m["history"]) == 2 and not m["reads_joints"] for m in metrics["members"])
+    oof = load_predictions(run / "cv_predictions.nc")
+    assert "joint_score" not in oof and "severity" not in oof and oof.attrs["heads"] == "haq,pain,risk"
+    assert np.isfinite(oof["haq"].values).any() and np.isnan(oof["svdh"].values).all()
+    # the encoder learned from the outcomes: its weights left their (seeded) start
+    state = ckpt.load(run / "fold_0" / "site_model.pt")
+    torch.manual_seed(state["record"]["seed"])
+    start = SiteModel(SiteSpec.from_dict(state["spec"]), load_pretrained=False).state_dict()
+    moved = [k for k, v in state["model"].items() if k.startswith("encoder.") and not torch.equal(v, start[k])]
+    assert moved
+    res = runner.invoke(app, ["predict", "--run", str(run), "--cohort", str(sim_cohort), "--out",
+                              str(tmp_path / "p.nc")])
+    assert res.exit_code == 0, res.output
+    assert np.isfinite(load_predictions(tmp_path / "p.nc")["risk"].values).any()
+    res = runner.invoke(app, ["predict", "--run", str(run), "--cohort", str(sim_cohort), "--out",
+                              str(tmp_path / "q.nc"), "--joints-out", str(tmp_path / "j.csv")])
+    assert res.exit_code == 2 and "no human score" in res.output
+
+
 def test_image_run_refuses_joints_out(tmp_path, small_study):
     from typer.testing import CliRunner
 
@@ -253,6 +319,80 @@ def test_a_fold_that_does_not_learn_is_reported(sim_cohort, tmp_path, caplog):
     assert any(r.levelno == logging.WARNING and "DID NOT LEARN" in r.getMessage() for r in caplog.records)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["stalled_folds"] == [0, 1]
+    # each stalled fold was trained again from new seeds (2 restarts by default), stopping a stalled attempt at
+    # the check; the last attempt ran in full; every attempt's seed is recorded
+    assert metrics["restarted_folds"] == [0, 1]
+    for fold in metrics["folds"]:
+        seeds = [a["seed"] for a in fold["attempts"]]
+        assert fold["restarts"] == 2 and len(set(seeds)) == 3 and fold["seed"] == seeds[-1]
+        assert [a["epochs"] for a in fold["attempts"]] == [1, 1, 2] and all(a["stalled"] for a in fold["attempts"])
+    assert "RESTARTING WITH SEED" in err
+
+
+def test_a_stalled_start_is_restarted_until_it_learns():
+    from raoutcome.training.learning import fit_until_learned, restart_seed
+
+    calls = []
+
+    def fit(seed, last):  # stalls unless started from the second restart's seed
+        calls.append((seed, last))
+        stalled = seed != restart_seed(7, 2)
+        return f"model {seed}", {"stalled": stalled, "moved": 0.01 if stalled else 0.3, "history": [{}] * (1 + stalled)}
+
+    model, rec = fit_until_learned(fit, 7, restarts=3)
+    assert model == f"model {restart_seed(7, 2)}" and rec["restarts"] == 2 and not rec["stalled"]
+    assert [c[0] for c in calls] == [7, restart_seed(7, 1), restart_seed(7, 2)]
+    assert not any(last for _, last in calls)  # the last allowed attempt (3rd restart) was not needed
+    assert [a["stalled"] for a in rec["attempts"]] == [True, True, False]
+    # a learning first attempt is kept as it is
+    model, rec = fit_until_learned(lambda seed, last: (seed, {"stalled": False}), 7, restarts=3)
+    assert model == 7 and rec["restarts"] == 0 and len(rec["attempts"]) == 1
+    # no restart allowed: one full attempt, reported stalled
+    model, rec = fit_until_learned(lambda seed, last: (last, {"stalled": True}), 7, restarts=0)
+    assert model is True and rec["stalled"] and rec["restarts"] == 0
+    assert len({restart_seed(s, k) for s in (0, 1009, 2018) for k in range(4)}) == 12  # never another fold's seed
+
+
+def test_severity_classes_in_predictions_by_hand():
+    from raoutcome.predictions import from_frame
+    from raoutcome.severity import add_severity, class_metrics, observed_classes
+
+    assert observed_classes([0, 1.0, np.nan, 1000.0]).tolist()[:2] == [0.0, 1.0]
+    assert np.isnan(observed_classes([np.nan])[0])
+    m = class_metrics([0, 1, 2, np.nan], [0, 2, 2, 1])
+    assert m["n"] == 3 and m["accuracy"] == pytest.approx(2 / 3) and m["class_mae"] == pytest.approx(1 / 3)
+    assert m["class_pcc"] == pytest.approx(np.corrcoef([0, 2, 2], [0, 1, 2])[0, 1])
+    ds = from_frame(pd.DataFrame({"patient_id": ["a", "a", "b"], "visit_id": ["v0", "v1", "v0"],
+                                  "time_years": [0.0, 1.0, 0.0]}))
+    probs = pd.DataFrame({"patient_id": ["a", "b"], "visit_id": ["v1", "v0"], "severity_p0": [0.2, 0.7],
+                          "severity_p1": [0.5, 0.2], "severity_p2": [0.3, 0.1]})
+    out = add_severity(ds, probs)
+    assert float(out["severity"].sel(patient_id="a", visit_id="v1")) == 1.0
+    assert float(out["severity"].sel(patient_id="b", visit_id="v0")) == 0.0
+    assert np.isnan(float(out["severity"].sel(patient_id="a", visit_id="v0")))
+    assert add_severity(ds, probs[["patient_id", "visit_id"]]) is ds
+
+
+def test_centre_share_and_learning_blocks(tmp_path):
+    import json
+
+    from raoutcome.reporting.html import Text
+    from raoutcome.reporting.learning_section import learning_blocks
+    from raoutcome.workflows.site_attribution import centre_share
+
+    m = np.zeros((32, 32))
+    m[15:17, 15:17] = 1.0
+    share, area = centre_share(m)
+    assert share == 1.0 and area == pytest.approx((np.hypot(*(np.mgrid[:32, :32] - 15.5)) <= 8).mean())
+    m[0, 0] = 4.0
+    assert centre_share(m)[0] == pytest.approx(0.5)
+    (tmp_path / "metrics.json").write_text(json.dumps({"folds": [
+        {"fold": 0, "seed": 0, "restarts": 0, "stalled": False, "val_loss_start": 2.0, "best_val_loss": 1.0},
+        {"fold": 1, "seed": 8928, "restarts": 1, "stalled": True, "val_loss_start": 2.0, "best_val_loss": 1.9}]}))
+    blocks = learning_blocks(tmp_path)
+    assert isinstance(blocks[0], Text) and blocks[0].kind == "warning" and "1 DID NOT LEARN" in blocks[0].text
+    assert list(blocks[1].frame["restarts"]) == [0, 1] and "Fold(s) 1 stalled at first" in blocks[1].caption
+    assert learning_blocks(tmp_path / "missing") == []
 
 
 def test_total_distribution_and_severity_by_hand():

@@ -169,3 +169,49 @@ def test_config_errors_name_the_key(tmp_path):
         load_spine_config(bad)
     cfg = load_spine_config(Path(__file__).resolve().parents[1] / "cohorts" / "as_spine.toml")
     assert cfg.male_fraction == 0.76 and cfg.age_at_diagnosis_mean == 26.5
+
+
+def test_as_outcomes_register_on_demand_and_columns_are_validated(tmp_path):
+    """The AS outcomes join the registry only when asked; BASFI/BASDAI are visit columns with a checked range."""
+    from raoutcome import outcomes
+    from raoutcome.cohort import load
+    from raoutcome.errors import CohortValidationError
+    from raoutcome.synth.spine_cohort import simulate_spine
+
+    assert "basfi" not in outcomes.outcome_names()
+    assert outcomes.column("basfi").upper == 10 and outcomes.column("msasss").upper == 72
+    with outcomes.registered(*msasss.SPINE_OUTCOMES):
+        assert {"msasss", "basfi", "basdai", "new_bridge"} <= set(outcomes.outcome_names())
+        assert outcomes.damage_outcome().name == "svdh"  # the RA damage reading stays the first count outcome
+        assert outcomes.event_outcome().name == "risk"
+    assert "basfi" not in outcomes.outcome_names()
+    out = simulate_spine(out_dir=tmp_path / "as", config=SpineCohortConfig(n_patients=3, render=False, seed=2))
+    visits = pd.read_csv(out / "visits.csv")
+    visits.loc[1, "basfi"] = 11.5
+    visits.to_csv(out / "visits.csv", index=False)
+    with pytest.raises(CohortValidationError, match=r"visits.csv, row 2, column 'basfi'.*11.5"):
+        load(out, check_files=False)
+
+
+def test_facing_syndesmophytes_leave_a_gap_a_bridge_does_not():
+    """Two facing grade-2 corners must not look like a bridge: along the front of the disc the bone signal has a
+    gap between two syndesmophytes and none along a bridge."""
+    view = "spine_lumbar"
+    acq = Acquisition(noise_sd=0.0)
+
+    def profile(lesion):
+        st = SpineState(lesions={"L2_inf": lesion, "L3_sup": lesion})
+        img, _, lm, _ = render_spine_view(view, st, 256, acq, np.random.default_rng(0))
+        base, _, _, _ = render_spine_view(view, SpineState(), 256, acq, np.random.default_rng(0))
+        p, q = np.array(lm["L2_inf"]), np.array(lm["L3_sup"])
+        from scipy.ndimage import map_coordinates
+
+        best = []
+        for shift in np.linspace(-4, 0, 9):  # the spur runs a little in front of the corners (-x here)
+            pts = [p + (q - p) * f + np.array([shift, 0.0]) for f in np.linspace(0.2, 0.8, 25)]
+            xy = np.array(pts).T
+            best.append(map_coordinates(img - base, [xy[1], xy[0]], order=1).min())
+        return max(best)  # the best line's weakest point
+
+    assert profile("bridging") > 0.05
+    assert profile("syndesmophyte") < 0.5 * profile("bridging")

@@ -228,11 +228,13 @@ def study(
 
 
 from raoutcome.cli_landmarks import app as landmarks_app  # noqa: E402 - `landmarks fit/detect` (lazy imports)
+from raoutcome.cli_msasss import app as msasss_app  # noqa: E402 - `msasss fit/read` (lazy imports)
 from raoutcome.interop.cli import pacs_app  # noqa: E402 - the `pacs` sub-commands (thin, lazy imports)
 from raoutcome.cli_cervical import app as cervical_app  # noqa: E402 - `cervical simulate/study` (issue 30)
 
 app.add_typer(pacs_app, name="pacs")
 app.add_typer(landmarks_app, name="landmarks")
+app.add_typer(msasss_app, name="msasss")
 app.add_typer(cervical_app, name="cervical")
 
 

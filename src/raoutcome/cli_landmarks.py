@@ -34,6 +34,8 @@ def fit(
     init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune this detector instead"),
     lr: float = typer.Option(1e-3, "--lr", help="AdamW learning rate"),
     seed: int = typer.Option(0, "--seed", help="Validation patients, batches, augmentation"),
+    parts: str = typer.Option("hand,foot", "--parts", help="Body parts whose landmarks it detects, e.g. "
+                              "spine_cervical,spine_lumbar"),
 ) -> None:
     """Train a heatmap landmark detector (patient-grouped validation, augmentation)."""
     from raoutcome.workflows.landmarks import fit_from_cohorts
@@ -42,7 +44,8 @@ def fit(
         _fail(InputError(f"--out {out}: the detector is written as safetensors; use a .safetensors name"))
     try:
         result = fit_from_cohorts(cohort, out, steps=steps, batch=batch, seed=seed, size=size, backbone=backbone,
-                                  init=init, lr=lr, log=typer.echo)
+                                  init=init, lr=lr, parts=tuple(p.strip() for p in parts.split(",") if p.strip()),
+                                  log=typer.echo)
     except (InputError, ValueError) as err:
         _fail(err)
     best = result.best or {}
@@ -56,13 +59,16 @@ def detect(
     out: Path = typer.Option(..., "--out", help="landmarks CSV to write"),
     detector: Optional[Path] = typer.Option(None, "--detector", help="Detector file (default: the shipped one)"),
     batch: int = typer.Option(16, "--batch", help="Images per forward pass"),
+    refine: Optional[bool] = typer.Option(None, "--refine/--no-refine",
+                                          help="Local refinement pass (default: on images of at least 256 px, "
+                                               "when the detector has one)"),
 ) -> None:
     """Detect the landmarks of every hand and foot image: path, landmark, x, y, confidence, qc."""
     from raoutcome.cohort import load
     from raoutcome.workflows.landmarks import detect_cohort, write_landmarks
 
     try:
-        table = detect_cohort(load(cohort), detector, batch=batch)
+        table = detect_cohort(load(cohort), detector, batch=batch, refine=refine)
     except InputError as err:
         _fail(err)
     write_landmarks(table, out)

@@ -59,8 +59,8 @@ LESION_GRADE: dict[str, int] = {"none": 0, "erosion": 1, "sclerosis": 1, "squari
                                 "bridging": 3}
 GRADE1_LESIONS: tuple[str, ...] = ("erosion", "sclerosis", "squaring")
 #: why a corner is not scored (seeds/003: osteophyte; other ossification; not clearly visible or blurry);
-#: "hidden": overlapped by the shoulders at the cervicothoracic junction
-NOT_SCORABLE_REASONS: tuple[str, ...] = ("osteophyte", "other", "blurred", "hidden")
+#: "hidden": overlapped by the shoulders at the cervicothoracic junction; "outside": off the film
+NOT_SCORABLE_REASONS: tuple[str, ...] = ("osteophyte", "other", "blurred", "hidden", "outside")
 #: corners where squaring is not scored (C3's anterior surface is straight by nature)
 NO_SQUARING: frozenset[str] = frozenset({"C3_sup", "C3_inf"})
 

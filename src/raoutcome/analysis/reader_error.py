@@ -37,7 +37,7 @@ from __future__ import annotations
 
 __all__ = [
     "PUBLISHED_SDC", "PUBLISHED_SOURCE", "spline_basis", "error_variance", "error_variance_from_sdc",
-    "error_variance_from_icc", "calibrate_replicate", "calibrate_moments", "reader_agreement",
+    "error_variance_from_icc", "calibrate_replicate", "calibrate_basis", "calibrate_moments", "reader_agreement",
 ]
 
 from typing import Sequence
@@ -139,6 +139,41 @@ def calibrate_replicate(frame: pd.DataFrame, reading: str, retest: str, predicto
     out = np.full(len(frame), np.nan)
     out[usable] = _design(frame.loc[usable], cols) @ beta
     return pd.Series(out, index=frame.index, name=f"cal_{reading}")
+
+
+def calibrate_basis(frame: pd.DataFrame, targets: Sequence[str], predictors: Sequence[str]) -> pd.DataFrame:
+    """``E[B(W₂) | V]`` for every column of a basis ``B`` of the retest reading: regression calibration of the basis.
+
+    If the outcome depends on damage only through ``g(X) = B(X)'θ`` — any
+    function in the span of the basis: splines, their tensor products —
+    then ``E[Y | V] = E[B(X) | V]'θ`` exactly for a linear model, and to the
+    usual regression-calibration approximation for a Cox model (Carroll et al.
+    2006, §4.7: model ``E{f(X) | W}`` itself, not ``f(E{X | W})``, which
+    differs by a Jensen term that varies with ``V``). With a second reading
+    ``W₂ = X + U₂``, ``U₂`` independent of ``X``-given-``V``, the smoothed
+    basis ``B̃(X) = E[B(W₂) | X]`` spans as flexible a family as ``B`` and
+    ``E[B̃(X) | V] = E[B(W₂) | V]``: the least-squares regression of each
+    column of ``B(W₂)`` on ``(1, V)`` — no error variance and no error
+    distribution needed. ``frame`` holds the basis columns ``targets`` (NaN
+    where no retest was made) and the error-free ``predictors`` V (the first
+    reading's terms, image-score splines, covariates); the fit uses rows with
+    every target and predictor, the fitted values are returned for every row
+    with the predictors (NaN elsewhere), one column per target, same names.
+    """
+    targets, predictors = list(targets), list(predictors)
+    missing = [c for c in (*targets, *predictors) if c not in frame]
+    if missing:
+        raise InputError(f"regression calibration: table lacks column(s) {missing}")
+    usable = frame[predictors].notna().all(axis=1).to_numpy()
+    fit = usable & frame[targets].notna().all(axis=1).to_numpy()
+    if fit.sum() < len(predictors) + 10:
+        raise InputError(f"regression calibration of the damage basis: only {int(fit.sum())} rows with a "
+                         f"repeat reading for {len(predictors)} predictors")
+    x = _design(frame.loc[fit], predictors)
+    beta, *_ = np.linalg.lstsq(x, frame.loc[fit, targets].to_numpy(float), rcond=None)
+    out = np.full((len(frame), len(targets)), np.nan)
+    out[usable] = _design(frame.loc[usable], predictors) @ beta
+    return pd.DataFrame(out, index=frame.index, columns=targets)
 
 
 def calibrate_moments(frame: pd.DataFrame, reading: str, predictors: Sequence[str], error_var: float) -> pd.Series:

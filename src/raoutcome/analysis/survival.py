@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter, CoxTimeVaryingFitter, KaplanMeierFitter
-from lifelines.exceptions import ConvergenceError
+from lifelines.exceptions import ConvergenceError, ConvergenceWarning
 from lifelines.statistics import multivariate_logrank_test, proportional_hazard_test
 from lifelines.utils import add_covariate_to_timeline, to_long_format
 from sklearn.decomposition import PCA
@@ -205,14 +205,28 @@ class CoxModel(SurvivalEstimator):
 
 def _fit_with_smaller_steps(fitter, frame: pd.DataFrame, **kwargs):
     """Fit a lifelines Cox fitter; if Newton–Raphson diverges (long-tailed covariates such as
-    SvdH can make the first full step overshoot), retry with damped steps (same likelihood)."""
+    SvdH can make the first full step overshoot), retry with damped steps (same likelihood).
+
+    lifelines reports a stalled Newton–Raphson (its step size shrunk to nothing, e.g. with a
+    strongly skewed covariate among many) only by a ``ConvergenceWarning`` and returns the
+    unconverged estimate; its log-likelihood would then bias a likelihood-ratio test, so that
+    warning also triggers the damped retries."""
     last: Exception | None = None
     for step in (None, 0.5, 0.2):
         options = {"step_size": step} if step else None
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("ignore", RuntimeWarning)
-                return fitter.fit(frame, fit_options=options, **kwargs)
+                warnings.simplefilter("always", ConvergenceWarning)
+                fitted = fitter.fit(frame, fit_options=options, **kwargs)
+            stalled = [w for w in caught if issubclass(w.category, ConvergenceWarning)
+                       and "failed to converge" in str(w.message)]
+            for w in caught:
+                if w not in stalled:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            if not stalled:
+                return fitted
+            last = ConvergenceError(f"Newton-Raphson stalled (step size {step or 'default'})")
         except ConvergenceError as err:
             last = err
     raise InputError(f"Cox model did not converge: {last}") from last

@@ -14,7 +14,7 @@ configuration in :mod:`raoutcome.imaging.landmark_qc` instead of as garbage.
 """
 from __future__ import annotations
 
-__all__ = ["AugmentConfig", "augment", "similarity_matrix"]
+__all__ = ["AugmentConfig", "augment", "intensity", "similarity_matrix"]
 
 from dataclasses import dataclass
 
@@ -63,6 +63,22 @@ def _warp(image: np.ndarray, forward: np.ndarray) -> np.ndarray:
                                     mode="constant", cval=0.0)
 
 
+def intensity(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig = AugmentConfig()) -> np.ndarray:
+    """The grey-level part of :func:`augment`: blur, contrast, brightness, gamma, noise, inversion."""
+    out = image
+    if rng.random() < cfg.blur:
+        out = ndimage.gaussian_filter(out, rng.uniform(0.3, 1.5))
+    mean = float(out.mean())
+    out = (out - mean) * rng.uniform(*cfg.contrast) + mean + rng.uniform(-cfg.brightness, cfg.brightness)
+    out = np.clip(out, 0.0, 1.0) ** rng.uniform(*cfg.gamma)
+    if cfg.noise > 0:
+        out = out + rng.normal(0.0, rng.uniform(0, cfg.noise), out.shape)
+    out = np.clip(out, 0.0, 1.0)
+    if rng.random() < cfg.invert:
+        out = 1.0 - out
+    return out
+
+
 def augment(image: np.ndarray, coords: np.ndarray, rng: np.random.Generator,
             cfg: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
     """Augment a square float image in [0, 1] and its landmarks ``coords`` ``(K, 2)`` (x, y pixels;
@@ -79,16 +95,7 @@ def augment(image: np.ndarray, coords: np.ndarray, rng: np.random.Generator,
     out = _warp(image.astype(np.float32, copy=False), fwd)
     pts = coords @ fwd[:2, :2].T + fwd[:2, 2]
 
-    if rng.random() < cfg.blur:
-        out = ndimage.gaussian_filter(out, rng.uniform(0.3, 1.5))
-    mean = float(out.mean())
-    out = (out - mean) * rng.uniform(*cfg.contrast) + mean + rng.uniform(-cfg.brightness, cfg.brightness)
-    out = np.clip(out, 0.0, 1.0) ** rng.uniform(*cfg.gamma)
-    if cfg.noise > 0:
-        out = out + rng.normal(0.0, rng.uniform(0, cfg.noise), out.shape)
-    out = np.clip(out, 0.0, 1.0)
-    if rng.random() < cfg.invert:
-        out = 1.0 - out
+    out = intensity(out, rng, cfg)
     if rng.random() < cfg.band:
         width = int(rng.uniform(0.03, 0.15) * size)
         side = int(rng.integers(4))

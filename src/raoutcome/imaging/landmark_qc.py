@@ -131,8 +131,9 @@ def assess(points: Mapping[str, tuple[float, float]], confidence: Mapping[str, f
     Parameters
     ----------
     points, confidence : the view's landmarks (canonical left orientation, pixels) and their confidences.
-    part : "hand" or "foot", the body part of the view the image was given as.
-    other_confidence : mean confidence of the other body part's channels (None: not known).
+    part : the body part of the view the image was given as ("hand", "foot", "spine_cervical", ...).
+    other_confidence : mean confidence of the other body parts' channels (None: not known); above the own
+        part's: ``looks_like_foot`` / ``looks_like_hand`` (hands and feet), ``looks_like_other_part`` (others).
     blank : the image was found blank (:func:`image_is_blank`).
     """
     qc = QcResult()
@@ -142,7 +143,7 @@ def assess(points: Mapping[str, tuple[float, float]], confidence: Mapping[str, f
     if own < LOW_CONFIDENCE:
         qc.flags.append("low_confidence")
     if other_confidence is not None and other_confidence > max(own, LOW_CONFIDENCE):
-        qc.flags.append("looks_like_foot" if part == "hand" else "looks_like_hand")
+        qc.flags.append({"hand": "looks_like_foot", "foot": "looks_like_hand"}.get(part, "looks_like_other_part"))
     for name, c in confidence.items():
         if c < LOW_CONFIDENCE:
             qc.landmark_flags.setdefault(name, []).append("low_confidence")

@@ -93,6 +93,12 @@ def score(
                                                     help="keep each chunk's Predictions (.nc) in this folder"),
     history: bool = typer.Option(False, "--history", help="also retrieve each patient's earlier studies as "
                                                           "unscored context visits for the longitudinal model"),
+    landmark_detector: Optional[Path] = typer.Option(
+        None, "--landmark-detector", help="site-route runs: landmark detector (.safetensors) for the pulled "
+                                          "images (default: RUN/landmark_detector.safetensors, else the shipped one)"),
+    overlay: Optional[str] = typer.Option(None, "--overlay", help="whole-image runs: also store each image's "
+                                                                   "attribution overlay for this head (e.g. risk) "
+                                                                   "as a DICOM secondary capture"),
     modality: Optional[List[str]] = _MODALITY,
     body_part: Optional[List[str]] = _BODY,
     credentials: Optional[Path] = _CRED, ca_bundle: Optional[Path] = _CA, insecure: bool = _INSECURE,
@@ -105,12 +111,13 @@ def score(
         summary = run_score(run, _spec(server, credentials, ca_bundle, insecure, timeout, max_mb), state=state,
                             since=_date(since), modalities=tuple(modality or ("DX", "CR")),
                             body_parts=tuple(body_part or ()), chunk=chunk, fhir=fhir, limit=limit,
-                            keep_predictions=keep_predictions, history=history,
+                            keep_predictions=keep_predictions, history=history, detector=landmark_detector, overlay=overlay,
                             progress=lambda line: typer.echo(line))
     except InputError as err:
         _fail(err)
     typer.echo(f"{summary.stored} SR stored, {summary.recovered} found already stored, {summary.skipped} done "
                f"before, {summary.unusable} without a usable image, {summary.failed} failed; "
+               + (f"{summary.overlays} overlays stored; " if overlay else "") +
                f"{summary.images} images in {summary.seconds:.1f} s")
     for line in summary.errors[:20]:
         typer.echo(f"error: {line}", err=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 __all__ = ["SCHEME", "concept", "site_concept", "laterality_concept", "unit_concept", "KIND_CONCEPTS",
            "OUTCOME_CONCEPTS", "outcome_concept", "outcome_of_code", "PROCEDURE", "BODY_PART_CONCEPTS",
-           "probability_concept"]
+           "probability_concept", "QC_USED", "QC_FLAG", "QC_DROPPED", "YES", "NO", "yes_no", "qc_flag_concept",
+           "qc_flag_of", "landmark_concept"]
 
 from raoutcome.interop.results import OUTCOME_LABELS, outcome_label
 
@@ -78,3 +79,31 @@ BODY_PART_CONCEPTS = {"hand": ("85562004", "Hand", "SCT"), "foot": ("56459004", 
 
 def probability_concept(k: int):
     return concept(f"P-SCORE-{k}", f"Probability that the score is {k}")
+
+
+#: Landmark QC of an image (site-route results; :mod:`raoutcome.interop.landmark_gate`), private scheme.
+QC_USED = ("LMQC-USED", "Image scored from its detected landmarks")
+QC_FLAG = ("LMQC-FLAG", "Landmark quality control finding")
+QC_DROPPED = ("LMQC-DROPPED", "Landmark left out by quality control")
+#: SCT Yes / No (DICOM CID 230).
+YES = ("373066001", "Yes", "SCT")
+NO = ("373067005", "No", "SCT")
+
+
+def yes_no(value: bool):
+    return concept(*(YES if value else NO))
+
+
+def qc_flag_concept(flag: str):
+    """A QC flag (``mirrored``, ``ok``, ...) as ``LMQC-<FLAG>``."""
+    return concept(f"LMQC-{flag.upper()}", "no landmark QC finding" if flag == "ok" else
+                   f"landmark QC: {flag.replace('_', ' ')}")
+
+
+def qc_flag_of(code: str) -> str:
+    return code.removeprefix("LMQC-").lower()
+
+
+def landmark_concept(text: str):
+    """A dropped landmark, ``"PIP3: outlier"`` -> ``LM-PIP3`` with the text as its meaning."""
+    return concept(f"LM-{text.split(':', 1)[0]}", text)

@@ -50,6 +50,7 @@ class ScoreSummary:
     unusable: int = 0        # no usable image
     failed: int = 0          # a server error (retried next time)
     images: int = 0          # images scored
+    overlays: int = 0        # attribution overlays stored (secondary captures)
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step (search, retrieve, ...)
@@ -79,12 +80,14 @@ def shard_of(study_uid: str, world: int) -> int:
 class _Scorer:
     """The run's models, loaded once, predicting one chunk cohort at a time.
 
-    A run of another route than the whole-image one (``[model] route``, e.g. the site route of
-    issue 23, which writes the ``joint`` dimension) is predicted through the public
-    :func:`raoutcome.training.predict_run`, which dispatches on the route (models then load per chunk).
+    A run of another route than the whole-image one (``[model] route``) is predicted through the public
+    :func:`raoutcome.training.predict_run` dispatch (models then load per chunk). A site-route run
+    (issue 23: joints read from patches posed by landmarks, the ``joint`` dimension) first gets the chunk's
+    landmarks from the landmark detector, gated by the landmark QC
+    (:func:`raoutcome.interop.landmark_gate.detect_and_gate`); ``self.qc`` then holds each image's verdict.
     """
 
-    def __init__(self, run: Path):
+    def __init__(self, run: Path, detector: str | os.PathLike | None = None, overlay: str | None = None):
         from raoutcome import __version__
         from raoutcome.interop.sr import Algorithm
         from raoutcome.training.distributed import pick_device
@@ -94,22 +97,59 @@ class _Scorer:
         self.cfg = read_run_config(run)
         self.route = str(self.cfg.model.get("route", "image") or "image")
         self.models = None
-        n_models = "?"
+        self.detector = None
+        self.qc: dict = {}
+        n_models: object = "?"
+        parameters: tuple[str, ...] = ()
         if self.route == "sites":
-            raise InputError(f"{run}: a site-route run reads joint patches posed from landmarks, which studies pulled "
-                             "from a PACS do not have (no landmark detector in this version); score with a "
-                             "whole-image run (model.route = 'image')")
+            from raoutcome.interop.landmark_gate import default_detector_for
+            from raoutcome.models.landmarks import load_detector
+
+            path = default_detector_for(run, detector)
+            self.detector = load_detector(path)  # ConfigError (an InputError) for a missing or foreign file
+            digest = hashlib.sha256(Path(path or _shipped_detector()).read_bytes()).hexdigest()[:12]
+            parameters = (f"landmarks=detected:{Path(path).name if path else 'default'}:{digest}",)
+        elif detector is not None:
+            raise InputError(f"{run}: a landmark detector is used by site-route runs only (model.route = 'sites'); "
+                             f"this run reads whole images")
         if self.route == "image":
             self.models, self.cfg = load_run(run)
             if self.models[0].spec.anomaly_landmarks:
                 raise InputError(f"{run}: this run's model needs landmarks, which pulled studies do not have")
             self.device = pick_device(self.cfg.train["device"])
             n_models = len(self.models)
+        self.overlay = overlay
+        if overlay is not None:
+            self._check_overlay(run, overlay)
         digest = hashlib.sha256((run / CONFIG_NAME).read_bytes()).hexdigest()[:12]
         self.algorithm = Algorithm(version=__version__, run=f"{run.name}:{digest}",
-                                   parameters=(f"ensemble_size={n_models}", f"route={self.route}"))
+                                   parameters=(f"ensemble_size={n_models}", f"route={self.route}", *parameters))
+
+    def _check_overlay(self, run: Path, head: str) -> None:
+        from raoutcome.anatomy import view_names
+        from raoutcome.attribution.methods import model_heads
+
+        if self.models is None:
+            raise InputError(f"{run}: --overlay draws a whole-image model's attribution; this run's route is "
+                             f"{self.route!r} (model.route = 'image' needed)")
+        heads = model_heads(self.models[0], view_names()[0], self.cfg.model["image_size"])
+        if head not in heads:
+            raise InputError(f"--overlay {head!r}: not a head of this run (heads: {', '.join(heads)})")
+
+    def overlays(self, cohort_dir: Path, items: list[tuple[str, str]]) -> list:
+        """RGB attribution overlays of the chunk images ``items`` (relative path, view)."""
+        from raoutcome.imaging.io import read_image
+        from raoutcome.interop.overlay import attribution_overlays
+
+        cfg = self.cfg
+        images = [read_image(cohort_dir / rel).pixels for rel, _ in items]
+        return attribution_overlays(self.models, images, [v for _, v in items], self.overlay, cfg.model["image_size"],
+                                    contrast=tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None,
+                                    pad_value=float(cfg.data.get("pad_value", 0.0) or 0.0), device=self.device)
 
     def predict(self, cohort_dir: Path):
+        """Predictions of the chunk cohort in ``cohort_dir`` and the number of images read (None, 0 when the
+        landmark QC left no image to score)."""
         from raoutcome.cohort import load
         from raoutcome.imaging.cache import ImageCache
         from raoutcome.predictions import load_predictions
@@ -118,6 +158,8 @@ class _Scorer:
 
         cohort = load(cohort_dir)
         out = cohort_dir / "predictions.nc"
+        if self.detector is not None:
+            return self._predict_sites(cohort, cohort_dir, out)
         if self.models is None:
             from raoutcome.training import predict_run
 
@@ -132,25 +174,57 @@ class _Scorer:
                           attrs={"run": self.algorithm.run}, dataset_kwargs=_dataset_kwargs(cfg, cohort, ()))
         return load_predictions(out), len(cohort.images)
 
+    def _predict_sites(self, cohort, cohort_dir: Path, out: Path):
+        from dataclasses import replace
+
+        from raoutcome.interop.landmark_gate import detect_and_gate
+        from raoutcome.predictions import load_predictions
+        from raoutcome.training.config import TrainConfig
+        from raoutcome.training.site_run import predict_site_run
+        from raoutcome.workflows.landmarks import write_landmarks
+
+        landmarks, detected, self.qc = detect_and_gate(cohort, self.detector)
+        write_landmarks(detected, cohort_dir / "landmarks.csv")  # the chunk's record (pseudonymous paths)
+        scored = {q.path for q in self.qc.values() if q.scored}
+        if not scored:
+            return None, 0
+        # the site patches of a chunk are never reused: cache them in the chunk's folder, not in the run's
+        cfg = TrainConfig({**self.cfg.values, "data": {**self.cfg.data, "cache_dir": str(cohort_dir / "site_cache")}},
+                          self.cfg.source)
+        predict_site_run(self.run, replace(cohort, landmarks=landmarks), cfg, out)
+        return load_predictions(out), len(scored)
+
+
+def _shipped_detector() -> Path:
+    from raoutcome.models.landmarks import default_detector_path
+
+    return default_detector_path()
+
 
 def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | None = None,
           since: dt.date | None = None, modalities: Sequence[str] = ("DX", "CR"), body_parts: Sequence[str] = (),
           chunk: int = 16, fhir: str | os.PathLike | None = None, limit: int | None = None,
           keep_predictions: str | os.PathLike | None = None, history: bool = False,
-          progress: Callable[[str], None] | None = None, overlap: bool = True) -> ScoreSummary:
+          progress: Callable[[str], None] | None = None, overlap: bool = True,
+          detector: str | os.PathLike | None = None, overlay: str | None = None) -> ScoreSummary:
     """Score every new study on the server and store one SR per study (see the module docstring).
 
     ``limit`` stops after that many studies were handled (stored or unusable) by this call;
-    ``keep_predictions`` (a folder) keeps each chunk's Predictions file (pseudonymous ids only).
+    ``keep_predictions`` (a folder) keeps each chunk's Predictions file (pseudonymous ids only) and, for a
+    site-route run, the chunk's detected landmarks (``<chunk>.landmarks.csv``).
     ``history``: also retrieve each patient's earlier studies (same modalities, any date) as unscored
     visits, so the longitudinal model sees the patient's sequence up to the scored study.
     ``overlap``: build and store a chunk's SRs in a worker thread while the next chunk is retrieved
     and predicted.
+    ``detector``: the landmark detector of a site-route run (default: the run folder's own
+    ``landmark_detector.safetensors``, else the shipped one; :mod:`raoutcome.interop.landmark_gate`).
+    ``overlay``: a head of a whole-image run; each scored image's attribution overlay for it is stored too, as a
+    Secondary Capture in the study (:mod:`raoutcome.interop.overlay`).
     """
     run = Path(run)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     state_dir = Path(state) if state else run.parent / f"{run.name}.pacs-private"
-    scorer = _Scorer(run)
+    scorer = _Scorer(run, detector, overlay)
     store = PrivateStore(state_dir)
     server = connect(spec, label=store.study_key)
     summary = ScoreSummary()
@@ -254,6 +328,7 @@ class _Finisher:
             w = self.summary
             summary.stored += w.stored
             summary.unusable += w.unusable
+            summary.overlays += w.overlays
             summary.failed += w.failed
             summary.errors.extend(w.errors)
             for k, v in w.phases.items():
@@ -300,6 +375,9 @@ class _Prepared:
     reasons: dict
     failed: set
     predictions: object  # xarray Dataset or None
+    qc: dict = field(default_factory=dict)  # study key -> [ImageQc] (site route: the landmark QC's verdicts)
+    overlays: dict = field(default_factory=dict)  # study key -> [(view, RGB array)] (``--overlay``)
+    overlay_head: str | None = None
 
 
 def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
@@ -314,6 +392,9 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
     views: dict[str, dict] = {}
     reasons: dict[str, list[str]] = {}
     failed: set[str] = set()
+    qc: dict[str, list] = {}
+    rels: list[tuple[str, str, str]] = []  # (study key, relative path, view) of the chunk's scored studies
+    overlays: dict[str, list] = {}
     try:
         taken: set[tuple[str, str]] = set()
         for study in studies:
@@ -335,6 +416,7 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
                     if rel:
                         view = Path(rel).stem.split("_", 1)[1]
                         views[key][view] = header
+                        rels.append((key, rel, view))
                         store.record_instance(ref.sop_uid, key, "ok", view=view, path=rel)
                     else:
                         reasons[key].append(reason)
@@ -352,9 +434,20 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
         if counts["images"]:
             with summary.timed("predict"):
                 predictions, n_images = scorer.predict(work)
+            for verdict in scorer.qc.values():  # images/<pseudonym>/<study key>_<view>.dcm
+                qc.setdefault(Path(verdict.path).stem.split("_", 1)[0], []).append(verdict)
+            scorer.qc = {}
+            if scorer.overlay is not None:
+                keep = [(k, r, v) for k, r, v in rels if k not in failed]
+                with summary.timed("attribution overlays"):
+                    for (k, _r, v), rgb in zip(keep, scorer.overlays(work, [(r, v) for _k, r, v in keep])):
+                        overlays.setdefault(k, []).append((v, rgb))
             if keep_predictions:
                 Path(keep_predictions).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(work / "predictions.nc", Path(keep_predictions) / f"{work.name}.nc")
+                for name, target in (("predictions.nc", f"{work.name}.nc"),
+                                     ("landmarks.csv", f"{work.name}.landmarks.csv")):
+                    if (work / name).exists():
+                        shutil.copy2(work / name, Path(keep_predictions) / target)
         else:
             predictions, n_images = None, 0
         summary.images += n_images
@@ -362,7 +455,7 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
         shutil.rmtree(work, ignore_errors=True)
         raise
     return _Prepared(work, list(studies), {st.study_uid: store.study_key(st.study_uid) for st in studies}, headers,
-                     views, reasons, failed, predictions)
+                     views, reasons, failed, predictions, qc, overlays, scorer.overlay)
 
 
 def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, rank: int, summary: ScoreSummary,
@@ -370,6 +463,7 @@ def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, ra
     """Build, store and record each study's SR, write FHIR, delete the chunk's folder (worker thread)."""
     from raoutcome.interop.fhir import bundle
     from raoutcome.interop.results import visit_result
+    from raoutcome.interop.overlay import build_overlay
     from raoutcome.interop.sr import build_report, sr_uids
 
     predictions, failed, views, reasons, headers = p.predictions, p.failed, p.views, p.reasons, p.headers
@@ -378,6 +472,12 @@ def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, ra
         for study in p.studies:
             key = p.keys[study.study_uid]
             if key in failed:
+                continue
+            verdicts = p.qc.get(key, [])
+            if verdicts and not any(v.scored for v in verdicts):
+                why = "landmark QC: " + "; ".join(v.reason for v in sorted(verdicts, key=lambda v: v.view))
+                store.record_scored(key, "unusable", None, 0, why, rank)
+                summary.unusable += 1
                 continue
             if key not in visits:
                 if views[key]:
@@ -391,9 +491,25 @@ def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, ra
                 continue
             pseudo = store.db.execute("SELECT pseudonym FROM studies WHERE study_key = ?", (key,)).fetchone()[0]
             result = visit_result(predictions, pseudo, key)
+            if not result.outcomes and not result.joints:
+                store.record_scored(key, "unusable", None, 0, "the model scored nothing in this study", rank)
+                summary.unusable += 1
+                continue
+            try:
+                for number, (view, rgb) in enumerate(p.overlays.get(key, []), 1):
+                    with summary.timed("store overlay"):
+                        server.store(build_overlay(rgb, views[key][view], study.study_uid, view, p.overlay_head,
+                                                   algorithm, number))
+                    summary.overlays += 1
+            except PacsError as err:
+                summary.failed += 1
+                summary.errors.append(str(err))
+                store.record_scored(key, "error", None, 0, str(err), rank)
+                continue
             try:
                 with summary.timed("build SR"):
-                    sr = build_report(result, headers[key], study.study_uid, algorithm, views=views[key])
+                    sr = build_report(result, headers[key], study.study_uid, algorithm, views=views[key],
+                                      landmark_qc=verdicts)
             except Exception as err:  # noqa: BLE001 - a header highdicom refuses; its text may identify: type only
                 why = f"study {key}: cannot build the SR from this study's headers ({type(err).__name__})"
                 store.record_scored(key, "unusable", None, 0, why, rank)

@@ -9,6 +9,9 @@ Layout (PS3.16 TID 1500, built by :class:`highdicom.sr.MeasurementReport`):
   score as a measurement with, as statistical properties, its standard deviation (SCT 386136009)
   and the class probabilities;
 - one measurement group ``visit`` with the totals, predicted HAQ, pain and deformity risk;
+- for a site-route result, one group ``landmarks:<view>`` per image (source image, body part and
+  laterality) with the landmark QC's verdict as qualitative evaluations: used for scoring (SCT Yes/No),
+  each image-level flag, each landmark left out (:mod:`raoutcome.interop.landmark_gate`);
 - every group carries the algorithm identification (name, version, parameters);
 - the document is ``VerificationFlag = UNVERIFIED`` and ``PreliminaryFlag = PRELIMINARY``
   (no human has checked it), ``CompletionFlag = COMPLETE``.
@@ -101,13 +104,35 @@ def _joint_group(joint: str, results: list[JointResult], algorithm_id, sources: 
         source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)] if source is not None else None)
 
 
+def _qc_group(verdict, algorithm_id, sources: dict[str, Dataset]):
+    """The landmark QC's verdict on one image (:class:`raoutcome.interop.landmark_gate.ImageQc`)."""
+    import highdicom as hd
+
+    part = "foot" if verdict.view.startswith("foot") else "hand"
+    finding = hd.sr.FindingSite(anatomic_location=codes.concept(*codes.BODY_PART_CONCEPTS[part]),
+                                laterality=codes.laterality_concept(verdict.view))
+    evaluations = [hd.sr.QualitativeEvaluation(codes.concept(*codes.QC_USED), codes.yes_no(verdict.scored))]
+    evaluations += [hd.sr.QualitativeEvaluation(codes.concept(*codes.QC_FLAG), codes.qc_flag_concept(flag))
+                    for flag in verdict.flags or ("ok",)]
+    evaluations += [hd.sr.QualitativeEvaluation(codes.concept(*codes.QC_DROPPED), codes.landmark_concept(text))
+                    for text in verdict.dropped]
+    source = sources.get(verdict.view)
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(entropy_srcs=["landmarks", verdict.view]),
+                                                     identifier=f"landmarks:{verdict.view}"),
+        algorithm_id=algorithm_id, finding_sites=[finding], qualitative_evaluations=evaluations,
+        source_images=[hd.sr.SourceImageForMeasurementGroup.from_source_image(source)] if source is not None else None)
+
+
 def build_report(result: VisitResult, evidence: Sequence[Dataset], study_uid: str, algorithm: Algorithm,
-                 views: dict[str, Dataset] | None = None) -> Dataset:
+                 views: dict[str, Dataset] | None = None, landmark_qc: Sequence = ()) -> Dataset:
     """The TID 1500 SR (a :class:`highdicom.sr.Comprehensive3DSR`) for one study.
 
     ``evidence`` are the study's source instances (headers are enough, no pixels needed): the SR
     takes its patient and study modules from them, so it files into the same study on the server.
     ``views`` maps a view name to the instance it was read from (the joint groups' source image).
+    ``landmark_qc``: the landmark QC's verdict on each image of a site-route result
+    (:class:`raoutcome.interop.landmark_gate.ImageQc`), one group each.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes as dcodes
@@ -125,6 +150,8 @@ def build_report(result: VisitResult, evidence: Sequence[Dataset], study_uid: st
         by_joint.setdefault(r.joint, []).append(r)
     for joint in sorted(by_joint):
         groups.append(_joint_group(joint, by_joint[joint], algorithm_id, views or {}))
+    for verdict in sorted(landmark_qc, key=lambda v: v.view):
+        groups.append(_qc_group(verdict, algorithm_id, views or {}))
     visit_measurements = [
         _measurement(codes.concept(*codes.outcome_concept(name)), value, outcome_label(name)[1], algorithm_id,
                      sd=result.outcome_sd.get(name))
@@ -170,7 +197,8 @@ def read_report(ds: Dataset) -> dict:
     """Parse an SR written by :func:`build_report` back into plain values (through highdicom).
 
     Returns ``{"algorithm": (name, version), "verification": ..., "outcomes": {name: value},
-    "joints": {(joint, kind): {"score", "sd", "probs", "site", "laterality"}}}``.
+    "joints": {(joint, kind): {"score", "sd", "probs", "site", "laterality"}},
+    "landmark_qc": {view: {"used": bool, "flags": [...], "dropped": [...]}}}``.
     """
     import highdicom as hd
 
@@ -179,10 +207,14 @@ def read_report(ds: Dataset) -> dict:
     kind_by_code = {v[0]: k for k, v in codes.KIND_CONCEPTS.items()}
     out: dict = {"verification": str(ds.get("VerificationFlag", "")),
                  "preliminary": str(ds.get("PreliminaryFlag", "")),
-                 "completion": str(ds.get("CompletionFlag", "")), "outcomes": {}, "outcome_sd": {}, "joints": {}, "algorithm": None}
+                 "completion": str(ds.get("CompletionFlag", "")), "outcomes": {}, "outcome_sd": {}, "joints": {}, "algorithm": None,
+           "landmark_qc": {}}
     for group in report.get_image_measurement_groups():
         ident = group.tracking_identifier
         sites = group.finding_sites
+        if ident and ident.startswith("landmarks:"):
+            out["landmark_qc"][ident.split(":", 1)[1]] = _qc_of(group)
+            continue
         for m in group.get_measurements():
             name, version = _text(m, "111001"), _text(m, "111003")  # DCM Algorithm Name / Version
             if name and version:
@@ -206,6 +238,20 @@ def read_report(ds: Dataset) -> dict:
                 "site": site.value.value if site is not None else None,
                 "laterality": _laterality(site)}
     return out
+
+
+def _qc_of(group) -> dict:
+    """The landmark QC verdict of a ``landmarks:<view>`` group (see :func:`_qc_group`)."""
+    found: dict = {"used": None, "flags": [], "dropped": []}
+    for item in group.get_qualitative_evaluations():
+        name, value = item.name.value, item.value
+        if name == codes.QC_USED[0]:
+            found["used"] = value.value == codes.YES[0]
+        elif name == codes.QC_FLAG[0]:
+            found["flags"].append(codes.qc_flag_of(value.value))
+        elif name == codes.QC_DROPPED[0]:
+            found["dropped"].append(value.meaning)
+    return found
 
 
 def _stat_items(measurement) -> list:

@@ -4,16 +4,22 @@ Starts the Debian ``orthanc`` binary (``apt-get install orthanc orthanc-dicomweb
 config and storage in a temporary folder, HTTP (REST + DICOMweb) and DICOM on free ports bound to
 127.0.0.1 only, basic auth on, our AE registered for C-MOVE, and stops it (only the process it
 started) on exit. :func:`available` says why it cannot run when the binary or plugin is missing.
+
+:class:`TlsProxy` puts a real TLS endpoint (Python's ``ssl``, i.e. OpenSSL, with a given certificate)
+in front of it, as a hospital's TLS-terminating reverse proxy does: Debian's Orthanc 1.10.1 crashes
+(SIGSEGV) on the first HTTPS request when its own ``SslEnabled`` is used, so the HTTPS round trip is
+tested through the proxy.
 """
 from __future__ import annotations
 
-__all__ = ["available", "Orthanc", "ORTHANC_BINARY", "DICOMWEB_PLUGIN"]
+__all__ = ["available", "Orthanc", "TlsProxy", "self_signed_certificate", "ORTHANC_BINARY", "DICOMWEB_PLUGIN"]
 
 import json
 import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -157,3 +163,79 @@ class Orthanc:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(req, timeout=30) as resp:
             return resp.read()
+
+
+def self_signed_certificate(folder: str | Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for ``host`` (``openssl req -x509``): (certificate, key) PEM files."""
+    folder = Path(folder)
+    key, cert = folder / "tls-key.pem", folder / "tls-cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+class TlsProxy:
+    """``with TlsProxy(cert, key, upstream_port) as proxy:`` — HTTPS on ``proxy.port`` (127.0.0.1), every
+    connection decrypted and forwarded byte for byte to ``127.0.0.1:upstream_port`` (one thread pair each)."""
+
+    def __init__(self, certificate: str | Path, key: str | Path, upstream_port: int):
+        import ssl
+
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(str(certificate), str(key))
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self._closed = False
+
+    def url(self, path: str = "/dicom-web") -> str:
+        return f"https://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> "TlsProxy":
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closed = True
+        self.sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(raw,), daemon=True).start()
+
+    def _serve(self, raw: socket.socket) -> None:
+        import ssl
+
+        try:
+            tls = self.context.wrap_socket(raw, server_side=True)
+        except (ssl.SSLError, OSError):  # the client refused our certificate: nothing to forward
+            raw.close()
+            return
+        up = socket.create_connection(self.upstream, timeout=60)
+
+        def pump(src, dst):
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        back = threading.Thread(target=pump, args=(up, tls), daemon=True)
+        back.start()
+        pump(tls, up)
+        back.join(timeout=60)
+        tls.close()
+        up.close()

@@ -17,6 +17,9 @@ quadratic (second-order Taylor) fit of the log-probability around it (Zhang et a
 Gaussian peak the fit is exact); the confidence is the peak's sigmoid probability, in ``[0, 1]``.
 Coordinates use pixel centres: cell ``j`` covers input pixels ``4j..4j+3``, so ``x = 4 (j + 0.5) - 0.5``.
 
+An optional second pass on crops around each coarse landmark at twice the resolution
+(:mod:`raoutcome.models.landmark_refine`, ``model.refiner``) is saved in the same file.
+
 Weights are saved as safetensors with the :class:`DetectorSpec` as JSON metadata (:func:`save_detector`,
 :func:`load_detector`); nothing is ever downloaded. The library's default detector ships in
 ``raoutcome/data/landmark_detector.safetensors`` (:func:`default_detector_path`, docs/landmarks.md).
@@ -38,6 +41,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +49,9 @@ from torch import nn
 
 from raoutcome.anatomy import body_part_spec
 from raoutcome.errors import ConfigError
+
+if TYPE_CHECKING:
+    from raoutcome.models.landmark_refine import Refiner
 
 DEFAULT_DETECTOR = "landmark_detector.safetensors"
 STRIDE = 4
@@ -138,6 +145,8 @@ class LandmarkNet(nn.Module):
         self.fuse = nn.Sequential(nn.Conv2d(d, d, 3, padding=1, bias=False), nn.BatchNorm2d(d), nn.ReLU(inplace=True))
         self.head = nn.Conv2d(d, len(spec.channels), 1)
         nn.init.constant_(self.head.bias, -4.0)  # start near "no landmark here" (p ~ 0.02)
+        # optional second, local pass (raoutcome.models.landmark_refine.attach_refiner); not used by forward
+        self.refiner: Refiner | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``(N, 1, size, size)`` in [0, 1]; returns heatmap logits at stride 4."""
@@ -225,8 +234,11 @@ def save_detector(model: LandmarkNet, path: str | Path, half: bool = True) -> Pa
     path = Path(path)
     state = {k: (v.half() if half and v.is_floating_point() else v).contiguous()
              for k, v in model.state_dict().items()}
+    meta = {"raoutcome_detector": model.spec.to_json()}
+    if getattr(model, "refiner", None) is not None:
+        meta["raoutcome_refiner"] = model.refiner.rspec.to_json()
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={"raoutcome_detector": model.spec.to_json()})
+        save_file(state, str(tmp), metadata=meta)
         os.chmod(tmp, 0o666 & ~current_umask())  # safetensors writes 0600; a shipped file must be readable
     return path
 
@@ -250,6 +262,10 @@ def load_detector(path: str | Path | None = None) -> LandmarkNet:
         raise ConfigError(f"{path}: not a raoutcome landmark detector (no 'raoutcome_detector' metadata)")
     spec = DetectorSpec.from_json(meta["raoutcome_detector"])
     model = LandmarkNet(spec)
+    if "raoutcome_refiner" in meta:  # a file with the local refinement pass (models.landmark_refine)
+        from raoutcome.models.landmark_refine import RefineSpec, attach_refiner
+
+        attach_refiner(model, RefineSpec.from_json(meta["raoutcome_refiner"]), copy_weights=False)
     target = model.state_dict()
     try:
         model.load_state_dict({k: v.to(target[k].dtype) for k, v in state.items()})

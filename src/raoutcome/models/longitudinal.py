@@ -11,10 +11,26 @@ Shapes used throughout (B patients, T visits padded, N images in the batch):
 """
 from __future__ import annotations
 
+import hashlib
 import math
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
+
+
+def named_rows(names: Sequence[str], dim: int, std: float) -> Tensor:
+    """One N(0, std²) row per name, drawn from a generator seeded by the name and ``torch.initial_seed()``.
+
+    The global RNG is not touched, so the size of a vocabulary (e.g. the registered views) never shifts the
+    initialisation of the other weights, and a name's row is the same whatever other names exist.
+    """
+    rows = []
+    for name in names:
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+        gen = torch.Generator().manual_seed((key ^ torch.initial_seed()) % (2 ** 63))
+        rows.append(torch.randn(dim, generator=gen) * std)
+    return torch.stack(rows) if rows else torch.empty(0, dim)
 
 
 class ViewFusion(nn.Module):
@@ -26,13 +42,16 @@ class ViewFusion(nn.Module):
     ``has_image`` False), never a zero vector that would look like an image.
     """
 
-    def __init__(self, in_features: int, d_model: int, n_views: int):
+    def __init__(self, in_features: int, d_model: int, n_views: int, names: Sequence[str] | None = None):
         super().__init__()
         self.proj = nn.Sequential(nn.Linear(in_features, d_model), nn.LayerNorm(d_model))
-        self.view_embedding = nn.Embedding(n_views, d_model)
+        if names is None:
+            self.view_embedding = nn.Embedding(n_views, d_model)
+            nn.init.normal_(self.view_embedding.weight, std=0.02)
+        else:  # rows drawn per name: registering another view changes neither them nor any other weight
+            self.view_embedding = nn.Embedding(n_views, d_model, _weight=named_rows(names, d_model, std=0.02))
         self.score = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, 1))
         self.no_image = nn.Parameter(torch.zeros(d_model))
-        nn.init.normal_(self.view_embedding.weight, std=0.02)
         nn.init.normal_(self.no_image, std=0.02)
 
     def forward(self, feats: Tensor, img_b: Tensor, img_t: Tensor, img_v: Tensor,

@@ -105,7 +105,7 @@ class OutcomeNetwork(nn.Module):
         enc_kwargs = {"drop_path_rate": spec.drop_path_rate} if spec.drop_path_rate else {}
         self.encoder = create_encoder(spec.encoder, spec.pretrained if load_pretrained else None, **enc_kwargs)
         d = spec.d_model
-        self.fusion = ViewFusion(self.encoder.out_features, d, len(spec.views))  # one row per recorded view
+        self.fusion = ViewFusion(self.encoder.out_features, d, len(spec.views), spec.views)  # one row per recorded view
         self.aggregator = LongitudinalAggregator(d, spec.layers, spec.attention_heads, spec.dropout)
         n_parts = max((len(o.parts) for o in outcomes(spec.heads) if o.kind == "count"), default=0)
         if n_parts and 0 < spec.lesion_maps < n_parts:

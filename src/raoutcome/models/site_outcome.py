@@ -16,10 +16,15 @@ Two configurations:
 * the *no human score* model trains its own site encoder end to end from HAQ, pain and events only, on the
   same posed patches (:class:`raoutcome.models.site_model.SiteModel` passed as ``encoder``; no per-joint
   reading, no total; ``counts = False``).
+
+With ``severity_classes = K`` the model also carries an ordinal head (:class:`SeverityHead`, cumulative link with
+increasing thresholds, CORAL loss) on the visit's readout features ``[embedding, pooled]`` that grades the visit's
+total into ``K`` severity classes (seeds/002). It is fitted after the model, on its frozen features
+(:func:`raoutcome.training.site_outcome_train.fit_site_outcome`), so it never changes what the outcome heads learn.
 """
 from __future__ import annotations
 
-__all__ = ["SiteOutcomeModel", "SiteOutcomeSpec"]
+__all__ = ["SeverityHead", "SiteOutcomeModel", "SiteOutcomeSpec"]
 
 from dataclasses import asdict, dataclass
 from typing import Mapping
@@ -29,6 +34,7 @@ from torch import Tensor, nn
 
 from raoutcome.models.heads import build_head
 from raoutcome.models.longitudinal import LongitudinalAggregator, ViewFusion
+from raoutcome.models.site_model import OrdinalHead
 from raoutcome.outcomes import LEGACY_OUTCOMES, outcomes
 
 #: the heads of a spec that does not name its own (the outcomes every model had before the registry, less the
@@ -46,6 +52,7 @@ class SiteOutcomeSpec:
     dropout: float = 0.1
     counts: bool = True
     heads: tuple[str, ...] = OUTCOME_HEADS
+    severity_classes: int = 0  # > 0: an ordinal head grading the visit's total into this many classes
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -57,6 +64,20 @@ class SiteOutcomeSpec:
         d = dict(d)
         d["heads"] = tuple(d.get("heads", OUTCOME_HEADS))
         return cls(**d)
+
+
+class SeverityHead(nn.Module):
+    """Ordinal head on standardised visit features: ``K - 1`` threshold logits of the severity class
+    (``mean`` / ``scale`` buffers: the standardisation of its training visits)."""
+
+    def __init__(self, in_features: int, n_classes: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_features))
+        self.register_buffer("scale", torch.ones(in_features))
+        self.head = OrdinalHead(in_features, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head((x.float() - self.mean) / self.scale)
 
 
 class SiteOutcomeModel(nn.Module):
@@ -73,6 +94,10 @@ class SiteOutcomeModel(nn.Module):
         self.count_proj = nn.Linear(2, d) if spec.counts else None
         direct = 2 if spec.counts else 0
         self.heads = nn.ModuleDict({h: build_head(h, 2 * d + direct, d, spec.dropout) for h in spec.heads})
+        self.severity = None
+        if spec.severity_classes:
+            with torch.random.fork_rng():  # built last, off the global RNG: the other modules start as without it
+                self.severity = SeverityHead(2 * d + direct + spec.site_dim, spec.severity_classes)
 
     def forward(self, h: Tensor, site: Tensor, img_b: Tensor, img_t: Tensor, time: Tensor, visit_mask: Tensor,
                 log_totals: Tensor | None = None) -> dict[str, Tensor]:

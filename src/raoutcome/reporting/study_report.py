@@ -556,6 +556,9 @@ def _incremental_tables(inc: pd.DataFrame | None) -> list:
         blocks.append(Table(shown, caption=f"{words} Adjusted for: {label_list(base)}.{source} χ² for the LRTs; ΔC and NRI "
                                            "with bootstrap intervals; partial R² is the share of the remaining "
                                            "variance the image explains."))
+        if source and not rows["reliability_source"].dropna().iloc[0].startswith("retest"):
+            from raoutcome.analysis.incremental import PUBLISHED_CAVEAT  # corrected without a second reading
+            blocks.append(Text(PUBLISHED_CAVEAT, "warning"))
     if not any(str(q).startswith("Does the image carry") for q in inc["question"]):
         blocks.append(Text(SHARP_ONLY_WARNING, "warning"))
     return blocks
@@ -662,6 +665,10 @@ def _attribution_section(folder: Path | None, settings, report_dir: Path, report
         return _section("attribution", [], "The attribution stage produced no output.")
     blocks: list = []
     meta = _read_json(folder / "attribution.json") or {}
+    if meta.get("route") == "sites":  # a site-route run: the joint atlas
+        from raoutcome.reporting.site_section import site_attribution_blocks
+
+        return _section("attribution", site_attribution_blocks(folder), "The joint atlas holds no figures or tables.")
     summary = pd.read_csv(folder / "summary.csv") if (folder / "summary.csv").exists() else None
     if summary is not None and len(summary):
         peri = summary[summary["region"] == "periarticular"].dropna(subset=["ratio_to_svdh_site"])
@@ -762,6 +769,11 @@ def _methods_section(record: Mapping[str, Any], up, analysis: _Folder) -> Sectio
                                "CPU seconds": s.get("cpu_seconds", np.nan)} for s in stages])
         blocks.append(Table(frame, digits=1, caption="Stage timings. A 'skipped' stage was finished by an earlier run "
                                                      "(its original time is shown). CPU seconds add up all cores."))
+    run = up.get("train", {}).get("run")
+    if run and record.get("out_dir"):  # did every model learn? (stalls and restarts, from the run's metrics.json)
+        from raoutcome.reporting.learning_section import learning_blocks
+
+        blocks += learning_blocks(Path(record["out_dir"]) / run)
     hw = record.get("hardware", {})
     pk = record.get("packages", {})
     lines = [f"{k}: {v}" for k, v in hw.items() if k != "python_executable"]

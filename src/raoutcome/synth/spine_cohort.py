@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from raoutcome.errors import ConfigError, InputError
-from raoutcome.msasss import CORNERS, NEW_BRIDGE_EVENT, msasss_total
+from raoutcome.msasss import CORNERS, NEW_BRIDGE_EVENT, level_of, msasss_total
 from .observation import detect_at_visits
 from .phantom.render import Acquisition
 from .phantom.spine import SpineState, render_spine_view
@@ -127,6 +127,12 @@ def _patient(cfg: SpineCohortConfig, index: int, seq: np.random.SeedSequence, ro
             img, label, lms, hidden = render_spine_view(view, st, cfg.image_size, acq, rng)
             for k in hidden:
                 reason[k] = reason[k] or "hidden"
+            edge = cfg.image_size - 0.5
+            inside = {k: -0.5 <= x <= edge and -0.5 <= y <= edge for k, (x, y) in lms.items()}
+            for k in CORNERS[view]:  # a corner (or its vertebra's centre) off the film cannot be scored
+                if not (inside[k] and inside[f"{level_of(k)}_c"]):
+                    reason[k] = reason[k] or "outside"
+            lms = {k: xy for k, xy in lms.items() if inside[k]}
             imaged.add(view)
             stem = f"{pid}_{vid}_{view}"
             rel = f"images/{pid}/{stem}.png"

@@ -36,6 +36,7 @@ lr = 3e-3
 stall_epoch = 3            # a fold whose validation loss has not fallen by stall_tolerance (relative)
 stall_tolerance = 0.10     # from its start by this epoch is reported loudly as not learning (the folds of
                            # the tuning seed 20240601 had fallen 23-28 % by epoch 3)
+stall_restarts = 2         # ... and trained again from a new seed (recorded), at most this many times
 outcome_epochs = 40        # the outcome model on sites (HAQ, pain, risk from the frozen site embeddings)
 
 [heads]                    # switch any head off; svdh = false is the "no human score" model
@@ -172,6 +173,7 @@ class SitesSection:
     lr: float = field(default=3e-3, metadata=_meta(_number(0, lo_open=True), "a positive number"))
     stall_epoch: int = field(default=3, metadata=_meta(_positive_int, "a positive integer"))
     stall_tolerance: float = field(default=0.10, metadata=_meta(_number(0, 1), "a number in [0, 1]"))
+    stall_restarts: int = field(default=2, metadata=_meta(lambda v: v >= 0, "a non-negative integer"))
     outcome_epochs: int = field(default=40, metadata=_meta(lambda v: v >= 0,
                                                            "a non-negative integer (0: no outcome model on sites)"))
 

@@ -26,7 +26,11 @@ import torch
 from raoutcome.logs import log_message
 from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
 from raoutcome.outcomes import DEFAULT_EVENT, outcome, outcomes, risk_inputs_for, site_outcome
+from raoutcome.severity import observed_classes
 from raoutcome.training.learning import stall_check
+
+#: the per-visit column of the observed total's severity class (NaN where the total is not read)
+SEVERITY_TARGET = "_severity"
 
 
 def count_features() -> tuple[str, ...]:
@@ -64,6 +68,8 @@ class OutcomeData:
         v = cohort.visits.astype({"patient_id": str, "visit_id": str}).sort_values(["patient_id", "time_years"])
         targets = visit_targets(v.columns)
         v = v.assign(**{name: v[outcome(name).column] for name in targets})
+        total = site_outcome().column if site_outcome() is not None else ""
+        v[SEVERITY_TARGET] = observed_classes(v[total]) if total in v else np.nan
         parts = site_outcome().site_parts if site_outcome() is not None else ()
         if totals is not None:
             t = totals.astype({"patient_id": str, "visit_id": str})
@@ -77,24 +83,28 @@ class OutcomeData:
         patients = sorted(set(tab["patient_id"]))
         visits, rows, events = {}, {}, {}
         by_patient = tab.groupby("patient_id").indices
+        site_codes = tab["joint"].map(site_index).to_numpy()
+        tab_visits = tab["visit_id"].to_numpy()
         for pid, grp in v[v["patient_id"].isin(patients)].groupby("patient_id"):
             grp = grp.reset_index(drop=True)
             visits[pid] = grp
             idx = by_patient[pid]
-            pos = pd.Index(grp["visit_id"]).get_indexer(tab["visit_id"].to_numpy()[idx])
+            pos = pd.Index(grp["visit_id"]).get_indexer(tab_visits[idx])
             keep = pos >= 0
-            rows[pid] = (idx[keep], pos[keep], tab["joint"].map(site_index).to_numpy()[idx][keep])
+            rows[pid] = (idx[keep], pos[keep], site_codes[idx][keep])
             events[pid] = (float(ev.loc[pid, "time_years"]), float(ev.loc[pid, "observed"])) if pid in ev.index \
                 else (np.nan, np.nan)
         return cls([p for p in patients if p in visits], visits, rows, events, targets)
 
-    def batch(self, pids: Sequence[str], h: torch.Tensor) -> dict:
+    def batch(self, pids: Sequence[str], h: torch.Tensor | None) -> dict:
+        """The patients ``pids`` as one batch: their site embeddings (rows of ``h``; None: the caller computes
+        them from the patches of ``rows``), visit layout, targets and events."""
         T = max(len(self.visits[p]) for p in pids)
         B = len(pids)
         time = torch.zeros(B, T)
         mask = torch.zeros(B, T, dtype=torch.bool)
         counts = count_features()
-        out = {k: torch.full((B, T), float("nan")) for k in (*self.targets, *counts)}
+        out = {k: torch.full((B, T), float("nan")) for k in (*self.targets, *counts, SEVERITY_TARGET)}
         idx, ib, it, site = [], [], [], []
         for b, p in enumerate(pids):
             vis = self.visits[p]
@@ -107,7 +117,8 @@ class OutcomeData:
             idx.append(r), ib.append(np.full(len(r), b)), it.append(pos), site.append(s)
         idx = np.concatenate(idx)
         ev = np.array([self.events[p] for p in pids], float)
-        return {"h": h[torch.as_tensor(idx)], "site": torch.as_tensor(np.concatenate(site), dtype=torch.long),
+        return {"h": h[torch.as_tensor(idx)] if h is not None else None, "rows": idx,
+                "site": torch.as_tensor(np.concatenate(site), dtype=torch.long),
                 "img_b": torch.as_tensor(np.concatenate(ib), dtype=torch.long),
                 "img_t": torch.as_tensor(np.concatenate(it), dtype=torch.long), "time": time, "visit_mask": mask,
                 "log_totals": torch.stack([torch.nan_to_num(out[c]) for c in counts], -1), **out,
@@ -191,29 +202,86 @@ def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, 
         + ("  ** STALLED **" if stalled else ""))
     model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name,
                                    tuple(risk_inputs) or default_risk_inputs(spec.heads))
+    severity = _fit_severity(model, data, h, fit_ids, val_ids, seed, log, name) if model.severity is not None else {}
     return model, {"history": history, "val_loss_start": start, "best_val_loss": best, "best_epoch": best_epoch,
-                   "stalled": stalled, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")}}
+                   "stalled": stalled, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")},
+                   "severity": severity}
+
+
+def _fit_severity(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, fit_ids: list[str],
+                  val_ids: list[str], seed: int, log, name: str, epochs: int = 300, lr: float = 0.05,
+                  weight_decay: float = 1e-2) -> dict:
+    """Fit the severity head on the frozen readout features of the ``fit_ids`` visits (full-batch AdamW on the
+    CORAL loss; the epoch of the lowest ``val_ids`` loss kept, the last without validation visits)."""
+    from raoutcome.models.site_model import coral_loss
+
+    head = model.severity
+    f = _features(model, data, h, fit_ids + val_ids)
+    f = f[f["has_image"] & np.isfinite(f[f"obs_{SEVERITY_TARGET}"])]
+    fit = f["patient_id"].isin(set(fit_ids)).to_numpy()
+    if fit.sum() < 4:
+        return {"fitted": False, "reason": f"{int(fit.sum())} training visits with a read total"}
+    x = torch.as_tensor(_x(f), dtype=torch.float32)
+    y = torch.as_tensor(f[f"obs_{SEVERITY_TARGET}"].to_numpy(float), dtype=torch.float32)
+    with torch.no_grad():
+        head.mean.copy_(x[fit].mean(0))
+        head.scale.copy_(x[fit].std(0).clamp_min(1e-6))
+        k = head.head.n_classes
+        head.head.init_from_prevalence([float((y[fit] > c).float().mean()) for c in range(k - 1)])
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+        val = ~fit
+        best, best_state, best_epoch = float("inf"), None, 0
+        for epoch in range(epochs):
+            head.train()
+            loss = coral_loss(head(x[fit]), y[fit])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                crit = float(coral_loss(head(x[val]), y[val])) if val.any() else float(loss)
+            if crit < best:
+                best, best_epoch = crit, epoch + 1
+                best_state = {k_: v.detach().clone() for k_, v in head.state_dict().items()}
+    head.load_state_dict(best_state)
+    head.eval()
+    info = {"fitted": True, "n_visits": int(fit.sum()), "best_epoch": best_epoch, "val_loss": best}
+    log(f"{name} severity head: {k} classes, {info['n_visits']} visits, best epoch {best_epoch}")
+    return info
 
 
 def _features(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids: list[str]) -> pd.DataFrame:
-    """Per visit: outputs of the trained heads and the readout features ``x``."""
-    rows = []
+    """Per visit (rows in the order of ``pids`` and their visits): outputs of the trained heads, the count
+    features, the observed targets and the readout features ``x`` (a column of float64 rows; :func:`_x` stacks
+    them)."""
+    parts, xs = [], []
     with torch.no_grad():
         for i in range(0, len(pids), 32):
             b = data.batch(pids[i:i + 32], h)
             out = model(b["h"], b["site"], b["img_b"], b["img_t"], b["time"], b["visit_mask"], b["log_totals"])
             x = torch.cat([out["embedding"], out["pooled"]], -1)
-            for j, p in enumerate(b["pids"]):
-                vis = data.visits[p]
-                for t in range(len(vis)):
-                    rows.append({"patient_id": p, "visit_id": vis["visit_id"].iloc[t], "position": t,
-                                 "time_years": float(vis["time_years"].iloc[t]),
-                                 "has_image": bool(out["has_image"][j, t]),
-                                 **{k: float(out[k][j, t]) for k in model.spec.heads if k in out},
-                                 **{k: float(b[k][j, t]) for k in count_features()},
-                                 **{f"obs_{k}": float(b[k][j, t]) for k in data.targets},
-                                 "x": x[j, t].numpy().astype(np.float64)})
-    return pd.DataFrame(rows)
+            n = [len(data.visits[p]) for p in b["pids"]]
+            jb = torch.as_tensor(np.repeat(np.arange(len(n)), n))
+            jt = torch.as_tensor(np.concatenate([np.arange(k) for k in n]))
+            vis = pd.concat([data.visits[p][["patient_id", "visit_id", "time_years"]] for p in b["pids"]],
+                            ignore_index=True)
+            cols = {"position": jt.numpy(), "has_image": out["has_image"][jb, jt].numpy(),
+                    **{k: out[k][jb, jt].double().numpy() for k in model.spec.heads if k in out},
+                    **{k: b[k][jb, jt].double().numpy() for k in count_features()},
+                    **{f"obs_{k}": b[k][jb, jt].double().numpy() for k in (*data.targets, SEVERITY_TARGET)}}
+            parts.append(vis.assign(**cols))
+            xs.append(x[jb, jt].double().numpy())
+    if not parts:
+        return pd.DataFrame(columns=["patient_id", "visit_id", "position", "time_years", "has_image", "x"])
+    f = pd.concat(parts, ignore_index=True)
+    f["x"] = list(np.concatenate(xs))
+    return f
+
+
+def _x(f: pd.DataFrame) -> np.ndarray:
+    """The readout features of the rows of ``f`` as one ``float64[n, k]`` array."""
+    return np.stack(f["x"].to_numpy()) if len(f) else np.zeros((0, 1))
 
 
 def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, risk_inputs: Sequence[str]
@@ -222,7 +290,7 @@ def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, 
 
     f = _features(model, data, h, pids)
     f = f[f["has_image"]]
-    x = np.stack(f["x"].to_numpy())
+    x = _x(f)
     readouts: dict = {}
     specs = outcomes(model.spec.heads)
     for head in (o.name for o in specs if o.readout == "ridge" and o.name in data.targets):
@@ -261,7 +329,7 @@ def predict_site_outcome(model: SiteOutcomeModel, data: OutcomeData, h: torch.Te
     """Per visit of ``pids``: ``patient_id, visit_id``, one column per head of the model (``haq, pain, risk``;
     readouts where fitted, trained heads elsewhere) and the visit ``embedding`` (a column of arrays)."""
     f = _features(model, data, h, [p for p in pids if p in data.visits])
-    x = np.stack(f["x"].to_numpy()) if len(f) else np.zeros((0, 1))
+    x = _x(f)
     ro = getattr(model, "readouts", {})
     specs = outcomes(model.spec.heads)
     for spec in specs:
@@ -273,4 +341,14 @@ def predict_site_outcome(model: SiteOutcomeModel, data: OutcomeData, h: torch.Te
             f[spec.name] = np.where(np.isfinite(cols).all(1), np.nan_to_num(cols) @ np.asarray(ro[spec.name]["coef"]),
                                     f[spec.name])
     f["embedding"] = list(x[:, :2 * model.spec.d_model]) if len(f) else []
-    return f[["patient_id", "visit_id", *model.spec.heads, "embedding"]]
+    sev: list[str] = []
+    if model.severity is not None and len(f):
+        from raoutcome.models.site_model import ordinal_probabilities
+        from raoutcome.severity import PROB_PREFIX
+
+        with torch.no_grad():
+            p = ordinal_probabilities(model.severity(torch.as_tensor(x, dtype=torch.float32))).numpy()
+        p[~f["has_image"].to_numpy()] = np.nan
+        sev = [f"{PROB_PREFIX}{k}" for k in range(p.shape[1])]
+        f = pd.concat([f, pd.DataFrame(p, columns=sev, index=f.index)], axis=1)
+    return f[["patient_id", "visit_id", *model.spec.heads, *sev, "embedding"]]

@@ -24,6 +24,7 @@ import torch
 
 from raoutcome.logs import log_message
 from raoutcome.errors import InputError
+from raoutcome.evaluation.classification import DEFAULT_SEVERITY_CUTOFFS
 from raoutcome.imaging.site_patches import SitePatches, cohort_site_patches
 from raoutcome.io_utils import atomic_write
 from raoutcome.models.site_model import SiteModel, SiteSpec
@@ -45,7 +46,8 @@ def site_settings(cfg: TrainConfig) -> tuple[SiteSpec, SiteTrainSettings]:
     settings = SiteTrainSettings(epochs=s["epochs"], batch_visits=s["batch_visits"], lr=s["lr"],
                                  weight_decay=cfg.train["weight_decay"], val_fraction=cfg.train["val_fraction"],
                                  augment=cfg.train["augment"], seed=cfg.train["seed"], folds=cfg.cv["folds"],
-                                 stall_epoch=s["stall_epoch"], stall_tolerance=s["stall_tolerance"])
+                                 stall_epoch=s["stall_epoch"], stall_tolerance=s["stall_tolerance"],
+                                 stall_restarts=s["stall_restarts"])
     return spec, settings
 
 
@@ -76,26 +78,32 @@ def _expected_joints(cohort, views) -> dict[str, list[str]]:
             for k in (p.site_kind for p in _site_spec().site_parts)}
 
 
-def _predictions(cohort, joints: pd.DataFrame, views, folds: dict[str, int] | None, attrs: dict,
+def _predictions(cohort, joints: pd.DataFrame | None, views, folds: dict[str, int] | None, attrs: dict,
                  outcomes: pd.DataFrame | None = None):
     """Predictions (visit scores = sums of joints, their SDs, the joint dimension; HAQ, pain, risk and the visit
-    embedding from ``outcomes``) for every visit of ``cohort``."""
+    embedding from ``outcomes``) for every visit of ``cohort``; ``joints`` None: a model that reads no joint (no
+    human score), outcomes only. Returns (Predictions, visit totals or None)."""
     from raoutcome.evaluation.joints import visit_totals
     from raoutcome.joint_predictions import add_joints
     from raoutcome.predictions import from_frame
 
-    totals = visit_totals(joints, _expected_joints(cohort, views))
+    totals = visit_totals(joints, _expected_joints(cohort, views)) if joints is not None else None
     frame = cohort.visits[["patient_id", "visit_id", "time_years"]].astype({"patient_id": str, "visit_id": str})
-    frame = frame.merge(totals[["patient_id", "visit_id", *_site_spec().outputs]], how="left",
-                        on=["patient_id", "visit_id"])
+    if totals is not None:
+        frame = frame.merge(totals[["patient_id", "visit_id", *_site_spec().outputs]], how="left",
+                            on=["patient_id", "visit_id"])
     embedding = None
     if outcomes is not None and len(outcomes):
         frame = frame.merge(outcomes, how="left", on=["patient_id", "visit_id"])
         width = len(next(e for e in frame["embedding"] if isinstance(e, np.ndarray)))
         embedding = np.stack([e if isinstance(e, np.ndarray) else np.full(width, np.nan) for e in frame["embedding"]])
         frame = frame.drop(columns="embedding")
+    from raoutcome.severity import add_severity
+
     ds = from_frame(frame, embedding=embedding, folds=folds, attrs=attrs)
-    return add_joints(ds, joints, totals), totals
+    if joints is not None:
+        ds = add_joints(ds, joints, totals)
+    return add_severity(ds, frame), totals
 
 
 def _outcome_heads(cfg: TrainConfig) -> tuple[str, ...]:
@@ -103,14 +111,26 @@ def _outcome_heads(cfg: TrainConfig) -> tuple[str, ...]:
     return tuple(o.name for o in registry.outcomes() if not o.site_parts and cfg.heads.get(o.name))
 
 
+def _outcome_spec(cfg: TrainConfig, spec: SiteSpec, counts: bool):
+    """The outcome model on sites of a config: with ``counts`` (a reader's predicted totals) it also grades the
+    total's severity; without (no human score) it reads the site embeddings only."""
+    from raoutcome.models.site_outcome import SiteOutcomeSpec
+
+    return SiteOutcomeSpec(n_sites=len(spec.sites), site_dim=spec.d_model, d_model=cfg.model["d_model"],
+                           layers=cfg.model["layers"], attention_heads=cfg.model["attention_heads"],
+                           dropout=cfg.model["dropout"], counts=counts, heads=_outcome_heads(cfg),
+                           severity_classes=len(DEFAULT_SEVERITY_CUTOFFS) + 1 if counts else 0)
+
+
 def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, seed: int, log):
-    """Train (or reload) the fold's outcome model on its reader's frozen site embeddings and predicted totals."""
+    """Train (or reload) the fold's outcome model on its reader's frozen site embeddings and predicted totals
+    (``frame`` None: an encoder that reads no joint; no totals)."""
     from raoutcome.evaluation.joints import visit_totals
     from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
     from raoutcome.training.site_outcome_train import OutcomeData, fit_site_outcome
 
     path = mdir / SITE_OUTCOME
-    totals = visit_totals(frame, _expected_joints(cohort, views))
+    totals = visit_totals(frame, _expected_joints(cohort, views)) if frame is not None else None
     data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals,
                              cfg.survival["event"])
     if path.exists():
@@ -119,9 +139,7 @@ def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, 
         model.load_state_dict(state["model"])
         model.readouts = state["readouts"]
         return model.eval(), state["record"]
-    ospec = SiteOutcomeSpec(n_sites=len(spec.sites), site_dim=spec.d_model, d_model=cfg.model["d_model"],
-                            layers=cfg.model["layers"], attention_heads=cfg.model["attention_heads"],
-                            dropout=cfg.model["dropout"], counts=True, heads=_outcome_heads(cfg))
+    ospec = _outcome_spec(cfg, spec, counts=frame is not None)
     model, orec = fit_site_outcome(ospec, data, torch.from_numpy(h), record["train_ids"], record["val_ids"], seed,
                                    epochs=cfg.sites["outcome_epochs"], name=f"{mdir.name} outcome", log=log,
                                    risk_inputs=tuple(cfg.readout["risk_inputs"]))
@@ -134,7 +152,7 @@ def _outcome_predict(cohort, model, spec, part, frame, h, views, ids) -> pd.Data
     from raoutcome.evaluation.joints import visit_totals
     from raoutcome.training.site_outcome_train import OutcomeData, predict_site_outcome
 
-    totals = visit_totals(frame, _expected_joints(cohort, views))
+    totals = visit_totals(frame, _expected_joints(cohort, views)) if frame is not None else None
     data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals)
     return predict_site_outcome(model, data, torch.from_numpy(h), [str(p) for p in ids])
 
@@ -152,10 +170,15 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
     sp = _patches(cohort, cfg, run_dir)
     views = sorted(sp.table["view"].unique())
     spec = replace(spec, sites=site_names(views), grid=sp.grid)
-    data = SiteData.build(sp, spec.sites, cohort.joints)
-    if not (torch.isfinite(data.jsn).any() or torch.isfinite(data.erosion).any()):
+    reads = bool(cfg.heads.get(_site_spec().name))  # off: the "no human score" model on the same patches
+    outcome_on = bool(_outcome_heads(cfg)) and cfg.sites["outcome_epochs"] > 0
+    data = SiteData.build(sp, spec.sites, cohort.joints if reads else None)
+    if reads and not (torch.isfinite(data.jsn).any() or torch.isfinite(data.erosion).any()):
         raise InputError(f"{cohort.root}: the site route learns per-joint scores, but the cohort has no per-joint "
                          "readings (joints.csv) at its landmarked sites")
+    if not reads and not outcome_on:
+        raise InputError(f"[heads] {_site_spec().name} = false trains the site encoder from the outcomes alone, "
+                         "but no outcome head is on (or sites.outcome_epochs = 0)")
     parts, records, folds, outcome_parts = [], [], {}, []
     for fold, train_ids, test_ids in plan:
         mdir = run_dir / f"fold_{fold}"
@@ -169,19 +192,25 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
             record = ckpt.load(mdir / SITE_MODEL)["record"]
         else:
             fit_ids, val_ids = _split(list(train_ids), settings.val_fraction, seed)
-            model, record = train_site_model(spec, data.subset(fit_ids), data.subset(val_ids) if val_ids else None,
-                                             settings, seed, name=f"fold_{fold}", log=log)
+            if reads:
+                model, record = train_site_model(spec, data.subset(fit_ids), data.subset(val_ids) if val_ids else None,
+                                                 settings, seed, name=f"fold_{fold}", log=log)
+            else:
+                model, record = _train_encoder(cohort, cfg, spec, settings, data.subset(list(map(str, train_ids))),
+                                               fit_ids, val_ids, seed, f"fold_{fold} encoder", log)
             record = {**record, "member": f"fold_{fold}", "fold": fold, "seed_index": 0, "train_ids": fit_ids,
-                      "val_ids": val_ids, "test_ids": [str(p) for p in test_ids], "route": "sites"}
+                      "val_ids": val_ids, "test_ids": [str(p) for p in test_ids], "route": "sites",
+                      "reads_joints": reads}
             mdir.mkdir(parents=True, exist_ok=True)
             ckpt.save({"spec": spec.to_dict(), "model": model.state_dict(), "record": record}, mdir / SITE_MODEL)
-        outcome_on = bool(_outcome_heads(cfg)) and cfg.sites["outcome_epochs"] > 0
         if test_ids or outcome_on:
             every = sorted(set(map(str, train_ids)) | set(map(str, test_ids)))
             part = data.subset(every)
             frame, h = predict_sites(model, part, embeddings=outcome_on)
-            test = frame["patient_id"].isin(set(map(str, test_ids)))
-            parts.append(frame[test].assign(fold=fold))
+            frame = frame if reads else None  # an encoder trained without readings: its ordinal heads mean nothing
+            if frame is not None:
+                test = frame["patient_id"].isin(set(map(str, test_ids)))
+                parts.append(frame[test].assign(fold=fold))
             folds.update({str(p): fold for p in test_ids})
             if outcome_on:
                 omodel, orec = _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir, views, seed, log)
@@ -191,32 +220,39 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
             _write_json(done, record)
         records.append(record)
     metrics: dict = {"route": "sites", "members": [], "folds": []}
-    if parts:
-        joints = pd.concat(parts, ignore_index=True)
+    if parts or outcome_parts:
+        joints = pd.concat(parts, ignore_index=True) if parts else None
         outcomes = pd.concat(outcome_parts, ignore_index=True) if outcome_parts else None
+        heads = ([_site_spec().name] if reads else []) + list(_outcome_heads(cfg))
         ds, totals = _predictions(cohort, joints, views, folds, {"run": run_dir.name, "route": "sites",
-                                                                 "heads": ",".join([_site_spec().name,
-                                                                                    *_outcome_heads(cfg)]),
+                                                                 "heads": ",".join(heads),
                                                                  "embedding_source": "fold model of each patient"},
                                   outcomes)
         save_predictions(ds, run_dir / "cv_predictions.nc")
         obs = cohort.visits.astype({"patient_id": str, "visit_id": str})
         total, column = _site_spec().name, _site_spec().column
-        merged = totals.merge(obs, on=["patient_id", "visit_id"], suffixes=("", "_obs")).dropna(
-            subset=[column, total])
+        merged = (totals.merge(obs, on=["patient_id", "visit_id"], suffixes=("", "_obs")).dropna(subset=[column, total])
+                  if totals is not None and column in obs else pd.DataFrame(columns=["patient_id", column, total]))
         merged["fold"] = merged["patient_id"].map(folds)
         for rec in records:
             g = merged[merged["fold"] == rec["fold"]]
             r = pearson_r(g[column], g[total]) if len(g) > 2 and g[column].std() > 0 else float("nan")
             metrics["folds"].append({"fold": rec["fold"], "svdh_pearson_r": r, "n_visits": int(len(g)),
                                      "stalled": rec["stalled"], "best_epoch": rec["best_epoch"],
-                                     "val_loss_start": rec["val_loss_start"], "best_val_loss": rec["best_val_loss"]})
+                                     "val_loss_start": rec["val_loss_start"], "best_val_loss": rec["best_val_loss"],
+                                     "seed": rec.get("seed"), "restarts": rec.get("restarts", 0),
+                                     "attempts": rec.get("attempts", [])})
             log(f"fold_{rec['fold']}: out-of-fold SvdH r {r:.3f} ({len(g)} visits); validation loss "
                 f"{rec['val_loss_start']:.4f} -> {rec['best_val_loss']:.4f} (best epoch {rec['best_epoch']})"
+                + (f"; seed {rec.get('seed')} after {rec['restarts']} restart(s) of a stalled start"
+                   if rec.get("restarts") else "")
                 + ("  ** STALLED: DID NOT LEARN **" if rec["stalled"] else ""))
+        if joints is not None:
+            metrics["severity"] = _severity_metrics(ds, joints, obs)
     metrics["members"] = [{k: v for k, v in r.items() if k not in ("train_ids", "val_ids", "test_ids")}
                           for r in records]
     metrics["stalled_folds"] = [r["fold"] for r in records if r["stalled"]]
+    metrics["restarted_folds"] = [r["fold"] for r in records if r.get("restarts")]
     if metrics["stalled_folds"]:
         log(f"WARNING: FOLD(S) {metrics['stalled_folds']} DID NOT LEARN (validation loss flat by epoch "
             f"{settings.stall_epoch}); see metrics.json")
@@ -224,15 +260,48 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
     return run_dir
 
 
+def _train_encoder(cohort, cfg: TrainConfig, spec: SiteSpec, settings, part: SiteData, fit_ids, val_ids, seed: int,
+                   name: str, log):
+    """The "no human score" encoder of a fold: trained end to end from the outcomes of ``fit_ids`` (validation on
+    ``val_ids``), :func:`raoutcome.training.site_encoder_train.train_site_encoder`."""
+    from raoutcome.training.site_encoder_train import train_site_encoder
+    from raoutcome.training.site_outcome_train import OutcomeData
+
+    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, None,
+                             cfg.survival["event"])
+    return train_site_encoder(spec, part, data, _outcome_spec(cfg, spec, counts=False), fit_ids, val_ids, settings,
+                              seed, batch_patients=max(1, cfg.train["batch_patients"]), name=name, log=log)
+
+
+def _severity_metrics(ds, joints: pd.DataFrame, obs: pd.DataFrame) -> dict:
+    """Out-of-fold severity classes of the visit total against the read total's class (accuracy, class MAE, PCC):
+    the ordinal head's (``head``) and the convolution of the per-joint distributions' (``from_joints``)."""
+    from raoutcome.evaluation.joints import severity_from_joints
+    from raoutcome.severity import class_metrics, observed_classes
+
+    column = _site_spec().column
+    out: dict = {}
+    if column not in obs:
+        return out
+    if "severity" in ds:
+        f = ds["severity"].to_dataframe().reset_index().merge(obs[["patient_id", "visit_id", column]],
+                                                              on=["patient_id", "visit_id"])
+        out["head"] = class_metrics(f["severity"], observed_classes(f[column]))
+    out["from_joints"] = severity_from_joints(joints, obs[["patient_id", "visit_id", column]])
+    return out
+
+
 def _load(mdir: Path) -> SiteModel:
     state = ckpt.load(mdir / SITE_MODEL)
     model = SiteModel(SiteSpec.from_dict(state["spec"]), load_pretrained=False)
     model.load_state_dict(state["model"])
+    model.reads_joints = bool((state.get("record") or {}).get("reads_joints", True))
     return model.eval()
 
 
 def load_site_models(run_dir: Path) -> list[SiteModel]:
-    """The run's fold readers (eval mode; ``.fold_dir`` set)."""
+    """The run's fold readers (eval mode; ``.fold_dir`` set; ``.reads_joints``: False for an encoder trained
+    without per-joint readings, whose ordinal heads are untrained)."""
     dirs = sorted(p.parent for p in Path(run_dir).glob(f"fold_*/{SITE_MODEL}"))
     if not dirs:
         raise InputError(f"{run_dir}: no trained site model found (expected fold_*/{SITE_MODEL})")
@@ -272,22 +341,27 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
         raise InputError(f"{cohort.root}: no landmarked site of the views this run was trained on "
                          f"({', '.join(sorted({s.split(':')[0] for s in spec.sites}))})")
     views = sorted({s.split(":")[0] for s in spec.sites} & set(sp.table["view"]))
+    reads = all(m.reads_joints for m in models)
+    if joints_out is not None and not reads:
+        raise InputError(f"{run_dir}: this site run was trained without per-joint readings (no human score): it "
+                         "writes no per-joint predictions (--joints-out)")
     frames, outcomes = [], []
     for m in models:
         outcome = _load_outcome(m.fold_dir)
         frame, h = predict_sites(m, data, embeddings=outcome is not None)
+        frame = frame if reads else None
         frames.append(frame)
         if outcome is not None:
             outcomes.append(_outcome_predict(cohort, outcome, spec, data, frame, h, views, sorted(data.visit_keys[
                 "patient_id"].unique())))
-    joints = ensemble_joints(frames)
+    joints = ensemble_joints(frames) if reads else None
     merged = None
-    heads = [_site_spec().name]
+    heads = [_site_spec().name] if reads else []
     if outcomes:
         merged = outcomes[0].copy()
         for col in (c for c in merged if c not in ("patient_id", "visit_id", "embedding")):
             merged[col] = np.mean([o[col].to_numpy(float) for o in outcomes], axis=0)
-            heads += [col] if merged[col].notna().any() else []
+            heads += [col] if col in registry.outcome_names() and merged[col].notna().any() else []
     ds, _ = _predictions(cohort, joints, views, None, {"run": Path(run_dir).name, "route": "sites",
                                                       "heads": ",".join(heads), "ensemble_size": len(models),
                                                       "embedding_source": "first model of the run"}, merged)

@@ -7,7 +7,9 @@ without a reading is masked. Each model keeps its weights at the best validation
 Every fold says whether it learned: the validation loss is measured before the first epoch and after each;
 a model whose validation loss has not fallen by ``stall_tolerance`` (relative) from its start by epoch
 ``stall_epoch`` is *stalled*, reported on stderr in capitals and recorded (``stalled: true``) in its
-history, so a run never passes silently on a fold that did not learn.
+history, so a run never passes silently on a fold that did not learn. A stalled model stops at the check and
+is trained again from a new seed, up to ``stall_restarts`` times (:func:`raoutcome.training.learning.fit_until_learned`;
+the seeds and figures of every attempt are recorded).
 
 :func:`cross_fit_sites` trains one model per patient-grouped fold and scores each patient only by the model
 that never saw them (out-of-fold joints). :func:`joints_frame` writes per-joint predictions as the
@@ -29,7 +31,7 @@ import torch.nn.functional as F
 
 from raoutcome.logs import log_message
 from raoutcome.imaging.site_patches import SitePatches, site_names, site_targets
-from raoutcome.training.learning import stall_check
+from raoutcome.training.learning import fit_until_learned, stall_check
 from raoutcome.models.site_model import ORDINAL_KINDS, SiteModel, SiteSpec, loss_terms, ordinal_summary
 
 
@@ -47,6 +49,7 @@ class SiteTrainSettings:
     folds: int = 3
     stall_epoch: int = 3            # by this epoch the validation loss must have moved ...
     stall_tolerance: float = 0.10   # ... by at least this fraction of its start (tuning seed: 23-28 %)
+    stall_restarts: int = 2         # a stalled model is trained again from a new seed up to this many times
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -158,8 +161,18 @@ def train_site_model(spec: SiteSpec, fit_data: SiteData, val_data: SiteData | No
                      seed: int, name: str = "site", log: Callable[[str], None] | None = None
                      ) -> tuple[SiteModel, dict]:
     """Train a :class:`SiteModel`; returns it (weights of the best validation epoch, eval mode) and its record:
-    per-epoch ``history`` (train and validation loss, seconds), ``best_epoch``, ``val_loss_start``, ``stalled``."""
+    per-epoch ``history`` (train and validation loss, seconds), ``best_epoch``, ``val_loss_start``, ``stalled``,
+    ``moved`` (relative drop by the stall check), ``seed`` (the attempt kept), ``restarts`` and ``attempts``
+    (a stalled attempt is restarted from a new seed, up to ``settings.stall_restarts`` times)."""
     log = log or log_message
+    return fit_until_learned(
+        lambda s, last: _train_attempt(spec, fit_data, val_data, settings, s, name, log, stop_on_stall=not last),
+        seed, settings.stall_restarts, name, log)
+
+
+def _train_attempt(spec: SiteSpec, fit_data: SiteData, val_data: SiteData | None, settings: SiteTrainSettings,
+                   seed: int, name: str, log: Callable[[str], None], stop_on_stall: bool) -> tuple[SiteModel, dict]:
+    """One training of a :class:`SiteModel` from ``seed``; ``stop_on_stall``: end at the stall check if stalled."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -169,7 +182,7 @@ def train_site_model(spec: SiteSpec, fit_data: SiteData, val_data: SiteData | No
     steps = settings.epochs * int(np.ceil(fit_data.n_visits / settings.batch_visits))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=max(steps, 1), pct_start=0.15)
     start = _val_loss(model, val_data, settings.batch_visits) if val_data is not None else float("nan")
-    history, best, best_state, stalled = [], float("inf"), None, False
+    history, best, best_state, stalled, moved, best_epoch = [], float("inf"), None, False, float("nan"), 0
     for epoch in range(settings.epochs):
         t0 = time.perf_counter()
         model.train()
@@ -201,11 +214,13 @@ def train_site_model(spec: SiteSpec, fit_data: SiteData, val_data: SiteData | No
                 stalled = True
                 log(f"WARNING {name.upper()} HAS NOT LEARNED: validation loss {start:.4f} -> {val:.4f} by epoch "
                     f"{epoch + 1} (moved {100 * moved:.1f} % < {100 * settings.stall_tolerance:.0f} %)")
+                if stop_on_stall:
+                    break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return model, {"name": name, "history": history, "best_epoch": best_epoch, "best_val_loss": best,
-                   "val_loss_start": start, "stalled": stalled, "seed": seed}
+                   "val_loss_start": start, "stalled": stalled, "moved": moved, "seed": seed}
 
 
 @torch.no_grad()
@@ -250,7 +265,8 @@ def joints_frame(table: pd.DataFrame, probs: dict, mean: dict, sd: dict) -> pd.D
 
     parts = []
     for kind in ("jsn", "erosion"):
-        scored = np.array([site in sites_for(view, kind) for view, site in zip(table["view"], table["site"])])
+        sites = {view: set(sites_for(view, kind)) for view in pd.unique(table["view"])}
+        scored = np.array([site in sites[view] for view, site in zip(table["view"], table["site"])], dtype=bool)
         frame = table.loc[scored, ["patient_id", "visit_id", "joint"]].reset_index(drop=True)
         frame.insert(3, "kind", kind)
         frame["score"] = mean[kind][scored]

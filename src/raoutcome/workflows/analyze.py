@@ -73,7 +73,7 @@ from raoutcome.analysis import endpoints as ep
 from raoutcome.analysis import outputs as files
 from raoutcome.analysis.features import (DURATION, OBSERVED, AnalysisData, NotCrossFittedWarning, analysis_data,
                                          check_cross_fitted)
-from raoutcome.analysis.incremental import beyond_damage, beyond_sharp
+from raoutcome.analysis.incremental import PUBLISHED_CAVEAT, beyond_damage, beyond_sharp
 from raoutcome.analysis.reader_error import reader_agreement
 from raoutcome.analysis.longitudinal import GEEModel, MixedModel
 from raoutcome.analysis.survival import (CoxModel, CoxNetModel, SurvivalForest, TimeVaryingCox, cross_val_risk,
@@ -441,6 +441,9 @@ def _incremental(run: _Run) -> None:
     else:
         run.summary["beyond_damage"] = [{k: row[k] for k in (*keys, "reliability_source")}
                                         for _, row in corrected.iterrows()]
+        if not str(corrected["reliability_source"].iloc[0]).startswith("retest"):
+            run.summary["beyond_damage_caveat"] = PUBLISHED_CAVEAT
+            run.note("beyond Sharp", PUBLISHED_CAVEAT)
     table = pd.concat([table, corrected], ignore_index=True).assign(cross_fitted=data.cross_fitted)
     run.table(files.INCREMENTAL_CSV, table, "does the image add to the human Sharp reading, and does it carry "
                                         "something other than damage? (column 'question')")

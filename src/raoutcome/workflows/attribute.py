@@ -126,7 +126,9 @@ def attribute(run_dir, cohort, out_dir, method: str = "integrated_gradients", ma
 
     ``method``: ``integrated_gradients`` | ``gradcam`` | ``occlusion``; ``settings`` overrides the
     method's defaults (see :class:`raoutcome.attribution.methods.AttributionSettings`); ``heads``
-    defaults to every head the model has; ``device`` defaults to the GPU when present.
+    defaults to every head the model has; ``device`` defaults to the GPU when present. A site-route run
+    (``[model] route = "sites"``) gets its joint atlas instead (:mod:`raoutcome.workflows.site_attribution`,
+    at most ``max_images / 4`` patches per joint).
     """
     from raoutcome.attribution import methods, stats
 
@@ -142,6 +144,11 @@ def attribute(run_dir, cohort, out_dir, method: str = "integrated_gradients", ma
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: run folder not found (train one with `raoutcome train`)")
     _check_out_dir(out_dir)
+    if any(run_dir.glob("fold_*/site_model.pt")):  # a site-route run: per-site maps pooled over the joint atlas
+        from raoutcome.workflows.site_attribution import attribute_sites
+
+        return attribute_sites(run_dir, cohort, out_dir, method, max_per_joint=max(1, int(max_images) // 4),
+                               seed=seed)
     models, config = load_run(run_dir)
     prep = preprocessing(config)
     rows = select_images(cohort.images, int(max_images), seed)

@@ -3,7 +3,8 @@
 * :func:`cervical_detector_spec` / :func:`fit_cervical_detector`: the heatmap detector of
   :mod:`raoutcome.models.landmarks` with the ``craniocervical`` channels, trained on a landmarked cohort's
   lateral radiographs (:func:`raoutcome.training.landmarks.fit_detector`, patient-grouped validation,
-  augmentation without mirroring: anterior and posterior are not interchangeable on a lateral view).
+  augmentation without mirroring: anterior and posterior are not interchangeable on a lateral view); its
+  validation patients are written next to it (``<name>.validation.json``).
 * :func:`measure_images`: detect, refine the atlantodental edges to sub-pixel
   (:func:`raoutcome.imaging.atlantoaxial.refine_edges`), measure in mm with the image's pixel spacing
   (:func:`raoutcome.analysis.craniocervical.measure_points`), classify AAS / VT at the published cut-offs.
@@ -16,6 +17,7 @@ from __future__ import annotations
 __all__ = ["CERVICAL_AUGMENT", "cervical_detector_spec", "fit_cervical_detector", "measure_images",
            "measurement_sd", "agreement"]
 
+import json
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,6 +28,7 @@ from raoutcome.analysis.craniocervical import MEASURES, classify, measure_points
 from raoutcome.anatomy import CRANIOCERVICAL_VIEWS
 from raoutcome.errors import InputError
 from raoutcome.imaging.landmark_augment import AugmentConfig
+from raoutcome.io_utils import atomic_write
 
 #: augmentation for lateral cervical radiographs: small rotations and zooms, never a mirror or a flip
 CERVICAL_AUGMENT = AugmentConfig(rotation_deg=10.0, upside_down=0.0, scale=(0.9, 1.12), translation=0.06,
@@ -55,6 +58,9 @@ def fit_cervical_detector(cohort_dir: str | Path, out: str | Path, *, steps: int
     result = fit_detector(samples, spec, steps=steps, batch=batch, seed=seed, augment_cfg=CERVICAL_AUGMENT,
                           eval_every=max(50, steps // 8), log=log)
     save_detector(result.model, out)
+    # the validation patients: the measurement SDs (uncertainty) come from them, never from trained-on images
+    with atomic_write(Path(out).with_suffix(".validation.json"), encoding="utf-8") as fh:
+        json.dump({"validation_patients": sorted(result.val_groups), "best": result.best}, fh, indent=2)
     return result
 
 

@@ -6,7 +6,7 @@ Stages (each writes into ``out/`` and is skipped when its output exists, unless 
    ``[simulation]`` table of the config (``cohorts/ra_cervical.toml``);
 2. ``detector.safetensors``: the craniocervical landmark detector trained on ``train/``'s radiographs;
 3. ``measured_train.csv`` / ``measured_test.csv``: ADI, SAC, Ranawat, BDI, facet gap of every baseline
-   neutral and flexion radiograph from detected (and edge-refined) landmarks; ``measurement_agreement.csv``:
+   neutral and flexion radiograph from detected landmarks (edge-refined with ``study.refine_adi``); ``measurement_agreement.csv``:
    held-out measures against truth, uncertainty from the training residuals;
 4. ``prediction_metrics.csv``: deformity by the horizon from baseline MR, radiograph, both (and the
    simulator's latents as the ceiling), trained on ``train/``, reported on ``test/``;
@@ -45,6 +45,7 @@ class StudySettings:
     detector_size: int = 128
     detector_backbone: str = "efficientnet_lite0"
     bootstrap: int = 1000
+    refine_adi: bool = False  # sub-pixel edge refinement of C1A/DA (off: it biased ADI by -0.4 mm on the training seed)
 
 
 def load_study(path: str | Path | None) -> tuple[CervicalConfig, StudySettings]:
@@ -115,14 +116,23 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     measured = {}
     for name, root in (("train", train), ("test", test)):
         path = out / f"measured_{name}.csv"
-        if force or not path.is_file():
+        stamp = {"refine_adi": st.refine_adi, "detector_bytes": det_path.stat().st_size,
+                 "detector_mtime_ns": det_path.stat().st_mtime_ns}
+        stamp_path = path.with_suffix(".json")
+        stale = not stamp_path.is_file() or json.loads(stamp_path.read_text()) != stamp
+        if force or stale or not path.is_file():
             images = load(root).images
             images = images[(images["visit_id"] == "v0") & images["view"].isin(MEASURED_VIEWS)]
             log(f"measuring {len(images)} {name} radiographs")
-            _write_csv(measure_images(model, root, images), path)
+            _write_csv(measure_images(model, root, images, refine=st.refine_adi), path)
+            with atomic_write(stamp_path, encoding="utf-8") as fh:
+                json.dump(stamp, fh)
         measured[name] = pd.read_csv(path)
     truth = {name: pd.read_csv(root / "truth" / "measurements.csv") for name, root in (("train", train), ("test", test))}
-    sd = measurement_sd(measured["train"], truth["train"])
+    val_file = det_path.with_suffix(".validation.json")
+    val_ids = set(json.loads(val_file.read_text())["validation_patients"]) if val_file.is_file() else set()
+    held = measured["train"][measured["train"]["patient_id"].isin(val_ids)] if val_ids else measured["train"]
+    sd = measurement_sd(held, truth["train"])  # the detector's validation patients: not trained on
     agree = agreement(measured["test"], truth["test"])
     _write_csv(agree, out / "measurement_agreement.csv")
     _write_csv(with_uncertainty(measured["test"], sd), out / "measured_test_with_uncertainty.csv")
@@ -137,27 +147,39 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     latents = ["pannus_v0", "facet_v0", "erosion_v0", "laxity_v0", "activity"]
     sets = {"mr": (mr_train, mr_test),
             "radiograph": (xr["train"].loc[ids["train"]], xr["test"].loc[ids["test"]]),
-            "both": (pd.concat([mr_train, xr["train"].loc[ids["train"]]], axis=1),
-                     pd.concat([mr_test, xr["test"].loc[ids["test"]]], axis=1)),
+            "both": None,  # stacked: the MR and radiograph scores (cross-fitted on training) side by side
             "truth (ceiling)": (tp["train"].loc[ids["train"], latents], tp["test"].loc[ids["test"], latents])}
-    rows, preds = [], []
-    for name, (xtr, xte) in sets.items():
+    rows, preds, curves, scores = [], [], [], {}
+    for name, pair in sets.items():
+        if pair is None:
+            pair = tuple(pd.DataFrame({k: scores[k][part].set_index("patient_id")["score"] for k in ("mr", "radiograph")})
+                         for part in ("train", "test"))
+        xtr, xte = pair
         log(f"deformity model: {name}")
         fit = cp.fit_predict(xtr, ev["train"], xte, st.horizon_years, seed=st.train_seed)
-        res = cp.evaluate(fit["test"], ev["test"], st.horizon_years, fit["threshold"], n_boot=st.bootstrap,
-                          seed=st.test_seed)
+        scores[name] = fit
         hr = fit["cs_cox"].summary.iloc[0]
         weib = fit["weibull"].summary.iloc[0]
-        row = {"features": name, **{f"{k}{s}": v[key] for k, v in res.items() if "estimate" in v
-                                    for s, key in (("", "estimate"), ("_lo", "ci_low"), ("_hi", "ci_high"))},
-               **res["counts"], **{f"calibration_{k}": v for k, v in res["calibration"].items()},
-               "weibull_hr_per_score_sd": float(np.exp(weib["coef"] * fit["train"]["score"].std())),
-               "cs_cox_hr_per_score_sd": float(np.exp(hr["coef"] * fit["train"]["score"].std()))}
-        rows.append(row)
+        for rule, threshold in fit["thresholds"].items():
+            res = cp.evaluate(fit["test"], ev["test"], st.horizon_years, threshold, n_boot=st.bootstrap,
+                              seed=st.test_seed)
+            rows.append({"features": name, "threshold_rule": rule,
+                         **{f"{k}{s}": v[key] for k, v in res.items() if "estimate" in v
+                            for s, key in (("", "estimate"), ("_lo", "ci_low"), ("_hi", "ci_high"))},
+                         **res["counts"], **{f"calibration_{k}": v for k, v in res["calibration"].items()},
+                         "weibull_hr_per_score_sd": float(np.exp(weib["coef"] * fit["train"]["score"].std())),
+                         "cs_cox_hr_per_score_sd": float(np.exp(hr["coef"] * fit["train"]["score"].std()))})
         preds.append(fit["test"].assign(features=name))
+        grid = np.round(np.arange(0.25, 6.01, 0.25), 2)
+        surv = fit["weibull"].predict_survival(fit["test"], grid)
+        curves.append(pd.DataFrame({"features": name, "patient_id": np.repeat(fit["test"]["patient_id"].to_numpy(),
+                                                                               len(grid)),
+                                    "time_years": np.tile(grid, len(fit["test"])),
+                                    "risk": (1.0 - surv).ravel()}))
     metrics = pd.DataFrame(rows)
     _write_csv(metrics, out / "prediction_metrics.csv")
     _write_csv(pd.concat(preds, ignore_index=True), out / "predictions_test.csv")
+    _write_csv(pd.concat(curves, ignore_index=True), out / "risk_curves_test.csv")  # 1 - S(t), Weibull
     results = {"config": str(config) if config else None, "study": dataclasses.asdict(st),
                "measurement_sd_mm": sd, "measurement_agreement": agree.to_dict(orient="records"),
                "prediction": metrics.to_dict(orient="records"),

@@ -41,8 +41,14 @@ class Detection:
                 for n, (x, y) in self.points.items()]
 
 
-def detect_images(model, items: Sequence[tuple[np.ndarray, str]]) -> list[Detection]:
-    """Detect on ``(pixels, view)`` pairs (2-D pixels in [0, 1]; views of a body part the detector knows)."""
+def detect_images(model, items: Sequence[tuple[np.ndarray, str]], refine: bool | None = None) -> list[Detection]:
+    """Detect on ``(pixels, view)`` pairs (2-D pixels in [0, 1]; views of a body part the detector knows).
+
+    ``refine``: run the detector's local refinement pass (:mod:`raoutcome.models.landmark_refine`) when it
+    has one; ``None`` (default): on images whose long side is at least ``min_source`` x its ``reference``
+    side, 256 px (smaller ones hold no detail the coarse pass missed). Confidences and QC come from the coarse
+    pass; QC judges the refined positions.
+    """
     import torch
 
     from raoutcome.imaging.landmark_frame import to_input
@@ -50,6 +56,7 @@ def detect_images(model, items: Sequence[tuple[np.ndarray, str]]) -> list[Detect
     from raoutcome.models.landmarks import decode_heatmaps
 
     spec = model.spec
+    refiner = getattr(model, "refiner", None) if refine is not False else None
     prepared = []
     for pixels, view in items:
         part = body_part(view)
@@ -62,11 +69,17 @@ def detect_images(model, items: Sequence[tuple[np.ndarray, str]]) -> list[Detect
     with torch.no_grad():
         x = torch.from_numpy(np.stack([p[0] for p in prepared]))[:, None]
         coords, conf = decode_heatmaps(model(x))
+    coords = coords.numpy().astype(float)
     out = []
-    for (_img, frame, part, blank), c, q in zip(prepared, coords.numpy(), conf.numpy()):
+    for j, ((_img, frame, part, blank), c, q) in enumerate(zip(prepared, coords, conf.numpy())):
         own = spec.part_channels(part)
         other = [i for i in range(len(spec.channels)) if i not in own]
         names = [spec.channels[i].split(":", 1)[1] for i in own]
+        pixels, view = items[j]
+        if refiner is not None and not blank and (
+                refine or max(pixels.shape) >= refiner.rspec.min_source * refiner.rspec.reference):
+            c = c.copy()
+            c[own] = _refine(refiner, pixels, view, frame, c[own], own, spec.contrast)
         canon = {n: (float(c[i, 0]), float(c[i, 1])) for n, i in zip(names, own)}
         confidence = {n: float(q[i]) for n, i in zip(names, own)}
         qc = assess(canon, confidence, part, float(q[other].mean()) if other else None, blank=blank)
@@ -75,8 +88,27 @@ def detect_images(model, items: Sequence[tuple[np.ndarray, str]]) -> list[Detect
     return out
 
 
+def _refine(refiner, pixels: np.ndarray, view: str, frame, coarse: np.ndarray, channels: list[int],
+            contrast) -> np.ndarray:
+    """Coarse-input coordinates ``coarse`` (K, 2) of ``channels``, refined on crops of the image."""
+    from raoutcome.models.landmark_refine import refine_points, working_image
+
+    rs = refiner.rspec
+    work, d = working_image(pixels, view, rs, contrast)
+    geo = frame.geometry
+    ox, oy = geo.from_square(coarse[:, 0], coarse[:, 1])       # canonical image pixels (not un-mirrored)
+    centres = np.stack([(ox + 0.5) / d[0] - 0.5, (oy + 0.5) / d[1] - 0.5], -1)
+    # working pixels per patch pixel: the window is in pixels of a reference-px square holding the image
+    step = rs.window * max(pixels.shape) / (rs.reference * float(d.mean()) * rs.patch)
+    fine, conf = refine_points(refiner, work, centres, channels, step)
+    fx, fy = geo.to_square((fine[:, 0] + 0.5) * d[0] - 0.5, (fine[:, 1] + 0.5) * d[1] - 0.5)
+    refined = np.stack([fx, fy], -1)
+    keep = (conf >= rs.min_confidence) & np.isfinite(refined).all(axis=1)
+    return np.where(keep[:, None], refined, coarse)
+
+
 def detect_cohort(cohort, detector: str | Path | None = None, batch: int = 16, model=None,
-                  progress: bool = False) -> pd.DataFrame:
+                  progress: bool = False, refine: bool | None = None) -> pd.DataFrame:
     """The ``landmarks`` table (:data:`LANDMARK_COLUMNS`) for every image of a known view of ``cohort``.
 
     ``detector``: a safetensors file from ``raoutcome landmarks fit`` (None: the default detector).
@@ -100,7 +132,7 @@ def detect_cohort(cohort, detector: str | Path | None = None, batch: int = 16, m
         for i in range(0, len(paths), batch):
             chunk = list(zip(paths[i:i + batch], views[i:i + batch]))
             items = [(read_image(cohort.image_path(p)).pixels, v) for p, v in chunk]
-            for (p, _), det in zip(chunk, detect_images(model, items)):
+            for (p, _), det in zip(chunk, detect_images(model, items, refine=refine)):
                 rows.extend(det.rows(p))
             bar.update(len(chunk))
     return pd.DataFrame(rows, columns=LANDMARK_COLUMNS)
@@ -120,10 +152,12 @@ def write_landmarks(table: pd.DataFrame, out: str | Path) -> Path:
 def fit_from_cohorts(cohorts: Iterable[str | Path], out: str | Path, *, steps: int = 1500, batch: int = 8,
                      seed: int = 0, size: int = 256, backbone: str = "efficientnet_lite0",
                      pretrained: str | None = "wheel:efficientnet_lite0", init: str | Path | None = None,
-                     val_fraction: float = 0.15, lr: float = 1e-3, log=print):
+                     val_fraction: float = 0.15, lr: float = 1e-3, parts: tuple[str, ...] = ("hand", "foot"),
+                     log=print):
     """Train a detector on the landmarked images of ``cohorts`` and write it to ``out`` (safetensors).
 
-    ``init``: a detector file to fine-tune (its spec is kept). Returns the
+    ``init``: a detector file to fine-tune (its spec is kept); ``parts``: the body parts whose landmark
+    templates are its channels (e.g. ``("spine_cervical", "spine_lumbar")``). Returns the
     :class:`~raoutcome.training.landmarks.FitResult`.
     """
     from raoutcome.cohort import load
@@ -133,7 +167,10 @@ def fit_from_cohorts(cohorts: Iterable[str | Path], out: str | Path, *, steps: i
     model = load_detector(init) if init is not None else None
     if model is None and backbone != "efficientnet_lite0" and pretrained == "wheel:efficientnet_lite0":
         pretrained = None
-    spec = model.spec if model is not None else DetectorSpec(backbone=backbone, size=size)
+    from raoutcome.models.landmarks import channel_names
+
+    spec = (model.spec if model is not None
+            else DetectorSpec(backbone=backbone, size=size, channels=channel_names(tuple(parts))))
     samples = []
     paths = [Path(c) for c in cohorts]
     if not paths:

@@ -17,11 +17,15 @@ the stages it depends on are unchanged, and every recorded output still exists. 
   wiped first, so nothing from the old inputs leaks into the new outputs.
 
 Downstream stages see a fresh token whenever an upstream stage re-ran, so a change ripples down the chain.
+Each ``DONE.json`` also records the digest of the library's own source (:func:`code_digest`): a resumed
+study whose earlier stages were made by other code (an upgrade, a ``git pull`` while it ran) says so in a
+warning, since its outputs then mix two versions (the stages are kept: ``force=True`` redoes them).
 ``run_record.json`` (the resolved config, package versions, seeds, hardware and per-stage timings) is
 rewritten atomically after every stage, so even an interrupted run leaves a record.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -176,6 +180,7 @@ class StageRunner:
         self.record["out_dir"] = str(self.out_dir.resolve())
         self.record["force"] = self.force
         self.record["packages"] = package_versions()
+        self.record["code_digest"] = code_digest()
         self.record["hardware"] = hardware_info()
         self.record["stages"] = []
         n = len(self.stages)
@@ -226,6 +231,10 @@ class StageRunner:
         if done is not None:
             log.info("%s: done earlier (%.1f s on %s); skipped", label, done.get("seconds", 0),
                      done.get("finished", "?"))
+            if done.get("code_digest") not in (None, code_digest()):
+                log.warning("%s: done earlier by other raoutcome code (source digest %s, now %s): this study's "
+                            "outputs mix two versions of the library; rerun with force to redo it", label,
+                            done["code_digest"], code_digest())
             if stage.reload is not None:
                 stage.reload(ctx)
             return StageResult(stage.name, "skipped", float(done.get("seconds", 0.0)), done["outputs"],
@@ -265,7 +274,7 @@ class StageRunner:
         _write_json(sdir / DONE, {
             "stage": stage.name, "token": token, "config_hash": chash, "upstream": upstream,
             "outputs": outputs, "path_outputs": path_outputs, "started": t_start, "finished": finished,
-            "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+            "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3), "code_digest": code_digest(),
             "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         })
         log.info("%s: finished in %.1f s (CPU %.1f s)", label, seconds, cpu)
@@ -285,6 +294,20 @@ def _clear_temporaries(folder: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 (16 hex digits) of the raoutcome package's Python sources (relative path and bytes of every
+    ``.py`` file, in sorted order), computed once per process: two runs with the same digest ran the same code."""
+    import raoutcome
+
+    root = Path(raoutcome.__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _cpu_seconds() -> float:
@@ -336,5 +359,5 @@ def hardware_info() -> dict[str, Any]:
     return info
 
 
-__all__ = ["Stage", "StageContext", "StageResult", "StageRunner", "config_hash", "package_versions",
+__all__ = ["Stage", "StageContext", "StageResult", "StageRunner", "code_digest", "config_hash", "package_versions",
            "hardware_info", "DONE", "STARTED", "RUN_RECORD"]

@@ -14,7 +14,7 @@ Corner lesions, as mSASSS defines them (:mod:`raoutcome.msasss`):
 * grade 1: ``erosion`` (a bite at the corner), ``sclerosis`` (denser bone in the corner), ``squaring`` (the
   concavity toward that corner filled and the corner made square; never at C3);
 * grade 2: ``syndesmophyte``: a thin bony spur growing from the corner along the spine into the disc,
-  not reaching the facing corner;
+  at most about a third of the way, so that two facing syndesmophytes leave a gap;
 * grade 3: ``bridging``: a bony bar over the front of the disc joining the two facing corners (both 3);
 * not scorable: ``osteophyte`` (a spur growing forward and then turning, not along the spine),
   ``blurred`` (the corner's neighbourhood smeared), ``hidden`` (the shoulders over it: decided here from the
@@ -222,8 +222,9 @@ def render_spine(cv: Canvas, view: str, st: SpineState, rng: np.random.Generator
         elif lesion == "syndesmophyte":
             disc = _disc_gap(g, i, side)
             start = p + a * 0.002 * u
-            mid = start + sign * t * 0.45 * disc + a * 0.004 * u
-            end = start + sign * t * 0.68 * disc + a * 0.002 * u
+            # at most 0.36 of the disc: two facing syndesmophytes (2 + 2) leave a gap and never look like a bridge
+            mid = start + sign * t * 0.24 * disc + a * 0.004 * u
+            end = start + sign * t * 0.36 * disc + a * 0.002 * u
             cv.rod(start - sign * t * 0.006 * u, mid, (0, 1), (0.0055 * u, 0.0045 * u), cortex=(0.4, 0.4),
                    trab=(1.0, 1.0), depth=1.6)
             cv.rod(mid, end, (0, 1), (0.0045 * u, 0.0025 * u), cortex=(0.4, 0.4), trab=(1.0, 1.0), depth=1.6)
