@@ -16,7 +16,7 @@ It prints images/s of each, the ratio detect/backbone, and the time ``detect`` w
 1 000-image cohort, against the target: under :data:`TARGET_1000_S` s (a fifth of the 15-minute demo
 budget on 2 cores).
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_landmarks.py [--images 64] [--batch 16]
+    OMP_NUM_THREADS=1 python benchmarks/bench_landmarks.py [--images 64] [--batch 16] [--image-size 128]
 """
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def main(argv=None) -> int:
             rows.append(("detect+refine", (time.perf_counter() - start) / n, (time.process_time() - cpu) / n))
     per_1000 = 1000 * t_det
     threads = torch.get_num_threads()
-    print(f"landmark detection, input {size} px, batch {batch}, {torch.get_num_threads()} threads, {n} images "
+    print(f"landmark detection, {args.image_size}-px radiographs, input {size} px, batch {batch}, "
+          f"{torch.get_num_threads()} threads, {n} images "
           f"({len(table)} landmarks)")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other processes slow the wall times)")
     print(f"{'':<14}{'images/s':>10}{'ms/image':>10}{'CPU ms/image':>14}")

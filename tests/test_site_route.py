@@ -70,6 +70,11 @@ def test_visit_totals_sum_and_impute_other_side():
     # b lacks its right hand: the left MCP2 stands in for it, flagged
     assert tot.loc["b", "jsn"] == pytest.approx(6.0) and tot.loc["b", "n_imputed"] == 1
     assert tot.loc["b", "n_missing"] == 1  # its erosion reading has no other side to borrow
+    assert tot.loc["b", "n_joints"] == 2 and tot.loc["a", "n_imputed"] == 0
+    # a donor without a score still stands in (and adds nothing), as a reading without a score does
+    nan = visit_totals(_pred([("c", "v0", "hand_left:MCP2", "jsn", np.nan, np.nan)]), {"jsn": ["hand_left:MCP2",
+                                                                                              "hand_right:MCP2"]})
+    assert nan["n_imputed"].tolist() == [1] and nan["jsn"].tolist() == [0.0] and np.isnan(nan.loc[0, "erosion"])
 
 
 def test_agreement_counts():

@@ -75,46 +75,64 @@ def visit_totals(frame: pd.DataFrame, expected_joints: dict[str, list[str]] | No
     ``expected_joints``: per kind, every joint a full reading has (e.g. the cohort's joint names); a visit
     missing one takes the contralateral joint of that visit (:func:`_other_side`) or counts it missing.
     """
-    f = frame[_KEYS + ["joint", "kind", "score", "sd"]].copy()
-    f["var"] = f["sd"].astype(float) ** 2
-    visits = f[_KEYS].drop_duplicates().reset_index(drop=True)
-    n_imputed = pd.Series(0, index=pd.MultiIndex.from_frame(visits), dtype=int)
-    n_missing = n_imputed.copy()
-    if expected_joints:
-        extra = []
-        for kind, joints in expected_joints.items():
-            if not len(joints):
-                continue
-            have = f.loc[f["kind"] == kind, _KEYS + ["joint", "score", "var"]]
-            grid = visits.merge(pd.DataFrame({"joint": list(joints)}), how="cross")
-            grid = grid.merge(have[_KEYS + ["joint"]].assign(_present=True), on=_KEYS + ["joint"], how="left")
-            absent = grid[grid["_present"].isna()].drop(columns="_present")
-            if not len(absent):
-                continue
-            absent = absent.assign(other=absent["joint"].map(_other_side))
-            filled = absent.merge(have.rename(columns={"joint": "other"}), on=_KEYS + ["other"], how="left")
-            imputed = filled[filled["score"].notna()]
-            extra.append(imputed[_KEYS + ["joint", "score", "var"]].assign(kind=kind, sd=np.sqrt(imputed["var"])))
-            key = lambda d: pd.MultiIndex.from_frame(d[_KEYS])  # noqa: E731
-            n_imputed = n_imputed.add(pd.Series(1, index=key(imputed)).groupby(level=[0, 1]).sum(), fill_value=0)
-            missing = filled[filled["score"].isna()]
-            n_missing = n_missing.add(pd.Series(1, index=key(missing)).groupby(level=[0, 1]).sum(), fill_value=0)
-        if extra:
-            f = pd.concat([f, *extra], ignore_index=True)
-    g = f.groupby(_KEYS + ["kind"])[["score", "var"]].sum().unstack("kind")
-    out = pd.DataFrame(index=g.index)
+    pid = frame["patient_id"].astype(str).to_numpy()
+    vid = frame["visit_id"].astype(str).to_numpy()
+    keys = pd.MultiIndex.from_arrays([pid, vid], names=_KEYS)
+    vcode, visits = pd.factorize(keys, sort=True)
+    n_visits = len(visits)
+    kind = frame["kind"].astype(str).to_numpy()
+    joint = frame["joint"].astype(str).to_numpy()
+    score = frame["score"].to_numpy(float)
+    var = frame["sd"].to_numpy(float) ** 2
+    n_joints = np.bincount(vcode, minlength=n_visits).astype(int)
+    n_imputed = np.zeros(n_visits, int)
+    n_missing = np.zeros(n_visits, int)
+    sums: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for k in pd.unique(kind):  # every kind read: sums of score and variance, rows (NaN adds 0, as pandas' sum)
+        rows = kind == k
+        sums[k] = (np.bincount(vcode[rows], np.nan_to_num(score[rows]), n_visits),
+                   np.bincount(vcode[rows], np.nan_to_num(var[rows]), n_visits),
+                   np.bincount(vcode[rows], minlength=n_visits).astype(float))
+    for k, joints in (expected_joints or {}).items():
+        joints = list(joints)
+        if not joints:
+            continue
+        index = {j: i for i, j in enumerate(joints)}
+        rows = np.flatnonzero(kind == k)
+        jcode = np.array([index.get(j, -1) for j in joint[rows]], dtype=int)
+        rows, jcode = rows[jcode >= 0], jcode[jcode >= 0]
+        present = np.zeros((n_visits, len(joints)), bool)
+        s_grid = np.zeros((n_visits, len(joints)))
+        v_grid = np.zeros((n_visits, len(joints)))
+        present[vcode[rows], jcode] = True
+        s_grid[vcode[rows], jcode] = np.nan_to_num(score[rows])
+        v_grid[vcode[rows], jcode] = np.nan_to_num(var[rows])
+        other = np.array([index.get(_other_side(j) or "", -1) for j in joints], dtype=int)
+        has_other = other >= 0
+        donor = np.zeros_like(present)
+        donor[:, has_other] = present[:, other[has_other]]
+        imputed = ~present & donor  # a missing joint takes the same site of the other side at that visit
+        missing = ~present & ~donor
+        n_imputed += imputed.sum(1)
+        n_missing += missing.sum(1)
+        n_joints += imputed.sum(1)
+        add_s = np.where(imputed, s_grid[:, np.where(has_other, other, 0)], 0.0).sum(1)
+        add_v = np.where(imputed, v_grid[:, np.where(has_other, other, 0)], 0.0).sum(1)
+        base = sums.get(k, (np.zeros(n_visits), np.zeros(n_visits), np.zeros(n_visits)))
+        sums[k] = (base[0] + add_s, base[1] + add_v, base[2] + imputed.sum(1))
+    out = pd.DataFrame({"patient_id": visits.get_level_values(0), "visit_id": visits.get_level_values(1)})
     spec = _site_spec()
     parts = spec.site_parts
     for part in parts:
-        kind = part.site_kind
-        out[part.name] = g[("score", kind)] if ("score", kind) in g else np.nan
-        out[f"{part.name}_sd"] = np.sqrt(g[("var", kind)]) if ("var", kind) in g else np.nan
+        tot, v, n = sums.get(part.site_kind, (np.zeros(n_visits), np.zeros(n_visits), np.zeros(n_visits)))
+        out[part.name] = np.where(n > 0, tot, np.nan)
+        out[f"{part.name}_sd"] = np.where(n > 0, np.sqrt(v), np.nan)
     out[spec.name] = sum((out[p.name] for p in parts[1:]), out[parts[0].name])
     out[f"{spec.name}_sd"] = np.sqrt(sum((out[f"{p.name}_sd"] ** 2 for p in parts[1:]), out[f"{parts[0].name}_sd"] ** 2))
-    out["n_joints"] = f.groupby(_KEYS).size()
-    out["n_imputed"] = n_imputed.reindex(out.index).fillna(0).astype(int)
-    out["n_missing"] = n_missing.reindex(out.index).fillna(0).astype(int)
-    return out.reset_index()
+    out["n_joints"] = n_joints
+    out["n_imputed"] = n_imputed
+    out["n_missing"] = n_missing
+    return out
 
 
 def agreement(pred_class: np.ndarray, truth: np.ndarray) -> dict:

@@ -29,8 +29,8 @@ import pandas as pd
 from raoutcome.anatomy import body_part
 
 #: Image-level QC flags that keep an image from being scored (``rotated`` only flags it: the pose undoes it).
-EXCLUDING_FLAGS = frozenset({"blank", "low_confidence", "looks_like_foot", "looks_like_hand", "mirrored",
-                             "upside_down", "implausible"})
+EXCLUDING_FLAGS = frozenset({"blank", "low_confidence", "looks_like_foot", "looks_like_hand", "looks_like_other_part",
+                             "mirrored", "upside_down", "implausible"})
 #: A run folder's own detector (used instead of the shipped one when present).
 RUN_DETECTOR = "landmark_detector.safetensors"
 

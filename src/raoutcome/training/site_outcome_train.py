@@ -83,13 +83,15 @@ class OutcomeData:
         patients = sorted(set(tab["patient_id"]))
         visits, rows, events = {}, {}, {}
         by_patient = tab.groupby("patient_id").indices
+        site_codes = tab["joint"].map(site_index).to_numpy()
+        tab_visits = tab["visit_id"].to_numpy()
         for pid, grp in v[v["patient_id"].isin(patients)].groupby("patient_id"):
             grp = grp.reset_index(drop=True)
             visits[pid] = grp
             idx = by_patient[pid]
-            pos = pd.Index(grp["visit_id"]).get_indexer(tab["visit_id"].to_numpy()[idx])
+            pos = pd.Index(grp["visit_id"]).get_indexer(tab_visits[idx])
             keep = pos >= 0
-            rows[pid] = (idx[keep], pos[keep], tab["joint"].map(site_index).to_numpy()[idx][keep])
+            rows[pid] = (idx[keep], pos[keep], site_codes[idx][keep])
             events[pid] = (float(ev.loc[pid, "time_years"]), float(ev.loc[pid, "observed"])) if pid in ev.index \
                 else (np.nan, np.nan)
         return cls([p for p in patients if p in visits], visits, rows, events, targets)

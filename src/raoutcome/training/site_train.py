@@ -265,7 +265,8 @@ def joints_frame(table: pd.DataFrame, probs: dict, mean: dict, sd: dict) -> pd.D
 
     parts = []
     for kind in ("jsn", "erosion"):
-        scored = np.array([site in sites_for(view, kind) for view, site in zip(table["view"], table["site"])])
+        sites = {view: set(sites_for(view, kind)) for view in pd.unique(table["view"])}
+        scored = np.array([site in sites[view] for view, site in zip(table["view"], table["site"])], dtype=bool)
         frame = table.loc[scored, ["patient_id", "visit_id", "joint"]].reset_index(drop=True)
         frame.insert(3, "kind", kind)
         frame["score"] = mean[kind][scored]

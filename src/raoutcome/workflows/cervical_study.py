@@ -6,7 +6,7 @@ Stages (each writes into ``out/`` and is skipped when its output exists, unless 
    ``[simulation]`` table of the config (``cohorts/ra_cervical.toml``);
 2. ``detector.safetensors``: the craniocervical landmark detector trained on ``train/``'s radiographs;
 3. ``measured_train.csv`` / ``measured_test.csv``: ADI, SAC, Ranawat, BDI, facet gap of every baseline
-   neutral and flexion radiograph from detected (and edge-refined) landmarks; ``measurement_agreement.csv``:
+   neutral and flexion radiograph from detected landmarks (edge-refined with ``study.refine_adi``); ``measurement_agreement.csv``:
    held-out measures against truth, uncertainty from the training residuals;
 4. ``prediction_metrics.csv``: deformity by the horizon from baseline MR, radiograph, both (and the
    simulator's latents as the ceiling), trained on ``train/``, reported on ``test/``;
@@ -45,6 +45,7 @@ class StudySettings:
     detector_size: int = 128
     detector_backbone: str = "efficientnet_lite0"
     bootstrap: int = 1000
+    refine_adi: bool = False  # sub-pixel edge refinement of C1A/DA (off: it biased ADI by -0.4 mm on the training seed)
 
 
 def load_study(path: str | Path | None) -> tuple[CervicalConfig, StudySettings]:
@@ -115,11 +116,17 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     measured = {}
     for name, root in (("train", train), ("test", test)):
         path = out / f"measured_{name}.csv"
-        if force or not path.is_file():
+        stamp = {"refine_adi": st.refine_adi, "detector_bytes": det_path.stat().st_size,
+                 "detector_mtime_ns": det_path.stat().st_mtime_ns}
+        stamp_path = path.with_suffix(".json")
+        stale = not stamp_path.is_file() or json.loads(stamp_path.read_text()) != stamp
+        if force or stale or not path.is_file():
             images = load(root).images
             images = images[(images["visit_id"] == "v0") & images["view"].isin(MEASURED_VIEWS)]
             log(f"measuring {len(images)} {name} radiographs")
-            _write_csv(measure_images(model, root, images), path)
+            _write_csv(measure_images(model, root, images, refine=st.refine_adi), path)
+            with atomic_write(stamp_path, encoding="utf-8") as fh:
+                json.dump(stamp, fh)
         measured[name] = pd.read_csv(path)
     truth = {name: pd.read_csv(root / "truth" / "measurements.csv") for name, root in (("train", train), ("test", test))}
     val_file = det_path.with_suffix(".validation.json")
@@ -151,16 +158,17 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
         log(f"deformity model: {name}")
         fit = cp.fit_predict(xtr, ev["train"], xte, st.horizon_years, seed=st.train_seed)
         scores[name] = fit
-        res = cp.evaluate(fit["test"], ev["test"], st.horizon_years, fit["threshold"], n_boot=st.bootstrap,
-                          seed=st.test_seed)
         hr = fit["cs_cox"].summary.iloc[0]
         weib = fit["weibull"].summary.iloc[0]
-        row = {"features": name, **{f"{k}{s}": v[key] for k, v in res.items() if "estimate" in v
-                                    for s, key in (("", "estimate"), ("_lo", "ci_low"), ("_hi", "ci_high"))},
-               **res["counts"], **{f"calibration_{k}": v for k, v in res["calibration"].items()},
-               "weibull_hr_per_score_sd": float(np.exp(weib["coef"] * fit["train"]["score"].std())),
-               "cs_cox_hr_per_score_sd": float(np.exp(hr["coef"] * fit["train"]["score"].std()))}
-        rows.append(row)
+        for rule, threshold in fit["thresholds"].items():
+            res = cp.evaluate(fit["test"], ev["test"], st.horizon_years, threshold, n_boot=st.bootstrap,
+                              seed=st.test_seed)
+            rows.append({"features": name, "threshold_rule": rule,
+                         **{f"{k}{s}": v[key] for k, v in res.items() if "estimate" in v
+                            for s, key in (("", "estimate"), ("_lo", "ci_low"), ("_hi", "ci_high"))},
+                         **res["counts"], **{f"calibration_{k}": v for k, v in res["calibration"].items()},
+                         "weibull_hr_per_score_sd": float(np.exp(weib["coef"] * fit["train"]["score"].std())),
+                         "cs_cox_hr_per_score_sd": float(np.exp(hr["coef"] * fit["train"]["score"].std()))})
         preds.append(fit["test"].assign(features=name))
         grid = np.round(np.arange(0.25, 6.01, 0.25), 2)
         surv = fit["weibull"].predict_survival(fit["test"], grid)
