@@ -92,7 +92,7 @@ def sim_samples(cohorts: list[Path], spec):
     return samples
 
 
-def refine_samples(cohorts: list[Path], spec, rspec, hires: bool = True):
+def refine_samples(cohorts: list[Path], spec, rspec):
     """Refiner samples of the simulated cohorts whose images are at least the refiner's reference side
     (detection refines only those; seed 102's 128-px images are left out)."""
     from raoutcome.cohort import load

@@ -26,7 +26,7 @@ class _Stalls:
         step = (fit_options or {}).get("step_size")
         self.steps.append(step)
         if step is None or step > self.works_at:
-            warnings.warn("Newton-Raphson failed to converge sufficiently. See ...", ConvergenceWarning)
+            warnings.warn("Newton-Raphson failed to converge sufficiently. See ...", ConvergenceWarning, stacklevel=2)
         return self
 
 

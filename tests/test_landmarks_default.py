@@ -37,6 +37,7 @@ def test_default_detector_is_small_and_knows_hands_and_feet(default):
     assert default_detector_path().stat().st_size < 8_000_000
     assert default.spec.parts == ("hand", "foot")
     assert default.spec.trained_on
+    assert default.refiner is not None and default.refiner.rspec.zoom == 2.0  # the local refinement pass ships
 
 
 def test_default_finds_unseen_simulated_joints(default, unseen):

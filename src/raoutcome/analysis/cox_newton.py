@@ -86,7 +86,7 @@ def fit_cox(x: ArrayLike, time: ArrayLike, event: ArrayLike, max_iter: int = 100
     ll_null = _loglik(np.zeros(len(t)), e, ends)
     ll = ll_null
     converged, it = p == 0, 0
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 (the count is returned as iterations)
         if p == 0:
             break
         eta = z @ beta
