@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test test-all lint docs typecheck dist venv bench stress clean landmark-detector
+.PHONY: demo test test-all lint docs typecheck dist venv bench stress clean landmark-detector spine-check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: $(STAMP)
 LANDMARK_WORK ?= landmark_work
 landmark-detector: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) analyses/landmark_detector.py --work $(LANDMARK_WORK)
+
+# mSASSS on simulated AS cohorts: spine landmarks, corner reader, totals and change (docs/dev/issue-24.md).
+SPINE_WORK ?= spine_work
+spine-check: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) analyses/spine_check.py --work $(SPINE_WORK)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) site dist

@@ -80,7 +80,8 @@ ax.set_ylabel("P(deformity by then)")
 plt.show()
 rank = (both["prob"] < both.loc[PATIENT, "prob"]).mean()
 print(f"risk percentile among {len(both)} held-out patients: {100 * rank:.0f}")
-metrics = pd.DataFrame(results["prediction"]).set_index("features")
+metrics = pd.DataFrame(results["prediction"])
+metrics = metrics[metrics["threshold_rule"] == "prevalence"].set_index("features")
 print(metrics.loc[["mr", "radiograph", "both"], ["accuracy", "ppv", "npv", "c_interval", "td_auc"]].round(2))'''),
     ("md", "## 4. What happened (the simulator's truth)"),
     ("code", '''ev = pd.read_csv(STUDY / "test" / "events.csv")

@@ -109,3 +109,18 @@ def test_landmark_regions_match_the_phantom_truth():
     dens = rm.labels == REGIONS["cc_dens"]
     bone = np.isin(truth, [REGIONS[k] for k in ("cc_dens", "cc_facet_c1c2", "cc_c2_body")])
     assert np.mean(bone[dens]) > 0.8
+
+
+def test_adi_bias_correction_per_view():
+    from raoutcome.workflows.cervical_measure import adi_bias, correct_adi
+
+    measured = pd.DataFrame({"path": ["a", "b", "c"], "view": ["cervical_neutral", "cervical_neutral", "cervical_flexion"],
+                             "adi_mm": [2.6, 3.2, 2.9], "sac_mm": [18.0, 13.0, 17.0], "ranawat_mm": [15.0, 15.0, 12.0]})
+    truth = pd.DataFrame({"path": ["a", "b", "c"], "adi_mm": [3.0, 3.4, 3.5]})
+    bias = adi_bias(measured, truth)
+    assert bias == pytest.approx({"cervical_neutral": -0.3, "cervical_flexion": -0.6})
+    fixed = correct_adi(measured, bias)
+    assert fixed["adi_mm"].tolist() == pytest.approx([2.9, 3.5, 3.5])
+    assert fixed["adi_uncorrected_mm"].tolist() == [2.6, 3.2, 2.9]
+    assert fixed["aas_adi"].tolist() == [0.0, 1.0, 1.0]          # recomputed after the correction
+    assert fixed["aas_sac"].tolist() == [0.0, 1.0, 0.0] and fixed["vt_ranawat"].tolist() == [0.0, 0.0, 1.0]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from lifelines import CoxPHFitter
 
 from raoutcome.analysis.competing_risks import FineGray, cumulative_incidence, fine_gray_table, sandwich_covariance
-from raoutcome.analysis.fine_gray import censoring_km_before, fit_fine_gray, fit_fine_gray_imputed
+from raoutcome.analysis.fine_gray import bootstrap_fine_gray, censoring_km_before, fit_fine_gray, fit_fine_gray_imputed
 from raoutcome.errors import InputError
 
 CRR_FOLLIC = {  # covariate: (coef, se) from cmprsk::crr
@@ -171,3 +171,18 @@ def test_imputing_visit_found_times_recovers_the_exact_time_fit():
                       "lo": np.where(s == 1, lower, np.nan), "hi": np.where(s == 1, upper, np.nan)}),
         lower_col="lo", upper_col="hi")
     assert model.imputed_ and model.summary["coef"].iloc[0] == pytest.approx(imp.coef[0])
+
+
+def test_bootstrap_spread_matches_the_fine_gray_variance_and_is_reproducible():
+    x, t, s = _untied(np.random.default_rng(21), 800)
+    fit = fit_fine_gray(t, s, x)
+    boot = bootstrap_fine_gray(t, s, x, replicates=80, seed=3)
+    assert boot.shape == (80, 2)
+    np.testing.assert_allclose(boot.std(axis=0, ddof=1), fit.se, rtol=0.25)   # 80 resamples: SD within ~16 %
+    np.testing.assert_allclose(boot.mean(axis=0), fit.coef, atol=2 * fit.se.max() / np.sqrt(80) + 0.02)
+    np.testing.assert_array_equal(boot, bootstrap_fine_gray(t, s, x, replicates=80, seed=3))
+    lower = np.where(s == 1, np.floor(t * 2) / 2, np.nan)
+    imputed = bootstrap_fine_gray(np.where(s == 1, lower + 0.5, t), s, x, lower, lower + 0.5, replicates=20, seed=3)
+    assert imputed.shape == (20, 2) and not np.allclose(imputed[0], imputed[1])
+    with pytest.raises(InputError, match="at least 2"):
+        bootstrap_fine_gray(t, s, x, replicates=1)

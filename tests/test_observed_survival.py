@@ -57,6 +57,10 @@ def test_interval_and_competing_models_are_used_and_named(data):
     comp = res.tables["competing_hazard_ratios.csv"]
     assert set(comp["model"]) == {"cause-specific Cox", "Fine–Gray"}
     assert (comp[comp["covariate"] == image]["hr"] > 1).all()
+    fg = comp[comp["model"] == "Fine–Gray"].set_index("covariate")
+    assert fg["event_times"].iloc[0].startswith("imputed within the visit intervals")
+    assert (fg["se_bootstrap"] > 0).all() and (0.5 < fg["se_bootstrap"] / fg["se"]).all() \
+        and (fg["se_bootstrap"] / fg["se"] < 2).all()
     assert set(res.cif["group"]) == {"low", "middle", "high"}
     high = res.cif[res.cif["group"] == "high"]["cif"].iloc[-1]
     low = res.cif[res.cif["group"] == "low"]["cif"].iloc[-1]

@@ -219,12 +219,14 @@ class FineGray:
 
     ``variance="fine-gray"`` (default) includes the term for the estimated censoring distribution, as
     ``crr``; ``"fixed-weights"`` is the sandwich of the weighted Cox fit (``survival::finegray`` + robust
-    ``coxph``). :meth:`predict_cif` gives the predicted cumulative incidence ``1 - exp(-Lambda_1(t) e^{x'b})``.
+    ``coxph``); ``bootstrap=B`` adds a patient-bootstrap SE and CI (``se_bootstrap``; B resamples, each
+    imputed once, :func:`raoutcome.analysis.fine_gray.bootstrap_fine_gray`). :meth:`predict_cif` gives the predicted cumulative incidence ``1 - exp(-Lambda_1(t) e^{x'b})``.
     """
 
     def __init__(self, covariates: Sequence[str], cause: int = 1, penalizer: float = 0.0,
-                 variance: str = "fine-gray", imputations: int = 10, seed: int = 0):
+                 variance: str = "fine-gray", imputations: int = 10, seed: int = 0, bootstrap: int = 0):
         self.covariates = list(covariates)
+        self.bootstrap = bootstrap
         self.cause = cause
         if penalizer:
             raise InputError("Fine–Gray: a penalizer is not supported")
@@ -255,6 +257,13 @@ class FineGray:
         else:
             self.fit_ = fit_fine_gray(t, s, x, cause=self.cause, variance=self.variance)
         self.robust_cov_ = self.fit_.cov
+        self.bootstrap_cov_ = None
+        if self.bootstrap:
+            from raoutcome.analysis.fine_gray import bootstrap_fine_gray
+
+            reps = bootstrap_fine_gray(t, s, x, lo if self.imputed_ else None, hi if self.imputed_ else None,
+                                       cause=self.cause, replicates=self.bootstrap, seed=self.seed + 1)
+            self.bootstrap_cov_ = np.atleast_2d(np.cov(reps, rowvar=False))
         return self
 
     @property
@@ -265,10 +274,15 @@ class FineGray:
         coef = self.fit_.coef
         se = self.fit_.se
         z = coef / se
-        return pd.DataFrame({"covariate": self.covariates, "coef": coef, "se": se, "hr": np.exp(coef),
-                             "hr_lower": np.exp(coef - 1.959963984540054 * se),
-                             "hr_upper": np.exp(coef + 1.959963984540054 * se), "z": z,
-                             "p": 2 * norm.sf(np.abs(z)), "per": "unit"})
+        out = pd.DataFrame({"covariate": self.covariates, "coef": coef, "se": se, "hr": np.exp(coef),
+                            "hr_lower": np.exp(coef - 1.959963984540054 * se),
+                            "hr_upper": np.exp(coef + 1.959963984540054 * se), "z": z,
+                            "p": 2 * norm.sf(np.abs(z)), "per": "unit"})
+        if getattr(self, "bootstrap_cov_", None) is not None:  # patient bootstrap (bootstrap= resamples)
+            sb = np.sqrt(np.diag(self.bootstrap_cov_))
+            out = out.assign(se_bootstrap=sb, hr_lower_bootstrap=np.exp(coef - 1.959963984540054 * sb),
+                             hr_upper_bootstrap=np.exp(coef + 1.959963984540054 * sb))
+        return out
 
     def predict_risk(self, df: pd.DataFrame) -> np.ndarray:
         """The linear predictor ``x'b`` (higher: higher cumulative incidence at every time)."""

@@ -9,7 +9,9 @@ detected points (bright arch – dark interval – bright dens) and fits the blu
 
 by least squares (``scipy.optimize.least_squares``); the edges ``s0``, ``s1`` replace the detected points
 when the fit is sound (a dark interval between two brighter sides, edges within ``max_shift`` px of the
-detector's). The same fit serves the posterior edge pair of the SAC (``DP``, ``C1P``), which is wider.
+detector's). The model ignores the bright cortical rims, so its edges sit slightly inside the interval: it
+helps when the points are off by a pixel or more and costs a small negative bias otherwise; the cervical
+study leaves it off by default (``study.refine_adi``; the figures are in docs/craniocervical.md). The same fit serves the posterior edge pair of the SAC (``DP``, ``C1P``), which is wider.
 Classical edge-model fitting for sub-pixel measurement: Ye J, Fu G, Poudel UP. High-accuracy edge detection
 with blurred edge model. Image Vis Comput 2005;23:453-67.
 """

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 __all__ = ["CERVICAL_AUGMENT", "cervical_detector_spec", "fit_cervical_detector", "measure_images",
-           "measurement_sd", "agreement"]
+           "measurement_sd", "agreement", "adi_bias", "correct_adi"]
 
 import json
 from pathlib import Path
@@ -99,6 +99,25 @@ def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: boo
     if table.empty:
         raise InputError("no lateral cervical radiograph to measure (views: " + ", ".join(CRANIOCERVICAL_VIEWS) + ")")
     return pd.concat([table, classify(table["adi_mm"], table["sac_mm"], table["ranawat_mm"])], axis=1)
+
+
+def adi_bias(measured: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
+    """Per view, the mean of measured - true ADI (mm) over the images of both tables (joined on ``path``):
+    the constant offset of the edge-refined ADI, estimated on patients the detector was not trained on."""
+    j = measured.merge(truth[["path", "adi_mm"]], on="path", suffixes=("", "_true"))
+    return {str(v): float((g["adi_mm"] - g["adi_mm_true"]).mean()) for v, g in j.groupby("view")}
+
+
+def correct_adi(measured: pd.DataFrame, bias: dict[str, float]) -> pd.DataFrame:
+    """``measured`` with each view's ADI bias subtracted (``adi_uncorrected_mm`` kept) and the AAS / VT
+    classes recomputed."""
+    out = measured.copy()
+    out["adi_uncorrected_mm"] = out["adi_mm"]
+    out["adi_mm"] = out["adi_mm"] - out["view"].map(bias).fillna(0.0)
+    cls = classify(out["adi_mm"], out["sac_mm"], out["ranawat_mm"])
+    for c in cls:
+        out[c] = cls[c]
+    return out
 
 
 def measurement_sd(measured: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:

@@ -11,7 +11,10 @@ Per feature set, on the training patients only:
    visit without it and the first with it) gives ``P(deformity by horizon | score) = 1 - S(h | score)``;
    a cause-specific Cox model with death as the competing event
    (:class:`raoutcome.analysis.competing_risks.CauseSpecificCox`) gives the score's hazard ratio;
-3. the decision threshold on that probability: the one with the highest training accuracy (cross-fitted).
+3. the decision threshold on that probability, from the cross-fitted training probabilities: the one with the
+   highest training accuracy (``accuracy``, specified first), and the one that predicts as many positives as
+   there were training events by the horizon (``prevalence``; added after the accuracy rule predicted no
+   positive at all for weak scores: with a 15 % prevalence, maximal accuracy is often "nobody").
 
 On the held-out patients: accuracy, PPV, NPV, sensitivity, specificity and AUROC of the thresholded
 probability for "found by the horizon" (seeds/004's metrics: 0.84 / 0.56 / 0.92), the interval-censored
@@ -127,7 +130,7 @@ def fit_predict(train_x: pd.DataFrame, train_ev: pd.DataFrame, test_x: pd.DataFr
 
     ``*_x``: features indexed by patient; ``*_ev``: :func:`event_table` rows (``patient_id`` column).
     Returns ``train`` / ``test`` frames (patient_id, score, prob) and the fitted ``weibull``, ``cs_cox``,
-    ``threshold``.
+    ``thresholds`` (``accuracy`` and ``prevalence`` rules; ``threshold`` is the accuracy one).
     """
     from sklearn.model_selection import StratifiedKFold
 
@@ -157,13 +160,16 @@ def fit_predict(train_x: pd.DataFrame, train_ev: pd.DataFrame, test_x: pd.DataFr
     weib = IntervalWeibullModel(["score"]).fit(tr_frame)
     cs = CauseSpecificCox(["score"]).fit(tr_frame)
     tr_frame["prob"] = 1.0 - weib.predict_survival(tr_frame, [horizon])[:, 0]
-    grid = np.unique(np.round(tr_frame.loc[known, "prob"], 4))
-    acc = [np.mean((tr_frame.loc[known, "prob"].to_numpy() >= g) == (yk == 1)) for g in grid]
-    threshold = float(grid[int(np.argmax(acc))])
+    pk = tr_frame.loc[known, "prob"].to_numpy()
+    grid = np.unique(np.round(pk, 4))
+    acc = [np.mean((pk >= g) == (yk == 1)) for g in grid]
+    thresholds = {"accuracy": float(grid[int(np.argmax(acc))]),
+                  # as many predicted positives as training events by the horizon
+                  "prevalence": float(np.quantile(pk, 1.0 - yk.mean(), method="higher"))}
     te_frame = pd.DataFrame({"patient_id": test_x.index, "score": _score(final, test_x.to_numpy(float))})
     te_frame["prob"] = 1.0 - weib.predict_survival(te_frame, [horizon])[:, 0]
-    return {"train": tr_frame, "test": te_frame, "weibull": weib, "cs_cox": cs, "threshold": threshold,
-            "logistic": final}
+    return {"train": tr_frame, "test": te_frame, "weibull": weib, "cs_cox": cs, "threshold": thresholds["accuracy"],
+            "thresholds": thresholds, "logistic": final}
 
 
 def evaluate(pred: pd.DataFrame, events: pd.DataFrame, horizon: float, threshold: float, n_boot: int = 1000,

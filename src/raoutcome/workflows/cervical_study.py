@@ -5,8 +5,10 @@ Stages (each writes into ``out/`` and is skipped when its output exists, unless 
 1. ``train/`` and ``test/``: two simulated cohorts (``study.train_seed``, ``study.test_seed``) from the
    ``[simulation]`` table of the config (``cohorts/ra_cervical.toml``);
 2. ``detector.safetensors``: the craniocervical landmark detector trained on ``train/``'s radiographs;
-3. ``measured_train.csv`` / ``measured_test.csv``: ADI, SAC, Ranawat, BDI, facet gap of every baseline
-   neutral and flexion radiograph from detected (and edge-refined) landmarks; ``measurement_agreement.csv``:
+3. ``detected_*.csv`` (cached) and ``measured_train.csv`` / ``measured_test.csv``: ADI, SAC, Ranawat, BDI,
+   facet gap of every baseline neutral and flexion radiograph from detected landmarks; with
+   ``study.refine_adi`` the ADI edges are refined and each view's mean ADI offset on the detector's
+   validation patients (training seed) is subtracted; ``measurement_agreement.csv``:
    held-out measures against truth, uncertainty from the training residuals;
 4. ``prediction_metrics.csv``: deformity by the horizon from baseline MR, radiograph, both (and the
    simulator's latents as the ceiling), trained on ``train/``, reported on ``test/``;
@@ -45,13 +47,17 @@ class StudySettings:
     detector_size: int = 128
     detector_backbone: str = "efficientnet_lite0"
     bootstrap: int = 1000
+    refine_adi: bool = True  # sub-pixel edge refinement of C1A/DA, its per-view offset removed (docs/craniocervical.md)
 
 
 def load_study(path: str | Path | None) -> tuple[CervicalConfig, StudySettings]:
     """The simulator config and the study settings of a cervical study TOML (``None``: defaults)."""
     raw: dict[str, Any] = {}
     if path is not None:
-        import tomllib
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+            import tomli as tomllib  # type: ignore[no-redef]
 
         try:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
@@ -96,8 +102,8 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     from raoutcome.cohort import load
     from raoutcome.models.landmarks import load_detector
     from raoutcome.workflows import cervical_predict as cp
-    from raoutcome.workflows.cervical_measure import (MEASURED_VIEWS, agreement, fit_cervical_detector,
-                                                      measure_images, measurement_sd)
+    from raoutcome.workflows.cervical_measure import (MEASURED_VIEWS, adi_bias, agreement, correct_adi,
+                                                      fit_cervical_detector, measure_images, measurement_sd)
 
     sim, st = load_study(config)
     out = Path(out_dir)
@@ -114,18 +120,28 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
 
     measured = {}
     for name, root in (("train", train), ("test", test)):
-        path = out / f"measured_{name}.csv"
-        if force or not path.is_file():
+        path = out / f"detected_{name}.csv"  # the measures as detected (cached); measured_*.csv: corrected
+        stamp = {"refine_adi": st.refine_adi, "detector_bytes": det_path.stat().st_size,
+                 "detector_mtime_ns": det_path.stat().st_mtime_ns}
+        stamp_path = path.with_suffix(".json")
+        stale = not stamp_path.is_file() or json.loads(stamp_path.read_text()) != stamp
+        if force or stale or not path.is_file():
             images = load(root).images
             images = images[(images["visit_id"] == "v0") & images["view"].isin(MEASURED_VIEWS)]
             log(f"measuring {len(images)} {name} radiographs")
-            _write_csv(measure_images(model, root, images), path)
+            _write_csv(measure_images(model, root, images, refine=st.refine_adi), path)
+            with atomic_write(stamp_path, encoding="utf-8") as fh:
+                json.dump(stamp, fh)
         measured[name] = pd.read_csv(path)
     truth = {name: pd.read_csv(root / "truth" / "measurements.csv") for name, root in (("train", train), ("test", test))}
     val_file = det_path.with_suffix(".validation.json")
     val_ids = set(json.loads(val_file.read_text())["validation_patients"]) if val_file.is_file() else set()
-    held = measured["train"][measured["train"]["patient_id"].isin(val_ids)] if val_ids else measured["train"]
-    sd = measurement_sd(held, truth["train"])  # the detector's validation patients: not trained on
+    held = measured["train"]["patient_id"].isin(val_ids) if val_ids else measured["train"]["patient_id"].notna()
+    bias = adi_bias(measured["train"][held], truth["train"]) if st.refine_adi else {}
+    measured = {k: correct_adi(v, bias) for k, v in measured.items()}
+    for name, table in measured.items():
+        _write_csv(table, out / f"measured_{name}.csv")
+    sd = measurement_sd(measured["train"][held], truth["train"])  # the detector's validation patients: not trained on
     agree = agreement(measured["test"], truth["test"])
     _write_csv(agree, out / "measurement_agreement.csv")
     _write_csv(with_uncertainty(measured["test"], sd), out / "measured_test_with_uncertainty.csv")
@@ -151,16 +167,17 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
         log(f"deformity model: {name}")
         fit = cp.fit_predict(xtr, ev["train"], xte, st.horizon_years, seed=st.train_seed)
         scores[name] = fit
-        res = cp.evaluate(fit["test"], ev["test"], st.horizon_years, fit["threshold"], n_boot=st.bootstrap,
-                          seed=st.test_seed)
         hr = fit["cs_cox"].summary.iloc[0]
         weib = fit["weibull"].summary.iloc[0]
-        row = {"features": name, **{f"{k}{s}": v[key] for k, v in res.items() if "estimate" in v
-                                    for s, key in (("", "estimate"), ("_lo", "ci_low"), ("_hi", "ci_high"))},
-               **res["counts"], **{f"calibration_{k}": v for k, v in res["calibration"].items()},
-               "weibull_hr_per_score_sd": float(np.exp(weib["coef"] * fit["train"]["score"].std())),
-               "cs_cox_hr_per_score_sd": float(np.exp(hr["coef"] * fit["train"]["score"].std()))}
-        rows.append(row)
+        for rule, threshold in fit["thresholds"].items():
+            res = cp.evaluate(fit["test"], ev["test"], st.horizon_years, threshold, n_boot=st.bootstrap,
+                              seed=st.test_seed)
+            rows.append({"features": name, "threshold_rule": rule,
+                         **{f"{k}{s}": v[key] for k, v in res.items() if "estimate" in v
+                            for s, key in (("", "estimate"), ("_lo", "ci_low"), ("_hi", "ci_high"))},
+                         **res["counts"], **{f"calibration_{k}": v for k, v in res["calibration"].items()},
+                         "weibull_hr_per_score_sd": float(np.exp(weib["coef"] * fit["train"]["score"].std())),
+                         "cs_cox_hr_per_score_sd": float(np.exp(hr["coef"] * fit["train"]["score"].std()))})
         preds.append(fit["test"].assign(features=name))
         grid = np.round(np.arange(0.25, 6.01, 0.25), 2)
         surv = fit["weibull"].predict_survival(fit["test"], grid)
@@ -173,7 +190,7 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     _write_csv(pd.concat(preds, ignore_index=True), out / "predictions_test.csv")
     _write_csv(pd.concat(curves, ignore_index=True), out / "risk_curves_test.csv")  # 1 - S(t), Weibull
     results = {"config": str(config) if config else None, "study": dataclasses.asdict(st),
-               "measurement_sd_mm": sd, "measurement_agreement": agree.to_dict(orient="records"),
+               "measurement_sd_mm": sd, "adi_bias_correction_mm": bias, "measurement_agreement": agree.to_dict(orient="records"),
                "prediction": metrics.to_dict(orient="records"),
                "events": {name: {"patients": int(len(e)), "found_by_horizon": int(cp.horizon_status(e, st.horizon_years)[0].sum()),
                                  "found_ever": int(e["observed"].sum()), "deaths_first": int((e["status"] == 2).sum())}
