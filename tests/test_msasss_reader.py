@@ -173,3 +173,15 @@ def test_landmark_qc_on_spine_views():
     flipped = {k: (255 - x, 255 - y) for k, (x, y) in lm.items()}
     assert "upside_down" in assess(flipped, conf, "spine_lumbar").flags
     assert set(landmark_template("spine_lumbar")) == set(lm)
+
+
+def test_corner_patches_need_landmarks():
+    from types import SimpleNamespace
+
+    from raoutcome.errors import InputError
+    from raoutcome.imaging.corner_patches import cohort_corner_patches, corner_pose
+
+    with pytest.raises(InputError, match="needs spine landmarks"):
+        cohort_corner_patches(SimpleNamespace(root="cohort_x", landmarks=None))
+    assert corner_pose("spine_lumbar", "L1_sup", {"L1_sup": (10.0, 10.0)}) is None  # no centre
+    assert corner_pose("spine_lumbar", "L1_sup", {"L1_sup": (10.0, 10.0), "L1_c": (10.0, 10.0)}) is None

@@ -97,7 +97,10 @@ def load_cervical_config(source: str | Path | Mapping[str, Any] | None = None, *
     unknown keys are refused with their names."""
     raw: dict[str, Any] = {}
     if isinstance(source, (str, Path)):
-        import tomllib
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+            import tomli as tomllib  # type: ignore[no-redef]
 
         path = Path(source)
         try:

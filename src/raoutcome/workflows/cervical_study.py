@@ -54,7 +54,10 @@ def load_study(path: str | Path | None) -> tuple[CervicalConfig, StudySettings]:
     """The simulator config and the study settings of a cervical study TOML (``None``: defaults)."""
     raw: dict[str, Any] = {}
     if path is not None:
-        import tomllib
+        try:
+            import tomllib
+        except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
+            import tomli as tomllib  # type: ignore[no-redef]
 
         try:
             raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
