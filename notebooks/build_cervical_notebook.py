@@ -72,7 +72,7 @@ display(Image(png))'''),
 curves = curves[curves["features"] == "both"]
 fig, ax = plt.subplots(figsize=(6, 4))
 for pid, c in curves.groupby("patient_id"):
-    ax.plot(c["time_years"], c["risk"], color="red" if pid == PATIENT else "0.8",
+    ax.plot(c["time_years"], c["deformity_probability"], color="red" if pid == PATIENT else "0.8",
             lw=2 if pid == PATIENT else 0.5, zorder=3 if pid == PATIENT else 1)
 ax.axvline(horizon, ls="--", color="k", lw=0.8)
 ax.set_xlabel("years from baseline")

@@ -56,9 +56,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "raoutcome"
 NAMING_ALLOWED = ("outcomes.py", "synth/")
 #: (module, string) pairs where the string is not the outcome, with the reason
 NOT_AN_OUTCOME = {("evaluation/align.py", "risk"): "event_pairs' column is named for the survival metrics' "
-                  "generic `risk` argument (any score passed as `score=`), like visit_pairs' y_pred",
-                  ("workflows/cervical_study.py", "risk"): "a column of the cervical study's risk curves (1 - S(t) "
-                  "of its Weibull model), not the registered deformity-risk head"}
+                  "generic `risk` argument (any score passed as `score=`), like visit_pairs' y_pred"}
 
 
 def _code_strings(tree: ast.AST):

@@ -184,7 +184,7 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
         curves.append(pd.DataFrame({"features": name, "patient_id": np.repeat(fit["test"]["patient_id"].to_numpy(),
                                                                                len(grid)),
                                     "time_years": np.tile(grid, len(fit["test"])),
-                                    "risk": (1.0 - surv).ravel()}))
+                                    "deformity_probability": (1.0 - surv).ravel()}))
     metrics = pd.DataFrame(rows)
     _write_csv(metrics, out / "prediction_metrics.csv")
     _write_csv(pd.concat(preds, ignore_index=True), out / "predictions_test.csv")
