@@ -78,6 +78,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def replace_folder(tmp: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Move the finished folder ``tmp`` onto ``out``: an existing ``out`` is first renamed aside, so a reader
+    sees either the old folder or the new one, never a mixture, and only then removed."""
+    tmp, out = Path(tmp), Path(out)
+    if out.exists():
+        old = out.parent / f".{out.name}.old{os.getpid()}"
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    return out
+
+
 LOCK_NAME = ".raoutcome.lock"
 
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from raoutcome.errors import ConfigError, InputError
+from raoutcome.io_utils import replace_folder
 from .mortality import draw_death_time
 from .observation import detect_at_visits
 from .writer import write_labels
@@ -322,13 +323,7 @@ def simulate_cervical(cfg: CervicalConfig, out_dir: str | Path) -> Path:
         conf = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items() if k != "extra"}
         (tmp / MARKER).write_text(json.dumps({"generator": "raoutcome.synth.cervical", "config": conf,
                                               "landmarks": list(LANDMARKS)}, indent=2, sort_keys=True))
-        if out.exists():
-            old = out.parent / f".{out.name}.old{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -19,6 +19,7 @@ import numpy as np
 
 from raoutcome.anatomy import DEFORMITY_EVENT, FOOT_VIEWS, joint_name
 from raoutcome.errors import InputError
+from raoutcome.io_utils import replace_folder
 from . import outcomes as oc
 from .config import SimulationConfig, load_config, to_dict
 from .course import SiteTable, draw_course, read_scores, site_table
@@ -288,13 +289,7 @@ def simulate(config_path=None, out_dir="synthetic_cohort", seed: int | None = No
         (tmp / MARKER).write_text(json.dumps({"generator": "raoutcome.synth", "config": resolved},
                                              indent=2, sort_keys=True))
         write_oracle(tmp, cfg)
-        if out.exists():
-            old = out.parent / f".{out.name}.old{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -29,6 +29,7 @@ import numpy as np
 
 from raoutcome.errors import ConfigError, InputError
 from raoutcome.msasss import CORNERS, NEW_BRIDGE_EVENT, level_of, msasss_total
+from raoutcome.io_utils import replace_folder
 from .observation import detect_at_visits
 from .phantom.render import Acquisition
 from .phantom.spine import SpineState, render_spine_view
@@ -208,13 +209,7 @@ def simulate_spine(config_path=None, out_dir="as_cohort", seed: int | None = Non
         resolved.pop("workers", None)
         (tmp / MARKER).write_text(json.dumps({"generator": "raoutcome.synth.spine", "config": resolved},
                                              indent=2, sort_keys=True))
-        if out.exists():
-            old = out.parent / f".{out.name}.old{os.getpid()}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
