@@ -76,8 +76,8 @@ amp = "auto"               # mixed precision: "auto" (on with CUDA) | "on" | "of
 device = "auto"            # "auto" | "cpu" | "cuda"
 deterministic = true       # torch.use_deterministic_algorithms (warn-only) + fixed seeds
 stall_epoch = 8            # a model whose validation criterion has not fallen by stall_tolerance (relative)
-stall_tolerance = 0.10     # from its first epoch by this epoch is reported loudly (and recorded) as not learning
-                           # (demo recipe: learning folds fell 19-26 % by epoch 8, plateaued folds 1.6-3.3 %)
+stall_tolerance = 0.05     # from its first epoch by this epoch is reported loudly (and recorded) as not learning
+                           # (demo recipe: learning folds fell 9-26 % by epoch 8, plateaued folds 1.6-3.3 %)
 stall_restarts = 1         # a model that stalls is abandoned at stall_epoch and trained again from a new seed (same
                            # split), at most this many times; every abandoned attempt is recorded; 0 = never restart
 
@@ -223,7 +223,7 @@ class TrainSection:
                                                        "'auto', 'cpu' or 'cuda'"))
     deterministic: bool = True
     stall_epoch: int = field(default=8, metadata=_meta(_positive_int, "a positive integer"))
-    stall_tolerance: float = field(default=0.10, metadata=_meta(_number(0, 1), "a number in [0, 1]"))
+    stall_tolerance: float = field(default=0.05, metadata=_meta(_number(0, 1), "a number in [0, 1]"))
     stall_restarts: int = field(default=1, metadata=_meta(lambda v: v >= 0, "a non-negative integer"))
 
 
