@@ -216,7 +216,7 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 train_kw = {**dkw, "patch_landmarks": ()}  # only the readouts read the joint patches
                 val_ds = PatientSequences(cohort, images, val_ids, **train_kw) if val_ids else None
                 hook = _epoch_hook(name, tracker, on_epoch_end)
-                restarts = _read_restarts(mdir) if dist.is_main else []
+                restarts = _read_restarts(mdir)  # every rank: the attempt (and its seed) must agree
                 while True:  # the stall restart: a stalled attempt is abandoned and the member trained again
                     run_seed = restart_seed(seed, len(restarts))
                     if dist.is_main:
