@@ -185,3 +185,28 @@ def test_corner_patches_need_landmarks():
         cohort_corner_patches(SimpleNamespace(root="cohort_x", landmarks=None))
     assert corner_pose("spine_lumbar", "L1_sup", {"L1_sup": (10.0, 10.0)}) is None  # no centre
     assert corner_pose("spine_lumbar", "L1_sup", {"L1_sup": (10.0, 10.0), "L1_c": (10.0, 10.0)}) is None
+
+
+def test_a_corrupt_or_foreign_reader_file_is_refused_with_exit_2(tmp_path):
+    """`msasss read --reader` on a text file or a checkpoint of something else: an input error naming the file,
+    exit 2, no traceback, nothing written."""
+    import torch
+    from typer.testing import CliRunner
+
+    from raoutcome.cli import app
+    from raoutcome.errors import InputError
+    from raoutcome.training.corner_train import load_corner_reader
+
+    text = tmp_path / "reader.pt"
+    text.write_text("not,a,reader\n")
+    with pytest.raises(InputError, match="reader.pt"):
+        load_corner_reader(text)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"spec": {"unknown_field": 1}, "state": {}}, foreign)
+    with pytest.raises(InputError, match="foreign.pt"):
+        load_corner_reader(foreign)
+    out = tmp_path / "corners.csv"
+    res = CliRunner().invoke(app, ["msasss", "read", "--reader", str(text), "--cohort", str(tmp_path),
+                                   "--out", str(out)])
+    assert res.exit_code == 2 and "reader.pt" in res.output and "Traceback" not in res.output
+    assert not out.exists()

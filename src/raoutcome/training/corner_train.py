@@ -176,7 +176,15 @@ def save_corner_reader(model: CornerReader, path: str | Path) -> Path:
 
 
 def load_corner_reader(path: str | Path) -> CornerReader:
-    blob = torch.load(Path(path), map_location="cpu", weights_only=True)
-    model = CornerReader(CornerSpec.from_dict(blob["spec"]))
-    model.load_state_dict(blob["state"])
+    """The reader saved by ``raoutcome msasss fit`` (``weights_only``); a corrupt or foreign file is an InputError."""
+    from raoutcome.errors import InputError
+    from raoutcome.training import checkpoint as ckpt
+
+    blob = ckpt.load(path, required=("spec", "state"))
+    try:
+        model = CornerReader(CornerSpec.from_dict(blob["spec"]))
+        model.load_state_dict(blob["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise InputError(f"{path}: not a corner reader written by `raoutcome msasss fit` "
+                         f"({type(err).__name__}: {err})") from err
     return model.eval()
