@@ -88,8 +88,10 @@ def test_mr_round_trip_and_contrast(tmp_path):
 
 
 def test_config_refuses_unknown_keys_and_bad_values():
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(ConfigError, match="did you mean 'n_patients'"):
         load_cervical_config({"n_patient": 3})
+    with pytest.raises(ConfigError, match="simulation.seed.*expected an integer"):  # not a SeedSequence traceback
+        load_cervical_config({"seed": "x"})
     with pytest.raises(ConfigError, match="render"):
         load_cervical_config({"render": "sometimes"})
     with pytest.raises(ConfigError, match="visit_years"):

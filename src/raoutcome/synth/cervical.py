@@ -96,32 +96,17 @@ class CervicalConfig:
 def load_cervical_config(source: str | Path | Mapping[str, Any] | None = None, **overrides) -> CervicalConfig:
     """A :class:`CervicalConfig` from a TOML file (its ``[simulation]`` table), a mapping, or defaults;
     unknown keys are refused with their names."""
-    raw: dict[str, Any] = {}
-    if isinstance(source, (str, Path)):
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10: the tomli backport (a dependency there)
-            import tomli as tomllib  # type: ignore[no-redef]
+    from raoutcome.config import from_dict, read_toml
 
-        path = Path(source)
-        try:
-            raw = dict(tomllib.loads(path.read_text(encoding="utf-8")).get("simulation", {}))
-        except (OSError, tomllib.TOMLDecodeError) as err:
-            raise ConfigError(f"{path}: cannot read the cervical study config ({err})") from err
+    raw: dict[str, Any] = {}
+    where = "<config>"
+    if isinstance(source, (str, Path)):
+        where = str(source)
+        raw = dict(read_toml(source, "cervical study config").get("simulation", {}))
     elif source is not None:
         raw = dict(source)
     raw.update({k: v for k, v in overrides.items() if v is not None})
-    names = {f.name for f in dataclasses.fields(CervicalConfig)} - {"extra"}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ConfigError(f"simulation: unknown key(s) {unknown} (known: {sorted(names)})")
-    for key in ("visit_years", "xr_views", "mr_contrasts", "mr_shape", "mr_spacing_mm"):
-        if key in raw:
-            raw[key] = tuple(raw[key])
-    try:
-        return CervicalConfig(**raw)
-    except TypeError as err:
-        raise ConfigError(f"simulation: {err}") from err
+    return from_dict(CervicalConfig, raw, where, prefix="simulation.")
 
 
 # --------------------------------------------------------------------------- one patient
