@@ -99,8 +99,8 @@ def test_visit_and_event_pairs_from_predictions():
                                                                                      ["b", "v0", 12.0, 10.0]]
     events = pd.DataFrame({"patient_id": ["a", "b"], "time_years": [3.0, 2.0], "observed": [0, 1]})
     first = event_pairs(ds, events)
-    assert first["risk"].tolist() == [0.3, 1.2] and first["fold"].tolist() == [0, 1]
-    assert event_pairs(ds, events, visit="last")["risk"].tolist() == [0.5, 1.4]
+    assert first["marker"].tolist() == [0.3, 1.2] and first["fold"].tolist() == [0, 1]
+    assert event_pairs(ds, events, visit="last")["marker"].tolist() == [0.5, 1.4]
     with pytest.raises(InputError, match="no observed outcome known"):
         visit_pairs(ds, visits, "embedding")
     with pytest.raises(InputError, match="lacks column"):

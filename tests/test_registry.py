@@ -55,8 +55,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "raoutcome"
 #: modules allowed to spell an outcome's name: the registry itself and the simulator (it writes the cohort)
 NAMING_ALLOWED = ("outcomes.py", "synth/")
 #: (module, string) pairs where the string is not the outcome, with the reason
-NOT_AN_OUTCOME = {("evaluation/align.py", "risk"): "event_pairs' column is named for the survival metrics' "
-                  "generic `risk` argument (any score passed as `score=`), like visit_pairs' y_pred"}
+NOT_AN_OUTCOME: dict[tuple[str, str], str] = {}
 
 
 def _code_strings(tree: ast.AST):

@@ -47,9 +47,9 @@ def visit_pairs(predictions: xr.Dataset, visits: pd.DataFrame, head: str, outcom
 
 def event_pairs(predictions: xr.Dataset, events: pd.DataFrame, score: str | None = None, visit: str = "first"
                 ) -> pd.DataFrame:
-    """One row per patient: ``patient_id, time, event, risk`` (+ ``fold``).
+    """One row per patient: ``patient_id, time, event, marker`` (+ ``fold``).
 
-    ``risk`` is the patient's ``score`` (default: the registered time-to-event outcome's) at their first visit with one
+    ``marker`` (the prognostic marker, as survival-metric packages call it) is the patient's ``score`` (default: the registered time-to-event outcome's) at their first visit with one
     (``visit="first"``, the landmark the event times count from) or last
     (``visit="last"``; beware: later visits may already show the outcome).
     """
@@ -66,8 +66,8 @@ def event_pairs(predictions: xr.Dataset, events: pd.DataFrame, score: str | None
     cols = ["patient_id", score] + (["fold"] if "fold" in chosen else [])
     ev = events[["patient_id", "time_years", "observed"]].astype({"patient_id": str})
     merged = chosen[cols].merge(ev, on="patient_id", how="inner")
-    merged = merged.rename(columns={score: "risk", "time_years": "time", "observed": "event"})
+    merged = merged.rename(columns={score: "marker", "time_years": "time", "observed": "event"})
     if merged.empty:
         raise InputError(f"no patient has both a {score!r} prediction and an event-table row")
-    return merged[["patient_id", "time", "event", "risk"] + (["fold"] if "fold" in merged else [])
+    return merged[["patient_id", "time", "event", "marker"] + (["fold"] if "fold" in merged else [])
                   ].reset_index(drop=True)
