@@ -102,7 +102,7 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     from raoutcome.cohort import load
     from raoutcome.models.landmarks import load_detector
     from raoutcome.workflows import cervical_predict as cp
-    from raoutcome.workflows.cervical_measure import (MEASURED_VIEWS, adi_bias, agreement, correct_adi,
+    from raoutcome.workflows.cervical_measure import (ADI_MIN_GAP_FRACTION, MEASURED_VIEWS, adi_bias, agreement, correct_adi,
                                                       fit_cervical_detector, measure_images, measurement_sd)
 
     sim, st = load_study(config)
@@ -121,7 +121,7 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     measured = {}
     for name, root in (("train", train), ("test", test)):
         path = out / f"detected_{name}.csv"  # the measures as detected (cached); measured_*.csv: corrected
-        stamp = {"refine_adi": st.refine_adi, "detector_bytes": det_path.stat().st_size,
+        stamp = {"refine_adi": st.refine_adi, "min_gap_fraction": ADI_MIN_GAP_FRACTION, "detector_bytes": det_path.stat().st_size,
                  "detector_mtime_ns": det_path.stat().st_mtime_ns}
         stamp_path = path.with_suffix(".json")
         stale = not stamp_path.is_file() or json.loads(stamp_path.read_text()) != stamp
