@@ -166,3 +166,42 @@ def test_adi_bias_only_from_and_for_refined_rows():
     fixed = correct_adi(measured, bias)
     assert fixed["adi_mm"].tolist() == pytest.approx([2.9, 3.3, 1.0])   # c: the detector's ADI, not shifted
     assert fixed["aas_adi"].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_redlund_johnell_hand_computed_and_cutoffs_by_sex():
+    # McGregor's line horizontal through PNS (0, 0) and OCC (100, 0); C2E 80 rows below: 80 px x 0.5 mm
+    m = measure_points({"PNS": (0.0, 0.0), "OCC": (100.0, 0.0), "C2E": (40.0, 80.0)}, 0.5)
+    assert m["redlund_johnell_mm"] == pytest.approx(40.0)
+    # tilted line through (0, 0) and (30, 40): C2E (50, 0) lies |30*0 - 40*50| / 50 = 40 px from it
+    tilted = measure_points({"PNS": (0.0, 0.0), "OCC": (30.0, 40.0), "C2E": (50.0, 0.0)}, 0.5)
+    assert tilted["redlund_johnell_mm"] == pytest.approx(20.0)
+    assert math.isnan(measure_points({"PNS": (0.0, 0.0), "C2E": (1.0, 1.0)}, 1.0)["redlund_johnell_mm"])
+    c = classify([1.0] * 6, [18.0] * 6, None, [33.9, 34.0, 28.9, 29.0, 30.0, np.nan], ["M", "M", "F", "f", None, "M"])
+    assert c["vt_redlund_johnell"].tolist()[:4] == [1.0, 0.0, 1.0, 0.0]      # men < 34 mm, women < 29 mm
+    assert math.isnan(c["vt_redlund_johnell"].iloc[4]) and math.isnan(c["vt_redlund_johnell"].iloc[5])
+    with pytest.raises(InputError, match="sex"):
+        classify([1.0], [18.0], None, [30.0])
+
+
+def test_phantom_draws_mcgregor_line_and_c2_endplate_in_a_wide_field():
+    from raoutcome.anatomy import REGIONS
+    from raoutcome.synth.phantom.craniocervical import measures_mm
+
+    rng = np.random.default_rng(5)
+    g = CervicalGeometry(adi=2.0)
+    true = measures_mm(g)["redlund_johnell_mm"]
+    assert 40.0 < true < 48.0
+    for view in ("neutral", "flexion"):   # wide field (224 px x 0.55 mm = 123 mm): palate and occiput in view
+        img, lab, pts = render_lateral(g, view, 224, 0.55, XrAcquisition.draw(rng, view), rng)
+        assert {"PNS", "OCC", "C2E"} <= set(pts)
+        assert measure_points(pts, 0.55)["redlund_johnell_mm"] == pytest.approx(true, abs=1e-6)
+        skull = lab == REGIONS["cc_skull_base"]
+        x, y = (int(round(c)) for c in pts["PNS"])
+        assert skull[y, max(x - 3, 0)] and skull.sum() > 200       # bone just in front of (left of) the palate's end
+        assert img[skull].mean() > img[lab == REGIONS["soft_tissue"]].mean()
+    # facet collapse and vertical translocation lower the skull onto C2: Redlund-Johnell falls
+    settled = measures_mm(CervicalGeometry(adi=2.0, facet=1.0, vt=3.0))["redlund_johnell_mm"]
+    assert true - settled > 3.0
+    # the default 70-mm field does not reach the hard palate: no PNS, no measure from the image
+    _, _, pts = render_lateral(g, "neutral", 128, 0.55, XrAcquisition(), rng)
+    assert "PNS" not in pts and math.isnan(measure_points(pts, 0.55)["redlund_johnell_mm"])

@@ -137,7 +137,14 @@ def correct_adi(measured: pd.DataFrame, bias: dict[str, float]) -> pd.DataFrame:
 def measurement_sd(measured: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
     """Per-measure SD (mm) of measured - true over the images of both tables (joined on ``path``)."""
     j = measured.merge(truth, on="path", suffixes=("", "_true"))
-    return {m: float(np.nanstd(j[m] - j[f"{m}_true"], ddof=1)) for m in MEASURES}
+    out = {}
+    for m in MEASURES:  # a measure nobody measured (e.g. Redlund-Johnell outside the field) has no SD
+        if m in j and f"{m}_true" in j:
+            d = (j[m] - j[f"{m}_true"]).to_numpy(float)
+            d = d[np.isfinite(d)]
+            if len(d) > 1:
+                out[m] = float(np.std(d, ddof=1))
+    return out
 
 
 def agreement(measured: pd.DataFrame, truth: pd.DataFrame, views: Sequence[str] = MEASURED_VIEWS) -> pd.DataFrame:
@@ -151,6 +158,8 @@ def agreement(measured: pd.DataFrame, truth: pd.DataFrame, views: Sequence[str] 
     for view in views:
         sel = (j["view"] == view).to_numpy()
         for m in MEASURES:
+            if m not in j or f"{m}_true" not in j:
+                continue
             d = (j.loc[sel, m] - j.loc[sel, f"{m}_true"]).to_numpy(float)
             d = d[np.isfinite(d)]
             if not len(d):
