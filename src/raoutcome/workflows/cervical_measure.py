@@ -69,8 +69,8 @@ def fit_cervical_detector(cohort_dir: str | Path, out: str | Path, *, steps: int
     return result
 
 
-def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: bool = True, batch: int = 32
-                   ) -> pd.DataFrame:
+def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: bool = True, batch: int = 32,
+                   min_gap_fraction: float = ADI_MIN_GAP_FRACTION) -> pd.DataFrame:
     """Detected landmarks -> measures (mm) and classes for the lateral radiographs in ``images``
     (``patient_id, visit_id, view, path``; other views are skipped). Columns: the ids, the measures of
     :data:`raoutcome.analysis.craniocervical.MEASURES`, ``adi_detected_mm`` (before refinement),
