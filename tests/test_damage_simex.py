@@ -116,8 +116,8 @@ def test_beyond_damage_options_on_a_harness_cohort():
     assert (simex["p_value"] < 0.01).all() and (simex["estimate"] > 0).all()  # the planted feature is found
     assert simex["damage_method"].str.contains("SIMEX").all()
     assert simex["question"].str.contains("other than joint damage").all()
-    plain = inc.beyond_damage(data, "pred_risk", **kw).set_index("test")
-    robust = inc.beyond_damage(data, "pred_risk", cov_type="HC3", **kw).set_index("test")
+    plain = inc.beyond_damage(data, "pred_risk", cov_type=None, **kw).set_index("test")
+    robust = inc.beyond_damage(data, "pred_risk", **kw).set_index("test")  # HC3 by default
     assert robust.loc["partial_r2_f", "cov_type"] == "HC3" and plain.loc["partial_r2_f", "cov_type"] == "nonrobust"
     assert robust.loc["cox_lrt", "p_value"] == plain.loc["cox_lrt", "p_value"]  # HC3 concerns the F-test only
     with pytest.raises(InputError, match="retest"):

@@ -471,7 +471,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
                   sdc: float | None = None, icc: float | None = None, spline_df: int = 3,
                   damage_basis: str | None = None, scale: str = "log1p", calibration_df: int = 4,
                   calibration: str = "basis", calibration_interactions: bool = True,
-                  linear_basis: str | None = "tensor", raw_linear: bool = False, cov_type: str | None = None,
+                  linear_basis: str | None = "tensor", raw_linear: bool = False, cov_type: str | None = "HC3",
                   simex_sims: int = 50, simex_extrapolant: str = "rational",
                   covariates: Sequence[str] | None = None,
                   outcome_images: Mapping[str, str] | None = None,
@@ -518,8 +518,12 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
     ``raw_linear``: the basis also holds each subscore on its own (unlogged)
     scale — an outcome linear in the SvdH total is not in the span of splines of
     log(1 + score), which are linear in the *log* beyond their boundary knots.
-    ``cov_type`` (e.g. ``"HC3"``): the HAQ F-test becomes a Wald F-test with that
-    heteroscedasticity-consistent covariance (:func:`partial_r2`).
+    ``cov_type`` (default ``"HC3"``; None: the classical F-test): the HAQ F-test is
+    the Wald F-test with that heteroscedasticity-consistent covariance
+    (:func:`partial_r2`) — HAQ is bounded (a floor at 0) and the error left in
+    the calibrated damage grows with damage, so its residual variance differs
+    between patients. On the harness's worlds it changed no decision
+    (docs/beyond_damage.md), in real cohorts with a HAQ floor it may.
     ``calibration="simex"`` (needs a retest): the alternative to regression
     calibration — the image coefficient beyond a damage basis of the mean of the
     two readings, corrected by empirical SIMEX with the ``simex_extrapolant``
