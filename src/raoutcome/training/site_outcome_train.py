@@ -9,15 +9,17 @@ route (:mod:`raoutcome.training.readout`), the heads whose spec has ``readout = 
 closed form by ridge on ``[visit embedding, mean site embedding, log totals]`` (clipped to the outcome's
 range) and the ``readout = "cox"`` head by a Cox model on the first visit's risk inputs (``log1p`` predicted
 subscores and refitted outcomes, :func:`raoutcome.outcomes.risk_inputs_for`), on the training patients only. The
-validation loss before training and per epoch is recorded, and a model whose validation loss has not fallen
-by ``stall_tolerance`` by ``stall_epoch`` is reported loudly (as for the site reader).
+validation loss before training and per epoch is recorded; a model whose validation loss has not fallen by
+``[sites] outcome_stall_tolerance`` by ``outcome_stall_epoch`` is reported loudly and, as the site reader, stopped
+there and trained again from a new seed, up to ``outcome_stall_restarts`` times
+(:func:`raoutcome.training.learning.fit_until_learned`; every attempt recorded, the last one runs in full).
 """
 from __future__ import annotations
 
-__all__ = ["OutcomeData", "fit_site_outcome", "predict_site_outcome"]
+__all__ = ["OutcomeData", "fit_site_outcome", "outcome_stall_rule", "predict_site_outcome"]
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ from raoutcome.logs import log_message
 from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
 from raoutcome.outcomes import DEFAULT_EVENT, outcome, outcomes, risk_inputs_for, site_outcome
 from raoutcome.severity import observed_classes
-from raoutcome.training.learning import stall_check
+from raoutcome.training.learning import fit_until_learned, stall_check
 
 #: the per-visit column of the observed total's severity class (NaN where the total is not read)
 SEVERITY_TARGET = "_severity"
@@ -155,23 +157,59 @@ def _epoch_loss(model, data: OutcomeData, pids: list[str], h: torch.Tensor, batc
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def outcome_stall_rule(sites: Mapping[str, Any] | None = None) -> tuple[int, float, int]:
+    """(epoch, tolerance, restarts) of the outcome model's stall rule from a config's ``[sites]`` table
+    (``outcome_stall_epoch``, ``outcome_stall_tolerance``, ``outcome_stall_restarts``); None: their defaults
+    (:class:`raoutcome.training.config.SitesSection`)."""
+    if sites is None:
+        from dataclasses import asdict
+
+        from raoutcome.training.config import SitesSection
+
+        sites = asdict(SitesSection())
+    return (int(sites["outcome_stall_epoch"]), float(sites["outcome_stall_tolerance"]),
+            int(sites["outcome_stall_restarts"]))
+
+
 def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, fit_ids: list[str],
                      val_ids: list[str], seed: int, epochs: int = 40, batch: int = 16, lr: float = 2e-3,
-                     stall_epoch: int = 10, stall_tolerance: float = 0.02, name: str = "outcome",
+                     stall: tuple[int, float, int] | None = None, name: str = "outcome",
                      log: Callable[[str], None] | None = None, risk_inputs: Sequence[str] = ()
                      ) -> tuple[SiteOutcomeModel, dict]:
-    """Train the outcome model on ``fit_ids`` (best validation epoch kept), then fit its closed-form readouts
-    on ``fit_ids + val_ids`` (``risk_inputs``: the Cox readout's inputs, default :func:`default_risk_inputs`).
-    Returns the model and its record (history, stalled, readouts)."""
+    """Train the outcome model on ``fit_ids`` (best validation epoch kept; a stalled attempt restarted from a new
+    seed, ``stall`` = (epoch, tolerance, restarts), default :func:`outcome_stall_rule`), then fit its closed-form
+    readouts on ``fit_ids + val_ids`` (``risk_inputs``: the Cox readout's inputs, default
+    :func:`default_risk_inputs`). Returns the model and its record (history, stalled, seed, restarts, attempts,
+    readouts)."""
     log = log or log_message
+    stall_epoch, stall_tolerance, stall_restarts = stall or outcome_stall_rule()
+    fit_ids = [p for p in fit_ids if p in data.visits]
+    val_ids = [p for p in val_ids if p in data.visits]
+    model, record = fit_until_learned(
+        lambda s, last: _fit_attempt(spec, data, h, fit_ids, val_ids, s, epochs, batch, lr, stall_epoch,
+                                     stall_tolerance, name, log, stop_on_stall=not last),
+        seed, stall_restarts, name, log)
+    log(f"{name}: validation loss {record['val_loss_start']:.4f} -> {record['best_val_loss']:.4f} (best epoch "
+        f"{record['best_epoch']}/{epochs})" + ("  ** STALLED **" if record["stalled"] else ""))
+    model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name,
+                                   tuple(risk_inputs) or default_risk_inputs(spec.heads))
+    severity = (_fit_severity(model, data, h, fit_ids, val_ids, record["seed"], log, name)
+                if model.severity is not None else {})
+    return model, {**record, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")},
+                   "severity": severity}
+
+
+def _fit_attempt(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, fit_ids: list[str], val_ids: list[str],
+                 seed: int, epochs: int, batch: int, lr: float, stall_epoch: int, stall_tolerance: float, name: str,
+                 log: Callable[[str], None], stop_on_stall: bool) -> tuple[SiteOutcomeModel, dict]:
+    """One training of the outcome model from ``seed`` (best validation epoch kept); ``stop_on_stall``: end at the
+    stall check if stalled."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = SiteOutcomeModel(spec)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
-    fit_ids = [p for p in fit_ids if p in data.visits]
-    val_ids = [p for p in val_ids if p in data.visits]
     start = _epoch_loss(model, data, val_ids, h, batch) if val_ids else float("nan")
-    history, best, best_state, stalled, best_epoch = [], float("inf"), None, False, 0
+    history, best, best_state, stalled, best_epoch, moved = [], float("inf"), None, False, 0, float("nan")
     for epoch in range(epochs):
         model.train()
         order = [fit_ids[i] for i in rng.permutation(len(fit_ids))]
@@ -194,18 +232,14 @@ def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, 
             if check["stalled"]:
                 stalled = True
                 log(f"WARNING {name.upper()} HAS NOT LEARNED: validation loss {start:.4f} -> {val:.4f} by epoch "
-                    f"{epoch + 1} (moved {100 * moved:.1f} %)")
+                    f"{epoch + 1} (moved {100 * moved:.1f} % < {100 * stall_tolerance:.0f} %)")
+                if stop_on_stall:
+                    break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    log(f"{name}: validation loss {start:.4f} -> {best:.4f} (best epoch {best_epoch}/{epochs})"
-        + ("  ** STALLED **" if stalled else ""))
-    model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name,
-                                   tuple(risk_inputs) or default_risk_inputs(spec.heads))
-    severity = _fit_severity(model, data, h, fit_ids, val_ids, seed, log, name) if model.severity is not None else {}
     return model, {"history": history, "val_loss_start": start, "best_val_loss": best, "best_epoch": best_epoch,
-                   "stalled": stalled, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")},
-                   "severity": severity}
+                   "stalled": stalled, "moved": moved, "seed": seed}
 
 
 def _fit_severity(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, fit_ids: list[str],

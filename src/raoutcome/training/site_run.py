@@ -127,7 +127,7 @@ def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, 
     (``frame`` None: an encoder that reads no joint; no totals)."""
     from raoutcome.evaluation.joints import visit_totals
     from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
-    from raoutcome.training.site_outcome_train import OutcomeData, fit_site_outcome
+    from raoutcome.training.site_outcome_train import OutcomeData, fit_site_outcome, outcome_stall_rule
 
     path = mdir / SITE_OUTCOME
     totals = visit_totals(frame, _expected_joints(cohort, views)) if frame is not None else None
@@ -141,7 +141,8 @@ def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, 
         return model.eval(), state["record"]
     ospec = _outcome_spec(cfg, spec, counts=frame is not None)
     model, orec = fit_site_outcome(ospec, data, torch.from_numpy(h), record["train_ids"], record["val_ids"], seed,
-                                   epochs=cfg.sites["outcome_epochs"], name=f"{mdir.name} outcome", log=log,
+                                   epochs=cfg.sites["outcome_epochs"], stall=outcome_stall_rule(cfg.sites),
+                                   name=f"{mdir.name} outcome", log=log,
                                    risk_inputs=tuple(cfg.readout["risk_inputs"]))
     readouts = {k: v for k, v in model.readouts.items() if not k.endswith("_info")}
     ckpt.save({"spec": ospec.to_dict(), "model": model.state_dict(), "readouts": readouts, "record": orec}, path)
@@ -241,7 +242,9 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
                                      "stalled": rec["stalled"], "best_epoch": rec["best_epoch"],
                                      "val_loss_start": rec["val_loss_start"], "best_val_loss": rec["best_val_loss"],
                                      "seed": rec.get("seed"), "restarts": rec.get("restarts", 0),
-                                     "attempts": rec.get("attempts", [])})
+                                     "attempts": rec.get("attempts", []),
+                                     "outcome_stalled": (rec.get("outcome") or {}).get("stalled"),
+                                     "outcome_restarts": (rec.get("outcome") or {}).get("restarts", 0)})
             log(f"fold_{rec['fold']}: out-of-fold SvdH r {r:.3f} ({len(g)} visits); validation loss "
                 f"{rec['val_loss_start']:.4f} -> {rec['best_val_loss']:.4f} (best epoch {rec['best_epoch']})"
                 + (f"; seed {rec.get('seed')} after {rec['restarts']} restart(s) of a stalled start"
@@ -253,6 +256,11 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
                           for r in records]
     metrics["stalled_folds"] = [r["fold"] for r in records if r["stalled"]]
     metrics["restarted_folds"] = [r["fold"] for r in records if r.get("restarts")]
+    metrics["outcome_stalled_folds"] = [r["fold"] for r in records if (r.get("outcome") or {}).get("stalled")]
+    metrics["outcome_restarted_folds"] = [r["fold"] for r in records if (r.get("outcome") or {}).get("restarts")]
+    if metrics["outcome_stalled_folds"]:
+        log(f"WARNING: THE OUTCOME MODEL OF FOLD(S) {metrics['outcome_stalled_folds']} DID NOT LEARN (validation "
+            f"loss flat by epoch {cfg.sites['outcome_stall_epoch']}, after restarts); see metrics.json")
     if metrics["stalled_folds"]:
         log(f"WARNING: FOLD(S) {metrics['stalled_folds']} DID NOT LEARN (validation loss flat by epoch "
             f"{settings.stall_epoch}); see metrics.json")
