@@ -163,8 +163,12 @@ def write_cervical_report(out: Path, results: dict) -> Path:
                                         "mid-sagittal T1 and T2.")]))
     sections.append(Section("notes", "What this is and is not", "", [Text(
         "All images are simulated (raoutcome.synth.cervical); the numbers show that the pipeline measures and "
-        "predicts what the simulator planted, not clinical performance. The longitudinal model (earlier images) "
-        "is not used: the prediction reads baseline images only.", "note")]))
+        "predicts what the simulator planted, not clinical performance. "
+        + ("Rows '<set> + prior' are the longitudinal model: the baseline features and their slopes per year since "
+           "the images before baseline, on the same patients as the baseline-only rows."
+           if metrics["features"].astype(str).str.contains("+ prior", regex=False).any() else
+           "The cohorts have no images before baseline, so the longitudinal model was not fitted: the "
+           "prediction reads baseline images only."), "note")]))
     return write_report(out / "report.html", "RA cervical spine: craniocervical deformity and atlantoaxial subluxation",
                         sections, subtitle=[f"horizon {results['study']['horizon_years']} years; "
                                             f"train seed {results['study']['train_seed']}, held-out seed "
