@@ -18,7 +18,9 @@ are 0 in null mode):
 
 On the null twin these scores are pure damage readers, far more precise than
 the human reading: the worst case for ``beyond_sharp``. ``beyond_damage`` uses
-the simulator's ``retest.csv``. Prints both questions' Cox LRT (deformity) and
+the simulator's ``retest.csv``, by regression calibration of the damage basis (the
+default) and by SIMEX (``calibration="simex"``: Wald tests ``cox_simex``,
+``ols_simex``). Prints both questions' Cox LRT (deformity) and
 HAQ partial-R² F-test, and writes ``docs/img/beyond_damage_demo.png``
 (−log10 p per test, question and cohort) and ``out/beyond_damage_demo.csv``.
 
@@ -71,7 +73,9 @@ def run_cohort(config_path: Path, workdir: Path) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = pd.concat([beyond_sharp(data, data.pred("risk"), **kw),
-                           beyond_damage(data, data.pred("risk"), retest=retest, **kw)], ignore_index=True)
+                           beyond_damage(data, data.pred("risk"), retest=retest, **kw),
+                           beyond_damage(data, data.pred("risk"), retest=retest, calibration="simex", **kw)],
+                          ignore_index=True)
     return table.assign(cohort=config_path.stem, seed=config.seed, patients=config.n_patients,
                         events=int(data.patients["observed"].sum()))
 

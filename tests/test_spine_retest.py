@@ -161,3 +161,13 @@ def test_msasss_demo_one_command(tmp_path):
         assert title in html, title
     r = CliRunner().invoke(app, ["msasss", "demo", "--out", str(tmp_path / "e"), "--epochs", "0"])
     assert r.exit_code == 2 and "epochs" in r.output and "Traceback" not in r.output
+
+
+def test_demo_cohort_must_be_ra_or_spine(tmp_path):
+    from typer.testing import CliRunner
+
+    from raoutcome.cli import app
+
+    r = CliRunner().invoke(app, ["demo", "--cohort", "knee", "--out", str(tmp_path / "d")])
+    assert r.exit_code == 2 and "--cohort 'knee'" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "d").exists()

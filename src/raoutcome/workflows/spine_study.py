@@ -4,7 +4,9 @@
 landmarks, given or detected) and a trained corner reader, and writes to ``out``:
 
 * ``corners.csv``: per image and corner ``p_scorable, p0..p3, expected, sd, grade`` (``corners_reimaged.csv``:
-  the same for the re-imaged films); landmarks: the cohort's, a given table, or detected with ``detector``;
+  the same for the re-imaged films); landmarks: the cohort's, a given table (its rows of each film set; a film
+  set it does not cover keeps its own landmarks), or detected on both film sets with ``detector`` (written to
+  ``detected_landmarks.csv``; the way to compare like with like);
 * ``totals.csv``: per visit the learned total (expected grades of the corners called scorable, missing corners
   imputed within their segment) beside the human ``msasss`` of ``visits.csv``;
 * ``endpoints.csv``: the human mSASSS change and the learned change score (``24/n Σ ΔE`` over the corners
