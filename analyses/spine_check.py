@@ -17,6 +17,9 @@ Stages (each cached in ``--work``; ``--force STAGE`` reruns one):
    for human reader 1; total mSASSS Pearson r with the true total; 2-year change: SRM of the learned change
    score and of human mSASSS change (reading 1) on the same patients, the human SDC from the retest reading,
    and the power of a 2-arm trial (``--trial-n`` per arm, treatment halving progression) for each.
+5. ``study``: ``raoutcome msasss study`` on the held-out cohort (annotated and detected landmarks): the SDC of
+   the human change from re-reading and of the learned change score from re-imaging (the held-out cohort's
+   ``reimaged/`` films: every visit imaged twice), SRMs on the same patients, power (simulated and closed form).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python analyses/spine_check.py --work spine_work
 """
@@ -45,11 +48,14 @@ def simulate(work: Path, tune_n: int, eval_n: int) -> tuple[Path, Path]:
     from raoutcome.synth.spine_course import load_spine_config
 
     out = []
-    for seed, n in ((TUNE_SEED, tune_n), (EVAL_SEED, eval_n)):
+    # the held-out cohort's visits are all imaged twice (reimaged/: the learned change score's test-retest);
+    # re-imaging draws from its own random stream, so the first films are those of a cohort without it
+    for seed, n, again in ((TUNE_SEED, tune_n, 0.0), (EVAL_SEED, eval_n, 1.0)):
         target = work / f"as_{seed}_{n}"
         if not (target / "truth" / "simulation.json").exists():
             log(f"simulating {target.name}")
-            simulate_spine(out_dir=target, config=load_spine_config(CONFIG).replace(seed=seed, n_patients=n))
+            simulate_spine(out_dir=target, config=load_spine_config(CONFIG).replace(seed=seed, n_patients=n,
+                                                                                    reimage=again))
         out.append(target)
     return out[0], out[1]
 
@@ -268,6 +274,33 @@ def report(work: Path, held: Path, trial_n: int) -> dict:
     return res
 
 
+def study(work: Path, held: Path, trial_n: int, force: bool = False) -> dict:
+    """The AS study (``raoutcome msasss study``) on the held-out cohort, with its annotated landmarks and with the
+    detector's (on the first and the re-imaged films): endpoints (SRM on the same patients), SDC from re-reading
+    (human) and re-imaging (learned and human), power (simulated and statsmodels' t-test)."""
+    import torch
+
+    from raoutcome.workflows.spine_study import run_spine_study
+
+    torch.set_num_threads(1)
+    res = {}
+    det = work / "spine_detector.safetensors"
+    for name, detector in (("annotated", None), ("detected", det if det.exists() else None)):
+        if name == "detected" and detector is None:
+            continue
+        t0 = time.time()
+        out = work / f"study_{name}"
+        if force or not (out / "agreement.json").exists():
+            run_spine_study(held, work / "corner_reader.pt", out, detector=detector, trial_n=trial_n,
+                            n_sim=2000, seed=0)
+        r = {k: pd.read_csv(out / f"{k}.csv").to_dict(orient="records") for k in ("endpoints", "retest", "power")}
+        r["agreement"] = json.loads((out / "agreement.json").read_text())
+        r["seconds"] = round(time.time() - t0, 1)
+        res[name] = r
+        log(f"study ({name} landmarks): {json.dumps({k: r[k] for k in ('endpoints', 'retest', 'power')})}")
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("spine_work"))
@@ -279,7 +312,7 @@ def main(argv=None) -> int:
     ap.add_argument("--trial-n", type=int, default=100)
     ap.add_argument("--balance", type=float, default=0.5, help="tune stage: class re-weighting exponent")
     ap.add_argument("--encoder", default="resnet10t", help="tune stage: timm encoder")
-    ap.add_argument("--stages", default="simulate,landmarks,reader,report")
+    ap.add_argument("--stages", default="simulate,landmarks,reader,report,study")
     ap.add_argument("--force", default="")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
@@ -305,6 +338,8 @@ def main(argv=None) -> int:
         reader(args.work, tune, held, args.epochs, args.balance, args.encoder, "reader" in force)
     if "report" in stages:
         results["reader"] = report(args.work, held, args.trial_n)
+    if "study" in stages:
+        results["study"] = study(args.work, held, args.trial_n, "study" in force)
     results["seeds"] = {"tuning": TUNE_SEED, "held_out": EVAL_SEED}
     results_path.write_text(json.dumps(results, indent=1, default=str))
     log(f"written {results_path}")

@@ -124,3 +124,96 @@ def test_adi_bias_correction_per_view():
     assert fixed["adi_uncorrected_mm"].tolist() == [2.6, 3.2, 2.9]
     assert fixed["aas_adi"].tolist() == [0.0, 1.0, 1.0]          # recomputed after the correction
     assert fixed["aas_sac"].tolist() == [0.0, 1.0, 0.0] and fixed["vt_ranawat"].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_collapsed_edge_fit_is_refused_and_the_detected_points_kept():
+    """Small ADIs (0.6-2 mm, 1-4 px): without the guard the two-edge fit often settles on a gap far narrower
+    than the interval (ADI read 0.5-1 mm low); with ``min_gap_fraction`` those fits are refused as collapsed
+    and the detector's points kept, so no reading falls that far below the truth."""
+    rng = np.random.default_rng(3)
+    err_free, err_guard, err_refit, reasons = [], [], [], []
+    for _ in range(16):
+        g = CervicalGeometry(adi=float(rng.uniform(0.6, 2.0)), pannus=float(rng.uniform(0, 2)))
+        img, _, pts = render_lateral(g, "neutral", 128, 0.55, XrAcquisition.draw(rng, "neutral"), rng)
+        noisy = {k: (x + rng.normal(0, 0.3), y + rng.normal(0, 0.3)) for k, (x, y) in pts.items()}
+        true = measure_points(pts, 0.55)["adi_mm"]
+        free = refine_edges(img, noisy["C1A"], noisy["DA"])
+        guard = refine_edges(img, noisy["C1A"], noisy["DA"], min_gap_fraction=0.4)
+        err_free.append(measure_points({**noisy, "C1A": free.a, "DA": free.b}, 0.55)["adi_mm"] - true)
+        err_guard.append(measure_points({**noisy, "C1A": guard.a, "DA": guard.b}, 0.55)["adi_mm"] - true)
+        reasons.append(guard.reason)
+        refit = refine_edges(img, noisy["C1A"], noisy["DA"], min_gap_fraction=0.4, collapse_sigma=0.5)
+        if guard.reason == "collapsed":     # refitted with the blur fixed: accepted, a wider gap than collapsed
+            assert refit.accepted and refit.reason == "collapsed_refit"
+            err_refit.append(measure_points({**noisy, "C1A": refit.a, "DA": refit.b}, 0.55)["adi_mm"] - true)
+        else:                               # the refit only ever touches collapsed fits
+            assert (refit.a, refit.b, refit.reason) == (guard.a, guard.b, guard.reason)
+        if guard.accepted:   # an accepted fit keeps at least 0.4 of the detected gap
+            assert math.dist(guard.a, guard.b) >= 0.4 * math.dist(noisy["C1A"], noisy["DA"]) - 1e-9
+        elif guard.reason == "collapsed":
+            assert guard.a == noisy["C1A"] and guard.b == noisy["DA"]
+    err_free, err_guard = np.array(err_free), np.array(err_guard)
+    # (the accepted fits keep the edge model's constant offset of about -0.3 mm, which the study subtracts)
+    assert np.sum(err_free < -0.8) >= 4                 # the defect is there without the guard
+    assert reasons.count("collapsed") >= 4
+    assert np.sum(err_guard < -0.8) <= 1 and err_guard.min() > -1.0
+    assert np.mean(np.abs(err_guard)) < 0.8 * np.mean(np.abs(err_free))
+    # the fixed-blur refit reads the collapsed images without the constant offset, closer than the detector
+    assert np.max(np.abs(err_refit)) < 0.6 and abs(np.mean(err_refit)) < 0.25
+
+
+def test_adi_bias_only_from_and_for_refined_rows():
+    from raoutcome.workflows.cervical_measure import adi_bias, correct_adi
+
+    measured = pd.DataFrame({"path": ["a", "b", "c"], "view": ["cervical_neutral"] * 3,
+                             "adi_mm": [2.6, 3.0, 1.0], "sac_mm": [18.0] * 3, "ranawat_mm": [15.0] * 3,
+                             "refined": [True, True, False]})
+    truth = pd.DataFrame({"path": ["a", "b", "c"], "adi_mm": [3.0, 3.2, 1.0]})
+    bias = adi_bias(measured, truth)               # (-0.4 - 0.2) / 2; the collapsed row c is left out
+    assert bias == pytest.approx({"cervical_neutral": -0.3})
+    fixed = correct_adi(measured, bias)
+    assert fixed["adi_mm"].tolist() == pytest.approx([2.9, 3.3, 1.0])   # c: the detector's ADI, not shifted
+    assert fixed["aas_adi"].tolist() == [0.0, 1.0, 0.0]
+    # a fixed-blur refit (accepted, reason collapsed_refit) neither sets nor receives the offset
+    refit = measured.assign(refined=True, refine_reason=["", "collapsed_refit", "collapsed_refit"])
+    assert adi_bias(refit, truth) == pytest.approx({"cervical_neutral": -0.4})
+    assert correct_adi(refit, {"cervical_neutral": -0.4})["adi_mm"].tolist() == pytest.approx([3.0, 3.0, 1.0])
+
+
+def test_redlund_johnell_hand_computed_and_cutoffs_by_sex():
+    # McGregor's line horizontal through PNS (0, 0) and OCC (100, 0); C2E 80 rows below: 80 px x 0.5 mm
+    m = measure_points({"PNS": (0.0, 0.0), "OCC": (100.0, 0.0), "C2E": (40.0, 80.0)}, 0.5)
+    assert m["redlund_johnell_mm"] == pytest.approx(40.0)
+    # tilted line through (0, 0) and (30, 40): C2E (50, 0) lies |30*0 - 40*50| / 50 = 40 px from it
+    tilted = measure_points({"PNS": (0.0, 0.0), "OCC": (30.0, 40.0), "C2E": (50.0, 0.0)}, 0.5)
+    assert tilted["redlund_johnell_mm"] == pytest.approx(20.0)
+    assert math.isnan(measure_points({"PNS": (0.0, 0.0), "C2E": (1.0, 1.0)}, 1.0)["redlund_johnell_mm"])
+    c = classify([1.0] * 6, [18.0] * 6, None, [33.9, 34.0, 28.9, 29.0, 30.0, np.nan], ["M", "M", "F", "f", None, "M"])
+    assert c["vt_redlund_johnell"].tolist()[:4] == [1.0, 0.0, 1.0, 0.0]      # men < 34 mm, women < 29 mm
+    assert math.isnan(c["vt_redlund_johnell"].iloc[4]) and math.isnan(c["vt_redlund_johnell"].iloc[5])
+    with pytest.raises(InputError, match="sex"):
+        classify([1.0], [18.0], None, [30.0])
+
+
+def test_phantom_draws_mcgregor_line_and_c2_endplate_in_a_wide_field():
+    from raoutcome.anatomy import REGIONS
+    from raoutcome.synth.phantom.craniocervical import measures_mm
+
+    rng = np.random.default_rng(5)
+    g = CervicalGeometry(adi=2.0)
+    true = measures_mm(g)["redlund_johnell_mm"]
+    assert 40.0 < true < 48.0
+    for view in ("neutral", "flexion"):   # wide field (224 px x 0.55 mm = 123 mm): palate and occiput in view
+        img, lab, pts = render_lateral(g, view, 224, 0.55, XrAcquisition.draw(rng, view), rng)
+        assert {"PNS", "OCC", "C2E"} <= set(pts)
+        assert measure_points(pts, 0.55)["redlund_johnell_mm"] == pytest.approx(true, abs=1e-6)
+        skull = lab == REGIONS["cc_skull_base"]
+        x, y = (int(round(c)) for c in pts["PNS"])
+        assert skull[y, max(x - 3, 0)] and skull.sum() > 200       # bone just in front of (left of) the palate's end
+        assert img[skull].mean() > img[lab == REGIONS["soft_tissue"]].mean()
+    # facet collapse and vertical translocation lower the skull onto C2: Redlund-Johnell falls
+    settled = measures_mm(CervicalGeometry(adi=2.0, facet=1.0, vt=3.0))["redlund_johnell_mm"]
+    assert true - settled > 3.0
+    # the default 70-mm field does not reach the hard palate: no PNS, no measure from the image
+    _, _, pts = render_lateral(g, "neutral", 128, 0.55, XrAcquisition(), rng)
+    assert "PNS" not in pts and math.isnan(measure_points(pts, 0.55)["redlund_johnell_mm"])

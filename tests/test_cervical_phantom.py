@@ -147,3 +147,33 @@ def test_simulated_cohort_validates_and_reproduces(tmp_path):
     for name in ("events.csv", "landmarks.csv", "truth/visits.csv"):
         assert (out / name).read_bytes() == (again / name).read_bytes(), name
     assert not math.isnan(truth["sac_mm"].mean())
+
+
+def test_earlier_visits_render_before_baseline_without_changing_it(tmp_path):
+    pytest.importorskip("SimpleITK")
+    from raoutcome.cohort import validate
+
+    with pytest.raises(ConfigError, match="prior_years"):
+        CervicalConfig(prior_years=(0.5,))
+    small = dict(n_patients=3, seed=5, xr_views=("neutral",), mr_contrasts=("t2",))
+    base = simulate_cervical(load_cervical_config(small), tmp_path / "base")
+    out = simulate_cervical(load_cervical_config({**small, "prior_years": [-3.0, -1.5]}), tmp_path / "prior")
+    assert validate(out) == []                      # the manifest is untouched by the earlier visits
+    for name in ("images.csv", "events.csv", "landmarks.csv", "visits.csv"):
+        assert (out / name).read_bytes() == (base / name).read_bytes(), name
+    images = pd.read_csv(out / "images.csv")
+    for rel in images["path"]:                      # baseline pixels identical with or without earlier visits
+        assert (out / rel).read_bytes() == (base / rel).read_bytes(), rel
+    prior = pd.read_csv(out / "prior_images.csv")
+    assert len(prior) == 3 * 2 * 2 and set(prior["visit_id"]) == {"p1", "p2"}
+    assert ((prior["time_years"] < -1.2) & (prior["time_years"] > -3.2)).all()
+    assert all((out / p).is_file() for p in prior["path"])
+    # earlier latents are smaller (the trajectories run backwards), and so is the true ADI
+    tp = pd.read_csv(out / "truth" / "prior_visits.csv").set_index(["patient_id", "visit_id"])
+    tv = pd.read_csv(out / "truth" / "visits.csv").set_index(["patient_id", "visit_id"])
+    for pid in images["patient_id"].unique():
+        assert tp.loc[(pid, "p1"), "pannus"] <= tp.loc[(pid, "p2"), "pannus"] <= tv.loc[(pid, "v0"), "pannus"]
+        assert tp.loc[(pid, "p1"), "facet"] <= tv.loc[(pid, "v0"), "facet"]
+    meas = pd.read_csv(out / "truth" / "measurements.csv")
+    adi = meas.set_index(["patient_id", "visit_id"])["adi_mm"]
+    assert all(adi.loc[(pid, "p1")] <= adi.loc[(pid, "v0")] + 1e-9 for pid in images["patient_id"].unique())

@@ -97,15 +97,21 @@ def test_study_end_to_end_small(tmp_path):
     from raoutcome.workflows.cervical_study import run_study
 
     cfg = tmp_path / "study.toml"
-    cfg.write_text("[simulation]\nrate_log_mean = 0.3\n\n[study]\nn_train = 80\nn_test = 60\ndetector_steps = 60\n"
-                   "bootstrap = 20\n")
+    cfg.write_text("[simulation]\nrate_log_mean = 0.3\nprior_years = [-1.5]\n\n[study]\nn_train = 80\nn_test = 60\n"
+                   "detector_steps = 60\nbootstrap = 20\n")
     res = run_study(cfg, tmp_path / "out", log=lambda m: None)
     out = tmp_path / "out"
     assert (out / "report.html").stat().st_size > 10_000
     assert json.loads((out / "detector.validation.json").read_text())["validation_patients"]
     agree = pd.read_csv(out / "measurement_agreement.csv")
     assert set(agree["view"]) == {"cervical_neutral", "cervical_flexion"}
-    assert {"mr", "radiograph", "both", "truth (ceiling)"} == {r["features"] for r in res["prediction"]}
+    assert {"mr", "radiograph", "both", "truth (ceiling)", "mr + prior", "radiograph + prior", "both + prior",
+            "truth + prior (ceiling)"} == {r["features"] for r in res["prediction"]}
+    # the longitudinal rows are on the same held-out patients as the baseline-only ones
+    metrics = pd.DataFrame(res["prediction"]).set_index(["features", "threshold_rule"])
+    assert metrics.loc[("radiograph + prior", "accuracy"), "n"] == metrics.loc[("radiograph", "accuracy"), "n"]
+    assert len(pd.read_csv(out / "detected_prior_test.csv")) == 2 * 60
+    assert "slopes per year" in (out / "report.html").read_text(encoding="utf-8")
     measured = pd.read_csv(out / "measured_test.csv")
     assert len(measured) == 2 * 60 and measured["adi_mm"].between(0, 30).all()
     # stages are skipped when their outputs exist

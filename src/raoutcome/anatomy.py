@@ -250,5 +250,5 @@ for _name in CRANIOCERVICAL_MR_VIEWS:  # own body part: no 2-D landmark template
     register_view(View(_name, "craniocervical_mr", modality="mr"))
 REGIONS.update({"cc_dens": 10, "cc_c2_body": 11, "cc_c1_anterior_arch": 12, "cc_c1_posterior_arch": 13,
                 "cc_atlantodental": 14, "cc_facet_c1c2": 15, "cc_clivus": 16, "cc_canal": 17, "cc_pannus": 18,
-                "cc_ligament": 19})
+                "cc_ligament": 19, "cc_skull_base": 20})  # 20: hard palate and occipital bone (McGregor's line)
 REGION_NAMES.update({v: k for k, v in REGIONS.items()})

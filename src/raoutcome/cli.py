@@ -199,12 +199,21 @@ def joint_anomaly(
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Folder for the whole demo study"),
     force: bool = typer.Option(False, "--force", help="Re-run finished stages"),
+    cohort: str = typer.Option("ra", "--cohort", help="'ra' (hands and feet, SvdH) or 'spine' (ankylosing "
+                               "spondylitis, mSASSS: `raoutcome msasss demo` with its defaults)"),
 ) -> None:
     """The whole study on the embedded synthetic cohort, as one HTML report."""
     from raoutcome.workflows.study import run_demo
 
     try:
-        report = run_demo(out, force=force)
+        if cohort not in ("ra", "spine"):
+            raise InputError(f"--cohort {cohort!r}: expected 'ra' or 'spine'")
+        if cohort == "spine":
+            from raoutcome.workflows.spine_demo import run_spine_demo
+
+            report = run_spine_demo(out, force=force, log=typer.echo)
+        else:
+            report = run_demo(out, force=force)
     except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"report: {report}")

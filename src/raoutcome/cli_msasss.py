@@ -119,6 +119,8 @@ def study(
                              "report.html"),
     landmarks: Optional[Path] = typer.Option(None, "--landmarks", help="Landmarks table to use instead of the "
                                              "cohort's"),
+    detector: Optional[Path] = typer.Option(None, "--detector", help="Spine landmark detector (`raoutcome "
+                                            "landmarks fit`): detect the corners of every film, re-imaged ones too"),
     years: float = typer.Option(2.0, "--years", help="Change from the first visit to the visit nearest this"),
     trial_n: int = typer.Option(100, "--trial-n", help="Patients per arm of the simulated trials"),
     effect: float = typer.Option(0.5, "--effect", help="Share of progression the treatment prevents"),
@@ -127,8 +129,34 @@ def study(
     from raoutcome.workflows.spine_study import run_spine_study
 
     try:
-        folder = run_spine_study(cohort, reader, out, landmarks=_landmarks(landmarks), years=years,
-                                 trial_n=trial_n, effect=effect)
+        if detector is not None and not detector.is_file():
+            raise InputError(f"--detector {detector}: no such file")
+        folder = run_spine_study(cohort, reader, out, landmarks=_landmarks(landmarks), detector=detector,
+                                 years=years, trial_n=trial_n, effect=effect)
     except (InputError, ValueError, OSError, KeyError, RuntimeError) as err:
         _fail(err)
     typer.echo(f"AS study written to {folder} (report: {folder / 'report.html'})")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("spine_demo"), "--out", help="Folder for the cohorts, the reader and study/"),
+    config: Optional[Path] = typer.Option(None, "--config", help="AS cohort TOML (default: the built-in "
+                                          "defaults, as cohorts/as_spine.toml)"),
+    train_patients: int = typer.Option(40, "--train-patients", help="Patients of the training cohort"),
+    study_patients: int = typer.Option(40, "--study-patients", help="Patients of the study cohort (each visit "
+                                       "imaged twice)"),
+    epochs: int = typer.Option(6, "--epochs", help="Reader training passes"),
+    seed: int = typer.Option(24101, "--seed", help="Training cohort seed (study cohort: seed + 1)"),
+    trial_n: int = typer.Option(100, "--trial-n", help="Patients per arm of the trial whose power is reported"),
+    force: bool = typer.Option(False, "--force", help="Re-run finished stages"),
+) -> None:
+    """The AS study end to end on simulated cohorts: simulate, train the reader, read, SRM/SDC/power, report."""
+    from raoutcome.workflows.spine_demo import run_spine_demo
+
+    try:
+        report = run_spine_demo(out, config=config, train_patients=train_patients, study_patients=study_patients,
+                                epochs=epochs, seed=seed, trial_n=trial_n, force=force, log=typer.echo)
+    except (InputError, ValueError, OSError, KeyError, RuntimeError) as err:
+        _fail(err)
+    typer.echo(f"report: {report}")

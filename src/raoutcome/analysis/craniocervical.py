@@ -8,11 +8,15 @@ in pixels and the pixel spacing (mm):
 * **SAC** (space available for the cord, posterior ADI) = ``|DP - C1P|``;
 * **Ranawat** = distance from the C2 pedicle centre ``C2P`` to the C1 transverse axis (the line through
   the anterior and posterior arch centres ``C1AT``, ``C1PT``): ``|cross(b - a, p - a)| / |b - a|``;
-* **BDI** (basion–dens interval) = ``|BA - DT|``; **facet gap** = ``|F1 - F2|`` (C1–C2 facet joint).
+* **BDI** (basion–dens interval) = ``|BA - DT|``; **facet gap** = ``|F1 - F2|`` (C1–C2 facet joint);
+* **Redlund-Johnell** = distance from the midpoint of C2's inferior endplate ``C2E`` to McGregor's line
+  (posterior end of the hard palate ``PNS`` to the lowest point of the occipital curve ``OCC``), the same
+  point-to-line formula as Ranawat's.
 
 Cut-offs (textbook values, CLINICAL_FACTS.md; stated as such): anterior ADI > 3 mm abnormal in adults
 (anterior atlantoaxial subluxation, AAS), SAC < 14 mm associated with cord compression, Ranawat < 13 mm
-vertical translocation. Okita et al. 2023 report AAS sensitivity 0.86 / 0.97, specificity 0.57 / 0.50 by
+vertical translocation; Redlund-Johnell < 34 mm in men, < 29 mm in women vertical translocation
+(Redlund-Johnell & Pettersson 1984; :func:`classify` needs the sex for it). Okita et al. 2023 report AAS sensitivity 0.86 / 0.97, specificity 0.57 / 0.50 by
 ADI / SAC.
 
 Uncertainty: with independent isotropic landmark error of SD ``s`` px per coordinate, a distance between
@@ -24,10 +28,15 @@ References
 Okita Y, et al. Arthritis Res Ther 2023;25:181. Ranawat CS, et al. J Bone Joint Surg Am 1979;61:1003-10.
 Boden SD, et al. Rheumatoid arthritis of the cervical spine: a long-term analysis with predictors of
 paralysis and recovery. J Bone Joint Surg Am 1993;75:1282-97 (SAC < 14 mm).
+Redlund-Johnell I, Pettersson H. Radiographic measurements of the cranio-vertebral region. Designed for
+evaluation of abnormalities in rheumatoid arthritis. Acta Radiol Diagn (Stockh) 1984;25:23-8 (lower limits
+34 mm men, 29 mm women).
+McGregor M. The significance of certain measurements of the skull in the diagnosis of basilar impression.
+Br J Radiol 1948;21:171-81.
 """
 from __future__ import annotations
 
-__all__ = ["ADI_CUTOFF_MM", "SAC_CUTOFF_MM", "RANAWAT_CUTOFF_MM", "MEASURES", "measure_points",
+__all__ = ["ADI_CUTOFF_MM", "SAC_CUTOFF_MM", "RANAWAT_CUTOFF_MM", "REDLUND_JOHNELL_CUTOFF_MM", "MEASURES", "measure_points",
            "measure_table", "classify", "distance_sd_mm", "with_uncertainty"]
 
 import math
@@ -41,10 +50,14 @@ from raoutcome.errors import InputError
 ADI_CUTOFF_MM = 3.0      # ADI > 3 mm: anterior atlantoaxial subluxation (adults)
 SAC_CUTOFF_MM = 14.0     # SAC < 14 mm: associated with cord compression
 RANAWAT_CUTOFF_MM = 13.0  # Ranawat < 13 mm: vertical translocation
-#: measure -> the landmarks it needs
+#: Redlund-Johnell below this (mm) is vertical translocation, by sex (Redlund-Johnell & Pettersson 1984)
+REDLUND_JOHNELL_CUTOFF_MM: dict[str, float] = {"M": 34.0, "F": 29.0}
+#: measure -> the landmarks it needs (the line measures: the first two points span the line)
 MEASURES: dict[str, tuple[str, ...]] = {"adi_mm": ("C1A", "DA"), "sac_mm": ("DP", "C1P"),
                                         "ranawat_mm": ("C1AT", "C1PT", "C2P"), "bdi_mm": ("BA", "DT"),
-                                        "facet_gap_mm": ("F1", "F2")}
+                                        "facet_gap_mm": ("F1", "F2"),
+                                        "redlund_johnell_mm": ("PNS", "OCC", "C2E")}
+_LINE_MEASURES = ("ranawat_mm", "redlund_johnell_mm")
 
 
 def _dist(a, b) -> float:
@@ -70,7 +83,7 @@ def measure_points(points: Mapping[str, tuple[float, float]], spacing_mm: float 
     for name, need in MEASURES.items():
         if not all(n in mm for n in need):
             out[name] = float("nan")
-        elif name == "ranawat_mm":
+        elif name in _LINE_MEASURES:
             a, b, p = (np.array(mm[n]) for n in need)
             ab = b - a
             norm = float(np.hypot(*ab))
@@ -80,14 +93,25 @@ def measure_points(points: Mapping[str, tuple[float, float]], spacing_mm: float 
     return out
 
 
-def classify(adi_mm, sac_mm, ranawat_mm=None) -> pd.DataFrame:
-    """AAS by ADI (> 3 mm), by SAC (< 14 mm), and vertical translocation by Ranawat (< 13 mm); NaN stays NaN."""
+def classify(adi_mm, sac_mm, ranawat_mm=None, redlund_johnell_mm=None, sex=None) -> pd.DataFrame:
+    """AAS by ADI (> 3 mm), by SAC (< 14 mm), vertical translocation by Ranawat (< 13 mm) and, given
+    ``redlund_johnell_mm`` and ``sex`` (``"M"`` / ``"F"`` per row), by Redlund-Johnell (< 34 mm men, < 29 mm
+    women: ``vt_redlund_johnell``). NaN stays NaN, and so does an unknown sex."""
     adi, sac = np.asarray(adi_mm, float), np.asarray(sac_mm, float)
     out = pd.DataFrame({"aas_adi": np.where(np.isfinite(adi), adi > ADI_CUTOFF_MM, np.nan),
                         "aas_sac": np.where(np.isfinite(sac), sac < SAC_CUTOFF_MM, np.nan)})
     if ranawat_mm is not None:
         r = np.asarray(ranawat_mm, float)
         out["vt_ranawat"] = np.where(np.isfinite(r), r < RANAWAT_CUTOFF_MM, np.nan)
+    if redlund_johnell_mm is not None:
+        rj = np.asarray(redlund_johnell_mm, float)
+        if sex is None:
+            raise InputError("classify: Redlund-Johnell's cut-off depends on the sex (M < 34 mm, F < 29 mm); give sex")
+        cut = pd.Series(np.asarray(sex, dtype=object)).str.upper().map(REDLUND_JOHNELL_CUTOFF_MM).to_numpy(float)
+        if len(cut) != len(rj):
+            raise InputError(f"classify: {len(rj)} Redlund-Johnell values but {len(cut)} sexes")
+        ok = np.isfinite(rj) & np.isfinite(cut)
+        out["vt_redlund_johnell"] = np.where(ok, rj < np.where(ok, cut, 0.0), np.nan)
     return out
 
 

@@ -16,6 +16,9 @@ Definitions (see ../shared/CLINICAL_FACTS.md, "Measurement error and endpoints")
 * sample size per arm to detect a standardized difference d (two-sided α,
   power 1 − β): n = 2 (z₁₋α/₂ + z₁₋β)² / d², checked against statsmodels'
   ``TTestIndPower`` (t distribution: a patient or so more);
+* the same power in closed form (:func:`ttest_power`): statsmodels' two-sample t-test power at the
+  standardized difference of shrinking change by the effect fraction (:func:`shrink_effect_size`, which is
+  f·SRM / √((1 + (1 − f)²)/2));
 * simulated two-arm trials: resample patients' change scores into two arms,
   shrink the treated arm's change by the effect fraction, test (t-test or
   Mann–Whitney) and count rejections — for each endpoint over a grid of effects.
@@ -161,6 +164,25 @@ def sample_size_per_arm(effect_size: float, alpha: float = 0.05, power: float = 
     exact = 2 * z * z / (d * d)
     n_t = TTestIndPower().solve_power(effect_size=d, alpha=alpha, power=power, ratio=1.0, alternative="two-sided")
     return SampleSize(d, alpha, power, int(math.ceil(exact - 1e-9)), float(exact), float(n_t))
+
+
+def ttest_power(effect_size: float, n_per_arm: int, alpha: float = 0.05) -> float:
+    """Power of a two-sided two-sample t-test with ``n_per_arm`` patients per arm for a standardized
+    difference ``effect_size`` (statsmodels ``TTestIndPower``: noncentral t with 2n − 2 degrees of freedom and
+    noncentrality d·√(n/2)).
+
+    Examples
+    --------
+    >>> round(ttest_power(0.5, 64), 3)  # the textbook 80 % at 64 per arm
+    0.801
+    """
+    d = float(effect_size)
+    if not np.isfinite(d):
+        raise InputError(f"power: effect size must be a finite number, got {effect_size!r}")
+    if n_per_arm < 2 or not 0 < alpha < 1:
+        raise InputError(f"power: need n_per_arm >= 2 and alpha in (0, 1) (got {n_per_arm}, {alpha})")
+    return float(TTestIndPower().power(effect_size=abs(d), nobs1=n_per_arm, alpha=alpha, ratio=1.0,
+                                       alternative="two-sided"))
 
 
 def shrink_effect_size(change, effect: float) -> float:

@@ -36,6 +36,8 @@ the region masks are disjoint and cover the image by construction. Three sources
     names (``MC1``, ``MUL``, ``NAV``, ``LUN``, ``RAD``, ``ULN``, ``CMC3``–``CMC5``, ``MNA``, ``CNL``,
     ``RADCAR``, as the simulator writes them) are treated like ``W1``–``W5`` and ``MCP1`` like ``MP``. Priority where shapes overlap:
     svdh_site > periarticular > carpus > shaft > soft tissue > background.
+    Lateral craniocervical films (:mod:`.craniocervical_regions`) and lateral spine films (the mSASSS corners
+    vs the rest, :mod:`.spine_regions`) are recognised by their landmark names and get their own maps.
 (c) **fallback** — neither truth nor landmarks: foreground / background only (as in (b)), with a warning.
     The foreground gets the extra code :data:`FOREGROUND` (255, name ``"foreground"``), because it
     cannot be split into anatomical regions; region statistics then only say how much attribution
@@ -371,6 +373,10 @@ def image_regions(image: np.ndarray, label_map_path: str | Path | None = None, l
         pts = _as_points(landmarks)
         if is_craniocervical(pts):  # a lateral craniocervical radiograph (issue 30)
             return RegionMap(regions_from_cervical_landmarks(np.asarray(image).shape, pts), "landmarks")
+        from raoutcome.attribution.spine_regions import is_spine, regions_from_spine_landmarks
+
+        if is_spine(pts):  # a lateral spine film (mSASSS corners vs the rest, issue 24)
+            return RegionMap(regions_from_spine_landmarks(image, pts), "landmarks")
         return regions_from_landmarks(image, landmarks)
     return fallback_regions(image, name=name, warn=warn)
 

@@ -55,19 +55,39 @@ def write_spine_report(folder: str | Path) -> Path:
     power = pd.read_csv(folder / "power.csv")
     changes = pd.read_csv(folder / "changes.csv")
     totals = pd.read_csv(folder / "totals.csv")
+    retest_path = folder / "retest.csv"
+    retest = pd.read_csv(retest_path) if retest_path.is_file() else pd.DataFrame()
     keys = [(row.endpoint, f"{row.srm:.2f}", "SRM") for row in ends.itertuples()]
+    keys += [(f"SDC, {row.endpoint}", f"{row.sdc:.2f}", row.sdc_design) for row in ends.itertuples()
+             if np.isfinite(row.sdc) and "sdc_design" in ends]
     keys += [(f"power, {row.endpoint}", f"{row.power:.2f}", f"{int(row.n_per_arm)} per arm, progression "
               f"x {1 - row.effect:g}") for row in power.itertuples()]
+    n = int(power["n_per_arm"].iloc[0]) if len(power) else 0
+    retest_blocks = [Table(retest, caption="SDC = 1.96 × SD(difference of the two change scores) / √2, per "
+                                           "test-retest design")] if len(retest) else \
+        [Text("No retest in this cohort (no retest.csv, no reimaged/ folder): SDC not measured.", kind="note")]
     sections = [
         Section("endpoints", "Change endpoints",
                 intro="Change from the first visit to the visit nearest 2 years. The learned change score sums the "
                       "change of each corner's expected grade over the corners scorable at both visits (scaled to "
-                      "24 corners); the human change is the mSASSS of the cohort's reading. SDC: from the retest "
-                      "reading, where the cohort has one.",
+                      "24 corners); the human change is the mSASSS of the cohort's reading. Both on the same "
+                      "patients and visits. SDC: the human change's from the second reading of the same films, the "
+                      "learned score's from the same visits imaged again (see Measurement error).",
                 blocks=[KeyNumbers(keys), Table(ends, caption="Endpoints (SRM, SDC, progressors, patients per arm)"),
-                        Table(power, caption="Simulated two-arm trials"),
                         Figure(change_figure(changes, totals), caption="Left: cumulative probability of each "
                                "standardised change score. Right: learned vs human total per visit.")]),
+        Section("retest", "Measurement error (test-retest)",
+                intro="Each change score computed twice over the same patients and visits: the human mSASSS from "
+                      "two readings of the same films (re-reading), the learned score (and the human reading) from "
+                      "a second acquisition of every film of those visits (re-imaging: a model reads one film the "
+                      "same way twice, so only a new film measures its error).",
+                blocks=retest_blocks),
+        Section("power", "Power of a two-arm trial",
+                intro=f"{n} patients per arm, the treatment shrinking progression by the stated fraction, two-sided "
+                      "α = 0.05. 'power': simulated trials (patients' change scores resampled into two arms, the "
+                      "treated arm's changes scaled, Welch t-test). 'power_ttest': statsmodels' two-sample t-test "
+                      "power at the standardized difference effect_size_d = f·SRM / √((1 + (1 − f)²)/2).",
+                blocks=[Table(power, caption="Power per endpoint (simulated and closed form)")]),
     ]
     agree = folder / "agreement.json"
     if agree.is_file():

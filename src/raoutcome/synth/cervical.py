@@ -21,6 +21,14 @@ Per patient (own ``SeedSequence`` child, so a patient's draw does not depend on 
 33 of 220 over >= 3 years; a test checks the rate). Images: lateral radiographs (neutral, flexion,
 extension; DICOM DX with pixel spacing) and sagittal T1/T2 MR volumes (NIfTI, canonical P, I, L frame)
 from :mod:`raoutcome.synth.phantom.craniocervical`, at baseline only or at every visit.
+
+Earlier images (``prior_years``, e.g. ``[-1.5]``): visits before baseline, when the latents were smaller
+(the same linear trajectories run backwards, floored at 0), rendered with their own random stream so the
+baseline images do not change. They are not part of the manifest (its time origin is the baseline visit and a
+visit time is never negative): ``prior_visits.csv`` (``patient_id, visit_id, time_years``, visit ids ``p1``,
+``p2``, ... from the earliest) and ``prior_images.csv`` (``patient_id, visit_id, view, path, time_years``); their
+true measures are in ``truth/measurements.csv`` and their latents in ``truth/prior_visits.csv``. The
+longitudinal model of :mod:`raoutcome.workflows.cervical_predict` reads them.
 """
 from __future__ import annotations
 
@@ -74,6 +82,7 @@ class CervicalConfig:
     mr_contrasts: tuple[str, ...] = MR_CONTRASTS
     mr_shape: tuple[int, int, int] = (12, 48, 48)
     mr_spacing_mm: tuple[float, float, float] = (3.5, 1.4, 1.4)
+    prior_years: tuple[float, ...] = ()  # visits before baseline with images (negative years, increasing)
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +94,10 @@ class CervicalConfig:
         if len(v) < 2 or v[0] != 0 or np.any(np.diff(v) <= 2 * self.visit_jitter_years):
             raise ConfigError(f"simulation.visit_years: must start at 0 and increase by more than twice the "
                               f"jitter (value: {list(self.visit_years)!r})")
+        pr = np.asarray(self.prior_years, float)
+        if len(pr) and (np.any(pr >= -2 * self.visit_jitter_years) or np.any(np.diff(pr) <= 2 * self.visit_jitter_years)):
+            raise ConfigError(f"simulation.prior_years: must be negative (before baseline by more than twice the "
+                              f"jitter) and increase by more than twice the jitter (value: {list(self.prior_years)!r})")
         bad = [x for x in self.xr_views if x not in XR_VIEWS]
         if bad:
             raise ConfigError(f"simulation.xr_views: unknown {bad} (expected some of {list(XR_VIEWS)})")
@@ -112,7 +125,8 @@ def load_cervical_config(source: str | Path | Mapping[str, Any] | None = None, *
 # --------------------------------------------------------------------------- one patient
 def draw_patient(cfg: CervicalConfig, index: int, seq: np.random.SeedSequence) -> dict[str, Any]:
     """Latents, trajectories, visits and events of one patient (no pixels)."""
-    s_base, s_rate, s_death, s_loss, s_visit, s_img = (np.random.default_rng(s) for s in seq.spawn(6))
+    # a 7th child for the earlier visits: the first six (and every earlier draw) stay as they were
+    s_base, s_rate, s_death, s_loss, s_visit, s_img, s_prior = (np.random.default_rng(s) for s in seq.spawn(7))
     a, e = s_base.normal(), s_base.normal(size=6)
     female = bool(s_base.random() < 0.72)
     rf = int(s_base.random() < 0.7)
@@ -135,28 +149,40 @@ def draw_patient(cfg: CervicalConfig, index: int, seq: np.random.SeedSequence) -
     times = sched + np.r_[0.0, s_visit.uniform(-cfg.visit_jitter_years, cfg.visit_jitter_years, len(sched) - 1)]
     attended = times[(times <= min(death, loss)) | (np.arange(len(times)) == 0)]
     found = detect_at_visits(t_true, attended)
+    prior = np.asarray(cfg.prior_years, float)
+    prior_times = prior + s_prior.uniform(-cfg.visit_jitter_years, cfg.visit_jitter_years, len(prior))
     pid = f"C{index + 1:04d}"
     return dict(patient_id=pid, a=float(a), z=float(z), female=female, rf=rf, age=age, p0=p0, f0=f0, e0=e0,
                 l0=l0, m=m, rates=rates, t_true=t_true, death=float(death), loss=loss, times=attended,
-                found=found, anat=anat, study_end=float(sched[-1] + cfg.visit_jitter_years), img_seed=int(s_img.integers(0, 2**62)))
+                found=found, anat=anat, prior_times=prior_times, study_end=float(sched[-1] + cfg.visit_jitter_years), img_seed=int(s_img.integers(0, 2**62)))
 
 
 def geometry_at(p: Mapping[str, Any], t: float) -> CervicalGeometry:
     """The patient's craniocervical geometry ``t`` years after baseline."""
     r, an = p["rates"], p["anat"]
-    pannus = min(p["p0"] + r["pannus"] * t, 9.0)
-    facet = min(p["f0"] + r["facet"] * t, 1.0)
-    laxity = min(p["l0"] + r["laxity"] * t, 8.0)
+    pannus = float(np.clip(p["p0"] + r["pannus"] * t, 0.0, 9.0))   # t < 0 (an earlier visit): floored at 0
+    facet = float(np.clip(p["f0"] + r["facet"] * t, 0.0, 1.0))
+    laxity = float(np.clip(p["l0"] + r["laxity"] * t, 0.0, 8.0))
     return CervicalGeometry(dens_w=an["dens_w"], adi=an["adi0"] + 0.3 * pannus + 0.3 * laxity, canal=an["canal"],
                             gap0=an["gap0"], bdi0=an["bdi0"], pannus=pannus,
-                            erosion=min(p["e0"] + r["erosion"] * t, 1.0), facet=facet, laxity=laxity,
+                            erosion=float(np.clip(p["e0"] + r["erosion"] * t, 0.0, 1.0)), facet=facet, laxity=laxity,
                             vt=6.0 * max(0.0, facet - 0.5))
+
+
+def _prior_ids(p: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """``(visit_id, time)`` of the earlier visits: ``p1`` the earliest."""
+    return [(f"p{i + 1}", float(t)) for i, t in enumerate(p.get("prior_times", ()))]
 
 
 def _tables(p: Mapping[str, Any]) -> dict[str, list[dict]]:
     pid, found = p["patient_id"], p["found"]
     rows: dict[str, list[dict]] = {"patients": [], "visits": [], "events": [], "truth/patients": [],
-                                   "truth/visits": []}
+                                   "truth/visits": [], "prior_visits": [], "truth/prior_visits": []}
+    for vid, t in _prior_ids(p):
+        g = geometry_at(p, t)
+        rows["prior_visits"].append(dict(patient_id=pid, visit_id=vid, time_years=round(t, 4)))
+        rows["truth/prior_visits"].append(dict(patient_id=pid, visit_id=vid, time_years=t, pannus=g.pannus,
+                                               facet=g.facet, erosion=g.erosion, laxity=g.laxity, vt=g.vt))
     rows["patients"].append(dict(patient_id=pid, sex="F" if p["female"] else "M", age=round(p["age"], 1), rf=p["rf"]))
     end = float(p["times"][-1])
     rows["events"].append(dict(patient_id=pid, event="deformity", time_years=round(found.time, 4),
@@ -180,6 +206,7 @@ def _tables(p: Mapping[str, Any]) -> dict[str, list[dict]]:
             adi_neutral=meas["neutral"]["adi_mm"], adi_flexion=meas["flexion"]["adi_mm"],
             sac_neutral=meas["neutral"]["sac_mm"], sac_flexion=meas["flexion"]["sac_mm"],
             ranawat=meas["neutral"]["ranawat_mm"], bdi=meas["neutral"]["bdi_mm"],
+            redlund_johnell=meas["neutral"]["redlund_johnell_mm"],
             facet_gap=meas["neutral"]["facet_gap_mm"]))
     return rows
 
@@ -242,13 +269,17 @@ def _write_mr(path: Path, vol: np.ndarray, spacing: tuple[float, float, float]) 
 
 def _render_patient(cfg: CervicalConfig, p: Mapping[str, Any], root: Path) -> dict[str, list[dict]]:
     pid = p["patient_id"]
-    rows: dict[str, list[dict]] = {"images": [], "landmarks": [], "truth/measurements": []}
+    rows: dict[str, list[dict]] = {"images": [], "landmarks": [], "truth/measurements": [], "prior_images": []}
     rng = np.random.default_rng(p["img_seed"])
     day0 = dt.date(2008, 1, 1) + dt.timedelta(days=int(rng.integers(0, 3000)))
     visits = p["times"][:1] if cfg.render == "baseline" else p["times"]
     (root / "images" / pid).mkdir(parents=True, exist_ok=True)
-    for v, t in enumerate(visits):
-        vid = f"v{v}"
+    schedule = [(f"v{v}", float(t), rng) for v, t in enumerate(visits)]
+    # earlier visits last, from their own stream: the baseline images are the same with or without them
+    prior_rng = np.random.default_rng([p["img_seed"], 1])
+    schedule += [(vid, t, prior_rng) for vid, t in _prior_ids(p)]
+    for vid, t, rng in schedule:
+        prior = vid.startswith("p")
         g = geometry_at(p, float(t))
         for view in cfg.xr_views:
             acq = XrAcquisition.draw(rng, view)
@@ -257,18 +288,26 @@ def _render_patient(cfg: CervicalConfig, p: Mapping[str, Any], root: Path) -> di
             _write_xr(root / rel, img, seed=cfg.seed, pid=pid, vid=vid, view=view, spacing=cfg.xr_spacing_mm,
                       date=day0 + dt.timedelta(days=int(round(t * 365.25))), sex="F" if p["female"] else "M",
                       age=p["age"] + t)
-            write_labels(root / "truth" / "regions" / f"{pid}_{vid}_cervical_{view}.png", lab)
-            rows["images"].append(dict(patient_id=pid, visit_id=vid, view=f"cervical_{view}", path=rel))
-            rows["landmarks"].extend(dict(path=rel, landmark=k, x=round(x, 3), y=round(y, 3)) for k, (x, y) in pts.items())
             rows["truth/measurements"].append(dict(path=rel, patient_id=pid, visit_id=vid, view=f"cervical_{view}",
                                                    pixel_spacing_mm=cfg.xr_spacing_mm,
                                                    **measures_mm(g.at_view(view))))
+            if prior:
+                rows["prior_images"].append(dict(patient_id=pid, visit_id=vid, view=f"cervical_{view}", path=rel,
+                                                 time_years=round(t, 4)))
+                continue
+            write_labels(root / "truth" / "regions" / f"{pid}_{vid}_cervical_{view}.png", lab)
+            rows["images"].append(dict(patient_id=pid, visit_id=vid, view=f"cervical_{view}", path=rel))
+            rows["landmarks"].extend(dict(path=rel, landmark=k, x=round(x, 3), y=round(y, 3)) for k, (x, y) in pts.items())
         shift = (float(rng.uniform(-2, 2)), float(rng.uniform(-3, 3)), float(rng.uniform(-3, 3)))
         for contrast in cfg.mr_contrasts:
             vol, lab = render_mr(g, contrast, cfg.mr_shape, cfg.mr_spacing_mm, rng, shift_mm=shift)
             rel = f"images/{pid}/{pid}_{vid}_cervical_mr_{contrast}.nii.gz"
             _write_mr(root / rel, vol, cfg.mr_spacing_mm)
-            rows["images"].append(dict(patient_id=pid, visit_id=vid, view=f"cervical_mr_{contrast}", path=rel))
+            if prior:
+                rows["prior_images"].append(dict(patient_id=pid, visit_id=vid, view=f"cervical_mr_{contrast}",
+                                                 path=rel, time_years=round(t, 4)))
+            else:
+                rows["images"].append(dict(patient_id=pid, visit_id=vid, view=f"cervical_mr_{contrast}", path=rel))
     return rows
 
 
@@ -300,9 +339,9 @@ def simulate_cervical(cfg: CervicalConfig, out_dir: str | Path) -> Path:
                     acc.setdefault(k, []).extend(r)
         cols = {"images": ["patient_id", "visit_id", "view", "path"], "landmarks": ["path", "landmark", "x", "y"]}
         for name in ("patients", "visits", "events", "images", "landmarks", "truth/patients", "truth/visits",
-                     "truth/measurements"):
+                     "truth/measurements", "prior_visits", "prior_images", "truth/prior_visits"):
             frame = pd.DataFrame(acc.get(name, []), columns=cols.get(name))
-            if name in ("images", "landmarks") and frame.empty:
+            if name in ("images", "landmarks", "prior_visits", "prior_images", "truth/prior_visits") and frame.empty:
                 continue
             frame.to_csv(tmp / f"{name}.csv", index=False)
         conf = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items() if k != "extra"}

@@ -22,6 +22,11 @@ corners hidden by the shoulders (decided by the phantom from the shoulder's heig
 Reader: a scorable corner of true grade g is read g +- 1 with probability ``reader_flip + reader_flip_per_grade
 * g`` (clipped to 0-3), each reading independent (reading 1: ``joints.csv``, reading 2: ``retest_joints.csv``).
 
+Re-imaging (``reimage``, the share of patients): every visit of such a patient is imaged a second time, a new
+acquisition of the same spine (pose, exposure, noise, blur, shoulder height, blurred corners all drawn again; the
+grades, lesions and osteophytes are the visit's), and that film is read once more by the same reader model. This
+is the test-retest set a learned score's SDC needs (re-reading the same film is not: a model reads it the same).
+
 Outcomes (assumptions of this simulator, not published coefficients): BASFI mean ``basfi_intercept +
 basfi_damage * mSASSS/10 + basfi_activity * a_visit``, observed with Normal noise, clipped to 0-10;
 BASDAI ``basdai_intercept + basdai_activity * a_visit`` + noise. Time to a new bridge: the first bridge formed
@@ -86,6 +91,7 @@ class SpineCohortConfig:
     image_size: int = 256
     render: bool = True
     workers: int = 1
+    reimage: float = 0.0                # share of patients whose every visit is imaged twice (``reimaged/``)
     male_fraction: float = 0.76
     age_at_diagnosis_mean: float = 26.5
     age_at_diagnosis_sd: float = 10.7
@@ -102,7 +108,7 @@ def _check(key: str, name: str, value: Any) -> None:
     def bad(msg: str) -> None:
         raise ConfigError(f"config key '{key}': {msg} (value: {value!r})")
 
-    if name in ("male_fraction", "osteophyte", "blurred", "reader_flip", "reader_flip_per_grade", "dropout") \
+    if name in ("male_fraction", "reimage", "osteophyte", "blurred", "reader_flip", "reader_flip_per_grade", "dropout") \
             and not 0.0 <= value <= 1.0:
         bad("must be a probability in [0, 1]")
     if (name.endswith("_sd") or name in ("concentration", "neighbour", "damage_feedback", "dropout_rate",

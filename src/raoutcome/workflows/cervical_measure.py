@@ -6,7 +6,8 @@
   augmentation without mirroring: anterior and posterior are not interchangeable on a lateral view); its
   validation patients are written next to it (``<name>.validation.json``).
 * :func:`measure_images`: detect, refine the atlantodental edges to sub-pixel
-  (:func:`raoutcome.imaging.atlantoaxial.refine_edges`), measure in mm with the image's pixel spacing
+  (:func:`raoutcome.imaging.atlantoaxial.refine_edges`; a fit that collapses below
+  :data:`ADI_MIN_GAP_FRACTION` of the detected gap is refused and the detector's points kept), measure in mm with the image's pixel spacing
   (:func:`raoutcome.analysis.craniocervical.measure_points`), classify AAS / VT at the published cut-offs.
 * :func:`measurement_sd` (landmark-error SDs per measure from a landmarked cohort: uncertainty) and
   :func:`agreement` (measured vs true: bias, limits of agreement, share within 1 mm, AAS sensitivity and
@@ -14,7 +15,7 @@
 """
 from __future__ import annotations
 
-__all__ = ["CERVICAL_AUGMENT", "cervical_detector_spec", "fit_cervical_detector", "measure_images",
+__all__ = ["CERVICAL_AUGMENT", "ADI_MIN_GAP_FRACTION", "ADI_COLLAPSE_SIGMA", "cervical_detector_spec", "fit_cervical_detector", "measure_images",
            "measurement_sd", "agreement", "adi_bias", "correct_adi"]
 
 import json
@@ -34,6 +35,13 @@ from raoutcome.io_utils import atomic_write
 CERVICAL_AUGMENT = AugmentConfig(rotation_deg=10.0, upside_down=0.0, scale=(0.9, 1.12), translation=0.06,
                                  mirror=0.0, invert=0.0, band=0.05)
 MEASURED_VIEWS: tuple[str, ...] = ("cervical_neutral", "cervical_flexion")
+#: a refined atlantodental gap narrower than this share of the detected one is a collapsed fit: the detector's
+#: points are kept (chosen on the training seed 101's detector-validation patients among 0.3-0.7 by MAE and
+#: share within 0.5 mm; docs/craniocervical.md)
+ADI_MIN_GAP_FRACTION = 0.4
+#: a collapsed fit is refitted with the blur fixed at this many px (chosen on the same patients among 0.3-1.1
+#: by MAE; its edges need no offset); None keeps the detector's points instead
+ADI_COLLAPSE_SIGMA: float | None = 0.5
 
 
 def cervical_detector_spec(size: int = 128, backbone: str = "efficientnet_lite0"):
@@ -64,12 +72,14 @@ def fit_cervical_detector(cohort_dir: str | Path, out: str | Path, *, steps: int
     return result
 
 
-def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: bool = True, batch: int = 32
-                   ) -> pd.DataFrame:
+def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: bool = True, batch: int = 32,
+                   min_gap_fraction: float = ADI_MIN_GAP_FRACTION,
+                   collapse_sigma: float | None = ADI_COLLAPSE_SIGMA) -> pd.DataFrame:
     """Detected landmarks -> measures (mm) and classes for the lateral radiographs in ``images``
     (``patient_id, visit_id, view, path``; other views are skipped). Columns: the ids, the measures of
     :data:`raoutcome.analysis.craniocervical.MEASURES`, ``adi_detected_mm`` (before refinement),
-    ``refined``, ``min_confidence``, the AAS / VT classes, and every landmark as ``<name>_x`` / ``<name>_y``."""
+    ``refined`` and ``refine_reason`` (why a fit was refused, e.g. ``collapsed``; ``collapsed_refit``: accepted
+    after the fixed-blur refit), ``min_confidence``, the AAS / VT classes, and every landmark as ``<name>_x`` / ``<name>_y``."""
     from raoutcome.imaging.atlantoaxial import refine_edges
     from raoutcome.imaging.io import read_image
     from raoutcome.workflows.landmarks import detect_images
@@ -86,12 +96,14 @@ def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: boo
                 raise InputError(f"{row.path}: no pixel spacing in the image; ADI/SAC need millimetres")
             pts = dict(det.points)
             raw = measure_points(pts, spacing)
-            fit = refine_edges(img.pixels, pts["C1A"], pts["DA"]) if refine else None
+            fit = (refine_edges(img.pixels, pts["C1A"], pts["DA"], min_gap_fraction=min_gap_fraction,
+                                collapse_sigma=collapse_sigma) if refine else None)
             if fit is not None and fit.accepted:
                 pts["C1A"], pts["DA"] = fit.a, fit.b
             m = measure_points(pts, spacing)
             rec = dict(patient_id=row.patient_id, visit_id=row.visit_id, view=row.view, path=row.path, **m,
                        adi_detected_mm=raw["adi_mm"], refined=bool(fit is not None and fit.accepted),
+                       refine_reason="" if fit is None else fit.reason,
                        min_confidence=float(min(det.confidence.values())))
             rec.update({f"{k}_{a}": v for k, (x, y) in pts.items() for a, v in (("x", x), ("y", y))})
             out.append(rec)
@@ -101,19 +113,34 @@ def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: boo
     return pd.concat([table, classify(table["adi_mm"], table["sac_mm"], table["ranawat_mm"])], axis=1)
 
 
+def _offset_rows(frame: pd.DataFrame) -> pd.Series:
+    """The rows whose ADI carries the edge model's constant offset: refined by the free fit (not the
+    detector's points, not the fixed-blur refit). Without a ``refined`` column: every row."""
+    rows = pd.Series(True, index=frame.index)
+    if "refined" in frame:
+        rows &= frame["refined"].astype(bool)
+    if "refine_reason" in frame:
+        rows &= frame["refine_reason"].fillna("").astype(str).eq("")
+    return rows
+
+
 def adi_bias(measured: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
-    """Per view, the mean of measured - true ADI (mm) over the images of both tables (joined on ``path``):
-    the constant offset of the edge-refined ADI, estimated on patients the detector was not trained on."""
+    """Per view, the mean of measured - true ADI (mm) over the images of both tables (joined on ``path``)
+    whose edges were refined by the free fit (``refined`` and an empty ``refine_reason``, when the columns
+    exist): the constant offset of the edge-refined ADI, estimated on patients the detector was not trained on."""
     j = measured.merge(truth[["path", "adi_mm"]], on="path", suffixes=("", "_true"))
+    j = j[_offset_rows(j)]
     return {str(v): float((g["adi_mm"] - g["adi_mm_true"]).mean()) for v, g in j.groupby("view")}
 
 
 def correct_adi(measured: pd.DataFrame, bias: dict[str, float]) -> pd.DataFrame:
-    """``measured`` with each view's ADI bias subtracted (``adi_uncorrected_mm`` kept) and the AAS / VT
-    classes recomputed."""
+    """``measured`` with each view's ADI bias subtracted from the rows refined by the free fit (the
+    detector's own ADI and the fixed-blur refit are left as they are), ``adi_uncorrected_mm`` kept, and the
+    AAS / VT classes recomputed."""
     out = measured.copy()
     out["adi_uncorrected_mm"] = out["adi_mm"]
-    out["adi_mm"] = out["adi_mm"] - out["view"].map(bias).fillna(0.0)
+    shift = out["view"].map(bias).fillna(0.0).where(_offset_rows(out), 0.0)
+    out["adi_mm"] = out["adi_mm"] - shift
     cls = classify(out["adi_mm"], out["sac_mm"], out["ranawat_mm"])
     for c in cls:
         out[c] = cls[c]
@@ -123,7 +150,14 @@ def correct_adi(measured: pd.DataFrame, bias: dict[str, float]) -> pd.DataFrame:
 def measurement_sd(measured: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
     """Per-measure SD (mm) of measured - true over the images of both tables (joined on ``path``)."""
     j = measured.merge(truth, on="path", suffixes=("", "_true"))
-    return {m: float(np.nanstd(j[m] - j[f"{m}_true"], ddof=1)) for m in MEASURES}
+    out = {}
+    for m in MEASURES:  # a measure nobody measured (e.g. Redlund-Johnell outside the field) has no SD
+        if m in j and f"{m}_true" in j:
+            d = (j[m] - j[f"{m}_true"]).to_numpy(float)
+            d = d[np.isfinite(d)]
+            if len(d) > 1:
+                out[m] = float(np.std(d, ddof=1))
+    return out
 
 
 def agreement(measured: pd.DataFrame, truth: pd.DataFrame, views: Sequence[str] = MEASURED_VIEWS) -> pd.DataFrame:
@@ -137,6 +171,8 @@ def agreement(measured: pd.DataFrame, truth: pd.DataFrame, views: Sequence[str] 
     for view in views:
         sel = (j["view"] == view).to_numpy()
         for m in MEASURES:
+            if m not in j or f"{m}_true" not in j:
+                continue
             d = (j.loc[sel, m] - j.loc[sel, f"{m}_true"]).to_numpy(float)
             d = d[np.isfinite(d)]
             if not len(d):

@@ -87,13 +87,14 @@ def radiograph_features(measured: pd.DataFrame, visit: str = "v0") -> pd.DataFra
     return out
 
 
-def mr_features(cohort_dir: str | Path, patients: list[str], featurizer=None, visit: str = "v0"
-                ) -> tuple[pd.DataFrame, object]:
+def mr_features(cohort_dir: str | Path, patients: list[str], featurizer=None, visit: str = "v0",
+                table: str = "images.csv") -> tuple[pd.DataFrame, object]:
     """Per patient the aligned slab block means of the baseline T1 and T2 volumes; fits ``featurizer``
-    (one per contrast) when it is None (training), else reuses it (held-out)."""
+    (one per contrast) when it is None (training), else reuses it (held-out). ``table``: the image list
+    (``prior_images.csv`` for the visits before baseline)."""
     from raoutcome.imaging.mr_features import MRFeaturizer
 
-    images = pd.read_csv(Path(cohort_dir) / "images.csv")
+    images = pd.read_csv(Path(cohort_dir) / table)
     images = images[images["visit_id"] == visit].set_index(["patient_id", "view"])["path"]
     fitted = {} if featurizer is None else dict(featurizer)
     parts = []
@@ -102,7 +103,8 @@ def mr_features(cohort_dir: str | Path, patients: list[str], featurizer=None, vi
         for pid in patients:
             key = (pid, f"cervical_mr_{contrast}")
             if key not in images.index:
-                raise InputError(f"{cohort_dir}: patient {pid} has no baseline {contrast.upper()} MR series")
+                raise InputError(f"{cohort_dir}/{table}: patient {pid} has no {contrast.upper()} MR series at "
+                                 f"visit {visit}")
             vols.append(MRFeaturizer.read(Path(cohort_dir) / images.loc[key]))
         f = fitted.get(contrast) or MRFeaturizer().fit(vols)
         fitted[contrast] = f

@@ -11,7 +11,11 @@ Stages (each writes into ``out/`` and is skipped when its output exists, unless 
    validation patients (training seed) is subtracted; ``measurement_agreement.csv``:
    held-out measures against truth, uncertainty from the training residuals;
 4. ``prediction_metrics.csv``: deformity by the horizon from baseline MR, radiograph, both (and the
-   simulator's latents as the ceiling), trained on ``train/``, reported on ``test/``;
+   simulator's latents as the ceiling), trained on ``train/``, reported on ``test/``; when the cohorts have
+   images before baseline (``simulation.prior_years``), the same four again with each feature's slope per
+   year since the earlier images (``<set> + prior``, :mod:`raoutcome.workflows.cervical_longitudinal`;
+   the earlier radiographs are measured like the baseline ones: ``detected_prior_*.csv``), on the same
+   patients;
 5. ``report.html`` and ``results.json``.
 
 Settings were chosen on the training seed; the held-out seed is only ever predicted.
@@ -95,14 +99,44 @@ def _cohort(sim: CervicalConfig, seed: int, n: int, out: Path, force: bool, log)
     return simulate_cervical(cfg, out)
 
 
+def _longitudinal_sets(cl, cp, roots: dict, measured: dict, measured_prior: dict, ids: dict, feat,
+                       mr: dict, xr: dict, latents: dict, log) -> dict[str, Any]:
+    """The ``<set> + prior`` feature sets: baseline features and their slopes per year since the earlier
+    images (:mod:`raoutcome.workflows.cervical_longitudinal`), for the patients of the baseline sets."""
+    out: dict[str, Any] = {"mr + prior": [], "radiograph + prior": [], "both + prior": ("mr + prior", "radiograph + prior"),
+                           "truth + prior (ceiling)": []}
+    for part in ("train", "test"):
+        root = roots[part]
+        visits = ["v0", *sorted(set(cl.prior_images(root)["visit_id"]))]
+        log(f"longitudinal features ({part}): visits {visits}")
+        series = cl.radiograph_series(root, pd.concat([measured[part], measured_prior[part]], ignore_index=True), visits)
+        out["radiograph + prior"].append(cl.with_slopes(xr[part], series))
+        out["mr + prior"].append(cl.with_slopes(mr[part], cl.mr_series(root, ids[part], feat, visits)))
+        lat = latents[part]
+        cols = [c for c in lat.columns if c.endswith("_v0")]
+        out["truth + prior (ceiling)"].append(pd.concat([lat, cl.slopes(cl.latent_series(root), cols).reindex(lat.index)],
+                                                        axis=1))
+    for key in ("mr + prior", "radiograph + prior", "truth + prior (ceiling)"):
+        tr, te = out[key]
+        bad = [part for part, x in (("train", tr), ("test", te)) if not np.isfinite(x.to_numpy(float)).all()]
+        if bad:  # an earlier radiograph without a measure: its slope is unknown; impute the training median
+            med = tr.median()
+            tr, te = tr.fillna(med), te.fillna(med)
+            log(f"{key}: missing slopes in {bad} imputed with the training median")
+        out[key] = (tr, te)
+    return out
+
+
 def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = False,
               log: Callable[[str], None] = print) -> dict:
     """Run every stage; returns the results dictionary written to ``results.json``."""
     from raoutcome.analysis.craniocervical import with_uncertainty
     from raoutcome.cohort import load
     from raoutcome.models.landmarks import load_detector
+    from raoutcome.workflows import cervical_longitudinal as cl
     from raoutcome.workflows import cervical_predict as cp
-    from raoutcome.workflows.cervical_measure import (MEASURED_VIEWS, adi_bias, agreement, correct_adi,
+    from raoutcome.workflows.cervical_measure import (ADI_COLLAPSE_SIGMA, ADI_MIN_GAP_FRACTION, MEASURED_VIEWS,
+                                                      adi_bias, agreement, correct_adi,
                                                       fit_cervical_detector, measure_images, measurement_sd)
 
     sim, st = load_study(config)
@@ -118,27 +152,35 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
                               backbone=st.detector_backbone, seed=st.train_seed, log=log)
     model = load_detector(det_path)
 
-    measured = {}
+    measured, measured_prior = {}, {}
     for name, root in (("train", train), ("test", test)):
-        path = out / f"detected_{name}.csv"  # the measures as detected (cached); measured_*.csv: corrected
-        stamp = {"refine_adi": st.refine_adi, "detector_bytes": det_path.stat().st_size,
-                 "detector_mtime_ns": det_path.stat().st_mtime_ns}
-        stamp_path = path.with_suffix(".json")
-        stale = not stamp_path.is_file() or json.loads(stamp_path.read_text()) != stamp
-        if force or stale or not path.is_file():
-            images = load(root).images
-            images = images[(images["visit_id"] == "v0") & images["view"].isin(MEASURED_VIEWS)]
-            log(f"measuring {len(images)} {name} radiographs")
-            _write_csv(measure_images(model, root, images, refine=st.refine_adi), path)
-            with atomic_write(stamp_path, encoding="utf-8") as fh:
-                json.dump(stamp, fh)
-        measured[name] = pd.read_csv(path)
+        base_images = load(root).images
+        base_images = base_images[(base_images["visit_id"] == "v0") & base_images["view"].isin(MEASURED_VIEWS)]
+        prior_xr = cl.prior_images(root)
+        prior_xr = prior_xr[prior_xr["view"].isin(MEASURED_VIEWS)]
+        for key, images, store in (("", base_images, measured), ("prior_", prior_xr, measured_prior)):
+            if images.empty and key:
+                continue
+            path = out / f"detected_{key}{name}.csv"  # the measures as detected (cached); measured_*.csv: corrected
+            stamp = {"refine_adi": st.refine_adi, "min_gap_fraction": ADI_MIN_GAP_FRACTION,
+                     "collapse_sigma": ADI_COLLAPSE_SIGMA,
+                     "detector_bytes": det_path.stat().st_size, "detector_mtime_ns": det_path.stat().st_mtime_ns,
+                     "images": len(images)}
+            stamp_path = path.with_suffix(".json")
+            stale = not stamp_path.is_file() or json.loads(stamp_path.read_text()) != stamp
+            if force or stale or not path.is_file():
+                log(f"measuring {len(images)} {name} radiographs{' before baseline' if key else ''}")
+                _write_csv(measure_images(model, root, images, refine=st.refine_adi), path)
+                with atomic_write(stamp_path, encoding="utf-8") as fh:
+                    json.dump(stamp, fh)
+            store[name] = pd.read_csv(path)
     truth = {name: pd.read_csv(root / "truth" / "measurements.csv") for name, root in (("train", train), ("test", test))}
     val_file = det_path.with_suffix(".validation.json")
     val_ids = set(json.loads(val_file.read_text())["validation_patients"]) if val_file.is_file() else set()
     held = measured["train"]["patient_id"].isin(val_ids) if val_ids else measured["train"]["patient_id"].notna()
     bias = adi_bias(measured["train"][held], truth["train"]) if st.refine_adi else {}
     measured = {k: correct_adi(v, bias) for k, v in measured.items()}
+    measured_prior = {k: correct_adi(v, bias) for k, v in measured_prior.items()}
     for name, table in measured.items():
         _write_csv(table, out / f"measured_{name}.csv")
     sd = measurement_sd(measured["train"][held], truth["train"])  # the detector's validation patients: not trained on
@@ -154,14 +196,21 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     tp = {name: pd.read_csv(root / "truth" / "patients.csv").set_index("patient_id")
           for name, root in (("train", train), ("test", test))}
     latents = ["pannus_v0", "facet_v0", "erosion_v0", "laxity_v0", "activity"]
-    sets = {"mr": (mr_train, mr_test),
-            "radiograph": (xr["train"].loc[ids["train"]], xr["test"].loc[ids["test"]]),
-            "both": None,  # stacked: the MR and radiograph scores (cross-fitted on training) side by side
-            "truth (ceiling)": (tp["train"].loc[ids["train"], latents], tp["test"].loc[ids["test"], latents])}
+    sets: dict[str, Any] = {
+        "mr": (mr_train, mr_test),
+        "radiograph": (xr["train"].loc[ids["train"]], xr["test"].loc[ids["test"]]),
+        "both": ("mr", "radiograph"),  # stacked: the two scores (cross-fitted on training) side by side
+        "truth (ceiling)": (tp["train"].loc[ids["train"], latents], tp["test"].loc[ids["test"], latents])}
+    if len(measured_prior) == 2:  # images before baseline in both cohorts: the longitudinal model too
+        long = _longitudinal_sets(cl, cp, {"train": train, "test": test}, measured, measured_prior, ids, feat,
+                                  {"train": sets["mr"][0], "test": sets["mr"][1]},
+                                  {"train": sets["radiograph"][0], "test": sets["radiograph"][1]},
+                                  {"train": sets["truth (ceiling)"][0], "test": sets["truth (ceiling)"][1]}, log)
+        sets.update(long)
     rows, preds, curves, scores = [], [], [], {}
     for name, pair in sets.items():
-        if pair is None:
-            pair = tuple(pd.DataFrame({k: scores[k][part].set_index("patient_id")["score"] for k in ("mr", "radiograph")})
+        if isinstance(pair[0], str):
+            pair = tuple(pd.DataFrame({k: scores[k][part].set_index("patient_id")["score"] for k in pair})
                          for part in ("train", "test"))
         xtr, xte = pair
         log(f"deformity model: {name}")

@@ -22,7 +22,14 @@ in MR: sub-slice sampling across the slice thickness gives through-plane partial
 The four atlantoaxial landmarks follow Okita et al. 2023 (ADI: posterior margin of the anterior arch of
 C1 to the anterior surface of the dens; SAC: posterior surface of the dens to the anterior margin of the
 posterior arch); Ranawat's C2 pedicle centre and C1 arch centres, the basion, the dens tip and the C1–C2
-facet surfaces complete the set. Sizes: adult means (dens AP width ~10 mm, C1 canal ~30 mm,
+facet surfaces complete the set (:data:`LANDMARKS`, the detector's template). For Redlund-Johnell's measure
+the skull base is drawn too: the hard palate (its posterior end ``PNS``) and the occipital bone behind the
+foramen magnum (the lowest point of its curve ``OCC``) give McGregor's line; ``C2E`` is the midpoint of C2's
+inferior endplate (:data:`SKULL_LANDMARKS`). Palate and occiput move with the skull (the basion), so they
+settle with C1 as the facets collapse. McGregor's line of the default geometry passes 1.7 mm below the dens
+tip and its Redlund-Johnell distance is 43.8 mm. These three lie outside the default 70-mm field (the palate is
+about 38 mm in front of the basion): a radiograph shows them, and ``landmarks.csv`` lists them, only when the
+field is wide enough (e.g. ``xr_size = 224`` at 0.55 mm); the truth tables always carry the true value. Sizes: adult means (dens AP width ~10 mm, C1 canal ~30 mm,
 ADI < 3 mm, SAC ~17–20 mm, Ranawat ~15–17 mm, basion–dens interval < 12 mm; CLINICAL_FACTS.md).
 
 References
@@ -33,8 +40,8 @@ Ranawat CS, et al. Cervical spine fusion in rheumatoid arthritis. J Bone Joint S
 """
 from __future__ import annotations
 
-__all__ = ["CervicalGeometry", "LANDMARKS", "XR_VIEWS", "MR_CONTRASTS", "XrAcquisition", "landmarks_mm",
-           "measures_mm", "render_lateral", "render_mr", "sagittal_direction", "template_fractions"]
+__all__ = ["CervicalGeometry", "LANDMARKS", "SKULL_LANDMARKS", "XR_VIEWS", "MR_CONTRASTS", "XrAcquisition", "landmarks_mm",
+           "measures_mm", "skull_landmarks_mm", "render_lateral", "render_mr", "sagittal_direction", "template_fractions"]
 
 import math
 from dataclasses import dataclass, replace
@@ -46,6 +53,14 @@ from raoutcome.anatomy import REGIONS
 
 #: landmark names (the ``craniocervical`` body part's template, in this order)
 LANDMARKS: tuple[str, ...] = ("C1A", "DA", "DP", "C1P", "C1AT", "C1PT", "C2P", "BA", "DT", "F1", "F2")
+#: Redlund-Johnell's landmarks (outside the detector's template): posterior end of the hard palate, lowest
+#: point of the occipital curve (McGregor's line through the two), midpoint of C2's inferior endplate
+SKULL_LANDMARKS: tuple[str, ...] = ("PNS", "OCC", "C2E")
+# skull-base geometry relative to the basion (mm): palate's posterior end, occiput's lowest point
+PNS_FROM_BASION = (-38.0, 7.5)
+OCC_FROM_BASION = (47.0, 9.5)
+C2_BOTTOM = 32.0  # v of C2's inferior endplate (the C2 body's lower edge)
+OCC_SHELL = (24.0, 22.0, 3.0)  # occipital curve: semi-axes of its mid-surface ellipse, half-thickness (mm)
 XR_VIEWS: tuple[str, ...] = ("neutral", "flexion", "extension")
 MR_CONTRASTS: tuple[str, ...] = ("t1", "t2")
 
@@ -123,8 +138,17 @@ class CervicalGeometry:
         return self.v_tip - self.bdi0 + (self.v_c1 - 0.0) + 0.5 * self.vt
 
 
+def skull_landmarks_mm(g: CervicalGeometry) -> dict[str, tuple[float, float]]:
+    """``PNS``, ``OCC`` (McGregor's line) and ``C2E`` in mm (``(u, v)``), for the geometry as given."""
+    ub, vb = 1.0, g.v_basion
+    return {"PNS": (ub + PNS_FROM_BASION[0], vb + PNS_FROM_BASION[1]),
+            "OCC": (ub + OCC_FROM_BASION[0], vb + OCC_FROM_BASION[1]),
+            "C2E": (g.dens_w / 2.0 + 1.0, C2_BOTTOM)}
+
+
 def landmarks_mm(g: CervicalGeometry) -> dict[str, tuple[float, float]]:
-    """Every landmark's ``(u, v)`` in mm, for the geometry as given (call ``at_view`` first)."""
+    """Every landmark of :data:`LANDMARKS` as ``(u, v)`` in mm, for the geometry as given (call ``at_view``
+    first); :func:`skull_landmarks_mm` has the Redlund-Johnell ones."""
     c1 = g.v_c1
     return {
         "C1A": (-g.adi, c1), "DA": (0.0, c1), "DP": (g.dens_w, c1), "C1P": (g.dens_w + g.sac, c1),
@@ -135,10 +159,11 @@ def landmarks_mm(g: CervicalGeometry) -> dict[str, tuple[float, float]]:
 
 
 def measures_mm(g: CervicalGeometry) -> dict[str, float]:
-    """True measurements from the exact landmarks: ADI, SAC, Ranawat, basion–dens interval, facet gap."""
+    """True measurements from the exact landmarks: ADI, SAC, Ranawat, basion–dens interval, facet gap,
+    Redlund-Johnell."""
     from raoutcome.analysis.craniocervical import measure_points
 
-    return measure_points(landmarks_mm(g), 1.0)
+    return measure_points({**landmarks_mm(g), **skull_landmarks_mm(g)}, 1.0)
 
 
 # --------------------------------------------------------------------------- shapes (signed distances, mm)
@@ -178,12 +203,14 @@ def _parts(g: CervicalGeometry, u, v) -> list[tuple[_Part, np.ndarray]]:
     if notch is not None:
         dens = np.maximum(dens, -notch)
     pan = g.pannus
+    sk = skull_landmarks_mm(g)
+    pns, occ = sk["PNS"], sk["OCC"]
     parts = [
         (_Part("neck", "soft", "soft_tissue", (0.0, 50.0)), _ellipse(u, v, 14.0, 0.0, 46.0, 90.0)),
         (_Part("canal", "csf", "cc_canal", (0.0, 9.0)), _rbox(u, v, dw + 0.3, dw + g.sac + 1.5, -80.0, 80.0, 0.5)),
         (_Part("cord", "cord", "cc_canal", (0.0, 6.0)),
          _rbox(u, v, max(dw + 0.2 * g.sac, dw + 1.5 + pan + 0.5), dw + 0.78 * g.sac, -80.0, 80.0, 1.0)),
-        (_Part("c2", "bone", "cc_c2_body", (0.0, 8.0)), _rbox(u, v, -2.0, dw + 4.0, 10.0, 32.0, 3.0)),
+        (_Part("c2", "bone", "cc_c2_body", (0.0, 8.0)), _rbox(u, v, -2.0, dw + 4.0, 10.0, C2_BOTTOM, 3.0)),
         (_Part("facets_c2", "bone", "cc_facet_c1c2", (10.0, 22.0)), _rbox(u, v, 1.5, dw + 2.0, g.v_f2, g.v_f2 + 8.0, 1.5)),
         (_Part("facets_c1", "bone", "cc_facet_c1c2", (10.0, 22.0)),
          _rbox(u, v, 1.5, dw + 2.0, g.v_f1 - (11.0 - g.vt), g.v_f1, 1.5)),
@@ -193,6 +220,10 @@ def _parts(g: CervicalGeometry, u, v) -> list[tuple[_Part, np.ndarray]]:
         (_Part("c1_posterior", "bone", "cc_c1_posterior_arch", (0.0, 14.0)),
          _ellipse(u, v, dw + g.sac + 5.0, c1, 5.0, 4.5)),
         (_Part("clivus", "bone", "cc_clivus", (0.0, 10.0)), _obox(u, v, 1.0, g.v_basion, -0.55, -0.835, 40.0, 9.0)),
+        (_Part("palate", "bone", "cc_skull_base", (0.0, 12.0)), _obox(u, v, pns[0], pns[1], -1.0, 0.0, 45.0, 7.0)),
+        (_Part("occiput", "bone", "cc_skull_base", (0.0, 12.0)),
+         np.maximum(np.abs(_ellipse(u, v, occ[0], occ[1] - OCC_SHELL[2] - OCC_SHELL[1], OCC_SHELL[0], OCC_SHELL[1]))
+                    - OCC_SHELL[2], occ[0] - 14.0 - u)),
         (_Part("ligament", "ligament", "cc_ligament", (0.0, 12.0)), _rbox(u, v, dw, dw + 1.3, c1 - 3.0, c1 + 3.0, 0.3)),
     ]
     if pan > 0.05:
@@ -250,7 +281,8 @@ def render_lateral(g: CervicalGeometry, view: str, size: int, spacing: float, ac
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[float, float]]]:
     """A lateral radiograph of ``g`` in ``view``: ``(image [0, 1], region labels, landmarks in pixels)``.
 
-    Pixel ``(col, row)`` centres are at integer indices; landmarks are ``(x = col, y = row)``.
+    Pixel ``(col, row)`` centres are at integer indices; landmarks are ``(x = col, y = row)``: every one of
+    :data:`LANDMARKS`, and those of :data:`SKULL_LANDMARKS` that fall inside the image.
     """
     gv = g.at_view(view)
     rows, cols = np.mgrid[0:size, 0:size].astype(float)
@@ -278,6 +310,10 @@ def render_lateral(g: CervicalGeometry, view: str, size: int, spacing: float, ac
     for name, (pu, pv) in landmarks_mm(gv).items():
         x, y = acq.world_to_pixel(pu, pv, size, spacing)
         pts[name] = (float(x), float(y))
+    for name, (pu, pv) in skull_landmarks_mm(gv).items():  # only when the field shows them
+        x, y = acq.world_to_pixel(pu, pv, size, spacing)
+        if -0.5 <= x <= size - 0.5 and -0.5 <= y <= size - 0.5:
+            pts[name] = (float(x), float(y))
     return img, label, pts
 
 
