@@ -19,11 +19,15 @@ demo: $(STAMP)
 	$(VENV)/bin/raoutcome demo --out $(DEMO_OUT)
 
 # The default suite leaves out the tests marked `slow` (long end-to-end runs); `make test-all` runs them too.
+# pytest-xdist runs one worker per core (each test file stays on one worker; tests/conftest.py gives each
+# worker cores / workers torch threads); PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= auto
+XDIST := $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 test: $(STAMP) lint
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q $(XDIST) -m "not slow" tests
 
 test-all: $(STAMP) lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(XDIST) tests
 
 # The docs site (MkDocs) into site/, every warning an error; tests/test_docs.py builds it too.
 docs: $(STAMP)

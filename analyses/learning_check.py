@@ -40,6 +40,11 @@ one SD above the 0.761 of 6 000 patients, and its true erosion count alone gives
 ``--test-patients 0`` judges the out-of-fold predictions alone, as earlier versions did; the per-part
 figures are printed either way.
 
+``--config cohorts/train_sites.toml`` checks the site route (``model.route = "sites"``) the same way: both
+models stay on the site route (the no-human-score one trains its patch encoder from HAQ, pain and events), with
+the readouts of its config (:func:`route_readouts`; the site route reads no joint anomaly). ``--epochs``
+overrides ``[train] epochs``, which the site route does not read (``[sites] epochs``).
+
 Prints a table, writes ``learning_check.json`` into ``--out`` and exits 0 when every
 target is met (1 otherwise). Budget: <= 30 minutes on 2 CPU cores.
 
@@ -139,6 +144,24 @@ def full_config(config: Path, out: Path, epochs: int | None = None, folds: int |
     """``config`` with ``epochs`` / ``folds`` and the readouts of :data:`FULL_READOUT` (``readout``)."""
     return derived_config(config, out, f"with epochs={epochs}, folds={folds} and the full model's readouts",
                           epochs=epochs, folds=folds, readout=FULL_READOUT if readout is None else readout)
+
+
+def route_readouts(config: Path) -> tuple[dict, dict]:
+    """The ``[readout]`` overrides of the full and of the no-human-score model for ``config``'s route.
+
+    The whole-image route (``model.route = "image"``) gets :data:`FULL_READOUT` / :data:`NO_SVDH_READOUT`
+    (chosen for it). The site route has readouts of its own (chosen with its settings on the tuning seed, in
+    its config) and reads no joint anomaly (its config refuses ``readout.joint_anomaly``): the full model keeps
+    the config's ``[readout]`` (``{}``: no override) and the no-human-score model its risk inputs less those
+    only the SvdH head gives (``[]`` where none is left: every input it has)."""
+    from raoutcome.outcomes import risk_inputs_for
+    from raoutcome.training.config import load_config
+
+    cfg = load_config(config)
+    if cfg.model["route"] != "sites":
+        return dict(FULL_READOUT), dict(NO_SVDH_READOUT)
+    provided = risk_inputs_for(tuple(h for h in cfg.heads_on if h != "svdh"), False)
+    return {}, {"risk_inputs": [x for x in cfg.readout["risk_inputs"] if x in provided]}
 
 
 def no_svdh_config(config: Path, out: Path, readout: dict | None = None) -> Path:
@@ -311,8 +334,11 @@ def main(argv=None) -> int:
         timings["simulate_test"] = time.perf_counter() - t
     cohort = load(cohort_dir)
     folds = args.folds or None
-    config = full_config(args.config, args.out / "train_full.toml", epochs=args.epochs, folds=folds)
-    runs = {"full": config, "no_svdh": no_svdh_config(config, args.out / "train_no_svdh.toml")}
+    full_readout, no_svdh_readout = route_readouts(args.config)
+    config = full_config(args.config, args.out / "train_full.toml", epochs=args.epochs, folds=folds,
+                         readout=full_readout)
+    runs = {"full": config, "no_svdh": no_svdh_config(config, args.out / "train_no_svdh.toml",
+                                                      readout=no_svdh_readout)}
     if args.jobs > 1:
         timings.update(train_side_by_side(runs, cohort_dir, args.out, args.jobs))
     else:

@@ -25,6 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import best_of, cached_bench_images, encoder_arguments  # noqa: E402
+
 TARGET = 0.9
 VISITS, VIEWS = 4, ("hand_left", "hand_right")
 
@@ -63,31 +66,19 @@ def write_bench_cohort(root: Path, n_images: int, size: int = 128, seed: int = 0
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=1000)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--encoder", default="resnet10t")
-    ap.add_argument("--batch-patients", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp folder)")
+    encoder_arguments(ap, images=1000)
     args = ap.parse_args(argv)
 
     import torch
 
-    from raoutcome.cohort import load
     from raoutcome.imaging.cache import ImageCache
     from raoutcome.models import LongitudinalOutcomeModel, ModelSpec
     from raoutcome.training.predict import PredictionGroup, write_predictions
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="raoutcome_bench_predict_"))
-    cohort = load(write_bench_cohort(work / "cohort", args.images, args.size))
-    cache_root = work / "cache"
-    cache = ImageCache(cache_root, args.size)
-    rows = cohort.images
-    tensors = torch.from_numpy(np.stack([cache.get(cohort.image_path(p), v) for p, v in zip(rows["path"], rows["view"])]))
+    cohort, cache_root, tensors = cached_bench_images(work, args.images, args.size)
     n = len(tensors)
     per_batch = args.batch_patients * VISITS * len(VIEWS)
-
     torch.manual_seed(0)
     model = LongitudinalOutcomeModel(ModelSpec(encoder=args.encoder, d_model=64, layers=1)).eval()
     device = torch.device("cpu")
@@ -106,21 +97,10 @@ def main(argv=None) -> int:
                           attrs={"run": "bench"})
         return n / (time.perf_counter() - start)
 
-    bare()  # warm-up (allocator, oneDNN kernels)
-    results = {"bare encoder": [], "predict": []}
-    for _ in range(args.repeats):
-        results["bare encoder"].append(bare())
-        results["predict"].append(predict())
-    best = {k: max(v) for k, v in results.items()}
-    ratio = best["predict"] / best["bare encoder"]
-    print(f"predict vs bare encoder: {n} images {args.size}px, encoder {args.encoder}, "
-          f"{per_batch} images/batch, torch threads {torch.get_num_threads()}, workers {args.workers}")
-    print(f"{'path':<16}{'img/s (best)':>14}{'runs':>28}")
-    for k, v in results.items():
-        print(f"{k:<16}{best[k]:>14.1f}{'  '.join(f'{x:.1f}' for x in v):>28}")
-    print(f"{'ratio':<16}{ratio:>14.3f}   target >= {TARGET}  {'OK' if ratio >= TARGET else 'BELOW TARGET'}")
+    best_of({"bare encoder": bare, "predict": predict}, args.repeats, TARGET,
+            f"predict vs bare encoder: {n} images {args.size}px, encoder {args.encoder}, "
+            f"{per_batch} images/batch, torch threads {torch.get_num_threads()}, workers {args.workers}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,29 +23,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_predict import VIEWS, VISITS, write_bench_cohort  # noqa: E402
+from bench_common import best_of, cached_bench_images, encoder_arguments  # noqa: E402
+from bench_predict import VIEWS, VISITS  # noqa: E402
 
 TARGET = 0.85
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=480)
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--encoder", default="resnet10t")
-    ap.add_argument("--batch-patients", type=int, default=8)
-    ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp folder)")
+    encoder_arguments(ap, images=480)
     args = ap.parse_args(argv)
 
     import timm
     import torch
 
-    from raoutcome.cohort import load
     from raoutcome.imaging.cache import ImageCache
     from raoutcome.imaging.dataset import Augment, PatientSequences
     from raoutcome.training.config import TrainConfig
@@ -53,10 +46,8 @@ def main(argv=None) -> int:
     from raoutcome.training.trainer import fit
 
     work = args.dir or Path(tempfile.mkdtemp(prefix="raoutcome_bench_train_"))
-    cohort = load(write_bench_cohort(work / "cohort", args.images, args.size))
-    cache = ImageCache(work / "cache", args.size)
-    rows = cohort.images
-    tensors = torch.from_numpy(np.stack([cache.get(cohort.image_path(p), v) for p, v in zip(rows["path"], rows["view"])]))
+    cohort, cache_root, tensors = cached_bench_images(work, args.images, args.size)
+    cache = ImageCache(cache_root, args.size)
     n = len(tensors)
     per_step = args.batch_patients * VISITS * len(VIEWS)
     cfg = TrainConfig({"model": {"encoder": args.encoder, "image_size": args.size, "d_model": 64, "layers": 1},
@@ -87,21 +78,10 @@ def main(argv=None) -> int:
         fit(cfg.model_spec(), cfg, ds, None, member, seed=0, device=device, dist=DistInfo(), desc="bench")
         return ds.n_images / (time.perf_counter() - start)
 
-    bare()  # warm-up
-    results = {"bare timm": [], "trainer": []}
-    for _ in range(args.repeats):
-        results["bare timm"].append(bare())
-        results["trainer"].append(trainer())
-    best = {k: max(v) for k, v in results.items()}
-    ratio = best["trainer"] / best["bare timm"]
-    print(f"trainer vs bare timm loop: {n} images {args.size}px, encoder {args.encoder}, {per_step} images/step, "
-          f"torch threads {torch.get_num_threads()}, workers {args.workers}")
-    print(f"{'loop':<12}{'img/s (best)':>14}{'runs':>28}")
-    for k, v in results.items():
-        print(f"{k:<12}{best[k]:>14.1f}{'  '.join(f'{x:.1f}' for x in v):>28}")
-    print(f"{'ratio':<12}{ratio:>14.3f}   target >= {TARGET}  {'OK' if ratio >= TARGET else 'BELOW TARGET'}")
+    best_of({"bare timm": bare, "trainer": trainer}, args.repeats, TARGET,
+            f"trainer vs bare timm loop: {n} images {args.size}px, encoder {args.encoder}, {per_step} images/step, "
+            f"torch threads {torch.get_num_threads()}, workers {args.workers}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

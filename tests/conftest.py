@@ -8,6 +8,21 @@ import pandas as pd
 import pytest
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (``make test``) each worker gets its share of the cores as torch threads, so the
+    workers do not oversubscribe the machine (``PYTEST_XDIST_WORKER_COUNT`` is set by xdist in each worker;
+    the CLI subprocesses some tests start inherit ``OMP_NUM_THREADS``)."""
+    import os
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))  # the CLI subprocesses some tests start
+        torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     """``stress`` tests (long property, fault and load runs) run only under ``make stress`` (RAOUTCOME_STRESS=1)."""
     import os

@@ -32,6 +32,8 @@ def test_hand_computed_partial_likelihood():
     assert fit.params[0] == pytest.approx(np.log(np.sqrt(2)), abs=1e-6)
     b = np.sqrt(2)
     assert fit.log_likelihood == pytest.approx(np.log(b) - np.log(2 + b) - np.log(1 + b), abs=1e-10)
+    # information: Var of x in risk sets {0, 1, 0} and {1, 0} at e^b = √2: p(1 − p) = 3√2 − 4 each
+    assert fit.covariance[0, 0] == pytest.approx(1 / (6 * np.sqrt(2) - 8), rel=1e-6)
 
 
 def test_matches_lifelines_without_tied_events():
@@ -42,6 +44,7 @@ def test_matches_lifelines_without_tied_events():
     assert fit.converged
     assert fit.log_likelihood == pytest.approx(ref.log_likelihood_, abs=1e-6)
     np.testing.assert_allclose(fit.params, ref.params_.to_numpy(), atol=1e-5)
+    np.testing.assert_allclose(fit.covariance, ref.variance_matrix_.to_numpy(), rtol=1e-4)
 
 
 def test_matches_statsmodels_breslow_with_tied_events():
@@ -51,6 +54,7 @@ def test_matches_statsmodels_breslow_with_tied_events():
     fit = fit_cox(df[["a", "b", "c"]], df["T"], df["E"])
     assert fit.log_likelihood == pytest.approx(ref.llf, abs=1e-6)
     np.testing.assert_allclose(fit.params, ref.params, atol=1e-5)
+    np.testing.assert_allclose(fit.covariance, ref.cov_params(), rtol=1e-4)
 
 
 def test_cox_lrt_fast_path_equals_lifelines_and_ties_fall_back():

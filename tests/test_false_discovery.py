@@ -25,6 +25,24 @@ def test_wilson_interval_matches_statsmodels(fd):
         assert lo == pytest.approx(ref[0], abs=1e-6) and hi == pytest.approx(ref[1], abs=1e-6)
 
 
+def test_clopper_pearson_is_the_beta_quantile_interval(fd):
+    from scipy import stats
+
+    for k, n in ((30, 600), (1, 200), (48, 600)):
+        lo, hi = fd.clopper_pearson(k, n)
+        assert lo == pytest.approx(stats.beta.ppf(0.025, k, n - k + 1), rel=1e-9)
+        assert hi == pytest.approx(stats.beta.ppf(0.975, k + 1, n - k), rel=1e-9)
+    assert fd.clopper_pearson(0, 600)[0] == 0.0
+    assert fd.clopper_pearson(30, 600)[1] < 0.0711  # 5 % of 600: upper bound 7.1 %, below the 8 % target
+
+
+def test_variant_options_are_parsed(fd):
+    assert fd.parse_variant("damage_retest:raw_linear=0:cov_type=HC3") == (
+        "damage_retest", {"raw_linear": 0, "cov_type": "HC3"})
+    with pytest.raises(ValueError, match="unknown variant"):
+        fd.parse_variant("damage_typo")
+
+
 def test_population_reads_damage_twice_with_the_simulators_error_model(fd):
     pop = fd.draw_population(150, np.random.SeedSequence([5, 0]))
     assert (pop["svdh_total"] == pop["svdh_jsn"] + pop["svdh_erosion"]).all()

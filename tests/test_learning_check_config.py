@@ -115,3 +115,28 @@ def test_the_test_cohort_is_a_new_draw_that_a_run_predicts_and_that_pools_with_t
     with pytest.raises(SystemExit, match="predict_bad failed"):  # a failing command names itself and its log
         lc.side_by_side({"predict_bad": ["predict", "--run", str(tmp_path / "no_run"), "--cohort", str(test_dir),
                                          "--out", str(tmp_path / "x.nc")]}, tmp_path, 1)
+
+
+def test_the_site_route_keeps_its_own_readouts_and_trains_the_site_route_twice(tmp_path):
+    """A site-route config: both derived models stay on the site route, the full one keeps its config's readouts,
+    the no-human-score one its risk inputs less the counts; the joint anomaly (which the site route does not read)
+    is refused by the config rather than dropped silently."""
+    import pytest
+
+    from raoutcome.errors import ConfigError
+    from raoutcome.training.config import write_config_variant
+
+    lc = _module()
+    sites = REPO / "cohorts" / "train_sites.toml"
+    base = load_config(sites)
+    full_ro, no_svdh_ro = lc.route_readouts(sites)
+    full = load_config(lc.full_config(sites, tmp_path / "full.toml", folds=3, readout=full_ro))
+    no_svdh = load_config(lc.no_svdh_config(tmp_path / "full.toml", tmp_path / "no_svdh.toml", readout=no_svdh_ro))
+    assert full.model["route"] == no_svdh.model["route"] == "sites"
+    assert full.heads["svdh"] and not no_svdh.heads["svdh"] and full.sites == no_svdh.sites == base.sites
+    assert full.readout == base.readout and not full.readout["joint_anomaly"]
+    assert no_svdh.readout["risk_inputs"] == [x for x in base.readout["risk_inputs"] if not x.startswith("log_")]
+    assert not no_svdh.readout["joint_anomaly"]
+    assert lc.route_readouts(REPO / "cohorts" / "train_demo.toml") == (lc.FULL_READOUT, lc.NO_SVDH_READOUT)
+    with pytest.raises(ConfigError, match="site route"):
+        write_config_variant(sites, {"readout": lc.FULL_READOUT}, tmp_path / "bad.toml")

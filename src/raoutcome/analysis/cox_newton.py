@@ -41,6 +41,8 @@ class CoxFit:
     log_likelihood_null: float
     converged: bool
     iterations: int
+    #: inverse observed information at the fitted coefficients, per original unit (model-based covariance)
+    covariance: np.ndarray | None = None
 
 
 def distinct_event_times(time: ArrayLike, event: ArrayLike) -> bool:
@@ -121,5 +123,20 @@ def fit_cox(x: ArrayLike, time: ArrayLike, event: ArrayLike, max_iter: int = 100
         if done:
             converged = True
             break
+    covariance = None
+    if p and converged:
+        covariance = np.linalg.inv(_information(z, beta, e, ends, starts)) / np.outer(scale, scale)
     return CoxFit(params=beta / scale, log_likelihood=ll, log_likelihood_null=ll_null, converged=converged,
-                  iterations=it)
+                  iterations=it, covariance=covariance)
+
+
+def _information(z: np.ndarray, beta: np.ndarray, e: np.ndarray, ends: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Observed information of Breslow's partial likelihood at ``beta`` (time-sorted, scaled columns)."""
+    eta = z @ beta
+    w = np.exp(eta - eta.max())
+    s0 = np.cumsum(w)[ends][e]
+    m1 = np.cumsum(w[:, None] * z, axis=0)[ends][e] / s0[:, None]
+    d = np.zeros(len(z))
+    d[e] = 1.0 / s0
+    a = np.cumsum(d[::-1])[::-1][starts]
+    return (z * (w * a)[:, None]).T @ z - m1.T @ m1

@@ -40,6 +40,8 @@ SITE_GRID = 32
 #: the joint, its periarticular bone and the soft tissue beside it (the joint anomaly's 0.0625 spans the joint).
 SITE_HALF_WIDTH = 0.08
 _KINDS = ("jsn", "erosion")
+_TABLE_COLUMNS = ("patient_id", "visit_id", "view", "site", "joint", "path")
+_CACHE_FORMAT = 2  # 2: the table as string columns (1: as JSON); part of the cache key, so old caches are not reused
 
 
 def view_sites(view: str) -> tuple[str, ...]:
@@ -80,23 +82,30 @@ class SitePatches:
         return SitePatches(self.table[keep].reset_index(drop=True), self.patches[keep], self.grid, self.half_width)
 
     def save(self, path: str | Path) -> Path:
-        """Write as one ``.npz`` (atomically)."""
+        """Write as one ``.npz`` (atomically): the patches, each table column as a string array (``col_<name>``:
+        a warm ``predict`` reads them in milliseconds, where the JSON table of earlier caches took ~0.2 s per
+        10 000 patches) and the settings."""
         from raoutcome.io_utils import atomic_path
 
         path = Path(path)
+        columns = {f"col_{c}": self.table[c].to_numpy(str) for c in _TABLE_COLUMNS}
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, patches=self.patches, table=self.table.to_json(orient="split"),
+                np.savez(fh, patches=self.patches, **columns,
                          meta=json.dumps({"grid": self.grid, "half_width": self.half_width}))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "SitePatches":
+        """Read a file of :meth:`save` (or an earlier cache with the table as JSON)."""
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
-            table = pd.read_json(io.StringIO(str(z["table"])), orient="split", dtype=False)
-            return cls(table.astype({c: str for c in ("patient_id", "visit_id", "view", "site", "joint", "path")}),
-                       z["patches"], int(meta["grid"]), float(meta["half_width"]))
+            if "col_patient_id" in z.files:
+                table = pd.DataFrame({c: z[f"col_{c}"].astype(object) for c in _TABLE_COLUMNS})
+            else:
+                table = pd.read_json(io.StringIO(str(z["table"])), orient="split", dtype=False)
+                table = table.astype({c: str for c in _TABLE_COLUMNS})
+            return cls(table, z["patches"], int(meta["grid"]), float(meta["half_width"]))
 
 
 def _locate(site: str, marks: dict) -> tuple[float, float] | None:
@@ -110,7 +119,7 @@ def _locate(site: str, marks: dict) -> tuple[float, float] | None:
 
 def _cache_key(cohort, grid: int, half_width: float, views: Sequence[str] | None) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([str(cohort.root), grid, half_width, sorted(views or [])]).encode())
+    h.update(json.dumps([str(cohort.root), grid, half_width, sorted(views or []), _CACHE_FORMAT]).encode())
     h.update(pd.util.hash_pandas_object(cohort.images, index=False).values.tobytes())
     h.update(pd.util.hash_pandas_object(cohort.landmarks, index=False).values.tobytes())
     return h.hexdigest()[:16]

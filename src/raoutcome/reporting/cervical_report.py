@@ -61,16 +61,16 @@ def measurement_figure(measured: pd.DataFrame, truth: pd.DataFrame, agree: pd.Da
 
 def prediction_figure(metrics: pd.DataFrame) -> bytes:
     """Accuracy, PPV, NPV (with CIs) per feature set next to the seed's values; C-index and td-AUC."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     names = [f"{f}\n({r})" if "threshold_rule" in metrics else f
              for f, r in zip(metrics["features"], metrics.get("threshold_rule", metrics["features"]))]
+    fig, axes = plt.subplots(1, 2, figsize=(max(12.0, 0.9 * len(names)), 4.5))
     x = np.arange(len(names))
     for k, (m, colour) in enumerate((("accuracy", "tab:blue"), ("ppv", "tab:orange"), ("npv", "tab:green"))):
         est = metrics[m].to_numpy(float)
         err = np.vstack([est - metrics[f"{m}_lo"].to_numpy(float), metrics[f"{m}_hi"].to_numpy(float) - est])
         axes[0].errorbar(x + (k - 1) * 0.22, est, yerr=np.abs(err), fmt="o", color=colour, label=m.upper(), capsize=3)
         axes[0].axhline(SEED_METRICS[m], color=colour, lw=0.8, ls=":")
-    axes[0].set_xticks(x, names, rotation=30, fontsize=8)
+    axes[0].set_xticks(x, names, rotation=60, ha="right", fontsize=7)
     axes[0].set_ylim(0, 1.02)
     axes[0].set_title("held-out, at the horizon (dotted: seeds/004)")
     axes[0].legend(fontsize=8)
@@ -80,7 +80,7 @@ def prediction_figure(metrics: pd.DataFrame) -> bytes:
         axes[1].errorbar(x + (k - 0.5) * 0.25, est, yerr=np.abs(err), fmt="s", color=colour, capsize=3,
                          label={"c_interval": "C-index (interval-censored)", "td_auc": "td-AUC at horizon (competing)"}[m])
     axes[1].axhline(0.5, color="grey", lw=0.7)
-    axes[1].set_xticks(x, names, rotation=30, fontsize=8)
+    axes[1].set_xticks(x, names, rotation=60, ha="right", fontsize=7)
     axes[1].set_ylim(0.4, 1.0)
     axes[1].legend(fontsize=8)
     return _png(fig)

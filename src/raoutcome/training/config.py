@@ -38,6 +38,9 @@ stall_tolerance = 0.10     # from its start by this epoch is reported loudly as 
                            # the tuning seed 20240601 had fallen 23-28 % by epoch 3)
 stall_restarts = 2         # ... and trained again from a new seed (recorded), at most this many times
 outcome_epochs = 40        # the outcome model on sites (HAQ, pain, risk from the frozen site embeddings)
+outcome_stall_epoch = 10   # its stall rule: validation loss not fallen by outcome_stall_tolerance (relative)
+outcome_stall_tolerance = 0.02  # from its start by this epoch: reported loudly, stopped there and trained
+outcome_stall_restarts = 2 # again from a new seed at most this many times (every attempt recorded; 0 = never)
 
 [heads]                    # switch any head off; svdh = false is the "no human score" model
 svdh = true                # SvdH total + JSN + erosion (needs the svdh_* columns)
@@ -177,6 +180,9 @@ class SitesSection:
     stall_restarts: int = field(default=2, metadata=_meta(lambda v: v >= 0, "a non-negative integer"))
     outcome_epochs: int = field(default=40, metadata=_meta(lambda v: v >= 0,
                                                            "a non-negative integer (0: no outcome model on sites)"))
+    outcome_stall_epoch: int = field(default=10, metadata=_meta(_positive_int, "a positive integer"))
+    outcome_stall_tolerance: float = field(default=0.02, metadata=_meta(_number(0, 1), "a number in [0, 1]"))
+    outcome_stall_restarts: int = field(default=2, metadata=_meta(lambda v: v >= 0, "a non-negative integer"))
 
 
 def _default_heads() -> dict[str, bool]:
@@ -302,6 +308,9 @@ class TrainingConfig:
         if not any(self.heads.values()):
             raise ConfigError("[heads] switches every head off; keep at least one")
         r = self.readout
+        if r.joint_anomaly and self.model.route == "sites":
+            raise ConfigError("readout.joint_anomaly = true, but model.route = 'sites': the site route's readouts do "
+                              "not read the joint anomaly (switch it off)")
         if r.joint_anomaly and not r.heads:
             raise ConfigError("readout.joint_anomaly = true, but readout.heads = [] fits no readout to read it")
         provided = risk_inputs_for(tuple(h for h, on in self.heads.items() if on), r.joint_anomaly)

@@ -9,15 +9,17 @@ route (:mod:`raoutcome.training.readout`), the heads whose spec has ``readout = 
 closed form by ridge on ``[visit embedding, mean site embedding, log totals]`` (clipped to the outcome's
 range) and the ``readout = "cox"`` head by a Cox model on the first visit's risk inputs (``log1p`` predicted
 subscores and refitted outcomes, :func:`raoutcome.outcomes.risk_inputs_for`), on the training patients only. The
-validation loss before training and per epoch is recorded, and a model whose validation loss has not fallen
-by ``stall_tolerance`` by ``stall_epoch`` is reported loudly (as for the site reader).
+validation loss before training and per epoch is recorded; a model whose validation loss has not fallen by
+``[sites] outcome_stall_tolerance`` by ``outcome_stall_epoch`` is reported loudly and, as the site reader, stopped
+there and trained again from a new seed, up to ``outcome_stall_restarts`` times
+(:func:`raoutcome.training.learning.fit_until_learned`; every attempt recorded, the last one runs in full).
 """
 from __future__ import annotations
 
-__all__ = ["OutcomeData", "fit_site_outcome", "predict_site_outcome"]
+__all__ = ["OutcomeData", "fit_site_outcome", "outcome_stall_rule", "predict_site_outcome"]
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ from raoutcome.logs import log_message
 from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
 from raoutcome.outcomes import DEFAULT_EVENT, outcome, outcomes, risk_inputs_for, site_outcome
 from raoutcome.severity import observed_classes
-from raoutcome.training.learning import stall_check
+from raoutcome.training.learning import fit_until_learned, stall_check
 
 #: the per-visit column of the observed total's severity class (NaN where the total is not read)
 SEVERITY_TARGET = "_severity"
@@ -61,6 +63,8 @@ class OutcomeData:
     rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # patient -> (patch rows, visit position, site)
     events: dict[str, tuple[float, float]]   # patient -> (time, observed)
     targets: tuple[str, ...] = ()            # per-visit outcomes with labels (outcome names; their cohort columns)
+    #: per patient, the float columns of its visits that :meth:`batch` reads (filled on first use)
+    _arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, cohort, table: pd.DataFrame, site_index: dict[str, int], totals: pd.DataFrame | None,
@@ -81,46 +85,65 @@ class OutcomeData:
         ev = cohort.event_table(event).astype({"patient_id": str}).set_index("patient_id")
         tab = table.reset_index(drop=True).astype({"patient_id": str, "visit_id": str})
         patients = sorted(set(tab["patient_id"]))
-        visits, rows, events = {}, {}, {}
-        by_patient = tab.groupby("patient_id").indices
+        v = v[v["patient_id"].isin(patients)].reset_index(drop=True)
+        # each patch row's visit position within its patient (-1: a visit the visits table lacks), from integer
+        # codes of (patient, visit) rather than one index lookup per patient
+        pcode = pd.Index(patients)
+        vcode = pd.Index(pd.unique(np.concatenate([v["visit_id"].to_numpy(), tab["visit_id"].to_numpy()])))
+        key_v = pcode.get_indexer(v["patient_id"]).astype(np.int64) * len(vcode) + vcode.get_indexer(v["visit_id"])
+        key_t = pcode.get_indexer(tab["patient_id"]).astype(np.int64) * len(vcode) + vcode.get_indexer(tab["visit_id"])
+        at = pd.Index(key_v).get_indexer(key_t)
+        within = v.groupby("patient_id", sort=False).cumcount().to_numpy()
+        position = np.where(at >= 0, within[np.maximum(at, 0)], -1)
         site_codes = tab["joint"].map(site_index).to_numpy()
-        tab_visits = tab["visit_id"].to_numpy()
-        for pid, grp in v[v["patient_id"].isin(patients)].groupby("patient_id"):
-            grp = grp.reset_index(drop=True)
-            visits[pid] = grp
+        by_patient = tab.groupby("patient_id").indices
+        evs = ev.reindex(pd.Index(patients, name="patient_id"))[["time_years", "observed"]].to_numpy(float)
+        visits, rows, events = {}, {}, {}
+        for pid, ix in v.groupby("patient_id", sort=True).indices.items():
+            visits[pid] = v.iloc[ix].reset_index(drop=True)
             idx = by_patient[pid]
-            pos = pd.Index(grp["visit_id"]).get_indexer(tab_visits[idx])
-            keep = pos >= 0
-            rows[pid] = (idx[keep], pos[keep], site_codes[idx][keep])
-            events[pid] = (float(ev.loc[pid, "time_years"]), float(ev.loc[pid, "observed"])) if pid in ev.index \
-                else (np.nan, np.nan)
+            keep = position[idx] >= 0
+            rows[pid] = (idx[keep], position[idx][keep], site_codes[idx][keep])
+            time, observed = evs[pcode.get_loc(pid)]
+            events[pid] = (float(time), float(observed))
         return cls([p for p in patients if p in visits], visits, rows, events, targets)
+
+    def _columns(self, p: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Patient ``p``'s visit columns ``time_years`` and ``keys`` as float arrays (computed once)."""
+        got = self._arrays.get(p)
+        if got is None or any(k not in got for k in keys):
+            vis = self.visits[p]
+            got = {k: vis[k].to_numpy(float) for k in ("time_years", *keys)}
+            self._arrays[p] = got
+        return got
 
     def batch(self, pids: Sequence[str], h: torch.Tensor | None) -> dict:
         """The patients ``pids`` as one batch: their site embeddings (rows of ``h``; None: the caller computes
         them from the patches of ``rows``), visit layout, targets and events."""
         T = max(len(self.visits[p]) for p in pids)
         B = len(pids)
-        time = torch.zeros(B, T)
-        mask = torch.zeros(B, T, dtype=torch.bool)
         counts = count_features()
-        out = {k: torch.full((B, T), float("nan")) for k in (*self.targets, *counts, SEVERITY_TARGET)}
+        keys = (*self.targets, *counts, SEVERITY_TARGET)
+        grid = {k: np.full((B, T), np.nan, np.float32) for k in ("time_years", *keys)}
+        mask = np.zeros((B, T), dtype=bool)
         idx, ib, it, site = [], [], [], []
         for b, p in enumerate(pids):
-            vis = self.visits[p]
-            n = len(vis)
-            time[b, :n] = torch.as_tensor(vis["time_years"].to_numpy(float), dtype=torch.float32)
+            cols = self._columns(p, keys)
+            n = len(cols["time_years"])
             mask[b, :n] = True
-            for k in out:
-                out[k][b, :n] = torch.as_tensor(vis[k].to_numpy(float), dtype=torch.float32)
+            for k in grid:
+                grid[k][b, :n] = cols[k]
             r, pos, s = self.rows[p]
             idx.append(r), ib.append(np.full(len(r), b)), it.append(pos), site.append(s)
+        time = torch.from_numpy(np.where(mask, grid.pop("time_years"), np.float32(0)))
+        out = {k: torch.from_numpy(grid[k]) for k in keys}
         idx = np.concatenate(idx)
         ev = np.array([self.events[p] for p in pids], float)
         return {"h": h[torch.as_tensor(idx)] if h is not None else None, "rows": idx,
                 "site": torch.as_tensor(np.concatenate(site), dtype=torch.long),
                 "img_b": torch.as_tensor(np.concatenate(ib), dtype=torch.long),
-                "img_t": torch.as_tensor(np.concatenate(it), dtype=torch.long), "time": time, "visit_mask": mask,
+                "img_t": torch.as_tensor(np.concatenate(it), dtype=torch.long), "time": time,
+                "visit_mask": torch.from_numpy(mask),
                 "log_totals": torch.stack([torch.nan_to_num(out[c]) for c in counts], -1), **out,
                 "event_time": torch.as_tensor(ev[:, 0], dtype=torch.float32),
                 "event_observed": torch.as_tensor(ev[:, 1], dtype=torch.float32), "pids": list(pids)}
@@ -155,23 +178,59 @@ def _epoch_loss(model, data: OutcomeData, pids: list[str], h: torch.Tensor, batc
     return float(np.mean(losses)) if losses else float("nan")
 
 
+def outcome_stall_rule(sites: Mapping[str, Any] | None = None) -> tuple[int, float, int]:
+    """(epoch, tolerance, restarts) of the outcome model's stall rule from a config's ``[sites]`` table
+    (``outcome_stall_epoch``, ``outcome_stall_tolerance``, ``outcome_stall_restarts``); None: their defaults
+    (:class:`raoutcome.training.config.SitesSection`)."""
+    if sites is None:
+        from dataclasses import asdict
+
+        from raoutcome.training.config import SitesSection
+
+        sites = asdict(SitesSection())
+    return (int(sites["outcome_stall_epoch"]), float(sites["outcome_stall_tolerance"]),
+            int(sites["outcome_stall_restarts"]))
+
+
 def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, fit_ids: list[str],
                      val_ids: list[str], seed: int, epochs: int = 40, batch: int = 16, lr: float = 2e-3,
-                     stall_epoch: int = 10, stall_tolerance: float = 0.02, name: str = "outcome",
+                     stall: tuple[int, float, int] | None = None, name: str = "outcome",
                      log: Callable[[str], None] | None = None, risk_inputs: Sequence[str] = ()
                      ) -> tuple[SiteOutcomeModel, dict]:
-    """Train the outcome model on ``fit_ids`` (best validation epoch kept), then fit its closed-form readouts
-    on ``fit_ids + val_ids`` (``risk_inputs``: the Cox readout's inputs, default :func:`default_risk_inputs`).
-    Returns the model and its record (history, stalled, readouts)."""
+    """Train the outcome model on ``fit_ids`` (best validation epoch kept; a stalled attempt restarted from a new
+    seed, ``stall`` = (epoch, tolerance, restarts), default :func:`outcome_stall_rule`), then fit its closed-form
+    readouts on ``fit_ids + val_ids`` (``risk_inputs``: the Cox readout's inputs, default
+    :func:`default_risk_inputs`). Returns the model and its record (history, stalled, seed, restarts, attempts,
+    readouts)."""
     log = log or log_message
+    stall_epoch, stall_tolerance, stall_restarts = stall or outcome_stall_rule()
+    fit_ids = [p for p in fit_ids if p in data.visits]
+    val_ids = [p for p in val_ids if p in data.visits]
+    model, record = fit_until_learned(
+        lambda s, last: _fit_attempt(spec, data, h, fit_ids, val_ids, s, epochs, batch, lr, stall_epoch,
+                                     stall_tolerance, name, log, stop_on_stall=not last),
+        seed, stall_restarts, name, log)
+    log(f"{name}: validation loss {record['val_loss_start']:.4f} -> {record['best_val_loss']:.4f} (best epoch "
+        f"{record['best_epoch']}/{epochs})" + ("  ** STALLED **" if record["stalled"] else ""))
+    model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name,
+                                   tuple(risk_inputs) or default_risk_inputs(spec.heads))
+    severity = (_fit_severity(model, data, h, fit_ids, val_ids, record["seed"], log, name)
+                if model.severity is not None else {})
+    return model, {**record, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")},
+                   "severity": severity}
+
+
+def _fit_attempt(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, fit_ids: list[str], val_ids: list[str],
+                 seed: int, epochs: int, batch: int, lr: float, stall_epoch: int, stall_tolerance: float, name: str,
+                 log: Callable[[str], None], stop_on_stall: bool) -> tuple[SiteOutcomeModel, dict]:
+    """One training of the outcome model from ``seed`` (best validation epoch kept); ``stop_on_stall``: end at the
+    stall check if stalled."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = SiteOutcomeModel(spec)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
-    fit_ids = [p for p in fit_ids if p in data.visits]
-    val_ids = [p for p in val_ids if p in data.visits]
     start = _epoch_loss(model, data, val_ids, h, batch) if val_ids else float("nan")
-    history, best, best_state, stalled, best_epoch = [], float("inf"), None, False, 0
+    history, best, best_state, stalled, best_epoch, moved = [], float("inf"), None, False, 0, float("nan")
     for epoch in range(epochs):
         model.train()
         order = [fit_ids[i] for i in rng.permutation(len(fit_ids))]
@@ -194,18 +253,14 @@ def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, 
             if check["stalled"]:
                 stalled = True
                 log(f"WARNING {name.upper()} HAS NOT LEARNED: validation loss {start:.4f} -> {val:.4f} by epoch "
-                    f"{epoch + 1} (moved {100 * moved:.1f} %)")
+                    f"{epoch + 1} (moved {100 * moved:.1f} % < {100 * stall_tolerance:.0f} %)")
+                if stop_on_stall:
+                    break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    log(f"{name}: validation loss {start:.4f} -> {best:.4f} (best epoch {best_epoch}/{epochs})"
-        + ("  ** STALLED **" if stalled else ""))
-    model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name,
-                                   tuple(risk_inputs) or default_risk_inputs(spec.heads))
-    severity = _fit_severity(model, data, h, fit_ids, val_ids, seed, log, name) if model.severity is not None else {}
     return model, {"history": history, "val_loss_start": start, "best_val_loss": best, "best_epoch": best_epoch,
-                   "stalled": stalled, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")},
-                   "severity": severity}
+                   "stalled": stalled, "moved": moved, "seed": seed}
 
 
 def _fit_severity(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, fit_ids: list[str],
@@ -255,7 +310,8 @@ def _features(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids:
     """Per visit (rows in the order of ``pids`` and their visits): outputs of the trained heads, the count
     features, the observed targets and the readout features ``x`` (a column of float64 rows; :func:`_x` stacks
     them)."""
-    parts, xs = [], []
+    parts: list[dict[str, np.ndarray]] = []
+    xs = []
     with torch.no_grad():
         for i in range(0, len(pids), 32):
             b = data.batch(pids[i:i + 32], h)
@@ -264,17 +320,17 @@ def _features(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids:
             n = [len(data.visits[p]) for p in b["pids"]]
             jb = torch.as_tensor(np.repeat(np.arange(len(n)), n))
             jt = torch.as_tensor(np.concatenate([np.arange(k) for k in n]))
-            vis = pd.concat([data.visits[p][["patient_id", "visit_id", "time_years"]] for p in b["pids"]],
-                            ignore_index=True)
-            cols = {"position": jt.numpy(), "has_image": out["has_image"][jb, jt].numpy(),
-                    **{k: out[k][jb, jt].double().numpy() for k in model.spec.heads if k in out},
-                    **{k: b[k][jb, jt].double().numpy() for k in count_features()},
-                    **{f"obs_{k}": b[k][jb, jt].double().numpy() for k in (*data.targets, SEVERITY_TARGET)}}
-            parts.append(vis.assign(**cols))
+            parts.append({"patient_id": np.repeat(np.array(b["pids"], dtype=object), n),
+                          "visit_id": np.concatenate([data.visits[p]["visit_id"].to_numpy() for p in b["pids"]]),
+                          "time_years": np.concatenate([data._columns(p, ())["time_years"] for p in b["pids"]]),
+                          "position": jt.numpy(), "has_image": out["has_image"][jb, jt].numpy(),
+                          **{k: out[k][jb, jt].double().numpy() for k in model.spec.heads if k in out},
+                          **{k: b[k][jb, jt].double().numpy() for k in count_features()},
+                          **{f"obs_{k}": b[k][jb, jt].double().numpy() for k in (*data.targets, SEVERITY_TARGET)}})
             xs.append(x[jb, jt].double().numpy())
     if not parts:
         return pd.DataFrame(columns=["patient_id", "visit_id", "position", "time_years", "has_image", "x"])
-    f = pd.concat(parts, ignore_index=True)
+    f = pd.DataFrame({k: np.concatenate([part[k] for part in parts]) for k in parts[0]})
     f["x"] = list(np.concatenate(xs))
     return f
 

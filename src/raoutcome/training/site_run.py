@@ -78,16 +78,24 @@ def _expected_joints(cohort, views) -> dict[str, list[str]]:
             for k in (p.site_kind for p in _site_spec().site_parts)}
 
 
+def _totals(cohort, joints: pd.DataFrame | None, views) -> pd.DataFrame | None:
+    """Visit subscores and total of per-joint predictions (:func:`raoutcome.evaluation.joints.visit_totals`); None
+    without joints."""
+    from raoutcome.evaluation.joints import visit_totals
+
+    return visit_totals(joints, _expected_joints(cohort, views)) if joints is not None else None
+
+
 def _predictions(cohort, joints: pd.DataFrame | None, views, folds: dict[str, int] | None, attrs: dict,
-                 outcomes: pd.DataFrame | None = None):
+                 outcomes: pd.DataFrame | None = None, totals: pd.DataFrame | None = None):
     """Predictions (visit scores = sums of joints, their SDs, the joint dimension; HAQ, pain, risk and the visit
     embedding from ``outcomes``) for every visit of ``cohort``; ``joints`` None: a model that reads no joint (no
-    human score), outcomes only. Returns (Predictions, visit totals or None)."""
-    from raoutcome.evaluation.joints import visit_totals
+    human score), outcomes only; ``totals``: the joints' :func:`_totals` where the caller has them. Returns
+    (Predictions, visit totals or None)."""
     from raoutcome.joint_predictions import add_joints
     from raoutcome.predictions import from_frame
 
-    totals = visit_totals(joints, _expected_joints(cohort, views)) if joints is not None else None
+    totals = totals if totals is not None or joints is None else _totals(cohort, joints, views)
     frame = cohort.visits[["patient_id", "visit_id", "time_years"]].astype({"patient_id": str, "visit_id": str})
     if totals is not None:
         frame = frame.merge(totals[["patient_id", "visit_id", *_site_spec().outputs]], how="left",
@@ -122,15 +130,13 @@ def _outcome_spec(cfg: TrainConfig, spec: SiteSpec, counts: bool):
                            severity_classes=len(DEFAULT_SEVERITY_CUTOFFS) + 1 if counts else 0)
 
 
-def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, seed: int, log):
-    """Train (or reload) the fold's outcome model on its reader's frozen site embeddings and predicted totals
-    (``frame`` None: an encoder that reads no joint; no totals)."""
-    from raoutcome.evaluation.joints import visit_totals
+def _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir: Path, seed: int, log):
+    """Train (or reload) the fold's outcome model on its reader's frozen site embeddings and predicted ``totals``
+    (:func:`_totals`; None: an encoder that reads no joint)."""
     from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
-    from raoutcome.training.site_outcome_train import OutcomeData, fit_site_outcome
+    from raoutcome.training.site_outcome_train import OutcomeData, fit_site_outcome, outcome_stall_rule
 
     path = mdir / SITE_OUTCOME
-    totals = visit_totals(frame, _expected_joints(cohort, views)) if frame is not None else None
     data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals,
                              cfg.survival["event"])
     if path.exists():
@@ -139,20 +145,21 @@ def _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir: Path, views, 
         model.load_state_dict(state["model"])
         model.readouts = state["readouts"]
         return model.eval(), state["record"]
-    ospec = _outcome_spec(cfg, spec, counts=frame is not None)
+    ospec = _outcome_spec(cfg, spec, counts=totals is not None)
     model, orec = fit_site_outcome(ospec, data, torch.from_numpy(h), record["train_ids"], record["val_ids"], seed,
-                                   epochs=cfg.sites["outcome_epochs"], name=f"{mdir.name} outcome", log=log,
+                                   epochs=cfg.sites["outcome_epochs"], stall=outcome_stall_rule(cfg.sites),
+                                   name=f"{mdir.name} outcome", log=log,
                                    risk_inputs=tuple(cfg.readout["risk_inputs"]))
     readouts = {k: v for k, v in model.readouts.items() if not k.endswith("_info")}
     ckpt.save({"spec": ospec.to_dict(), "model": model.state_dict(), "readouts": readouts, "record": orec}, path)
     return model, orec
 
 
-def _outcome_predict(cohort, model, spec, part, frame, h, views, ids) -> pd.DataFrame:
-    from raoutcome.evaluation.joints import visit_totals
+def _outcome_predict(cohort, model, spec, part, totals, h, ids) -> pd.DataFrame:
+    """HAQ, pain, risk and the visit embedding of ``ids`` by a fold's outcome model on its reader's site embeddings
+    ``h`` and ``totals`` (:func:`_totals`)."""
     from raoutcome.training.site_outcome_train import OutcomeData, predict_site_outcome
 
-    totals = visit_totals(frame, _expected_joints(cohort, views)) if frame is not None else None
     data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals)
     return predict_site_outcome(model, data, torch.from_numpy(h), [str(p) for p in ids])
 
@@ -213,9 +220,10 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
                 parts.append(frame[test].assign(fold=fold))
             folds.update({str(p): fold for p in test_ids})
             if outcome_on:
-                omodel, orec = _outcome_fold(cohort, cfg, spec, part, frame, h, record, mdir, views, seed, log)
+                totals = _totals(cohort, frame, views)
+                omodel, orec = _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir, seed, log)
                 record["outcome"] = orec
-                outcome_parts.append(_outcome_predict(cohort, omodel, spec, part, frame, h, views, test_ids))
+                outcome_parts.append(_outcome_predict(cohort, omodel, spec, part, totals, h, test_ids))
         if not done.exists():
             _write_json(done, record)
         records.append(record)
@@ -241,7 +249,9 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
                                      "stalled": rec["stalled"], "best_epoch": rec["best_epoch"],
                                      "val_loss_start": rec["val_loss_start"], "best_val_loss": rec["best_val_loss"],
                                      "seed": rec.get("seed"), "restarts": rec.get("restarts", 0),
-                                     "attempts": rec.get("attempts", [])})
+                                     "attempts": rec.get("attempts", []),
+                                     "outcome_stalled": (rec.get("outcome") or {}).get("stalled"),
+                                     "outcome_restarts": (rec.get("outcome") or {}).get("restarts", 0)})
             log(f"fold_{rec['fold']}: out-of-fold SvdH r {r:.3f} ({len(g)} visits); validation loss "
                 f"{rec['val_loss_start']:.4f} -> {rec['best_val_loss']:.4f} (best epoch {rec['best_epoch']})"
                 + (f"; seed {rec.get('seed')} after {rec['restarts']} restart(s) of a stalled start"
@@ -253,6 +263,11 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
                           for r in records]
     metrics["stalled_folds"] = [r["fold"] for r in records if r["stalled"]]
     metrics["restarted_folds"] = [r["fold"] for r in records if r.get("restarts")]
+    metrics["outcome_stalled_folds"] = [r["fold"] for r in records if (r.get("outcome") or {}).get("stalled")]
+    metrics["outcome_restarted_folds"] = [r["fold"] for r in records if (r.get("outcome") or {}).get("restarts")]
+    if metrics["outcome_stalled_folds"]:
+        log(f"WARNING: THE OUTCOME MODEL OF FOLD(S) {metrics['outcome_stalled_folds']} DID NOT LEARN (validation "
+            f"loss flat by epoch {cfg.sites['outcome_stall_epoch']}, after restarts); see metrics.json")
     if metrics["stalled_folds"]:
         log(f"WARNING: FOLD(S) {metrics['stalled_folds']} DID NOT LEARN (validation loss flat by epoch "
             f"{settings.stall_epoch}); see metrics.json")
@@ -345,16 +360,19 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
     if joints_out is not None and not reads:
         raise InputError(f"{run_dir}: this site run was trained without per-joint readings (no human score): it "
                          "writes no per-joint predictions (--joints-out)")
-    frames, outcomes = [], []
+    frames, outcomes, totals = [], [], None
+    ids = sorted(data.visit_keys["patient_id"].unique())
     for m in models:
         outcome = _load_outcome(m.fold_dir)
         frame, h = predict_sites(m, data, embeddings=outcome is not None)
         frame = frame if reads else None
         frames.append(frame)
         if outcome is not None:
-            outcomes.append(_outcome_predict(cohort, outcome, spec, data, frame, h, views, sorted(data.visit_keys[
-                "patient_id"].unique())))
+            totals = _totals(cohort, frame, views)
+            outcomes.append(_outcome_predict(cohort, outcome, spec, data, totals, h, ids))
     joints = ensemble_joints(frames) if reads else None
+    if len(models) > 1:  # one model: its joints are the ensemble's, and so are their totals
+        totals = None
     merged = None
     heads = [_site_spec().name] if reads else []
     if outcomes:
@@ -364,7 +382,8 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
             heads += [col] if col in registry.outcome_names() and merged[col].notna().any() else []
     ds, _ = _predictions(cohort, joints, views, None, {"run": Path(run_dir).name, "route": "sites",
                                                       "heads": ",".join(heads), "ensemble_size": len(models),
-                                                      "embedding_source": "first model of the run"}, merged)
+                                                      "embedding_source": "first model of the run"}, merged,
+                          totals)
     save_predictions(ds, out_path)
     if joints_out is not None:
         write_joints_csv(joints, joints_out)

@@ -69,16 +69,18 @@ class SiteData:
 
     @classmethod
     def build(cls, sp: SitePatches, sites: Sequence[str], joints: pd.DataFrame | None) -> "SiteData":
-        index = {s: i for i, s in enumerate(sites)}
-        keep = sp.table["joint"].isin(index).to_numpy()
-        table = sp.table[keep].reset_index(drop=True)
+        site = pd.Index(sites).get_indexer(sp.table["joint"])
+        keep = site >= 0
+        every = bool(keep.all())  # the usual case: no copy of the table or of the patches
+        table = sp.table if every else sp.table[keep].reset_index(drop=True)
         keys = table[["patient_id", "visit_id"]].astype(str)
-        codes, _ = pd.factorize(pd.MultiIndex.from_frame(keys))
+        codes = _visit_codes(keys)
         first = np.unique(codes, return_index=True)[1]
         visit_keys = keys.iloc[first].reset_index(drop=True)
         t = site_targets(table, joints)
-        return cls(table, torch.from_numpy(np.ascontiguousarray(sp.patches[keep][:, None])),
-                   torch.as_tensor(table["joint"].map(index).to_numpy(), dtype=torch.long), codes.astype(np.int64),
+        patches = sp.patches[:, None] if every else sp.patches[keep][:, None]
+        return cls(table, torch.from_numpy(np.ascontiguousarray(patches)),
+                   torch.as_tensor(site[keep], dtype=torch.long), codes,
                    visit_keys, torch.as_tensor(t["jsn"], dtype=torch.float32),
                    torch.as_tensor(t["erosion"], dtype=torch.float32))
 
@@ -98,6 +100,15 @@ class SiteData:
         for i in range(0, len(order), batch_visits):
             chosen = order[i:i + batch_visits]
             yield np.concatenate([by_visit[starts[v]:starts[v + 1]] for v in chosen])
+
+
+def _visit_codes(keys: pd.DataFrame) -> np.ndarray:
+    """Visit number of each row of ``keys`` (``patient_id, visit_id``), in order of first appearance (as
+    ``pd.factorize`` of the pairs, from the codes of each column: no tuple per row)."""
+    p, _ = pd.factorize(keys["patient_id"])
+    v, vu = pd.factorize(keys["visit_id"])
+    codes, _ = pd.factorize(p.astype(np.int64) * max(len(vu), 1) + v)
+    return codes.astype(np.int64)
 
 
 def visit_layout(visit: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -263,10 +274,12 @@ def joints_frame(table: pd.DataFrame, probs: dict, mean: dict, sd: dict) -> pd.D
     p0 .. pK`` (``score`` the expected score; ``p`` beyond the kind's maximum NaN)."""
     from raoutcome.anatomy import sites_for
 
+    from raoutcome.anatomy import joint_name
+
     parts = []
     for kind in ("jsn", "erosion"):
-        sites = {view: set(sites_for(view, kind)) for view in pd.unique(table["view"])}
-        scored = np.array([site in sites[view] for view, site in zip(table["view"], table["site"])], dtype=bool)
+        names = {joint_name(view, s) for view in pd.unique(table["view"]) for s in sites_for(view, kind)}
+        scored = table["joint"].isin(names).to_numpy()
         frame = table.loc[scored, ["patient_id", "visit_id", "joint"]].reset_index(drop=True)
         frame.insert(3, "kind", kind)
         frame["score"] = mean[kind][scored]
