@@ -105,3 +105,21 @@ def test_bad_intervals_are_named():
         weibull_interval_imputer(t[:-1], s, x, lo, hi)
     with pytest.raises(InputError, match="imputer"):
         fit_fine_gray_imputed(t, s, x, lo, hi, imputer="midpoint")
+
+
+def test_analyze_passes_the_last_event_free_visit_of_every_patient():
+    """``observed_survival`` gives the imputation each patient's last deformity-free visit: the interval
+    of a found deformity, the last visit before a death (where a deformity may hide), the last visit of
+    a censored patient; the interval's end only where the deformity was found."""
+    import pandas as pd
+
+    from raoutcome.analysis.observed_survival import _competing_data
+
+    events = pd.DataFrame({
+        "patient_id": ["a", "b", "c", "b"], "event": ["deformity", "deformity", "deformity", "death"],
+        "time_years": [2.0, 3.0, 5.0, 3.6], "observed": [1, 0, 0, 1],
+        "time_lower": [1.0, 3.0, 5.0, np.nan], "time_upper": [2.0, np.nan, np.nan, np.nan]})
+    data = _competing_data(pd.DataFrame({"patient_id": ["a", "b", "c"]}), events, "deformity").set_index("patient_id")
+    assert data["cr_status"].to_dict() == {"a": 1, "b": 2, "c": 0}
+    assert data["cr_lower"].to_dict() == {"a": 1.0, "b": 3.0, "c": 5.0}
+    assert data["cr_upper"].iloc[0] == 2.0 and data["cr_upper"].iloc[1:].isna().all()

@@ -201,7 +201,8 @@ def _competing(res: ObservedSurvival, pts, events, image, base, event, horizons)
         try:
             if label == "Fine–Gray":
                 model = _fine_gray([image, *base], data, bootstrap=FINE_GRAY_BOOTSTRAP)
-                times = (f"imputed within the visit intervals ({model.imputations} draws, Rubin's rules)"
+                times = (f"imputed within the visit intervals from a Weibull model ({model.imputations} draws, "
+                         "Rubin's rules)"
                          if model.imputed_ else "as recorded")
             else:
                 model = CauseSpecificCox([image, *base]).fit(data, time_col="cr_time", status_col="cr_status")
