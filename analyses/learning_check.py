@@ -267,6 +267,20 @@ def evaluate(frame, visits, events, risk_at: str) -> dict:
     return out
 
 
+def per_fold(frame, visits, events, risk_at: str) -> list[dict]:
+    """:func:`evaluate` on each fold's patients of an out-of-fold prediction frame (its ``fold`` column), so a fold
+    that did not learn shows even when the pooled figures pass; [] without folds."""
+    if "fold" not in frame:
+        return []
+    out = []
+    for fold in sorted(int(f) for f in frame["fold"].dropna().unique() if f >= 0):
+        part = frame[frame["fold"] == fold]
+        ids = set(part["patient_id"])
+        out.append({"fold": fold, **evaluate(part, visits[visits["patient_id"].isin(ids)],
+                                             events[events["patient_id"].isin(ids)], risk_at)})
+    return out
+
+
 def targets_of(oracle: dict) -> dict:
     """The check's targets from the simulator's ceilings of the patients judged."""
     return {"svdh_pearson_r": SVDH_R_TARGET, "haq_r2": HAQ_FRACTION * oracle["haq"]["r2_noise_free"],
@@ -357,10 +371,12 @@ def main(argv=None) -> int:
     parts = {name: [("train", args.out / f"run_{name}" / "cv_predictions.nc", cohort_dir)]
              + ([("test", args.out / f"run_{name}" / "test_predictions.nc", test_dir)] if test_dir else [])
              for name in runs}
-    judged, by_part = {}, {}
+    judged, by_part, folds_of = {}, {}, {}
     for name, model_parts in parts.items():
         read = [read_part(*part) for part in model_parts]  # each file read once, pooled and alone
         pooled = pool(read)
+        oof = pool(read[:1])  # the out-of-fold part: each fold's patients by the model that never saw them
+        folds_of[name] = per_fold(oof["frame"], oof["visits"], oof["events"], args.risk_at)
         judged[name] = evaluate(pooled["frame"], pooled["visits"], pooled["events"], args.risk_at)
         oracle = pooled["oracle"]  # the same patients for every model
         if test_dir is not None:
@@ -389,6 +405,10 @@ def main(argv=None) -> int:
         print(f"  {part_name} part alone ({n['n_patients']} patients, {n['n_events']} events; informative, "
               "not judged): " + "; ".join(f"{c['model']} {c['metric']} {c['value']:.3f} ({c['target']:.3f})"
                                           for c in part["checks"]))
+    for name, rows in folds_of.items():
+        for row in rows:
+            print(f"  {name} fold {row['fold']} out of fold ({row['n_patients']} patients, {row['n_events']} events): "
+                  + ", ".join(f"{k} {row[k]:.3f}" for k in ("svdh_pearson_r", "haq_r2", "c_index") if k in row))
     dz = oracle["deformity"]
     below = " (below the target: a risk that only echoes HAQ cannot meet it)" \
         if dz["c_index_haq_mean"] < targets["c_index"] else ""
@@ -401,7 +421,7 @@ def main(argv=None) -> int:
               f"log(1 + SvdH) is {label_free['r_log_svdh']:.3f} (raoutcome.imaging.joint_anomaly)")
     print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     report = {"cohort": str(cohort_dir), "test_cohort": str(test_dir) if test_dir else None, "oracle": oracle,
-              "targets": targets, "results": judged, "parts": by_part, "label_free_joint_anomaly": label_free,
+              "targets": targets, "results": judged, "parts": by_part, "per_fold": folds_of, "label_free_joint_anomaly": label_free,
               "checks": checks, "timings_s": timings, "risk_at": args.risk_at,
               "config": tomllib.loads(Path(config).read_text())}
     with atomic_write(args.out / "learning_check.json") as fh:
