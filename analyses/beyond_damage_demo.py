@@ -86,17 +86,19 @@ def figure(table: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for ax, (cohort, rows) in zip(axes, table.groupby("cohort", sort=False)):
-        labels = [f"{'beyond reading' if q.startswith('Does the image add') else 'beyond damage'}\n{t}"
-                  for q, t in zip(rows["question"], rows["test"])]
+        reading = rows["question"].str.startswith("Does the image add").to_numpy()
+        simex = rows["test"].str.endswith("_simex").to_numpy()
+        labels = [f"{'reading' if r else 'damage, SIMEX' if x else 'damage'}\n{t.replace('_', ' ')}"
+                  for r, x, t in zip(reading, simex, rows["test"])]
         values = -np.log10(rows["p_value"].clip(lower=1e-12))
-        ax.bar(range(len(rows)), values, color=["#888" if q.startswith("Does the image add") else "#2a7"
-                                               for q in rows["question"]])
+        ax.bar(range(len(rows)), values, color=["#888" if r else "#9d9" if x else "#2a7"
+                                               for r, x in zip(reading, simex)])
         ax.axhline(-np.log10(0.05), color="k", ls="--", lw=0.8)
-        ax.set_xticks(range(len(rows)), labels, fontsize=7)
+        ax.set_xticks(range(len(rows)), labels, fontsize=7, rotation=30, ha="right")
         ax.set_title(f"{cohort} cohort ({rows['patients'].iloc[0]} patients)", fontsize=9)
-    axes[0].set_ylabel("−log10 p (dashed: p = 0.05)")
+    axes[0].set_ylabel("−log10 p (dashed: p = 0.05)\nbeyond the reading / beyond damage")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -33,30 +33,43 @@ rejection is a false discovery. Test variants (``--variants``):
 ``sharp_log1p`` (beyond_sharp with the old fixed log(1 + SvdH)),
 ``sharp_spline`` (beyond_sharp, its new spline default), ``damage_retest``
 (beyond_damage with the retest reading), ``damage_published`` (beyond_damage
-without a retest, published SDC). Tests: Cox LRT (deformity) and the HAQ
-partial-R² F-test (last visit). Per world, variant and test: the rejection
-rate at α = 0.05, its Wilson 95 % interval and, for planted worlds, the power.
+without a retest, published SDC), ``damage_simex`` (beyond_damage by SIMEX,
+Wald tests); ``beyond_damage`` options may be appended, ``name:key=value``
+(``damage_retest:cov_type=none:raw_linear=1``). Tests: Cox LRT (deformity) and
+the HAQ partial-R² F-test (last visit; HC3 Wald F by default). Per world,
+variant and test: the rejection rate at α = 0.05, its Wilson and exact
+(Clopper–Pearson) 95 % intervals and, for planted worlds, the power.
 
 Seeds: methods were chosen on seed 1 (``analyses/beyond_damage_selection.py``);
-the tables in docs/beyond_damage.md are from ``--seed 3`` (report; seed 2 was
-seen while the method was being fixed). Replicate ``r`` draws one population
+the tables in docs/beyond_damage.md are from ``--seed 3`` and ``--seed 4``
+(sessions 2; seed 2 was seen while the method was being fixed) and ``--seed 6``
+(session 3, after the seed-4 diagnosis; seed 5's first population is a unit
+test's). Replicate ``r`` draws one population
 from ``SeedSequence([seed, r])``; a cohort of ``n`` is its first ``n``
 patients, so every size and the planted worlds share the draw.
 ``--extra-variants`` run only on the first ``--extra-replicates`` populations.
 Rows are appended to ``<out>.partial`` replicate by replicate (``--resume``
 continues it; ``--summarise-only`` prints the tables of a finished or renamed
-partial file). Cost on the shared 2-core machine, one core: about 11 s per
-population for ``damage_retest`` on all 15 worlds, 16 s with the three
-comparison variants (Cox fits by the vectorised Newton–Raphson of
-``raoutcome.analysis.cox_newton``):
+partial file). Cost, one core: about 4.2 s CPU per population for
+``damage_retest`` on all 15 worlds and both tests (measured at load ~3; half
+of it drawing the 1 000 patients through the simulator, the rest mostly spline
+bases and pandas in ``beyond_damage``; the Cox fits are the vectorised
+Newton–Raphson of ``raoutcome.analysis.cox_newton``), about 10 s more with
+``damage_simex``. 600 populations: ~42 CPU-minutes, ~21 minutes with
+``--jobs 2`` on a quiet 2-core machine:
 
+    .venv/bin/python analyses/false_discovery.py --seed 6 --replicates 600 --sizes 200 1000 --power-size 400 \
+        --variants damage_retest --jobs 2 --out out/fd_seed6.csv         # session 3's report run (--resume continues)
     .venv/bin/python analyses/false_discovery.py --seed 3 --replicates 200 --sizes 200 1000 --power-size 400 \
         --variants damage_retest --extra-variants sharp_spline sharp_log1p damage_published \
-        --extra-replicates 40 --jobs 1 --out out/fd_report.csv                  # about 45 min
+        --extra-replicates 40 --jobs 1 --out out/fd_report.csv           # session 2's comparison run
     .venv/bin/python analyses/false_discovery.py --replicates 3 --sizes 200      # a quick look
 
-Exit code 0 when ``damage_retest`` rejects at most 8 % in every null world
-and at least 80 % in every planted world, else 1.
+Exit code 0 when ``damage_retest`` (the first ``damage_retest…`` variant
+named) rejects at most 8 % in every null world and at least 80 % in every
+planted world, else 1; the last line also says whether every upper
+Clopper–Pearson bound is at most 8 % (with a true 5 % that needs ~1 000
+cohorts per world: at 600 the bound of 30 rejections is 7.1 %, of 35 8.0 %).
 """
 from __future__ import annotations
 

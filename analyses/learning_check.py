@@ -3,8 +3,9 @@
 1. Simulate the demo cohort (``raoutcome simulate --config cohorts/demo.toml``), or reuse
    ``--cohort``; and an independent test cohort of ``--test-patients`` (default 360) from the same
    config with seed + 2, or reuse ``--test-cohort``.
-2. Train with 3-fold patient-grouped cross-fitting on the demo cohort (``cohorts/train_demo.toml``,
-   14 epochs, with ``--folds 3``: the demo itself uses 2 folds to fit its 15-minute budget) twice: the
+2. Train with 3-fold patient-grouped cross-fitting on the demo cohort (``--config``, default the demo's
+   recipe ``cohorts/train_demo.toml``, the site route; ``cohorts/train_image.toml`` is the whole-image
+   route; with ``--folds 3``: the demo itself uses 2 folds to fit its 12-minute budget) twice: the
    full model, and the "no human score" model (``[heads] svdh = false``). Each model's HAQ, pain and
    risk heads are refitted in closed form on its training patients (``[readout]``); the full model's
    risk readout reads its erosion count and the label-free joint anomaly (:data:`FULL_READOUT`). Each

@@ -16,7 +16,7 @@ def _module():
 
 def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
     lc = _module()
-    demo = REPO / "cohorts" / "train_demo.toml"
+    demo = REPO / "cohorts" / "train_image.toml"
     longer = load_config(lc.derived_config(demo, tmp_path / "full.toml", "longer", epochs=11, folds=3))
     assert longer.train["epochs"] == 11 and longer.train["patience"] == 11 and longer.heads["svdh"]
     assert longer.cv["folds"] == 3
@@ -34,7 +34,7 @@ def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
 
 def test_full_config_reads_log_erosion_and_the_joint_anomaly_in_its_risk_readout(tmp_path):
     lc = _module()
-    demo = REPO / "cohorts" / "train_demo.toml"
+    demo = REPO / "cohorts" / "train_image.toml"
     full = load_config(lc.full_config(demo, tmp_path / "full.toml", epochs=9, folds=3))
     assert full.heads["svdh"] and full.train["epochs"] == 9 and full.cv["folds"] == 3
     assert full.readout["joint_anomaly"] and full.readout["risk_inputs"] == ["log_erosion", "joint_anomaly"]
@@ -137,7 +137,7 @@ def test_the_site_route_keeps_its_own_readouts_and_trains_the_site_route_twice(t
     assert full.readout == base.readout and not full.readout["joint_anomaly"]
     assert no_svdh.readout["risk_inputs"] == [x for x in base.readout["risk_inputs"] if not x.startswith("log_")]
     assert not no_svdh.readout["joint_anomaly"]
-    assert lc.route_readouts(REPO / "cohorts" / "train_demo.toml") == (lc.FULL_READOUT, lc.NO_SVDH_READOUT)
+    assert lc.route_readouts(REPO / "cohorts" / "train_image.toml") == (lc.FULL_READOUT, lc.NO_SVDH_READOUT)
     with pytest.raises(ConfigError, match="site route"):
         write_config_variant(sites, {"readout": lc.FULL_READOUT}, tmp_path / "bad.toml")
 
