@@ -43,8 +43,10 @@ figures are printed either way.
 
 ``--config cohorts/train_sites.toml`` checks the site route (``model.route = "sites"``) the same way: both
 models stay on the site route (the no-human-score one trains its patch encoder from HAQ, pain and events), with
-the readouts of its config (:func:`route_readouts`; the site route reads no joint anomaly). ``--epochs``
-overrides ``[train] epochs``, which the site route does not read (``[sites] epochs``).
+the readouts of its config (:func:`route_readouts`; the site route reads no joint anomaly). ``--epochs`` sets
+``[train] epochs`` on the whole-image route and ``[sites] epochs`` on the site route. ``--no-svdh-config`` trains
+the no-human-score model from another recipe (e.g. ``cohorts/train_image.toml`` beside a site-route ``--config``:
+on the site route that model does not learn, docs/site_level.md).
 
 Prints a table, writes ``learning_check.json`` into ``--out`` and exits 0 when every
 target is met (1 otherwise). Budget: <= 30 minutes on 2 CPU cores.
@@ -108,14 +110,17 @@ def simulate_test_cohort(config: Path, out: Path, n_patients: int) -> Path:
 
 def derived_config(config: Path, out: Path, note: str, *, svdh: bool | None = None, epochs: int | None = None,
                    folds: int | None = None, readout: dict | None = None) -> Path:
-    """``config`` with the SvdH head switched on/off, ``epochs`` (patience follows), ``folds`` and/or
-    ``[readout]`` keys, written to ``out``."""
-    from raoutcome.training.config import write_config_variant
+    """``config`` with the SvdH head switched on/off, ``epochs`` (the whole-image route: ``[train] epochs``, patience
+    follows; the site route: ``[sites] epochs``, the site reader's), ``folds`` and/or ``[readout]`` keys, written to
+    ``out``."""
+    from raoutcome.training.config import load_config, write_config_variant
 
     overrides: dict = {}
     if svdh is not None:
         overrides["heads"] = {"svdh": svdh}
-    if epochs is not None:
+    if epochs is not None and load_config(config).model["route"] == "sites":
+        overrides["sites"] = {"epochs": int(epochs)}
+    elif epochs is not None:
         overrides["train"] = {"epochs": int(epochs), "patience": int(epochs)}
     if folds is not None:
         overrides["cv"] = {"folds": int(folds)}
@@ -163,6 +168,19 @@ def route_readouts(config: Path) -> tuple[dict, dict]:
         return dict(FULL_READOUT), dict(NO_SVDH_READOUT)
     provided = risk_inputs_for(tuple(h for h in cfg.heads_on if h != "svdh"), False)
     return {}, {"risk_inputs": [x for x in cfg.readout["risk_inputs"] if x in provided]}
+
+
+def model_configs(config: Path, no_svdh_from: Path | None, out: Path, epochs: int | None, folds: int | None
+                  ) -> tuple[Path, Path]:
+    """The check's two training configs in ``out``: the full model's from ``config`` and the no-human-score model's
+    from ``no_svdh_from`` (None: ``config``), each with ``epochs`` / ``folds`` and its route's readouts
+    (:func:`route_readouts`)."""
+    full_readout = route_readouts(config)[0]
+    full = full_config(config, out / "train_full.toml", epochs=epochs, folds=folds, readout=full_readout)
+    if no_svdh_from is None:
+        return full, no_svdh_config(full, out / "train_no_svdh.toml", readout=route_readouts(config)[1])
+    base = full_config(no_svdh_from, out / "train_no_svdh_base.toml", epochs=epochs, folds=folds, readout={})
+    return full, no_svdh_config(base, out / "train_no_svdh.toml", readout=route_readouts(no_svdh_from)[1])
 
 
 def no_svdh_config(config: Path, out: Path, readout: dict | None = None) -> Path:
@@ -327,6 +345,8 @@ def main(argv=None) -> int:
     ap.add_argument("--test-patients", type=int, default=TEST_PATIENTS,
                     help=f"patients of the independent test cohort (default {TEST_PATIENTS}; 0: judge the "
                          "out-of-fold predictions alone)")
+    ap.add_argument("--no-svdh-config", type=Path, default=None,
+                    help="the no-human-score model's recipe (default: --config with the SvdH head off)")
     ap.add_argument("--test-cohort", type=Path, default=None,
                     help="reuse a simulated test cohort (default: simulate one from --sim-config, seed + 2)")
     args = ap.parse_args(argv)
@@ -349,11 +369,8 @@ def main(argv=None) -> int:
         timings["simulate_test"] = time.perf_counter() - t
     cohort = load(cohort_dir)
     folds = args.folds or None
-    full_readout, no_svdh_readout = route_readouts(args.config)
-    config = full_config(args.config, args.out / "train_full.toml", epochs=args.epochs, folds=folds,
-                         readout=full_readout)
-    runs = {"full": config, "no_svdh": no_svdh_config(config, args.out / "train_no_svdh.toml",
-                                                      readout=no_svdh_readout)}
+    config, no_svdh = model_configs(args.config, args.no_svdh_config, args.out, args.epochs, folds)
+    runs = {"full": config, "no_svdh": no_svdh}
     if args.jobs > 1:
         timings.update(train_side_by_side(runs, cohort_dir, args.out, args.jobs))
     else:

@@ -165,3 +165,16 @@ def test_per_fold_judges_each_folds_patients_alone():
                         events[events["patient_id"].isin(set(one["patient_id"]))], "baseline")
     assert rows[1] == {"fold": 1, **alone}
     assert lc.per_fold(frame.drop(columns="fold"), visits, events, "baseline") == []
+
+
+def test_model_configs_set_each_routes_epochs_and_take_the_no_human_model_from_another_recipe(tmp_path):
+    lc = _module()
+    sites, image = REPO / "cohorts" / "train_sites.toml", REPO / "cohorts" / "train_image.toml"
+    full, no_svdh = (load_config(p) for p in lc.model_configs(sites, image, tmp_path, epochs=4, folds=3))
+    assert full.model["route"] == "sites" and full.heads["svdh"] and full.sites["epochs"] == 4
+    assert full.train["epochs"] == load_config(sites).train["epochs"]  # the site route's epochs are [sites] epochs
+    assert no_svdh.model["route"] == "image" and not no_svdh.heads["svdh"] and no_svdh.cv["folds"] == 3
+    assert no_svdh.train["epochs"] == no_svdh.train["patience"] == 4
+    assert no_svdh.readout["risk_inputs"] == lc.NO_SVDH_READOUT["risk_inputs"]  # the image route's readouts
+    same, same_no = (load_config(p) for p in lc.model_configs(sites, None, tmp_path / "b", epochs=None, folds=3))
+    assert same_no.model["route"] == "sites" and not same_no.heads["svdh"] and same.sites == load_config(sites).sites
