@@ -45,8 +45,9 @@ figures are printed either way.
 models stay on the site route (the no-human-score one trains its patch encoder from HAQ, pain and events), with
 the readouts of its config (:func:`route_readouts`; the site route reads no joint anomaly). ``--epochs`` sets
 ``[train] epochs`` on the whole-image route and ``[sites] epochs`` on the site route. ``--no-svdh-config`` trains
-the no-human-score model from another recipe (e.g. ``cohorts/train_image.toml`` beside a site-route ``--config``:
-on the site route that model does not learn, docs/site_level.md).
+the no-human-score model from another recipe; its default is ``cohorts/train_image.toml`` (the whole-image
+route: on the site route that model does not learn, docs/site_level.md); ``--no-svdh-config same`` keeps it
+on ``--config``'s route.
 
 Prints a table, writes ``learning_check.json`` into ``--out`` and exits 0 when every
 target is met (1 otherwise). Budget: <= 30 minutes on 2 CPU cores.
@@ -345,8 +346,9 @@ def main(argv=None) -> int:
     ap.add_argument("--test-patients", type=int, default=TEST_PATIENTS,
                     help=f"patients of the independent test cohort (default {TEST_PATIENTS}; 0: judge the "
                          "out-of-fold predictions alone)")
-    ap.add_argument("--no-svdh-config", type=Path, default=None,
-                    help="the no-human-score model's recipe (default: --config with the SvdH head off)")
+    ap.add_argument("--no-svdh-config", type=Path, default=REPO / "cohorts" / "train_image.toml",
+                    help="the no-human-score model's recipe (default: the whole-image route, on which that model "
+                         "learns; 'same' = --config with the SvdH head off)")
     ap.add_argument("--test-cohort", type=Path, default=None,
                     help="reuse a simulated test cohort (default: simulate one from --sim-config, seed + 2)")
     args = ap.parse_args(argv)
@@ -369,7 +371,9 @@ def main(argv=None) -> int:
         timings["simulate_test"] = time.perf_counter() - t
     cohort = load(cohort_dir)
     folds = args.folds or None
-    config, no_svdh = model_configs(args.config, args.no_svdh_config, args.out, args.epochs, folds)
+    no_svdh_from = (None if str(args.no_svdh_config) == "same"
+                    or args.no_svdh_config.resolve() == args.config.resolve() else args.no_svdh_config)
+    config, no_svdh = model_configs(args.config, no_svdh_from, args.out, args.epochs, folds)
     runs = {"full": config, "no_svdh": no_svdh}
     if args.jobs > 1:
         timings.update(train_side_by_side(runs, cohort_dir, args.out, args.jobs))
