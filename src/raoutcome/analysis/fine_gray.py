@@ -15,10 +15,12 @@ event-free set before ``u``). ``variance="fixed-weights"`` leaves ``psi`` out (t
 Cox fit, as R ``survival::finegray`` + ``coxph(robust)``).
 
 Events found at a visit (known only to lie in ``(lower, upper]``): :func:`fit_fine_gray_imputed` draws
-each such time uniformly inside its interval ``imputations`` times, fits each completed data set and
-pools by Rubin's rules (coefficients averaged; variance ``W + (1 + 1/M) B``), so the CI carries the
-uncertainty of when the event happened. Taking the visit that found the event as its time moves the
-estimand (the subdistribution hazard of visit-recorded times) and its CIs under-cover.
+each such time ``imputations`` times from a Weibull model of the cause's hazard given the covariates
+(and whether a death after the last event-free visit hid an event; :mod:`raoutcome.analysis.interval_imputation`),
+fits each completed data set and pools by Rubin's rules (coefficients averaged; variance
+``W + (1 + 1/M) B``), so the CI carries the uncertainty of when the event happened. Taking the visit
+that found the event as its time, or a uniform draw inside the interval (``imputer="uniform"``), moves
+the estimand towards zero (docs/survival.md).
 
 Every sum is a cumulative sum over the time-sorted subjects (no expanded data set), so a fit is
 ``O(n p^2)`` per Newton step. Validated against ``cmprsk::crr`` on the follicular-lymphoma data of
