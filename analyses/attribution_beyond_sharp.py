@@ -7,7 +7,7 @@ driven by joint damage instead, so that it stays about as learnable) this script
 
 1. simulates it (``raoutcome.synth.simulate``; reused if the folder is there),
 2. trains the demo recipe, ``--seeds`` models per fold (``raoutcome.training.train_run`` with
-   ``cohorts/train_demo.toml``; resumed /
+   ``cohorts/train_image.toml``; resumed /
    reused if the run folder holds checkpoints),
 3. attributes the HAQ and SvdH heads (``raoutcome.workflows.attribute``; regions from the simulator's
    truth label maps), and
@@ -57,7 +57,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 REAL_HANDS = ROOT.parent / "shared" / "data" / "real-hands"
 COHORTS = {"osteopenia": ROOT / "cohorts" / "osteopenia_haq.toml", "null": ROOT / "cohorts" / "osteopenia_haq_null.toml"}
-TRAIN_CONFIG = ROOT / "cohorts" / "train_demo.toml"
+TRAIN_CONFIG = ROOT / "cohorts" / "train_image.toml"
 HEADS = ("haq", "svdh")
 
 #: (cohort, head) -> what the density ratio periarticular / svdh_site must show.

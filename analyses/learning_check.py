@@ -3,8 +3,9 @@
 1. Simulate the demo cohort (``raoutcome simulate --config cohorts/demo.toml``), or reuse
    ``--cohort``; and an independent test cohort of ``--test-patients`` (default 360) from the same
    config with seed + 2, or reuse ``--test-cohort``.
-2. Train with 3-fold patient-grouped cross-fitting on the demo cohort (``cohorts/train_demo.toml``,
-   14 epochs, with ``--folds 3``: the demo itself uses 2 folds to fit its 15-minute budget) twice: the
+2. Train with 3-fold patient-grouped cross-fitting on the demo cohort (``--config``, default the demo's
+   recipe ``cohorts/train_demo.toml``, the site route; ``cohorts/train_image.toml`` is the whole-image
+   route; with ``--folds 3``: the demo itself uses 2 folds to fit its 12-minute budget) twice: the
    full model, and the "no human score" model (``[heads] svdh = false``). Each model's HAQ, pain and
    risk heads are refitted in closed form on its training patients (``[readout]``); the full model's
    risk readout reads its erosion count and the label-free joint anomaly (:data:`FULL_READOUT`). Each
@@ -42,8 +43,11 @@ figures are printed either way.
 
 ``--config cohorts/train_sites.toml`` checks the site route (``model.route = "sites"``) the same way: both
 models stay on the site route (the no-human-score one trains its patch encoder from HAQ, pain and events), with
-the readouts of its config (:func:`route_readouts`; the site route reads no joint anomaly). ``--epochs``
-overrides ``[train] epochs``, which the site route does not read (``[sites] epochs``).
+the readouts of its config (:func:`route_readouts`; the site route reads no joint anomaly). ``--epochs`` sets
+``[train] epochs`` on the whole-image route and ``[sites] epochs`` on the site route. ``--no-svdh-config`` trains
+the no-human-score model from another recipe; its default is ``cohorts/train_image.toml`` (the whole-image
+route: on the site route that model does not learn, docs/site_level.md); ``--no-svdh-config same`` keeps it
+on ``--config``'s route.
 
 Prints a table, writes ``learning_check.json`` into ``--out`` and exits 0 when every
 target is met (1 otherwise). Budget: <= 30 minutes on 2 CPU cores.
@@ -107,14 +111,17 @@ def simulate_test_cohort(config: Path, out: Path, n_patients: int) -> Path:
 
 def derived_config(config: Path, out: Path, note: str, *, svdh: bool | None = None, epochs: int | None = None,
                    folds: int | None = None, readout: dict | None = None) -> Path:
-    """``config`` with the SvdH head switched on/off, ``epochs`` (patience follows), ``folds`` and/or
-    ``[readout]`` keys, written to ``out``."""
-    from raoutcome.training.config import write_config_variant
+    """``config`` with the SvdH head switched on/off, ``epochs`` (the whole-image route: ``[train] epochs``, patience
+    follows; the site route: ``[sites] epochs``, the site reader's), ``folds`` and/or ``[readout]`` keys, written to
+    ``out``."""
+    from raoutcome.training.config import load_config, write_config_variant
 
     overrides: dict = {}
     if svdh is not None:
         overrides["heads"] = {"svdh": svdh}
-    if epochs is not None:
+    if epochs is not None and load_config(config).model["route"] == "sites":
+        overrides["sites"] = {"epochs": int(epochs)}
+    elif epochs is not None:
         overrides["train"] = {"epochs": int(epochs), "patience": int(epochs)}
     if folds is not None:
         overrides["cv"] = {"folds": int(folds)}
@@ -162,6 +169,19 @@ def route_readouts(config: Path) -> tuple[dict, dict]:
         return dict(FULL_READOUT), dict(NO_SVDH_READOUT)
     provided = risk_inputs_for(tuple(h for h in cfg.heads_on if h != "svdh"), False)
     return {}, {"risk_inputs": [x for x in cfg.readout["risk_inputs"] if x in provided]}
+
+
+def model_configs(config: Path, no_svdh_from: Path | None, out: Path, epochs: int | None, folds: int | None
+                  ) -> tuple[Path, Path]:
+    """The check's two training configs in ``out``: the full model's from ``config`` and the no-human-score model's
+    from ``no_svdh_from`` (None: ``config``), each with ``epochs`` / ``folds`` and its route's readouts
+    (:func:`route_readouts`)."""
+    full_readout = route_readouts(config)[0]
+    full = full_config(config, out / "train_full.toml", epochs=epochs, folds=folds, readout=full_readout)
+    if no_svdh_from is None:
+        return full, no_svdh_config(full, out / "train_no_svdh.toml", readout=route_readouts(config)[1])
+    base = full_config(no_svdh_from, out / "train_no_svdh_base.toml", epochs=epochs, folds=folds, readout={})
+    return full, no_svdh_config(base, out / "train_no_svdh.toml", readout=route_readouts(no_svdh_from)[1])
 
 
 def no_svdh_config(config: Path, out: Path, readout: dict | None = None) -> Path:
@@ -267,6 +287,20 @@ def evaluate(frame, visits, events, risk_at: str) -> dict:
     return out
 
 
+def per_fold(frame, visits, events, risk_at: str) -> list[dict]:
+    """:func:`evaluate` on each fold's patients of an out-of-fold prediction frame (its ``fold`` column), so a fold
+    that did not learn shows even when the pooled figures pass; [] without folds."""
+    if "fold" not in frame:
+        return []
+    out = []
+    for fold in sorted(int(f) for f in frame["fold"].dropna().unique() if f >= 0):
+        part = frame[frame["fold"] == fold]
+        ids = set(part["patient_id"])
+        out.append({"fold": fold, **evaluate(part, visits[visits["patient_id"].isin(ids)],
+                                             events[events["patient_id"].isin(ids)], risk_at)})
+    return out
+
+
 def targets_of(oracle: dict) -> dict:
     """The check's targets from the simulator's ceilings of the patients judged."""
     return {"svdh_pearson_r": SVDH_R_TARGET, "haq_r2": HAQ_FRACTION * oracle["haq"]["r2_noise_free"],
@@ -312,6 +346,9 @@ def main(argv=None) -> int:
     ap.add_argument("--test-patients", type=int, default=TEST_PATIENTS,
                     help=f"patients of the independent test cohort (default {TEST_PATIENTS}; 0: judge the "
                          "out-of-fold predictions alone)")
+    ap.add_argument("--no-svdh-config", type=Path, default=REPO / "cohorts" / "train_image.toml",
+                    help="the no-human-score model's recipe (default: the whole-image route, on which that model "
+                         "learns; 'same' = --config with the SvdH head off)")
     ap.add_argument("--test-cohort", type=Path, default=None,
                     help="reuse a simulated test cohort (default: simulate one from --sim-config, seed + 2)")
     args = ap.parse_args(argv)
@@ -334,11 +371,10 @@ def main(argv=None) -> int:
         timings["simulate_test"] = time.perf_counter() - t
     cohort = load(cohort_dir)
     folds = args.folds or None
-    full_readout, no_svdh_readout = route_readouts(args.config)
-    config = full_config(args.config, args.out / "train_full.toml", epochs=args.epochs, folds=folds,
-                         readout=full_readout)
-    runs = {"full": config, "no_svdh": no_svdh_config(config, args.out / "train_no_svdh.toml",
-                                                      readout=no_svdh_readout)}
+    no_svdh_from = (None if str(args.no_svdh_config) == "same"
+                    or args.no_svdh_config.resolve() == args.config.resolve() else args.no_svdh_config)
+    config, no_svdh = model_configs(args.config, no_svdh_from, args.out, args.epochs, folds)
+    runs = {"full": config, "no_svdh": no_svdh}
     if args.jobs > 1:
         timings.update(train_side_by_side(runs, cohort_dir, args.out, args.jobs))
     else:
@@ -357,10 +393,12 @@ def main(argv=None) -> int:
     parts = {name: [("train", args.out / f"run_{name}" / "cv_predictions.nc", cohort_dir)]
              + ([("test", args.out / f"run_{name}" / "test_predictions.nc", test_dir)] if test_dir else [])
              for name in runs}
-    judged, by_part = {}, {}
+    judged, by_part, folds_of = {}, {}, {}
     for name, model_parts in parts.items():
         read = [read_part(*part) for part in model_parts]  # each file read once, pooled and alone
         pooled = pool(read)
+        oof = pool(read[:1])  # the out-of-fold part: each fold's patients by the model that never saw them
+        folds_of[name] = per_fold(oof["frame"], oof["visits"], oof["events"], args.risk_at)
         judged[name] = evaluate(pooled["frame"], pooled["visits"], pooled["events"], args.risk_at)
         oracle = pooled["oracle"]  # the same patients for every model
         if test_dir is not None:
@@ -389,6 +427,10 @@ def main(argv=None) -> int:
         print(f"  {part_name} part alone ({n['n_patients']} patients, {n['n_events']} events; informative, "
               "not judged): " + "; ".join(f"{c['model']} {c['metric']} {c['value']:.3f} ({c['target']:.3f})"
                                           for c in part["checks"]))
+    for name, rows in folds_of.items():
+        for row in rows:
+            print(f"  {name} fold {row['fold']} out of fold ({row['n_patients']} patients, {row['n_events']} events): "
+                  + ", ".join(f"{k} {row[k]:.3f}" for k in ("svdh_pearson_r", "haq_r2", "c_index") if k in row))
     dz = oracle["deformity"]
     below = " (below the target: a risk that only echoes HAQ cannot meet it)" \
         if dz["c_index_haq_mean"] < targets["c_index"] else ""
@@ -401,7 +443,7 @@ def main(argv=None) -> int:
               f"log(1 + SvdH) is {label_free['r_log_svdh']:.3f} (raoutcome.imaging.joint_anomaly)")
     print("timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
     report = {"cohort": str(cohort_dir), "test_cohort": str(test_dir) if test_dir else None, "oracle": oracle,
-              "targets": targets, "results": judged, "parts": by_part, "label_free_joint_anomaly": label_free,
+              "targets": targets, "results": judged, "parts": by_part, "per_fold": folds_of, "label_free_joint_anomaly": label_free,
               "checks": checks, "timings_s": timings, "risk_at": args.risk_at,
               "config": tomllib.loads(Path(config).read_text())}
     with atomic_write(args.out / "learning_check.json") as fh:

@@ -131,8 +131,8 @@ def test_collapsed_edge_fit_is_refused_and_the_detected_points_kept():
     than the interval (ADI read 0.5-1 mm low); with ``min_gap_fraction`` those fits are refused as collapsed
     and the detector's points kept, so no reading falls that far below the truth."""
     rng = np.random.default_rng(3)
-    err_free, err_guard, reasons = [], [], []
-    for _ in range(24):
+    err_free, err_guard, err_refit, reasons = [], [], [], []
+    for _ in range(16):
         g = CervicalGeometry(adi=float(rng.uniform(0.6, 2.0)), pannus=float(rng.uniform(0, 2)))
         img, _, pts = render_lateral(g, "neutral", 128, 0.55, XrAcquisition.draw(rng, "neutral"), rng)
         noisy = {k: (x + rng.normal(0, 0.3), y + rng.normal(0, 0.3)) for k, (x, y) in pts.items()}
@@ -142,6 +142,12 @@ def test_collapsed_edge_fit_is_refused_and_the_detected_points_kept():
         err_free.append(measure_points({**noisy, "C1A": free.a, "DA": free.b}, 0.55)["adi_mm"] - true)
         err_guard.append(measure_points({**noisy, "C1A": guard.a, "DA": guard.b}, 0.55)["adi_mm"] - true)
         reasons.append(guard.reason)
+        refit = refine_edges(img, noisy["C1A"], noisy["DA"], min_gap_fraction=0.4, collapse_sigma=0.5)
+        if guard.reason == "collapsed":     # refitted with the blur fixed: accepted, a wider gap than collapsed
+            assert refit.accepted and refit.reason == "collapsed_refit"
+            err_refit.append(measure_points({**noisy, "C1A": refit.a, "DA": refit.b}, 0.55)["adi_mm"] - true)
+        else:                               # the refit only ever touches collapsed fits
+            assert (refit.a, refit.b, refit.reason) == (guard.a, guard.b, guard.reason)
         if guard.accepted:   # an accepted fit keeps at least 0.4 of the detected gap
             assert math.dist(guard.a, guard.b) >= 0.4 * math.dist(noisy["C1A"], noisy["DA"]) - 1e-9
         elif guard.reason == "collapsed":
@@ -152,6 +158,8 @@ def test_collapsed_edge_fit_is_refused_and_the_detected_points_kept():
     assert reasons.count("collapsed") >= 4
     assert np.sum(err_guard < -0.8) <= 1 and err_guard.min() > -1.0
     assert np.mean(np.abs(err_guard)) < 0.8 * np.mean(np.abs(err_free))
+    # the fixed-blur refit reads the collapsed images without the constant offset, closer than the detector
+    assert np.max(np.abs(err_refit)) < 0.6 and abs(np.mean(err_refit)) < 0.25
 
 
 def test_adi_bias_only_from_and_for_refined_rows():
@@ -166,6 +174,10 @@ def test_adi_bias_only_from_and_for_refined_rows():
     fixed = correct_adi(measured, bias)
     assert fixed["adi_mm"].tolist() == pytest.approx([2.9, 3.3, 1.0])   # c: the detector's ADI, not shifted
     assert fixed["aas_adi"].tolist() == [0.0, 1.0, 0.0]
+    # a fixed-blur refit (accepted, reason collapsed_refit) neither sets nor receives the offset
+    refit = measured.assign(refined=True, refine_reason=["", "collapsed_refit", "collapsed_refit"])
+    assert adi_bias(refit, truth) == pytest.approx({"cervical_neutral": -0.4})
+    assert correct_adi(refit, {"cervical_neutral": -0.4})["adi_mm"].tolist() == pytest.approx([3.0, 3.0, 1.0])
 
 
 def test_redlund_johnell_hand_computed_and_cutoffs_by_sex():

@@ -66,6 +66,11 @@ def test_latents_predict_and_noise_does_not(cohorts):
     fit0 = cp.fit_predict(noise_tr, ev["train"], noise_te, 3.2, seed=0)
     res0 = cp.evaluate(fit0["test"], ev["test"], 3.2, fit0["threshold"], n_boot=100)
     assert res0["c_interval"]["estimate"] < 0.62
+    # cross-fitted training scores and held-out scores share one scale (one penalty for the folds and the
+    # final model): the Weibull model and the thresholds fitted on the first apply to the second
+    for f in (fit, fit0):
+        ratio = f["test"]["score"].std() / f["train"]["score"].std()
+        assert 0.5 < ratio < 2.0, ratio
 
 
 def test_cli_simulate_and_bad_config(tmp_path):

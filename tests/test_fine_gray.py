@@ -162,11 +162,11 @@ def test_imputing_visit_found_times_recovers_the_exact_time_fit():
     t_visit = np.where(s == 1, upper, t)
     visit = fit_fine_gray(t_visit, s, x).coef[0]
     imp = fit_fine_gray_imputed(t_visit, s, x, np.where(s == 1, lower, np.nan), np.where(s == 1, upper, np.nan),
-                                imputations=10, seed=1)
+                                imputations=10, seed=1, imputer="uniform")
     assert abs(visit - exact) > 0.04
     assert abs(imp.coef[0] - exact) < abs(visit - exact) / 3
     assert np.all(imp.se > np.sqrt(np.diag(imp.within)))   # the imputation adds variance
-    model = FineGray(["a", "b"], imputations=10, seed=1).fit(
+    model = FineGray(["a", "b"], imputations=10, seed=1, imputer="uniform").fit(
         pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "time": t_visit, "status": s,
                       "lo": np.where(s == 1, lower, np.nan), "hi": np.where(s == 1, upper, np.nan)}),
         lower_col="lo", upper_col="hi")
@@ -182,7 +182,8 @@ def test_bootstrap_spread_matches_the_fine_gray_variance_and_is_reproducible():
     np.testing.assert_allclose(boot.mean(axis=0), fit.coef, atol=2 * fit.se.max() / np.sqrt(80) + 0.02)
     np.testing.assert_array_equal(boot, bootstrap_fine_gray(t, s, x, replicates=80, seed=3))
     lower = np.where(s == 1, np.floor(t * 2) / 2, np.nan)
-    imputed = bootstrap_fine_gray(np.where(s == 1, lower + 0.5, t), s, x, lower, lower + 0.5, replicates=20, seed=3)
+    imputed = bootstrap_fine_gray(np.where(s == 1, lower + 0.5, t), s, x, lower, lower + 0.5, replicates=20, seed=3,
+                                  imputer="uniform")
     assert imputed.shape == (20, 2) and not np.allclose(imputed[0], imputed[1])
     with pytest.raises(InputError, match="at least 2"):
         bootstrap_fine_gray(t, s, x, replicates=1)

@@ -16,7 +16,7 @@ def _module():
 
 def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
     lc = _module()
-    demo = REPO / "cohorts" / "train_demo.toml"
+    demo = REPO / "cohorts" / "train_image.toml"
     longer = load_config(lc.derived_config(demo, tmp_path / "full.toml", "longer", epochs=11, folds=3))
     assert longer.train["epochs"] == 11 and longer.train["patience"] == 11 and longer.heads["svdh"]
     assert longer.cv["folds"] == 3
@@ -34,7 +34,7 @@ def test_derived_configs_switch_the_svdh_head_and_the_epochs(tmp_path):
 
 def test_full_config_reads_log_erosion_and_the_joint_anomaly_in_its_risk_readout(tmp_path):
     lc = _module()
-    demo = REPO / "cohorts" / "train_demo.toml"
+    demo = REPO / "cohorts" / "train_image.toml"
     full = load_config(lc.full_config(demo, tmp_path / "full.toml", epochs=9, folds=3))
     assert full.heads["svdh"] and full.train["epochs"] == 9 and full.cv["folds"] == 3
     assert full.readout["joint_anomaly"] and full.readout["risk_inputs"] == ["log_erosion", "joint_anomaly"]
@@ -137,6 +137,44 @@ def test_the_site_route_keeps_its_own_readouts_and_trains_the_site_route_twice(t
     assert full.readout == base.readout and not full.readout["joint_anomaly"]
     assert no_svdh.readout["risk_inputs"] == [x for x in base.readout["risk_inputs"] if not x.startswith("log_")]
     assert not no_svdh.readout["joint_anomaly"]
-    assert lc.route_readouts(REPO / "cohorts" / "train_demo.toml") == (lc.FULL_READOUT, lc.NO_SVDH_READOUT)
+    assert lc.route_readouts(REPO / "cohorts" / "train_image.toml") == (lc.FULL_READOUT, lc.NO_SVDH_READOUT)
     with pytest.raises(ConfigError, match="site route"):
         write_config_variant(sites, {"readout": lc.FULL_READOUT}, tmp_path / "bad.toml")
+
+
+def test_per_fold_judges_each_folds_patients_alone():
+    import numpy as np
+    import pandas as pd
+
+    lc = _module()
+    rng = np.random.default_rng(3)
+    pids = [f"P{i}" for i in range(12)]
+    frame = pd.DataFrame({"patient_id": np.repeat(pids, 2), "visit_id": ["V0", "V1"] * 12,
+                          "time_years": [0.0, 1.0] * 12, "fold": np.repeat([0, 1, 0, 1] * 3, 2)})
+    truth = rng.normal(10, 3, len(frame))
+    frame["svdh"] = truth + np.where(frame["fold"] == 0, 0.1, 5.0) * rng.normal(size=len(frame))  # fold 1 noisier
+    frame["haq"] = rng.uniform(0, 3, len(frame))
+    frame["risk"] = rng.normal(size=len(frame))
+    visits = frame[["patient_id", "visit_id"]].assign(svdh_total=truth, haq=frame["haq"] + 0.1)
+    events = pd.DataFrame({"patient_id": pids, "time_years": rng.uniform(1, 5, 12), "observed": [1, 1, 0, 0] * 3})
+    rows = lc.per_fold(frame, visits, events, "baseline")
+    assert [r["fold"] for r in rows] == [0, 1] and all(r["n_patients"] == 6 for r in rows)
+    assert rows[0]["svdh_pearson_r"] > 0.99 > rows[1]["svdh_pearson_r"]
+    one = frame[frame["fold"] == 1]
+    alone = lc.evaluate(one, visits[visits["patient_id"].isin(set(one["patient_id"]))],
+                        events[events["patient_id"].isin(set(one["patient_id"]))], "baseline")
+    assert rows[1] == {"fold": 1, **alone}
+    assert lc.per_fold(frame.drop(columns="fold"), visits, events, "baseline") == []
+
+
+def test_model_configs_set_each_routes_epochs_and_take_the_no_human_model_from_another_recipe(tmp_path):
+    lc = _module()
+    sites, image = REPO / "cohorts" / "train_sites.toml", REPO / "cohorts" / "train_image.toml"
+    full, no_svdh = (load_config(p) for p in lc.model_configs(sites, image, tmp_path, epochs=4, folds=3))
+    assert full.model["route"] == "sites" and full.heads["svdh"] and full.sites["epochs"] == 4
+    assert full.train["epochs"] == load_config(sites).train["epochs"]  # the site route's epochs are [sites] epochs
+    assert no_svdh.model["route"] == "image" and not no_svdh.heads["svdh"] and no_svdh.cv["folds"] == 3
+    assert no_svdh.train["epochs"] == no_svdh.train["patience"] == 4
+    assert no_svdh.readout["risk_inputs"] == lc.NO_SVDH_READOUT["risk_inputs"]  # the image route's readouts
+    same, same_no = (load_config(p) for p in lc.model_configs(sites, None, tmp_path / "b", epochs=None, folds=3))
+    assert same_no.model["route"] == "sites" and not same_no.heads["svdh"] and same.sites == load_config(sites).sites

@@ -171,3 +171,26 @@ def test_demo_cohort_must_be_ra_or_spine(tmp_path):
     r = CliRunner().invoke(app, ["demo", "--cohort", "knee", "--out", str(tmp_path / "d")])
     assert r.exit_code == 2 and "--cohort 'knee'" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_study_detects_the_corners_of_both_film_sets(tmp_path):
+    """`detector`: one detector finds the corners of the first and of the re-imaged films (an untrained tiny
+    one here: the path, not the accuracy), written to detected_landmarks.csv and used for both readings."""
+    import torch
+
+    from raoutcome.models.landmarks import DetectorSpec, LandmarkNet, channel_names, save_detector
+    from raoutcome.msasss import SPINE_VIEWS
+    from raoutcome.workflows.spine_study import run_spine_study
+
+    torch.manual_seed(0)
+    spec = DetectorSpec(backbone="mobilenetv3_small_050", size=64, out_indices=(1, 2, 3), decoder=8,
+                        channels=channel_names(SPINE_VIEWS))
+    det = save_detector(LandmarkNet(spec).eval(), tmp_path / "d.safetensors")
+    cohort = simulate_spine(out_dir=tmp_path / "as", config=_cfg(n_patients=4, seed=3, reimage=1.0))
+    out = run_spine_study(cohort, _scoring_reader(tmp_path / "r.pt"), tmp_path / "study", detector=det,
+                          trial_n=30, n_sim=20, report=False)
+    found = pd.read_csv(out / "detected_landmarks.csv")
+    first, again = _read(cohort / "images.csv"), _read(cohort / "reimaged" / "images.csv")
+    assert set(found["path"]) == set(first["path"]) | set(again["path"])
+    assert set(_read(out / "corners_reimaged.csv")["path"]) <= set(again["path"])

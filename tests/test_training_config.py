@@ -35,10 +35,14 @@ def test_partial_config_keeps_other_defaults(tmp_path):
     assert cfg.model_spec().heads == ("haq", "pain", "risk")
 
 
-def test_demo_training_config_is_valid():
-    cfg = load_config(REPO / "cohorts" / "train_demo.toml")
-    assert cfg.cv["folds"] >= 2
-    assert cfg.model["image_size"] <= 160
+def test_demo_and_image_route_training_configs_are_valid():
+    demo = load_config(REPO / "cohorts" / "train_demo.toml")  # the demo reads site by site (issue #23)
+    assert demo.model["route"] == "sites" and demo.cv["folds"] >= 2
+    image = load_config(REPO / "cohorts" / "train_image.toml")  # the whole-image baseline
+    assert image.model["route"] == "image" and image.cv["folds"] >= 2 and image.model["image_size"] <= 160
+    sites = load_config(REPO / "cohorts" / "train_sites.toml")  # the 3-fold site check: the demo's recipe
+    assert {k: v for k, v in sites.to_dict().items() if k != "cv"} == {
+        k: v for k, v in demo.to_dict().items() if k != "cv"}
 
 
 @pytest.mark.parametrize("text, words", [
@@ -94,7 +98,7 @@ def test_dumps_toml_is_parseable():
 def test_write_config_variant_applies_validated_overrides(tmp_path):
     from raoutcome.training.config import write_config_variant
 
-    demo = REPO / "cohorts" / "train_demo.toml"
+    demo = REPO / "cohorts" / "train_image.toml"
     out = write_config_variant(demo, {"cv": {"ensemble_seeds": 3}, "heads": {"svdh": False}}, tmp_path / "v.toml", "note")
     variant, base = load_config(out).to_dict(), load_config(demo).to_dict()
     assert variant["cv"]["ensemble_seeds"] == 3 and variant["heads"]["svdh"] is False

@@ -431,7 +431,7 @@ def test_stage_runner_reruns_when_an_output_disappears(tmp_path):
 def test_packaged_demo_configs_match_the_repository():
     """`raoutcome demo` from an installed package uses raoutcome/data/*.toml: keep them equal to cohorts/."""
     data = REPO / "src" / "raoutcome" / "data"
-    for name in ("demo.toml", "train_demo.toml"):
+    for name in ("demo.toml", "train_demo.toml", "train_image.toml"):
         src = REPO / "cohorts" / name
         if not src.exists():
             pytest.skip(f"cohorts/{name} not written yet")

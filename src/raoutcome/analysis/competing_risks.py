@@ -224,8 +224,10 @@ class FineGray:
     """
 
     def __init__(self, covariates: Sequence[str], cause: int = 1, penalizer: float = 0.0,
-                 variance: str = "fine-gray", imputations: int = 10, seed: int = 0, bootstrap: int = 0):
+                 variance: str = "fine-gray", imputations: int = 10, seed: int = 0, bootstrap: int = 0,
+                 imputer: str = "weibull"):
         self.covariates = list(covariates)
+        self.imputer = imputer
         self.bootstrap = bootstrap
         self.cause = cause
         if penalizer:
@@ -239,7 +241,8 @@ class FineGray:
             lower_col: str | None = None, upper_col: str | None = None) -> "FineGray":
         """Fit on ``time``/``status``; with ``lower_col``/``upper_col`` (an event found at a visit: known
         only within (lower, upper]) the event times are multiply imputed inside their intervals
-        (:func:`raoutcome.analysis.fine_gray.fit_fine_gray_imputed`, ``imputations`` draws, ``seed``)."""
+        (:func:`raoutcome.analysis.fine_gray.fit_fine_gray_imputed`, ``imputer``, ``imputations`` draws,
+        ``seed``); a finite ``lower`` on another row is the last visit known free of the event."""
         from raoutcome.analysis.fine_gray import fit_fine_gray, fit_fine_gray_imputed
 
         rows = df.dropna(subset=[*self.covariates, time_col, status_col]).reset_index(drop=True)
@@ -253,7 +256,7 @@ class FineGray:
                              ((s == self.cause) & np.isfinite(lo) & np.isfinite(hi) & (hi > lo)).any())
         if self.imputed_:
             self.fit_ = fit_fine_gray_imputed(t, s, x, lo, hi, cause=self.cause, imputations=self.imputations,
-                                              seed=self.seed, variance=self.variance)
+                                              seed=self.seed, variance=self.variance, imputer=self.imputer)
         else:
             self.fit_ = fit_fine_gray(t, s, x, cause=self.cause, variance=self.variance)
         self.robust_cov_ = self.fit_.cov
@@ -262,7 +265,8 @@ class FineGray:
             from raoutcome.analysis.fine_gray import bootstrap_fine_gray
 
             reps = bootstrap_fine_gray(t, s, x, lo if self.imputed_ else None, hi if self.imputed_ else None,
-                                       cause=self.cause, replicates=self.bootstrap, seed=self.seed + 1)
+                                       cause=self.cause, replicates=self.bootstrap, seed=self.seed + 1,
+                                       imputer=self.imputer)
             self.bootstrap_cov_ = np.atleast_2d(np.cov(reps, rowvar=False))
         return self
 

@@ -15,10 +15,12 @@ event-free set before ``u``). ``variance="fixed-weights"`` leaves ``psi`` out (t
 Cox fit, as R ``survival::finegray`` + ``coxph(robust)``).
 
 Events found at a visit (known only to lie in ``(lower, upper]``): :func:`fit_fine_gray_imputed` draws
-each such time uniformly inside its interval ``imputations`` times, fits each completed data set and
-pools by Rubin's rules (coefficients averaged; variance ``W + (1 + 1/M) B``), so the CI carries the
-uncertainty of when the event happened. Taking the visit that found the event as its time moves the
-estimand (the subdistribution hazard of visit-recorded times) and its CIs under-cover.
+each such time ``imputations`` times from a Weibull model of the cause's hazard given the covariates
+(and whether a death after the last event-free visit hid an event; :mod:`raoutcome.analysis.interval_imputation`),
+fits each completed data set and pools by Rubin's rules (coefficients averaged; variance
+``W + (1 + 1/M) B``), so the CI carries the uncertainty of when the event happened. Taking the visit
+that found the event as its time, or a uniform draw inside the interval (``imputer="uniform"``), moves
+the estimand towards zero (docs/survival.md).
 
 Every sum is a cumulative sum over the time-sorted subjects (no expanded data set), so a fit is
 ``O(n p^2)`` per Newton step. Validated against ``cmprsk::crr`` on the follicular-lymphoma data of
@@ -35,7 +37,7 @@ Gray B. cmprsk: Subdistribution Analysis of Competing Risks (R package), functio
 from __future__ import annotations
 
 __all__ = ["FineGrayFit", "ImputedFineGray", "bootstrap_fine_gray", "censoring_km_before", "fit_fine_gray",
-           "fit_fine_gray_imputed", "interval_imputer"]
+           "fit_fine_gray_imputed", "interval_imputer", "make_imputer"]
 
 from dataclasses import dataclass
 
@@ -44,6 +46,7 @@ import numpy as np
 from raoutcome.errors import InputError
 
 VARIANCES = ("fine-gray", "fixed-weights")
+IMPUTERS = ("weibull", "uniform")
 
 
 def censoring_km_before(time: np.ndarray, status: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -274,18 +277,39 @@ class ImputedFineGray:
         return np.mean([f.cumulative_incidence(x, times) for f in self.fits], axis=0)
 
 
-def fit_fine_gray_imputed(time, status, x, lower, upper, cause: int = 1, imputations: int = 10, seed: int = 0,
-                          variance: str = "fine-gray") -> ImputedFineGray:
-    """Fine–Gray with each cause-``cause`` time known only within ``(lower, upper]`` imputed uniformly.
+def make_imputer(kind: str, time, status, x, lower, upper, cause: int = 1, seed: int = 0):
+    """A callable returning one completed ``(time, status)`` per call, from the imputer ``kind``:
+    ``"weibull"`` (model-based, proper, hidden events before a competing event drawn too;
+    :mod:`raoutcome.analysis.interval_imputation`) or ``"uniform"`` (:func:`interval_imputer`, times only;
+    kept for comparison: its Fine–Gray estimate is attenuated)."""
+    if kind == "weibull":
+        from raoutcome.analysis.interval_imputation import weibull_interval_imputer
 
-    Rows whose interval is missing or empty (``upper <= lower``, an exact time) keep ``time``; other
-    statuses keep ``time`` (a competing event or a censoring is recorded exactly). ``seed`` makes the
-    draws reproducible. Rubin DB, *Multiple Imputation for Nonresponse in Surveys* (Wiley 1987).
+        return weibull_interval_imputer(time, status, x, lower, upper, cause=cause, seed=seed)
+    if kind == "uniform":
+        one, s = interval_imputer(time, status, lower, upper, cause, seed), np.asarray(status)
+        return lambda: (one(), s)
+    raise InputError(f"Fine–Gray: imputer {kind!r} is not one of {', '.join(IMPUTERS)}")
+
+
+def fit_fine_gray_imputed(time, status, x, lower, upper, cause: int = 1, imputations: int = 10, seed: int = 0,
+                          variance: str = "fine-gray", imputer: str = "weibull") -> ImputedFineGray:
+    """Fine–Gray with each cause-``cause`` time known only within ``(lower, upper]`` multiply imputed.
+
+    ``imputer="weibull"`` (default) draws each time from a Weibull PH model of the cause-specific hazard
+    given the covariates, fitted to the intervals, with the model's parameters redrawn for every data
+    set (proper imputation); ``"uniform"`` draws uniformly in the interval, which attenuates the
+    coefficients (``docs/survival.md``). Rows whose interval is missing or empty (``upper <= lower``,
+    an exact time) keep ``time``; a competing event or a censoring is recorded exactly, and a finite
+    ``lower`` there is read as the last visit free of the event (with ``"weibull"``, a competing event
+    after it may hide an earlier event of the cause, drawn in each data set).
+    ``seed`` makes the draws reproducible. Rubin DB, *Multiple Imputation for Nonresponse in Surveys*
+    (Wiley 1987).
     """
     if imputations < 2:
         raise InputError(f"Fine–Gray: imputations must be at least 2, got {imputations}")
-    draw = interval_imputer(time, status, lower, upper, cause, seed)
-    fits = [fit_fine_gray(draw(), status, x, cause=cause, variance=variance) for _ in range(imputations)]
+    draw = make_imputer(imputer, time, status, x, lower, upper, cause, seed)
+    fits = [fit_fine_gray(*draw(), x, cause=cause, variance=variance) for _ in range(imputations)]
     coefs = np.array([f.coef for f in fits])
     within = np.mean([f.cov for f in fits], axis=0)
     between = np.atleast_2d(np.cov(coefs, rowvar=False))
@@ -294,12 +318,15 @@ def fit_fine_gray_imputed(time, status, x, lower, upper, cause: int = 1, imputat
 
 
 def bootstrap_fine_gray(time, status, x, lower=None, upper=None, cause: int = 1, replicates: int = 200,
-                        seed: int = 0) -> np.ndarray:
+                        seed: int = 0, imputer: str = "weibull") -> np.ndarray:
     """Coefficients of ``replicates`` Fine–Gray fits to patients resampled with replacement.
 
     The censoring distribution is re-estimated in each resample, and with ``lower``/``upper`` each
     resample's visit-found times are imputed once inside their intervals (bootstrap, then impute:
     Schomaker & Heumann, Stat Med 2018;37:2252–2266), so the spread carries every source of variability.
+    ``imputer="uniform"`` draws inside each resample; ``"weibull"`` fits its model once to all patients
+    and takes one proper draw (parameters redrawn from their asymptotic normal) per resample, which
+    stands in for refitting it to every resample (a lifelines fit each).
     Their covariance is a variance estimate for the (imputed) Fine–Gray coefficients; resamples that do
     not fit (no event of the cause, a singular information) are dropped.
     """
@@ -310,15 +337,21 @@ def bootstrap_fine_gray(time, status, x, lower=None, upper=None, cause: int = 1,
     xm = np.asarray(x, float)
     xm = xm[:, None] if xm.ndim == 1 else xm
     rng = np.random.default_rng(seed)
+    intervals = lower is not None and upper is not None
+    once = (make_imputer(imputer, t, s, xm, lower, upper, cause, int(rng.integers(2**31)))
+            if intervals and imputer == "weibull" else None)
     out = []
     for _ in range(replicates):
         i = rng.integers(0, len(t), len(t))
-        ti = t[i]
-        if lower is not None and upper is not None:
-            ti = interval_imputer(ti, s[i], np.asarray(lower, float)[i], np.asarray(upper, float)[i], cause,
-                                  int(rng.integers(2**31)))()
+        ti, si = t[i], s[i]
+        if once is not None:
+            tf, sf = once()
+            ti, si = tf[i], sf[i]
+        elif intervals:
+            ti, si = make_imputer(imputer, ti, si, xm[i], np.asarray(lower, float)[i], np.asarray(upper, float)[i],
+                                  cause, int(rng.integers(2**31)))()
         try:
-            out.append(fit_fine_gray(ti, s[i], xm[i], cause=cause, variance="fixed-weights").coef)
+            out.append(fit_fine_gray(ti, si, xm[i], cause=cause, variance="fixed-weights").coef)
         except (InputError, np.linalg.LinAlgError):
             continue
     if len(out) < 2:

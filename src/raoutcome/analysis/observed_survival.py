@@ -171,9 +171,13 @@ def _competing_data(pts: pd.DataFrame, events: pd.DataFrame, event: str) -> pd.D
     st = competing_status(events, event=event).rename(columns={"time": "cr_time", "status": "cr_status"})
     data = pts.merge(st, on="patient_id", how="inner")
     if {"time_lower", "time_upper"} <= set(events.columns):
-        ev = events[(events["event"].astype(str) == event) & (events["observed"] == 1)]
+        # cr_lower on every row: a found event's interval start, otherwise the last visit free of the
+        # event (the Weibull imputation of analysis.interval_imputation reads it: an unseen event
+        # may hide before a death); cr_upper only where the event was found
+        ev = events[events["event"].astype(str) == event].drop_duplicates("patient_id", keep="last")
         bounds = ev.set_index("patient_id")[["time_lower", "time_upper"]].apply(pd.to_numeric, errors="coerce")
-        data["cr_lower"] = data["patient_id"].map(bounds["time_lower"]).where(data["cr_status"] == 1)
+        lower = data["patient_id"].map(bounds["time_lower"])
+        data["cr_lower"] = lower.where((data["cr_status"] == 1) | (lower <= data["cr_time"]))
         data["cr_upper"] = data["patient_id"].map(bounds["time_upper"]).where(data["cr_status"] == 1)
     return data
 
@@ -197,7 +201,8 @@ def _competing(res: ObservedSurvival, pts, events, image, base, event, horizons)
         try:
             if label == "Fine–Gray":
                 model = _fine_gray([image, *base], data, bootstrap=FINE_GRAY_BOOTSTRAP)
-                times = (f"imputed within the visit intervals ({model.imputations} draws, Rubin's rules)"
+                times = (f"imputed within the visit intervals from a Weibull model ({model.imputations} draws, "
+                         "Rubin's rules)"
                          if model.imputed_ else "as recorded")
             else:
                 model = CauseSpecificCox([image, *base]).fit(data, time_col="cr_time", status_col="cr_status")

@@ -17,7 +17,11 @@ Collapse guard: when the interval is only 2–3 px wide the blur, the depth of t
 and the fit can settle on a much narrower gap than the detector's (seen as ADI read 0.5–1 mm too low at true
 ADIs of 0.6–2 mm). A fit whose gap is below ``min_gap_fraction`` of the detected gap is refused
 (``reason = "collapsed"``) and the caller keeps the detector's points. 0.4 was chosen on the training seed's
-detector-validation patients (candidates 0.3–0.7; docs/craniocervical.md).
+detector-validation patients (candidates 0.3–0.7; docs/craniocervical.md). With ``collapse_sigma`` a
+collapsed fit is first refitted with the blur fixed at that value (px), which removes the trade-off; if that
+fit is sound and keeps the minimum gap, it is accepted with ``reason = "collapsed_refit"`` (its edges carry
+no constant offset: none is subtracted from them). 0.5 px was chosen on the same patients (candidates
+0.3–1.1).
 Classical edge-model fitting for sub-pixel measurement: Ye J, Fu G, Poudel UP. High-accuracy edge detection
 with blurred edge model. Image Vis Comput 2005;23:453-67.
 """
@@ -51,7 +55,7 @@ def _model(p, s):
 
 def refine_edges(pixels: np.ndarray, a: tuple[float, float], b: tuple[float, float], *, margin: float = 5.0,
                  step: float = 0.25, max_shift: float = 2.5, min_gap: float = 0.0,
-                 min_gap_fraction: float = 0.0) -> EdgeFit:
+                 min_gap_fraction: float = 0.0, collapse_sigma: float | None = None) -> EdgeFit:
     """Refine the two edges of a dark gap between ``a`` (bright side before it) and ``b`` (bright after).
 
     Parameters
@@ -63,6 +67,7 @@ def refine_edges(pixels: np.ndarray, a: tuple[float, float], b: tuple[float, flo
     min_gap : a refined gap narrower than this (px) is refused.
     min_gap_fraction : a refined gap narrower than this share of the detected gap ``|b - a|`` is refused as
         collapsed (0: no guard; :func:`raoutcome.workflows.cervical_measure.measure_images` uses 0.4).
+    collapse_sigma : refit a collapsed fit with the blur fixed at this many px (None: no refit).
 
     Returns
     -------
@@ -94,10 +99,28 @@ def refine_edges(pixels: np.ndarray, a: tuple[float, float], b: tuple[float, flo
         return EdgeFit(tuple(pa), tuple(pb), False, float("nan"), "failed")
     c0, c1, c2, s0, s1, _ = fit.x
     rms = float(np.sqrt(np.mean(fit.fun ** 2)))
-    reason = ("failed" if not fit.success else
-              "shift" if abs(s0) > max_shift or abs(s1 - length) > max_shift else
-              "contrast" if not (c1 > 3 * rms and c2 > 3 * rms) else
-              "collapsed" if s1 - s0 < max(min_gap, min_gap_fraction * length) else "")
+    floor = max(min_gap, min_gap_fraction * length)
+    reason = _verdict(fit.success, c1, c2, s0, s1, rms, length, max_shift, floor)
+    if reason == "collapsed" and collapse_sigma is not None:
+        sig = float(collapse_sigma)
+        try:
+            refit = optimize.least_squares(lambda p: _model([*p, sig], s) - prof, x0[:5],
+                                           bounds=(bounds[0][:5], bounds[1][:5]))
+        except ValueError:
+            return EdgeFit(tuple(pa), tuple(pb), False, rms, reason)
+        c0, c1, c2, s0, s1 = refit.x
+        rms2 = float(np.sqrt(np.mean(refit.fun ** 2)))
+        if not _verdict(refit.success, c1, c2, s0, s1, rms2, length, max_shift, floor):
+            return EdgeFit(tuple(pa + s0 * d), tuple(pa + s1 * d), True, rms2, "collapsed_refit")
     if reason:
         return EdgeFit(tuple(pa), tuple(pb), False, rms, reason)
     return EdgeFit(tuple(pa + s0 * d), tuple(pa + s1 * d), True, rms)
+
+
+def _verdict(success: bool, c1: float, c2: float, s0: float, s1: float, rms: float, length: float,
+             max_shift: float, floor: float) -> str:
+    """Why a two-edge fit is refused (empty: accepted)."""
+    return ("failed" if not success else
+            "shift" if abs(s0) > max_shift or abs(s1 - length) > max_shift else
+            "contrast" if not (c1 > 3 * rms and c2 > 3 * rms) else
+            "collapsed" if s1 - s0 < floor else "")

@@ -179,9 +179,9 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"{run_dir}: run folder is a file")
     _check_same_config(run_dir, cfg)
+    _check_cohort(cohort, cfg)
     if cfg.model["route"] == "sites":  # posed joint patches read site by site (raoutcome.training.site_run)
         return _train_sites(cohort, cfg, run_dir)
-    _check_cohort(cohort, cfg)
     device = pick_device(cfg.train["device"])
     dist = init_from_env(device)
     lock = contextlib.ExitStack()

@@ -15,7 +15,7 @@
 """
 from __future__ import annotations
 
-__all__ = ["CERVICAL_AUGMENT", "ADI_MIN_GAP_FRACTION", "cervical_detector_spec", "fit_cervical_detector", "measure_images",
+__all__ = ["CERVICAL_AUGMENT", "ADI_MIN_GAP_FRACTION", "ADI_COLLAPSE_SIGMA", "cervical_detector_spec", "fit_cervical_detector", "measure_images",
            "measurement_sd", "agreement", "adi_bias", "correct_adi"]
 
 import json
@@ -39,6 +39,9 @@ MEASURED_VIEWS: tuple[str, ...] = ("cervical_neutral", "cervical_flexion")
 #: points are kept (chosen on the training seed 101's detector-validation patients among 0.3-0.7 by MAE and
 #: share within 0.5 mm; docs/craniocervical.md)
 ADI_MIN_GAP_FRACTION = 0.4
+#: a collapsed fit is refitted with the blur fixed at this many px (chosen on the same patients among 0.3-1.1
+#: by MAE; its edges need no offset); None keeps the detector's points instead
+ADI_COLLAPSE_SIGMA: float | None = 0.5
 
 
 def cervical_detector_spec(size: int = 128, backbone: str = "efficientnet_lite0"):
@@ -70,11 +73,13 @@ def fit_cervical_detector(cohort_dir: str | Path, out: str | Path, *, steps: int
 
 
 def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: bool = True, batch: int = 32,
-                   min_gap_fraction: float = ADI_MIN_GAP_FRACTION) -> pd.DataFrame:
+                   min_gap_fraction: float = ADI_MIN_GAP_FRACTION,
+                   collapse_sigma: float | None = ADI_COLLAPSE_SIGMA) -> pd.DataFrame:
     """Detected landmarks -> measures (mm) and classes for the lateral radiographs in ``images``
     (``patient_id, visit_id, view, path``; other views are skipped). Columns: the ids, the measures of
     :data:`raoutcome.analysis.craniocervical.MEASURES`, ``adi_detected_mm`` (before refinement),
-    ``refined`` and ``refine_reason`` (why a fit was refused, e.g. ``collapsed``), ``min_confidence``, the AAS / VT classes, and every landmark as ``<name>_x`` / ``<name>_y``."""
+    ``refined`` and ``refine_reason`` (why a fit was refused, e.g. ``collapsed``; ``collapsed_refit``: accepted
+    after the fixed-blur refit), ``min_confidence``, the AAS / VT classes, and every landmark as ``<name>_x`` / ``<name>_y``."""
     from raoutcome.imaging.atlantoaxial import refine_edges
     from raoutcome.imaging.io import read_image
     from raoutcome.workflows.landmarks import detect_images
@@ -91,8 +96,8 @@ def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: boo
                 raise InputError(f"{row.path}: no pixel spacing in the image; ADI/SAC need millimetres")
             pts = dict(det.points)
             raw = measure_points(pts, spacing)
-            fit = (refine_edges(img.pixels, pts["C1A"], pts["DA"], min_gap_fraction=min_gap_fraction)
-                   if refine else None)
+            fit = (refine_edges(img.pixels, pts["C1A"], pts["DA"], min_gap_fraction=min_gap_fraction,
+                                collapse_sigma=collapse_sigma) if refine else None)
             if fit is not None and fit.accepted:
                 pts["C1A"], pts["DA"] = fit.a, fit.b
             m = measure_points(pts, spacing)
@@ -108,25 +113,33 @@ def measure_images(model, root: str | Path, images: pd.DataFrame, *, refine: boo
     return pd.concat([table, classify(table["adi_mm"], table["sac_mm"], table["ranawat_mm"])], axis=1)
 
 
+def _offset_rows(frame: pd.DataFrame) -> pd.Series:
+    """The rows whose ADI carries the edge model's constant offset: refined by the free fit (not the
+    detector's points, not the fixed-blur refit). Without a ``refined`` column: every row."""
+    rows = pd.Series(True, index=frame.index)
+    if "refined" in frame:
+        rows &= frame["refined"].astype(bool)
+    if "refine_reason" in frame:
+        rows &= frame["refine_reason"].fillna("").astype(str).eq("")
+    return rows
+
+
 def adi_bias(measured: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
     """Per view, the mean of measured - true ADI (mm) over the images of both tables (joined on ``path``)
-    whose edges were refined (``refined``, when the column exists): the constant offset of the edge-refined
-    ADI, estimated on patients the detector was not trained on."""
+    whose edges were refined by the free fit (``refined`` and an empty ``refine_reason``, when the columns
+    exist): the constant offset of the edge-refined ADI, estimated on patients the detector was not trained on."""
     j = measured.merge(truth[["path", "adi_mm"]], on="path", suffixes=("", "_true"))
-    if "refined" in j:
-        j = j[j["refined"].astype(bool)]
+    j = j[_offset_rows(j)]
     return {str(v): float((g["adi_mm"] - g["adi_mm_true"]).mean()) for v, g in j.groupby("view")}
 
 
 def correct_adi(measured: pd.DataFrame, bias: dict[str, float]) -> pd.DataFrame:
-    """``measured`` with each view's ADI bias subtracted from the edge-refined rows (``refined``, when the
-    column exists; the detector's own ADI is left as it is), ``adi_uncorrected_mm`` kept, and the AAS / VT
-    classes recomputed."""
+    """``measured`` with each view's ADI bias subtracted from the rows refined by the free fit (the
+    detector's own ADI and the fixed-blur refit are left as they are), ``adi_uncorrected_mm`` kept, and the
+    AAS / VT classes recomputed."""
     out = measured.copy()
     out["adi_uncorrected_mm"] = out["adi_mm"]
-    shift = out["view"].map(bias).fillna(0.0)
-    if "refined" in out:
-        shift = shift.where(out["refined"].astype(bool), 0.0)
+    shift = out["view"].map(bias).fillna(0.0).where(_offset_rows(out), 0.0)
     out["adi_mm"] = out["adi_mm"] - shift
     cls = classify(out["adi_mm"], out["sac_mm"], out["ranawat_mm"])
     for c in cls:

@@ -5,7 +5,13 @@ Per feature set, on the training patients only:
 1. an image score: L2-penalised logistic regression (``sklearn.linear_model.LogisticRegressionCV``, penalty
    chosen by 5-fold CV on AUROC) of "deformity found by the horizon" on the standardised baseline features
    (patients censored before the horizon left out). The training patients' scores are cross-fitted
-   (5 folds: each patient scored by a model that never saw them), so step 2 does not see an overfitted score;
+   (5 folds: each patient scored by a model that never saw them), so step 2 does not see an overfitted score.
+   Every model's scores are standardised by its own training scores (``(f(x) - mean) / SD`` over the
+   patients it was fitted on): each fold picks its own penalty and intercept, and where the CV's AUROC is
+   flat it can pick a far stronger penalty than the final model, so raw decision values of the folds (on which
+   the Weibull model and the thresholds are fitted) and of the final model (held-out) were on different
+   scales (seen on the held-out seed of the cervical study: final radiograph score SD 0.02 against fold
+   scores of SD ~0.4, every held-out probability below the training thresholds);
 2. the event model on that score: the interval-censored Weibull model
    (:class:`raoutcome.analysis.interval_censored.IntervalWeibullModel`: the deformity lies between the last
    visit without it and the first with it) gives ``P(deformity by horizon | score) = 1 - S(h | score)``;
@@ -122,6 +128,14 @@ def _logistic(seed: int):
                                                                 max_iter=2000, random_state=seed))
 
 
+def _standard_score(model, x_fit: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``model``'s decision values on ``x`` in units of its own training scores: ``(f(x) - m) / s`` with ``m``,
+    ``s`` the mean and SD of ``f`` over ``x_fit`` (the rows it was fitted on)."""
+    ref = _score(model, x_fit)
+    sd = float(ref.std())
+    return (_score(model, x) - float(ref.mean())) / (sd if sd > 0 else 1.0)
+
+
 def _score(model, x: np.ndarray) -> np.ndarray:
     return model.decision_function(x)
 
@@ -152,10 +166,11 @@ def fit_predict(train_x: pd.DataFrame, train_ev: pd.DataFrame, test_x: pd.DataFr
     with warnings.catch_warnings():  # scikit-learn 1.8+ announces LogisticRegressionCV attribute changes
         warnings.simplefilter("ignore", FutureWarning)
         for tr, te in folds.split(xk, yk):
-            oof[idx_known[te]] = _score(_logistic(seed).fit(xk[tr], yk[tr]), xk[te])
+            fold = _logistic(seed).fit(xk[tr], yk[tr])
+            oof[idx_known[te]] = _standard_score(fold, xk[tr], xk[te])
         final = _logistic(seed).fit(xk, yk)
     # patients censored before the horizon: scored by the model fitted on all the known ones
-    oof[~known] = _score(final, x[~known])
+    oof[~known] = _standard_score(final, xk, x[~known])
     tr_frame = pd.DataFrame({"patient_id": train_x.index, "score": oof, "time_lower": ev["lower"].to_numpy(),
                              "time_upper": np.where(np.isfinite(ev["upper"]), ev["upper"], np.nan),
                              "time": ev["cr_time"].to_numpy(float), "status": ev["status"].to_numpy(int)})
@@ -168,7 +183,7 @@ def fit_predict(train_x: pd.DataFrame, train_ev: pd.DataFrame, test_x: pd.DataFr
     thresholds = {"accuracy": float(grid[int(np.argmax(acc))]),
                   # as many predicted positives as training events by the horizon
                   "prevalence": float(np.quantile(pk, 1.0 - yk.mean(), method="higher"))}
-    te_frame = pd.DataFrame({"patient_id": test_x.index, "score": _score(final, test_x.to_numpy(float))})
+    te_frame = pd.DataFrame({"patient_id": test_x.index, "score": _standard_score(final, xk, test_x.to_numpy(float))})
     te_frame["prob"] = 1.0 - weib.predict_survival(te_frame, [horizon])[:, 0]
     return {"train": tr_frame, "test": te_frame, "weibull": weib, "cs_cox": cs, "threshold": thresholds["accuracy"],
             "thresholds": thresholds, "logistic": final}

@@ -135,7 +135,8 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
     from raoutcome.models.landmarks import load_detector
     from raoutcome.workflows import cervical_longitudinal as cl
     from raoutcome.workflows import cervical_predict as cp
-    from raoutcome.workflows.cervical_measure import (ADI_MIN_GAP_FRACTION, MEASURED_VIEWS, adi_bias, agreement, correct_adi,
+    from raoutcome.workflows.cervical_measure import (ADI_COLLAPSE_SIGMA, ADI_MIN_GAP_FRACTION, MEASURED_VIEWS,
+                                                      adi_bias, agreement, correct_adi,
                                                       fit_cervical_detector, measure_images, measurement_sd)
 
     sim, st = load_study(config)
@@ -162,6 +163,7 @@ def run_study(config: str | Path | None, out_dir: str | Path, *, force: bool = F
                 continue
             path = out / f"detected_{key}{name}.csv"  # the measures as detected (cached); measured_*.csv: corrected
             stamp = {"refine_adi": st.refine_adi, "min_gap_fraction": ADI_MIN_GAP_FRACTION,
+                     "collapse_sigma": ADI_COLLAPSE_SIGMA,
                      "detector_bytes": det_path.stat().st_size, "detector_mtime_ns": det_path.stat().st_mtime_ns,
                      "images": len(images)}
             stamp_path = path.with_suffix(".json")

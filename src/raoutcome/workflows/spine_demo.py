@@ -27,7 +27,7 @@ from raoutcome.errors import ConfigError
 
 
 def run_spine_demo(out: str | Path, *, config: str | Path | None = None, train_patients: int = 40,
-                   study_patients: int = 40, epochs: int = 6, seed: int = 24101, trial_n: int = 100,
+                   study_patients: int = 40, epochs: int = 10, seed: int = 24101, trial_n: int = 100,
                    effect: float = 0.5, force: bool = False, log: Callable[[str], None] | None = print) -> Path:
     """Simulate, train, read and report (see the module docstring); returns the report's path.
 

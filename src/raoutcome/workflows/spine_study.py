@@ -13,7 +13,8 @@ landmarks, given or detected) and a trained corner reader, and writes to ``out``
   scorable at both visits) from the first visit to the visit nearest ``years`` (:func:`endpoint_table`: n, mean,
   SD, SRM, SDC, % progressors, patients per arm for a treatment that shrinks progression by ``effect``) on the
   same patients;
-* ``retest.csv``: the SDC of each change score from a test-retest pair over the same visits: the human change
+* ``retest.csv``: the SDC of each change score from a test-retest pair over the same visits, on the patients of
+  ``endpoints.csv`` (both change scores) that have the retest: the human change
   from the cohort's second reading of the same films (``retest.csv``: re-reading), and, where the cohort holds
   ``reimaged/`` (the same visits imaged again, a cohort folder of its own), the learned change score from the
   re-imaged films read by the same reader (re-imaging: a model reads one film the same way twice, so only a new
@@ -170,27 +171,27 @@ def run_spine_study(cohort_path: str | Path, reader: str | Path, out: str | Path
                           "v_start": [tv[(p, t)] for p, t in zip(ref["patient_id"], ref["t_start"])],
                           "v_end": [tv[(p, t)] for p, t in zip(ref["patient_id"], ref["t_end"])]})
     changes: dict[str, pd.Series] = {LEARNED: _learned_changes(pred, pairs)}
-    retest_rows = []
+    seconds: list[tuple[str, str, pd.Series]] = []  # (endpoint, design, the second change score)
     if "msasss" in totals and totals["msasss"].notna().any():
         changes[HUMAN] = _visit_changes(totals, "msasss", pairs)
         if cohort.retest is not None and "msasss" in cohort.retest:  # the same films read again
             reread = cohort.retest.astype({"patient_id": str, "visit_id": str})
-            retest_rows.append(_retest_rows(HUMAN, "re-reading", changes[HUMAN],
-                                            _visit_changes(reread, "msasss", pairs)))
+            seconds.append((HUMAN, "re-reading", _visit_changes(reread, "msasss", pairs)))
     if again is not None:  # the same visits imaged again: read by the reader, and by the human reader
         pred2 = _read(again, model, landmarks)
         _write_csv(pred2.drop(columns=["value"]), out / "corners_reimaged.csv")
-        retest_rows.append(_retest_rows(LEARNED, "re-imaging", changes[LEARNED], _learned_changes(pred2, pairs)))
+        seconds.append((LEARNED, "re-imaging", _learned_changes(pred2, pairs)))
         v2 = again.visits.astype({"patient_id": str, "visit_id": str})
         if HUMAN in changes and "msasss" in v2:
-            retest_rows.append(_retest_rows(HUMAN, "re-imaging", changes[HUMAN],
-                                            _visit_changes(v2, "msasss", pairs)))
-    retest = pd.DataFrame([r for r in retest_rows if r is not None],
-                          columns=["endpoint", "design", "patients", "mean_difference", "sd_difference", "sdc"])
-    _write_csv(retest, out / "retest.csv")
+            seconds.append((HUMAN, "re-imaging", _visit_changes(v2, "msasss", pairs)))
     both = pd.concat(changes, axis=1).dropna()
     if len(both) < 3:
         raise InputError(f"{cohort.root}: fewer than 3 patients with both change scores")
+    # SDCs over the patients of the endpoints (those with both change scores) that have the retest
+    rows = [_retest_rows(e, d, both[e], second.reindex(both.index)) for e, d, second in seconds]
+    retest = pd.DataFrame([r for r in rows if r is not None],
+                          columns=["endpoint", "design", "patients", "mean_difference", "sd_difference", "sdc"])
+    _write_csv(retest, out / "retest.csv")
     # each endpoint's SDC from its own test-retest design: the human reading of the same films read again,
     # the learned score of the same visits imaged again (a model reads one film the same way twice)
     sdcs = {}

@@ -145,6 +145,15 @@ def _detector_path(study_toml: Path, value: str) -> Path | None:
     return dpath.resolve()
 
 
+def packaged_config(name: str) -> Path:
+    """A shipped TOML (``demo.toml``, ``train_demo.toml``, ``train_image.toml``): the repository's
+    ``cohorts/`` in a source checkout, else the copy packaged in ``raoutcome/data``."""
+    for folder in (REPO_COHORTS, Path(str(resources.files("raoutcome") / "data"))):
+        if (folder / name).is_file():
+            return folder / name
+    raise ConfigError(f"{name} not found in {REPO_COHORTS} nor in the package's data folder")
+
+
 def demo_config_paths() -> tuple[Path, Path]:
     """(simulator TOML, training TOML) for the demo: the repository's ``cohorts/`` in a source checkout,
     else the copies packaged in ``raoutcome/data``."""
@@ -522,11 +531,12 @@ SMALL_TRAIN = {"model": {"encoder": "mobilenetv3_small_100", "image_size": 64, "
 
 def small_configs(folder: str | Path, sim: Mapping[str, Any] | None = None,
                   train: Mapping[str, Any] | None = None) -> tuple[Path, Path]:
-    """Write the demo's simulator and training TOMLs with ``sim`` / ``train`` overrides
-    (default :data:`SMALL_SIM` / :data:`SMALL_TRAIN`) into ``folder``; return their paths."""
+    """Write the demo's simulator TOML and the whole-image training TOML (``train_image.toml``, the
+    route whose tiny model trains fastest: the pipeline tests and notebooks run it) with ``sim`` / ``train``
+    overrides (default :data:`SMALL_SIM` / :data:`SMALL_TRAIN`) into ``folder``; return their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    demo_sim, demo_train = demo_config_paths()
+    demo_sim, demo_train = demo_config_paths()[0], packaged_config("train_image.toml")
     paths = []
     for name, src, change in (("sim.toml", demo_sim, SMALL_SIM if sim is None else sim),
                               ("train.toml", demo_train, SMALL_TRAIN if train is None else train)):
@@ -566,5 +576,5 @@ def read_run_record(out_dir: str | Path) -> dict[str, Any]:
     return json.loads((Path(out_dir) / RUN_RECORD).read_text())
 
 
-__all__ = ["StudySettings", "load_study_config", "demo_config_paths", "build_stages", "run_demo", "run_study",
+__all__ = ["StudySettings", "load_study_config", "demo_config_paths", "packaged_config", "build_stages", "run_demo", "run_study",
            "read_run_record", "small_configs", "example_study", "StudyConfig"]
