@@ -48,3 +48,14 @@ def test_patients_and_visits_still_need_rows(tables_only, tmp_path):
     root = Path(shutil.copytree(tables_only, tmp_path / "cohort"))
     (root / "visits.csv").write_text((root / "visits.csv").read_text().splitlines()[0] + "\n")
     assert any("table 'visits' has no rows" in p.message for p in validate(root))
+
+
+def test_site_route_on_a_cohort_without_landmarks_says_how_to_get_them(tmp_path):
+    """The demo's recipe reads site by site: a cohort with images but no landmarks table is refused with the fix."""
+    from conftest import write_tiny_cohort
+    from raoutcome.training import train_run
+
+    root = write_tiny_cohort(tmp_path / "cohort")
+    (root / "landmarks.csv").unlink()
+    with pytest.raises(InputError, match=r"raoutcome landmarks detect.*train_image\.toml"):
+        train_run(load(root), TRAIN_CONFIG, tmp_path / "run")

@@ -141,8 +141,9 @@ def cohort_site_patches(cohort, grid: int = SITE_GRID, half_width: float = SITE_
     from raoutcome.imaging.transforms import needs_mirror
 
     if cohort.landmarks is None or not len(cohort.landmarks):
-        raise InputError(f"{cohort.root}: site-level reading needs joint landmarks (landmarks.csv), "
-                         "given or detected")
+        raise InputError(f"{cohort.root}: site-level reading needs joint landmarks (landmarks.csv), given or "
+                         "detected: run `raoutcome landmarks detect`, set study.landmarks = \"detect\", or train "
+                         "the whole-image route (cohorts/train_image.toml)")
     cached = None
     if cache_dir is not None:
         cached = Path(cache_dir) / f"site_patches_{_cache_key(cohort, grid, half_width, views)}.npz"
