@@ -31,6 +31,7 @@ from raoutcome.imaging.landmark_augment import AugmentConfig, intensity
 from raoutcome.models.landmark_refine import (RefineSpec, Refiner, attach_refiner, crop_matrices, crop_patches,
                                               refine_points, working_image)
 from raoutcome.models.landmarks import LandmarkNet, gaussian_targets, heatmap_loss
+from raoutcome.training.landmarks import points_by_path, read_pixels
 
 
 @dataclass
@@ -79,14 +80,8 @@ def refine_samples_from_tables(root: Path, images: pd.DataFrame, landmarks: pd.D
                                rspec: RefineSpec, contrast=(0.5, 99.5),
                                read: Callable[[Path], np.ndarray] | None = None) -> list[RefineSample]:
     """Refiner samples for the rows of ``images`` (``path, view, group``) that have landmarks."""
-    if read is None:
-        from raoutcome.imaging.io import read_image
-
-        def read(p: Path) -> np.ndarray:
-            return read_image(p).pixels
-
-    by_path = {p: dict(zip(g["landmark"], zip(g["x"].astype(float), g["y"].astype(float))))
-               for p, g in landmarks.groupby("path", sort=False)}
+    read = read or read_pixels
+    by_path = points_by_path(landmarks)
     out = []
     for row in images.itertuples(index=False):
         points = by_path.get(row.path)

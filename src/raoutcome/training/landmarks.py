@@ -62,20 +62,27 @@ def _sample(key: str, group: str, pixels: np.ndarray, view: str, points: dict[st
     return LandmarkSample(key, group, part, img, coords, mask)
 
 
+def read_pixels(path: Path) -> np.ndarray:
+    """An image's 2-D pixels in [0, 1] (:func:`raoutcome.imaging.io.read_image`)."""
+    from raoutcome.imaging.io import read_image
+
+    return read_image(path).pixels
+
+
+def points_by_path(landmarks: pd.DataFrame) -> dict[str, dict[str, tuple[float, float]]]:
+    """A landmarks table (``path, landmark, x, y``) as ``{path: {landmark: (x, y)}}``."""
+    return {p: dict(zip(g["landmark"], zip(g["x"].astype(float), g["y"].astype(float))))
+            for p, g in landmarks.groupby("path", sort=False)}
+
+
 def samples_from_tables(root: Path, images: pd.DataFrame, landmarks: pd.DataFrame, spec: DetectorSpec,
                         read: Callable[[Path], np.ndarray] | None = None) -> list[LandmarkSample]:
     """Samples for the rows of ``images`` (``path, view, group``) that have landmarks and a known view.
 
     ``read``: path -> 2-D pixels in [0, 1] (default :func:`raoutcome.imaging.io.read_image`).
     """
-    if read is None:
-        from raoutcome.imaging.io import read_image
-
-        def read(p: Path) -> np.ndarray:
-            return read_image(p).pixels
-
-    by_path = {p: dict(zip(g["landmark"], zip(g["x"].astype(float), g["y"].astype(float))))
-               for p, g in landmarks.groupby("path", sort=False)}
+    read = read or read_pixels
+    by_path = points_by_path(landmarks)
     out = []
     for row in images.itertuples(index=False):
         points = by_path.get(row.path)
