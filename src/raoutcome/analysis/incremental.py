@@ -535,6 +535,12 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
     the calibrated damage grows with damage, so its residual variance differs
     between patients. On the harness's worlds it changed no decision
     (docs/beyond_damage.md), in real cohorts with a HAQ floor it may.
+    ``cox_test`` (default ``"lrt"``): the test of the image in the Cox model —
+    ``"lrt"``, ``"wald"``, ``"score"``, ``"robust_wald"`` or ``"robust_score"``
+    (Lin & Wei 1989 sandwich forms, :mod:`raoutcome.analysis.cox_tests`); the
+    row is ``cox_lrt`` or ``cox_<test>``, and ``p_<test>`` columns give every
+    test's p-value from the same fits. Compared on the harness's selection seed
+    (docs/beyond_damage.md, "The Cox test").
     ``calibration="simex"`` (needs a retest): the alternative to regression
     calibration — the image coefficient beyond a damage basis of the mean of the
     two readings, corrected by empirical SIMEX with the ``simex_extrapolant``
