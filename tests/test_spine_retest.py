@@ -157,7 +157,7 @@ def test_msasss_demo_one_command(tmp_path):
     assert set(retest["design"]) == {"re-reading", "re-imaging"} and np.isfinite(retest["sdc"]).all()
     html = (tmp_path / "d" / "study" / "report.html").read_text()
     for title in ("Change endpoints", "Measurement error", "Power of a two-arm trial", "Agreement with the "
-                  "simulation", "Per-lesion accuracy", "Confusion of the reader"):
+                  "simulation", "Per-lesion accuracy", "Confusion of the reader", "AS outcomes against mSASSS"):
         assert title in html, title
     r = CliRunner().invoke(app, ["msasss", "demo", "--out", str(tmp_path / "e"), "--epochs", "0"])
     assert r.exit_code == 2 and "epochs" in r.output and "Traceback" not in r.output

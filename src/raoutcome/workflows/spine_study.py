@@ -24,6 +24,9 @@ landmarks, given or detected) and a trained corner reader, and writes to ``out``
   progression by ``effect``: ``power`` simulated (patients' change scores resampled, Welch t-test, ``n_sim``
   trials), ``power_ttest`` from statsmodels' two-sample t-test power at ``effect_size_d`` =
   f·SRM / √((1 + (1 − f)²)/2);
+* ``outcomes_association.csv``, ``outcomes_bridge.csv``, ``outcomes_beyond.csv``: BASFI, BASDAI and the time
+  to a new bridge against the learned and the human mSASSS, and the learned beyond the human
+  (:mod:`raoutcome.workflows.spine_outcomes`; from 10 patients on);
 * ``agreement.json`` when the cohort is a simulation with ``truth/corners.csv``: per-corner accuracy, confusion,
   per-lesion accuracy, total r, for the reader and for the human reading;
 * ``report.html`` (:mod:`raoutcome.reporting.spine_report`).
@@ -126,7 +129,7 @@ def _retest_rows(endpoint: str, design: str, first: pd.Series, second: pd.Series
 def run_spine_study(cohort_path: str | Path, reader: str | Path, out: str | Path, *,
                     landmarks: pd.DataFrame | None = None, detector: str | Path | None = None,
                     years: float = 2.0, tolerance: float = 0.5, effect: float = 0.5, trial_n: int = 100,
-                    n_sim: int = 400, seed: int = 0, report: bool = True) -> Path:
+                    n_sim: int = 400, seed: int = 0, n_boot: int = 200, report: bool = True) -> Path:
     """Run the AS study (see the module docstring); returns ``out``. Raises :class:`InputError` for a cohort
     without spine images, landmarks or two visits per patient."""
     from raoutcome.analysis.endpoints import (change_scores, endpoint_table, shrink_effect_size, simulate_power,
@@ -209,6 +212,9 @@ def run_spine_study(cohort_path: str | Path, reader: str | Path, out: str | Path
     power["power_ttest"] = [ttest_power(d, trial_n) for d in power["effect_size_d"]]
     _write_csv(power, out / "power.csv")
     _write_csv(both.reset_index().rename(columns={"index": "patient_id"}), out / "changes.csv")
+    from raoutcome.workflows.spine_outcomes import write_outcome_tables
+
+    write_outcome_tables(out, cohort, totals, seed=seed, n_boot=n_boot)  # BASFI, BASDAI, new bridge
     agreement = _agreement(root, pred, visits, totals)
     if agreement is not None:
         (out / "agreement.json").write_text(json.dumps(agreement, indent=1))
