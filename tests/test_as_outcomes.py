@@ -147,3 +147,12 @@ def test_study_outcome_tables_and_report_sections(tmp_path):
         assert write_outcome_tables(out, cohort, totals[totals["patient_id"].isin(["P0001", "P0002"])]) == {}
     assert not any((out / f).exists() for f in OUTCOME_FILES.values())  # no stale table of the earlier run
     assert "not computed" in render_report("t", outcome_sections(out))
+
+
+def test_a_model_that_cannot_be_fitted_is_left_out_with_a_warning():
+    from raoutcome.errors import AnalysisSkippedWarning
+
+    pts = _survival(n=40).assign(msasss_learned=5.0)  # a constant score: no Cox model
+    with pytest.warns(AnalysisSkippedWarning, match="msasss_learned skipped"):
+        table = ao.bridge_table(pts, scores=("msasss_learned", "msasss"), k=2)
+    assert list(table["score"]) == ["msasss"]

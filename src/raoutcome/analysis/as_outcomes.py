@@ -37,6 +37,7 @@ __all__ = ["SCORES", "QUESTION", "PER", "outcome_visits", "baseline_table", "pat
            "as_outcome_tables"]
 
 import warnings
+from functools import partial
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -54,6 +55,7 @@ QUESTION = ("Does the learned mSASSS add to the human mSASSS of the same films? 
             "reads damage more precisely than the human reader; a small p-value is no evidence of "
             "information other than damage)")
 Z95 = 1.959963984540054
+_FIT_ERRORS = (InputError, np.linalg.LinAlgError, ValueError)  # a model that cannot be fitted on these rows
 
 
 def outcome_visits(totals: pd.DataFrame, visits: pd.DataFrame, truth: pd.DataFrame | None = None,
@@ -137,6 +139,17 @@ def mixed_association(rows: pd.DataFrame, outcome: str, score: str, k: int = 5, 
             "folds": int(min(k, rows["patient_id"].nunique())), "converged": fit.converged_}
 
 
+def _each(fit, scores: Sequence[str], what: str) -> list[dict]:
+    """``fit(score)`` for each score; a score whose model cannot be fitted is left out with a warning."""
+    rows = []
+    for score in scores:
+        try:
+            rows.append(fit(score))
+        except _FIT_ERRORS as err:
+            warnings.warn(f"{what} ~ {score} skipped: {err}", AnalysisSkippedWarning, stacklevel=3)
+    return rows
+
+
 def _present(table: pd.DataFrame, scores: Sequence[str]) -> list[str]:
     return [s for s in scores if s in table and table[s].notna().any()]
 
@@ -155,7 +168,7 @@ def association_table(visit_table: pd.DataFrame, outcomes: Sequence[str] = ("bas
             warnings.warn(f"{outcome}: fewer than 3 patients with the outcome and every score; skipped",
                           AnalysisSkippedWarning, stacklevel=2)
             continue
-        rows_out.extend(mixed_association(rows, outcome, s, k=k, seed=seed) for s in scores)
+        rows_out.extend(_each(partial(mixed_association, rows, outcome, k=k, seed=seed), scores, outcome))
     return pd.DataFrame(rows_out)
 
 
@@ -170,12 +183,16 @@ def bridge_cox(patients: pd.DataFrame, score: str, k: int = 5, seed: int = 0) ->
     s = model.summary.set_index("covariate").loc[score]
     t, e = rows[DURATION].to_numpy(float), rows[OBSERVED].to_numpy(int)
     folds = event_folds(rows[OBSERVED], k, seed)
-    cv = cross_val_risk(CoxModel([score]), rows, folds=folds)
+    try:
+        c_cv = harrell_c(t, e, cross_val_risk(CoxModel([score]), rows, folds=folds))
+    except _FIT_ERRORS as err:  # a training fold with too few events: no out-of-fold C, the rest stands
+        warnings.warn(f"out-of-fold C-index of {score} not computed: {err}", AnalysisSkippedWarning, stacklevel=2)
+        c_cv = float("nan")
     return {"score": score, "label": SCORES.get(score, score), "patients": len(rows), "events": int(e.sum()),
             f"hr_per_{PER:g}": float(np.exp(PER * s["coef"])),
             "hr_lower": float(np.exp(PER * (s["coef"] - Z95 * s["se"]))),
             "hr_upper": float(np.exp(PER * (s["coef"] + Z95 * s["se"]))), "p": float(s["p"]),
-            "c_index": harrell_c(t, e, model.predict_risk(rows)), "c_index_cv": harrell_c(t, e, cv),
+            "c_index": harrell_c(t, e, model.predict_risk(rows)), "c_index_cv": c_cv,
             "folds": int(folds.max() + 1)}
 
 
@@ -189,7 +206,7 @@ def bridge_table(patients: pd.DataFrame, scores: Sequence[str] = tuple(SCORES), 
         warnings.warn(f"time to a new bridge: {int(rows[OBSERVED].sum()) if len(rows) else 0} events; "
                       "no Cox model", AnalysisSkippedWarning, stacklevel=2)
         return pd.DataFrame()
-    return pd.DataFrame([bridge_cox(rows, s, k=k, seed=seed) for s in scores])
+    return pd.DataFrame(_each(partial(bridge_cox, rows, k=k, seed=seed), scores, "time to a new bridge"))
 
 
 def _base_terms(frame: pd.DataFrame, human: str, df: int, prefix: str) -> tuple[pd.DataFrame, list[str], str]:
