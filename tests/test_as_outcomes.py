@@ -125,7 +125,7 @@ def test_study_outcome_tables_and_report_sections(tmp_path):
     from raoutcome.synth.spine_course import SpineCohortConfig
     from raoutcome.workflows.spine_outcomes import OUTCOME_FILES, outcome_summary, write_outcome_tables
 
-    root = simulate_spine(out_dir=tmp_path / "as", config=SpineCohortConfig(n_patients=40, seed=8, render=False))
+    root = simulate_spine(out_dir=tmp_path / "as", config=SpineCohortConfig(n_patients=30, seed=8, render=False))
     read = lambda name: pd.read_csv(root / name, dtype={"patient_id": str, "visit_id": str})  # noqa: E731
     visits, truth = read("visits.csv"), read("truth/visits.csv")
     cohort = SimpleNamespace(root=root, visits=visits.drop(columns="basdai"), events=read("events.csv"))  # brief
