@@ -111,6 +111,10 @@ def test_beyond_msasss_says_which_question_and_finds_a_more_precise_reading():
     assert ao.beyond_msasss(visits, few, outcomes=(), tests=("cox_lrt",))["base"].iloc[0] == "msasss"
     with pytest.raises(Exception, match="lacks column"):
         ao.beyond_msasss(visits.drop(columns="msasss_learned"), pts)
+    from raoutcome.analysis.features import NotCrossFittedWarning
+
+    with pytest.warns(NotCrossFittedWarning, match="trained on these patients"):
+        ao.beyond_msasss(visits, pts, outcomes=("basfi",), tests=("partial_r2_f",), cross_fitted=False)
 
 
 def test_study_outcome_tables_and_report_sections(tmp_path):

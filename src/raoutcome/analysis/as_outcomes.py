@@ -13,11 +13,11 @@ the patient's outcomes, on the same visits and patients for every score:
 * :func:`bridge_table`: Cox model (lifelines, Efron ties) of the time to the first new bridge on the
   baseline (first-visit) score: hazard ratio per 10 units, its CI and Wald p, Harrell's C of the fitted
   linear predictor and of out-of-fold risks (5 folds stratified on the event). The event is seen at the
-  visit that shows it (interval-censored); the Cox model takes that visit's time (right-censored data at
-  the detection visit), as most radiographic-progression analyses do.
+  visit that shows it (interval-censored); the Cox model takes that visit's time as the event time (a
+  simplification: the bridge formed between the previous visit and that one).
 * :func:`beyond_msasss`: does the learned mSASSS add to the human mSASSS? The RA side's incremental-value
-  machinery (:func:`raoutcome.analysis.incremental.beyond_sharp`: nested Cox likelihood-ratio test, ΔC,
-  continuous NRI; nested ML mixed models with a random intercept and time slope; partial R² F-test on
+  tests (:mod:`raoutcome.analysis.incremental`, as ``beyond_sharp`` runs them: nested Cox likelihood-ratio
+  test, ΔC, continuous NRI; nested ML mixed models, here with a random intercept only; partial R² F-test on
   each patient's last complete visit), with the human mSASSS (natural spline of log(1 + mSASSS)) in the
   base model in place of SvdH. The p-value answers *"does the learned reading carry information on this
   outcome that the human reading of the same films does not?"* — yes whenever the reader reads damage
