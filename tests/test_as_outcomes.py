@@ -111,6 +111,10 @@ def test_beyond_msasss_says_which_question_and_finds_a_more_precise_reading():
     assert ao.beyond_msasss(visits, few, outcomes=(), tests=("cox_lrt",))["base"].iloc[0] == "msasss"
     with pytest.raises(Exception, match="lacks column"):
         ao.beyond_msasss(visits.drop(columns="msasss_learned"), pts)
+    from raoutcome.analysis.features import NotCrossFittedWarning
+
+    with pytest.warns(NotCrossFittedWarning, match="trained on these patients"):
+        ao.beyond_msasss(visits, pts, outcomes=("basfi",), tests=("partial_r2_f",), cross_fitted=False)
 
 
 def test_study_outcome_tables_and_report_sections(tmp_path):
@@ -125,7 +129,7 @@ def test_study_outcome_tables_and_report_sections(tmp_path):
     from raoutcome.synth.spine_course import SpineCohortConfig
     from raoutcome.workflows.spine_outcomes import OUTCOME_FILES, outcome_summary, write_outcome_tables
 
-    root = simulate_spine(out_dir=tmp_path / "as", config=SpineCohortConfig(n_patients=40, seed=8, render=False))
+    root = simulate_spine(out_dir=tmp_path / "as", config=SpineCohortConfig(n_patients=30, seed=8, render=False))
     read = lambda name: pd.read_csv(root / name, dtype={"patient_id": str, "visit_id": str})  # noqa: E731
     visits, truth = read("visits.csv"), read("truth/visits.csv")
     cohort = SimpleNamespace(root=root, visits=visits.drop(columns="basdai"), events=read("events.csv"))  # brief

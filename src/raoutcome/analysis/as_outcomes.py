@@ -13,11 +13,11 @@ the patient's outcomes, on the same visits and patients for every score:
 * :func:`bridge_table`: Cox model (lifelines, Efron ties) of the time to the first new bridge on the
   baseline (first-visit) score: hazard ratio per 10 units, its CI and Wald p, Harrell's C of the fitted
   linear predictor and of out-of-fold risks (5 folds stratified on the event). The event is seen at the
-  visit that shows it (interval-censored); the Cox model takes that visit's time (right-censored data at
-  the detection visit), as most radiographic-progression analyses do.
+  visit that shows it (interval-censored); the Cox model takes that visit's time as the event time (a
+  simplification: the bridge formed between the previous visit and that one).
 * :func:`beyond_msasss`: does the learned mSASSS add to the human mSASSS? The RA side's incremental-value
-  machinery (:func:`raoutcome.analysis.incremental.beyond_sharp`: nested Cox likelihood-ratio test, ΔC,
-  continuous NRI; nested ML mixed models with a random intercept and time slope; partial R² F-test on
+  tests (:mod:`raoutcome.analysis.incremental`, as ``beyond_sharp`` runs them: nested Cox likelihood-ratio
+  test, ΔC, continuous NRI; nested ML mixed models, here with a random intercept only; partial R² F-test on
   each patient's last complete visit), with the human mSASSS (natural spline of log(1 + mSASSS)) in the
   base model in place of SvdH. The p-value answers *"does the learned reading carry information on this
   outcome that the human reading of the same films does not?"* — yes whenever the reader reads damage
@@ -224,7 +224,7 @@ def _base_terms(frame: pd.DataFrame, human: str, df: int, prefix: str) -> tuple[
 def beyond_msasss(visit_table: pd.DataFrame, patients: pd.DataFrame, *, learned: str = "msasss_learned",
                   human: str = "msasss", outcomes: Sequence[str] = ("basfi", "basdai"), event: str = "new_bridge",
                   n_boot: int = 200, seed: int = 0, spline_df: int = 3, events_per_term: float = 10.0,
-                  cross_fitted: bool = True,
+                  folds: int = 5, cross_fitted: bool = True,
                   tests: Sequence[str] = ("cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"),
                   ) -> pd.DataFrame:
     """Does ``learned`` add to ``human``? One row per test (:class:`~raoutcome.analysis.incremental.
@@ -242,7 +242,8 @@ def beyond_msasss(visit_table: pd.DataFrame, patients: pd.DataFrame, *, learned:
     bridges; 4 terms on 11 events did not converge out of fold). Each row's ``base`` names what was used.
 
     ``visit_table``: one row per visit (``patient_id, time_years``, both scores, the outcomes);
-    ``patients``: :func:`baseline_table`. ``cross_fitted``: False when the reader was trained on these
+    ``patients``: :func:`baseline_table`. ``folds``: of ΔC and the NRI's out-of-fold risks.
+    ``cross_fitted``: False when the reader was trained on these
     patients (the tests are then anti-conservative; a ``NotCrossFittedWarning``)."""
     from raoutcome.analysis.features import NotCrossFittedWarning
     from raoutcome.analysis.incremental import (continuous_nri, cox_lrt, delta_c_index, last_complete_visit,
@@ -285,9 +286,10 @@ def beyond_msasss(visit_table: pd.DataFrame, patients: pd.DataFrame, *, learned:
         if "cox_lrt" in tests:
             attempt(cox_lrt, plabel, pts, pterms, [learned])
         if "delta_c" in tests:
-            attempt(delta_c_index, plabel, pts, pterms, [learned], n_boot=n_boot, seed=seed)
+            attempt(delta_c_index, plabel, pts, pterms, [learned], k=folds, n_boot=n_boot, seed=seed)
         if "continuous_nri" in tests:
-            attempt(continuous_nri, plabel, pts, pterms, [learned], horizon=horizon, n_boot=n_boot, seed=seed)
+            attempt(continuous_nri, plabel, pts, pterms, [learned], horizon=horizon, k=folds, n_boot=n_boot,
+                    seed=seed)
     table = pd.DataFrame(results)
     if len(table):
         table.loc[table["outcome"] == OBSERVED, "outcome"] = event
@@ -298,9 +300,9 @@ def beyond_msasss(visit_table: pd.DataFrame, patients: pd.DataFrame, *, learned:
 def as_outcome_tables(visit_table: pd.DataFrame, patients: pd.DataFrame, *, n_boot: int = 200, seed: int = 0,
                       folds: int = 5, cross_fitted: bool = True) -> Mapping[str, pd.DataFrame]:
     """The three tables of the AS study: ``associations``, ``bridge``, ``beyond_msasss`` (each may be empty);
-    ``folds``: the cross-fitting folds of the R² and the out-of-fold C-index."""
+    ``folds``: the cross-fitting folds of the R², the out-of-fold C-index, ΔC and NRI."""
     assoc = association_table(visit_table, k=folds, seed=seed)
     bridge = bridge_table(patients, k=folds, seed=seed)
-    beyond = (beyond_msasss(visit_table, patients, n_boot=n_boot, seed=seed, cross_fitted=cross_fitted)
+    beyond = (beyond_msasss(visit_table, patients, n_boot=n_boot, seed=seed, folds=folds, cross_fitted=cross_fitted)
               if {"msasss", "msasss_learned"} <= set(visit_table.columns) else pd.DataFrame())
     return {"associations": assoc, "bridge": bridge, "beyond_msasss": beyond}

@@ -160,7 +160,7 @@ def _outcome_predict(cohort, model, spec, part, totals, h, ids) -> pd.DataFrame:
     ``h`` and ``totals`` (:func:`_totals`)."""
     from raoutcome.training.site_outcome_train import OutcomeData, predict_site_outcome
 
-    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals)
+    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals, event=None)
     return predict_site_outcome(model, data, torch.from_numpy(h), [str(p) for p in ids])
 
 
