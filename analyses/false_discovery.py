@@ -217,6 +217,20 @@ def run_variant(data, retest, variant: str, tests=TESTS) -> pd.DataFrame:
     raise ValueError(variant)
 
 
+def cox_row_name(variant: str) -> str:
+    """The result row of a variant's Cox test: ``cox_lrt``, or ``cox_<method>`` with ``cox_test=<method>``
+    (``beyond_damage``'s default method when the variant names none)."""
+    from inspect import signature
+
+    from raoutcome.analysis.incremental import beyond_damage
+
+    name, options = parse_variant(variant)
+    if not name.startswith("damage_"):
+        return "cox_lrt"
+    method = options.get("cox_test", signature(beyond_damage).parameters["cox_test"].default)
+    return "cox_lrt" if method == "lrt" else f"cox_{method}"
+
+
 def replicate(args) -> list[dict]:
     """All worlds of one population (one seed): rows of (world, variant, test, p, estimate).
 
@@ -224,7 +238,8 @@ def replicate(args) -> list[dict]:
     a cohort of ``n`` is its first ``n`` patients (``SeedSequence.spawn`` makes them exactly the
     population a draw of ``n`` gives), so the sizes share their draws.
     """
-    seed, index, cells, tests = args
+    seed, index, cells, tests, *more = args
+    cox_alternatives = more[0] if more else ()
     biggest = max(n for n, _, _ in cells)
     pop = draw_population(biggest, np.random.SeedSequence([seed, index]))
     number = pop["patient_id"].str[1:].astype(int)
@@ -238,13 +253,20 @@ def replicate(args) -> list[dict]:
                     warnings.simplefilter("ignore")
                     table = run_variant(data, retest, variant, tests)
                 for test in tests:
-                    name = TEST_NAMES.get(parse_variant(variant)[0], {}).get(test, test)
+                    name = cox_row_name(variant) if test == "cox_lrt" else test
+                    name = TEST_NAMES.get(parse_variant(variant)[0], {}).get(test, name)
                     hit = table[table["test"] == name] if len(table) else table
                     p = float(hit["p_value"].iloc[0]) if len(hit) else np.nan
                     est = float(hit["estimate"].iloc[0]) if len(hit) else np.nan
-                    rows.append(dict(seed=seed, replicate=index, n=n, link=link, reader=reader,
-                                     world="planted" if planted else "null_world", variant=variant, test=test,
-                                     p_value=p, estimate=est, events=int(data.patients["observed"].sum())))
+                    row = dict(seed=seed, replicate=index, n=n, link=link, reader=reader,
+                               world="planted" if planted else "null_world", variant=variant, test=test,
+                               p_value=p, estimate=est, events=int(data.patients["observed"].sum()))
+                    rows.append(row)
+                    for other in cox_alternatives if test == "cox_lrt" else ():
+                        # the other Cox tests of the same two fits (raoutcome.analysis.cox_tests): free
+                        col = f"p_{other}"
+                        rows.append({**row, "variant": f"{variant}@{other}", "estimate": np.nan,
+                                     "p_value": float(hit[col].iloc[0]) if len(hit) and col in hit else np.nan})
     return rows
 
 
@@ -296,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--extra-variants", nargs="*", default=[],
                         help="variants run only on the first --extra-replicates populations (comparisons)")
     parser.add_argument("--extra-replicates", type=int, default=0)
+    parser.add_argument("--cox-alternatives", nargs="*", default=[],
+                        help="also record these tests of the same Cox fits (lrt wald score robust_wald "
+                             "robust_score; raoutcome.analysis.cox_tests) as variants '<variant>@<test>'")
     parser.add_argument("--resume", action="store_true", help="keep the .partial file's finished replicates")
     parser.add_argument("--seed", type=int, default=3, help="1: the selection seed; 3: the reported seed")
     parser.add_argument("--alpha", type=float, default=0.05)
@@ -321,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         out = [(size, null_worlds, variants) for size in args.sizes]
         return out + ([(args.power_size, planted, variants)] if args.power_size else [])
 
-    jobs = [(args.seed, r, cells(r), tests) for r in range(args.replicates)]
+    jobs = [(args.seed, r, cells(r), tests, tuple(args.cox_alternatives)) for r in range(args.replicates)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.summarise_only:
         table = pd.read_csv(args.out)
@@ -360,9 +385,10 @@ def main(argv: list[str] | None = None) -> int:
                                  zip(part["rate"], part["cp_low"], part["cp_high"])])
         print(f"\n{world} worlds: % rejected at alpha {args.alpha} (Clopper–Pearson 95 % CI); seed {args.seed}, "
               f"{args.replicates} replicates per cell ({args.extra_replicates} for {args.extra_variants or 'none'})")
+        shown = [*args.variants, *args.extra_variants]
+        shown += [f"{v}@{k}" for v in shown for k in args.cox_alternatives]
         print(wide.pivot_table(index=["test", "link", "reader", "n"], columns="variant", values="cell",
-                               aggfunc="first")[[v for v in [*args.variants, *args.extra_variants]
-                                                 if v in set(part["variant"])]].to_string())
+                               aggfunc="first")[[v for v in shown if v in set(part["variant"])]].to_string())
     target = next((v for v in args.variants if v.startswith("damage_retest")), "damage_retest")
     worst = summary[(summary["world"] == "null_world") & (summary["variant"] == target)]
     ok = bool(len(worst)) and bool((worst["rate"] <= 0.08).all())

@@ -41,6 +41,9 @@ def test_variant_options_are_parsed(fd):
         "damage_retest", {"raw_linear": 0, "cov_type": "HC3"})
     with pytest.raises(ValueError, match="unknown variant"):
         fd.parse_variant("damage_typo")
+    assert fd.cox_row_name("damage_retest:cox_test=robust_score") == "cox_robust_score"
+    assert fd.cox_row_name("damage_retest:cox_test=lrt") == "cox_lrt"
+    assert fd.cox_row_name("sharp_spline") == "cox_lrt"  # beyond_sharp: always the LRT
 
 
 def test_population_reads_damage_twice_with_the_simulators_error_model(fd):
