@@ -59,12 +59,35 @@ def default_risk_inputs(heads: Sequence[str], anomaly: bool = False) -> tuple[st
     return count_features() + tuple(f for f in risk_inputs_for(heads, anomaly) if f not in count_features())
 
 
+class _PatientVisits(Mapping):
+    """Patient -> its rows of one visits frame, each sliced out (and kept) only when asked for: :meth:`OutcomeData.
+    batch` reads the per-patient arrays that :meth:`OutcomeData.build` slices from whole columns instead."""
+
+    def __init__(self, frame: pd.DataFrame, index: Mapping[str, np.ndarray]):
+        self._frame, self._index, self._made = frame, index, {}
+
+    def __getitem__(self, p: str) -> pd.DataFrame:
+        got = self._made.get(p)
+        if got is None:
+            got = self._made[p] = self._frame.iloc[self._index[p]].reset_index(drop=True)
+        return got
+
+    def __contains__(self, p) -> bool:
+        return p in self._index
+
+    def __iter__(self):
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+
 @dataclass
 class OutcomeData:
     """Per patient: its visits (sorted by time) and the rows of its site embeddings."""
 
     patients: list[str]
-    visits: dict[str, pd.DataFrame]          # patient -> visit_id, time_years, targets, count features
+    visits: Mapping[str, pd.DataFrame]       # patient -> visit_id, time_years, targets, count features
     rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # patient -> (patch rows, visit position, site)
     events: dict[str, tuple[float, float]]   # patient -> (time, observed)
     targets: tuple[str, ...] = ()            # per-visit outcomes with labels (outcome names; their cohort columns)
@@ -74,9 +97,11 @@ class OutcomeData:
 
     @classmethod
     def build(cls, cohort, table: pd.DataFrame, site_index: dict[str, int], totals: pd.DataFrame | None,
-              event: str = DEFAULT_EVENT, anomaly: pd.DataFrame | None = None) -> "OutcomeData":
-        """``anomaly``: the visits' joint anomaly (``patient_id, visit_id, joint_anomaly``,
-        :func:`raoutcome.training.site_anomaly.visit_anomaly`); a visit it lacks gets 0, the reference mean."""
+              event: str | None = DEFAULT_EVENT, anomaly: pd.DataFrame | None = None) -> "OutcomeData":
+        """The visits, site rows and ``event`` of the patients of the patch ``table`` (``event`` None: no event
+        times, NaN, as prediction needs none); ``anomaly``: the visits' joint anomaly (``patient_id, visit_id,
+        joint_anomaly``, :func:`raoutcome.training.site_anomaly.visit_anomaly`), 0 (the reference mean) for a visit
+        it lacks."""
         v = cohort.visits.astype({"patient_id": str, "visit_id": str}).sort_values(["patient_id", "time_years"])
         targets = visit_targets(v.columns)
         v = v.assign(**{name: v[outcome(name).column] for name in targets})
@@ -94,8 +119,9 @@ class OutcomeData:
             a = anomaly.astype({"patient_id": str, "visit_id": str})[["patient_id", "visit_id", ANOMALY]]
             v = v.drop(columns=ANOMALY, errors="ignore").merge(a, on=["patient_id", "visit_id"], how="left")
             v[ANOMALY] = v[ANOMALY].fillna(0.0)
-        ev = cohort.event_table(event).astype({"patient_id": str}).set_index("patient_id")
-        tab = table.reset_index(drop=True).astype({"patient_id": str, "visit_id": str})
+        ev = cohort.event_table(event).astype({"patient_id": str}).set_index("patient_id") if event else None
+        tab = table[["patient_id", "visit_id", "joint"]].reset_index(drop=True).astype({"patient_id": str,
+                                                                                        "visit_id": str})
         patients = sorted(set(tab["patient_id"]))
         v = v[v["patient_id"].isin(patients)].reset_index(drop=True)
         # each patch row's visit position within its patient (-1: a visit the visits table lacks), from integer
@@ -109,30 +135,38 @@ class OutcomeData:
         position = np.where(at >= 0, within[np.maximum(at, 0)], -1)
         site_codes = tab["joint"].map(site_index).to_numpy()
         by_patient = tab.groupby("patient_id").indices
-        evs = ev.reindex(pd.Index(patients, name="patient_id"))[["time_years", "observed"]].to_numpy(float)
-        visits, rows, events = {}, {}, {}
-        for pid, ix in v.groupby("patient_id", sort=True).indices.items():
-            visits[pid] = v.iloc[ix].reset_index(drop=True)
+        evs = (ev.reindex(pd.Index(patients, name="patient_id"))[["time_years", "observed"]].to_numpy(float)
+               if ev is not None else np.full((len(patients), 2), np.nan))
+        index = v.groupby("patient_id", sort=True).indices
+        keys = ("time_years", *targets, *count_features(), SEVERITY_TARGET,  # what batch() reads, sliced per patient
+                *((ANOMALY,) if anomaly is not None else ()))
+        floats = {k: v[k].to_numpy(float) for k in keys}
+        visit_ids = v["visit_id"].to_numpy()
+        rows, events, arrays = {}, {}, {}
+        for pid, ix in index.items():
+            arrays[pid] = {k: a[ix] for k, a in floats.items()} | {"visit_id": visit_ids[ix]}
             idx = by_patient[pid]
             keep = position[idx] >= 0
             rows[pid] = (idx[keep], position[idx][keep], site_codes[idx][keep])
             time, observed = evs[pcode.get_loc(pid)]
             events[pid] = (float(time), float(observed))
-        return cls([p for p in patients if p in visits], visits, rows, events, targets, anomaly is not None)
+        return cls([p for p in patients if p in index], _PatientVisits(v, index), rows, events, targets,
+                   anomaly=anomaly is not None, _arrays=arrays)
 
     def _columns(self, p: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """Patient ``p``'s visit columns ``time_years`` and ``keys`` as float arrays (computed once)."""
+        """Patient ``p``'s visit columns ``time_years`` and ``keys`` as float arrays, and ``visit_id`` (computed
+        once; :meth:`build` slices them from whole columns)."""
         got = self._arrays.get(p)
-        if got is None or any(k not in got for k in keys):
+        if got is None or any(k not in got for k in ("visit_id", *keys)):
             vis = self.visits[p]
-            got = {k: vis[k].to_numpy(float) for k in ("time_years", *keys)}
+            got = {k: vis[k].to_numpy(float) for k in ("time_years", *keys)} | {"visit_id": vis["visit_id"].to_numpy()}
             self._arrays[p] = got
         return got
 
     def batch(self, pids: Sequence[str], h: torch.Tensor | None) -> dict:
         """The patients ``pids`` as one batch: their site embeddings (rows of ``h``; None: the caller computes
         them from the patches of ``rows``), visit layout, targets and events."""
-        T = max(len(self.visits[p]) for p in pids)
+        T = max(len(self._columns(p, ())["time_years"]) for p in pids)
         B = len(pids)
         counts = count_features()
         keys = (*self.targets, *counts, SEVERITY_TARGET)
@@ -330,11 +364,11 @@ def _features(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids:
             b = data.batch(pids[i:i + 32], h)
             out = model(b["h"], b["site"], b["img_b"], b["img_t"], b["time"], b["visit_mask"], b["log_totals"])
             x = torch.cat([out["embedding"], out["pooled"]], -1)
-            n = [len(data.visits[p]) for p in b["pids"]]
+            n = [len(data._columns(p, ())["time_years"]) for p in b["pids"]]
             jb = torch.as_tensor(np.repeat(np.arange(len(n)), n))
             jt = torch.as_tensor(np.concatenate([np.arange(k) for k in n]))
             parts.append({"patient_id": np.repeat(np.array(b["pids"], dtype=object), n),
-                          "visit_id": np.concatenate([data.visits[p]["visit_id"].to_numpy() for p in b["pids"]]),
+                          "visit_id": np.concatenate([data._columns(p, ())["visit_id"] for p in b["pids"]]),
                           "time_years": np.concatenate([data._columns(p, ())["time_years"] for p in b["pids"]]),
                           "position": jt.numpy(), "has_image": out["has_image"][jb, jt].numpy(),
                           **{k: out[k][jb, jt].double().numpy() for k in model.spec.heads if k in out},

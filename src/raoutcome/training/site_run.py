@@ -166,7 +166,8 @@ def _outcome_predict(cohort, model, spec, part, totals, h, ids, ap=None) -> pd.D
 
     scorer = getattr(model, "anomaly_scorer", None)
     anomaly = visit_anomaly(scorer, ap, [str(p) for p in ids]) if scorer is not None else None
-    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals, anomaly=anomaly)
+    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals, event=None,
+                             anomaly=anomaly)
     return predict_site_outcome(model, data, torch.from_numpy(h), [str(p) for p in ids])
 
 
