@@ -13,9 +13,10 @@ site run of one fold model (random weights: throughput does not depend on them) 
 
 Ratio = predict patches/s / bare patches/s; target >= 0.9. For scale the bench also times the whole site model's
 forward over the same batches (encoder, site identity, the attention over a visit's sites, the ordinal heads):
-predict cannot run faster than it, and it alone costs ~1.1-1.2 x the bare encoder here. Each is timed ``--repeats`` times, alternating, and
-the best of each kept. Single-threaded torch by default (``--threads``). The ratio is given on wall-clock time (the
-target's) and on the process's CPU time, which a machine shared with other jobs disturbs less.
+predict cannot run faster than it. Each is timed ``--repeats`` times, alternating, and the best of each kept.
+Single-threaded torch by default (``--threads``). The ratio is given on wall-clock time (the target's) and on the
+process's CPU time, which a machine shared with other jobs disturbs less; report the load average beside both.
+Figures, and where predict's time over the encoder goes: ``docs/site_level.md`` ("Predict speed").
 
     python benchmarks/bench_site_predict.py [--patients 40] [--repeats 3]
 """
