@@ -55,14 +55,37 @@ def tests(visits: pd.DataFrame, events: pd.DataFrame, learned: np.ndarray) -> di
     return {f"{r.test}:{r.outcome}": float(r.p_value) for r in res.itertuples()}
 
 
+def conditional_null(n: int, draws: int, seed: int) -> dict[str, float]:
+    """Size of the BASFI F-test given one cohort: ``draws`` fresh null scores (human + Normal(0, 1)) on the
+    same patients and outcomes. A regressor independent of the outcome makes the F-test exact whatever the
+    outcome's distribution, so this should be 5 % up to Monte Carlo error."""
+    from raoutcome.analysis.as_outcomes import _base_terms
+    from raoutcome.analysis.incremental import last_complete_visit, partial_r2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        visits, _ = one_cohort(n, seed, Path(tmp))
+    visits = visits.dropna(subset=["msasss", "basfi"]).reset_index(drop=True)
+    visits, terms, _ = _base_terms(visits, "msasss", 3, "s_", "raw")
+    last = last_complete_visit(visits, ["basfi", *terms]).reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    p = [partial_r2(last.assign(z=last["msasss"] + rng.normal(0, 1.0, len(last))), "basfi", terms, ["z"]).p_value
+         for _ in range(draws)]
+    return {"n": n, "seed": seed, "draws": draws, "rejection_rate": float(np.mean(np.array(p) < 0.05))}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="200,1000,2000")
     ap.add_argument("--reps", type=int, default=40)
     ap.add_argument("--seed", type=int, default=24500)
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "data" / "spine_beyond_power.json")
+    ap.add_argument("--conditional-null", type=int, default=0,
+                    help="only: this many null draws on one cohort of the first size (the F-test's size)")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
+    if args.conditional_null:
+        print(json.dumps(conditional_null(int(args.sizes.split(",")[0]), args.conditional_null, args.seed)))
+        return 0
     rows = []
     t0 = time.time()
     with tempfile.TemporaryDirectory() as tmp:
