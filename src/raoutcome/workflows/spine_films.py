@@ -120,9 +120,12 @@ def detect_film_corners(images: str | Path, detector: str | Path, view: str, out
     CornerRun
         The two tables and the overlay paths.
 
-    Raises :class:`~raoutcome.errors.InputError` (a film that cannot be read names its file; a detector that does
-    not know the view, or an unknown view, names it); nothing is written then (the overlays go to a temporary
-    folder that replaces ``out/overlays`` at the end, the tables after it).
+    Raises
+    ------
+    InputError
+        A film that cannot be read (names its file), an unknown view, a missing detector or one without the
+        view's channels (names them); nothing is written then (the overlays go to a temporary folder that
+        replaces ``out/overlays`` at the end, the tables after it).
     """
     import os
     import shutil
