@@ -202,3 +202,21 @@ def test_a_site_run_fits_saves_and_applies_the_anomaly_and_refuses_a_cohort_with
     shutil.copytree(cohort_dir, bare, ignore=shutil.ignore_patterns("landmarks.csv", "truth"))
     res = runner.invoke(app, ["predict", "--run", str(run), "--cohort", str(bare), "--out", str(tmp_path / "q.nc")])
     assert res.exit_code == 2 and "landmark" in res.output and "Traceback" not in res.output
+
+
+def test_anomaly_patches_keep_erosion_sites_and_are_cached(tiny_cohort, tmp_path, monkeypatch):
+    import raoutcome.imaging.joint_anomaly as ja
+    from raoutcome.cohort import load
+
+    cohort = load(tiny_cohort)  # landmarks MCP2, PIP3 (hand erosion sites) and W1 (not) on its first image
+    ap = anomaly_patches(cohort, tmp_path / "cache")
+    assert ap.landmarks == ("MCP2", "PIP3") and ap.patches.shape == (1, 2, D) and len(ap.images) == 1
+    assert len(list((tmp_path / "cache").glob("anomaly_patches_*.npz"))) == 1
+
+    def unreachable(*a, **k):
+        raise AssertionError("the cached patches should be read, not the radiographs")
+
+    monkeypatch.setattr(ja, "cohort_patches", unreachable)
+    again = anomaly_patches(cohort, tmp_path / "cache")
+    assert again.landmarks == ap.landmarks and np.array_equal(again.patches, ap.patches, equal_nan=True)
+    pd.testing.assert_frame_equal(again.images, ap.images)

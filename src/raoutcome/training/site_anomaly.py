@@ -19,7 +19,11 @@ from __future__ import annotations
 __all__ = ["ANOMALY", "AnomalyPatches", "anomaly_patches", "fit_scorer", "scorer_from_state", "scorer_state",
            "visit_anomaly"]
 
+import hashlib
+import json
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
@@ -29,6 +33,9 @@ import torch
 from raoutcome.errors import InputError
 from raoutcome.models.anomaly_readout import JointAnomalyScorer
 from raoutcome.training.site_outcome_train import ANOMALY
+
+_COLUMNS = ("patient_id", "visit_id", "view", "path")
+_CACHE_FORMAT = 1  # part of the cache key
 
 
 @dataclass(frozen=True)
@@ -46,10 +53,38 @@ class AnomalyPatches:
         return self.images["patient_id"].astype(str).isin({str(p) for p in patient_ids}).to_numpy()
 
 
-def anomaly_patches(cohort) -> AnomalyPatches:
+def _cache_file(cohort, cache_dir) -> Path:
+    """``anomaly_patches_<key>.npz`` in ``cache_dir``; the key hashes the cohort's root, images and landmarks
+    tables and the patch settings (as the site patch cache, :mod:`raoutcome.imaging.site_patches`)."""
+    from raoutcome.imaging.joint_anomaly import PATCH_GRID, PATCH_HALF_WIDTH, SHIFT
+
+    h = hashlib.sha256()
+    h.update(json.dumps([str(cohort.root), PATCH_GRID, PATCH_HALF_WIDTH, SHIFT, _CACHE_FORMAT]).encode())
+    h.update(pd.util.hash_pandas_object(cohort.images, index=False).values.tobytes())
+    h.update(pd.util.hash_pandas_object(cohort.landmarks, index=False).values.tobytes())
+    return Path(cache_dir) / f"anomaly_patches_{h.hexdigest()[:16]}.npz"
+
+
+def _save(ap: AnomalyPatches, path: Path) -> None:
+    from raoutcome.io_utils import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, patches=ap.patches, landmarks=np.array(ap.landmarks, dtype=str),
+                     **{f"col_{c}": ap.images[c].to_numpy(str) for c in _COLUMNS})
+
+
+def _load(path: Path) -> AnomalyPatches:
+    with np.load(path, allow_pickle=False) as z:
+        images = pd.DataFrame({c: z[f"col_{c}"].astype(object) for c in _COLUMNS})
+        return AnomalyPatches(images, tuple(str(n) for n in z["landmarks"]), z["patches"])
+
+
+def anomaly_patches(cohort, cache_dir: str | Path | None = None) -> AnomalyPatches:
     """The posed joint patches at the erosion-site landmarks of every landmarked image of ``cohort``
-    (:func:`raoutcome.imaging.joint_anomaly.cohort_patches`). Raises :class:`InputError` naming the cohort when
-    it has no landmarks table or no landmarked image."""
+    (:func:`raoutcome.imaging.joint_anomaly.cohort_patches`); ``cache_dir``: kept there and reused (a warm
+    ``predict`` reads them instead of the radiographs). Raises :class:`InputError` naming the cohort when it has
+    no landmarks table or no landmarked image."""
     from raoutcome.imaging.joint_anomaly import cohort_patches
 
     if getattr(cohort, "landmarks", None) is None or not len(cohort.landmarks):
@@ -57,6 +92,12 @@ def anomaly_patches(cohort) -> AnomalyPatches:
                          "cohort's landmarks table (landmarks.csv; `raoutcome landmarks detect` writes one)")
     from raoutcome.imaging.joint_anomaly import erosion_site_landmarks
 
+    cached = _cache_file(cohort, cache_dir) if cache_dir is not None else None
+    if cached is not None and cached.exists():
+        try:
+            return _load(cached)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # cut short or foreign: build it again
+            pass
     images, by_name = cohort_patches(cohort, progress=False)
     if not len(images):
         raise InputError(f"{cohort.root}: readout.joint_anomaly = true, but no image of the cohort has landmarks")
@@ -64,8 +105,11 @@ def anomaly_patches(cohort) -> AnomalyPatches:
     # scoring the others would cost time and change nothing
     names = tuple(sorted({n for v in images["view"].unique() for n in erosion_site_landmarks(str(v), by_name)}))
     patches = np.stack([by_name[n] for n in names], axis=1) if names else np.zeros((len(images), 0, 0), np.float32)
-    images = images[["patient_id", "visit_id", "view", "path"]].astype({"patient_id": str, "visit_id": str})
-    return AnomalyPatches(images.reset_index(drop=True), names, patches)
+    images = images[list(_COLUMNS)].astype({"patient_id": str, "visit_id": str})
+    out = AnomalyPatches(images.reset_index(drop=True), names, patches)
+    if cached is not None:
+        _save(out, cached)
+    return out
 
 
 def fit_scorer(ap: AnomalyPatches, train_ids: Iterable[str]) -> JointAnomalyScorer:

@@ -51,10 +51,14 @@ def site_settings(cfg: TrainConfig) -> tuple[SiteSpec, SiteTrainSettings]:
     return spec, settings
 
 
+def _cache(cfg: TrainConfig, run_dir: Path) -> Path:
+    return Path(cfg.data["cache_dir"]) if cfg.data["cache_dir"] else Path(run_dir) / "site_cache"
+
+
 def _patches(cohort, cfg: TrainConfig, run_dir: Path) -> SitePatches:
     views = cfg.model["views"] or None
-    cache = Path(cfg.data["cache_dir"]) if cfg.data["cache_dir"] else run_dir / "site_cache"
-    return cohort_site_patches(cohort, cfg.sites["grid"], cfg.sites["half_width"], views=views, cache_dir=cache)
+    return cohort_site_patches(cohort, cfg.sites["grid"], cfg.sites["half_width"], views=views,
+                               cache_dir=_cache(cfg, run_dir))
 
 
 def _write_json(path: Path, obj) -> None:
@@ -197,7 +201,7 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
     if outcome_on and cfg.readout["joint_anomaly"]:  # the readouts read the label-free joint anomaly
         from raoutcome.training.site_anomaly import anomaly_patches
 
-        ap = anomaly_patches(cohort)
+        ap = anomaly_patches(cohort, _cache(cfg, run_dir))
     parts, records, folds, outcome_parts = [], [], {}, []
     for fold, train_ids, test_ids in plan:
         mdir = run_dir / f"fold_{fold}"
@@ -389,7 +393,7 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
             if ap is None and outcome.anomaly_scorer is not None:
                 from raoutcome.training.site_anomaly import anomaly_patches
 
-                ap = anomaly_patches(cohort)
+                ap = anomaly_patches(cohort, _cache(cfg, run_dir))
             outcomes.append(_outcome_predict(cohort, outcome, spec, data, totals, h, ids, ap))
     joints = ensemble_joints(frames) if reads else None
     if len(models) > 1:  # one model: its joints are the ensemble's, and so are their totals
