@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['cohort']:5s} {r['test']:13s} {r['outcome']:10s} "
               f"{'beyond damage ' if r['question'].startswith('Does the image carry') else 'beyond reading'} "
               f"estimate {r['estimate']:8.4g}  coefficient of the image score {r['coef_added']:7.3g}  "
-              f"p = {r['p_value']:.3g}  (n = {r['n']}, events {r['events']})")
+              f"p = {r['p_value']:.3g}  (n = {r['n']}, events {r['events']})"
+              + (f"  [same fits: robust score p = {r['p_robust_score']:.3g}]"
+                 if pd.notna(r.get("p_robust_score", np.nan)) else ""))
     return 0
 
 

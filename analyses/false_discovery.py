@@ -40,11 +40,17 @@ the HAQ partial-R² F-test (last visit; HC3 Wald F by default). Per world,
 variant and test: the rejection rate at α = 0.05, its Wilson and exact
 (Clopper–Pearson) 95 % intervals and, for planted worlds, the power.
 
-Seeds: methods were chosen on seed 1 (``analyses/beyond_damage_selection.py``);
+``--cox-alternatives`` records, beside each variant's Cox row, the other tests
+of the same two fits (Wald, score, robust Wald, robust score:
+``raoutcome.analysis.cox_tests``) as variants ``<variant>@<test>``, at no
+extra cost; ``damage_retest:cox_test=robust_score`` makes one the row's test.
+
+Seeds: methods were chosen on seed 1 (``analyses/beyond_damage_selection.py``,
+and this script with ``--seed 1`` for the Cox test in session 4);
 the tables in docs/beyond_damage.md are from ``--seed 3`` and ``--seed 4``
-(sessions 2; seed 2 was seen while the method was being fixed) and ``--seed 6``
+(sessions 2; seed 2 was seen while the method was being fixed), ``--seed 6``
 (session 3, after the seed-4 diagnosis; seed 5's first population is a unit
-test's). Replicate ``r`` draws one population
+test's, seed 11's a unit test's too) and ``--seed 12`` (session 4). Replicate ``r`` draws one population
 from ``SeedSequence([seed, r])``; a cohort of ``n`` is its first ``n``
 patients, so every size and the planted worlds share the draw.
 ``--extra-variants`` run only on the first ``--extra-replicates`` populations.
@@ -58,6 +64,9 @@ Newton–Raphson of ``raoutcome.analysis.cox_newton``), about 10 s more with
 ``damage_simex``. 600 populations: ~42 CPU-minutes, ~21 minutes with
 ``--jobs 2`` on a quiet 2-core machine:
 
+    .venv/bin/python analyses/false_discovery.py --seed 12 --replicates 1000 --sizes 200 1000 --power-size 400 \
+        --variants damage_retest --cox-alternatives wald score robust_wald robust_score --jobs 1 --resume \
+        --out out/fd_seed12.csv                                          # session 4's report run
     .venv/bin/python analyses/false_discovery.py --seed 6 --replicates 600 --sizes 200 1000 --power-size 400 \
         --variants damage_retest --jobs 2 --out out/fd_seed6.csv         # session 3's report run (--resume continues)
     .venv/bin/python analyses/false_discovery.py --seed 3 --replicates 200 --sizes 200 1000 --power-size 400 \
@@ -217,6 +226,20 @@ def run_variant(data, retest, variant: str, tests=TESTS) -> pd.DataFrame:
     raise ValueError(variant)
 
 
+def cox_row_name(variant: str) -> str:
+    """The result row of a variant's Cox test: ``cox_lrt``, or ``cox_<method>`` with ``cox_test=<method>``
+    (``beyond_damage``'s default method when the variant names none)."""
+    from inspect import signature
+
+    from raoutcome.analysis.incremental import beyond_damage
+
+    name, options = parse_variant(variant)
+    if not name.startswith("damage_"):
+        return "cox_lrt"
+    method = options.get("cox_test", signature(beyond_damage).parameters["cox_test"].default)
+    return "cox_lrt" if method == "lrt" else f"cox_{method}"
+
+
 def replicate(args) -> list[dict]:
     """All worlds of one population (one seed): rows of (world, variant, test, p, estimate).
 
@@ -224,7 +247,8 @@ def replicate(args) -> list[dict]:
     a cohort of ``n`` is its first ``n`` patients (``SeedSequence.spawn`` makes them exactly the
     population a draw of ``n`` gives), so the sizes share their draws.
     """
-    seed, index, cells, tests = args
+    seed, index, cells, tests, *more = args
+    cox_alternatives = more[0] if more else ()
     biggest = max(n for n, _, _ in cells)
     pop = draw_population(biggest, np.random.SeedSequence([seed, index]))
     number = pop["patient_id"].str[1:].astype(int)
@@ -238,13 +262,20 @@ def replicate(args) -> list[dict]:
                     warnings.simplefilter("ignore")
                     table = run_variant(data, retest, variant, tests)
                 for test in tests:
-                    name = TEST_NAMES.get(parse_variant(variant)[0], {}).get(test, test)
+                    name = cox_row_name(variant) if test == "cox_lrt" else test
+                    name = TEST_NAMES.get(parse_variant(variant)[0], {}).get(test, name)
                     hit = table[table["test"] == name] if len(table) else table
                     p = float(hit["p_value"].iloc[0]) if len(hit) else np.nan
                     est = float(hit["estimate"].iloc[0]) if len(hit) else np.nan
-                    rows.append(dict(seed=seed, replicate=index, n=n, link=link, reader=reader,
-                                     world="planted" if planted else "null_world", variant=variant, test=test,
-                                     p_value=p, estimate=est, events=int(data.patients["observed"].sum())))
+                    row = dict(seed=seed, replicate=index, n=n, link=link, reader=reader,
+                               world="planted" if planted else "null_world", variant=variant, test=test,
+                               p_value=p, estimate=est, events=int(data.patients["observed"].sum()))
+                    rows.append(row)
+                    for other in cox_alternatives if test == "cox_lrt" else ():
+                        # the other Cox tests of the same two fits (raoutcome.analysis.cox_tests): free
+                        col = f"p_{other}"
+                        rows.append({**row, "variant": f"{variant}@{other}", "estimate": np.nan,
+                                     "p_value": float(hit[col].iloc[0]) if len(hit) and col in hit else np.nan})
     return rows
 
 
@@ -281,6 +312,25 @@ def summarise(rows: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def pooled(rows: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Null rejection rate pooled over the worlds of each size, variant and test, with its cluster-robust SE.
+
+    The worlds of one population share its draws (their p-values correlate), so the unit is the
+    population: rate = mean over populations of each one's share of rejected worlds, SE = their SD / √(number
+    of populations). ``mean_chi2``: the mean χ²₁ quantile of the p-values (1 for an exact test).
+    """
+    from scipy import stats
+
+    null = rows[(rows["world"] == "null_world") & rows["p_value"].notna()]
+    out = []
+    for key, grp in null.groupby(["n", "variant", "test"], sort=False):
+        share = grp.groupby("replicate")["p_value"].apply(lambda p: float((p < alpha).mean()))
+        se = float(share.std(ddof=1) / np.sqrt(len(share))) if len(share) > 1 else float("nan")
+        out.append(dict(zip(["n", "variant", "test"], key), populations=len(share), rate=float(share.mean()), se=se,
+                        mean_chi2=float(stats.chi2.isf(grp["p_value"].clip(lower=1e-300), 1).mean())))
+    return pd.DataFrame(out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--replicates", type=int, default=100, help="populations per cohort size")
@@ -296,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--extra-variants", nargs="*", default=[],
                         help="variants run only on the first --extra-replicates populations (comparisons)")
     parser.add_argument("--extra-replicates", type=int, default=0)
+    parser.add_argument("--cox-alternatives", nargs="*", default=[],
+                        help="also record these tests of the same Cox fits (lrt wald score robust_wald "
+                             "robust_score; raoutcome.analysis.cox_tests) as variants '<variant>@<test>'")
     parser.add_argument("--resume", action="store_true", help="keep the .partial file's finished replicates")
     parser.add_argument("--seed", type=int, default=3, help="1: the selection seed; 3: the reported seed")
     parser.add_argument("--alpha", type=float, default=0.05)
@@ -321,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         out = [(size, null_worlds, variants) for size in args.sizes]
         return out + ([(args.power_size, planted, variants)] if args.power_size else [])
 
-    jobs = [(args.seed, r, cells(r), tests) for r in range(args.replicates)]
+    jobs = [(args.seed, r, cells(r), tests, tuple(args.cox_alternatives)) for r in range(args.replicates)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if args.summarise_only:
         table = pd.read_csv(args.out)
@@ -360,9 +413,15 @@ def main(argv: list[str] | None = None) -> int:
                                  zip(part["rate"], part["cp_low"], part["cp_high"])])
         print(f"\n{world} worlds: % rejected at alpha {args.alpha} (Clopper–Pearson 95 % CI); seed {args.seed}, "
               f"{args.replicates} replicates per cell ({args.extra_replicates} for {args.extra_variants or 'none'})")
+        shown = [*args.variants, *args.extra_variants]
+        shown += [f"{v}@{k}" for v in shown for k in args.cox_alternatives]
         print(wide.pivot_table(index=["test", "link", "reader", "n"], columns="variant", values="cell",
-                               aggfunc="first")[[v for v in [*args.variants, *args.extra_variants]
-                                                 if v in set(part["variant"])]].to_string())
+                               aggfunc="first")[[v for v in shown if v in set(part["variant"])]].to_string())
+    pool = pooled(table, args.alpha)
+    if len(pool):
+        print("\npooled over the null worlds of each size (cluster-robust SE over populations):")
+        print(pool.assign(rate=[f"{100 * r:.2f} ± {100 * e:.2f} %" for r, e in zip(pool["rate"], pool["se"])])
+              .drop(columns="se").round(3).to_string(index=False))
     target = next((v for v in args.variants if v.startswith("damage_retest")), "damage_retest")
     worst = summary[(summary["world"] == "null_world") & (summary["variant"] == target)]
     ok = bool(len(worst)) and bool((worst["rate"] <= 0.08).all())

@@ -43,7 +43,7 @@ figures are printed either way.
 
 ``--config cohorts/train_sites.toml`` checks the site route (``model.route = "sites"``) the same way: both
 models stay on the site route (the no-human-score one trains its patch encoder from HAQ, pain and events), with
-the readouts of its config (:func:`route_readouts`; the site route reads no joint anomaly). ``--epochs`` sets
+the readouts of its config (:func:`route_readouts`; the joint anomaly where its ``[readout]`` reads it). ``--epochs`` sets
 ``[train] epochs`` on the whole-image route and ``[sites] epochs`` on the site route. ``--no-svdh-config`` trains
 the no-human-score model from another recipe; its default is ``cohorts/train_image.toml`` (the whole-image
 route: on the site route that model does not learn, docs/site_level.md); ``--no-svdh-config same`` keeps it
@@ -157,17 +157,17 @@ def route_readouts(config: Path) -> tuple[dict, dict]:
     """The ``[readout]`` overrides of the full and of the no-human-score model for ``config``'s route.
 
     The whole-image route (``model.route = "image"``) gets :data:`FULL_READOUT` / :data:`NO_SVDH_READOUT`
-    (chosen for it). The site route has readouts of its own (chosen with its settings on the tuning seed, in
-    its config) and reads no joint anomaly (its config refuses ``readout.joint_anomaly``): the full model keeps
-    the config's ``[readout]`` (``{}``: no override) and the no-human-score model its risk inputs less those
-    only the SvdH head gives (``[]`` where none is left: every input it has)."""
+    (chosen for it). The site route has readouts of its own (chosen in its config, with the joint anomaly where
+    its ``[readout] joint_anomaly`` says so): the full model keeps the config's ``[readout]`` (``{}``: no
+    override) and the no-human-score model its risk inputs less those only the SvdH head gives (``[]`` where none
+    is left: every input it has)."""
     from raoutcome.outcomes import risk_inputs_for
     from raoutcome.training.config import load_config
 
     cfg = load_config(config)
     if cfg.model["route"] != "sites":
         return dict(FULL_READOUT), dict(NO_SVDH_READOUT)
-    provided = risk_inputs_for(tuple(h for h in cfg.heads_on if h != "svdh"), False)
+    provided = risk_inputs_for(tuple(h for h in cfg.heads_on if h != "svdh"), cfg.readout["joint_anomaly"])
     return {}, {"risk_inputs": [x for x in cfg.readout["risk_inputs"] if x in provided]}
 
 

@@ -19,7 +19,9 @@ Stages (each cached in ``--work``; ``--force STAGE`` reruns one):
    and the power of a 2-arm trial (``--trial-n`` per arm, treatment halving progression) for each.
 5. ``study``: ``raoutcome msasss study`` on the held-out cohort (annotated and detected landmarks): the SDC of
    the human change from re-reading and of the learned change score from re-imaging (the held-out cohort's
-   ``reimaged/`` films: every visit imaged twice), SRMs on the same patients, power (simulated and closed form).
+   ``reimaged/`` films: every visit imaged twice), SRMs on the same patients, power (simulated and closed form),
+   BASFI / BASDAI / time to a new bridge against the learned and the human mSASSS and the learned beyond the
+   human (``outcomes_*.csv``), the corner attribution atlas (``corner_attribution.csv``).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python analyses/spine_check.py --work spine_work
 """
@@ -295,6 +297,11 @@ def study(work: Path, held: Path, trial_n: int, force: bool = False) -> dict:
                             n_sim=2000, seed=0)
         r = {k: pd.read_csv(out / f"{k}.csv").to_dict(orient="records") for k in ("endpoints", "retest", "power")}
         r["agreement"] = json.loads((out / "agreement.json").read_text())
+        for k in ("outcomes_association", "outcomes_bridge", "outcomes_beyond",  # BASFI, BASDAI, new bridge
+                  "corner_attribution"):  # the corner atlas's shares
+            if (out / f"{k}.csv").exists():
+                r[k] = pd.read_csv(out / f"{k}.csv").drop(columns=["question"], errors="ignore").to_dict(
+                    orient="records")
         r["seconds"] = round(time.time() - t0, 1)
         res[name] = r
         log(f"study ({name} landmarks): {json.dumps({k: r[k] for k in ('endpoints', 'retest', 'power')})}")

@@ -41,6 +41,9 @@ def test_variant_options_are_parsed(fd):
         "damage_retest", {"raw_linear": 0, "cov_type": "HC3"})
     with pytest.raises(ValueError, match="unknown variant"):
         fd.parse_variant("damage_typo")
+    assert fd.cox_row_name("damage_retest:cox_test=robust_score") == "cox_robust_score"
+    assert fd.cox_row_name("damage_retest:cox_test=lrt") == "cox_lrt"
+    assert fd.cox_row_name("sharp_spline") == "cox_lrt"  # beyond_sharp: always the LRT
 
 
 def test_population_reads_damage_twice_with_the_simulators_error_model(fd):
@@ -83,3 +86,14 @@ def test_small_grid_end_to_end(fd, tmp_path, capsys):
     assert {"rate", "ci_low", "ci_high", "tests"} <= set(summary.columns)
     printed = capsys.readouterr().out
     assert "null_world worlds" in printed and "planted worlds" in printed and "upper 95 % bound" in printed
+
+
+def test_pooled_rate_is_the_mean_share_per_population_with_its_cluster_robust_se(fd):
+    # two populations x two null worlds: shares 1/2 and 0 -> rate 1/4, SE = SD(0.5, 0) / √2 = 0.25
+    rows = pd.DataFrame({"world": "null_world", "n": 200, "variant": "v", "test": "cox_lrt",
+                         "replicate": [0, 0, 1, 1], "p_value": [0.01, 0.5, 0.2, 0.9]})
+    out = fd.pooled(rows).iloc[0]
+    assert out["rate"] == pytest.approx(0.25) and out["se"] == pytest.approx(0.25)
+    assert out["populations"] == 2
+    from scipy import stats
+    assert out["mean_chi2"] == pytest.approx(stats.chi2.isf([0.01, 0.5, 0.2, 0.9], 1).mean())

@@ -81,3 +81,23 @@ def test_spine_regions_from_landmarks_match_the_phantom_truth():
         assert dens.idxmax() == "msasss_corner" and dens["msasss_corner"] > 3 * dens.drop("msasss_corner").max()
         framed = model_frame_regions(img, view, 96, landmarks=lm)
         assert framed.shape == (96, 96) and (framed.labels == code).any()
+
+
+def test_outcome_model_commands_send_a_spine_cohort_to_msasss(spine_cohort, tmp_path):
+    """`raoutcome train / predict / attribute` with an AS cohort: exit 2, no traceback, a message naming the
+    `raoutcome msasss` command to use instead, nothing written."""
+    from typer.testing import CliRunner
+
+    from raoutcome.cli import app
+
+    runner = CliRunner()
+    cfg = tmp_path / "train.toml"
+    cfg.write_text("")
+    for args, hint in ((["train", "--config", str(cfg)], "raoutcome msasss fit"),
+                       (["predict", "--run", str(tmp_path)], "raoutcome msasss read"),
+                       (["attribute", "--run", str(tmp_path)], "raoutcome msasss study")):
+        r = runner.invoke(app, [*args, "--cohort", str(spine_cohort), "--out", str(tmp_path / "o")])
+        out = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert hint in out and "ankylosing spondylitis" in out and "spine_cervical" in out, out
+    assert not (tmp_path / "o").exists()

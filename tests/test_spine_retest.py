@@ -157,7 +157,8 @@ def test_msasss_demo_one_command(tmp_path):
     assert set(retest["design"]) == {"re-reading", "re-imaging"} and np.isfinite(retest["sdc"]).all()
     html = (tmp_path / "d" / "study" / "report.html").read_text()
     for title in ("Change endpoints", "Measurement error", "Power of a two-arm trial", "Agreement with the "
-                  "simulation", "Per-lesion accuracy", "Confusion of the reader"):
+                  "simulation", "Per-lesion accuracy", "Confusion of the reader", "AS outcomes against mSASSS",
+                  "Corner attribution"):
         assert title in html, title
     r = CliRunner().invoke(app, ["msasss", "demo", "--out", str(tmp_path / "e"), "--epochs", "0"])
     assert r.exit_code == 2 and "epochs" in r.output and "Traceback" not in r.output
@@ -194,3 +195,20 @@ def test_study_detects_the_corners_of_both_film_sets(tmp_path):
     first, again = _read(cohort / "images.csv"), _read(cohort / "reimaged" / "images.csv")
     assert set(found["path"]) == set(first["path"]) | set(again["path"])
     assert set(_read(out / "corners_reimaged.csv")["path"]) <= set(again["path"])
+
+
+@pytest.mark.slow
+def test_study_with_outcomes_and_corner_atlas(tmp_path):
+    """From 10 patients the study models BASFI / BASDAI / new bridges and draws the corner atlas, into the
+    tables and the report."""
+    from raoutcome.workflows.spine_study import run_spine_study
+
+    cohort = simulate_spine(out_dir=tmp_path / "as", config=_cfg(n_patients=10, seed=5))
+    out = run_spine_study(cohort, _scoring_reader(tmp_path / "r.pt"), tmp_path / "study", trial_n=30, n_sim=20,
+                          n_boot=20)
+    assoc = pd.read_csv(out / "outcomes_association.csv")
+    assert set(assoc["outcome"]) == {"basfi", "basdai"} and assoc["patients"].max() == 10
+    table = pd.read_csv(out / "corner_attribution.csv")
+    assert set(table["kind"]) == {"grade", "corner"} and (table["patches"] > 0).all()
+    html = (out / "report.html").read_text()
+    assert "AS outcomes against mSASSS" in html and "Corner attribution" in html and "No corner atlas" not in html

@@ -110,10 +110,14 @@ def train(
 ) -> None:
     """Train the longitudinal multitask model (cross-fitted folds if configured)."""
     from raoutcome.cohort import load
-    from raoutcome.training import train_run
+    from raoutcome.workflows.spine_route import refuse_spine_cohort
 
     try:
-        run = train_run(load(cohort, images=True), config, out)
+        data = load(cohort, images=True)
+        refuse_spine_cohort(data, "train")  # an AS cohort: `raoutcome msasss`
+        from raoutcome.training import train_run  # after the AS check: no model imports for a refusal
+
+        run = train_run(data, config, out)
     except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"run written to {run}")
@@ -129,10 +133,14 @@ def predict(
 ) -> None:
     """Write a Predictions dataset (patient_id x visit_id) for every visit of a cohort."""
     from raoutcome.cohort import load
-    from raoutcome.training import predict_run
+    from raoutcome.workflows.spine_route import refuse_spine_cohort
 
     try:
-        path = predict_run(run, load(cohort, images=True), out, joints_out=joints_out)
+        data = load(cohort, images=True)
+        refuse_spine_cohort(data, "predict")
+        from raoutcome.training import predict_run  # after the AS check: no model imports for a refusal
+
+        path = predict_run(run, data, out, joints_out=joints_out)
     except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"predictions written to {path}")
@@ -165,10 +173,14 @@ def attribute(
 ) -> None:
     """Captum attribution per head, summarised over anatomical regions."""
     from raoutcome.cohort import load
-    from raoutcome.workflows.attribute import attribute as run_attribution
+    from raoutcome.workflows.spine_route import refuse_spine_cohort
 
     try:
-        path = run_attribution(run, load(cohort, images=True), out, method=method, max_images=max_images)
+        data = load(cohort, images=True)
+        refuse_spine_cohort(data, "attribute")
+        from raoutcome.workflows.attribute import attribute as run_attribution  # after the AS check
+
+        path = run_attribution(run, data, out, method=method, max_images=max_images)
     except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"attribution written to {path}")

@@ -135,6 +135,10 @@ def study(
                                  years=years, trial_n=trial_n, effect=effect)
     except (InputError, ValueError, OSError, KeyError, RuntimeError) as err:
         _fail(err)
+    from raoutcome.workflows.spine_outcomes import outcome_summary
+
+    for line in outcome_summary(folder):
+        typer.echo(line)
     typer.echo(f"AS study written to {folder} (report: {folder / 'report.html'})")
 
 

@@ -83,18 +83,29 @@ def _lrt(ll_base: float, ll_full: float, df: int) -> tuple[float, float]:
 
 
 def cox_lrt(df: pd.DataFrame, base: Sequence[str], added: Sequence[str], duration_col: str = DURATION,
-            event_col: str = OBSERVED) -> IncrementalResult:
-    """Likelihood-ratio test of ``added`` in a Cox model already holding ``base``.
+            event_col: str = OBSERVED, method: str = "lrt") -> IncrementalResult:
+    """Likelihood-ratio test of ``added`` in a Cox model already holding ``base`` (``method="lrt"``).
 
     When no two events share a time the fits are the vectorised Newton–Raphson of
     :mod:`raoutcome.analysis.cox_newton` (Breslow's likelihood, then equal to Efron's);
-    with tied events, or if that fit does not converge, lifelines' (Efron).
+    with tied events, or if that fit does not converge, lifelines' (Efron). The
+    fast path also returns, as ``p_<name>`` columns, the p-values of the other
+    tests of :mod:`raoutcome.analysis.cox_tests` from the same fits. Another
+    ``method`` (``"wald"``, ``"score"``, ``"robust_wald"``, ``"robust_score"``)
+    makes that test the row's (named ``cox_<method>``; Breslow's likelihood
+    whatever the ties).
     """
+    from raoutcome.analysis.cox_tests import COX_TESTS
+
+    if method not in COX_TESTS:
+        raise InputError(f"Cox test method must be one of {COX_TESTS}, got {method!r}")
     base, added = list(base), list(added)
     rows = _complete(df, [*base, *added, duration_col, event_col], "Cox LRT")
-    fast = _fast_cox_lrt(rows, base, added, duration_col, event_col)
+    fast = _fast_cox_lrt(rows, base, added, duration_col, event_col, method)
     if fast is not None:
         return fast
+    if method != "lrt":
+        raise InputError(f"Cox {method} test: a fit did not converge")
     full = CoxModel(base + added, duration_col=duration_col, event_col=event_col).fit(rows)
     if base:
         ll0 = CoxModel(base, duration_col=duration_col, event_col=event_col).fit(rows).log_likelihood_
@@ -108,27 +119,26 @@ def cox_lrt(df: pd.DataFrame, base: Sequence[str], added: Sequence[str], duratio
 
 
 def _fast_cox_lrt(rows: pd.DataFrame, base: list[str], added: list[str], duration_col: str,
-                  event_col: str) -> IncrementalResult | None:
-    """:func:`cox_lrt` by :func:`~raoutcome.analysis.cox_newton.fit_cox`; None when events are tied or a fit fails."""
-    from raoutcome.analysis.cox_newton import distinct_event_times, fit_cox
+                  event_col: str, method: str = "lrt") -> IncrementalResult | None:
+    """:func:`cox_lrt` by :func:`~raoutcome.analysis.cox_tests.cox_tests`; None when events are tied (for the
+    LRT, which lifelines then fits by Efron's likelihood) or a fit fails."""
+    from raoutcome.analysis.cox_newton import distinct_event_times
+    from raoutcome.analysis.cox_tests import cox_tests
 
     t, e = rows[duration_col].to_numpy(float), rows[event_col].to_numpy(float)
-    if not distinct_event_times(t, e):
+    if method == "lrt" and not distinct_event_times(t, e):
         return None
     try:
-        full = fit_cox(rows[base + added].to_numpy(float), t, e)
-        reduced = fit_cox(rows[base].to_numpy(float), t, e) if base else None
-    except InputError:
+        res = cox_tests(rows[base].to_numpy(float), rows[added].to_numpy(float), t, e)
+    except (InputError, np.linalg.LinAlgError):
         return None
-    if not full.converged or (reduced is not None and not reduced.converged):
-        return None
-    ll0 = reduced.log_likelihood if reduced is not None else full.log_likelihood_null
-    stat, p = _lrt(ll0, full.log_likelihood, len(added))
-    coef = float(full.params[len(base)]) if len(added) == 1 else np.nan
-    return IncrementalResult("cox_lrt", event_col, ",".join(base), ",".join(added), estimate=stat, statistic=stat,
+    stat, p = res.statistics[method], res.p_values[method]
+    coef = float(res.coef_added[0]) if len(added) == 1 else np.nan
+    name = "cox_lrt" if method == "lrt" else f"cox_{method}"
+    return IncrementalResult(name, event_col, ",".join(base), ",".join(added), estimate=stat, statistic=stat,
                              df=len(added), p_value=p, n=len(rows),
-                             extra={"events": int(e.sum()), "ll_base": ll0, "ll_full": full.log_likelihood,
-                                    "coef_added": coef})
+                             extra={"events": int(e.sum()), "ll_base": res.ll_base, "ll_full": res.ll_full,
+                                    "coef_added": coef, **{f"p_{k}": v for k, v in res.p_values.items()}})
 
 
 def mixed_lrt(df: pd.DataFrame, outcome: str, base: Sequence[str], added: Sequence[str],
@@ -406,7 +416,7 @@ def _run_tests(data: AnalysisData, pts: pd.DataFrame, visits: pd.DataFrame, pts_
                outcome_images: Mapping[str, str] | None, horizon: float | None, n_boot: int, seed: int,
                tests: Sequence[str],
                last_rows: Mapping[str, tuple[pd.DataFrame, list[str]]] | None = None,
-               cov_type: str | None = None) -> pd.DataFrame:
+               cov_type: str | None = None, cox_test: str = "lrt") -> pd.DataFrame:
     """The incremental-value tests of ``image`` (patient table) and each outcome image (visit table).
 
     ``visit_base`` may map an outcome to its own base terms (beyond_damage calibrates per image score);
@@ -427,7 +437,7 @@ def _run_tests(data: AnalysisData, pts: pd.DataFrame, visits: pd.DataFrame, pts_
         if horizon is None:
             horizon = float(np.median(pts[DURATION].dropna()))
         if "cox_lrt" in tests:
-            attempt(cox_lrt, pts, base, [image])
+            attempt(cox_lrt, pts, base, [image], method=cox_test)
         if "delta_c" in tests:
             attempt(delta_c_index, pts, base, [image], n_boot=n_boot, seed=seed)
         if "continuous_nri" in tests:
@@ -472,6 +482,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
                   damage_basis: str | None = None, scale: str = "log1p", calibration_df: int = 4,
                   calibration: str = "basis", calibration_interactions: bool = True,
                   linear_basis: str | None = "tensor", raw_linear: bool = False, cov_type: str | None = "HC3",
+                  cox_test: str = "lrt",
                   simex_sims: int = 50, simex_extrapolant: str = "rational",
                   covariates: Sequence[str] | None = None,
                   outcome_images: Mapping[str, str] | None = None,
@@ -524,6 +535,12 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
     the calibrated damage grows with damage, so its residual variance differs
     between patients. On the harness's worlds it changed no decision
     (docs/beyond_damage.md), in real cohorts with a HAQ floor it may.
+    ``cox_test`` (default ``"lrt"``): the test of the image in the Cox model —
+    ``"lrt"``, ``"wald"``, ``"score"``, ``"robust_wald"`` or ``"robust_score"``
+    (Lin & Wei 1989 sandwich forms, :mod:`raoutcome.analysis.cox_tests`); the
+    row is ``cox_lrt`` or ``cox_<test>``, and ``p_<test>`` columns give every
+    test's p-value from the same fits. Compared on the harness's selection seed
+    (docs/beyond_damage.md, "The Cox test").
     ``calibration="simex"`` (needs a retest): the alternative to regression
     calibration — the image coefficient beyond a damage basis of the mean of the
     two readings, corrected by empirical SIMEX with the ``simex_extrapolant``
@@ -729,7 +746,7 @@ def beyond_damage(data: AnalysisData, image: str, *, retest: pd.DataFrame | None
     for outcome in outcome_images:  # (outcomes whose tests were not asked for: never used)
         visit_base.setdefault(outcome, list(covs))
     table = _run_tests(data, pts, visits, pts_base, visit_base, image, outcome_images, horizon, n_boot, seed, tests,
-                       last_rows=last_rows, cov_type=cov_type)
+                       last_rows=last_rows, cov_type=cov_type, cox_test=cox_test)
     if len(table):
         table["base"] = ",".join([*[f"spline(calibrated_{c})" for c in present], *covs])
         table.insert(0, "question", QUESTIONS["beyond_damage"])

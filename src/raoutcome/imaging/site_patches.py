@@ -18,12 +18,13 @@ a site's landmark is found under its own name or an alias (the thumb MCP ``MCP1`
 """
 from __future__ import annotations
 
-__all__ = ["SITE_GRID", "SITE_HALF_WIDTH", "SitePatches", "cohort_site_patches", "site_names", "site_targets",
-           "view_sites"]
+__all__ = ["SITE_GRID", "SITE_HALF_WIDTH", "SitePatches", "cohort_site_patches", "patches_file", "site_names",
+           "site_targets", "view_sites"]
 
 import hashlib
 import io
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -82,22 +83,27 @@ class SitePatches:
         return SitePatches(self.table[keep].reset_index(drop=True), self.patches[keep], self.grid, self.half_width)
 
     def save(self, path: str | Path) -> Path:
-        """Write as one ``.npz`` (atomically): the patches, each table column as a string array (``col_<name>``:
-        a warm ``predict`` reads them in milliseconds, where the JSON table of earlier caches took ~0.2 s per
-        10 000 patches) and the settings."""
+        """Write atomically: the patches as a plain ``.npy`` beside ``path`` (:func:`patches_file`; :meth:`load`
+        maps it, where the same array inside the ``.npz`` cost ~40 ms per 10 000 patches: zip CRC, copies), then
+        ``path`` itself, one ``.npz`` of each table column as a string array (``col_<name>``: a warm ``predict``
+        reads them in milliseconds, where the JSON table of earlier caches took ~0.2 s per 10 000 patches) and
+        the settings. The ``.npz`` is written last, so its presence means both are complete."""
         from raoutcome.io_utils import atomic_path
 
         path = Path(path)
         columns = {f"col_{c}": self.table[c].to_numpy(str) for c in _TABLE_COLUMNS}
+        with atomic_path(patches_file(path)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.ascontiguousarray(self.patches))
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                np.savez(fh, patches=self.patches, **columns,
-                         meta=json.dumps({"grid": self.grid, "half_width": self.half_width}))
+                np.savez(fh, **columns, meta=json.dumps({"grid": self.grid, "half_width": self.half_width}))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "SitePatches":
-        """Read a file of :meth:`save` (or an earlier cache with the table as JSON)."""
+        """Read a file of :meth:`save` (or an earlier cache: the patches inside the ``.npz``, the table as string
+        columns or as JSON)."""
         with np.load(path, allow_pickle=False) as z:
             meta = json.loads(str(z["meta"]))
             if "col_patient_id" in z.files:
@@ -105,7 +111,19 @@ class SitePatches:
             else:
                 table = pd.read_json(io.StringIO(str(z["table"])), orient="split", dtype=False)
                 table = table.astype({c: str for c in _TABLE_COLUMNS})
-            return cls(table, z["patches"], int(meta["grid"]), float(meta["half_width"]))
+            # the .npy mapped copy-on-write: pages are read as the patches are used, never copied whole
+            patches = (z["patches"] if "patches" in z.files
+                       else np.load(patches_file(path), mmap_mode="c", allow_pickle=False))
+        if len(patches) != len(table):
+            raise ValueError(f"{path}: {len(table)} table rows but {len(patches)} patches")
+        return cls(table, patches, int(meta["grid"]), float(meta["half_width"]))
+
+
+def patches_file(path: str | Path) -> Path:
+    """The ``.npy`` of the patches of the cache file ``path`` (``site_patches_<key>.npz`` ->
+    ``site_patches_<key>.patches.npy``)."""
+    path = Path(path)
+    return path.with_name(path.stem + ".patches.npy")
 
 
 def _locate(site: str, marks: dict) -> tuple[float, float] | None:
@@ -148,7 +166,10 @@ def cohort_site_patches(cohort, grid: int = SITE_GRID, half_width: float = SITE_
     if cache_dir is not None:
         cached = Path(cache_dir) / f"site_patches_{_cache_key(cohort, grid, half_width, views)}.npz"
         if cached.exists():
-            return SitePatches.load(cached)
+            try:
+                return SitePatches.load(cached)
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # a part gone or cut short: build it again
+                pass
     marks = points_by_path(cohort.landmarks)
     images = cohort.images[cohort.images["path"].isin(marks)]
     images = images[images["view"].map(lambda v: bool(view_sites(v)))]

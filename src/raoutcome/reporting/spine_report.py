@@ -1,7 +1,7 @@
 """The AS (mSASSS) study report: endpoints, power, the cumulative probability plot, and agreement with the truth.
 
 Reads what :func:`raoutcome.workflows.spine_study.run_spine_study` wrote (``endpoints.csv``, ``power.csv``,
-``changes.csv``, ``totals.csv``, ``agreement.json``) and draws; computes no statistics of its own.
+``changes.csv``, ``totals.csv``, ``agreement.json``, ``outcomes_*.csv``, ``corner_atlas.npz``) and draws; computes no statistics of its own.
 """
 from __future__ import annotations
 
@@ -89,6 +89,12 @@ def write_spine_report(folder: str | Path) -> Path:
                       "power at the standardized difference effect_size_d = f·SRM / √((1 + (1 − f)²)/2).",
                 blocks=[Table(power, caption="Power per endpoint (simulated and closed form)")]),
     ]
+    from raoutcome.reporting.spine_outcomes_section import outcome_sections
+
+    sections.extend(outcome_sections(folder))
+    from raoutcome.reporting.corner_attribution_section import attribution_section
+
+    sections.append(attribution_section(folder))
     agree = folder / "agreement.json"
     if agree.is_file():
         a = json.loads(agree.read_text())

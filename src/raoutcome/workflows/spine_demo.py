@@ -11,6 +11,7 @@ Four stages, each kept in ``out`` and skipped when its output is there (``force`
 4. ``study/``: :func:`raoutcome.workflows.spine_study.run_spine_study` on the study cohort: mSASSS change,
    SRM and SDC of the human and of the learned change score on the same patients, power of a trial of
    ``trial_n`` per arm, per-corner confusion matrix and per-lesion accuracy against the simulation's truth,
+   BASFI / BASDAI / time to a new bridge against the learned and the human mSASSS (printed in short),
    ``study/report.html``.
 
 The cohorts are small (a few minutes on two CPU cores); the figures it prints illustrate the machinery, the
@@ -64,4 +65,8 @@ def run_spine_demo(out: str | Path, *, config: str | Path | None = None, train_p
         save_corner_reader(fit.model, reader)
     say("reading the study cohort and its re-imaged films")
     folder = run_spine_study(study, reader, out / "study", trial_n=trial_n, effect=effect, seed=seed)
+    from raoutcome.workflows.spine_outcomes import outcome_summary
+
+    for line in outcome_summary(folder):
+        say(line)
     return folder / "report.html"

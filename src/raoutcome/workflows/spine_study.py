@@ -24,6 +24,11 @@ landmarks, given or detected) and a trained corner reader, and writes to ``out``
   progression by ``effect``: ``power`` simulated (patients' change scores resampled, Welch t-test, ``n_sim``
   trials), ``power_ttest`` from statsmodels' two-sample t-test power at ``effect_size_d`` =
   f·SRM / √((1 + (1 − f)²)/2);
+* ``outcomes_association.csv``, ``outcomes_bridge.csv``, ``outcomes_beyond.csv``: BASFI, BASDAI and the time
+  to a new bridge against the learned and the human mSASSS, and the learned beyond the human
+  (:mod:`raoutcome.workflows.spine_outcomes`); these and the atlas from ``min_patients`` patients on;
+* ``corner_atlas.npz``, ``corner_attribution.csv`` (``attribution``): Integrated Gradients of the reader's
+  expected grade pooled per corner and per predicted grade (:mod:`raoutcome.workflows.corner_attribution`);
 * ``agreement.json`` when the cohort is a simulation with ``truth/corners.csv``: per-corner accuracy, confusion,
   per-lesion accuracy, total r, for the reader and for the human reading;
 * ``report.html`` (:mod:`raoutcome.reporting.spine_report`).
@@ -78,16 +83,19 @@ def _agreement(root: Path, pred: pd.DataFrame, visits: pd.DataFrame, totals: pd.
     return res
 
 
-def _read(cohort, model, landmarks: pd.DataFrame | None) -> pd.DataFrame:
-    """Per-corner predictions of a loaded cohort, with ``value`` = expected grade where called scorable."""
+def _read(cohort, model, landmarks: pd.DataFrame | None, with_patches: bool = False):
+    """Per-corner predictions of a loaded cohort, with ``value`` = expected grade where called scorable (and
+    the patches read, with ``with_patches``)."""
     from raoutcome.imaging.corner_patches import cohort_corner_patches
     from raoutcome.training.corner_train import predict_corners
 
     if landmarks is not None:  # a shared table (e.g. detected on both film sets): this cohort's images only
         landmarks = landmarks[landmarks["path"].isin(cohort.images["path"])]
         landmarks = landmarks if len(landmarks) else None
-    pred = predict_corners(model, cohort_corner_patches(cohort, landmarks=landmarks))
-    return pred.assign(value=np.where(pred["p_scorable"] >= 0.5, pred["expected"], np.nan))
+    patches = cohort_corner_patches(cohort, landmarks=landmarks)
+    pred = predict_corners(model, patches)
+    pred = pred.assign(value=np.where(pred["p_scorable"] >= 0.5, pred["expected"], np.nan))
+    return (pred, patches) if with_patches else pred
 
 
 def _learned_changes(pred: pd.DataFrame, pairs: pd.DataFrame) -> pd.Series:
@@ -126,7 +134,8 @@ def _retest_rows(endpoint: str, design: str, first: pd.Series, second: pd.Series
 def run_spine_study(cohort_path: str | Path, reader: str | Path, out: str | Path, *,
                     landmarks: pd.DataFrame | None = None, detector: str | Path | None = None,
                     years: float = 2.0, tolerance: float = 0.5, effect: float = 0.5, trial_n: int = 100,
-                    n_sim: int = 400, seed: int = 0, report: bool = True) -> Path:
+                    n_sim: int = 400, seed: int = 0, n_boot: int = 200, attribution: bool = True,
+                    min_patients: int = 10, report: bool = True) -> Path:
     """Run the AS study (see the module docstring); returns ``out``. Raises :class:`InputError` for a cohort
     without spine images, landmarks or two visits per patient."""
     from raoutcome.analysis.endpoints import (change_scores, endpoint_table, shrink_effect_size, simulate_power,
@@ -150,7 +159,7 @@ def run_spine_study(cohort_path: str | Path, reader: str | Path, out: str | Path
                               ignore_index=True)
         out.mkdir(parents=True, exist_ok=True)
         _write_csv(landmarks, out / "detected_landmarks.csv")
-    pred = _read(cohort, model, landmarks)
+    pred, patches = _read(cohort, model, landmarks, with_patches=True)
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(pred.drop(columns=["value"]), out / "corners.csv")
     learned = visit_totals(pred, "value").rename(columns={"msasss": "msasss_learned"})
@@ -209,6 +218,13 @@ def run_spine_study(cohort_path: str | Path, reader: str | Path, out: str | Path
     power["power_ttest"] = [ttest_power(d, trial_n) for d in power["effect_size_d"]]
     _write_csv(power, out / "power.csv")
     _write_csv(both.reset_index().rename(columns={"index": "patient_id"}), out / "changes.csv")
+    from raoutcome.workflows.spine_outcomes import write_outcome_tables
+
+    write_outcome_tables(out, cohort, totals, seed=seed, n_boot=n_boot, min_patients=min_patients)
+    from raoutcome.workflows.corner_attribution import write_corner_atlas
+
+    write_corner_atlas(out, model, patches, pred.drop(columns=["value"]), seed=seed,
+                       min_patients=min_patients if attribution else None)
     agreement = _agreement(root, pred, visits, totals)
     if agreement is not None:
         (out / "agreement.json").write_text(json.dumps(agreement, indent=1))
