@@ -157,18 +157,16 @@ def route_readouts(config: Path) -> tuple[dict, dict]:
     """The ``[readout]`` overrides of the full and of the no-human-score model for ``config``'s route.
 
     The whole-image route (``model.route = "image"``) gets :data:`FULL_READOUT` / :data:`NO_SVDH_READOUT`
-    (chosen for it). The site route has readouts of its own (chosen in its config, with the joint anomaly where
-    its ``[readout] joint_anomaly`` says so): the full model keeps the config's ``[readout]`` (``{}``: no
-    override) and the no-human-score model its risk inputs less those only the SvdH head gives (``[]`` where none
-    is left: every input it has)."""
-    from raoutcome.outcomes import risk_inputs_for
+    (chosen for it). On the site route the full model keeps its config's ``[readout]`` (``{}``: no override;
+    the demo recipe's Cox readout reads its erosion count, without the anomaly: predict then reads no anomaly
+    patches) and the no-human-score model gets :data:`NO_SVDH_READOUT` (the ridge and the Cox readout read the
+    label-free joint anomaly), both chosen on the seed-4242 selection draw (docs/site_level.md)."""
     from raoutcome.training.config import load_config
 
     cfg = load_config(config)
     if cfg.model["route"] != "sites":
         return dict(FULL_READOUT), dict(NO_SVDH_READOUT)
-    provided = risk_inputs_for(tuple(h for h in cfg.heads_on if h != "svdh"), cfg.readout["joint_anomaly"])
-    return {}, {"risk_inputs": [x for x in cfg.readout["risk_inputs"] if x in provided]}
+    return {}, dict(NO_SVDH_READOUT)
 
 
 def model_configs(config: Path, no_svdh_from: Path | None, out: Path, epochs: int | None, folds: int | None
