@@ -47,7 +47,7 @@ class AnomalyPatches:
 
 
 def anomaly_patches(cohort) -> AnomalyPatches:
-    """The posed joint patches of every landmarked image of ``cohort``
+    """The posed joint patches at the erosion-site landmarks of every landmarked image of ``cohort``
     (:func:`raoutcome.imaging.joint_anomaly.cohort_patches`). Raises :class:`InputError` naming the cohort when
     it has no landmarks table or no landmarked image."""
     from raoutcome.imaging.joint_anomaly import cohort_patches
@@ -55,10 +55,14 @@ def anomaly_patches(cohort) -> AnomalyPatches:
     if getattr(cohort, "landmarks", None) is None or not len(cohort.landmarks):
         raise InputError(f"{cohort.root}: readout.joint_anomaly = true reads the joint anomaly, which needs the "
                          "cohort's landmarks table (landmarks.csv; `raoutcome landmarks detect` writes one)")
+    from raoutcome.imaging.joint_anomaly import erosion_site_landmarks
+
     images, by_name = cohort_patches(cohort, progress=False)
     if not len(images):
         raise InputError(f"{cohort.root}: readout.joint_anomaly = true, but no image of the cohort has landmarks")
-    names = tuple(sorted(by_name))
+    # only the landmarks at an erosion site of some view enter the visit score (the soft maximum): fitting and
+    # scoring the others would cost time and change nothing
+    names = tuple(sorted({n for v in images["view"].unique() for n in erosion_site_landmarks(str(v), by_name)}))
     patches = np.stack([by_name[n] for n in names], axis=1) if names else np.zeros((len(images), 0, 0), np.float32)
     images = images[["patient_id", "visit_id", "view", "path"]].astype({"patient_id": str, "visit_id": str})
     return AnomalyPatches(images.reset_index(drop=True), names, patches)
