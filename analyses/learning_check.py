@@ -5,7 +5,7 @@
    config with seed + 2, or reuse ``--test-cohort``.
 2. Train with 3-fold patient-grouped cross-fitting on the demo cohort (``--config``, default the demo's
    recipe ``cohorts/train_demo.toml``, the site route; ``cohorts/train_image.toml`` is the whole-image
-   route; with ``--folds 3``: the demo itself uses 2 folds to fit its 12-minute budget) twice: the
+   route; ``--folds K`` overrides the recipe's fold count) twice: the
    full model, and the "no human score" model (``[heads] svdh = false``). Each model's HAQ, pain and
    risk heads are refitted in closed form on its training patients (``[readout]``); the full model's
    risk readout reads its erosion count and the label-free joint anomaly (:data:`FULL_READOUT`). Each
@@ -43,7 +43,7 @@ figures are printed either way.
 
 ``--config cohorts/train_sites.toml`` checks the site route (``model.route = "sites"``) the same way: both
 models stay on the site route (the no-human-score one trains its patch encoder from HAQ, pain and events), with
-the readouts of its config (:func:`route_readouts`; the site route reads no joint anomaly). ``--epochs`` sets
+the readouts of its config (:func:`route_readouts`; the joint anomaly where its ``[readout]`` reads it). ``--epochs`` sets
 ``[train] epochs`` on the whole-image route and ``[sites] epochs`` on the site route. ``--no-svdh-config`` trains
 the no-human-score model from another recipe; its default is ``cohorts/train_image.toml`` (the whole-image
 route: on the site route that model does not learn, docs/site_level.md); ``--no-svdh-config same`` keeps it
@@ -157,18 +157,16 @@ def route_readouts(config: Path) -> tuple[dict, dict]:
     """The ``[readout]`` overrides of the full and of the no-human-score model for ``config``'s route.
 
     The whole-image route (``model.route = "image"``) gets :data:`FULL_READOUT` / :data:`NO_SVDH_READOUT`
-    (chosen for it). The site route has readouts of its own (chosen with its settings on the tuning seed, in
-    its config) and reads no joint anomaly (its config refuses ``readout.joint_anomaly``): the full model keeps
-    the config's ``[readout]`` (``{}``: no override) and the no-human-score model its risk inputs less those
-    only the SvdH head gives (``[]`` where none is left: every input it has)."""
-    from raoutcome.outcomes import risk_inputs_for
+    (chosen for it). On the site route the full model keeps its config's ``[readout]`` (``{}``: no override;
+    the demo recipe's Cox readout reads its erosion count, without the anomaly: predict then reads no anomaly
+    patches) and the no-human-score model gets :data:`NO_SVDH_READOUT` (the ridge and the Cox readout read the
+    label-free joint anomaly), both chosen on the seed-4242 selection draw (docs/site_level.md)."""
     from raoutcome.training.config import load_config
 
     cfg = load_config(config)
     if cfg.model["route"] != "sites":
         return dict(FULL_READOUT), dict(NO_SVDH_READOUT)
-    provided = risk_inputs_for(tuple(h for h in cfg.heads_on if h != "svdh"), False)
-    return {}, {"risk_inputs": [x for x in cfg.readout["risk_inputs"] if x in provided]}
+    return {}, dict(NO_SVDH_READOUT)
 
 
 def model_configs(config: Path, no_svdh_from: Path | None, out: Path, epochs: int | None, folds: int | None
@@ -226,79 +224,13 @@ def side_by_side(commands: dict[str, list[str]], out: Path, jobs: int) -> dict:
     return timings
 
 
-def read_part(name: str, predictions: Path, cohort_dir: Path) -> dict:
-    """One cohort's never-seen predictions (``to_frame``) and its truth tables
-    (:func:`raoutcome.synth.oracle.read_truth_tables`), patient ids prefixed with ``name`` (``"test/P0001"``)
-    so that the ids of different cohorts cannot meet when pooled."""
-    from raoutcome.predictions import load_predictions, to_frame
-    from raoutcome.synth.oracle import read_truth_tables
-
-    def tag(table):
-        return table.assign(patient_id=name + "/" + table["patient_id"].astype(str))
-
-    return {"frame": tag(to_frame(load_predictions(predictions))),
-            "truth": {key: tag(table) for key, table in read_truth_tables(cohort_dir).items()}}
-
-
-def pool(parts: list[dict]) -> dict:
-    """Pool parts of :func:`read_part`: the prediction frame, the observed visits and deformity events,
-    and the simulator's ceilings of the pooled patients (:func:`raoutcome.synth.oracle.oracle_from_tables`)."""
-    import pandas as pd
-
-    from raoutcome.anatomy import DEFORMITY_EVENT
-    from raoutcome.synth.oracle import oracle_from_tables
-
-    truth = {key: pd.concat([p["truth"][key] for p in parts], ignore_index=True) for key in parts[0]["truth"]}
-    events = truth["events"]
-    return {"frame": pd.concat([p["frame"] for p in parts], ignore_index=True), "visits": truth["visits"],
-            "events": events[events["event"] == DEFORMITY_EVENT], "oracle": oracle_from_tables(**truth, null=False)}
+# Reading, pooling and scoring never-seen patients is the library's (the demo's test stage uses it too).
+from raoutcome.evaluation.never_seen import evaluate, per_fold, pool, read_part  # noqa: E402
 
 
 def never_seen(parts: list[tuple[str, Path, Path]]) -> dict:
     """:func:`pool` of the parts (name, predictions file, cohort folder) read by :func:`read_part`."""
     return pool([read_part(*part) for part in parts])
-
-
-def evaluate(frame, visits, events, risk_at: str) -> dict:
-    """SvdH r, HAQ R^2 and the deformity C of a prediction frame against the observed ``visits`` and
-    deformity ``events`` (one row per patient)."""
-    from raoutcome.evaluation.regression import pearson_r
-    from raoutcome.evaluation.survival_metrics import harrell_c  # lifelines concordance_index
-
-    obs = visits[["patient_id", "visit_id", "svdh_total", "haq"]].rename(
-        columns={"svdh_total": "obs_svdh", "haq": "obs_haq"})
-    merged = frame.merge(obs, on=["patient_id", "visit_id"], how="inner")
-    out: dict = {"n_patients": int(frame["patient_id"].nunique()), "n_visits": int(len(frame))}
-    if merged["svdh"].notna().any():
-        ok = merged[["svdh", "obs_svdh"]].dropna()
-        out["svdh_pearson_r"] = pearson_r(ok["obs_svdh"], ok["svdh"])
-    ok = merged[["haq", "obs_haq"]].dropna()
-    y, p = ok["obs_haq"].to_numpy(), ok["haq"].to_numpy()
-    out["haq_r2"] = float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum())
-    events = events.set_index("patient_id")
-    ordered = frame.sort_values(["patient_id", "time_years"])
-    for where, pick in (("baseline", ordered.groupby("patient_id").head(1)),
-                        ("last", ordered.groupby("patient_id").tail(1))):
-        risk = pick.set_index("patient_id")["risk"]
-        ev = events.loc[risk.index]
-        out[f"c_index_{where}"] = harrell_c(ev["time_years"], ev["observed"], risk.to_numpy())
-    out["c_index"] = out[f"c_index_{risk_at}"]
-    out["n_events"] = int(events.loc[frame["patient_id"].unique(), "observed"].sum())
-    return out
-
-
-def per_fold(frame, visits, events, risk_at: str) -> list[dict]:
-    """:func:`evaluate` on each fold's patients of an out-of-fold prediction frame (its ``fold`` column), so a fold
-    that did not learn shows even when the pooled figures pass; [] without folds."""
-    if "fold" not in frame:
-        return []
-    out = []
-    for fold in sorted(int(f) for f in frame["fold"].dropna().unique() if f >= 0):
-        part = frame[frame["fold"] == fold]
-        ids = set(part["patient_id"])
-        out.append({"fold": fold, **evaluate(part, visits[visits["patient_id"].isin(ids)],
-                                             events[events["patient_id"].isin(ids)], risk_at)})
-    return out
 
 
 def targets_of(oracle: dict) -> dict:

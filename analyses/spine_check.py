@@ -21,7 +21,7 @@ Stages (each cached in ``--work``; ``--force STAGE`` reruns one):
    the human change from re-reading and of the learned change score from re-imaging (the held-out cohort's
    ``reimaged/`` films: every visit imaged twice), SRMs on the same patients, power (simulated and closed form),
    BASFI / BASDAI / time to a new bridge against the learned and the human mSASSS and the learned beyond the
-   human (``outcomes_*.csv``).
+   human (``outcomes_*.csv``), the corner attribution atlas (``corner_attribution.csv``).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python analyses/spine_check.py --work spine_work
 """
@@ -297,7 +297,8 @@ def study(work: Path, held: Path, trial_n: int, force: bool = False) -> dict:
                             n_sim=2000, seed=0)
         r = {k: pd.read_csv(out / f"{k}.csv").to_dict(orient="records") for k in ("endpoints", "retest", "power")}
         r["agreement"] = json.loads((out / "agreement.json").read_text())
-        for k in ("outcomes_association", "outcomes_bridge", "outcomes_beyond"):  # BASFI, BASDAI, new bridge
+        for k in ("outcomes_association", "outcomes_bridge", "outcomes_beyond",  # BASFI, BASDAI, new bridge
+                  "corner_attribution"):  # the corner atlas's shares
             if (out / f"{k}.csv").exists():
                 r[k] = pd.read_csv(out / f"{k}.csv").drop(columns=["question"], errors="ignore").to_dict(
                     orient="records")

@@ -9,13 +9,16 @@ site run of one fold model (random weights: throughput does not depend on them) 
   ``raoutcome predict`` on a cohort finds it): cached patches -> encoder + site identity + attention over the
   visit's sites -> ordinal heads -> per-joint probabilities, expected scores and SDs -> visit totals with SDs ->
   outcome model (attention over sites, longitudinal aggregator, readouts) -> Predictions with the ``joint``
-  dimension written to netCDF.
+  dimension written to netCDF. Where the config's readouts read the joint anomaly (``[readout] joint_anomaly``),
+  the outcome model carries a fitted anomaly scorer, so predict also cuts the cohort's anomaly patches and scores
+  every visit, as a run of that config does (``--no-anomaly``: without it).
 
 Ratio = predict patches/s / bare patches/s; target >= 0.9. For scale the bench also times the whole site model's
 forward over the same batches (encoder, site identity, the attention over a visit's sites, the ordinal heads):
-predict cannot run faster than it, and it alone costs ~1.1-1.2 x the bare encoder here. Each is timed ``--repeats`` times, alternating, and
-the best of each kept. Single-threaded torch by default (``--threads``). The ratio is given on wall-clock time (the
-target's) and on the process's CPU time, which a machine shared with other jobs disturbs less.
+predict cannot run faster than it. Each is timed ``--repeats`` times, alternating, and the best of each kept.
+Single-threaded torch by default (``--threads``). The ratio is given on wall-clock time (the target's) and on the
+process's CPU time, which a machine shared with other jobs disturbs less; report the load average beside both.
+Figures, and where predict's time over the encoder goes: ``docs/site_level.md`` ("Predict speed").
 
     python benchmarks/bench_site_predict.py [--patients 40] [--repeats 3]
 """
@@ -38,6 +41,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--config", type=Path, default=REPO / "cohorts" / "train_sites.toml")
+    ap.add_argument("--no-anomaly", action="store_true",
+                    help="outcome model without the joint-anomaly scorer even where the config's readouts read it")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -73,7 +78,14 @@ def main(argv=None) -> int:
         ospec = SiteOutcomeSpec(n_sites=len(spec.sites), site_dim=spec.d_model, d_model=cfg.model["d_model"],
                                 layers=cfg.model["layers"])
         outcome = SiteOutcomeModel(ospec).eval()
-        ckpt.save({"spec": ospec.to_dict(), "model": outcome.state_dict(), "readouts": {}, "record": {}},
+        extra = {}
+        anomaly = bool(cfg.readout.get("joint_anomaly")) and not args.no_anomaly
+        if anomaly:  # as a run of this config: the fold's scorer is saved with its outcome model
+            from raoutcome.training.site_anomaly import anomaly_patches, fit_scorer, scorer_state
+
+            scorer = fit_scorer(anomaly_patches(cohort), sorted(cohort.visits["patient_id"].astype(str).unique()))
+            extra["anomaly"] = scorer_state(scorer)
+        ckpt.save({"spec": ospec.to_dict(), "model": outcome.state_dict(), "readouts": {}, "record": {}, **extra},
                   run / "fold_0" / SITE_OUTCOME)
         sp = _patches(cohort, cfg, run)  # fills the patch cache (as the first predict does)
         data = SiteData.build(sp, spec.sites, None)
@@ -110,7 +122,8 @@ def main(argv=None) -> int:
             tb.append(w), cb.append(c), tf.append(w1), cf.append(c1), tp.append(w2), cp.append(c2)
         rb, rp = n / min(tb), n / min(tp)
         ratio = rp / rb
-        print(f"site route predict: {n} patches of {cohort.images.shape[0]} images ({args.threads} thread(s)); "
+        print(f"site route predict ({'with' if anomaly else 'without'} the joint-anomaly readout input): {n} patches "
+              f"of {cohort.images.shape[0]} images ({args.threads} thread(s)); "
               f"bare patch encoder {rb:.0f} patches/s, predict {rp:.0f} patches/s, ratio {ratio:.2f} "
               f"(target >= {TARGET}) {'PASS' if ratio >= TARGET else 'FAIL'}")
         print(f"times (s): bare {np.round(tb, 2).tolist()}, predict {np.round(tp, 2).tolist()}")

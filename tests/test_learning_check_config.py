@@ -119,11 +119,7 @@ def test_the_test_cohort_is_a_new_draw_that_a_run_predicts_and_that_pools_with_t
 
 def test_the_site_route_keeps_its_own_readouts_and_trains_the_site_route_twice(tmp_path):
     """A site-route config: both derived models stay on the site route, the full one keeps its config's readouts,
-    the no-human-score one its risk inputs less the counts; the joint anomaly (which the site route does not read)
-    is refused by the config rather than dropped silently."""
-    import pytest
-
-    from raoutcome.errors import ConfigError
+    the no-human-score one its risk inputs less the counts, the joint anomaly kept where the config reads it."""
     from raoutcome.training.config import write_config_variant
 
     lc = _module()
@@ -134,12 +130,12 @@ def test_the_site_route_keeps_its_own_readouts_and_trains_the_site_route_twice(t
     no_svdh = load_config(lc.no_svdh_config(tmp_path / "full.toml", tmp_path / "no_svdh.toml", readout=no_svdh_ro))
     assert full.model["route"] == no_svdh.model["route"] == "sites"
     assert full.heads["svdh"] and not no_svdh.heads["svdh"] and full.sites == no_svdh.sites == base.sites
-    assert full.readout == base.readout and not full.readout["joint_anomaly"]
-    assert no_svdh.readout["risk_inputs"] == [x for x in base.readout["risk_inputs"] if not x.startswith("log_")]
-    assert not no_svdh.readout["joint_anomaly"]
+    assert full.readout == base.readout
+    assert no_svdh.readout["risk_inputs"] == ["joint_anomaly"] and no_svdh.readout["joint_anomaly"]
     assert lc.route_readouts(REPO / "cohorts" / "train_image.toml") == (lc.FULL_READOUT, lc.NO_SVDH_READOUT)
-    with pytest.raises(ConfigError, match="site route"):
-        write_config_variant(sites, {"readout": lc.FULL_READOUT}, tmp_path / "bad.toml")
+    anomaly = write_config_variant(sites, {"readout": {"joint_anomaly": True, "risk_inputs": [
+        "log_erosion", "haq", "joint_anomaly"]}}, tmp_path / "anomaly.toml")
+    assert lc.route_readouts(anomaly) == ({}, lc.NO_SVDH_READOUT)
 
 
 def test_per_fold_judges_each_folds_patients_alone():

@@ -401,7 +401,7 @@ def test_cli_demo_calls_run_demo(tmp_path, fakes, configs, monkeypatch):
 
     sim, train = configs
     monkeypatch.setattr(study, "demo_config_paths", lambda: (sim, train))
-    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d")])
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--test-patients", "0"])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "d" / "report.html").exists()
 

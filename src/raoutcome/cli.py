@@ -213,6 +213,8 @@ def demo(
     force: bool = typer.Option(False, "--force", help="Re-run finished stages"),
     cohort: str = typer.Option("ra", "--cohort", help="'ra' (hands and feet, SvdH) or 'spine' (ankylosing "
                                "spondylitis, mSASSS: `raoutcome msasss demo` with its defaults)"),
+    test_patients: int = typer.Option(360, "--test-patients", min=0, help="Patients of the independent test "
+                                      "cohort the trained fold ensemble predicts (0: none; 'ra' only)"),
 ) -> None:
     """The whole study on the embedded synthetic cohort, as one HTML report."""
     from raoutcome.workflows.study import run_demo
@@ -225,7 +227,7 @@ def demo(
 
             report = run_spine_demo(out, force=force, log=typer.echo)
         else:
-            report = run_demo(out, force=force)
+            report = run_demo(out, force=force, test_patients=test_patients)
     except (InputError, OSError, ValueError) as err:
         _fail(err)
     typer.echo(f"report: {report}")

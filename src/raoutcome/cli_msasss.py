@@ -112,6 +112,27 @@ def read(
 
 
 @app.command()
+def corners(
+    images: Path = typer.Option(..., "--images", help="Folder of lateral spine films (DICOM, PNG, TIFF, JPEG; "
+                                "searched recursively)"),
+    detector: Path = typer.Option(..., "--detector", help="Spine landmark detector (.safetensors from `raoutcome "
+                                  "landmarks fit --parts spine_cervical,spine_lumbar`)"),
+    view: str = typer.Option(..., "--view", help="spine_cervical or spine_lumbar"),
+    out: Path = typer.Option(..., "--out", help="Folder for landmarks.csv, qc.csv and overlays/*.png"),
+) -> None:
+    """Detect, QC and draw the corners and vertebral centres of every film in a folder (no manifest needed)."""
+    from raoutcome.workflows.spine_films import detect_film_corners
+
+    try:
+        run = detect_film_corners(images, detector, view, out)
+    except (InputError, ValueError, OSError) as err:
+        _fail(err)
+    flagged = int((run.qc["flags"] != "ok").sum())
+    typer.echo(f"{len(run.landmarks)} landmarks on {len(run.qc)} films written to {out} "
+               f"(landmarks.csv, qc.csv, overlays/); {flagged} films with a QC flag")
+
+
+@app.command()
 def study(
     reader: Path = typer.Option(..., "--reader", help="Reader file from `raoutcome msasss fit`"),
     cohort: Path = typer.Option(..., "--cohort", help="AS cohort folder or cohort.toml"),

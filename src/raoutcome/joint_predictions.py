@@ -42,39 +42,36 @@ def add_joints(ds: xr.Dataset, joints: pd.DataFrame, totals: pd.DataFrame | None
     kind, score, sd, p0 .. pK``; visits absent from ``ds`` are dropped) and, from ``totals`` (as from
     :func:`raoutcome.evaluation.joints.visit_totals`), ``jsn_sd``, ``erosion_sd`` and ``svdh_sd``."""
     pids, vids = ds["patient_id"].values.astype(str), ds["visit_id"].values.astype(str)
-    j = joints.assign(patient_id=joints["patient_id"].astype(str), visit_id=joints["visit_id"].astype(str))
-    names = np.array(sorted(j["joint"].astype(str).unique()))
-    pcols = _prob_cols(j)
-    pi = pd.Index(pids).get_indexer(j["patient_id"])
-    vi = pd.Index(vids).get_indexer(j["visit_id"])
-    ji = pd.Index(names).get_indexer(j["joint"].astype(str))
-    ki = pd.Index(JOINT_KINDS).get_indexer(j["kind"].astype(str))
+    joint = joints["joint"].astype(str).to_numpy()  # columns as arrays: no copy of the whole table
+    names = np.array(sorted(pd.unique(joint)))
+    pcols = _prob_cols(joints)
+    pi = pd.Index(pids).get_indexer(joints["patient_id"].astype(str))
+    vi = pd.Index(vids).get_indexer(joints["visit_id"].astype(str))
+    ji = pd.Index(names).get_indexer(joint)
+    ki = pd.Index(JOINT_KINDS).get_indexer(joints["kind"].astype(str))
     ok = (pi >= 0) & (vi >= 0) & (ki >= 0)
     shape = (len(pids), len(vids), len(names), len(JOINT_KINDS))
     score = np.full(shape, np.nan, np.float32)
     sd = np.full(shape, np.nan, np.float32)
     prob = np.full(shape + (len(pcols),), np.nan, np.float32)
     at = (pi[ok], vi[ok], ji[ok], ki[ok])
-    score[at] = j.loc[ok, "score"].to_numpy(np.float32)
-    if "sd" in j:
-        sd[at] = j.loc[ok, "sd"].to_numpy(np.float32)
+    score[at] = joints["score"].to_numpy(np.float32)[ok]
+    if "sd" in joints:
+        sd[at] = joints["sd"].to_numpy(np.float32)[ok]
     if pcols:
-        prob[at] = j.loc[ok, pcols].to_numpy(np.float32)
+        prob[at] = joints[pcols].to_numpy(np.float32)[ok]
     dims = ("patient_id", "visit_id", "joint", "kind")
-    out = ds.assign_coords(joint=names, kind=list(JOINT_KINDS), grade=np.arange(len(pcols)))
-    out["joint_score"] = (dims, score)
-    out["joint_sd"] = (dims, sd)
-    out["joint_prob"] = (dims + ("grade",), prob)
+    new = {"joint_score": (dims, score), "joint_sd": (dims, sd), "joint_prob": (dims + ("grade",), prob)}
     if totals is not None:
-        t = totals.assign(patient_id=totals["patient_id"].astype(str), visit_id=totals["visit_id"].astype(str))
-        tp = pd.Index(pids).get_indexer(t["patient_id"])
-        tv = pd.Index(vids).get_indexer(t["visit_id"])
+        tp = pd.Index(pids).get_indexer(totals["patient_id"].astype(str))
+        tv = pd.Index(vids).get_indexer(totals["visit_id"].astype(str))
         keep = (tp >= 0) & (tv >= 0)
-        for name in (f"{o}_sd" for o in site_outcome().outputs if f"{o}_sd" in t):
+        for name in (f"{o}_sd" for o in site_outcome().outputs if f"{o}_sd" in totals):
             grid = np.full((len(pids), len(vids)), np.nan)
-            grid[tp[keep], tv[keep]] = t.loc[keep, name].to_numpy(float)
-            out[name] = (("patient_id", "visit_id"), grid)
-    return out
+            grid[tp[keep], tv[keep]] = totals[name].to_numpy(float)[keep]
+            new[name] = (("patient_id", "visit_id"), grid)
+    # one assign (one merge) rather than one per variable
+    return ds.assign_coords(joint=names, kind=list(JOINT_KINDS), grade=np.arange(len(pcols))).assign(new)
 
 
 def has_joints(ds: xr.Dataset) -> bool:

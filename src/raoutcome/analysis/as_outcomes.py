@@ -18,7 +18,7 @@ the patient's outcomes, on the same visits and patients for every score:
 * :func:`beyond_msasss`: does the learned mSASSS add to the human mSASSS? The RA side's incremental-value
   tests (:mod:`raoutcome.analysis.incremental`, as ``beyond_sharp`` runs them: nested Cox likelihood-ratio
   test, ΔC, continuous NRI; nested ML mixed models, here with a random intercept only; partial R² F-test on
-  each patient's last complete visit), with the human mSASSS (natural spline of log(1 + mSASSS)) in the
+  each patient's last complete visit), with the human mSASSS (a natural spline of the mSASSS) in the
   base model in place of SvdH. The p-value answers *"does the learned reading carry information on this
   outcome that the human reading of the same films does not?"* — yes whenever the reader reads damage
   more precisely than the human reader, so a small p-value says nothing about information other than
@@ -209,22 +209,27 @@ def bridge_table(patients: pd.DataFrame, scores: Sequence[str] = tuple(SCORES), 
     return pd.DataFrame(_each(partial(bridge_cox, rows, k=k, seed=seed), scores, "time to a new bridge"))
 
 
-def _base_terms(frame: pd.DataFrame, human: str, df: int, prefix: str) -> tuple[pd.DataFrame, list[str], str]:
-    """``frame`` with a centred natural spline of log(1 + human) (``df`` columns; the human reading alone
-    when ``df`` < 2); the term names and their label."""
+def _base_terms(frame: pd.DataFrame, human: str, df: int, prefix: str,
+                scale: str = "raw") -> tuple[pd.DataFrame, list[str], str]:
+    """``frame`` with a centred natural spline of the human reading (``scale`` "raw") or of log(1 + it)
+    ("log1p"), ``df`` columns (the reading alone when ``df`` < 2); the term names and their label."""
     from raoutcome.analysis.reader_error import spline_basis
 
     if df < 2:
         return frame, [human], human
-    basis = spline_basis(np.log1p(frame[human].to_numpy(float)), df=df, prefix=prefix)
+    if scale not in ("raw", "log1p"):
+        raise InputError(f"scale must be 'raw' or 'log1p', got {scale!r}")
+    x = frame[human].to_numpy(float)
+    basis = spline_basis(np.log1p(x) if scale == "log1p" else x, df=df, prefix=prefix)
     basis.index = frame.index
-    return pd.concat([frame, basis], axis=1), list(basis.columns), f"spline(log1p_{human}, df={df})"
+    name = f"log1p_{human}" if scale == "log1p" else human
+    return pd.concat([frame, basis], axis=1), list(basis.columns), f"spline({name}, df={df})"
 
 
 def beyond_msasss(visit_table: pd.DataFrame, patients: pd.DataFrame, *, learned: str = "msasss_learned",
                   human: str = "msasss", outcomes: Sequence[str] = ("basfi", "basdai"), event: str = "new_bridge",
                   n_boot: int = 200, seed: int = 0, spline_df: int = 3, events_per_term: float = 10.0,
-                  folds: int = 5, cross_fitted: bool = True,
+                  scale: str = "raw", folds: int = 5, cross_fitted: bool = True,
                   tests: Sequence[str] = ("cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"),
                   ) -> pd.DataFrame:
     """Does ``learned`` add to ``human``? One row per test (:class:`~raoutcome.analysis.incremental.
@@ -236,10 +241,16 @@ def beyond_msasss(visit_table: pd.DataFrame, patients: pd.DataFrame, *, learned:
     partial-R² F-test on each patient's last complete visit (``partial_r2``); for the time to a new bridge
     the nested Cox LRT, ΔC of out-of-fold risks and the continuous NRI at the median follow-up
     (``cox_lrt``, ``delta_c_index``, ``continuous_nri``) on the baseline scores. The base is a natural spline of
-    log(1 + human mSASSS) with ``spline_df`` columns (as in ``beyond_sharp``: a linear term would leave
-    curvature that any precise damage score picks up); for the Cox tests only when there are at least
-    ``events_per_term`` events per model term, else the human mSASSS linear (AS cohorts have few new
-    bridges; 4 terms on 11 events did not converge out of fold). Each row's ``base`` names what was used.
+    the human mSASSS with ``spline_df`` columns (a linear term would leave curvature that any precise damage
+    score picks up); for the Cox tests only when there are at least ``events_per_term`` events per model
+    term, else the human mSASSS linear (AS cohorts have few new bridges; 4 terms on 11 events did not
+    converge out of fold). Each row's ``base`` names what was used. ``scale="raw"`` (default) puts the
+    spline on the mSASSS itself, ``"log1p"`` on log(1 + mSASSS) as ``beyond_sharp`` does for SvdH. Chosen
+    on 12 simulated cohorts of 250 patients (seeds 1–12, no images): a "learned" score that was the human
+    reading plus independent noise (no information beyond it) passed the Cox LRT at 0.05 in 5 of 12 cohorts
+    with the log-scale spline and in 0 of 12 with the raw-scale one — a natural spline spans the linear
+    function of its argument, and the hazard of a new bridge rises about linearly with the total, which a
+    log-scale spline does not follow where the data thin out.
 
     ``visit_table``: one row per visit (``patient_id, time_years``, both scores, the outcomes);
     ``patients``: :func:`baseline_table`. ``folds``: of ΔC and the NRI's out-of-fold risks.
@@ -268,7 +279,7 @@ def beyond_msasss(visit_table: pd.DataFrame, patients: pd.DataFrame, *, learned:
 
     visits = visit_table.dropna(subset=[learned, human]).reset_index(drop=True)
     if len(visits) >= 3:
-        visits, vterms, vlabel = _base_terms(visits, human, spline_df, "s_human_")
+        visits, vterms, vlabel = _base_terms(visits, human, spline_df, "s_human_", scale)
         for outcome in outcomes:
             if outcome not in visits or visits[outcome].notna().sum() == 0:
                 continue
@@ -281,7 +292,7 @@ def beyond_msasss(visit_table: pd.DataFrame, patients: pd.DataFrame, *, learned:
     events = int(pts[OBSERVED].sum()) if len(pts) else 0
     if events >= 2:
         df = spline_df if events >= events_per_term * (spline_df + 1) else 1
-        pts, pterms, plabel = _base_terms(pts, human, df, "s_human_")
+        pts, pterms, plabel = _base_terms(pts, human, df, "s_human_", scale)
         horizon = float(np.median(pts[DURATION]))
         if "cox_lrt" in tests:
             attempt(cox_lrt, plabel, pts, pterms, [learned])

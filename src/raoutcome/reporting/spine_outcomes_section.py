@@ -80,7 +80,7 @@ def outcome_sections(folder: str | Path) -> list[Section]:
         sections.append(Section(
             "beyond", "Does the learned mSASSS add to the human mSASSS?",
             intro=f"{question} Each test compares a base model holding the human mSASSS (a natural spline of "
-                  "log(1 + mSASSS), or the reading itself where there are too few new bridges for a spline) "
+                  "the mSASSS, or the reading itself where there are too few new bridges for a spline) "
                   "with the same model plus the learned mSASSS, fitted on the same rows: nested ML mixed "
                   "models per visit (random intercept, time) and the partial-R² F-test on each patient's last "
                   "visit for BASFI / BASDAI; for new bridges the Cox likelihood-ratio test on the baseline "

@@ -39,6 +39,15 @@ INTROS: dict[str, tuple[str, str]] = {
         "(cross-fitting), so these are honest out-of-sample numbers. Ranges are 95 % confidence intervals from "
         "resampling patients.",
     ),
+    "never_seen": (
+        "On patients no model saw: the cohort's out-of-fold patients and an independent test cohort",
+        "The accuracy above is judged on the study cohort's own patients, each predicted by the fold model that "
+        "did not train on them. Here the trained models also predict a second, independently simulated cohort "
+        "(same settings, another seed) that played no part in training or in any choice of settings: the fold "
+        "models are averaged for it. Both groups are patients no model saw; pooled, they give the steadiest "
+        "figure. A fold that did not learn shows as a row of its own. 'Best achievable' is the simulator's "
+        "ceiling for the same patients.",
+    ),
     "dream": (
         "RA2-DREAM weighted error of the Sharp score",
         "The RA2-DREAM challenge scored automatic Sharp–van der Heijde (SvdH) readers with an error on the log "
@@ -227,12 +236,18 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
     oracle = truth.oracle if truth is not None and truth.oracle else None
     cross_fitted = bool(up.get("predict", {}).get("cross_fitted", False))
 
+    never_seen = path_of("test", "never_seen")
+    never_seen = pd.read_csv(never_seen) if never_seen is not None and never_seen.exists() else None
     sections = [
-        _intro_section(demo, accuracy, analysis, cross_fitted),
+        _intro_section(demo, accuracy, analysis, cross_fitted, never_seen),
         _cohort_section(path_of("validate", "table"), path_of("validate", "overview"), path_of("validate", "summary")),
         _examples_section(path_of("validate", "examples"), up.get("validate", {}).get("example_patient"),
                           settings, demo),
         _accuracy_section(analysis, accuracy, demo),
+    ]
+    if never_seen is not None:
+        sections.append(_never_seen_section(never_seen))
+    sections += [
         _dream_section(analysis),
         _survival_section(analysis),
         _observed_section(analysis),
@@ -261,7 +276,8 @@ def build_report(ctx, *, settings, demo: bool, record: Mapping[str, Any], target
                         footer=f"raoutcome {record.get('packages', {}).get('raoutcome', '')} · study folder: {where}")
 
 
-def _intro_section(demo: bool, accuracy: pd.DataFrame | None, analysis: _Folder, cross_fitted: bool) -> Section:
+def _intro_section(demo: bool, accuracy: pd.DataFrame | None, analysis: _Folder, cross_fitted: bool,
+                   never_seen: pd.DataFrame | None = None) -> Section:
     text = (
         "This report follows one study from start to end: patients with hand radiographs taken at several "
         "visits; a neural network that reads the radiographs and predicts the Sharp–van der Heijde (SvdH) damage "
@@ -284,6 +300,15 @@ def _intro_section(demo: bool, accuracy: pd.DataFrame | None, analysis: _Folder,
                 best = (f"best achievable {format_number(float(r['best_achievable']))}"
                         if demo and pd.notna(r.get("best_achievable")) else "out-of-fold")
                 items.append((label, format_number(float(r["estimate"])), best))
+    pooled = never_seen[never_seen["patients"] == "all never seen"] if never_seen is not None else None
+    if pooled is not None and len(pooled):
+        r = pooled.iloc[0]
+        where = f"{int(r['n_patients'])} never-seen patients"
+        items += [("Never seen: SvdH r", format_number(float(r["svdh_pearson_r"])), where),
+                  ("Never seen: HAQ R²", format_number(float(r["haq_r2"])),
+                   f"best achievable {format_number(float(r['haq_r2_noise_free']))}"),
+                  (f"Never seen: {outcomes.DEFAULT_EVENT} C", format_number(float(r["c_index"])),
+                   f"best achievable {format_number(float(r['c_index_oracle']))}")]
     inc = analysis.csv(files.INCREMENTAL_CSV)
     if inc is not None and len(inc):
         words = inc["question"].astype(str) if "question" in inc else pd.Series("", index=inc.index)
@@ -381,6 +406,26 @@ def _accuracy_section(analysis: _Folder, accuracy: pd.DataFrame | None, demo: bo
                 wide.columns = [_metric_name(m) for m in wide.columns]
                 blocks.append(Table(wide.reset_index(), caption=caption))
     return _section("accuracy", blocks, "The analysis produced no accuracy results.")
+
+
+def _never_seen_section(table: pd.DataFrame) -> Section:
+    """The never-seen accuracy table of the demo's ``test`` stage
+    (:func:`raoutcome.evaluation.never_seen.never_seen_table`)."""
+    names = {"all never seen": "all never seen (pooled)", "train": "study cohort, out of fold",
+             "test": "independent test cohort"}
+    shown = pd.DataFrame({
+        "patients": [names.get(p, p.replace("train, fold", "study cohort, fold")) for p in table["patients"]],
+        "n patients": table["n_patients"], "events": table["n_events"],
+        "SvdH r": table["svdh_pearson_r"].astype(float),
+        "HAQ R²": table["haq_r2"].astype(float), "HAQ R² best achievable": table["haq_r2_noise_free"].astype(float),
+        f"{outcomes.DEFAULT_EVENT} C": table["c_index"].astype(float),
+        "C best achievable": table["c_index_oracle"].astype(float),
+        "C of the true SvdH": table["c_index_true_svdh"].astype(float)})
+    return _section("never_seen", [Table(shown, caption=(
+        "SvdH r: Pearson r of the predicted with the recorded total (visits). HAQ R²: 1 − SSE/SST of the predicted "
+        "against the recorded HAQ. C: Harrell's C of the first-visit risk for time to "
+        f"{outcomes.DEFAULT_EVENT}. 'C of the true SvdH' ranks patients by their true baseline Sharp score: a "
+        "model above it sees more than the damage the Sharp score counts."))])
 
 
 def _dream_section(analysis: _Folder) -> Section:

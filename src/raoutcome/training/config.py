@@ -308,9 +308,6 @@ class TrainingConfig:
         if not any(self.heads.values()):
             raise ConfigError("[heads] switches every head off; keep at least one")
         r = self.readout
-        if r.joint_anomaly and self.model.route == "sites":
-            raise ConfigError("readout.joint_anomaly = true, but model.route = 'sites': the site route's readouts do "
-                              "not read the joint anomaly (switch it off)")
         if r.joint_anomaly and not r.heads:
             raise ConfigError("readout.joint_anomaly = true, but readout.heads = [] fits no readout to read it")
         provided = risk_inputs_for(tuple(h for h, on in self.heads.items() if on), r.joint_anomaly)

@@ -353,7 +353,9 @@ def _check_cohort(cohort, cfg: TrainConfig) -> None:
         col = spec.column
         if spec.per_visit and (col not in cohort.visits or cohort.visits[col].notna().sum() == 0):
             raise ConfigError(f"heads.{spec.name} = true but the cohort has no '{col}' values; switch the head off")
-    if cfg.readout["joint_anomaly"] and cfg.readout_heads and not cohort_landmark_names(cohort):
+    # the site route reads its patches at the landmarks too, and its own refusal says how to get them
+    if (cfg.readout["joint_anomaly"] and cfg.readout_heads and cfg.model["route"] != "sites"
+            and not cohort_landmark_names(cohort)):
         raise InputError(f"readout.joint_anomaly = true, but cohort {cohort.root} has no landmarks table "
                          f"(landmarks.csv): the joint anomaly is sampled at the joint landmarks")
     for spec in [o for o in outcomes(cfg.heads_on) if o.kind == "time_to_event"]:

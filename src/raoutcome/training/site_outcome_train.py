@@ -8,7 +8,9 @@ the first visit's risk, Efron ties, torchsurv), patients in batches with all the
 route (:mod:`raoutcome.training.readout`), the heads whose spec has ``readout = "ridge"`` are then refitted in
 closed form by ridge on ``[visit embedding, mean site embedding, log totals]`` (clipped to the outcome's
 range) and the ``readout = "cox"`` head by a Cox model on the first visit's risk inputs (``log1p`` predicted
-subscores and refitted outcomes, :func:`raoutcome.outcomes.risk_inputs_for`), on the training patients only. The
+subscores and refitted outcomes, :func:`raoutcome.outcomes.risk_inputs_for`), on the training patients only. With
+the visit's label-free joint anomaly in the data (``[readout] joint_anomaly``, :mod:`raoutcome.training.site_anomaly`)
+the ridge readouts read it as one more feature and the Cox readout may read it (input ``joint_anomaly``). The
 validation loss before training and per epoch is recorded; a model whose validation loss has not fallen by
 ``[sites] outcome_stall_tolerance`` by ``outcome_stall_epoch`` is reported loudly and, as the site reader, stopped
 there and trained again from a new seed, up to ``outcome_stall_restarts`` times
@@ -16,7 +18,7 @@ there and trained again from a new seed, up to ``outcome_stall_restarts`` times
 """
 from __future__ import annotations
 
-__all__ = ["OutcomeData", "fit_site_outcome", "outcome_stall_rule", "predict_site_outcome"]
+__all__ = ["ANOMALY", "OutcomeData", "fit_site_outcome", "outcome_stall_rule", "predict_site_outcome"]
 
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -33,6 +35,8 @@ from raoutcome.training.learning import fit_until_learned, stall_check
 
 #: the per-visit column of the observed total's severity class (NaN where the total is not read)
 SEVERITY_TARGET = "_severity"
+#: the visit's label-free joint anomaly (:mod:`raoutcome.training.site_anomaly`): a ridge feature and Cox input
+ANOMALY = "joint_anomaly"
 
 
 def count_features() -> tuple[str, ...]:
@@ -48,10 +52,11 @@ def visit_targets(columns: Sequence[str]) -> tuple[str, ...]:
     return tuple(o.name for o in outcomes() if o.per_visit and not o.site_parts and o.column in columns)
 
 
-def default_risk_inputs(heads: Sequence[str]) -> tuple[str, ...]:
+def default_risk_inputs(heads: Sequence[str], anomaly: bool = False) -> tuple[str, ...]:
     """The Cox readout's inputs of a site outcome model with ``heads``: the predicted subscores, then the
-    risk inputs among its heads (:func:`raoutcome.outcomes.risk_inputs_for`)."""
-    return count_features() + tuple(f for f in risk_inputs_for(heads, False) if f not in count_features())
+    risk inputs among its heads (:func:`raoutcome.outcomes.risk_inputs_for`), then (``anomaly``) the joint
+    anomaly."""
+    return count_features() + tuple(f for f in risk_inputs_for(heads, anomaly) if f not in count_features())
 
 
 class _PatientVisits(Mapping):
@@ -86,14 +91,17 @@ class OutcomeData:
     rows: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]  # patient -> (patch rows, visit position, site)
     events: dict[str, tuple[float, float]]   # patient -> (time, observed)
     targets: tuple[str, ...] = ()            # per-visit outcomes with labels (outcome names; their cohort columns)
+    anomaly: bool = False                    # the visits carry the joint anomaly (column ANOMALY; 0 where unscored)
     #: per patient, the float columns of its visits that :meth:`batch` reads (filled on first use)
     _arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, cohort, table: pd.DataFrame, site_index: dict[str, int], totals: pd.DataFrame | None,
-              event: str | None = DEFAULT_EVENT) -> "OutcomeData":
+              event: str | None = DEFAULT_EVENT, anomaly: pd.DataFrame | None = None) -> "OutcomeData":
         """The visits, site rows and ``event`` of the patients of the patch ``table`` (``event`` None: no event
-        times, NaN, as prediction needs none)."""
+        times, NaN, as prediction needs none); ``anomaly``: the visits' joint anomaly (``patient_id, visit_id,
+        joint_anomaly``, :func:`raoutcome.training.site_anomaly.visit_anomaly`), 0 (the reference mean) for a visit
+        it lacks."""
         v = cohort.visits.astype({"patient_id": str, "visit_id": str}).sort_values(["patient_id", "time_years"])
         targets = visit_targets(v.columns)
         v = v.assign(**{name: v[outcome(name).column] for name in targets})
@@ -107,6 +115,10 @@ class OutcomeData:
             v = v.assign(**{f: np.log1p(v[f"_{p.name}"].clip(lower=0)) for f, p in zip(count_features(), parts)})
         else:
             v = v.assign(**{f: np.nan for f in count_features()})
+        if anomaly is not None:
+            a = anomaly.astype({"patient_id": str, "visit_id": str})[["patient_id", "visit_id", ANOMALY]]
+            v = v.drop(columns=ANOMALY, errors="ignore").merge(a, on=["patient_id", "visit_id"], how="left")
+            v[ANOMALY] = v[ANOMALY].fillna(0.0)
         ev = cohort.event_table(event).astype({"patient_id": str}).set_index("patient_id") if event else None
         tab = table[["patient_id", "visit_id", "joint"]].reset_index(drop=True).astype({"patient_id": str,
                                                                                         "visit_id": str})
@@ -126,7 +138,8 @@ class OutcomeData:
         evs = (ev.reindex(pd.Index(patients, name="patient_id"))[["time_years", "observed"]].to_numpy(float)
                if ev is not None else np.full((len(patients), 2), np.nan))
         index = v.groupby("patient_id", sort=True).indices
-        keys = ("time_years", *targets, *count_features(), SEVERITY_TARGET)  # what batch() reads, sliced per patient
+        keys = ("time_years", *targets, *count_features(), SEVERITY_TARGET,  # what batch() reads, sliced per patient
+                *((ANOMALY,) if anomaly is not None else ()))
         floats = {k: v[k].to_numpy(float) for k in keys}
         visit_ids = v["visit_id"].to_numpy()
         rows, events, arrays = {}, {}, {}
@@ -137,7 +150,8 @@ class OutcomeData:
             rows[pid] = (idx[keep], position[idx][keep], site_codes[idx][keep])
             time, observed = evs[pcode.get_loc(pid)]
             events[pid] = (float(time), float(observed))
-        return cls([p for p in patients if p in index], _PatientVisits(v, index), rows, events, targets, arrays)
+        return cls([p for p in patients if p in index], _PatientVisits(v, index), rows, events, targets,
+                   anomaly=anomaly is not None, _arrays=arrays)
 
     def _columns(self, p: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Patient ``p``'s visit columns ``time_years`` and ``keys`` as float arrays, and ``visit_id`` (computed
@@ -245,7 +259,8 @@ def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, 
     log(f"{name}: validation loss {record['val_loss_start']:.4f} -> {record['best_val_loss']:.4f} (best epoch "
         f"{record['best_epoch']}/{epochs})" + ("  ** STALLED **" if record["stalled"] else ""))
     model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name,
-                                   tuple(risk_inputs) or default_risk_inputs(spec.heads))
+                                   tuple(risk_inputs) or default_risk_inputs(spec.heads, data.anomaly),
+                                   ridge_anomaly=data.anomaly)
     severity = (_fit_severity(model, data, h, fit_ids, val_ids, record["seed"], log, name)
                 if model.severity is not None else {})
     return model, {**record, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")},
@@ -358,7 +373,9 @@ def _features(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids:
                           "position": jt.numpy(), "has_image": out["has_image"][jb, jt].numpy(),
                           **{k: out[k][jb, jt].double().numpy() for k in model.spec.heads if k in out},
                           **{k: b[k][jb, jt].double().numpy() for k in count_features()},
-                          **{f"obs_{k}": b[k][jb, jt].double().numpy() for k in (*data.targets, SEVERITY_TARGET)}})
+                          **{f"obs_{k}": b[k][jb, jt].double().numpy() for k in (*data.targets, SEVERITY_TARGET)},
+                          **({ANOMALY: np.concatenate([data._columns(p, (ANOMALY,))[ANOMALY] for p in b["pids"]])}
+                             if data.anomaly else {})})
             xs.append(x[jb, jt].double().numpy())
     if not parts:
         return pd.DataFrame(columns=["patient_id", "visit_id", "position", "time_years", "has_image", "x"])
@@ -372,13 +389,19 @@ def _x(f: pd.DataFrame) -> np.ndarray:
     return np.stack(f["x"].to_numpy()) if len(f) else np.zeros((0, 1))
 
 
-def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, risk_inputs: Sequence[str]
-                  ) -> dict:
+def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, risk_inputs: Sequence[str],
+                  ridge_anomaly: bool = False) -> dict:
+    """Ridge readouts of the ridge outcomes on the readout features (``ridge_anomaly``: and the visit's joint
+    anomaly, which ``data`` must carry), then the Cox readout on the first visit's ``risk_inputs`` (inputs that
+    are missing or constant are left out); each recorded with a ``<head>_info`` entry."""
     from raoutcome.training.readout import fit_cox_readout, fit_ridge_readout
 
+    if (ridge_anomaly or ANOMALY in risk_inputs) and not data.anomaly:
+        raise ValueError("the readouts read the joint anomaly, but the outcome data carry none (pass anomaly= to "
+                         "OutcomeData.build)")
     f = _features(model, data, h, pids)
     f = f[f["has_image"]]
-    x = _x(f)
+    x = _ridge_x(f, ridge_anomaly)
     readouts: dict = {}
     specs = outcomes(model.spec.heads)
     for head in (o.name for o in specs if o.readout == "ridge" and o.name in data.targets):
@@ -388,7 +411,7 @@ def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, 
         except ValueError as err:
             readouts[f"{head}_info"] = {"kept_trained_head": str(err)}
             continue
-        readouts[head] = {"coef": r.coef.tolist(), "intercept": float(r.intercept)}
+        readouts[head] = {"coef": r.coef.tolist(), "intercept": float(r.intercept), ANOMALY: bool(ridge_anomaly)}
         readouts[f"{head}_info"] = {"alpha": r.alpha, "cv_r2": r.cv_r2, "n_patients": r.n_patients}
     f = f.assign(**{o.name: _ridge(x, readouts[o.name], o) for o in specs if o.name in readouts})
     first = f.sort_values(["patient_id", "position"]).groupby("patient_id").head(1)
@@ -407,6 +430,12 @@ def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, 
     return readouts
 
 
+def _ridge_x(f: pd.DataFrame, anomaly: bool) -> np.ndarray:
+    """The ridge readouts' features of the rows of ``f``: :func:`_x`, and (``anomaly``) the joint anomaly last."""
+    x = _x(f)
+    return np.column_stack([x, f[ANOMALY].to_numpy(float) if ANOMALY in f else np.zeros(len(f))]) if anomaly else x
+
+
 def _ridge(x: np.ndarray, readout: dict, spec) -> np.ndarray:
     """A ridge readout's prediction, clipped to the outcome's range."""
     return np.clip(x @ np.asarray(readout["coef"]) + readout["intercept"], spec.lower, spec.upper)
@@ -422,9 +451,14 @@ def predict_site_outcome(model: SiteOutcomeModel, data: OutcomeData, h: torch.Te
     specs = outcomes(model.spec.heads)
     for spec in specs:
         if spec.name in ro and "intercept" in ro[spec.name]:  # ridge
-            f[spec.name] = np.where(f["has_image"], _ridge(x, ro[spec.name], spec), f[spec.name])
+            reads = bool(ro[spec.name].get(ANOMALY))
+            if reads and not data.anomaly:
+                raise ValueError(f"the {spec.name} readout reads the joint anomaly, but the outcome data carry none")
+            f[spec.name] = np.where(f["has_image"], _ridge(_ridge_x(f, reads), ro[spec.name], spec), f[spec.name])
     for spec in specs:
         if spec.name in ro and "inputs" in ro[spec.name]:  # Cox, on the refitted outputs
+            if ANOMALY in ro[spec.name]["inputs"] and not data.anomaly:
+                raise ValueError(f"the {spec.name} readout reads the joint anomaly, but the outcome data carry none")
             cols = f[list(ro[spec.name]["inputs"])].to_numpy(float)
             f[spec.name] = np.where(np.isfinite(cols).all(1), np.nan_to_num(cols) @ np.asarray(ro[spec.name]["coef"]),
                                     f[spec.name])

@@ -51,10 +51,14 @@ def site_settings(cfg: TrainConfig) -> tuple[SiteSpec, SiteTrainSettings]:
     return spec, settings
 
 
+def _cache(cfg: TrainConfig, run_dir: Path) -> Path:
+    return Path(cfg.data["cache_dir"]) if cfg.data["cache_dir"] else Path(run_dir) / "site_cache"
+
+
 def _patches(cohort, cfg: TrainConfig, run_dir: Path) -> SitePatches:
     views = cfg.model["views"] or None
-    cache = Path(cfg.data["cache_dir"]) if cfg.data["cache_dir"] else run_dir / "site_cache"
-    return cohort_site_patches(cohort, cfg.sites["grid"], cfg.sites["half_width"], views=views, cache_dir=cache)
+    return cohort_site_patches(cohort, cfg.sites["grid"], cfg.sites["half_width"], views=views,
+                               cache_dir=_cache(cfg, run_dir))
 
 
 def _write_json(path: Path, obj) -> None:
@@ -130,37 +134,44 @@ def _outcome_spec(cfg: TrainConfig, spec: SiteSpec, counts: bool):
                            severity_classes=len(DEFAULT_SEVERITY_CUTOFFS) + 1 if counts else 0)
 
 
-def _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir: Path, seed: int, log):
+def _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir: Path, seed: int, log, ap=None):
     """Train (or reload) the fold's outcome model on its reader's frozen site embeddings and predicted ``totals``
-    (:func:`_totals`; None: an encoder that reads no joint)."""
-    from raoutcome.models.site_outcome import SiteOutcomeModel, SiteOutcomeSpec
+    (:func:`_totals`; None: an encoder that reads no joint); ``ap``: the cohort's anomaly patches
+    (:func:`raoutcome.training.site_anomaly.anomaly_patches`), whose scorer is fitted on the fold's training
+    patients and saved with the model (``model.anomaly_scorer``; None without)."""
+    from raoutcome.training.site_anomaly import fit_scorer, scorer_state, visit_anomaly
     from raoutcome.training.site_outcome_train import OutcomeData, fit_site_outcome, outcome_stall_rule
 
     path = mdir / SITE_OUTCOME
-    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals,
-                             cfg.survival["event"])
     if path.exists():
-        state = ckpt.load(path)
-        model = SiteOutcomeModel(SiteOutcomeSpec.from_dict(state["spec"]))
-        model.load_state_dict(state["model"])
-        model.readouts = state["readouts"]
-        return model.eval(), state["record"]
+        model = _load_outcome(mdir)
+        return model, ckpt.load(path)["record"]
+    scorer = fit_scorer(ap, record["train_ids"] + record["val_ids"]) if ap is not None else None
+    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals,
+                             cfg.survival["event"], anomaly=visit_anomaly(scorer, ap) if scorer is not None else None)
     ospec = _outcome_spec(cfg, spec, counts=totals is not None)
     model, orec = fit_site_outcome(ospec, data, torch.from_numpy(h), record["train_ids"], record["val_ids"], seed,
                                    epochs=cfg.sites["outcome_epochs"], stall=outcome_stall_rule(cfg.sites),
                                    name=f"{mdir.name} outcome", log=log,
                                    risk_inputs=tuple(cfg.readout["risk_inputs"]))
     readouts = {k: v for k, v in model.readouts.items() if not k.endswith("_info")}
-    ckpt.save({"spec": ospec.to_dict(), "model": model.state_dict(), "readouts": readouts, "record": orec}, path)
+    ckpt.save({"spec": ospec.to_dict(), "model": model.state_dict(), "readouts": readouts, "record": orec,
+               **({"anomaly": scorer_state(scorer)} if scorer is not None else {})}, path)
+    model.anomaly_scorer = scorer
     return model, orec
 
 
-def _outcome_predict(cohort, model, spec, part, totals, h, ids) -> pd.DataFrame:
+def _outcome_predict(cohort, model, spec, part, totals, h, ids, ap=None) -> pd.DataFrame:
     """HAQ, pain, risk and the visit embedding of ``ids`` by a fold's outcome model on its reader's site embeddings
-    ``h`` and ``totals`` (:func:`_totals`)."""
+    ``h`` and ``totals`` (:func:`_totals`); a model with an anomaly scorer scores the visits' anomaly on ``ap``
+    (:func:`raoutcome.training.site_anomaly.anomaly_patches` of ``cohort``)."""
+    from raoutcome.training.site_anomaly import visit_anomaly
     from raoutcome.training.site_outcome_train import OutcomeData, predict_site_outcome
 
-    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals, event=None)
+    scorer = getattr(model, "anomaly_scorer", None)
+    anomaly = visit_anomaly(scorer, ap, [str(p) for p in ids]) if scorer is not None else None
+    data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals, event=None,
+                             anomaly=anomaly)
     return predict_site_outcome(model, data, torch.from_numpy(h), [str(p) for p in ids])
 
 
@@ -186,6 +197,11 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
     if not reads and not outcome_on:
         raise InputError(f"[heads] {_site_spec().name} = false trains the site encoder from the outcomes alone, "
                          "but no outcome head is on (or sites.outcome_epochs = 0)")
+    ap = None
+    if outcome_on and cfg.readout["joint_anomaly"]:  # the readouts read the label-free joint anomaly
+        from raoutcome.training.site_anomaly import anomaly_patches
+
+        ap = anomaly_patches(cohort, _cache(cfg, run_dir))
     parts, records, folds, outcome_parts = [], [], {}, []
     for fold, train_ids, test_ids in plan:
         mdir = run_dir / f"fold_{fold}"
@@ -221,9 +237,9 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
             folds.update({str(p): fold for p in test_ids})
             if outcome_on:
                 totals = _totals(cohort, frame, views)
-                omodel, orec = _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir, seed, log)
+                omodel, orec = _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir, seed, log, ap)
                 record["outcome"] = orec
-                outcome_parts.append(_outcome_predict(cohort, omodel, spec, part, totals, h, test_ids))
+                outcome_parts.append(_outcome_predict(cohort, omodel, spec, part, totals, h, test_ids, ap))
         if not done.exists():
             _write_json(done, record)
         records.append(record)
@@ -337,6 +353,11 @@ def _load_outcome(mdir: Path):
     model = SiteOutcomeModel(SiteOutcomeSpec.from_dict(state["spec"]))
     model.load_state_dict(state["model"])
     model.readouts = state["readouts"]
+    model.anomaly_scorer = None
+    if "anomaly" in state:  # its readouts read the joint anomaly, fitted on the fold's training patients
+        from raoutcome.training.site_anomaly import scorer_from_state
+
+        model.anomaly_scorer = scorer_from_state(state["anomaly"])
     return model.eval()
 
 
@@ -360,7 +381,7 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
     if joints_out is not None and not reads:
         raise InputError(f"{run_dir}: this site run was trained without per-joint readings (no human score): it "
                          "writes no per-joint predictions (--joints-out)")
-    frames, outcomes, totals = [], [], None
+    frames, outcomes, totals, ap = [], [], None, None
     ids = sorted(data.visit_keys["patient_id"].unique())
     for m in models:
         outcome = _load_outcome(m.fold_dir)
@@ -369,7 +390,11 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
         frames.append(frame)
         if outcome is not None:
             totals = _totals(cohort, frame, views)
-            outcomes.append(_outcome_predict(cohort, outcome, spec, data, totals, h, ids))
+            if ap is None and outcome.anomaly_scorer is not None:
+                from raoutcome.training.site_anomaly import anomaly_patches
+
+                ap = anomaly_patches(cohort, _cache(cfg, run_dir))
+            outcomes.append(_outcome_predict(cohort, outcome, spec, data, totals, h, ids, ap))
     joints = ensemble_joints(frames) if reads else None
     if len(models) > 1:  # one model: its joints are the ensemble's, and so are their totals
         totals = None

@@ -273,6 +273,48 @@ def _stage_predict():
     return run
 
 
+#: Patients of the demo's independent test cohort, and its seed offset from the demo cohort's (the learning
+#: check's: seed + 1 served to choose a readout, so the test cohort is seed + 2).
+TEST_PATIENTS = 360
+TEST_SEED_OFFSET = 2
+
+
+def _stage_test(sim_config: Path, n_patients: int, seed_offset: int = TEST_SEED_OFFSET):
+    """An independent test cohort (the demo's simulator config, ``n_patients``, seed + ``seed_offset``) predicted
+    by the trained fold ensemble, and accuracy on every patient the models never saw
+    (:func:`raoutcome.evaluation.never_seen.never_seen_table`: the out-of-fold predictions pooled with the test
+    cohort's, each part alone, each fold), next to the simulator's ceilings of the same patients."""
+
+    def run(ctx: StageContext):
+        from dataclasses import replace
+
+        from raoutcome.evaluation.never_seen import never_seen_table
+        from raoutcome.io_utils import atomic_write
+        from raoutcome.synth import simulate
+        from raoutcome.synth.config import load_config as load_sim_config
+        from raoutcome.training import predict_run
+
+        cfg = load_sim_config(sim_config)
+        target = ctx.stage_dir / "cohort"
+        if target.exists() and not (target / "visits.csv").exists():
+            shutil.rmtree(target)  # an interrupted write
+        if not (target / "visits.csv").exists():
+            simulate(config=replace(cfg, n_patients=int(n_patients)), out_dir=target, seed=cfg.seed + seed_offset)
+        run_dir = ctx.path("train", "run")
+        predictions = ctx.stage_dir / "predictions.nc"
+        predict_run(run_dir, _load_cohort(target), predictions)
+        parts = [("test", predictions, target)]
+        if (run_dir / "cv_predictions.nc").exists():
+            parts.insert(0, ("train", run_dir / "cv_predictions.nc", ctx.path("validate", "cohort")))
+        table = never_seen_table(parts)
+        with atomic_write(ctx.stage_dir / "never_seen.csv") as fh:
+            table.to_csv(fh, index=False)
+        return {"cohort": target, "predictions": predictions, "never_seen": ctx.stage_dir / "never_seen.csv",
+                "n_patients": int(n_patients), "seed": int(cfg.seed + seed_offset)}
+
+    return run
+
+
 def _stage_anomaly(folds: int = 3):
     """The label-free joint anomaly score (:mod:`raoutcome.imaging.joint_anomaly`), each patient scored by
     a PCA fitted without them: visit scores, their agreement with the Sharp score (and the simulator's
@@ -408,8 +450,9 @@ def _stage_report(settings: StudySettings, demo: bool, record: Mapping[str, Any]
 
 
 def build_stages(settings: StudySettings, *, cohort_source: Path | None, sim_config: Path | None,
-                 demo: bool, record: Mapping[str, Any]) -> list[Stage]:
-    """The chain of stages for a demo (``sim_config`` given) or a user's cohort (``cohort_source``)."""
+                 demo: bool, record: Mapping[str, Any], test_patients: int = 0) -> list[Stage]:
+    """The chain of stages for a demo (``sim_config`` given; with ``test_patients``, an independent test cohort
+    of that many patients) or a user's cohort (``cohort_source``)."""
     stages: list[Stage] = []
     if sim_config is not None:
         stages.append(Stage("simulate", _stage_simulate(sim_config, None), "simulate the synthetic cohort",
@@ -425,6 +468,9 @@ def build_stages(settings: StudySettings, *, cohort_source: Path | None, sim_con
     stages.append(Stage("train", _stage_train(settings.train_config), "train the model (cross-fitted folds)",
                         needs=("validate",), config={"config": train_text}))
     stages.append(Stage("predict", _stage_predict(), "collect out-of-fold predictions", needs=("train",)))
+    if sim_config is not None and test_patients:
+        stages.append(Stage("test", _stage_test(sim_config, test_patients), "predict an independent test cohort",
+                            needs=("validate", "train"), config={"patients": int(test_patients)}))
     stages.append(Stage("anomaly", _stage_anomaly(), "label-free joint anomaly score (landmarked cohorts)",
                         needs=("validate",)))
     stages.append(Stage("analyze", _stage_analyze(), "statistics: accuracy, survival, beyond-Sharp, endpoints",
@@ -449,12 +495,17 @@ def _run(stages: list[Stage], out_dir: Path, force: bool, record: dict[str, Any]
 
 
 def run_demo(out_dir: str | Path = "demo_out", force: bool = False, *, sim_config: str | Path | None = None,
-             train_config: str | Path | None = None, attribution: bool = True, max_images: int = 24) -> Path:
+             train_config: str | Path | None = None, attribution: bool = True, max_images: int = 24,
+             test_patients: int | None = None) -> Path:
     """Simulate the embedded cohort and run the whole study on it; returns ``<out_dir>/report.html``.
 
     ``sim_config`` / ``train_config`` override the embedded demo configuration (tests use tiny ones).
+    ``test_patients``: the size of the independent test cohort the fold ensemble predicts (0: none; default
+    :data:`TEST_PATIENTS` with the embedded configuration, none with a given ``sim_config``).
     """
     out_dir = Path(out_dir)
+    if test_patients is None:
+        test_patients = TEST_PATIENTS if sim_config is None else 0
     if sim_config is None or train_config is None:
         default_sim, default_train = demo_config_paths()
         sim_config, train_config = sim_config or default_sim, train_config or default_train
@@ -467,7 +518,10 @@ def run_demo(out_dir: str | Path = "demo_out", force: bool = False, *, sim_confi
     record = {"command": "demo", "configs": _resolved_configs(settings, sim), "settings": settings.as_record(),
               "seeds": {}}
     record["seeds"] = _seeds(record["configs"], settings)
-    stages = build_stages(settings, cohort_source=None, sim_config=sim.resolve(), demo=True, record=record)
+    if test_patients < 0:
+        raise ConfigError(f"test_patients must be >= 0, not {test_patients}")
+    stages = build_stages(settings, cohort_source=None, sim_config=sim.resolve(), demo=True, record=record,
+                          test_patients=test_patients)
     return _run(stages, out_dir, force, record)
 
 
