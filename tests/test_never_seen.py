@@ -64,6 +64,7 @@ def test_table_pools_parts_and_splits_folds_with_hand_computed_figures(tmp_path)
     p_test = _predictions(test, tmp_path / "test.nc", 2)
     table = never_seen_table([("train", p_train, train), ("test", p_test, test)]).set_index("patients")
     assert list(table.index) == ["all never seen", "train", "test", "train, fold 0", "train, fold 1"]
+    assert {"svdh_pearson_r", "haq_r2", "pain_r2", "c_index_true_damage"} <= set(table.columns)
     for name, cohort, pred in (("train", train, p_train), ("test", test, p_test)):
         hand = _by_hand(cohort, pred)
         row = table.loc[name]

@@ -7,10 +7,14 @@ predictions are "never seen", and pooling them halves the sampling noise of a C-
 name (``train/P0001``, ``test/P0001``) so that they cannot meet, and computes, against the simulator's
 ceilings of the same patients (:func:`raoutcome.synth.oracle.oracle_from_tables`):
 
-* SvdH total: Pearson r of the predicted against the recorded total (visits with a recorded score);
-* HAQ: R^2 = 1 - SSE/SST of the prediction as it is (no refitting), next to the noise-free R^2;
-* deformity: Harrell's C (lifelines ``concordance_index``) of the first-visit risk against the observed
-  events, next to the oracle's C and the C of a risk that knows only the true baseline SvdH total.
+* the damage count (SvdH total): Pearson r of the predicted against the recorded total (visits with a
+  recorded score);
+* every other per-visit outcome (HAQ, pain): R^2 = 1 - SSE/SST of the prediction as it is (no refitting),
+  next to the noise-free R^2;
+* the event (deformity): Harrell's C (lifelines ``concordance_index``) of the first-visit risk against the
+  observed events, next to the oracle's C and the C of a risk that knows only the true baseline SvdH total.
+
+The outcomes come from the registry (:mod:`raoutcome.outcomes`).
 
 Used by ``raoutcome demo`` (its ``test`` stage) and ``analyses/learning_check.py``. No torch here.
 """
@@ -59,40 +63,57 @@ def pool(parts: Sequence[dict]) -> dict:
             "events": events[events["event"] == DEFORMITY_EVENT], "oracle": oracle_from_tables(**truth, null=False)}
 
 
+def _bounded():
+    """The registered per-visit outcomes judged by R^2 (every per-visit outcome but the damage count)."""
+    from raoutcome.outcomes import outcomes
+
+    return [o for o in outcomes() if o.per_visit and o.kind != "count"]
+
+
 def evaluate(frame: pd.DataFrame, visits: pd.DataFrame, events: pd.DataFrame, risk_at: str = "baseline") -> dict:
-    """SvdH r, HAQ R^2 and the deformity C of a prediction frame against the observed ``visits`` and the
-    deformity ``events`` (one row per patient).
+    """Accuracy of a prediction frame against the observed ``visits`` and the events of the registered event
+    (one row per patient), for the registered outcomes (:mod:`raoutcome.outcomes`): ``<damage>_pearson_r`` of
+    the damage count's total, ``<name>_r2`` of every other per-visit outcome, and the C-index of the event's
+    risk at the first and the last visit.
 
     Returns
     -------
     dict
-        ``n_patients, n_visits, n_events, svdh_pearson_r`` (when the frame has ``svdh``), ``haq_r2``,
-        ``c_index_baseline, c_index_last`` and ``c_index`` (the one named by ``risk_at``).
+        ``n_patients, n_visits, n_events``, ``svdh_pearson_r``, ``haq_r2``, ``pain_r2`` (with the built-in
+        outcomes), ``c_index_baseline, c_index_last`` and ``c_index`` (the one named by ``risk_at``).
     """
     from raoutcome.evaluation.regression import pearson_r
     from raoutcome.evaluation.survival_metrics import harrell_c
+    from raoutcome.outcomes import damage_outcome, event_outcome
 
     if risk_at not in ("baseline", "last"):
         raise ValueError(f"risk_at must be 'baseline' or 'last', not {risk_at!r}")
-    obs = visits[["patient_id", "visit_id", "svdh_total", "haq"]].rename(
-        columns={"svdh_total": "obs_svdh", "haq": "obs_haq"})
-    merged = frame.merge(obs, on=["patient_id", "visit_id"], how="inner")
     out: dict = {"n_patients": int(frame["patient_id"].nunique()), "n_visits": int(len(frame))}
-    if "svdh" in merged and merged["svdh"].notna().any():
-        ok = merged[["svdh", "obs_svdh"]].dropna()
-        out["svdh_pearson_r"] = pearson_r(ok["obs_svdh"], ok["svdh"])
-    ok = merged[["haq", "obs_haq"]].dropna()
-    y, p = ok["obs_haq"].to_numpy(), ok["haq"].to_numpy()
-    out["haq_r2"] = float(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum())
-    events = events.set_index("patient_id")
-    ordered = frame.sort_values(["patient_id", "time_years"])
-    for where, pick in (("baseline", ordered.groupby("patient_id").head(1)),
-                        ("last", ordered.groupby("patient_id").tail(1))):
-        risk = pick.set_index("patient_id")["risk"]
-        ev = events.loc[risk.index]
-        out[f"c_index_{where}"] = harrell_c(ev["time_years"], ev["observed"], risk.to_numpy())
-    out["c_index"] = out[f"c_index_{risk_at}"]
-    out["n_events"] = int(events.loc[frame["patient_id"].unique(), "observed"].sum())
+    damage = damage_outcome()
+    for spec, metric in [(damage, "pearson_r")] * (damage is not None) + [(o, "r2") for o in _bounded()]:
+        if spec.name not in frame or spec.column not in visits:
+            continue
+        ok = frame[["patient_id", "visit_id", spec.name]].merge(
+            visits[["patient_id", "visit_id", spec.column]], on=["patient_id", "visit_id"],
+            suffixes=("", "_observed")).dropna()
+        observed = ok[spec.column + "_observed" if spec.column == spec.name else spec.column].to_numpy(float)
+        predicted = ok[spec.name].to_numpy(float)
+        if metric == "pearson_r":
+            out[f"{spec.name}_pearson_r"] = pearson_r(observed, predicted) if len(ok) > 2 else float("nan")
+        else:
+            sst = ((observed - observed.mean()) ** 2).sum()
+            out[f"{spec.name}_r2"] = float(1 - ((observed - predicted) ** 2).sum() / sst) if sst > 0 else float("nan")
+    event = event_outcome()
+    if event is not None and event.name in frame:
+        events = events.set_index("patient_id")
+        ordered = frame.sort_values(["patient_id", "time_years"])
+        for where, pick in (("baseline", ordered.groupby("patient_id").head(1)),
+                            ("last", ordered.groupby("patient_id").tail(1))):
+            risk = pick.set_index("patient_id")[event.name]
+            ev = events.loc[risk.index]
+            out[f"c_index_{where}"] = harrell_c(ev["time_years"], ev["observed"], risk.to_numpy())
+        out["c_index"] = out[f"c_index_{risk_at}"]
+        out["n_events"] = int(events.loc[frame["patient_id"].unique(), "observed"].sum())
     return out
 
 
@@ -112,13 +133,21 @@ def per_fold(frame: pd.DataFrame, visits: pd.DataFrame, events: pd.DataFrame, ri
 
 
 def _row(label: str, pooled: dict, risk_at: str) -> dict:
+    from raoutcome.outcomes import DEFAULT_EVENT, damage_outcome
+
     res = evaluate(pooled["frame"], pooled["visits"], pooled["events"], risk_at)
     oracle = pooled["oracle"]
-    return {"patients": label, "n_patients": res["n_patients"], "n_events": res["n_events"],
-            "svdh_pearson_r": res.get("svdh_pearson_r", float("nan")), "haq_r2": res["haq_r2"],
-            "haq_r2_noise_free": oracle["haq"]["r2_noise_free"], "c_index": res["c_index"],
-            "c_index_oracle": oracle["deformity"]["c_index_oracle"],
-            "c_index_true_svdh": oracle["deformity"].get("c_index_svdh", float("nan"))}
+    row = {"patients": label, "n_patients": res["n_patients"], "n_events": res.get("n_events", 0)}
+    damage = damage_outcome()
+    if damage is not None:
+        row[f"{damage.name}_pearson_r"] = res.get(f"{damage.name}_pearson_r", float("nan"))
+    for spec in _bounded():
+        row[f"{spec.name}_r2"] = res.get(f"{spec.name}_r2", float("nan"))
+        row[f"{spec.name}_r2_noise_free"] = oracle.get(spec.name, {}).get("r2_noise_free", float("nan"))
+    ceilings = oracle.get(DEFAULT_EVENT, {})
+    row.update(c_index=res.get("c_index", float("nan")), c_index_oracle=ceilings.get("c_index_oracle", float("nan")),
+               c_index_true_damage=ceilings.get("c_index_svdh", float("nan")))
+    return row
 
 
 def never_seen_table(parts: Sequence[tuple[str, str | Path, str | Path]], risk_at: str = "baseline"
@@ -136,8 +165,10 @@ def never_seen_table(parts: Sequence[tuple[str, str | Path, str | Path]], risk_a
     Returns
     -------
     pandas.DataFrame
-        Columns ``patients, n_patients, n_events, svdh_pearson_r, haq_r2, haq_r2_noise_free, c_index,
-        c_index_oracle, c_index_true_svdh``.
+        Columns ``patients, n_patients, n_events``, ``<damage>_pearson_r``, per other per-visit outcome
+        ``<name>_r2`` and ``<name>_r2_noise_free`` (e.g. ``svdh_pearson_r, haq_r2, haq_r2_noise_free, pain_r2,
+        pain_r2_noise_free``), ``c_index, c_index_oracle`` and ``c_index_true_damage`` (the C of the true
+        baseline damage total).
     """
     read = [read_part(*part) for part in parts]
     rows = []

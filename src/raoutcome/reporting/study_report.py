@@ -303,12 +303,16 @@ def _intro_section(demo: bool, accuracy: pd.DataFrame | None, analysis: _Folder,
     pooled = never_seen[never_seen["patients"] == "all never seen"] if never_seen is not None else None
     if pooled is not None and len(pooled):
         r = pooled.iloc[0]
-        where = f"{int(r['n_patients'])} never-seen patients"
-        items += [("Never seen: SvdH r", format_number(float(r["svdh_pearson_r"])), where),
-                  ("Never seen: HAQ R²", format_number(float(r["haq_r2"])),
-                   f"best achievable {format_number(float(r['haq_r2_noise_free']))}"),
-                  (f"Never seen: {outcomes.DEFAULT_EVENT} C", format_number(float(r["c_index"])),
-                   f"best achievable {format_number(float(r['c_index_oracle']))}")]
+        for o in outcomes.outcomes():
+            if f"{o.name}_pearson_r" in r:
+                items.append((f"Never seen: {o.short_label} r", format_number(float(r[f"{o.name}_pearson_r"])),
+                              f"{int(r['n_patients'])} never-seen patients"))
+        first = next((o for o in outcomes.outcomes() if f"{o.name}_r2" in r), None)
+        if first is not None:
+            items.append((f"Never seen: {_head_name(first.name)} R²", format_number(float(r[f"{first.name}_r2"])),
+                          f"best achievable {format_number(float(r[f'{first.name}_r2_noise_free']))}"))
+        items.append((f"Never seen: {outcomes.DEFAULT_EVENT} C", format_number(float(r["c_index"])),
+                      f"best achievable {format_number(float(r['c_index_oracle']))}"))
     inc = analysis.csv(files.INCREMENTAL_CSV)
     if inc is not None and len(inc):
         words = inc["question"].astype(str) if "question" in inc else pd.Series("", index=inc.index)
@@ -410,22 +414,27 @@ def _accuracy_section(analysis: _Folder, accuracy: pd.DataFrame | None, demo: bo
 
 def _never_seen_section(table: pd.DataFrame) -> Section:
     """The never-seen accuracy table of the demo's ``test`` stage
-    (:func:`raoutcome.evaluation.never_seen.never_seen_table`)."""
+    (:func:`raoutcome.evaluation.never_seen.never_seen_table`; its columns follow the outcome registry)."""
     names = {"all never seen": "all never seen (pooled)", "train": "study cohort, out of fold",
              "test": "independent test cohort"}
-    shown = pd.DataFrame({
-        "patients": [names.get(p, p.replace("train, fold", "study cohort, fold")) for p in table["patients"]],
-        "n patients": table["n_patients"], "events": table["n_events"],
-        "SvdH r": table["svdh_pearson_r"].astype(float),
-        "HAQ R²": table["haq_r2"].astype(float), "HAQ R² best achievable": table["haq_r2_noise_free"].astype(float),
-        f"{outcomes.DEFAULT_EVENT} C": table["c_index"].astype(float),
-        "C best achievable": table["c_index_oracle"].astype(float),
-        "C of the true SvdH": table["c_index_true_svdh"].astype(float)})
+    shown = pd.DataFrame({"patients": [names.get(p, p.replace("train, fold", "study cohort, fold"))
+                                       for p in table["patients"]],
+                          "n patients": table["n_patients"], "events": table["n_events"]})
+    for o in outcomes.outcomes():
+        if f"{o.name}_pearson_r" in table:
+            shown[f"{_head_name(o.name)} r"] = table[f"{o.name}_pearson_r"].astype(float)
+        if f"{o.name}_r2" in table:
+            shown[f"{_head_name(o.name)} R²"] = table[f"{o.name}_r2"].astype(float)
+            shown[f"{_head_name(o.name)} R² best achievable"] = table[f"{o.name}_r2_noise_free"].astype(float)
+    event = outcomes.DEFAULT_EVENT
+    shown[f"{event} C"] = table["c_index"].astype(float)
+    shown["C best achievable"] = table["c_index_oracle"].astype(float)
+    shown["C of the true damage"] = table["c_index_true_damage"].astype(float)
     return _section("never_seen", [Table(shown, caption=(
-        "SvdH r: Pearson r of the predicted with the recorded total (visits). HAQ R²: 1 − SSE/SST of the predicted "
-        "against the recorded HAQ. C: Harrell's C of the first-visit risk for time to "
-        f"{outcomes.DEFAULT_EVENT}. 'C of the true SvdH' ranks patients by their true baseline Sharp score: a "
-        "model above it sees more than the damage the Sharp score counts."))])
+        "r: Pearson r of the predicted with the recorded score (visits). R²: 1 − SSE/SST of the predicted against "
+        f"the recorded value. C: Harrell's C of the first-visit risk for time to {event}. 'C of the true damage' "
+        "ranks patients by their true baseline Sharp score: a model above it sees more than the damage the Sharp "
+        "score counts."))])
 
 
 def _dream_section(analysis: _Folder) -> Section:
