@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from cox_data import cox_sample
 from lifelines import CoxPHFitter
 from statsmodels.duration.hazard_regression import PHReg
 
@@ -14,13 +15,7 @@ from raoutcome.errors import InputError
 
 
 def _data(n=400, seed=0, tied=False):
-    rng = np.random.default_rng(seed)
-    x = np.column_stack([rng.normal(size=n), rng.gamma(0.6, 10.0, n), rng.integers(0, 2, n)])
-    t = rng.exponential(1 / np.exp(0.5 * x[:, 0] + 0.03 * x[:, 1] - 0.4 * x[:, 2]))
-    c = rng.exponential(2.0, n)
-    time, event = np.minimum(t, c), (t <= c).astype(int)
-    if tied:
-        time = np.ceil(time * 4) / 4
+    x, time, event = cox_sample(n, seed, tied)
     return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "T": time, "E": event})
 
 
