@@ -225,7 +225,7 @@ def side_by_side(commands: dict[str, list[str]], out: Path, jobs: int) -> dict:
 
 
 # Reading, pooling and scoring never-seen patients is the library's (the demo's test stage uses it too).
-from raoutcome.evaluation.never_seen import evaluate, per_fold, pool, read_part  # noqa: E402
+from raoutcome.workflows.never_seen import evaluate, per_fold, pool, read_part  # noqa: E402
 
 
 def never_seen(parts: list[tuple[str, Path, Path]]) -> dict:

@@ -1,4 +1,4 @@
-"""Accuracy on never-seen patients (raoutcome.evaluation.never_seen) and the demo's test stage, on simulated
+"""Accuracy on never-seen patients (raoutcome.workflows.never_seen) and the demo's test stage, on simulated
 tables-only cohorts with predictions built from their recorded values (no training: the numbers are checked
 by hand with numpy / lifelines)."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from lifelines.utils import concordance_index
 
-from raoutcome.evaluation.never_seen import never_seen_table
+from raoutcome.workflows.never_seen import never_seen_table
 from raoutcome.predictions import from_frame, save_predictions
 from raoutcome.synth import simulate
 

@@ -45,3 +45,22 @@ def test_analyze_and_the_report_use_the_shared_file_names():
             if isinstance(value, str) and value != outputs.RETEST_CSV:
                 assert f'"{value}"' not in text, f"{module.__name__} spells {value} instead of outputs.{name}"
     assert outputs.scatter("haq") == "scatter_haq.png"
+
+
+def test_models_statistics_and_metrics_never_import_the_simulator():
+    """ARCHITECTURE.md: ``synth`` is not imported by the model or the analyses (they would see the truth). Checked
+    on the import statements of every module under these packages (the workflows may orchestrate the simulator)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "src" / "raoutcome"
+    found = []
+    for package in ("analysis", "evaluation", "models", "training", "attribution", "imaging"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                         if isinstance(node, ast.ImportFrom) else [])
+                if any(n == "raoutcome.synth" or n.startswith("raoutcome.synth.") for n in names):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not found, "imports of raoutcome.synth: " + ", ".join(found)

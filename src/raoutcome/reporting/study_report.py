@@ -414,7 +414,7 @@ def _accuracy_section(analysis: _Folder, accuracy: pd.DataFrame | None, demo: bo
 
 def _never_seen_section(table: pd.DataFrame) -> Section:
     """The never-seen accuracy table of the demo's ``test`` stage
-    (:func:`raoutcome.evaluation.never_seen.never_seen_table`; its columns follow the outcome registry)."""
+    (:func:`raoutcome.workflows.never_seen.never_seen_table`; its columns follow the outcome registry)."""
     names = {"all never seen": "all never seen (pooled)", "train": "study cohort, out of fold",
              "test": "independent test cohort"}
     shown = pd.DataFrame({"patients": [names.get(p, p.replace("train, fold", "study cohort, fold"))

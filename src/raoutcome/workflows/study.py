@@ -282,13 +282,13 @@ TEST_SEED_OFFSET = 2
 def _stage_test(sim_config: Path, n_patients: int, seed_offset: int = TEST_SEED_OFFSET):
     """An independent test cohort (the demo's simulator config, ``n_patients``, seed + ``seed_offset``) predicted
     by the trained fold ensemble, and accuracy on every patient the models never saw
-    (:func:`raoutcome.evaluation.never_seen.never_seen_table`: the out-of-fold predictions pooled with the test
+    (:func:`raoutcome.workflows.never_seen.never_seen_table`: the out-of-fold predictions pooled with the test
     cohort's, each part alone, each fold), next to the simulator's ceilings of the same patients."""
 
     def run(ctx: StageContext):
         from dataclasses import replace
 
-        from raoutcome.evaluation.never_seen import never_seen_table
+        from raoutcome.workflows.never_seen import never_seen_table
         from raoutcome.io_utils import atomic_write
         from raoutcome.synth import simulate
         from raoutcome.synth.config import load_config as load_sim_config

@@ -16,7 +16,9 @@ ceilings of the same patients (:func:`raoutcome.synth.oracle.oracle_from_tables`
 
 The outcomes come from the registry (:mod:`raoutcome.outcomes`).
 
-Used by ``raoutcome demo`` (its ``test`` stage) and ``analyses/learning_check.py``. No torch here.
+Used by ``raoutcome demo`` (its ``test`` stage) and ``analyses/learning_check.py``. It lives among the workflows,
+not in :mod:`raoutcome.evaluation`, because it reads the simulator's truth (:mod:`raoutcome.synth.oracle`), which
+the metrics and the analyses never import. No torch here.
 """
 from __future__ import annotations
 
