@@ -102,6 +102,17 @@ def simulate(
     typer.echo(f"cohort written to {path}")
 
 
+def _ra_cohort(path: Path, command: str):
+    """The cohort at ``path`` with its images, refused (exit 2 via the caller) when it holds only spine films:
+    those go through ``raoutcome msasss``. Checked before any model module is imported."""
+    from raoutcome.cohort import load
+    from raoutcome.workflows.spine_route import refuse_spine_cohort
+
+    data = load(path, images=True)
+    refuse_spine_cohort(data, command)
+    return data
+
+
 @app.command()
 def train(
     cohort: Path = typer.Option(..., "--cohort", help="Cohort folder or cohort.toml"),
@@ -109,12 +120,8 @@ def train(
     out: Path = typer.Option(..., "--out", help="Run folder (resumed if it holds checkpoints)"),
 ) -> None:
     """Train the longitudinal multitask model (cross-fitted folds if configured)."""
-    from raoutcome.cohort import load
-    from raoutcome.workflows.spine_route import refuse_spine_cohort
-
     try:
-        data = load(cohort, images=True)
-        refuse_spine_cohort(data, "train")  # an AS cohort: `raoutcome msasss`
+        data = _ra_cohort(cohort, "train")
         from raoutcome.training import train_run  # after the AS check: no model imports for a refusal
 
         run = train_run(data, config, out)
@@ -132,12 +139,8 @@ def predict(
                                               "(site-level runs: patient_id, visit_id, joint, kind, score, sd, p0..pK)"),
 ) -> None:
     """Write a Predictions dataset (patient_id x visit_id) for every visit of a cohort."""
-    from raoutcome.cohort import load
-    from raoutcome.workflows.spine_route import refuse_spine_cohort
-
     try:
-        data = load(cohort, images=True)
-        refuse_spine_cohort(data, "predict")
+        data = _ra_cohort(cohort, "predict")
         from raoutcome.training import predict_run  # after the AS check: no model imports for a refusal
 
         path = predict_run(run, data, out, joints_out=joints_out)
@@ -172,12 +175,8 @@ def attribute(
     max_images: int = typer.Option(64, "--max-images", help="Attribute at most this many images"),
 ) -> None:
     """Captum attribution per head, summarised over anatomical regions."""
-    from raoutcome.cohort import load
-    from raoutcome.workflows.spine_route import refuse_spine_cohort
-
     try:
-        data = load(cohort, images=True)
-        refuse_spine_cohort(data, "attribute")
+        data = _ra_cohort(cohort, "attribute")
         from raoutcome.workflows.attribute import attribute as run_attribution  # after the AS check
 
         path = run_attribution(run, data, out, method=method, max_images=max_images)
