@@ -236,21 +236,45 @@ def test_a_head_without_labels_is_refused_before_anything_is_written(cohort, tmp
 STALL = "stall_epoch = 2\nstall_tolerance = {tol}\nstall_restarts = {restarts}\n"
 
 
-def _stall_config(tmp_path, cache, name, tol, restarts, lr="1e-9"):
-    path = _config(tmp_path / f"{name}.toml", cache, epochs=3)
+def _stall_config(tmp_path, cache, name, tol, restarts, lr="1e-9", folds=2):
+    path = _config(tmp_path / f"{name}.toml", cache, epochs=3, folds=folds)
     text = path.read_text().replace("lr = 0.003", f"lr = {lr}\n" + STALL.format(tol=tol, restarts=restarts))
     path.write_text(text)
     return path
 
 
-def test_a_stalled_model_is_trained_again_from_a_new_seed_on_the_same_split(cohort, tmp_path):
+def test_a_stalled_model_is_trained_again_from_a_new_seed_on_the_same_split(cohort, tmp_path, monkeypatch, caplog):
     """lr 1e-9 cannot move the criterion by 50 % in 2 epochs: each member is abandoned at epoch 2, trained again
-    from restart_seed(seed, 1) on the same split, and the abandoned attempt is recorded."""
-    from raoutcome.training.run import member_seed, restart_seed
+    from restart_seed(seed, 1) on the same split (through learning.fit_until_learned, the site route's loop), and
+    the abandoned attempt is recorded."""
+    import functools
 
+    from raoutcome.training import run as run_module
+    from raoutcome.training.learning import fit_until_learned, restart_seed
+    from raoutcome.training.config import load_config
+    from raoutcome.training.run import IMAGE_RESTART_STRIDE, _plan, _validation_split, member_seed
+
+    loops = []
+
+    @functools.wraps(fit_until_learned)
+    def spy(*args, **kwargs):
+        model, rec = fit_until_learned(*args, **kwargs)
+        loops.append(rec)
+        return model, rec
+
+    monkeypatch.setattr(run_module, "fit_until_learned", spy)
     seen = []
-    run = train_run(cohort, _stall_config(tmp_path, tmp_path / "cache", "s", 0.5, 1), tmp_path / "run",
-                    on_epoch_end=lambda m, e, r: seen.append((m, e)))
+    with caplog.at_level("WARNING", logger="raoutcome.training.run"):
+        cfg_path = _stall_config(tmp_path, tmp_path / "cache", "s", 0.5, 1)
+        run = train_run(cohort, cfg_path, tmp_path / "run",
+                        on_epoch_end=lambda m, e, r: seen.append((m, e)))
+    assert [[(a["seed"], a["stalled"]) for a in rec["attempts"]] for rec in loops] == [
+        [(member_seed(0, f, 0), True), (restart_seed(member_seed(0, f, 0), 1, IMAGE_RESTART_STRIDE), True)]
+        for f in (0, 1)]  # the kept (last) attempt still stalled
+    for f in (0, 1):
+        seed = member_seed(0, f, 0)
+        assert any(f"FOLD_{f} STALLED WITH SEED {seed}" in m
+                   and f"RESTARTING WITH SEED {restart_seed(seed, 1, IMAGE_RESTART_STRIDE)}" in m for m in caplog.messages)
     assert seen == [("fold_0", 0), ("fold_0", 1), ("fold_0", 0), ("fold_0", 1), ("fold_0", 2),
                     ("fold_1", 0), ("fold_1", 1), ("fold_1", 0), ("fold_1", 1), ("fold_1", 2)]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -258,17 +282,26 @@ def test_a_stalled_model_is_trained_again_from_a_new_seed_on_the_same_split(coho
         seed = member_seed(0, fold, 0)
         assert [r["seed"] for r in m["restarts"]] == [seed]
         assert m["restarts"][0]["stalled"] is True and len(m["restarts"][0]["criterion"]) == 2
-        assert m["seed"] == restart_seed(seed, 1) != seed and m["member_seed"] == seed
+        assert m["seed"] == restart_seed(seed, 1, IMAGE_RESTART_STRIDE) == seed + 104729 and m["member_seed"] == seed
         assert len(m["history"]) == 3  # the last allowed attempt trains to the end
         assert m["stalled"] is True  # ... and is still reported as not learned
         done = json.loads((run / m["member"] / "done.json").read_text())
         assert done["seed"] == m["seed"]
     assert metrics["restarted_members"] == {"fold_0": [member_seed(0, 0, 0)], "fold_1": [member_seed(0, 1, 0)]}
-    # the split never changes with the restart: same validation patients as a run that never restarts
-    plain = train_run(cohort, _stall_config(tmp_path, tmp_path / "cache", "p", 0.5, 0), tmp_path / "plain")
-    plain_m = json.loads((plain / "metrics.json").read_text())["members"]
-    assert [m["n_val"] for m in plain_m] == [m["n_val"] for m in metrics["members"]]
-    assert all(not m["restarts"] for m in plain_m) and all(m["stalled"] for m in plain_m)
+    # the split never changes with the restart: each member validates on its own seed's split
+    cfg = load_config(cfg_path)
+    for fold, train_ids, _ in _plan(cohort, cfg):
+        done = json.loads((run / f"fold_{fold}" / "done.json").read_text())
+        assert (done["train_ids"], done["val_ids"]) == _validation_split(cohort, train_ids, cfg,
+                                                                         member_seed(0, fold, 0))
+
+
+def test_without_restarts_a_stalled_model_is_kept_and_reported(cohort, tmp_path):
+    run = train_run(cohort, _stall_config(tmp_path, tmp_path / "cache", "p", 0.5, 0, folds=1), tmp_path / "plain")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["restarted_members"] == {} and metrics["stalled_members"] == ["fold_0"]
+    (m,) = metrics["members"]
+    assert not m["restarts"] and m["seed"] == m["member_seed"] and len(m["history"]) == 3
 
 
 def test_a_learning_model_is_never_restarted(cohort, tmp_path):
@@ -279,10 +312,11 @@ def test_a_learning_model_is_never_restarted(cohort, tmp_path):
 
 
 def test_a_run_killed_during_a_restart_resumes_the_restarted_attempt(cohort, tmp_path):
-    """Killed in fold 0's second attempt: the resumed run continues that attempt (not the abandoned one) and ends
-    bit-identical to an uninterrupted run."""
+    """Killed in fold 0's second attempt: the resumed run continues that attempt (not the abandoned one), keeps
+    the abandoned one in its record and ends bit-identical to an uninterrupted run (one fold: the rule is per
+    model)."""
     cache = tmp_path / "cache"
-    whole = train_run(cohort, _stall_config(tmp_path, cache, "a", 0.5, 1), tmp_path / "whole")
+    whole = train_run(cohort, _stall_config(tmp_path, cache, "a", 0.5, 1, folds=1), tmp_path / "whole")
     calls = []
 
     class Crash(RuntimeError):
@@ -293,13 +327,18 @@ def test_a_run_killed_during_a_restart_resumes_the_restarted_attempt(cohort, tmp
         if len(calls) == 3:  # fold_0, the restarted attempt's first epoch
             raise Crash
 
-    cfg = _stall_config(tmp_path, cache, "b", 0.5, 1)
+    cfg = _stall_config(tmp_path, cache, "b", 0.5, 1, folds=1)
     with pytest.raises(Crash):
         train_run(cohort, cfg, tmp_path / "resumed", on_epoch_end=crash)
     seen = []
     train_run(cohort, cfg, tmp_path / "resumed", on_epoch_end=lambda m, e, r: seen.append((m, e)))
-    assert seen[:2] == [("fold_0", 1), ("fold_0", 2)]
-    for member in ("fold_0", "fold_1"):
-        a = torch.load(whole / member / "best.pt", weights_only=True)["model"]
-        b = torch.load(tmp_path / "resumed" / member / "best.pt", weights_only=True)["model"]
-        assert all(torch.equal(v, b[k]) for k, v in a.items()), member
+    assert seen == [("fold_0", 1), ("fold_0", 2)]  # the restarted attempt, not attempt 0 again
+    # the attempt abandoned before the kill is kept in the record, as in the uninterrupted run
+    restarts = [json.loads((r / "metrics.json").read_text())["restarted_members"]
+                for r in (whole, tmp_path / "resumed")]
+    assert restarts[0] == restarts[1] and list(restarts[0]) == ["fold_0"]
+    done = [json.loads((r / "fold_0" / "done.json").read_text()) for r in (whole, tmp_path / "resumed")]
+    assert done[0]["restarts"] == done[1]["restarts"] and done[0]["seed"] == done[1]["seed"]
+    a = torch.load(whole / "fold_0" / "best.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "resumed" / "fold_0" / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(v, b[k]) for k, v in a.items())

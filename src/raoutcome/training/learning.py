@@ -12,7 +12,9 @@ runs record ``stalled`` per model and print a capitalised warning naming the mod
 A stalled model is not kept (:func:`fit_until_learned`): the plateau is a property of the draw (initial
 weights, batch order, augmentation), not of the data, so the model is trained again from a new seed
 (:func:`restart_seed`), up to ``restarts`` times; the last attempt runs its full length (it may still leave
-the plateau late). Every attempt (seed, how far its loss moved, whether it stalled) is recorded.
+the plateau late). Every attempt (seed, how far its loss moved, whether it stalled) is recorded. Both routes
+use this one loop: the whole-image route (:mod:`raoutcome.training.run`) persists each abandoned attempt
+(``on_abandon``) and resumes after them (``abandoned``), with its own seed stride.
 """
 from __future__ import annotations
 
@@ -39,29 +41,44 @@ def stall_check(val: Sequence[float], epoch: int, tolerance: float, start: float
     return {"stalled": bool(moved < tolerance), "moved": float(moved), "start": ref, "epoch": int(epoch)}
 
 
-def restart_seed(seed: int, attempt: int) -> int:
-    """The seed of attempt ``attempt`` (0: the model's own ``seed``; k: its k-th restart)."""
-    return int(seed) + RESTART_STRIDE * int(attempt)
+def restart_seed(seed: int, attempt: int, stride: int = RESTART_STRIDE) -> int:
+    """The seed of attempt ``attempt`` (0: the model's own ``seed``; k: its k-th restart), ``seed + stride k``.
+    A route whose own seeds are ``RESTART_STRIDE`` apart (the image route's ensemble members) passes another
+    ``stride`` so a restart never takes another model's seed."""
+    return int(seed) + int(stride) * int(attempt)
 
 
 def fit_until_learned(fit: Callable[[int, bool], tuple[M, dict]], seed: int, restarts: int, name: str = "model",
-                      log: Callable[[str], None] | None = None) -> tuple[M, dict]:
+                      log: Callable[[str], None] | None = None, *, stride: int = RESTART_STRIDE,
+                      abandoned: Sequence[dict] = (),
+                      on_abandon: Callable[[dict, dict], None] | None = None) -> tuple[M, dict]:
     """Train with ``fit(seed, last)`` and, while the attempt's record says ``stalled``, again from
     :func:`restart_seed` (at most ``restarts`` more times; ``last`` tells ``fit`` that this attempt is the
     last, so it should not stop early at the stall check). Returns the first model that learned, else the
     last attempt's, with its record extended by ``restarts`` (how many were needed) and ``attempts`` (per
-    attempt: ``seed``, ``stalled``, ``moved``, ``val_loss_start``, ``epochs``)."""
-    attempts = []
-    for attempt in range(int(restarts) + 1):
-        s = restart_seed(seed, attempt)
-        last = attempt == int(restarts)
+    attempt: ``seed``, ``stalled``, ``moved``, ``val_loss_start``, ``epochs``).
+
+    Resume (a run killed mid-restart): ``abandoned`` are the attempts an earlier session abandoned (as it
+    recorded them); training goes on with attempt ``len(abandoned)`` and they head ``attempts``.
+    ``on_abandon(attempt, record)`` is called with each newly abandoned attempt's entry and ``fit``'s record
+    of it, before the next attempt starts (to persist it for such a resume)."""
+    attempts = list(abandoned)
+    first = len(attempts)
+    for attempt in range(first, max(int(restarts), first) + 1):
+        s = restart_seed(seed, attempt, stride)
+        last = attempt >= int(restarts)
         model, record = fit(s, last)
-        attempts.append({"seed": s, "stalled": bool(record.get("stalled")), "moved": record.get("moved"),
+        moved = record.get("moved")
+        attempts.append({"seed": s, "stalled": bool(record.get("stalled")), "moved": moved,
                          "val_loss_start": record.get("val_loss_start"), "epochs": len(record.get("history", []))})
         if not record.get("stalled"):
             break
+        if on_abandon is not None and not last:
+            on_abandon(attempts[-1], record)
         if log is not None:
-            log(f"WARNING {name.upper()} STALLED WITH SEED {s}: "
-                + (f"RESTARTING WITH SEED {restart_seed(seed, attempt + 1)} "
+            how = (f" (validation loss moved {100 * moved:.1f} % in {attempts[-1]['epochs']} epochs)"
+                   if isinstance(moved, (int, float)) and math.isfinite(moved) else "")
+            log(f"WARNING {name.upper()} STALLED WITH SEED {s}{how}: "
+                + (f"RESTARTING WITH SEED {restart_seed(seed, attempt + 1, stride)} "
                    f"(restart {attempt + 1} of {restarts})" if not last else "no restart left: keeping it"))
     return model, {**record, "restarts": len(attempts) - 1, "attempts": attempts}

@@ -45,6 +45,7 @@ from raoutcome.predictions import load_predictions, to_frame
 from raoutcome.training import checkpoint as ckpt
 from raoutcome.training.config import TrainConfig, load_config
 from raoutcome.training.distributed import barrier, init_from_env, pick_device, shutdown
+from raoutcome.training.learning import fit_until_learned, stall_check
 from raoutcome.training.predict import PredictionGroup, write_predictions
 from raoutcome.training.readout import CoxReadout, RidgeReadout, fit_readouts
 from raoutcome.training.trainer import fit, make_loader, risk_center, uses_joint_targets
@@ -67,6 +68,11 @@ def member_name(fold: int, seed_index: int) -> str:
 
 def member_seed(base: int, fold: int, seed_index: int) -> int:
     return base + 1009 * fold + 7919 * seed_index
+
+
+#: the stride between a member's restarts (:func:`raoutcome.training.learning.restart_seed`): not the site route's
+#: 7919, which is :func:`member_seed`'s ensemble stride here, so a restart never takes another member's seed
+IMAGE_RESTART_STRIDE = 104729
 
 
 def _cache_factory(cfg: TrainConfig, run_dir: Path) -> Callable:
@@ -216,28 +222,8 @@ def train_run(cohort, config_path: str | Path | None, out_dir: str | Path, *,
                 train_kw = {**dkw, "patch_landmarks": ()}  # only the readouts read the joint patches
                 val_ds = PatientSequences(cohort, images, val_ids, **train_kw) if val_ids else None
                 hook = _epoch_hook(name, tracker, on_epoch_end)
-                restarts = _read_restarts(mdir)  # every rank: the attempt (and its seed) must agree
-                while True:  # the stall restart: a stalled attempt is abandoned and the member trained again
-                    run_seed = restart_seed(seed, len(restarts))
-                    if dist.is_main:
-                        _begin_attempt(mdir, run_seed)
-                    barrier(dist)
-                    train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=run_seed,
-                                                joint_targets=joints, **train_kw)
-                    may_restart = bool(val_ids) and len(restarts) < cfg.train["stall_restarts"]
-                    summary = fit(spec, cfg, train_ds, val_ds, mdir, run_seed, device, dist, on_epoch_end=hook,
-                                  desc=name, abandon=_stall_rule(cfg) if may_restart else None).summary
-                    if "abandoned" not in summary:
-                        break
-                    restarts.append({"seed": run_seed, **summary["abandoned"],
-                                     "criterion": [h.get("criterion") for h in summary["history"]]})
-                    log.warning(f"WARNING {name.upper()} HAS NOT LEARNED from seed {run_seed}: validation criterion "
-                                f"moved {100 * summary['abandoned']['moved']:.1f} % by epoch "
-                                f"{summary['abandoned']['epoch']}; training it again from seed "
-                                f"{restart_seed(seed, len(restarts))} (restart {len(restarts)} of "
-                                f"{cfg.train['stall_restarts']})")
-                    if dist.is_main:
-                        _write_json(mdir / _RESTARTS, restarts)
+                summary, run_seed, restarts = _fit_member(name, mdir, seed, cfg, spec, cohort, images, fit_ids,
+                                                          val_ds, joints, train_kw, augment, device, dist, hook)
                 center = None
                 if dist.is_main:
                     readouts, center = _post_fit(mdir, cohort, images, fit_ids, val_ids, cfg, device, dkw)
@@ -277,11 +263,6 @@ _RESTARTS = "restarts.json"  # the abandoned attempts of a member (seed, stall c
 _ATTEMPT = "attempt.json"    # the seed of the attempt whose checkpoints lie in the member folder
 
 
-def restart_seed(seed: int, attempt: int) -> int:
-    """The training seed of a member's ``attempt`` (0 = the member's own seed); the split never changes."""
-    return seed + 104729 * attempt
-
-
 def _read_restarts(mdir: Path) -> list[dict]:
     path = mdir / _RESTARTS
     return json.loads(path.read_text()) if path.exists() else []
@@ -300,16 +281,54 @@ def _begin_attempt(mdir: Path, run_seed: int) -> None:
         _write_json(marker, {"seed": run_seed})
 
 
+def _fit_member(name: str, mdir: Path, seed: int, cfg: TrainConfig, spec: ModelSpec, cohort, images,
+                fit_ids: list[str], val_ds: PatientSequences | None, joints: JointTargets | None, train_kw: dict,
+                augment: Augment | None, device, dist, hook: Callable) -> tuple[dict, int, list[dict]]:
+    """Train member ``name`` through the stall rule (:func:`raoutcome.training.learning.fit_until_learned`): a
+    stalled attempt is abandoned at ``stall_epoch`` and the member trained again on the same split from
+    ``restart_seed(seed, k, IMAGE_RESTART_STRIDE)``. Each abandoned attempt goes to ``restarts.json`` at once, so a
+    resumed run goes on with the attempt it was in. Returns the kept attempt's summary, its seed, the abandoned
+    attempts (seed, stall check, criterion per epoch)."""
+    restarts = _read_restarts(mdir)  # every rank: the attempt (and its seed) must agree
+
+    def attempt(run_seed: int, last: bool) -> tuple[dict, dict]:
+        if dist.is_main:
+            _begin_attempt(mdir, run_seed)
+        barrier(dist)
+        train_ds = PatientSequences(cohort, images, fit_ids, augment=augment, seed=run_seed, joint_targets=joints,
+                                    **train_kw)
+        may_restart = val_ds is not None and not last  # the last attempt runs its full length
+        summary = fit(spec, cfg, train_ds, val_ds, mdir, run_seed, device, dist, on_epoch_end=hook, desc=name,
+                      abandon=_stall_rule(cfg) if may_restart else None).summary
+        check = summary.get("abandoned") or _criterion_check(summary["history"], cfg)
+        return summary, {"seed": run_seed, "stalled": "abandoned" in summary or (last and bool(check["stalled"])),
+                         "abandoned": summary.get("abandoned"), "moved": check["moved"],
+                         "val_loss_start": check["start"], "history": summary["history"]}
+
+    def keep(entry: dict, record: dict) -> None:
+        restarts.append({"seed": entry["seed"], **record["abandoned"],
+                         "criterion": [h.get("criterion") for h in record["history"]]})
+        if dist.is_main:
+            _write_json(mdir / _RESTARTS, restarts)
+
+    summary, record = fit_until_learned(attempt, seed, cfg.train["stall_restarts"], name, log.warning,
+                                        stride=IMAGE_RESTART_STRIDE, abandoned=list(restarts), on_abandon=keep)
+    return summary, record["seed"], restarts
+
+
+def _criterion_check(history: list[dict], cfg: TrainConfig) -> dict:
+    """:func:`raoutcome.training.learning.stall_check` on the validation criterion of ``history``."""
+    crit = [h.get("criterion") for h in history if h.get("criterion") is not None]
+    return stall_check(crit, cfg.train["stall_epoch"], cfg.train["stall_tolerance"])
+
+
 def _stall_rule(cfg: TrainConfig) -> Callable[[list[dict]], dict | None]:
     """``abandon`` for :func:`raoutcome.training.trainer.fit`: the stall check once ``stall_epoch`` epochs ran;
     its record when the model stalled, else None."""
-    from raoutcome.training.learning import stall_check
-
     def rule(history: list[dict]) -> dict | None:
         if len(history) != cfg.train["stall_epoch"]:
             return None
-        crit = [h.get("criterion") for h in history if h.get("criterion") is not None]
-        check = stall_check(crit, cfg.train["stall_epoch"], cfg.train["stall_tolerance"])
+        check = _criterion_check(history, cfg)
         return check if check["stalled"] else None
     return rule
 
@@ -317,10 +336,7 @@ def _stall_rule(cfg: TrainConfig) -> Callable[[list[dict]], dict | None]:
 def _learned(name: str, history: list[dict], cfg: TrainConfig) -> dict:
     """The stall rule (:func:`raoutcome.training.learning.stall_check`) on a member's validation criterion, printed
     per member and loudly when it stalled."""
-    from raoutcome.training.learning import stall_check
-
-    crit = [h.get("criterion") for h in history if h.get("criterion") is not None]
-    check = stall_check(crit, cfg.train["stall_epoch"], cfg.train["stall_tolerance"])
+    check = _criterion_check(history, cfg)
     if check["stalled"]:
         log.warning(f"WARNING {name.upper()} HAS NOT LEARNED: validation criterion {check['start']:.3f} moved "
                     f"{100 * check['moved']:.1f} % by epoch {check['epoch']} "
