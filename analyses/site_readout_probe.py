@@ -4,9 +4,11 @@ Takes a cross-fitted site-route run (``raoutcome train`` with ``[model] route = 
 "no human score" one) and, per fold, keeps its trained reader / encoder and outcome model as they are and refits
 only the closed-form readouts on the fold's training patients, once per variant:
 
-* ``ridge``: HAQ and pain ridge on the readout features, with or without the visit's label-free joint anomaly
-  (:mod:`raoutcome.training.site_anomaly`: the PCA fitted on the fold's training patients only);
-* ``risk``: the Cox readout's inputs (subsets of ``log_jsn, log_erosion, haq, pain, joint_anomaly``).
+* ``ridge``: HAQ and pain ridge on the readout features, alone, with the visit's label-free joint anomaly
+  (:mod:`raoutcome.training.site_anomaly`: the PCA fitted on the fold's training patients only) or with the
+  visit's image measures (:mod:`raoutcome.imaging.visit_measures`: joint density and contrast, carpal height ratio);
+* ``risk``: the Cox readout's inputs (subsets of ``log_jsn, log_erosion, haq, pain, joint_anomaly`` and the
+  measures).
 
 Each variant predicts the fold's test patients; the script prints the pooled out-of-fold HAQ R^2 (all visits with
 an observed HAQ) and first-visit Harrell C (deformity), per fold and pooled, and the C of the out-of-fold anomaly
@@ -28,6 +30,12 @@ FULL_RISK = (("log_jsn", "log_erosion", "haq"), ("log_erosion", "haq"), ("log_er
              ("log_erosion", "joint_anomaly"), ("log_jsn", "log_erosion", "haq", "pain", "joint_anomaly"))
 NO_HUMAN_RISK = (("haq",), ("haq", "pain"), ("joint_anomaly",), ("haq", "joint_anomaly"),
                  ("haq", "pain", "joint_anomaly"))
+MEASURE_NAMES = ("joint_density", "joint_contrast", "carpal_height_ratio")
+MEASURE_RISK = (("log_erosion", *MEASURE_NAMES), ("log_erosion", "haq", *MEASURE_NAMES),
+                ("log_erosion", "carpal_height_ratio"), ("log_erosion", "haq", "carpal_height_ratio"))
+NO_HUMAN_MEASURE_RISK = (("haq", *MEASURE_NAMES), ("haq", "carpal_height_ratio"),
+                         ("joint_anomaly", *MEASURE_NAMES))
+RIDGE_EXTRAS = ((), ("joint_anomaly",), MEASURE_NAMES)
 
 
 def _quiet(_msg: str) -> None:
@@ -42,6 +50,7 @@ def probe(run: Path, cohort_dir: Path) -> dict:
 
     from raoutcome.cohort import load
     from raoutcome.evaluation.survival_metrics import harrell_c
+    from raoutcome.imaging.visit_measures import visit_measures
     from raoutcome.training.config import load_config
     from raoutcome.training.site_anomaly import anomaly_patches, fit_scorer, visit_anomaly
     from raoutcome.training.site_outcome_train import OutcomeData, _fit_readouts, predict_site_outcome
@@ -52,12 +61,15 @@ def probe(run: Path, cohort_dir: Path) -> dict:
     cfg = load_config(run / "config.resolved.toml")
     models = load_site_models(run)
     spec = models[0].spec
-    data = SiteData.build(_patches(cohort, cfg, run), spec.sites, None)
+    sp = _patches(cohort, cfg, run)
+    data = SiteData.build(sp, spec.sites, None)
+    measures = visit_measures(sp, cohort, MEASURE_NAMES)
     views = sorted({s.split(":")[0] for s in spec.sites})
     ap = anomaly_patches(cohort)
     reads = all(m.reads_joints for m in models)
     own = tuple(cfg.readout["risk_inputs"]) or None
-    variants = [(False, own)] + [(ra, r) for ra in (False, True) for r in (FULL_RISK if reads else NO_HUMAN_RISK)]
+    risks = (FULL_RISK + MEASURE_RISK) if reads else (NO_HUMAN_RISK + NO_HUMAN_MEASURE_RISK)
+    variants = [((), own)] + [(extras, r) for extras in RIDGE_EXTRAS for r in risks]
     preds: dict[int, list[pd.DataFrame]] = {i: [] for i in range(len(variants))}
     anomaly_oof = []
     for m in models:
@@ -71,11 +83,11 @@ def probe(run: Path, cohort_dir: Path) -> dict:
         anomaly = visit_anomaly(scorer, ap)
         anomaly_oof.append(anomaly[anomaly["patient_id"].isin(set(test))])
         od = OutcomeData.build(cohort, data.table, {s: i for i, s in enumerate(spec.sites)}, totals,
-                               cfg.survival["event"], anomaly=anomaly)
+                               cfg.survival["event"], anomaly=anomaly, measures=measures)
         ht = torch.from_numpy(h)
-        for i, (ridge_anomaly, risk) in enumerate(variants):
+        for i, (extras, risk) in enumerate(variants):
             risk = risk or tuple(x for x in ("log_jsn", "log_erosion", "haq", "pain") if reads or "log_" not in x)
-            omodel.readouts = _fit_readouts(omodel, od, ht, train, _quiet, "probe", risk, ridge_anomaly=ridge_anomaly)
+            omodel.readouts = _fit_readouts(omodel, od, ht, train, _quiet, "probe", risk, extras=extras)
             preds[i].append(predict_site_outcome(omodel, od, ht, test).assign(fold=rec["fold"]))
     visits = cohort.visits.astype({"patient_id": str, "visit_id": str})
     events = cohort.event_table(cfg.survival["event"]).astype({"patient_id": str}).set_index("patient_id")
@@ -95,9 +107,9 @@ def probe(run: Path, cohort_dir: Path) -> dict:
         return out
 
     rows = []
-    for i, (ridge_anomaly, risk) in enumerate(variants):
+    for i, (extras, risk) in enumerate(variants):
         pooled = pd.concat(preds[i], ignore_index=True)
-        rows.append({"ridge_anomaly": ridge_anomaly, "risk_inputs": list(risk) if risk else "run's own",
+        rows.append({"ridge_extras": list(extras), "risk_inputs": list(risk) if risk else "run's own",
                      **score(pooled), "per_fold": [{"fold": int(f), **score(g)} for f, g in pooled.groupby("fold")]})
     alone = score(pd.concat(anomaly_oof, ignore_index=True), column="joint_anomaly", haq=False)
     return {"run": str(run), "cohort": str(cohort_dir), "reads_joints": reads, "anomaly_alone_c": alone["c_index"],
@@ -113,10 +125,11 @@ def main(argv=None) -> int:
     res = probe(args.run, args.cohort)
     print(f"{res['run']} ({'full' if res['reads_joints'] else 'no human score'}); anomaly alone C "
           f"{res['anomaly_alone_c']:.3f}")
-    print(f"{'ridge+anomaly':>13}  {'risk inputs':<55} {'HAQ R2':>7} {'C':>6}   per fold R2 / C")
+    print(f"{'ridge extras':>13}  {'risk inputs':<55} {'HAQ R2':>7} {'C':>6}   per fold R2 / C")
     for r in res["variants"]:
         folds = "  ".join(f"{f['haq_r2']:.3f}/{f['c_index']:.3f}" for f in r["per_fold"])
-        print(f"{'yes' if r['ridge_anomaly'] else 'no':>13}  {str(r['risk_inputs']):<55} {r['haq_r2']:7.3f} "
+        extras = ("measures" if len(r["ridge_extras"]) > 1 else (r["ridge_extras"] or ["none"])[0])[:13]
+        print(f"{extras:>13}  {str(r['risk_inputs']):<55} {r['haq_r2']:7.3f} "
               f"{r['c_index']:6.3f}   {folds}")
     if args.out:
         from raoutcome.io_utils import atomic_write

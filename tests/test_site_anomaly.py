@@ -116,10 +116,10 @@ def test_the_ridge_and_cox_readouts_read_the_anomaly_and_predict_needs_it():
                                              attention_heads=2, counts=False, heads=("haq", "risk"))).eval()
     train, test = data.patients[:30], data.patients[30:]
     quiet = [].append
-    model.readouts = _fit_readouts(model, data, h, train, quiet, "t", (), ridge_anomaly=False)
+    model.readouts = _fit_readouts(model, data, h, train, quiet, "t", ())
     without = predict_site_outcome(model, data, h, test)
-    model.readouts = _fit_readouts(model, data, h, train, quiet, "t", (ANOMALY,), ridge_anomaly=True)
-    assert model.readouts["haq"][ANOMALY] and len(model.readouts["haq"]["coef"]) == 2 * 8 + SITE_DIM + 1
+    model.readouts = _fit_readouts(model, data, h, train, quiet, "t", (ANOMALY,), extras=(ANOMALY,))
+    assert model.readouts["haq"]["extras"] == [ANOMALY] and len(model.readouts["haq"]["coef"]) == 2 * 8 + SITE_DIM + 1
     assert model.readouts["risk"]["inputs"] == [ANOMALY] and model.readouts["risk"]["coef"][0] > 0.5
     with_a = predict_site_outcome(model, data, h, test)
     truth = pd.concat([data.visits[p] for p in test])["haq"].to_numpy()
@@ -130,10 +130,13 @@ def test_the_ridge_and_cox_readouts_read_the_anomaly_and_predict_needs_it():
     a0 = pd.concat([data.visits[p] for p in test]).groupby("patient_id").head(1)[ANOMALY].to_numpy()
     np.testing.assert_allclose(first["risk"].to_numpy(), model.readouts["risk"]["coef"][0] * a0, rtol=1e-6)
     bare = replace(data, anomaly=False, _arrays={})
-    with pytest.raises(ValueError, match="joint anomaly"):
+    with pytest.raises(ValueError, match="joint_anomaly"):
         predict_site_outcome(model, bare, h, test)
-    with pytest.raises(ValueError, match="joint anomaly"):
-        _fit_readouts(model, bare, h, train, quiet, "t", (ANOMALY,), ridge_anomaly=False)
+    with pytest.raises(ValueError, match="joint_anomaly"):
+        _fit_readouts(model, bare, h, train, quiet, "t", (ANOMALY,))
+    old = {**model.readouts, "haq": {k: v for k, v in model.readouts["haq"].items() if k != "extras"} | {ANOMALY: True}}
+    model.readouts = old  # a checkpoint written before the image measures: the anomaly flag
+    np.testing.assert_allclose(predict_site_outcome(model, data, h, test)["haq"], with_a["haq"])
 
 
 def test_outcome_data_takes_the_visit_anomaly_and_fills_unscored_visits_with_the_reference_mean(tiny_cohort):
@@ -190,7 +193,7 @@ def test_a_site_run_fits_saves_and_applies_the_anomaly_and_refuses_a_cohort_with
     for fold in (0, 1):
         state = ckpt.load(run / f"fold_{fold}" / "site_outcome.pt")
         rec = json.loads((run / f"fold_{fold}" / "done.json").read_text())
-        assert state["readouts"]["haq"][ANOMALY]
+        assert state["readouts"]["haq"]["extras"] == [ANOMALY]
         # the saved scorer is the PCA of the fold's training patients
         want = fit_scorer(ap, rec["train_ids"] + rec["val_ids"])
         got = _load_outcome(run / f"fold_{fold}").anomaly_scorer

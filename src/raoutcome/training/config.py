@@ -90,8 +90,10 @@ folds = 5                  # image features), penalty by patient-grouped K-fold 
 cox_penalizer = 0.1        # first visit's outputs (log counts, HAQ, pain), lifelines penalizer; [] = off
 joint_anomaly = false      # the readouts also read the visit's label-free joint anomaly (needs landmarks.csv):
                            # its PCA is fitted on the same training patients (raoutcome.imaging.joint_anomaly)
+measures = []              # site route: the readouts also read these label-free image measures of the visit
+                           # (joint_density, joint_contrast, carpal_height_ratio; raoutcome.imaging.visit_measures)
 risk_inputs = []           # the Cox readout reads only these of its inputs (log_jsn, log_erosion, haq, pain,
-                           # joint_anomaly); [] = all
+                           # joint_anomaly, the measures); [] = all
 
 [cv]
 folds = 3                  # >= 2: patient-grouped cross-fitting; 1: one model on every patient
@@ -124,6 +126,7 @@ from typing import Any, Mapping
 from raoutcome.anatomy import view_names
 from raoutcome.config import check, dumps_toml, from_dict, read_toml, to_dict
 from raoutcome.errors import ConfigError
+from raoutcome.imaging.visit_measures import MEASURES
 from raoutcome.io_utils import atomic_write
 from raoutcome.outcomes import (DEFAULT_EVENT, RISK_VISIT_RULES, WEIGHTINGS, outcome, outcome_names, outcomes,
                                 readout_outcomes, risk_inputs_for)
@@ -246,10 +249,13 @@ class ReadoutSection:
     folds: int = field(default=5, metadata=_meta(lambda v: v >= 2, "an integer >= 2"))
     cox_penalizer: float = field(default=0.1, metadata=_meta(_number(0), "a non-negative number"))
     joint_anomaly: bool = False
+    measures: tuple[str, ...] = field(default=(), metadata=_meta(
+        lambda v: all(x in MEASURES for x in v) and _distinct(v),
+        f"a list of distinct image measures ({', '.join(MEASURES)})"))
     risk_inputs: tuple[str, ...] = field(default=(), metadata=_meta(
-        lambda v: all(x in risk_inputs_for(outcome_names(), True) for x in v) and _distinct(v),
+        lambda v: all(x in risk_inputs_for(outcome_names(), True) or x in MEASURES for x in v) and _distinct(v),
         "a list of distinct inputs of the Cox readout (log_ counts of count outcomes, risk-input outcomes, "
-        "joint_anomaly)"))
+        "joint_anomaly, image measures)"))
 
 
 @dataclass(frozen=True)
@@ -310,12 +316,18 @@ class TrainingConfig:
         r = self.readout
         if r.joint_anomaly and not r.heads:
             raise ConfigError("readout.joint_anomaly = true, but readout.heads = [] fits no readout to read it")
-        provided = risk_inputs_for(tuple(h for h, on in self.heads.items() if on), r.joint_anomaly)
+        if r.measures and not r.heads:
+            raise ConfigError("readout.measures names image measures, but readout.heads = [] fits no readout to "
+                              "read them")
+        if r.measures and self.model.route != "sites":
+            raise ConfigError(f"readout.measures = {list(r.measures)!r}: only the site route (model.route = "
+                              f"\"sites\") reads image measures")
+        provided = risk_inputs_for(tuple(h for h, on in self.heads.items() if on), r.joint_anomaly) + r.measures
         missing = [x for x in r.risk_inputs if x not in provided]
         if missing:
             raise ConfigError(f"readout.risk_inputs = {list(r.risk_inputs)!r} names {missing}, which this model "
                               f"does not have (the SvdH head gives log_jsn/log_erosion, readout.joint_anomaly the "
-                              f"anomaly)")
+                              f"anomaly, readout.measures the image measures)")
 
 
 class TrainConfig:

@@ -92,16 +92,19 @@ class OutcomeData:
     events: dict[str, tuple[float, float]]   # patient -> (time, observed)
     targets: tuple[str, ...] = ()            # per-visit outcomes with labels (outcome names; their cohort columns)
     anomaly: bool = False                    # the visits carry the joint anomaly (column ANOMALY; 0 where unscored)
+    measures: tuple[str, ...] = ()           # the visits' label-free image measures (columns; NaN where unmeasured)
     #: per patient, the float columns of its visits that :meth:`batch` reads (filled on first use)
     _arrays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def build(cls, cohort, table: pd.DataFrame, site_index: dict[str, int], totals: pd.DataFrame | None,
-              event: str | None = DEFAULT_EVENT, anomaly: pd.DataFrame | None = None) -> "OutcomeData":
+              event: str | None = DEFAULT_EVENT, anomaly: pd.DataFrame | None = None,
+              measures: pd.DataFrame | None = None) -> "OutcomeData":
         """The visits, site rows and ``event`` of the patients of the patch ``table`` (``event`` None: no event
         times, NaN, as prediction needs none); ``anomaly``: the visits' joint anomaly (``patient_id, visit_id,
         joint_anomaly``, :func:`raoutcome.training.site_anomaly.visit_anomaly`), 0 (the reference mean) for a visit
-        it lacks."""
+        it lacks; ``measures``: the visits' image measures (``patient_id, visit_id`` and one column each,
+        :func:`raoutcome.imaging.visit_measures.visit_measures`), NaN for a visit it lacks."""
         v = cohort.visits.astype({"patient_id": str, "visit_id": str}).sort_values(["patient_id", "time_years"])
         targets = visit_targets(v.columns)
         v = v.assign(**{name: v[outcome(name).column] for name in targets})
@@ -119,6 +122,10 @@ class OutcomeData:
             a = anomaly.astype({"patient_id": str, "visit_id": str})[["patient_id", "visit_id", ANOMALY]]
             v = v.drop(columns=ANOMALY, errors="ignore").merge(a, on=["patient_id", "visit_id"], how="left")
             v[ANOMALY] = v[ANOMALY].fillna(0.0)
+        names = tuple(c for c in measures.columns if c not in ("patient_id", "visit_id")) if measures is not None else ()
+        if names:
+            m = measures.astype({"patient_id": str, "visit_id": str})
+            v = v.drop(columns=list(names), errors="ignore").merge(m, on=["patient_id", "visit_id"], how="left")
         ev = cohort.event_table(event).astype({"patient_id": str}).set_index("patient_id") if event else None
         tab = table[["patient_id", "visit_id", "joint"]].reset_index(drop=True).astype({"patient_id": str,
                                                                                         "visit_id": str})
@@ -139,7 +146,7 @@ class OutcomeData:
                if ev is not None else np.full((len(patients), 2), np.nan))
         index = v.groupby("patient_id", sort=True).indices
         keys = ("time_years", *targets, *count_features(), SEVERITY_TARGET,  # what batch() reads, sliced per patient
-                *((ANOMALY,) if anomaly is not None else ()))
+                *((ANOMALY,) if anomaly is not None else ()), *names)
         floats = {k: v[k].to_numpy(float) for k in keys}
         visit_ids = v["visit_id"].to_numpy()
         rows, events, arrays = {}, {}, {}
@@ -151,7 +158,12 @@ class OutcomeData:
             time, observed = evs[pcode.get_loc(pid)]
             events[pid] = (float(time), float(observed))
         return cls([p for p in patients if p in index], _PatientVisits(v, index), rows, events, targets,
-                   anomaly=anomaly is not None, _arrays=arrays)
+                   anomaly=anomaly is not None, measures=names, _arrays=arrays)
+
+    @property
+    def extras(self) -> tuple[str, ...]:
+        """The visit columns the readouts may read besides the model's features: the joint anomaly, the measures."""
+        return ((ANOMALY,) if self.anomaly else ()) + self.measures
 
     def _columns(self, p: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """Patient ``p``'s visit columns ``time_years`` and ``keys`` as float arrays, and ``visit_id`` (computed
@@ -259,8 +271,8 @@ def fit_site_outcome(spec: SiteOutcomeSpec, data: OutcomeData, h: torch.Tensor, 
     log(f"{name}: validation loss {record['val_loss_start']:.4f} -> {record['best_val_loss']:.4f} (best epoch "
         f"{record['best_epoch']}/{epochs})" + ("  ** STALLED **" if record["stalled"] else ""))
     model.readouts = _fit_readouts(model, data, h, fit_ids + val_ids, log, name,
-                                   tuple(risk_inputs) or default_risk_inputs(spec.heads, data.anomaly),
-                                   ridge_anomaly=data.anomaly)
+                                   tuple(risk_inputs) or default_risk_inputs(spec.heads, data.anomaly) + data.measures,
+                                   extras=data.extras)
     severity = (_fit_severity(model, data, h, fit_ids, val_ids, record["seed"], log, name)
                 if model.severity is not None else {})
     return model, {**record, "readouts": {k: v for k, v in model.readouts.items() if k.endswith("_info")},
@@ -374,8 +386,8 @@ def _features(model: SiteOutcomeModel, data: OutcomeData, h: torch.Tensor, pids:
                           **{k: out[k][jb, jt].double().numpy() for k in model.spec.heads if k in out},
                           **{k: b[k][jb, jt].double().numpy() for k in count_features()},
                           **{f"obs_{k}": b[k][jb, jt].double().numpy() for k in (*data.targets, SEVERITY_TARGET)},
-                          **({ANOMALY: np.concatenate([data._columns(p, (ANOMALY,))[ANOMALY] for p in b["pids"]])}
-                             if data.anomaly else {})})
+                          **{e: np.concatenate([data._columns(p, (e,))[e] for p in b["pids"]])
+                             for e in data.extras}})
             xs.append(x[jb, jt].double().numpy())
     if not parts:
         return pd.DataFrame(columns=["patient_id", "visit_id", "position", "time_years", "has_image", "x"])
@@ -390,19 +402,25 @@ def _x(f: pd.DataFrame) -> np.ndarray:
 
 
 def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, risk_inputs: Sequence[str],
-                  ridge_anomaly: bool = False) -> dict:
-    """Ridge readouts of the ridge outcomes on the readout features (``ridge_anomaly``: and the visit's joint
-    anomaly, which ``data`` must carry), then the Cox readout on the first visit's ``risk_inputs`` (inputs that
-    are missing or constant are left out); each recorded with a ``<head>_info`` entry."""
+                  extras: Sequence[str] = ()) -> dict:
+    """Ridge readouts of the ridge outcomes on the readout features and the visit columns ``extras`` (the joint
+    anomaly, image measures; ``data`` must carry them), then the Cox readout on the first visit's ``risk_inputs``
+    (inputs that are missing or constant are left out); each recorded with a ``<head>_info`` entry. A measure
+    missing at a visit reads as its mean over the fitted visits (``measure_fill``, kept for prediction)."""
+    from raoutcome.imaging.visit_measures import MEASURES
     from raoutcome.training.readout import fit_cox_readout, fit_ridge_readout
 
-    if (ridge_anomaly or ANOMALY in risk_inputs) and not data.anomaly:
-        raise ValueError("the readouts read the joint anomaly, but the outcome data carry none (pass anomaly= to "
-                         "OutcomeData.build)")
+    lacking = [c for c in dict.fromkeys((*extras, *risk_inputs))
+               if (c == ANOMALY or c in MEASURES) and c not in data.extras]
+    if lacking:
+        raise ValueError(f"the readouts read {lacking}, but the outcome data carry none (pass anomaly= / measures= "
+                         "to OutcomeData.build)")
     f = _features(model, data, h, pids)
     f = f[f["has_image"]]
-    x = _ridge_x(f, ridge_anomaly)
-    readouts: dict = {}
+    fill = {m: float(np.nan_to_num(f[m].mean())) for m in data.measures}
+    f = f.fillna(fill)
+    x = _ridge_x(f, extras)
+    readouts: dict = {"measure_fill": fill} if fill else {}
     specs = outcomes(model.spec.heads)
     for head in (o.name for o in specs if o.readout == "ridge" and o.name in data.targets):
         y = f[f"obs_{head}"].to_numpy(float)
@@ -411,7 +429,7 @@ def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, 
         except ValueError as err:
             readouts[f"{head}_info"] = {"kept_trained_head": str(err)}
             continue
-        readouts[head] = {"coef": r.coef.tolist(), "intercept": float(r.intercept), ANOMALY: bool(ridge_anomaly)}
+        readouts[head] = {"coef": r.coef.tolist(), "intercept": float(r.intercept), "extras": list(extras)}
         readouts[f"{head}_info"] = {"alpha": r.alpha, "cv_r2": r.cv_r2, "n_patients": r.n_patients}
     f = f.assign(**{o.name: _ridge(x, readouts[o.name], o) for o in specs if o.name in readouts})
     first = f.sort_values(["patient_id", "position"]).groupby("patient_id").head(1)
@@ -430,10 +448,16 @@ def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, 
     return readouts
 
 
-def _ridge_x(f: pd.DataFrame, anomaly: bool) -> np.ndarray:
-    """The ridge readouts' features of the rows of ``f``: :func:`_x`, and (``anomaly``) the joint anomaly last."""
+def _ridge_x(f: pd.DataFrame, extras: Sequence[str]) -> np.ndarray:
+    """The ridge readouts' features of the rows of ``f``: :func:`_x`, then the columns ``extras``."""
     x = _x(f)
-    return np.column_stack([x, f[ANOMALY].to_numpy(float) if ANOMALY in f else np.zeros(len(f))]) if anomaly else x
+    return np.column_stack([x, *(f[e].to_numpy(float) for e in extras)]) if extras else x
+
+
+def _ridge_extras(readout: dict) -> list[str]:
+    """The visit columns a ridge readout reads after the model's features (a checkpoint written before the image
+    measures says ``joint_anomaly: true`` instead)."""
+    return list(readout.get("extras", [ANOMALY] if readout.get(ANOMALY) else []))
 
 
 def _ridge(x: np.ndarray, readout: dict, spec) -> np.ndarray:
@@ -448,17 +472,20 @@ def predict_site_outcome(model: SiteOutcomeModel, data: OutcomeData, h: torch.Te
     f = _features(model, data, h, [p for p in pids if p in data.visits])
     x = _x(f)
     ro = getattr(model, "readouts", {})
+    f = f.fillna({m: v for m, v in ro.get("measure_fill", {}).items() if m in f})
     specs = outcomes(model.spec.heads)
     for spec in specs:
         if spec.name in ro and "intercept" in ro[spec.name]:  # ridge
-            reads = bool(ro[spec.name].get(ANOMALY))
-            if reads and not data.anomaly:
-                raise ValueError(f"the {spec.name} readout reads the joint anomaly, but the outcome data carry none")
+            reads = _ridge_extras(ro[spec.name])
+            lacking = [e for e in reads if e not in data.extras]
+            if lacking:
+                raise ValueError(f"the {spec.name} readout reads {lacking}, but the outcome data carry none")
             f[spec.name] = np.where(f["has_image"], _ridge(_ridge_x(f, reads), ro[spec.name], spec), f[spec.name])
     for spec in specs:
         if spec.name in ro and "inputs" in ro[spec.name]:  # Cox, on the refitted outputs
-            if ANOMALY in ro[spec.name]["inputs"] and not data.anomaly:
-                raise ValueError(f"the {spec.name} readout reads the joint anomaly, but the outcome data carry none")
+            lacking = [c for c in ro[spec.name]["inputs"] if c not in f]
+            if lacking:
+                raise ValueError(f"the {spec.name} readout reads {lacking}, but the outcome data carry none")
             cols = f[list(ro[spec.name]["inputs"])].to_numpy(float)
             f[spec.name] = np.where(np.isfinite(cols).all(1), np.nan_to_num(cols) @ np.asarray(ro[spec.name]["coef"]),
                                     f[spec.name])

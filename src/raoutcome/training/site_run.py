@@ -134,11 +134,19 @@ def _outcome_spec(cfg: TrainConfig, spec: SiteSpec, counts: bool):
                            severity_classes=len(DEFAULT_SEVERITY_CUTOFFS) + 1 if counts else 0)
 
 
-def _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir: Path, seed: int, log, ap=None):
+def _measures(sp, cohort, names) -> pd.DataFrame | None:
+    """The visits' image measures ``names`` on the site patches ``sp`` (None without names)."""
+    from raoutcome.imaging.visit_measures import visit_measures
+
+    return visit_measures(sp, cohort, list(names)) if names else None
+
+
+def _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir: Path, seed: int, log, ap=None, measures=None):
     """Train (or reload) the fold's outcome model on its reader's frozen site embeddings and predicted ``totals``
     (:func:`_totals`; None: an encoder that reads no joint); ``ap``: the cohort's anomaly patches
     (:func:`raoutcome.training.site_anomaly.anomaly_patches`), whose scorer is fitted on the fold's training
-    patients and saved with the model (``model.anomaly_scorer``; None without)."""
+    patients and saved with the model (``model.anomaly_scorer``; None without); ``measures``: the visits' image
+    measures (:func:`raoutcome.imaging.visit_measures.visit_measures`) its readouts read."""
     from raoutcome.training.site_anomaly import fit_scorer, scorer_state, visit_anomaly
     from raoutcome.training.site_outcome_train import OutcomeData, fit_site_outcome, outcome_stall_rule
 
@@ -148,7 +156,8 @@ def _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir: Path, seed: 
         return model, ckpt.load(path)["record"]
     scorer = fit_scorer(ap, record["train_ids"] + record["val_ids"]) if ap is not None else None
     data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals,
-                             cfg.survival["event"], anomaly=visit_anomaly(scorer, ap) if scorer is not None else None)
+                             cfg.survival["event"], anomaly=visit_anomaly(scorer, ap) if scorer is not None else None,
+                             measures=measures)
     ospec = _outcome_spec(cfg, spec, counts=totals is not None)
     model, orec = fit_site_outcome(ospec, data, torch.from_numpy(h), record["train_ids"], record["val_ids"], seed,
                                    epochs=cfg.sites["outcome_epochs"], stall=outcome_stall_rule(cfg.sites),
@@ -161,17 +170,18 @@ def _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir: Path, seed: 
     return model, orec
 
 
-def _outcome_predict(cohort, model, spec, part, totals, h, ids, ap=None) -> pd.DataFrame:
+def _outcome_predict(cohort, model, spec, part, totals, h, ids, ap=None, measures=None) -> pd.DataFrame:
     """HAQ, pain, risk and the visit embedding of ``ids`` by a fold's outcome model on its reader's site embeddings
     ``h`` and ``totals`` (:func:`_totals`); a model with an anomaly scorer scores the visits' anomaly on ``ap``
-    (:func:`raoutcome.training.site_anomaly.anomaly_patches` of ``cohort``)."""
+    (:func:`raoutcome.training.site_anomaly.anomaly_patches` of ``cohort``); ``measures``: the visits' image
+    measures, for a model whose readouts read them."""
     from raoutcome.training.site_anomaly import visit_anomaly
     from raoutcome.training.site_outcome_train import OutcomeData, predict_site_outcome
 
     scorer = getattr(model, "anomaly_scorer", None)
     anomaly = visit_anomaly(scorer, ap, [str(p) for p in ids]) if scorer is not None else None
     data = OutcomeData.build(cohort, part.table, {s: i for i, s in enumerate(spec.sites)}, totals, event=None,
-                             anomaly=anomaly)
+                             anomaly=anomaly, measures=measures)
     return predict_site_outcome(model, data, torch.from_numpy(h), [str(p) for p in ids])
 
 
@@ -202,6 +212,7 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
         from raoutcome.training.site_anomaly import anomaly_patches
 
         ap = anomaly_patches(cohort, _cache(cfg, run_dir))
+    measures = _measures(sp, cohort, cfg.readout["measures"]) if outcome_on else None
     parts, records, folds, outcome_parts = [], [], {}, []
     for fold, train_ids, test_ids in plan:
         mdir = run_dir / f"fold_{fold}"
@@ -237,7 +248,8 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
             folds.update({str(p): fold for p in test_ids})
             if outcome_on:
                 totals = _totals(cohort, frame, views)
-                omodel, orec = _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir, seed, log, ap)
+                omodel, orec = _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir, seed, log, ap,
+                                             measures)
                 record["outcome"] = orec
                 outcome_parts.append(_outcome_predict(cohort, omodel, spec, part, totals, h, test_ids, ap))
         if not done.exists():
@@ -381,7 +393,7 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
     if joints_out is not None and not reads:
         raise InputError(f"{run_dir}: this site run was trained without per-joint readings (no human score): it "
                          "writes no per-joint predictions (--joints-out)")
-    frames, outcomes, totals, ap = [], [], None, None
+    frames, outcomes, totals, ap, measured = [], [], None, None, {}
     ids = sorted(data.visit_keys["patient_id"].unique())
     for m in models:
         outcome = _load_outcome(m.fold_dir)
@@ -394,7 +406,11 @@ def predict_site_run(run_dir: Path, cohort, cfg: TrainConfig, out_path: Path,
                 from raoutcome.training.site_anomaly import anomaly_patches
 
                 ap = anomaly_patches(cohort, _cache(cfg, run_dir))
-            outcomes.append(_outcome_predict(cohort, outcome, spec, data, totals, h, ids, ap))
+            names = tuple(outcome.readouts.get("measure_fill", {}))
+            if names not in measured:
+                measured[names] = _measures(sp, cohort, names)
+            measures = measured[names]
+            outcomes.append(_outcome_predict(cohort, outcome, spec, data, totals, h, ids, ap, measures))
     joints = ensemble_joints(frames) if reads else None
     if len(models) > 1:  # one model: its joints are the ensemble's, and so are their totals
         totals = None
