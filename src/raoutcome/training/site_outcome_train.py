@@ -8,9 +8,11 @@ the first visit's risk, Efron ties, torchsurv), patients in batches with all the
 route (:mod:`raoutcome.training.readout`), the heads whose spec has ``readout = "ridge"`` are then refitted in
 closed form by ridge on ``[visit embedding, mean site embedding, log totals]`` (clipped to the outcome's
 range) and the ``readout = "cox"`` head by a Cox model on the first visit's risk inputs (``log1p`` predicted
-subscores and refitted outcomes, :func:`raoutcome.outcomes.risk_inputs_for`), on the training patients only. With
-the visit's label-free joint anomaly in the data (``[readout] joint_anomaly``, :mod:`raoutcome.training.site_anomaly`)
-the ridge readouts read it as one more feature and the Cox readout may read it (input ``joint_anomaly``). The
+subscores and refitted outcomes, :func:`raoutcome.outcomes.risk_inputs_for`), on the training patients only; the
+risk is ``(x - x_mean) . beta`` with the mean of the fitted patients, so the folds' risks share one scale and pool.
+With the visit's label-free joint anomaly (``[readout] joint_anomaly``, :mod:`raoutcome.training.site_anomaly`) or
+image measures (``[readout] measures``, :mod:`raoutcome.imaging.visit_measures`) in the data, the ridge readouts read
+them as more features and the Cox readout may read them (inputs named as the columns). The
 validation loss before training and per epoch is recorded; a model whose validation loss has not fallen by
 ``[sites] outcome_stall_tolerance`` by ``outcome_stall_epoch`` is reported loudly and, as the site reader, stopped
 there and trained again from a new seed, up to ``outcome_stall_restarts`` times
@@ -440,7 +442,8 @@ def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, 
             continue
         try:
             cox = fit_cox_readout(first[inputs].to_numpy(float), ev[:, 0], ev[:, 1], tuple(inputs))
-            readouts[risk] = {"inputs": list(inputs), "coef": cox.coef.tolist()}
+            readouts[risk] = {"inputs": list(inputs), "coef": cox.coef.tolist(),
+                              "center": first[inputs].mean().tolist()}
             readouts[f"{risk}_info"] = {"inputs": inputs, "coef": cox.coef.round(4).tolist(), "n_events": cox.n_events}
         except ValueError as err:
             readouts[f"{risk}_info"] = {"kept_trained_head": str(err)}
@@ -487,6 +490,8 @@ def predict_site_outcome(model: SiteOutcomeModel, data: OutcomeData, h: torch.Te
             if lacking:
                 raise ValueError(f"the {spec.name} readout reads {lacking}, but the outcome data carry none")
             cols = f[list(ro[spec.name]["inputs"])].to_numpy(float)
+            # centred on the fitted patients' mean: one scale for every fold's risk, so folds pool and average
+            cols = cols - np.asarray(ro[spec.name].get("center", np.zeros(cols.shape[1])))
             f[spec.name] = np.where(np.isfinite(cols).all(1), np.nan_to_num(cols) @ np.asarray(ro[spec.name]["coef"]),
                                     f[spec.name])
     f["embedding"] = list(x[:, :2 * model.spec.d_model]) if len(f) else []
