@@ -59,8 +59,9 @@ def test_analyze_writes_every_table_and_figure(study, tmp_path):
     assert set(both["question"]) == set(QUESTIONS.values())  # both questions, each row naming its own
     damage = both[both["question"] == QUESTIONS["beyond_damage"]]
     assert damage["reliability_source"].str.startswith("retest").all()
-    assert set(damage["test"]) == {"cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"}
-    assert (damage.loc[damage["test"].isin(["cox_lrt", "mixed_lrt", "partial_r2_f"]), "p_value"] < 0.01).all()
+    # beyond damage, the Cox model's test is the robust score test (beyond_damage's default)
+    assert set(damage["test"]) == {"cox_robust_score", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"}
+    assert (damage.loc[damage["test"].isin(["cox_robust_score", "mixed_lrt", "partial_r2_f"]), "p_value"] < 0.01).all()
     assert "beyond_damage" in summary and "beyond_damage_warning" not in summary
     inc = both[both["question"] == QUESTIONS["beyond_sharp"]]
     assert set(inc["test"]) == {"cox_lrt", "delta_c", "continuous_nri", "mixed_lrt", "partial_r2_f"}

@@ -119,6 +119,6 @@ def test_beyond_damage_options_on_a_harness_cohort():
     plain = inc.beyond_damage(data, "pred_risk", cov_type=None, **kw).set_index("test")
     robust = inc.beyond_damage(data, "pred_risk", **kw).set_index("test")  # HC3 by default
     assert robust.loc["partial_r2_f", "cov_type"] == "HC3" and plain.loc["partial_r2_f", "cov_type"] == "nonrobust"
-    assert robust.loc["cox_lrt", "p_value"] == plain.loc["cox_lrt", "p_value"]  # HC3 concerns the F-test only
+    assert robust.loc["cox_robust_score", "p_value"] == plain.loc["cox_robust_score", "p_value"]  # HC3: F-test only
     with pytest.raises(InputError, match="retest"):
         inc.beyond_damage(data, "pred_risk", calibration="simex", tests=("partial_r2_f",))

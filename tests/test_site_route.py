@@ -176,10 +176,11 @@ def sim_cohort(tmp_path_factory) -> Path:
     return out
 
 
-def _site_config(tmp: Path, **sites) -> Path:
+def _site_config(tmp: Path, readout: tuple[str, ...] = (), **sites) -> Path:
     body = {"epochs": 1, "batch_visits": 4, "outcome_epochs": 3, **sites}
     lines = ["[model]", 'route = "sites"', "[sites]"] + [f"{k} = {v!r}".replace("'", '"') for k, v in body.items()]
     lines += ["[cv]", "folds = 2", "[train]", "val_fraction = 0.25", "num_workers = 0"]
+    lines += ["[readout]", *readout] if readout else []
     path = tmp / "sites.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -197,9 +198,16 @@ def test_train_predict_joints_out_loads_back(sim_cohort, tmp_path, capsys):
 
     runner = CliRunner()
     run = tmp_path / "run"
-    res = runner.invoke(app, ["train", "--cohort", str(sim_cohort), "--config", str(_site_config(tmp_path)),
-                              "--out", str(run)])
+    measures = ("joint_density", "joint_contrast", "carpal_height_ratio")  # the recipe's ridges read them
+    config = _site_config(tmp_path, readout=(f"measures = {list(measures)}".replace("'", '"'),))
+    res = runner.invoke(app, ["train", "--cohort", str(sim_cohort), "--config", str(config), "--out", str(run)])
     assert res.exit_code == 0, res.output
+    from raoutcome.training import checkpoint as ckpt
+
+    readouts = ckpt.load(run / "fold_0" / "site_outcome.pt")["readouts"]
+    assert readouts["haq"]["extras"] == list(measures) and set(readouts["measure_fill"]) == set(measures)
+    assert len(readouts["haq"]["coef"]) == len(readouts["pain"]["coef"])  # both read the features, then the measures
+    assert np.all(np.asarray(readouts["haq"]["coef"][-len(measures):]) != 0)
     metrics = json.loads((run / "metrics.json").read_text())
     assert [f["fold"] for f in metrics["folds"]] == [0, 1]
     assert all("stalled" in f and "svdh_pearson_r" in f for f in metrics["folds"])
@@ -240,6 +248,7 @@ def test_train_predict_joints_out_loads_back(sim_cohort, tmp_path, capsys):
     assert table.loc[jsn, "p5"].isna().all() and table.loc[~jsn, "p5"].notna().all()
     # visit totals are the sums of the joints
     ds = load_predictions(tmp_path / "p.nc")
+    assert np.isfinite(ds["haq"].values).any() and np.isfinite(oof["haq"].values).any()
     sums = table.groupby(["patient_id", "visit_id"])["score"].sum()
     pid, vid = sums.index[0]
     assert float(ds["svdh"].sel(patient_id=pid, visit_id=vid)) == pytest.approx(sums.iloc[0], rel=1e-4)

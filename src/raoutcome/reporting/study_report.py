@@ -131,7 +131,9 @@ METRIC_NAMES = {
     "mean_auc": "mean time-dependent AUC", "auroc_at_horizon": "AUROC at the horizon",
 }
 TEST_NAMES = {
-    "cox_lrt": "Cox likelihood-ratio test (χ²)", "delta_c": "ΔC-index, out-of-fold (Harrell)",
+    "cox_lrt": "Cox likelihood-ratio test (χ²)", "cox_robust_score": "Cox robust score test (Lin–Wei, χ²)",
+    "cox_score": "Cox score test (χ²)", "cox_wald": "Cox Wald test (χ²)", "cox_robust_wald": "Cox robust Wald test (χ²)",
+    "delta_c": "ΔC-index, out-of-fold (Harrell)",
     "continuous_nri": "continuous net reclassification improvement", "mixed_lrt": "mixed-model LRT (χ², ML fits)",
     "partial_r2_f": "partial R² (F-test, last visit per patient)",
 }
@@ -317,10 +319,10 @@ def _intro_section(demo: bool, accuracy: pd.DataFrame | None, analysis: _Folder,
     if inc is not None and len(inc):
         words = inc["question"].astype(str) if "question" in inc else pd.Series("", index=inc.index)
         damage = inc[words.str.startswith("Does the image carry")]
-        row = damage[damage["test"] == "cox_lrt"]
+        row = damage[damage["test"].astype(str).str.startswith("cox_")]
         if len(row):
-            items.append(("Image beyond damage: LRT p", _p(float(row.iloc[0]["p_value"])),
-                          "reader error corrected"))
+            items.append(("Image beyond damage: Cox p", _p(float(row.iloc[0]["p_value"])),
+                          f"{TEST_NAMES.get(row.iloc[0]['test'], row.iloc[0]['test'])}, reader error corrected"))
         inc = inc[~words.str.startswith("Does the image carry")]
         for test, label in (("cox_lrt", "Image beyond SvdH: LRT p"), ("delta_c", "ΔC-index (image added)")):
             row = inc[inc["test"] == test]
