@@ -35,7 +35,7 @@ MEASURE_RISK = (("log_erosion", *MEASURE_NAMES), ("log_erosion", "haq", *MEASURE
                 ("log_erosion", "carpal_height_ratio"), ("log_erosion", "haq", "carpal_height_ratio"))
 NO_HUMAN_MEASURE_RISK = (("haq", *MEASURE_NAMES), ("haq", "carpal_height_ratio"),
                          ("joint_anomaly", *MEASURE_NAMES))
-RIDGE_EXTRAS = ((), ("joint_anomaly",), MEASURE_NAMES)
+RIDGE_EXTRAS = ((), ("joint_anomaly",), MEASURE_NAMES, ("joint_anomaly", *MEASURE_NAMES))
 
 
 def _quiet(_msg: str) -> None:
@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     print(f"{'ridge extras':>13}  {'risk inputs':<55} {'HAQ R2':>7} {'C':>6}   per fold R2 / C")
     for r in res["variants"]:
         folds = "  ".join(f"{f['haq_r2']:.3f}/{f['c_index']:.3f}" for f in r["per_fold"])
-        extras = ("measures" if len(r["ridge_extras"]) > 1 else (r["ridge_extras"] or ["none"])[0])[:13]
+        extras = {0: "none", 1: "joint_anomaly", 3: "measures", 4: "anomaly+meas."}[len(r["ridge_extras"])]
         print(f"{extras:>13}  {str(r['risk_inputs']):<55} {r['haq_r2']:7.3f} "
               f"{r['c_index']:6.3f}   {folds}")
     if args.out:

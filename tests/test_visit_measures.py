@@ -128,10 +128,15 @@ def test_the_readouts_read_a_measure_fill_a_missing_one_and_predict_needs_it():
     train_values = pd.concat([visits[p] for p in train])["carpal_height_ratio"]
     assert fill == pytest.approx(train_values.mean())
     assert model.readouts["risk"]["coef"][0] > 10  # the hazard rises as the ratio rises (exp(40 (m - 0.55)))
+    first_train = pd.concat([visits[p] for p in train]).groupby("patient_id").head(1)["carpal_height_ratio"]
+    assert model.readouts["risk"]["center"] == pytest.approx([first_train.mean()])  # a measure is centred
     got = predict_site_outcome(model, data, h, test)
     truth = pd.concat([visits[p] for p in test])
     ok = truth["carpal_height_ratio"].notna().to_numpy()
     assert np.abs(got["haq"].to_numpy()[ok] - truth["haq"].to_numpy()[ok]).mean() < 0.05
     assert got["haq"].to_numpy()[~ok] == pytest.approx(1.0 + 10 * (fill - 0.55), abs=0.05)  # the filled mean
+    first = got.groupby("patient_id").head(1)
+    m0 = truth.groupby("patient_id").head(1)["carpal_height_ratio"].to_numpy()
+    np.testing.assert_allclose(first["risk"], model.readouts["risk"]["coef"][0] * (m0 - first_train.mean()), rtol=1e-6)
     with pytest.raises(ValueError, match="carpal_height_ratio"):
         predict_site_outcome(model, replace(data, measures=(), _arrays={}), h, test)

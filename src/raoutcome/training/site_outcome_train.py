@@ -9,7 +9,8 @@ route (:mod:`raoutcome.training.readout`), the heads whose spec has ``readout = 
 closed form by ridge on ``[visit embedding, mean site embedding, log totals]`` (clipped to the outcome's
 range) and the ``readout = "cox"`` head by a Cox model on the first visit's risk inputs (``log1p`` predicted
 subscores and refitted outcomes, :func:`raoutcome.outcomes.risk_inputs_for`), on the training patients only; the
-risk is ``(x - x_mean) . beta`` with the mean of the fitted patients, so the folds' risks share one scale and pool.
+risk is ``(x - c) . beta`` with ``c`` the fitted patients' mean for an image measure (no natural zero: otherwise
+each fold's risk carries its own offset and pooled folds do not compare) and 0 for the others.
 With the visit's label-free joint anomaly (``[readout] joint_anomaly``, :mod:`raoutcome.training.site_anomaly`) or
 image measures (``[readout] measures``, :mod:`raoutcome.imaging.visit_measures`) in the data, the ridge readouts read
 them as more features and the Cox readout may read them (inputs named as the columns). The
@@ -442,8 +443,10 @@ def _fit_readouts(model, data: OutcomeData, h, pids: list[str], log, name: str, 
             continue
         try:
             cox = fit_cox_readout(first[inputs].to_numpy(float), ev[:, 0], ev[:, 1], tuple(inputs))
-            readouts[risk] = {"inputs": list(inputs), "coef": cox.coef.tolist(),
-                              "center": first[inputs].mean().tolist()}
+            # an image measure has no natural zero: centred on the fitted patients' mean, so that the folds'
+            # risks do not carry per-fold offsets (coef x mean); counts, outcomes and the anomaly keep their zero
+            center = [float(first[c].mean()) if c in data.measures else 0.0 for c in inputs]
+            readouts[risk] = {"inputs": list(inputs), "coef": cox.coef.tolist(), "center": center}
             readouts[f"{risk}_info"] = {"inputs": inputs, "coef": cox.coef.round(4).tolist(), "n_events": cox.n_events}
         except ValueError as err:
             readouts[f"{risk}_info"] = {"kept_trained_head": str(err)}
@@ -490,8 +493,7 @@ def predict_site_outcome(model: SiteOutcomeModel, data: OutcomeData, h: torch.Te
             if lacking:
                 raise ValueError(f"the {spec.name} readout reads {lacking}, but the outcome data carry none")
             cols = f[list(ro[spec.name]["inputs"])].to_numpy(float)
-            # centred on the fitted patients' mean: one scale for every fold's risk, so folds pool and average
-            cols = cols - np.asarray(ro[spec.name].get("center", np.zeros(cols.shape[1])))
+            cols = cols - np.asarray(ro[spec.name].get("center", np.zeros(cols.shape[1])))  # measures centred
             f[spec.name] = np.where(np.isfinite(cols).all(1), np.nan_to_num(cols) @ np.asarray(ro[spec.name]["coef"]),
                                     f[spec.name])
     f["embedding"] = list(x[:, :2 * model.spec.d_model]) if len(f) else []
