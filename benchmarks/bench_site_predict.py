@@ -11,7 +11,8 @@ site run of one fold model (random weights: throughput does not depend on them) 
   outcome model (attention over sites, longitudinal aggregator, readouts) -> Predictions with the ``joint``
   dimension written to netCDF. Where the config's readouts read the joint anomaly (``[readout] joint_anomaly``),
   the outcome model carries a fitted anomaly scorer, so predict also cuts the cohort's anomaly patches and scores
-  every visit, as a run of that config does (``--no-anomaly``: without it).
+  every visit, as a run of that config does (``--no-anomaly``: without it); where they read image measures
+  (``[readout] measures``), predict computes them for every visit, as a run does.
 
 Ratio = predict patches/s / bare patches/s; target >= 0.9. For scale the bench also times the whole site model's
 forward over the same batches (encoder, site identity, the attention over a visit's sites, the ordinal heads):
@@ -89,7 +90,10 @@ def main(argv=None) -> int:
 
             scorer = fit_scorer(anomaly_patches(cohort), sorted(cohort.visits["patient_id"].astype(str).unique()))
             extra["anomaly"] = scorer_state(scorer)
-        ckpt.save({"spec": ospec.to_dict(), "model": outcome.state_dict(), "readouts": {}, "record": {}, **extra},
+        # where the config's readouts read the visit's image measures, predict computes them for every visit (the
+        # readouts' measure_fill names them); applying three more ridge coefficients costs nothing measurable
+        readouts = {"measure_fill": {m: 0.0 for m in cfg.readout["measures"]}} if cfg.readout["measures"] else {}
+        ckpt.save({"spec": ospec.to_dict(), "model": outcome.state_dict(), "readouts": readouts, "record": {}, **extra},
                   run / "fold_0" / SITE_OUTCOME)
         sp = _patches(cohort, cfg, run)  # fills the patch cache (as the first predict does)
         data = SiteData.build(sp, spec.sites, None)

@@ -39,24 +39,29 @@ CARPAL_HEIGHT_LANDMARKS = ("RADCAR", "CMC3", "MCP3")
 
 
 def _patch_stats(sp) -> pd.DataFrame:
-    """Per patch row of ``sp`` (:class:`~raoutcome.imaging.site_patches.SitePatches`): the central half's mean
-    grey level and the whole patch's SD, with the row's patient and visit."""
+    """Per visit of ``sp`` (:class:`~raoutcome.imaging.site_patches.SitePatches`): the mean over its patches of the
+    central half's mean grey level (``joint_density``) and of the whole patch's SD (``joint_contrast``); one pass
+    over the patches (``sum x^2`` by einsum: no temporary the size of the patches)."""
     p = np.asarray(sp.patches, np.float32)
-    q = sp.grid // 4
-    centre = p[:, q:sp.grid - q, q:sp.grid - q].reshape(len(p), -1).mean(1) if len(p) else np.zeros(0)
-    spread = p.reshape(len(p), -1).std(1) if len(p) else np.zeros(0)
-    return sp.table[_KEYS].astype(str).assign(joint_density=centre.astype(float), joint_contrast=spread.astype(float))
+    n, q = len(p), sp.grid // 4
+    flat = p.reshape(n, -1)
+    mean = flat.mean(1, dtype=np.float64)
+    square = np.einsum("ij,ij->i", flat, flat, dtype=np.float64) / max(flat.shape[1], 1)
+    centre = p[:, q:sp.grid - q, q:sp.grid - q].mean((1, 2), dtype=np.float64)
+    frame = sp.table[_KEYS].astype(str).assign(joint_density=centre, joint_contrast=np.sqrt(np.maximum(
+        square - mean ** 2, 0.0)))
+    return frame.groupby(_KEYS)[["joint_density", "joint_contrast"]].mean()
 
 
-def _density(sp, cohort) -> pd.Series:
-    return _patch_stats(sp).groupby(_KEYS)["joint_density"].mean()
+def _density(sp, cohort, stats) -> pd.Series:
+    return stats()["joint_density"]
 
 
-def _contrast(sp, cohort) -> pd.Series:
-    return _patch_stats(sp).groupby(_KEYS)["joint_contrast"].mean()
+def _contrast(sp, cohort, stats) -> pd.Series:
+    return stats()["joint_contrast"]
 
 
-def _carpal_height(sp, cohort) -> pd.Series:
+def _carpal_height(sp, cohort, stats) -> pd.Series:
     from raoutcome.anatomy import body_part
 
     lm = cohort.landmarks
@@ -75,7 +80,7 @@ def _carpal_height(sp, cohort) -> pd.Series:
     return ratio.groupby(_KEYS)["carpal_height_ratio"].mean()
 
 
-#: name -> measure(site patches, cohort) -> per (patient_id, visit_id) value
+#: name -> measure(site patches, cohort, patch statistics on demand) -> per (patient_id, visit_id) value
 MEASURES: dict[str, Callable] = {"joint_density": _density, "joint_contrast": _contrast,
                                  "carpal_height_ratio": _carpal_height}
 
@@ -91,7 +96,14 @@ def visit_measures(sp, cohort, names: Sequence[str]) -> pd.DataFrame:
     if unknown:
         raise InputError(f"[readout] measures: {unknown} unknown; known: {', '.join(MEASURES)}")
     visits = sp.table[_KEYS].astype(str).drop_duplicates().reset_index(drop=True)
+    cache: dict[str, pd.DataFrame] = {}
+
+    def stats() -> pd.DataFrame:  # the patch statistics, computed once for every grey-level measure
+        if "stats" not in cache:
+            cache["stats"] = _patch_stats(sp)
+        return cache["stats"]
+
     for name in names:
-        got = MEASURES[name](sp, cohort).rename(name).reset_index()
+        got = MEASURES[name](sp, cohort, stats).rename(name).reset_index()
         visits = visits.merge(got.astype({k: str for k in _KEYS}), on=_KEYS, how="left")
     return visits
