@@ -76,7 +76,8 @@ INTROS: dict[str, tuple[str, str]] = {
         "the reader scored it? Second, the biomarker question: does it carry something other than joint damage, "
         "once the reader's scoring error is corrected? For each, two Cox models of time to deformity are compared: one with the SvdH score and the usual covariates, "
         "and the same model plus the image risk score. The likelihood-ratio test (LRT) asks whether adding "
-        "the image improves the fit more than chance would; the change in C-index (ΔC) says how much better "
+        "the image improves the fit more than chance would (beyond damage, the robust score test asks the same "
+        "without trusting the model's own variance, which the reader-error correction makes optimistic); the change in C-index (ΔC) says how much better "
         "patients are ranked by risk (0.5 = coin toss, 1 = perfect). A small p-value and a ΔC interval above "
         "zero mean the radiograph knows something the Sharp score does not. The same question is asked for "
         "HAQ and pain (mixed-model LRT, partial R²).",
@@ -609,7 +610,7 @@ def _incremental_tables(inc: pd.DataFrame | None) -> list:
         source = ""
         if "reliability_source" in rows and rows["reliability_source"].notna().any():
             source = f" Reader error from: {rows['reliability_source'].dropna().iloc[0]}."
-        blocks.append(Table(shown, caption=f"{words} Adjusted for: {label_list(base)}.{source} χ² for the LRTs; ΔC and NRI "
+        blocks.append(Table(shown, caption=f"{words} Adjusted for: {label_list(base)}.{source} χ² for the LRTs and score tests; ΔC and NRI "
                                            "with bootstrap intervals; partial R² is the share of the remaining "
                                            "variance the image explains."))
         if source and not rows["reliability_source"].dropna().iloc[0].startswith("retest"):
