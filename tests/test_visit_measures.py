@@ -2,6 +2,7 @@
 osteopenia and carpal collapse moving them the right way, and the site route's readouts reading them."""
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -140,3 +141,33 @@ def test_the_readouts_read_a_measure_fill_a_missing_one_and_predict_needs_it():
     np.testing.assert_allclose(first["risk"], model.readouts["risk"]["coef"][0] * (m0 - first_train.mean()), rtol=1e-6)
     with pytest.raises(ValueError, match="carpal_height_ratio"):
         predict_site_outcome(model, replace(data, measures=(), _arrays={}), h, test)
+
+
+REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real-hands"
+
+
+@pytest.mark.skipif(not (REAL / "landmarks.csv").exists(), reason="real hands not available")
+def test_real_hands_get_grey_level_measures_and_no_carpal_ratio_without_its_landmarks(tmp_path):
+    """The real hand radiographs (read where they lie, via cohort.toml's root): every hand gets finite grey-level
+    measures that differ between hands; their 15-landmark set has no CMC3 / RADCAR, so no carpal height ratio."""
+    from raoutcome.cohort import load
+    from raoutcome.imaging.site_patches import cohort_site_patches
+
+    table = pd.read_csv(REAL / "landmarks.csv")
+    names = sorted(n for n in table["image"].unique() if n.endswith("_L.png"))  # the *_R files are mirrored copies
+    pids = [f"h{i}" for i in range(len(names))]
+    pd.DataFrame({"patient_id": pids}).to_csv(tmp_path / "patients.csv", index=False)
+    pd.DataFrame({"patient_id": pids, "visit_id": "v0", "time_years": 0.0}).to_csv(tmp_path / "visits.csv", index=False)
+    pd.DataFrame({"patient_id": pids, "event": "deformity", "time_years": 1.0, "observed": 0}).to_csv(
+        tmp_path / "events.csv", index=False)
+    pd.DataFrame({"patient_id": pids, "visit_id": "v0", "view": "hand_left",
+                  "path": [f"images/{n}" for n in names]}).to_csv(tmp_path / "images.csv", index=False)
+    marks = table[table["image"].isin(names)].assign(path=lambda t: "images/" + t["image"])
+    marks[["path", "landmark", "x", "y"]].to_csv(tmp_path / "landmarks.csv", index=False)
+    (tmp_path / "cohort.toml").write_text(f"root = {str(REAL)!r}\n".replace("'", '"'))
+    cohort = load(tmp_path)
+    got = visit_measures(cohort_site_patches(cohort, progress=False), cohort, list(MEASURES))
+    assert len(got) == len(names)
+    assert np.isfinite(got[["joint_density", "joint_contrast"]].to_numpy()).all()
+    assert (got["joint_contrast"] > 0).all() and got["joint_density"].std() > 0
+    assert got["carpal_height_ratio"].isna().all()
