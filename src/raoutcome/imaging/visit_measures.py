@@ -41,16 +41,19 @@ CARPAL_HEIGHT_LANDMARKS = ("RADCAR", "CMC3", "MCP3")
 def _patch_stats(sp) -> pd.DataFrame:
     """Per visit of ``sp`` (:class:`~raoutcome.imaging.site_patches.SitePatches`): the mean over its patches of the
     central half's mean grey level (``joint_density``) and of the whole patch's SD (``joint_contrast``); one pass
-    over the patches (``sum x^2`` by einsum: no temporary the size of the patches)."""
+    over the patches in float32 (``sum x^2`` by einsum: no temporary the size of the patches)."""
     p = np.asarray(sp.patches, np.float32)
     n, q = len(p), sp.grid // 4
     flat = p.reshape(n, -1)
-    mean = flat.mean(1, dtype=np.float64)
-    square = np.einsum("ij,ij->i", flat, flat, dtype=np.float64) / max(flat.shape[1], 1)
-    centre = p[:, q:sp.grid - q, q:sp.grid - q].mean((1, 2), dtype=np.float64)
-    frame = sp.table[_KEYS].astype(str).assign(joint_density=centre, joint_contrast=np.sqrt(np.maximum(
-        square - mean ** 2, 0.0)))
-    return frame.groupby(_KEYS)[["joint_density", "joint_contrast"]].mean()
+    width = max(flat.shape[1], 1)
+    mean = flat.sum(1) / width
+    square = np.einsum("ij,ij->i", flat, flat) / width
+    centre = p[:, q:sp.grid - q, q:sp.grid - q].sum((1, 2)) / max((sp.grid - 2 * q) ** 2, 1)
+    keys = sp.table[_KEYS]
+    frame = pd.DataFrame({"patient_id": keys["patient_id"].to_numpy(), "visit_id": keys["visit_id"].to_numpy(),
+                          "joint_density": centre.astype(float),
+                          "joint_contrast": np.sqrt(np.maximum(square - mean ** 2, 0.0)).astype(float)})
+    return frame.groupby(_KEYS, sort=False)[["joint_density", "joint_contrast"]].mean()
 
 
 def _density(sp, cohort, stats) -> pd.Series:
