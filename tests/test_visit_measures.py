@@ -171,3 +171,10 @@ def test_real_hands_get_grey_level_measures_and_no_carpal_ratio_without_its_land
     assert np.isfinite(got[["joint_density", "joint_contrast"]].to_numpy()).all()
     assert (got["joint_contrast"] > 0).all() and got["joint_density"].std() > 0
     assert got["carpal_height_ratio"].isna().all()
+
+
+def test_no_patches_give_no_visits():
+    empty = SitePatches(pd.DataFrame(columns=["patient_id", "visit_id", "view", "site", "joint", "path"]),
+                        np.zeros((0, 8, 8), np.float32), 8, 0.08)
+    got = visit_measures(empty, SimpleNamespace(landmarks=None, images=pd.DataFrame()), list(MEASURES))
+    assert list(got.columns) == ["patient_id", "visit_id", *MEASURES] and got.empty

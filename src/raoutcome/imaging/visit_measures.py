@@ -44,6 +44,9 @@ def _patch_stats(sp) -> pd.DataFrame:
     over the patches in float32 (``sum x^2`` by einsum: no temporary the size of the patches)."""
     p = np.asarray(sp.patches, np.float32)
     n, q = len(p), sp.grid // 4
+    if not n:
+        return pd.DataFrame(columns=["joint_density", "joint_contrast"],
+                            index=pd.MultiIndex.from_arrays([[], []], names=_KEYS), dtype=float)
     flat = p.reshape(n, -1)
     width = max(flat.shape[1], 1)
     mean = flat.sum(1) / width
@@ -57,14 +60,17 @@ def _patch_stats(sp) -> pd.DataFrame:
 
 
 def _density(sp, cohort, stats) -> pd.Series:
+    """``joint_density`` per visit (from the shared patch statistics)."""
     return stats()["joint_density"]
 
 
 def _contrast(sp, cohort, stats) -> pd.Series:
+    """``joint_contrast`` per visit (from the shared patch statistics)."""
     return stats()["joint_contrast"]
 
 
 def _carpal_height(sp, cohort, stats) -> pd.Series:
+    """``carpal_height_ratio`` per visit: the mean over its hand images with the three landmarks."""
     from raoutcome.anatomy import body_part
 
     lm = cohort.landmarks
