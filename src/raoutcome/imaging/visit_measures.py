@@ -38,6 +38,11 @@ _KEYS = ["patient_id", "visit_id"]
 CARPAL_HEIGHT_LANDMARKS = ("RADCAR", "CMC3", "MCP3")
 
 
+def _no_visits() -> pd.Series:
+    """A measure of no visit (indexed by ``patient_id, visit_id``)."""
+    return pd.Series(dtype=float, index=pd.MultiIndex.from_arrays([[], []], names=_KEYS))
+
+
 def _patch_stats(sp) -> pd.DataFrame:
     """Per visit of ``sp`` (:class:`~raoutcome.imaging.site_patches.SitePatches`): the mean over its patches of the
     central half's mean grey level (``joint_density``) and of the whole patch's SD (``joint_contrast``); one pass
@@ -45,8 +50,7 @@ def _patch_stats(sp) -> pd.DataFrame:
     p = np.asarray(sp.patches, np.float32)
     n, q = len(p), sp.grid // 4
     if not n:
-        return pd.DataFrame(columns=["joint_density", "joint_contrast"],
-                            index=pd.MultiIndex.from_arrays([[], []], names=_KEYS), dtype=float)
+        return pd.DataFrame({"joint_density": _no_visits(), "joint_contrast": _no_visits()})
     flat = p.reshape(n, -1)
     width = max(flat.shape[1], 1)
     mean = flat.sum(1) / width
@@ -75,11 +79,11 @@ def _carpal_height(sp, cohort, stats) -> pd.Series:
 
     lm = cohort.landmarks
     if lm is None or not len(lm):
-        return pd.Series(dtype=float, index=pd.MultiIndex.from_arrays([[], []], names=_KEYS))
+        return _no_visits()
     wide = lm[lm["landmark"].isin(CARPAL_HEIGHT_LANDMARKS)].pivot_table(index="path", columns="landmark",
                                                                          values=["x", "y"], aggfunc="mean")
     if not all(n in wide["x"].columns for n in CARPAL_HEIGHT_LANDMARKS):
-        return pd.Series(dtype=float, index=pd.MultiIndex.from_arrays([[], []], names=_KEYS))
+        return _no_visits()
     rad, cmc, mcp = CARPAL_HEIGHT_LANDMARKS
     height = np.hypot(wide["x"][rad] - wide["x"][cmc], wide["y"][rad] - wide["y"][cmc])
     length = np.hypot(wide["x"][cmc] - wide["x"][mcp], wide["y"][cmc] - wide["y"][mcp])
