@@ -1,6 +1,6 @@
 """How well a label-free visit score (the joint anomaly, :mod:`raoutcome.imaging.joint_anomaly`)
 tracks damage and outcome: Pearson r with the Sharp score and, on a simulated cohort, with its
-truth; Harrell's C of its first-visit value for an event (lifelines ``concordance_index``).
+truth; Harrell's C of its first-visit value for an event (:func:`raoutcome.evaluation.harrell_c`).
 Torch-free, so cohort analyses can use it without the model stack."""
 from __future__ import annotations
 
@@ -51,8 +51,10 @@ def score_correlations(visits: pd.DataFrame, score: str = "anomaly") -> dict[str
 
 def first_visit_c_index(visits: pd.DataFrame, events: pd.DataFrame, event: str, score: str = "anomaly") -> dict:
     """Harrell's C of each patient's first-visit ``score`` (higher = earlier event) against
-    ``events`` of type ``event``; empty when no such event was observed."""
-    from lifelines.utils import concordance_index
+    ``events`` of type ``event``; empty when no such event was observed or no pair of patients is comparable
+    (a tiny cohort: every event after every other patient's censoring)."""
+    from raoutcome.errors import InputError
+    from raoutcome.evaluation import harrell_c
 
     first = visits.dropna(subset=[score]).sort_values("time_years").groupby("patient_id").head(1)
     first = first.set_index("patient_id")
@@ -60,9 +62,11 @@ def first_visit_c_index(visits: pd.DataFrame, events: pd.DataFrame, event: str, 
         subset=["time_years", "observed"])
     if ev.empty or not ev["observed"].any():
         return {}
-    return {"c_index_first_visit": float(concordance_index(ev["time_years"], -first.loc[ev.index, score],
-                                                           ev["observed"])),
-            "event": event, "n_patients": int(len(ev)), "n_events": int(ev["observed"].sum())}
+    try:
+        c = harrell_c(ev["time_years"], ev["observed"], first.loc[ev.index, score].to_numpy(float))
+    except InputError:  # no comparable pair
+        return {}
+    return {"c_index_first_visit": c, "event": event, "n_patients": int(len(ev)), "n_events": int(ev["observed"].sum())}
 
 
 __all__ = ["with_references", "score_correlations", "first_visit_c_index", "references", "TRUTH_COLUMNS"]

@@ -79,8 +79,13 @@ def oracle_from_tables(truth_visits: pd.DataFrame, visits: pd.DataFrame, truth_p
     base = tv[tv["visit_id"] == "v0"].set_index("patient_id").loc[e["patient_id"]]
 
     def c_of(risk) -> float:
-        return float(concordance_index(e["time_years"], -np.asarray(risk, float), e["observed"])) \
-            if e["observed"].any() else float("nan")
+        """NaN without an observed event or a comparable pair (a tiny cohort)."""
+        if not e["observed"].any():
+            return float("nan")
+        try:
+            return float(concordance_index(e["time_years"], -np.asarray(risk, float), e["observed"]))
+        except ZeroDivisionError:  # lifelines: no admissible pair
+            return float("nan")
 
     hz = {"c_index_oracle": c_of(e["log_hazard"]), "c_index_svdh": c_of(base["svdh_total"]),
           "c_index_haq_mean": c_of(base["haq_mean"]), "event_rate": float(e["observed"].mean()),
