@@ -474,8 +474,15 @@ def test_site_route_scores_pulled_studies_from_detected_landmarks(site_setup, tm
     """A site-route run scores studies pulled from Orthanc: the landmark detector finds the joints of every
     pulled hand (checked against the simulator's landmarks), the landmark QC keeps a right hand filed as a
     left one from being scored and says so in the SR, and each SR holds per-joint JSN and erosion scores with
-    their SDs equal to the Predictions."""
+    their SDs equal to the Predictions. With ``--overlay erosion`` each scored image (and only those) also gets a
+    Secondary Capture of its per-joint erosion scores, equal to the overlay redrawn from the pulled image, the
+    detected landmarks and the Predictions."""
+    import io
+
     import pandas as pd
+
+    from raoutcome.interop.joint_overlay import joint_overlays
+    from raoutcome.interop.overlay import JOINT_SERIES_DESCRIPTION
 
     from raoutcome.cohort import load
     from raoutcome.imaging.io import read_image
@@ -511,9 +518,11 @@ def test_site_route_scores_pulled_studies_from_detected_landmarks(site_setup, tm
         state, preds, fhir = tmp_path / "state", tmp_path / "preds", tmp_path / "fhir"
         res = CliRunner().invoke(app, ["pacs", "score", "--run", str(site_setup["run"]), "--server",
                                        fresh.dicomweb_url, "--state", str(state), "--predictions-out", str(preds),
-                                       "--fhir", str(fhir), "--chunk", "2", "--timeout", "30"])
+                                       "--fhir", str(fhir), "--chunk", "2", "--timeout", "30", "--overlay",
+                                       "erosion"])
         assert res.exit_code == 0, res.output
         assert f"{len(picked)} SR stored" in res.output
+        assert f"{2 * len(picked) - 1} overlays stored" in res.output  # every image but the mixed-up one
         store = PrivateStore(state)
         kept = [load_predictions(p) for p in sorted(preds.glob("*.nc"))]
         marks = pd.concat([pd.read_csv(p) for p in sorted(preds.glob("*.landmarks.csv"))], ignore_index=True)
@@ -562,8 +571,34 @@ def test_site_route_scores_pulled_studies_from_detected_landmarks(site_setup, tm
             else:
                 assert qc["hand_left"]["used"] and qc["hand_right"]["used"], qc
                 assert sides == {"hand_left", "hand_right"}
+            # 3. the per-joint erosion overlays: one per scored image, redrawn equal
+            stored = [pydicom.dcmread(io.BytesIO(fresh.file(i["ID"]))) for i in fresh.instances_of_study(uid)]
+            scs = [d for d in stored if d.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7"]
+            assert sorted(sc.Laterality for sc in scs) == (["R"] if uid == mixed_up else ["L", "R"])
+            for sc in scs:
+                assert sc.SeriesDescription == JOINT_SERIES_DESCRIPTION and sc.BurnedInAnnotation == "NO"
+                view = "hand_left" if sc.Laterality == "L" else "hand_right"
+                [src] = [d for d in stored if d.Modality == "DX" and d.get("ImageLaterality") == sc.Laterality]
+                src.save_as(tmp_path / "src.dcm", enforce_file_format=True)
+                [path] = marks.loc[marks["path"].str.endswith(f"/{key}_{view}.dcm"), "path"].unique()
+                [want] = joint_overlays([read_image(tmp_path / "src.dcm").pixels], [(path, view, pseudo, key)],
+                                        marks[marks["path"] == path], pred, "erosion")
+                assert want is not None and np.array_equal(sc.pixel_array, want)
         store.close()
         _assert_clean([preds, fhir], [res.output], _identifying_strings_of(fresh, uids))
+
+
+def test_a_site_route_overlay_names_a_joint_kind_and_a_whole_image_one_a_head(site_setup, run_dir):
+    """``--overlay`` is checked before anything is pulled: a site-route run draws per-joint scores of one kind, a
+    whole-image run attribution of one of its heads."""
+    from raoutcome.errors import InputError
+    from raoutcome.interop.score import _Scorer
+
+    assert _Scorer(site_setup["run"], overlay="jsn").overlay == "jsn"
+    with pytest.raises(InputError, match=r"per-joint scores of one kind \(erosion, jsn\)"):
+        _Scorer(site_setup["run"], overlay="haq")
+    with pytest.raises(InputError, match="not a head of this run"):
+        _Scorer(run_dir, overlay="erosion_map")
 
 
 def _identifying_strings_of(server, uids) -> list[bytes]:

@@ -19,7 +19,7 @@ a site's landmark is found under its own name or an alias (the thumb MCP ``MCP1`
 from __future__ import annotations
 
 __all__ = ["SITE_GRID", "SITE_HALF_WIDTH", "SitePatches", "cohort_site_patches", "patches_file", "site_names",
-           "site_targets", "view_sites"]
+           "site_targets", "view_sites", "locate_sites"]
 
 import hashlib
 import io
@@ -126,6 +126,13 @@ def patches_file(path: str | Path) -> Path:
     return path.with_name(path.stem + ".patches.npy")
 
 
+def locate_sites(view: str, marks: dict) -> dict[str, tuple[float, float]]:
+    """``{site: (x, y)}`` of the scored sites of ``view`` found among the landmarks ``marks`` (name -> (x, y)), a
+    site read at its own landmark or at an alias (:data:`raoutcome.imaging.joint_targets.SITE_ALIASES`)."""
+    located = {s: _locate(s, marks) for s in view_sites(view)}
+    return {s: xy for s, xy in located.items() if xy is not None}
+
+
 def _locate(site: str, marks: dict) -> tuple[float, float] | None:
     from raoutcome.imaging.joint_targets import SITE_ALIASES
 
@@ -184,8 +191,7 @@ def cohort_site_patches(cohort, grid: int = SITE_GRID, half_width: float = SITE_
         it = tqdm(it, total=len(images), desc="site patches", unit="image")
     for img in it:
         points = marks[img.path]
-        located = {s: _locate(s, points) for s in view_sites(img.view)}
-        located = {s: xy for s, xy in located.items() if xy is not None}
+        located = locate_sites(img.view, points)
         if not located:
             continue
         pixels = read_image(cohort.image_path(img.path)).pixels

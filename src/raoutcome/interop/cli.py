@@ -96,9 +96,11 @@ def score(
     landmark_detector: Optional[Path] = typer.Option(
         None, "--landmark-detector", help="site-route runs: landmark detector (.safetensors) for the pulled "
                                           "images (default: RUN/landmark_detector.safetensors, else the shipped one)"),
-    overlay: Optional[str] = typer.Option(None, "--overlay", help="whole-image runs: also store each image's "
-                                                                   "attribution overlay for this head (e.g. risk) "
-                                                                   "as a DICOM secondary capture"),
+    overlay: Optional[str] = typer.Option(None, "--overlay", help="also store an overlay of each scored image as "
+                                                                   "a DICOM secondary capture: whole-image runs, the "
+                                                                   "attribution map of this head (e.g. risk); "
+                                                                   "site-route runs, the per-joint scores of this "
+                                                                   "kind (erosion or jsn)"),
     modality: Optional[List[str]] = _MODALITY,
     body_part: Optional[List[str]] = _BODY,
     credentials: Optional[Path] = _CRED, ca_bundle: Optional[Path] = _CA, insecure: bool = _INSECURE,

@@ -22,7 +22,7 @@ Sundararajan et al., Axiomatic attribution for deep networks, ICML 2017; DICOM P
 """
 from __future__ import annotations
 
-__all__ = ["OVERLAY_SERIES_DESCRIPTION", "overlay_rgb", "overlay_uids", "build_overlay", "attribution_overlays"]
+__all__ = ["OVERLAY_SERIES_DESCRIPTION", "JOINT_SERIES_DESCRIPTION", "overlay_rgb", "overlay_uids", "build_overlay", "attribution_overlays"]
 
 from typing import Sequence
 
@@ -31,6 +31,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 OVERLAY_SERIES_DESCRIPTION = "raoutcome attribution overlay (unverified)"
+JOINT_SERIES_DESCRIPTION = "raoutcome joint score overlay (unverified)"
 OVERLAY_SERIES_NUMBER = 9902
 ALPHA = 0.5
 
@@ -59,8 +60,10 @@ def overlay_uids(study_uid: str, view: str, head: str, algorithm) -> tuple[str, 
 
 
 def build_overlay(rgb: np.ndarray, source: Dataset, study_uid: str, view: str, head: str, algorithm,
-                  instance_number: int, method: str = "integrated_gradients") -> Dataset:
-    """The Secondary Capture of one overlay, filed in the study of ``source`` (the original header)."""
+                  instance_number: int, method: str = "integrated_gradients", joints: bool = False) -> Dataset:
+    """The Secondary Capture of one overlay, filed in the study of ``source`` (the original header); ``joints``:
+    a site-route run's per-joint scores of kind ``head`` (:mod:`raoutcome.interop.joint_overlay`), not an
+    attribution map."""
     import highdicom as hd
 
     from raoutcome.interop.sr import _with_type2
@@ -76,11 +79,14 @@ def build_overlay(rgb: np.ndarray, source: Dataset, study_uid: str, view: str, h
         laterality="L" if view.endswith("_left") else ("R" if view.endswith("_right") else None))
     if len(orientation) != 2:
         sc.PatientOrientation = ""  # type 2: the original did not say, so neither does the overlay
-    sc.SeriesDescription = OVERLAY_SERIES_DESCRIPTION
+    sc.SeriesDescription = JOINT_SERIES_DESCRIPTION if joints else OVERLAY_SERIES_DESCRIPTION
     sc.ImageType = ["DERIVED", "SECONDARY"]
     sc.BurnedInAnnotation = "NO"
-    sc.DerivationDescription = (f"{method} attribution of the {head} head of {algorithm.name} {algorithm.version} "
-                                f"({algorithm.run}) over the radiograph in the model's input frame; unverified")
+    sc.DerivationDescription = (
+        f"per-joint expected {head} score / maximum of {algorithm.name} {algorithm.version} ({algorithm.run}), one "
+        "disc per scored joint at its landmark, inferno colour map; unverified" if joints else
+        f"{method} attribution of the {head} head of {algorithm.name} {algorithm.version} "
+        f"({algorithm.run}) over the radiograph in the model's input frame; unverified")
     return sc
 
 

@@ -98,6 +98,7 @@ class _Scorer:
         self.route = str(self.cfg.model.get("route", "image") or "image")
         self.models = None
         self.detector = None
+        self.landmarks = None  # site route: the landmarks the last chunk was scored from (after the QC gate)
         self.qc: dict = {}
         n_models: object = "?"
         parameters: tuple[str, ...] = ()
@@ -129,20 +130,42 @@ class _Scorer:
         from raoutcome.anatomy import view_names
         from raoutcome.attribution.methods import model_heads
 
+        if self.route == "sites":
+            from raoutcome.interop.joint_overlay import OVERLAY_KINDS
+            from raoutcome.training.site_run import _site_spec
+
+            if not self.cfg.heads.get(_site_spec().name):
+                raise InputError(f"{run}: --overlay draws per-joint scores; this site-route run reads no joint "
+                                 "(it was trained without human scores)")
+            if head not in OVERLAY_KINDS:
+                raise InputError(f"--overlay {head!r}: a site-route run draws its per-joint scores of one kind "
+                                 f"({', '.join(OVERLAY_KINDS)})")
+            return
         if self.models is None:
-            raise InputError(f"{run}: --overlay draws a whole-image model's attribution; this run's route is "
-                             f"{self.route!r} (model.route = 'image' needed)")
+            raise InputError(f"{run}: --overlay draws a whole-image model's attribution or a site-route model's "
+                             f"per-joint scores; this run's route is {self.route!r}")
         heads = model_heads(self.models[0], view_names()[0], self.cfg.model["image_size"])
         if head not in heads:
             raise InputError(f"--overlay {head!r}: not a head of this run (heads: {', '.join(heads)})")
 
-    def overlays(self, cohort_dir: Path, items: list[tuple[str, str]]) -> list:
-        """RGB attribution overlays of the chunk images ``items`` (relative path, view)."""
+    def overlays(self, cohort_dir: Path, items: list[tuple[str, str]], predictions=None) -> list:
+        """RGB overlays of the chunk images ``items`` (relative path, view): a whole-image run's attribution maps;
+        a site-route run's per-joint scores (``predictions``) at the landmarks it read, None for an image it did
+        not score."""
         from raoutcome.imaging.io import read_image
         from raoutcome.interop.overlay import attribution_overlays
 
         cfg = self.cfg
         images = [read_image(cohort_dir / rel).pixels for rel, _ in items]
+        if self.route == "sites":
+            from raoutcome.cohort import load
+            from raoutcome.interop.joint_overlay import joint_overlays
+
+            if predictions is None or self.landmarks is None:
+                return [None] * len(items)
+            table = load(cohort_dir).images.astype({"patient_id": str, "visit_id": str}).set_index("path")
+            keys = [(rel, view, table.at[rel, "patient_id"], table.at[rel, "visit_id"]) for rel, view in items]
+            return joint_overlays(images, keys, self.landmarks, predictions, self.overlay)
         return attribution_overlays(self.models, images, [v for _, v in items], self.overlay, cfg.model["image_size"],
                                     contrast=tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None,
                                     pad_value=float(cfg.data.get("pad_value", 0.0) or 0.0), device=self.device)
@@ -186,6 +209,7 @@ class _Scorer:
         landmarks, detected, self.qc = detect_and_gate(cohort, self.detector)
         write_landmarks(detected, cohort_dir / "landmarks.csv")  # the chunk's record (pseudonymous paths)
         scored = {q.path for q in self.qc.values() if q.scored}
+        self.landmarks = landmarks if scored else None
         if not scored:
             return None, 0
         # the site patches of a chunk are never reused: cache them in the chunk's folder, not in the run's
@@ -218,8 +242,10 @@ def score(run: str | os.PathLike, spec: ServerSpec, state: str | os.PathLike | N
     and predicted.
     ``detector``: the landmark detector of a site-route run (default: the run folder's own
     ``landmark_detector.safetensors``, else the shipped one; :mod:`raoutcome.interop.landmark_gate`).
-    ``overlay``: a head of a whole-image run; each scored image's attribution overlay for it is stored too, as a
-    Secondary Capture in the study (:mod:`raoutcome.interop.overlay`).
+    ``overlay``: a head of a whole-image run, whose attribution overlay of each scored image is stored too, as a
+    Secondary Capture in the study (:mod:`raoutcome.interop.overlay`); for a site-route run a per-joint score
+    kind (``erosion`` or ``jsn``), whose per-joint overlay is stored the same way
+    (:mod:`raoutcome.interop.joint_overlay`).
     """
     run = Path(run)
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -378,6 +404,7 @@ class _Prepared:
     qc: dict = field(default_factory=dict)  # study key -> [ImageQc] (site route: the landmark QC's verdicts)
     overlays: dict = field(default_factory=dict)  # study key -> [(view, RGB array)] (``--overlay``)
     overlay_head: str | None = None
+    overlay_route: str = "image"  # "sites": the overlays draw per-joint scores, not attribution
 
 
 def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: PrivateStore, state_dir: Path,
@@ -439,9 +466,10 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
             scorer.qc = {}
             if scorer.overlay is not None:
                 keep = [(k, r, v) for k, r, v in rels if k not in failed]
-                with summary.timed("attribution overlays"):
-                    for (k, _r, v), rgb in zip(keep, scorer.overlays(work, [(r, v) for _k, r, v in keep])):
-                        overlays.setdefault(k, []).append((v, rgb))
+                with summary.timed("overlays"):
+                    for (k, _r, v), rgb in zip(keep, scorer.overlays(work, [(r, v) for _k, r, v in keep], predictions)):
+                        if rgb is not None:  # site route: an image the landmark QC kept from scoring has none
+                            overlays.setdefault(k, []).append((v, rgb))
             if keep_predictions:
                 Path(keep_predictions).mkdir(parents=True, exist_ok=True)
                 for name, target in (("predictions.nc", f"{work.name}.nc"),
@@ -455,7 +483,7 @@ def _prepare_chunk(studies: list[StudyRef], scorer: _Scorer, server, store: Priv
         shutil.rmtree(work, ignore_errors=True)
         raise
     return _Prepared(work, list(studies), {st.study_uid: store.study_key(st.study_uid) for st in studies}, headers,
-                     views, reasons, failed, predictions, qc, overlays, scorer.overlay)
+                     views, reasons, failed, predictions, qc, overlays, scorer.overlay, scorer.route)
 
 
 def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, rank: int, summary: ScoreSummary,
@@ -499,7 +527,7 @@ def _finish_chunk(p: _Prepared, server, store: PrivateStore, algorithm, fhir, ra
                 for number, (view, rgb) in enumerate(p.overlays.get(key, []), 1):
                     with summary.timed("store overlay"):
                         server.store(build_overlay(rgb, views[key][view], study.study_uid, view, p.overlay_head,
-                                                   algorithm, number))
+                                                   algorithm, number, joints=p.overlay_route == "sites"))
                     summary.overlays += 1
             except PacsError as err:
                 summary.failed += 1
