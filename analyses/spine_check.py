@@ -297,7 +297,7 @@ def study(work: Path, held: Path, trial_n: int, force: bool = False) -> dict:
                             n_sim=2000, seed=0)
         r = {k: pd.read_csv(out / f"{k}.csv").to_dict(orient="records") for k in ("endpoints", "retest", "power")}
         r["agreement"] = json.loads((out / "agreement.json").read_text())
-        for k in ("outcomes_association", "outcomes_bridge", "outcomes_beyond",  # BASFI, BASDAI, new bridge
+        for k in ("outcomes_association", "outcomes_change", "outcomes_bridge", "outcomes_beyond",  # BASFI, BASDAI, bridge
                   "corner_attribution"):  # the corner atlas's shares
             if (out / f"{k}.csv").exists():
                 r[k] = pd.read_csv(out / f"{k}.csv").drop(columns=["question"], errors="ignore").to_dict(

@@ -43,6 +43,41 @@ def test_lmm_slope_and_cross_fitted_r2_by_hand():
     assert ao.mixed_association(noise, "y", "score", k=4, seed=1)["r2_cv"] < 0.02
 
 
+def test_change_rows_take_each_patients_first_and_last_visit_with_everything_read():
+    visits = pd.DataFrame({"patient_id": ["A", "A", "A", "B", "B", "C"], "visit_id": ["v0", "v1", "v2", "v0", "v1", "v0"],
+                           "time_years": [0.0, 2.0, 4.0, 0.0, 2.0, 0.0], "basfi": [1.0, 2.0, np.nan, 3.0, 2.5, 1.0],
+                           "msasss": [4.0, 6.0, 9.0, 10.0, 12.0, 0.0], "msasss_learned": [4.5, 6.5, 9.0, 10.0, np.nan, 0.0]})
+    d = ao.change_rows(visits, "basfi", ["msasss", "msasss_learned"]).set_index("patient_id")
+    assert list(d.index) == ["A"]  # B lacks a learned score at v1, C has one visit
+    assert d.loc["A"].to_dict() == {"d_years": 2.0, "d_basfi": 1.0, "d_msasss": 2.0, "d_msasss_learned": 2.0}
+
+
+def test_change_ols_is_statsmodels_hc3_and_a_precise_reading_explains_more_change():
+    """The coefficient, HC3 CI, p and partial R² against statsmodels directly; a reading with less error in its
+    change explains more of the outcome's change than a noisy one, and its change has the larger SRM."""
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(4)
+    n = 200
+    years = rng.uniform(1.5, 2.5, n)
+    true = rng.gamma(2.0, 1.5, n) * years
+    rows = pd.DataFrame({"patient_id": [f"P{i}" for i in range(n)], "d_years": years,
+                         "d_basfi": 0.15 * true + rng.normal(0, 0.8, n),
+                         "d_msasss": true + rng.normal(0, 4.0, n), "d_msasss_learned": true + rng.normal(0, 1.0, n)})
+    res = ao.change_ols(rows, "basfi", "msasss_learned")
+    fit = sm.OLS(rows["d_basfi"], sm.add_constant(rows[["d_msasss_learned", "d_years"]])).fit(cov_type="HC3")
+    assert res["coef_per_10"] == pytest.approx(10 * fit.params["d_msasss_learned"])
+    lo, hi = fit.conf_int().loc["d_msasss_learned"]
+    assert (res["ci_lower"], res["ci_upper"]) == (pytest.approx(10 * lo), pytest.approx(10 * hi))
+    assert res["p"] == pytest.approx(fit.pvalues["d_msasss_learned"])
+    base = sm.OLS(rows["d_basfi"], sm.add_constant(rows[["d_years"]])).fit()
+    assert res["partial_r2"] == pytest.approx(1 - fit.ssr / base.ssr)
+    human = ao.change_ols(rows, "basfi", "msasss")
+    assert res["partial_r2"] > human["partial_r2"] + 0.1 and res["score_srm"] > human["score_srm"]
+    with pytest.raises(ao.InputError, match="needs >= 5 patients"):
+        ao.change_ols(rows.head(4), "basfi", "msasss")
+
+
 def test_baseline_table_times_from_the_first_visit():
     visits = pd.DataFrame({"patient_id": ["A", "A", "B", "B", "C"], "visit_id": ["v0", "v1", "v0", "v1", "v0"],
                            "time_years": [0.5, 2.5, 0.0, 2.0, 0.0], "msasss": [3.0, 5.0, 1.0, 1.0, 0.0]})
@@ -144,9 +179,13 @@ def test_study_outcome_tables_and_report_sections(tmp_path):
     assert assoc.groupby("outcome")["visits"].nunique().eq(1).all()  # the same visits for every score
     assert len(assoc) == len(tables["associations"]) == 3 and not list(out.glob(".*"))  # no temp file left
     assert (assoc["folds"] == 2).all() and pd.read_csv(out / OUTCOME_FILES["bridge"])["events"].iloc[0] >= 2
+    change = pd.read_csv(out / OUTCOME_FILES["change"])
+    assert set(change["score"]) == {"msasss_learned", "msasss", "msasss_true"} and set(change["outcome"]) == {"basfi"}
+    assert change["patients"].nunique() == 1  # the same patients for every score
     html = render_report("t", outcome_sections(out))
     assert "Does the learned mSASSS add to the human mSASSS?" in html and "BASFI" in html
     assert any(line.startswith("BASFI per 10") for line in outcome_summary(out))
+    assert any(line.startswith("BASFI change per 10") for line in outcome_summary(out)) and "Change against" in html
     with pytest.warns(AnalysisSkippedWarning, match="need 10"):
         assert write_outcome_tables(out, cohort, totals[totals["patient_id"].isin(["P0001", "P0002"])]) == {}
     assert not any((out / f).exists() for f in OUTCOME_FILES.values())  # no stale table of the earlier run

@@ -15,6 +15,12 @@ the patient's outcomes, on the same visits and patients for every score:
   linear predictor and of out-of-fold risks (5 folds stratified on the event). The event is seen at the
   visit that shows it (interval-censored); the Cox model takes that visit's time as the event time (a
   simplification: the bridge formed between the previous visit and that one).
+* :func:`change_table`: change against change. Per patient, from the first to the last visit where the outcome
+  and every score are read (the same visits for every score), ordinary least squares of the outcome's change on
+  the score's change and the years between the two visits, ``Δoutcome = a + b Δscore + c Δt``, with HC3
+  standard errors (MacKinnon & White 1985): ``b`` per 10 mSASSS units with its 95 % CI and p, the partial R² of
+  ``Δscore``, and the score change's standardized response mean (SRM = mean / SD of Δscore). This is where a
+  more precise reading should matter: a reader's error is a large part of a small two-year change.
 * :func:`beyond_msasss`: does the learned mSASSS add to the human mSASSS? The RA side's incremental-value
   tests (:mod:`raoutcome.analysis.incremental`, as ``beyond_sharp`` runs them: nested Cox likelihood-ratio
   test, ΔC, continuous NRI; nested ML mixed models, here with a random intercept only; partial R² F-test on
@@ -28,13 +34,14 @@ Never imports torch: the inputs are the study's tables.
 
 References: Calin et al., J Rheumatol 1994 (BASFI); Garrett et al., J Rheumatol 1994 (BASDAI);
 Landewé et al., Arthritis Rheum 2009 and Ramiro et al., Ann Rheum Dis 2014 (mSASSS and function);
-Harrell et al., Stat Med 1996 (C-index).
+Harrell et al., Stat Med 1996 (C-index); MacKinnon & White, J Econometrics 1985 (HC3); Liang et al., Med Care
+1990 (SRM).
 """
 from __future__ import annotations
 
 __all__ = ["SCORES", "QUESTION", "PER", "outcome_visits", "baseline_table", "patient_folds", "grouped_r2",
-           "mixed_association", "association_table", "bridge_cox", "bridge_table", "beyond_msasss",
-           "as_outcome_tables"]
+           "mixed_association", "association_table", "change_rows", "change_ols", "change_table", "bridge_cox",
+           "bridge_table", "beyond_msasss", "as_outcome_tables"]
 
 import warnings
 from functools import partial
@@ -170,6 +177,55 @@ def association_table(visit_table: pd.DataFrame, outcomes: Sequence[str] = ("bas
             continue
         rows_out.extend(_each(partial(mixed_association, rows, outcome, k=k, seed=seed), scores, outcome))
     return pd.DataFrame(rows_out)
+
+
+def change_rows(visit_table: pd.DataFrame, outcome: str, scores: Sequence[str]) -> pd.DataFrame:
+    """One row per patient with two or more visits where ``outcome`` and every score of ``scores`` are read:
+    ``patient_id``, ``d_years`` and ``d_<column>`` (last minus first of those visits) for the outcome and each
+    score."""
+    cols = [outcome, *scores]
+    rows = visit_table.dropna(subset=cols).sort_values(["patient_id", "time_years"])
+    g = rows.groupby("patient_id", sort=True)
+    first, last, n = g.head(1).set_index("patient_id"), g.tail(1).set_index("patient_id"), g.size()
+    keep = n[n >= 2].index
+    d = (last.loc[keep, ["time_years", *cols]] - first.loc[keep, ["time_years", *cols]]).astype(float)
+    return d.rename(columns={"time_years": "d_years", **{c: f"d_{c}" for c in cols}}).reset_index()
+
+
+def change_ols(rows: pd.DataFrame, outcome: str, score: str) -> dict:
+    """OLS ``d_outcome ~ d_score + d_years`` (HC3) on :func:`change_rows`' rows: the ``d_score`` coefficient per
+    :data:`PER` units with its 95 % CI and p, its partial R², and the score change's SRM."""
+    import statsmodels.api as sm
+
+    y = rows[f"d_{outcome}"].to_numpy(float)
+    dx = rows[f"d_{score}"].to_numpy(float)
+    t = rows["d_years"].to_numpy(float)
+    if len(rows) < 5 or np.std(dx) == 0:
+        raise InputError(f"change of {outcome} on {score}: needs >= 5 patients with a varying change "
+                         f"(got {len(rows)})")
+    full = sm.OLS(y, sm.add_constant(np.column_stack([dx, t]), has_constant="add")).fit(cov_type="HC3")
+    base = sm.OLS(y, sm.add_constant(t, has_constant="add")).fit()
+    est, se = float(full.params[1]), float(full.bse[1])
+    sd = float(np.std(dx, ddof=1))
+    return {"outcome": outcome, "score": score, "label": SCORES.get(score, score), "patients": int(len(rows)),
+            f"coef_per_{PER:g}": PER * est, "ci_lower": PER * (est - Z95 * se), "ci_upper": PER * (est + Z95 * se),
+            "p": float(full.pvalues[1]),
+            "partial_r2": float((base.ssr - full.ssr) / base.ssr) if base.ssr > 0 else float("nan"),
+            "score_srm": float(np.mean(dx) / sd) if sd > 0 else float("nan"),
+            "years_mean": float(np.mean(t))}
+
+
+def change_table(visit_table: pd.DataFrame, outcomes: Sequence[str] = ("basfi", "basdai"),
+                 scores: Sequence[str] = tuple(SCORES)) -> pd.DataFrame:
+    """:func:`change_ols` per outcome and score present, on the same patients and visits for every score."""
+    present = _present(visit_table, scores)
+    out = []
+    for outcome in outcomes:
+        if outcome not in visit_table or visit_table[outcome].notna().sum() == 0 or not present:
+            continue
+        rows = change_rows(visit_table, outcome, present)
+        out += _each(partial(change_ols, rows, outcome), present, f"change of {outcome}")
+    return pd.DataFrame(out)
 
 
 def bridge_cox(patients: pd.DataFrame, score: str, k: int = 5, seed: int = 0) -> dict:
@@ -310,10 +366,11 @@ def beyond_msasss(visit_table: pd.DataFrame, patients: pd.DataFrame, *, learned:
 
 def as_outcome_tables(visit_table: pd.DataFrame, patients: pd.DataFrame, *, n_boot: int = 200, seed: int = 0,
                       folds: int = 5, cross_fitted: bool = True) -> Mapping[str, pd.DataFrame]:
-    """The three tables of the AS study: ``associations``, ``bridge``, ``beyond_msasss`` (each may be empty);
-    ``folds``: the cross-fitting folds of the R², the out-of-fold C-index, ΔC and NRI."""
+    """The four tables of the AS study: ``associations``, ``change``, ``bridge``, ``beyond_msasss`` (each may be
+    empty); ``folds``: the cross-fitting folds of the R², the out-of-fold C-index, ΔC and NRI."""
     assoc = association_table(visit_table, k=folds, seed=seed)
+    change = change_table(visit_table)
     bridge = bridge_table(patients, k=folds, seed=seed)
     beyond = (beyond_msasss(visit_table, patients, n_boot=n_boot, seed=seed, folds=folds, cross_fitted=cross_fitted)
               if {"msasss", "msasss_learned"} <= set(visit_table.columns) else pd.DataFrame())
-    return {"associations": assoc, "bridge": bridge, "beyond_msasss": beyond}
+    return {"associations": assoc, "change": change, "bridge": bridge, "beyond_msasss": beyond}

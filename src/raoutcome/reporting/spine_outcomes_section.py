@@ -41,6 +41,7 @@ def outcome_sections(folder: str | Path) -> list[Section]:
     """Two report sections from the study folder's ``outcomes_*.csv`` (a note where they are absent)."""
     folder = Path(folder)
     assoc = _read(folder, "outcomes_association.csv")
+    change = _read(folder, "outcomes_change.csv")
     bridge = _read(folder, "outcomes_bridge.csv")
     beyond = _read(folder, "outcomes_beyond.csv")
     if not len(assoc) and not len(bridge) and not len(beyond):
@@ -54,6 +55,15 @@ def outcome_sections(folder: str | Path) -> list[Section]:
                                     "patient (REML); coefficient per 10 mSASSS units with its 95 % CI; r2_cv: "
                                     "R² of out-of-fold predictions over patient-grouped folds (a fold's patients "
                                     "predicted by the fixed effects fitted on the others; can be below 0)"))
+    if len(change):
+        blocks.append(Table(change, caption="Change against change, per patient from the first to the last visit "
+                                            "with the outcome and every score read: OLS of the outcome's change "
+                                            "on the score's change and the years between the visits (HC3 "
+                                            "standard errors); coefficient per 10 mSASSS units of change with "
+                                            "its 95 % CI, partial R² of the score's change; score_srm: the "
+                                            "score change's standardized response mean (mean / SD). A reader's "
+                                            "error weighs most on a small change, so this is where a more "
+                                            "precise reading should matter."))
     if len(bridge):
         blocks.append(Table(bridge, caption="Time to the first new bridge (found at the visit that shows it): Cox "
                                             "model on the first visit's score, hazard ratio per 10 units; "

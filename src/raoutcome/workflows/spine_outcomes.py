@@ -7,6 +7,8 @@ cohort's outcomes (``visits.csv`` ``basfi``/``basdai``, ``events.csv`` ``new_bri
 
 * ``outcomes_association.csv``: per outcome and score, the random-intercept LMM coefficient per 10 mSASSS
   units, its CI and p, and the cross-fitted R² over patient-grouped folds (the same visits for every score);
+* ``outcomes_change.csv``: per outcome and score, the outcome's change on the score's change (first to last
+  read visit of each patient, OLS with HC3 and the years between them), with the score change's SRM;
 * ``outcomes_bridge.csv``: Cox model of the time to a new bridge on each baseline score (HR per 10 units,
   Harrell's C in sample and out of fold; the same patients for every score);
 * ``outcomes_beyond.csv``: the nested-model tests of the learned mSASSS beyond the human mSASSS.
@@ -23,8 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 #: table name -> file in the study folder
-OUTCOME_FILES = {"associations": "outcomes_association.csv", "bridge": "outcomes_bridge.csv",
-                 "beyond_msasss": "outcomes_beyond.csv"}
+OUTCOME_FILES = {"associations": "outcomes_association.csv", "change": "outcomes_change.csv",
+                 "bridge": "outcomes_bridge.csv", "beyond_msasss": "outcomes_beyond.csv"}
 
 
 def write_outcome_tables(out: str | Path, cohort, totals: pd.DataFrame, *, seed: int = 0, n_boot: int = 200,
@@ -71,6 +73,12 @@ def outcome_summary(folder: str | Path) -> list[str]:
         if len(rows):
             lines.append(f"{outcome.upper()} per 10 mSASSS units (cross-fitted R²): " + "; ".join(
                 f"{short.get(r.score, r.score)} {r.coef_per_10:+.2f} ({r.r2_cv:.2f})" for r in rows.itertuples()))
+    change = read.get("change")
+    for outcome in ("basfi", "basdai"):
+        rows = change[change["outcome"] == outcome] if change is not None else []
+        if len(rows):
+            lines.append(f"{outcome.upper()} change per 10 mSASSS units of change (partial R²): " + "; ".join(
+                f"{short.get(r.score, r.score)} {r.coef_per_10:+.2f} ({r.partial_r2:.2f})" for r in rows.itertuples()))
     bridge = read.get("bridge")
     if bridge is not None and len(bridge):
         lines.append(f"new bridge ({int(bridge['events'].iloc[0])} events), HR per 10 units, out-of-fold C: " +

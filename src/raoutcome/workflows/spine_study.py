@@ -24,8 +24,9 @@ landmarks, given or detected) and a trained corner reader, and writes to ``out``
   progression by ``effect``: ``power`` simulated (patients' change scores resampled, Welch t-test, ``n_sim``
   trials), ``power_ttest`` from statsmodels' two-sample t-test power at ``effect_size_d`` =
   f·SRM / √((1 + (1 − f)²)/2);
-* ``outcomes_association.csv``, ``outcomes_bridge.csv``, ``outcomes_beyond.csv``: BASFI, BASDAI and the time
-  to a new bridge against the learned and the human mSASSS, and the learned beyond the human
+* ``outcomes_association.csv``, ``outcomes_change.csv``, ``outcomes_bridge.csv``, ``outcomes_beyond.csv``: BASFI,
+  BASDAI (per visit and change against change) and the time to a new bridge against the learned and the human
+  mSASSS, and the learned beyond the human
   (:mod:`raoutcome.workflows.spine_outcomes`); these and the atlas from ``min_patients`` patients on;
 * ``corner_atlas.npz``, ``corner_attribution.csv`` (``attribution``): Integrated Gradients of the reader's
   expected grade pooled per corner and per predicted grade (:mod:`raoutcome.workflows.corner_attribution`);
