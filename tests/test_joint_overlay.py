@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from raoutcome.interop.joint_overlay import joint_fractions, joint_overlay_rgb, joint_overlays
+from raoutcome.interop.joint_overlay import joint_fractions, joint_overlay_rgb, joint_overlays, overlay_kinds
 
 
 def _image(h: int = 200, w: int = 160) -> np.ndarray:
@@ -32,6 +32,10 @@ def test_a_disc_at_each_scored_joint_coloured_by_its_fraction_and_grey_elsewhere
     assert np.ptp(rgb[100, 80]) == 0          # IP has no score: no disc
     off = rgb.astype(int).std(axis=-1) > 0    # the only coloured pixels are the two discs
     assert 2 * np.pi * r * r * 0.8 < off.sum() < 2 * np.pi * r * r * 1.2
+
+
+def test_the_kinds_are_the_site_read_outcomes_parts():
+    assert overlay_kinds() == ("erosion", "jsn")
 
 
 def test_a_large_image_is_drawn_downsampled_with_the_points_scaled():

@@ -16,18 +16,25 @@ image, no text burned in.
 """
 from __future__ import annotations
 
-__all__ = ["OVERLAY_KINDS", "joint_overlay_rgb", "joint_fractions", "joint_overlays"]
+__all__ = ["overlay_kinds", "joint_overlay_rgb", "joint_fractions", "joint_overlays"]
 
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-#: The per-joint score kinds a site-route overlay can draw.
-OVERLAY_KINDS = ("erosion", "jsn")
 ALPHA = 0.6
 RADIUS = 0.025
 MAX_SIDE = 1024
+
+
+def overlay_kinds() -> tuple[str, ...]:
+    """The per-joint score kinds a site-route overlay can draw: those of the outcome read site by site
+    (:func:`raoutcome.outcomes.site_outcome`; SvdH: erosion, JSN), sorted."""
+    from raoutcome.outcomes import site_outcome
+
+    site = site_outcome()
+    return tuple(sorted({p.site_kind for p in site.site_parts})) if site is not None else ()
 
 
 def joint_overlay_rgb(image: np.ndarray, points: Mapping[str, tuple[float, float]], fractions: Mapping[str, float],
@@ -46,16 +53,21 @@ def joint_overlay_rgb(image: np.ndarray, points: Mapping[str, tuple[float, float
     g = (g - lo) / (hi - lo) if hi > lo else np.zeros_like(g)
     rgb = np.repeat(g[..., None], 3, axis=-1)
     r = radius * max(g.shape)
-    yy, xx = np.mgrid[0:g.shape[0], 0:g.shape[1]]
     cmap = matplotlib.colormaps["inferno"]
     for site, fraction in fractions.items():
         if site not in points or not np.isfinite(fraction):
             continue
         x, y = (float(c) / step for c in points[site])
         h = float(np.clip(fraction, 0.0, 1.0))
+        y0, y1 = max(0, int(np.floor(y - r))), min(g.shape[0], int(np.ceil(y + r)) + 1)  # the disc's bounding box
+        x0, x1 = max(0, int(np.floor(x - r))), min(g.shape[1], int(np.ceil(x + r)) + 1)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
         disc = (xx - x) ** 2 + (yy - y) ** 2 <= r * r
         w = alpha * (0.4 + 0.6 * h)
-        rgb[disc] = (1.0 - w) * rgb[disc] + w * np.asarray(cmap(h)[:3])
+        box = rgb[y0:y1, x0:x1]
+        box[disc] = (1.0 - w) * box[disc] + w * np.asarray(cmap(h)[:3])
     return np.round(np.clip(rgb, 0.0, 1.0) * 255).astype(np.uint8)
 
 

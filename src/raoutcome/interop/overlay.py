@@ -22,7 +22,8 @@ Sundararajan et al., Axiomatic attribution for deep networks, ICML 2017; DICOM P
 """
 from __future__ import annotations
 
-__all__ = ["OVERLAY_SERIES_DESCRIPTION", "JOINT_SERIES_DESCRIPTION", "overlay_rgb", "overlay_uids", "build_overlay", "attribution_overlays"]
+__all__ = ["OVERLAY_SERIES_DESCRIPTION", "JOINT_SERIES_DESCRIPTION", "overlay_rgb", "overlay_uids", "build_overlay",
+           "attribution_overlays"]
 
 from typing import Sequence
 

@@ -131,15 +131,16 @@ class _Scorer:
         from raoutcome.attribution.methods import model_heads
 
         if self.route == "sites":
-            from raoutcome.interop.joint_overlay import OVERLAY_KINDS
-            from raoutcome.training.site_run import _site_spec
+            from raoutcome.interop.joint_overlay import overlay_kinds
+            from raoutcome.outcomes import site_outcome
 
-            if not self.cfg.heads.get(_site_spec().name):
+            site = site_outcome()
+            if site is None or not self.cfg.heads.get(site.name):
                 raise InputError(f"{run}: --overlay draws per-joint scores; this site-route run reads no joint "
                                  "(it was trained without human scores)")
-            if head not in OVERLAY_KINDS:
+            if head not in overlay_kinds():
                 raise InputError(f"--overlay {head!r}: a site-route run draws its per-joint scores of one kind "
-                                 f"({', '.join(OVERLAY_KINDS)})")
+                                 f"({', '.join(overlay_kinds())})")
             return
         if self.models is None:
             raise InputError(f"{run}: --overlay draws a whole-image model's attribution or a site-route model's "
