@@ -176,10 +176,10 @@ def sim_cohort(tmp_path_factory) -> Path:
     return out
 
 
-def _site_config(tmp: Path, readout: tuple[str, ...] = (), **sites) -> Path:
+def _site_config(tmp: Path, readout: tuple[str, ...] = (), folds: int = 2, **sites) -> Path:
     body = {"epochs": 1, "batch_visits": 4, "outcome_epochs": 3, **sites}
     lines = ["[model]", 'route = "sites"', "[sites]"] + [f"{k} = {v!r}".replace("'", '"') for k, v in body.items()]
-    lines += ["[cv]", "folds = 2", "[train]", "val_fraction = 0.25", "num_workers = 0"]
+    lines += ["[cv]", f"folds = {folds}", "[train]", "val_fraction = 0.25", "num_workers = 0"]
     lines += ["[readout]", *readout] if readout else []
     path = tmp / "sites.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -262,6 +262,25 @@ def test_train_predict_joints_out_loads_back(sim_cohort, tmp_path, capsys):
     table.to_csv(back / "joints.csv", index=False)
     loaded = load(back)
     assert len(loaded.joints) == len(table)
+
+
+def test_one_fold_trains_on_every_patient_and_predicts(sim_cohort, tmp_path):
+    """``[cv] folds = 1`` (one model on every patient, as a deployment run): nothing out of fold, and predict reads
+    the outcomes with the readouts fitted on all patients (an empty out-of-fold set once crashed the ridge)."""
+    from raoutcome.cohort import load
+    from raoutcome.predictions import load_predictions
+    from raoutcome.training import predict_run, train_run
+    from raoutcome.training.site_outcome_train import predict_site_outcome
+
+    run = train_run(load(sim_cohort), _site_config(tmp_path, folds=1), tmp_path / "run")
+    assert (run / "fold_0" / "site_outcome.pt").exists() and not (run / "fold_1").exists()
+    predict_run(run, load(sim_cohort), tmp_path / "p.nc")
+    ds = load_predictions(tmp_path / "p.nc")
+    assert np.isfinite(ds["haq"].values).any() and np.isfinite(ds["risk"].values).any()
+    from raoutcome.training.site_run import _load_outcome
+
+    empty = predict_site_outcome(_load_outcome(run / "fold_0"), None, None, [])
+    assert len(empty) == 0 and {"haq", "pain", "risk", "embedding"} <= set(empty.columns)
 
 
 def test_no_human_score_model_trains_its_encoder_from_outcomes(sim_cohort, tmp_path):

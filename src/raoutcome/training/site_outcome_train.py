@@ -476,6 +476,8 @@ def predict_site_outcome(model: SiteOutcomeModel, data: OutcomeData, h: torch.Te
     """Per visit of ``pids``: ``patient_id, visit_id``, one column per head of the model (``haq, pain, risk``;
     readouts where fitted, trained heads elsewhere) and the visit ``embedding`` (a column of arrays)."""
     f = _features(model, data, h, [p for p in pids if p in data.visits])
+    if not len(f):  # no visit to predict: the columns, no rows (a ridge has no width to apply to)
+        return pd.DataFrame(columns=["patient_id", "visit_id", *model.spec.heads, "embedding"])
     x = _x(f)
     ro = getattr(model, "readouts", {})
     f = f.fillna({m: v for m, v in ro.get("measure_fill", {}).items() if m in f})

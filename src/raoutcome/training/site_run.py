@@ -251,8 +251,9 @@ def train_site_run(cohort, cfg: TrainConfig, run_dir: Path, plan: list[tuple[int
                 omodel, orec = _outcome_fold(cohort, cfg, spec, part, totals, h, record, mdir, seed, log, ap,
                                              measures)
                 record["outcome"] = orec
-                outcome_parts.append(_outcome_predict(cohort, omodel, spec, part, totals, h, test_ids, ap,
-                                                      measures))
+                if test_ids:  # one fold ([cv] folds = 1) trains on every patient: nothing out of fold to predict
+                    outcome_parts.append(_outcome_predict(cohort, omodel, spec, part, totals, h, test_ids, ap,
+                                                          measures))
         if not done.exists():
             _write_json(done, record)
         records.append(record)
