@@ -13,7 +13,15 @@ orthanc-dicomweb``), with a small trained run (1 epoch on a PNG cohort; the enco
 Images/s of each and the ratio score/predict. With ``--memory`` the scorer's peak RSS is measured in a
 child process for half and all of the studies (flat memory: the ratio stays near 1).
 
+``--route sites``: the site route (the default recipe's), which needs hands the landmark detector can read: a site
+run (1 epoch, ``cohorts/train_sites.toml``'s encoder) trained on a small simulated cohort, and studies made of the
+simulator's phantom hands (another seed) as 12-bit DX. Bare predict is then the landmark detection with its QC gate
+(:func:`raoutcome.interop.landmark_gate.detect_and_gate`) plus ``predict_run`` with those landmarks: what the scorer
+does per chunk, without the server. ``--overlay KIND`` also stores the per-joint overlays (site route) or the
+attribution overlays of a head (image route).
+
     python benchmarks/bench_pacs.py [--studies 60] [--size 128] [--encoder resnet10t] [--chunk 16] [--memory]
+    python benchmarks/bench_pacs.py --route sites [--studies 60] [--overlay erosion]
 """
 from __future__ import annotations
 
@@ -69,6 +77,97 @@ def _study_bytes(i: int, size: int, rng) -> list[bytes]:
     return out
 
 
+SITE_TRAIN = """
+[model]
+route = "sites"
+[sites]
+epochs = 1
+batch_visits = 4
+outcome_epochs = 3
+[cv]
+folds = 1
+[train]
+val_fraction = 0.25
+num_workers = 0
+"""
+
+
+def _phantom_studies(n: int, size: int, seed: int) -> list[list[bytes]]:
+    """``n`` studies of two phantom hands each (the simulator's radiographs, demo settings at ``size`` px) as
+    12-bit DX, one patient per two studies."""
+    from dataclasses import replace
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from raoutcome.cohort import load
+    from raoutcome.imaging.io import read_image
+    from raoutcome.synth import simulate
+    from raoutcome.synth.config import load_config
+
+    with tempfile.TemporaryDirectory(prefix="bench-pacs-phantom-") as tmp:
+        cfg = replace(load_config(Path(__file__).resolve().parents[1] / "cohorts" / "demo.toml"),
+                      n_patients=max(1, (n + 1) // 2), image_size=size, workers=1)
+        cohort = load(simulate(config=cfg, out_dir=Path(tmp) / "c", seed=seed))
+        images = cohort.images[cohort.images["view"].isin(["hand_left", "hand_right"])]
+        visits = images.groupby(["patient_id", "visit_id"], sort=True)
+        studies = []
+        for _key, group in visits:
+            if len(studies) == n:
+                break
+            if set(group["view"]) != {"hand_left", "hand_right"}:
+                continue
+            uid, blobs = generate_uid(), []
+            for row in group.sort_values("view").itertuples(index=False):
+                pixels = read_image(cohort.image_path(row.path)).pixels
+                ds = Dataset()
+                ds.file_meta = FileMetaDataset()
+                ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+                ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+                ds.StudyInstanceUID, ds.SeriesInstanceUID = uid, generate_uid()
+                ds.PatientID, ds.PatientName = f"MRN{len(studies) // 2:05d}", f"PATIENT^{len(studies) // 2}"
+                ds.StudyDate, ds.StudyTime = f"20{10 + len(studies) % 2}0{1 + len(studies) % 9}15", "090000"
+                ds.Modality, ds.BodyPartExamined, ds.ViewPosition = "DX", "HAND", "PA"
+                ds.ImageLaterality = "L" if row.view == "hand_left" else "R"
+                ds.Rows, ds.Columns = pixels.shape
+                ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+                ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelSpacing = 1, "MONOCHROME2", [0.2, 0.2]
+                ds.PixelData = np.round(np.clip(pixels, 0, 1) * 4095).astype(np.uint16).tobytes()
+                buf = io.BytesIO()
+                ds.save_as(buf, enforce_file_format=True)
+                blobs.append(buf.getvalue())
+            studies.append(blobs)
+    return studies
+
+
+def _train_sites(work: Path, size: int, seed: int) -> Path:
+    from dataclasses import replace
+
+    from raoutcome.cohort import load
+    from raoutcome.synth import simulate
+    from raoutcome.synth.config import load_config
+    from raoutcome.training import train_run
+
+    cfg = replace(load_config(Path(__file__).resolve().parents[1] / "cohorts" / "demo.toml"), n_patients=8,
+                  image_size=size, workers=1)
+    cohort = simulate(config=cfg, out_dir=work / "train_cohort", seed=seed)
+    (work / "train.toml").write_text(SITE_TRAIN)
+    return train_run(load(cohort), work / "train.toml", work / "run")
+
+
+def _bare_sites(run: Path, cohort, out: Path) -> None:
+    """What the scorer does per chunk without the server: detect and gate the landmarks, predict with them."""
+    from dataclasses import replace
+
+    from raoutcome.interop.landmark_gate import default_detector_for, detect_and_gate
+    from raoutcome.models.landmarks import load_detector
+    from raoutcome.training import predict_run
+
+    landmarks, _detected, _qc = detect_and_gate(cohort, load_detector(default_detector_for(run, None)))
+    predict_run(run, replace(cohort, landmarks=landmarks), out)
+
+
 def _train(work: Path, encoder: str, size: int) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
     from conftest import write_tiny_cohort
@@ -105,6 +204,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--memory", action="store_true", help="also peak RSS of the scorer at half / all studies")
+    ap.add_argument("--route", choices=("image", "sites"), default="image")
+    ap.add_argument("--overlay", default=None, help="also store overlays: a head (image) or a joint kind (sites)")
     args = ap.parse_args(argv)
 
     from raoutcome.interop import testserver
@@ -126,9 +227,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-pacs-") as tmp, testserver.Orthanc() as pacs:
         work = Path(tmp)
         os.environ["RAOUTCOME_PACS_USER"], os.environ["RAOUTCOME_PACS_PASSWORD"] = pacs.user, pacs.password
-        run = _train(work, args.encoder, args.size)
-        for i in range(args.studies):
-            for blob in _study_bytes(i, args.size, rng):
+        if args.route == "sites":
+            run = _train_sites(work, args.size, args.seed + 1)
+            studies = _phantom_studies(args.studies, args.size, args.seed + 2)
+            if len(studies) < args.studies:
+                raise SystemExit(f"only {len(studies)} phantom studies with both hands")
+        else:
+            run = _train(work, args.encoder, args.size)
+            studies = [_study_bytes(i, args.size, rng) for i in range(args.studies)]
+        for blobs in studies:
+            for blob in blobs:
                 pacs.upload_bytes(blob)
         spec = server_spec(pacs.dicomweb_url)
         n_images = 2 * args.studies
@@ -139,18 +247,24 @@ def main(argv=None) -> int:
         assert pulled.images == n_images, pulled
 
         t0 = time.perf_counter()
-        predict_run(run, load(work / "pulled"), work / "bare.nc")
+        if args.route == "sites":
+            _bare_sites(run, load(work / "pulled"), work / "bare.nc")
+        else:
+            predict_run(run, load(work / "pulled"), work / "bare.nc")
         t_predict = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        summary = score(run, spec, state=work / "state", chunk=args.chunk)
+        summary = score(run, spec, state=work / "state", chunk=args.chunk, overlay=args.overlay)
         t_score = time.perf_counter() - t0
-        assert summary.stored == args.studies and summary.images == n_images, summary
+        assert summary.stored + summary.unusable == args.studies and summary.failed == 0, summary
 
         rows = [("pull (DICOMweb → cohort)", t_pull), ("bare predict (cohort → Predictions)", t_predict),
                 ("pacs score (server → score → SR stored)", t_score)]
-        print(f"{args.studies} studies, {n_images} images of {args.size} px, encoder {args.encoder}, "
-              f"chunk {args.chunk}, torch threads {torch.get_num_threads()}, seed {args.seed}")
+        what = "site route (landmarks detected)" if args.route == "sites" else f"encoder {args.encoder}"
+        print(f"{args.studies} studies, {n_images} images of {args.size} px, {what}, chunk {args.chunk}, torch "
+              f"threads {torch.get_num_threads()}, seed {args.seed}; {summary.stored} SRs stored, "
+              f"{summary.unusable} studies unusable, {summary.images} images scored"
+              + (f", {summary.overlays} overlays ({args.overlay})" if args.overlay else ""))
         print(f"{'path':45s} {'seconds':>8s} {'images/s':>9s}")
         for name, sec in rows:
             print(f"{name:45s} {sec:8.2f} {n_images / sec:9.2f}")
