@@ -52,29 +52,35 @@ num_workers = 0
 """
 
 
-def _study_bytes(i: int, size: int, rng) -> list[bytes]:
+def _dx_bytes(pixels: np.ndarray, study_uid: str, i: int, side: str) -> bytes:
+    """One 12-bit hand DX instance (``pixels`` uint16) of study number ``i`` (patient ``i // 2``), as file bytes."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    out, uid = [], generate_uid()
-    for side in "LR":
-        ds = Dataset()
-        ds.file_meta = FileMetaDataset()
-        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.StudyInstanceUID, ds.SeriesInstanceUID = uid, generate_uid()
-        ds.PatientID, ds.PatientName = f"MRN{i // 2:05d}", f"PATIENT^{i // 2}"
-        ds.StudyDate, ds.StudyTime = f"20{10 + i % 2}0{1 + i % 9}15", "090000"
-        ds.Modality, ds.BodyPartExamined, ds.ImageLaterality, ds.ViewPosition = "DX", "HAND", side, "PA"
-        ds.Rows = ds.Columns = size
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelSpacing = 1, "MONOCHROME2", [0.2, 0.2]
-        ds.PixelData = rng.integers(0, 4096, (size, size), dtype=np.uint16).tobytes()
-        buf = io.BytesIO()
-        ds.save_as(buf, enforce_file_format=True)
-        out.append(buf.getvalue())
-    return out
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, generate_uid()
+    ds.PatientID, ds.PatientName = f"MRN{i // 2:05d}", f"PATIENT^{i // 2}"
+    ds.StudyDate, ds.StudyTime = f"20{10 + i % 2}0{1 + i % 9}15", "090000"
+    ds.Modality, ds.BodyPartExamined, ds.ImageLaterality, ds.ViewPosition = "DX", "HAND", side, "PA"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelSpacing = 1, "MONOCHROME2", [0.2, 0.2]
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def _study_bytes(i: int, size: int, rng) -> list[bytes]:
+    """Study ``i``: two hands of random 12-bit noise (the image route's encoder cost does not depend on content)."""
+    from pydicom.uid import generate_uid
+
+    uid = generate_uid()
+    return [_dx_bytes(rng.integers(0, 4096, (size, size), dtype=np.uint16), uid, i, side) for side in "LR"]
 
 
 SITE_TRAIN = """
@@ -97,8 +103,7 @@ def _phantom_studies(n: int, size: int, seed: int) -> list[list[bytes]]:
     12-bit DX, one patient per two studies."""
     from dataclasses import replace
 
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     from raoutcome.cohort import load
     from raoutcome.imaging.io import read_image
@@ -110,34 +115,16 @@ def _phantom_studies(n: int, size: int, seed: int) -> list[list[bytes]]:
                       n_patients=max(1, (n + 1) // 2), image_size=size, workers=1)
         cohort = load(simulate(config=cfg, out_dir=Path(tmp) / "c", seed=seed))
         images = cohort.images[cohort.images["view"].isin(["hand_left", "hand_right"])]
-        visits = images.groupby(["patient_id", "visit_id"], sort=True)
-        studies = []
-        for _key, group in visits:
+        studies: list[list[bytes]] = []
+        for _key, group in images.groupby(["patient_id", "visit_id"], sort=True):
             if len(studies) == n:
                 break
             if set(group["view"]) != {"hand_left", "hand_right"}:
                 continue
-            uid, blobs = generate_uid(), []
-            for row in group.sort_values("view").itertuples(index=False):
-                pixels = read_image(cohort.image_path(row.path)).pixels
-                ds = Dataset()
-                ds.file_meta = FileMetaDataset()
-                ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-                ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-                ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-                ds.StudyInstanceUID, ds.SeriesInstanceUID = uid, generate_uid()
-                ds.PatientID, ds.PatientName = f"MRN{len(studies) // 2:05d}", f"PATIENT^{len(studies) // 2}"
-                ds.StudyDate, ds.StudyTime = f"20{10 + len(studies) % 2}0{1 + len(studies) % 9}15", "090000"
-                ds.Modality, ds.BodyPartExamined, ds.ViewPosition = "DX", "HAND", "PA"
-                ds.ImageLaterality = "L" if row.view == "hand_left" else "R"
-                ds.Rows, ds.Columns = pixels.shape
-                ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-                ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelSpacing = 1, "MONOCHROME2", [0.2, 0.2]
-                ds.PixelData = np.round(np.clip(pixels, 0, 1) * 4095).astype(np.uint16).tobytes()
-                buf = io.BytesIO()
-                ds.save_as(buf, enforce_file_format=True)
-                blobs.append(buf.getvalue())
-            studies.append(blobs)
+            uid = generate_uid()
+            studies.append([_dx_bytes(np.round(np.clip(read_image(cohort.image_path(row.path)).pixels, 0, 1) * 4095),
+                                      uid, len(studies), "L" if row.view == "hand_left" else "R")
+                            for row in group.sort_values("view").itertuples(index=False)])
     return studies
 
 

@@ -78,11 +78,10 @@ def joint_fractions(predictions, patient_id: str, visit_id: str, view: str, kind
 
     if "joint_score" not in predictions or "joint" not in predictions["joint_score"].dims:
         return {}
-    ds = predictions["joint_score"]
-    if str(patient_id) not in set(map(str, ds["patient_id"].values)) or \
-            str(visit_id) not in set(map(str, ds["visit_id"].values)):
+    try:
+        s = predictions["joint_score"].sel(patient_id=str(patient_id), visit_id=str(visit_id), kind=kind)
+    except KeyError:  # a visit (or kind) the Predictions do not hold
         return {}
-    s = ds.sel(patient_id=str(patient_id), visit_id=str(visit_id), kind=kind)
     out = {}
     for joint, value in zip(map(str, s["joint"].values), np.asarray(s.values, dtype=float)):
         v, _, site = joint.partition(":")

@@ -99,6 +99,7 @@ class _Scorer:
         self.models = None
         self.detector = None
         self.landmarks = None  # site route: the landmarks the last chunk was scored from (after the QC gate)
+        self.visit_of: dict[str, tuple[str, str]] = {}  # site route: the last chunk's image path -> (patient, visit)
         self.qc: dict = {}
         n_models: object = "?"
         parameters: tuple[str, ...] = ()
@@ -156,16 +157,14 @@ class _Scorer:
         from raoutcome.imaging.io import read_image
         from raoutcome.interop.overlay import attribution_overlays
 
+        if self.route == "sites" and (predictions is None or self.landmarks is None):
+            return [None] * len(items)
         cfg = self.cfg
         images = [read_image(cohort_dir / rel).pixels for rel, _ in items]
         if self.route == "sites":
-            from raoutcome.cohort import load
             from raoutcome.interop.joint_overlay import joint_overlays
 
-            if predictions is None or self.landmarks is None:
-                return [None] * len(items)
-            table = load(cohort_dir).images.astype({"patient_id": str, "visit_id": str}).set_index("path")
-            keys = [(rel, view, table.at[rel, "patient_id"], table.at[rel, "visit_id"]) for rel, view in items]
+            keys = [(rel, view, *self.visit_of[rel]) for rel, view in items]
             return joint_overlays(images, keys, self.landmarks, predictions, self.overlay)
         return attribution_overlays(self.models, images, [v for _, v in items], self.overlay, cfg.model["image_size"],
                                     contrast=tuple(cfg.data["contrast"]) if cfg.data["contrast"] else None,
@@ -211,6 +210,8 @@ class _Scorer:
         write_landmarks(detected, cohort_dir / "landmarks.csv")  # the chunk's record (pseudonymous paths)
         scored = {q.path for q in self.qc.values() if q.scored}
         self.landmarks = landmarks if scored else None
+        im = cohort.images
+        self.visit_of = dict(zip(im["path"].astype(str), zip(im["patient_id"].astype(str), im["visit_id"].astype(str))))
         if not scored:
             return None, 0
         # the site patches of a chunk are never reused: cache them in the chunk's folder, not in the run's
